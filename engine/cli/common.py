@@ -1,0 +1,74 @@
+"""Options and output helpers shared by every subcommand."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any, Callable, Optional
+
+import click
+
+F = Callable[..., Any]
+
+
+def db_option(f: F) -> F:
+    return click.option("--db", "db_path", type=click.Path(dir_okay=False), envvar="PERFCAST_DB",
+                        default=None, help="DuckDB file (default: platform data dir; env PERFCAST_DB).")(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(f)
+
+
+def open_store(db_path: Optional[str], seed: bool = True) -> Any:
+    from engine.store import Store
+
+    return Store(db_path, seed=seed)
+
+
+def _clean(o: Any) -> Any:
+    if isinstance(o, float) and (math.isnan(o) or math.isinf(o)):
+        return None
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if hasattr(o, "item") and callable(o.item):  # numpy scalars
+        try:
+            return _clean(o.item())
+        except (ValueError, TypeError):
+            pass
+    return o
+
+
+def emit_json(obj: Any) -> None:
+    """Print JSON (NaN -> null) to stdout."""
+    click.echo(json.dumps(_clean(obj), indent=2, default=str))
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def split_csv(value: Optional[str], cast: Callable[[str], Any] = str, what: str = "value") -> list[Any]:
+    """'1,2,4' -> [1, 2, 4]; a bad element raises a one-line error naming it."""
+    if value is None or value == "":
+        return []
+    out = []
+    for part in str(value).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(cast(part))
+        except ValueError:
+            from engine.errors import InvalidValueError
+
+            raise InvalidValueError(what, part, f"a comma-separated list of {getattr(cast, '__name__', 'values')}") from None
+    return out
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,97 @@
+"""Entry point for ``perfcast``.
+
+Subcommands are registered by import path and imported only when invoked, so ``perfcast --help``
+never pulls in torch, jax or duckdb. Errors derived from :class:`engine.errors.PerfcastError`
+become one red line on stderr and their exit code; nothing else is swallowed.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any, Optional
+
+import click
+
+# name -> ("module:attribute", one-line help shown by `perfcast --help` without importing it)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "db": ("engine.cli.db_cmd:db", "Initialise, import into and export the benchmark store."),
+    "hardware": ("engine.cli.hardware_cmd:hardware", "Detect and list hardware."),
+    "models": ("engine.cli.models_cmd:models", "List catalog models and their descriptors."),
+    "benchmark": ("engine.cli.benchmark_cmd:benchmark", "Run real benchmarks through the hardware adapters."),
+    "train": ("engine.cli.predict_cmd:train", "Fit a predictor (GP or hierarchical) on the store."),
+    "predict": ("engine.cli.predict_cmd:predict", "Predict throughput, latency and memory with credible intervals."),
+    "compare-hardware": ("engine.cli.predict_cmd:compare_hardware", "Compare hardware (or batch sizes) for one model."),
+    "matrix": ("engine.cli.predict_cmd:matrix", "Prediction matrix over models x hardware x batch x precision."),
+    "evaluate": ("engine.cli.evaluate_cmd:evaluate", "Held-out accuracy and calibration of every predictor."),
+    "suggest": ("engine.cli.suggest_cmd:suggest", "Choose the most informative benchmarks to run next."),
+    "run": ("engine.cli.run_cmd:run", "Run a config-driven active-learning loop (fit, acquire, benchmark, refit)."),
+    "replay": ("engine.cli.run_cmd:replay", "Replay a loop against the shipped dataset as an oracle."),
+    "demo": ("engine.cli.run_cmd:demo", "The quick CPU loop (configs/experiments/cpu-quick.yaml)."),
+    "optimize": ("engine.cli.optimize_cmd:optimize", "Bayesian optimisation of a deployment configuration."),
+    "recommend-hardware": ("engine.cli.recommend_cmd:recommend_hardware", "Which hardware is best, with P(best)."),
+    "worker": ("engine.cli.workers_cmd:worker", "Join a Ray cluster as a benchmark worker."),
+    "workers": ("engine.cli.workers_cmd:workers", "List the Ray cluster's benchmark workers."),
+}
+
+
+def _available(target: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(target.split(":")[0]) is not None
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(n for n, (t, _) in COMMANDS.items() if _available(t))
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        entry = COMMANDS.get(name)
+        if entry is None or not _available(entry[0]):
+            return None
+        module, attr = entry[0].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(n, COMMANDS[n][1]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option("0.1.0", prog_name="perfcast")
+def cli() -> None:
+    """perfcast: predict how fast an ML model runs on hardware, with honest credible intervals.
+
+    \b
+    Examples:
+      perfcast demo                                  # quick real CPU loop on the embedded DB
+      perfcast predict --model bert-base-uncased --hardware cpu --batch-size 8
+      perfcast benchmark --model gpt2 --hardware cpu --batch-sizes 1,2 --save
+    Every command takes --db PATH (or PERFCAST_DB) and most take --json.
+    """
+
+
+def main(argv: Optional[list[str]] = None) -> Any:
+    from engine.errors import PerfcastError
+
+    try:
+        return cli.main(args=argv, prog_name="perfcast", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except PerfcastError as e:
+        click.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The one configuration record shared by store, models, adapters and CLI.
+
+A benchmark, a prediction and a recommendation all talk about the same thing: a model run on a
+piece of hardware with a batch size, sequence length, precision, mode, runtime and thread count.
+Keeping that as one frozen dataclass with one canonical key means the store's primary keys, the
+models' feature rows and the CLI's arguments can never drift apart.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+from engine.errors import InvalidValueError
+
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
+MODES: tuple[str, ...] = ("inference", "training")
+RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime", "openvino", "qnn", "webgpu", "webnn")
+
+
+@dataclass(frozen=True, order=True)
+class Config:
+    """One point of the performance surface.
+
+    ``threads`` is 0 when the runtime's default thread count is used (accelerators, or "all
+    cores"). ``seq_len`` is 0 for models without a sequence axis (CNNs).
+    """
+
+    model: str
+    hardware: str
+    batch_size: int = 1
+    seq_len: int = 128
+    precision: str = "fp32"
+    mode: str = "inference"
+    runtime: str = "torch"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
+            raise InvalidValueError("batch_size", self.batch_size, "an integer >= 1")
+        if not isinstance(self.seq_len, int) or self.seq_len < 0:
+            raise InvalidValueError("seq_len", self.seq_len, "an integer >= 0")
+        if self.precision not in PRECISIONS:
+            raise InvalidValueError("precision", self.precision, ", ".join(PRECISIONS))
+        if self.mode not in MODES:
+            raise InvalidValueError("mode", self.mode, ", ".join(MODES))
+        if self.runtime not in RUNTIMES:
+            raise InvalidValueError("runtime", self.runtime, ", ".join(RUNTIMES))
+        if not isinstance(self.threads, int) or self.threads < 0:
+            raise InvalidValueError("threads", self.threads, "an integer >= 0 (0 = runtime default)")
+        if not self.model:
+            raise InvalidValueError("model", self.model, "a catalog model name")
+        if not self.hardware:
+            raise InvalidValueError("hardware", self.hardware, "a hardware id")
+
+    @property
+    def key(self) -> str:
+        """Canonical, human-readable, stable key: used as a primary key in the store."""
+        return (
+            f"{self.model}|{self.hardware}|b{self.batch_size}|s{self.seq_len}|{self.precision}"
+            f"|{self.mode}|{self.runtime}|t{self.threads}"
+        )
+
+    @classmethod
+    def from_key(cls, key: str) -> "Config":
+        parts = key.split("|")
+        if len(parts) != 8:
+            raise InvalidValueError("config key", key, "model|hardware|bN|sN|precision|mode|runtime|tN")
+        m, h, b, s, p, mode, rt, t = parts
+        return cls(m, h, int(b[1:]), int(s[1:]), p, mode, rt, int(t[1:]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> "Config":
+        names = {f.name for f in fields(cls)}
+        kw = {k: row[k] for k in names if k in row and row[k] is not None}
+        for k in ("batch_size", "seq_len", "threads"):
+            if k in kw:
+                kw[k] = int(kw[k])
+        return cls(**kw)
+
+    def with_(self, **changes: Any) -> "Config":
+        return replace(self, **changes)
+
+
+CONFIG_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Config))

@@ -1,0 +1,64 @@
+"""Errors that the CLI turns into one clear line and a meaningful exit code.
+
+Exit codes: 2 = bad input from the user (unknown name, invalid value), 3 = data problem
+(import rejected, database locked), 4 = an inference diagnostic failed (r_hat, divergences).
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Iterable
+
+
+class PerfcastError(Exception):
+    """Base class: ``str(err)`` is the one line a user sees."""
+
+    exit_code = 1
+
+
+class InvalidValueError(PerfcastError, ValueError):
+    exit_code = 2
+
+    def __init__(self, what: str, value: Any, valid: str) -> None:
+        self.what, self.value, self.valid = what, value, valid
+        super().__init__(f"invalid {what} {value!r}; valid: {valid}")
+
+
+class UnknownNameError(PerfcastError, KeyError):
+    """An unknown model/hardware/etc. name, with the closest valid names suggested."""
+
+    exit_code = 2
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str]) -> None:
+        valid = sorted(set(valid))
+        self.kind, self.name, self.valid = kind, name, valid
+        close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
+        if close:
+            hint = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        else:
+            shown = ", ".join(valid[:12]) + (" ..." if len(valid) > 12 else "")
+            hint = f"valid: {shown}"
+        self.suggestions = close
+        super().__init__(f"unknown {kind} '{name}'; {hint}")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.args[0]
+
+
+class ImportRejectedError(PerfcastError):
+    exit_code = 3
+
+
+class DatabaseLockedError(PerfcastError):
+    exit_code = 3
+
+
+class DiagnosticsError(PerfcastError):
+    """MCMC diagnostics failed (r_hat too high, divergences) and the user did not allow it."""
+
+    exit_code = 4
+
+
+class NotAvailableError(PerfcastError):
+    """An adapter or optional extra is not available here; the message says why/how to fix."""
+
+    exit_code = 2

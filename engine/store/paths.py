@@ -1,0 +1,27 @@
+"""Where the default database lives: ``--db`` > ``PERFCAST_DB`` > the platform's data dir."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+
+def default_db_path(explicit: Optional[str | os.PathLike] = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("PERFCAST_DB")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("perfcast", appauthor=False)) / "perfcast.duckdb"
+
+
+def cache_dir() -> Path:
+    """Fitted models and JAX's compilation cache; override with ``PERFCAST_CACHE``."""
+    env = os.environ.get("PERFCAST_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("perfcast", appauthor=False))

@@ -1,0 +1,301 @@
+"""The benchmark store: one DuckDB file, typed records in and out, one transaction per write.
+
+Connections are short-lived on purpose: a loop that benchmarks for an hour must not hold the
+file's write lock between measurements, or every ``perfcast predict`` in another terminal would
+fail. Each operation opens, works in one transaction, and closes; a lock held by another
+process is waited for briefly and then reported in one line.
+"""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
+
+import duckdb
+
+from engine.config import Config
+from engine.errors import DatabaseLockedError
+from engine.records import Measurement, utcnow
+from engine.store.paths import default_db_path
+from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:  # pandas is imported lazily at call time
+    import pandas as pd
+
+_LOCK_PATTERNS = ("Could not set lock", "Conflicting lock", "database is locked")
+
+
+def _config_values(c: Config) -> list[Any]:
+    return [c.key, c.model, c.hardware, c.batch_size, c.seq_len, c.precision, c.mode, c.runtime, c.threads]
+
+
+class Store:
+    """Benchmark store on a DuckDB file.
+
+    ``seed=True`` loads the shipped dataset into a database the first time it is created, so the
+    embedded default knows something before the user has benchmarked anything.
+    """
+
+    def __init__(self, path: Optional[str | Path] = None, *, seed: bool = True, lock_wait_s: float = 10.0,
+                 read_only: bool = False) -> None:
+        self.path = default_db_path(path)
+        self.lock_wait_s = lock_wait_s
+        self.read_only = read_only
+        self._seed = seed
+        self._ready = False
+
+    # -- connections --------------------------------------------------------------------------
+    @contextmanager
+    def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one unit of work. Read-only where possible so readers can share."""
+        if not self._ready:
+            self._ready = True
+            self.ensure_schema()
+        con = self._open(write=write)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open(self, write: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_wait_s
+        delay = 0.05
+        while True:
+            try:
+                if not write and self.path.exists():
+                    try:
+                        return duckdb.connect(str(self.path), read_only=True)
+                    except duckdb.Error as e:  # a read-write connection in another process
+                        if not any(p in str(e) for p in _LOCK_PATTERNS):
+                            raise
+                        raise
+                if self.read_only and write:
+                    raise DatabaseLockedError(f"database {self.path} was opened read-only; this command writes")
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                return duckdb.connect(str(self.path))
+            except duckdb.Error as e:
+                msg = str(e)
+                if not any(p in msg for p in _LOCK_PATTERNS):
+                    raise
+                if time.monotonic() > deadline:
+                    pid = re.search(r"PID (\d+)", msg)
+                    who = f"process {pid.group(1)}" if pid else "another process"
+                    raise DatabaseLockedError(
+                        f"database {self.path} is locked by {who} (a running benchmark loop?); "
+                        "wait for it to finish or pass --db with another file"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write transaction: everything inside lands, or nothing does."""
+        with self.connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            else:
+                con.execute("COMMIT")
+
+    # -- schema -------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self.connect() as con:
+            return int(con.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0)
+
+    def ensure_schema(self) -> bool:
+        """Create or migrate the schema. Returns True when the database was new."""
+        fresh = not self.path.exists()
+        if fresh and self.read_only:
+            raise DatabaseLockedError(f"database {self.path} does not exist (opened read-only)")
+        if not fresh:
+            # cheap check without taking the write lock
+            try:
+                con = self._open(write=False)
+                try:
+                    v = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+                    if v is not None and int(v) >= SCHEMA_VERSION:
+                        return False
+                except duckdb.CatalogException:
+                    pass
+                finally:
+                    con.close()
+            except duckdb.IOException:
+                pass
+        con = self._open(write=True)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(MIGRATIONS[0][0])
+            current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            for version in range(int(current) + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[version - 1]:
+                    con.execute(stmt)
+                con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        if fresh and self._seed:
+            from engine.store.seed import seed_shipped
+
+            seed_shipped(self)
+        return fresh
+
+    # -- writes -------------------------------------------------------------------------------
+    def save_measurement(self, m: Measurement, experiment_id: Optional[str] = None) -> str:
+        """Persist one run (and its results and raw samples) in one transaction."""
+        return self.save_measurements([m], experiment_id=experiment_id)[0]
+
+    def save_measurements(self, ms: Sequence[Measurement], experiment_id: Optional[str] = None) -> list[str]:
+        ids: list[str] = []
+        with self.transaction() as con:
+            for m in ms:
+                ids.append(self._insert(con, m, experiment_id))
+        return ids
+
+    @staticmethod
+    def _insert(con: duckdb.DuckDBPyConnection, m: Measurement, experiment_id: Optional[str],
+                run_id: Optional[str] = None) -> str:
+        run_id = run_id or uuid.uuid4().hex
+        c = m.config
+        con.execute(
+            "INSERT INTO benchmark_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, *_config_values(c), m.started_at, m.host or socket.gethostname(), m.adapter or None,
+             m.device_name or None, json.dumps(m.versions, sort_keys=True), m.status, m.error, m.wall_time_s,
+             m.source, experiment_id],
+        )
+        if m.ok:
+            lat = m.latency
+            assert lat is not None, "an ok measurement needs latency stats"
+            con.execute(
+                "INSERT INTO benchmark_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, *_config_values(c), lat.mean_ms, lat.median_ms, lat.min_ms, lat.max_ms, lat.p90_ms,
+                 lat.p99_ms, lat.std_ms, m.throughput, m.memory_peak_mib, m.memory_avg_mib, m.first_token_ms,
+                 m.decode_token_ms, m.load_time_s, m.power_w, m.iterations, m.warmup],
+            )
+            if m.samples_ms:
+                con.executemany(
+                    "INSERT INTO raw_samples VALUES (?, ?, ?)",
+                    [[run_id, i, float(x)] for i, x in enumerate(m.samples_ms)],
+                )
+        return run_id
+
+    def upsert_hardware(self, rows: Iterable[dict[str, Any]]) -> int:
+        cols = ["hardware_id", "name", "kind", "vendor", "peak_fp32_tflops", "peak_fp16_tflops",
+                "peak_bf16_tflops", "peak_int8_tops", "memory_bandwidth_gbs", "memory_gib", "tdp_w",
+                "price_per_hour_usd", "source", "detected", "details"]
+        n = 0
+        with self.transaction() as con:
+            for r in rows:
+                vals = [r.get(k) for k in cols]
+                vals[cols.index("details")] = json.dumps(r.get("details") or {}, sort_keys=True, default=str)
+                vals[cols.index("detected")] = bool(r.get("detected", False))
+                con.execute(
+                    f"INSERT OR REPLACE INTO hardware ({', '.join(cols)}, updated_at) "
+                    f"VALUES ({', '.join('?' * len(cols))}, ?)", [*vals, utcnow()])
+                n += 1
+        return n
+
+    def upsert_models(self, rows: Iterable[dict[str, Any]]) -> int:
+        n = 0
+        with self.transaction() as con:
+            for r in rows:
+                con.execute(
+                    "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?)",
+                    [r["model_name"], r["family"], r.get("params"),
+                     json.dumps(r.get("details") or {}, sort_keys=True, default=str), utcnow()])
+                n += 1
+        return n
+
+    def save_json_record(self, table: str, kind_or_holdout: str, payload: dict[str, Any]) -> str:
+        """Store a recommendation or evaluation payload (JSON) and return its id."""
+        if table not in ("recommendations", "evaluations"):
+            raise ValueError(f"invalid table {table!r}; valid: recommendations, evaluations")
+        rid = uuid.uuid4().hex
+        with self.transaction() as con:
+            con.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
+                        [rid, utcnow(), kind_or_holdout, json.dumps(payload, default=str)])
+        return rid
+
+    def save_predictions(self, predictor: str, data_hash: str, rows: Sequence[tuple[Config, str, dict[str, float]]]) -> str:
+        """Rows of (config, metric, {median, mean, q05, q25, q75, q95})."""
+        pid = uuid.uuid4().hex
+        now = utcnow()
+        with self.transaction() as con:
+            con.executemany(
+                "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[pid, now, predictor, data_hash, *_config_values(c), metric, s.get("median"), s.get("mean"),
+                  s.get("q05"), s.get("q25"), s.get("q75"), s.get("q95")] for c, metric, s in rows])
+        return pid
+
+    # -- experiments ----------------------------------------------------------------------------
+    def upsert_experiment(self, experiment_id: str, name: str, config: dict[str, Any], status: str,
+                          state: Optional[dict[str, Any]] = None) -> None:
+        now = utcnow()
+        with self.transaction() as con:
+            row = con.execute("SELECT created_at FROM experiments WHERE experiment_id = ?", [experiment_id]).fetchone()
+            created = row[0] if row else now
+            con.execute("INSERT OR REPLACE INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [experiment_id, name, json.dumps(config, default=str), status, created, now,
+                         json.dumps(state or {}, default=str)])
+
+    def get_experiment(self, experiment_id: str) -> Optional[dict[str, Any]]:
+        with self.connect() as con:
+            row = con.execute("SELECT experiment_id, name, config, status, created_at, updated_at, state "
+                              "FROM experiments WHERE experiment_id = ?", [experiment_id]).fetchone()
+        if not row:
+            return None
+        return {"experiment_id": row[0], "name": row[1], "config": json.loads(row[2]), "status": row[3],
+                "created_at": row[4], "updated_at": row[5], "state": json.loads(row[6] or "{}")}
+
+    # -- reads --------------------------------------------------------------------------------
+    def measurements(self, *, status: Optional[str] = "ok", where: str = "", params: Sequence[Any] = (),
+                     with_samples: bool = False) -> "pd.DataFrame":
+        """Flat measurements (one row per run) as a DataFrame, oldest first."""
+        cols = "*" if with_samples else "* EXCLUDE (samples_ms)"
+        clauses = []
+        args: list[Any] = []
+        if status:
+            clauses.append("status = ?")
+            args.append(status)
+        if where:
+            clauses.append(f"({where})")
+            args.extend(params)
+        sql = f"SELECT {cols} FROM measurements" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+        sql += " ORDER BY started_at, run_id"
+        with self.connect() as con:
+            return con.execute(sql, args).df()
+
+    def configs_with_status(self, statuses: Sequence[str]) -> set[str]:
+        """Canonical keys of configurations that have at least one run with one of ``statuses``."""
+        q = ", ".join("?" * len(statuses))
+        with self.connect() as con:
+            rows = con.execute(f"SELECT DISTINCT config_key FROM benchmark_runs WHERE status IN ({q})",
+                               list(statuses)).fetchall()
+        return {r[0] for r in rows}
+
+    def count(self, table: str) -> int:
+        if not re.fullmatch(r"[a-z_]+", table):
+            raise ValueError(f"invalid table name {table!r}")
+        with self.connect() as con:
+            return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def hardware_rows(self) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            df = con.execute("SELECT * FROM hardware ORDER BY hardware_id").df()
+        return df.to_dict("records")
+
+    def data_hash(self, where: str = "", params: Sequence[Any] = ()) -> str:
+        """A hash of the successful measurements, so fitted models are reused until data change."""
+        sql = ("SELECT coalesce(hash(string_agg(run_id || ':' || CAST(latency_median_ms AS VARCHAR), ',' "
+               "ORDER BY run_id)), 0) FROM measurements WHERE status = 'ok'")
+        if where:
+            sql += f" AND ({where})"
+        with self.connect() as con:
+            return format(int(con.execute(sql, list(params)).fetchone()[0]), "x")

@@ -1,0 +1,177 @@
+"""`perfcast db import/export`: DuckDB reads and writes CSV, Parquet and JSON itself.
+
+Import validates the whole file before writing anything: the file is read into a temporary
+table, every rule is checked with SQL, and only a file without a single bad value is inserted —
+in one transaction. The first bad value is reported with file, row (1-based, data rows) and
+column.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import duckdb
+
+from engine.config import MODES, PRECISIONS, RUNTIMES
+from engine.errors import ImportRejectedError, InvalidValueError
+from engine.records import RUN_STATUSES, utcnow
+from engine.store.store import Store
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "json",
+           ".ndjson": "json"}
+
+REQUIRED = ("model", "hardware", "batch_size", "precision", "latency_median_ms")
+POSITIVE = ("latency_mean_ms", "latency_median_ms", "latency_min_ms", "latency_max_ms", "latency_p90_ms",
+            "latency_p99_ms", "throughput_items_s")
+RESULT_COLS = ("latency_mean_ms", "latency_median_ms", "latency_min_ms", "latency_max_ms", "latency_p90_ms",
+               "latency_p99_ms", "latency_std_ms", "throughput_items_s", "memory_peak_mib", "memory_avg_mib",
+               "first_token_ms", "decode_token_ms", "load_time_s", "power_w", "iterations", "warmup")
+DEFAULTS: dict[str, str] = {
+    "seq_len": "0", "mode": "'inference'", "runtime": "'torch'", "threads": "0", "status": "'ok'",
+    "source": "'imported'", "host": "NULL", "adapter": "NULL", "device_name": "NULL", "versions": "'{}'",
+    "error": "NULL", "wall_time_s": "NULL", "experiment_id": "NULL", "started_at": "now()::TIMESTAMP",
+}
+
+
+def file_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if not fmt:
+        raise InvalidValueError("file extension", path.suffix or path.name, ", ".join(sorted(FORMATS)))
+    return fmt
+
+
+def _reader(fmt: str) -> str:
+    return {"csv": "read_csv_auto(?, header=true)", "parquet": "read_parquet(?)",
+            "json": "read_json_auto(?)"}[fmt]
+
+
+def export_measurements(store: Store, path: str | Path, *, status: Optional[str] = None) -> int:
+    """Write every run (with raw samples as a list column) to CSV/Parquet/JSON."""
+    path = Path(path)
+    fmt = file_format(path)
+    where = "WHERE status = ?" if status else ""
+    args = [status] if status else []
+    opts = {"csv": "(FORMAT csv, HEADER true)", "parquet": "(FORMAT parquet)",
+            "json": "(FORMAT json, ARRAY true)"}[fmt]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with store.connect() as con:
+        n = con.execute(f"SELECT count(*) FROM measurements {where}", args).fetchone()[0]
+        con.execute(f"COPY (SELECT * FROM measurements {where} ORDER BY started_at, run_id) "
+                    f"TO '{_sql_str(path)}' {opts}", args)
+    return int(n)
+
+
+def _sql_str(p: Path) -> str:
+    return str(p).replace("'", "''")
+
+
+def _validate(con: duckdb.DuckDBPyConnection, path: Path, cols: set[str]) -> None:
+    def reject(row: Any, col: str, msg: str) -> None:
+        raise ImportRejectedError(f"{path}: row {row}, column '{col}': {msg}; nothing was imported")
+
+    missing = [c for c in REQUIRED if c not in cols]
+    if missing:
+        raise ImportRejectedError(
+            f"{path}: missing required column '{missing[0]}' (required: {', '.join(REQUIRED)}); nothing was imported")
+    status_expr = "coalesce(status, 'ok')" if "status" in cols else "'ok'"
+    checks: list[tuple[str, str, str]] = []
+    for c in ("model", "hardware", "batch_size", "precision"):
+        checks.append((c, f"{c} IS NULL", "missing value"))
+    checks.append(("batch_size", "TRY_CAST(batch_size AS DOUBLE) IS NULL OR TRY_CAST(batch_size AS DOUBLE) < 1 "
+                   "OR TRY_CAST(batch_size AS DOUBLE) <> floor(TRY_CAST(batch_size AS DOUBLE))",
+                   "batch size must be an integer >= 1"))
+    checks.append(("precision", f"precision NOT IN ({_in(PRECISIONS)})", f"unknown precision (valid: {', '.join(PRECISIONS)})"))
+    if "mode" in cols:
+        checks.append(("mode", f"mode IS NOT NULL AND mode NOT IN ({_in(MODES)})", f"unknown mode (valid: {', '.join(MODES)})"))
+    if "runtime" in cols:
+        checks.append(("runtime", f"runtime IS NOT NULL AND runtime NOT IN ({_in(RUNTIMES)})",
+                       f"unknown runtime (valid: {', '.join(RUNTIMES)})"))
+    if "status" in cols:
+        checks.append(("status", f"status IS NOT NULL AND status NOT IN ({_in(RUN_STATUSES)})",
+                       f"unknown status (valid: {', '.join(RUN_STATUSES)})"))
+    for c in ("seq_len", "threads"):
+        if c in cols:
+            checks.append((c, f"{c} IS NOT NULL AND (TRY_CAST({c} AS DOUBLE) IS NULL OR TRY_CAST({c} AS DOUBLE) < 0)",
+                           "must be an integer >= 0"))
+    checks.append(("latency_median_ms", f"{status_expr} = 'ok' AND latency_median_ms IS NULL",
+                   "missing latency for a successful run"))
+    for c in POSITIVE:
+        if c in cols:
+            v = f"TRY_CAST({c} AS DOUBLE)"
+            checks.append((c, f"{c} IS NOT NULL AND ({v} IS NULL OR isnan({v}) OR isinf({v}) OR {v} <= 0)",
+                           "latency/throughput must be a finite number > 0"))
+    for col, cond, msg in checks:
+        bad = con.execute(f"SELECT __row, CAST({col} AS VARCHAR) FROM __import WHERE {cond} ORDER BY __row LIMIT 1").fetchone()
+        if bad:
+            reject(bad[0], col, f"{msg}, got {bad[1]!r}")
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def import_measurements(store: Store, path: str | Path, *, source: Optional[str] = None) -> int:
+    """Validate then insert every row of a file; returns the number of runs imported."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidValueError("file", str(path), "an existing CSV, Parquet or JSON file")
+    fmt = file_format(path)
+    with store.transaction() as con:
+        try:
+            con.execute(f"CREATE TEMP TABLE __import AS SELECT row_number() OVER () AS __row, * "
+                        f"FROM {_reader(fmt)}", [str(path)])
+        except duckdb.Error as e:
+            raise ImportRejectedError(f"{path}: cannot be read as {fmt}: {str(e).splitlines()[0]}; nothing was imported") from None
+        cols = {r[0] for r in con.execute("DESCRIBE __import").fetchall()}
+        _validate(con, path, cols)
+
+        def col(name: str, cast: str = "") -> str:
+            if name in cols:
+                expr = name
+            elif name in DEFAULTS:
+                expr = DEFAULTS[name]
+            else:
+                expr = "NULL"
+            return f"CAST({expr} AS {cast})" if cast else expr
+
+        if source:
+            src = f"'{source}'"
+        else:
+            src = col("source")
+        run_id = "coalesce(CAST(run_id AS VARCHAR), CAST(uuid() AS VARCHAR))" if "run_id" in cols else "CAST(uuid() AS VARCHAR)"
+        con.execute(f"""CREATE TEMP TABLE __rows AS SELECT {run_id} AS run_id,
+            CAST(model AS VARCHAR) AS model, CAST(hardware AS VARCHAR) AS hardware,
+            CAST(batch_size AS INTEGER) AS batch_size, {col('seq_len', 'INTEGER')} AS seq_len,
+            CAST(precision AS VARCHAR) AS precision, {col('mode', 'VARCHAR')} AS mode,
+            {col('runtime', 'VARCHAR')} AS runtime, {col('threads', 'INTEGER')} AS threads,
+            {col('started_at', 'TIMESTAMP')} AS started_at, {col('host', 'VARCHAR')} AS host,
+            {col('adapter', 'VARCHAR')} AS adapter, {col('device_name', 'VARCHAR')} AS device_name,
+            {col('versions', 'JSON')} AS versions, {col('status', 'VARCHAR')} AS status,
+            {col('error', 'VARCHAR')} AS error, {col('wall_time_s', 'DOUBLE')} AS wall_time_s,
+            CAST({src} AS VARCHAR) AS source, {col('experiment_id', 'VARCHAR')} AS experiment_id,
+            {', '.join(f"{col(c, 'INTEGER' if c in ('iterations', 'warmup') else 'DOUBLE')} AS {c}" for c in RESULT_COLS)},
+            {col('samples_ms', 'DOUBLE[]')} AS samples_ms
+            FROM __import ORDER BY __row""")
+        con.execute("""UPDATE __rows SET mode = coalesce(mode, 'inference'), runtime = coalesce(runtime, 'torch'),
+                       seq_len = coalesce(seq_len, 0), threads = coalesce(threads, 0),
+                       status = coalesce(status, 'ok'), source = coalesce(source, 'imported'),
+                       started_at = coalesce(started_at, now()::TIMESTAMP), versions = coalesce(versions, '{}')""")
+        key = ("model || '|' || hardware || '|b' || batch_size || '|s' || seq_len || '|' || precision || '|' "
+               "|| mode || '|' || runtime || '|t' || threads")
+        dup = con.execute("SELECT r.run_id FROM __rows r JOIN benchmark_runs b USING (run_id) LIMIT 1").fetchone()
+        if dup:
+            raise ImportRejectedError(f"{path}: run_id {dup[0]} is already in the database; nothing was imported")
+        con.execute(f"""INSERT INTO benchmark_runs SELECT run_id, {key}, model, hardware, batch_size, seq_len,
+            precision, mode, runtime, threads, started_at, host, adapter, device_name, versions, status, error,
+            wall_time_s, source, experiment_id FROM __rows""")
+        con.execute(f"""INSERT INTO benchmark_results SELECT run_id, {key}, model, hardware, batch_size, seq_len,
+            precision, mode, runtime, threads, {', '.join(RESULT_COLS)} FROM __rows WHERE status = 'ok'""")
+        con.execute("""INSERT INTO raw_samples SELECT run_id, CAST(u.i - 1 AS INTEGER), u.v FROM
+            (SELECT run_id, unnest(samples_ms) AS v, generate_subscripts(samples_ms, 1) AS i FROM __rows
+             WHERE samples_ms IS NOT NULL) u""")
+        n = con.execute("SELECT count(*) FROM __rows").fetchone()[0]
+        con.execute("DROP TABLE __rows")
+        con.execute("DROP TABLE __import")
+    return int(n)

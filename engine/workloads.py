@@ -1,0 +1,96 @@
+"""Build catalog models with random weights, and synthetic inputs of the right shapes.
+
+Used by the adapters (real device, real weights) and by the descriptors (meta device, no memory).
+Performance does not depend on weight values, so nothing is ever downloaded: every model comes
+from its transformers architecture config (the ``hf`` extra).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.catalog import ModelEntry, get_model
+from engine.errors import NotAvailableError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _transformers() -> Any:
+    try:
+        import transformers
+    except ImportError:  # pragma: no cover - depends on the install
+        raise NotAvailableError("building models needs transformers: pip install 'perfcast[hf]'") from None
+    transformers.logging.set_verbosity_error()
+    return transformers
+
+
+def hf_config(entry: ModelEntry) -> Any:
+    tf = _transformers()
+    cls = getattr(tf, entry.hf_config)
+    arch = dict(entry.arch)
+    if entry.hf_config == "CLIPConfig":
+        return cls(text_config=arch.pop("text_config"), vision_config=arch.pop("vision_config"), **arch)
+    return cls(**arch)
+
+
+def build_model(name_or_entry: str | ModelEntry, device: str = "cpu", dtype: "torch.dtype | None" = None) -> "torch.nn.Module":
+    """The model with random weights, in eval mode, on ``device`` (``"meta"`` allocates nothing)."""
+    import torch
+
+    entry = get_model(name_or_entry) if isinstance(name_or_entry, str) else name_or_entry
+    tf = _transformers()
+    cfg = hf_config(entry)
+    cfg.use_cache = getattr(cfg, "use_cache", True)
+    model_cls = getattr(tf, entry.hf_model)
+    with torch.device(device):
+        model = model_cls(cfg)
+    if dtype is not None:
+        model = model.to(dtype=dtype)
+    return model.eval()
+
+
+def effective_seq_len(entry: ModelEntry, seq_len: int) -> int:
+    """Vision models have no sequence axis; CLIP's text tower caps at 77 tokens."""
+    if not entry.has_sequence:
+        return 0
+    if entry.max_seq_len:
+        return min(seq_len or entry.max_seq_len, entry.max_seq_len)
+    return seq_len or 128
+
+
+def make_inputs(name_or_entry: str | ModelEntry, batch_size: int, seq_len: int, device: str = "cpu",
+                float_dtype: "torch.dtype | None" = None) -> dict[str, "torch.Tensor"]:
+    """Synthetic forward() keyword arguments: token ids, pixels, or log-mel audio features."""
+    import torch
+
+    entry = get_model(name_or_entry) if isinstance(name_or_entry, str) else name_or_entry
+    fdt = float_dtype or torch.float32
+    g = torch.Generator().manual_seed(0)
+    arch = entry.arch
+    b = batch_size
+
+    def tokens(n: int, vocab: int) -> "torch.Tensor":
+        if device == "meta":
+            return torch.empty(b, n, dtype=torch.long, device="meta")
+        return torch.randint(3, max(4, vocab - 1), (b, n), generator=g).to(device)
+
+    def floats(*shape: int) -> "torch.Tensor":
+        if device == "meta":
+            return torch.empty(*shape, dtype=fdt, device="meta")
+        return torch.randn(*shape, generator=g).to(device=device, dtype=fdt)
+
+    s = effective_seq_len(entry, seq_len)
+    if entry.hf_config in ("ViTConfig", "ResNetConfig"):
+        size = entry.image_size or 224
+        return {"pixel_values": floats(b, 3, size, size)}
+    if entry.hf_config == "WhisperConfig":
+        # the encoder always sees 30 s of audio (3000 frames); seq_len is the decoder's length
+        frames = entry.audio_frames or 3000
+        return {"input_features": floats(b, arch["num_mel_bins"], frames),
+                "decoder_input_ids": tokens(max(1, s), arch["vocab_size"])}
+    if entry.hf_config == "CLIPConfig":
+        size = entry.image_size or 224
+        return {"input_ids": tokens(s, arch["text_config"]["vocab_size"]), "pixel_values": floats(b, 3, size, size)}
+    if entry.hf_config == "T5Config":
+        return {"input_ids": tokens(s, arch["vocab_size"]), "decoder_input_ids": tokens(s, arch["vocab_size"])}
+    return {"input_ids": tokens(s, arch["vocab_size"])}
