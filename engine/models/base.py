@@ -1,0 +1,155 @@
+"""The contract every predictor honours: fit on measurements, predict a posterior per config.
+
+Posteriors are stored per metric either as a log-normal (GP: Gaussian in log space, exact
+quantiles at any level, cheap for 100k configurations) or as draws (hierarchical model: NUTS
+posterior predictive). Both answer the same questions: median, mean, ``interval(0.9)``,
+``prob_below(bound)``. Throughput is derived from latency (items/s = batch / latency), so the two
+are never inconsistent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator, Optional, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from engine.config import Config
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+METRICS: tuple[str, ...] = ("latency_ms", "latency_p90_ms", "throughput", "memory_mib")
+
+
+@dataclass(frozen=True)
+class MetricPrediction:
+    """Posterior predictive of one metric for one configuration (natural units)."""
+
+    metric: str
+    mu_log: Optional[float] = None  # log-normal form
+    sigma_log: Optional[float] = None
+    samples: Optional[np.ndarray] = None  # draws form
+
+    def quantile(self, q: float | np.ndarray) -> float | np.ndarray:
+        if self.samples is not None:
+            return np.quantile(self.samples, q)
+        from scipy.stats import norm
+
+        assert self.mu_log is not None and self.sigma_log is not None
+        return np.exp(self.mu_log + self.sigma_log * norm.ppf(q))
+
+    @property
+    def median(self) -> float:
+        return float(self.quantile(0.5))
+
+    @property
+    def mean(self) -> float:
+        if self.samples is not None:
+            return float(np.mean(self.samples))
+        return float(np.exp(self.mu_log + 0.5 * self.sigma_log**2))
+
+    def interval(self, level: float = 0.9) -> tuple[float, float]:
+        """Central credible interval, e.g. ``interval(0.9)`` = (5%, 95%) quantiles."""
+        if not 0 < level < 1:
+            raise ValueError(f"invalid interval level {level!r}; valid: a number in (0, 1)")
+        lo, hi = self.quantile(np.array([(1 - level) / 2, (1 + level) / 2]))
+        return float(lo), float(hi)
+
+    def prob_below(self, bound: float) -> float:
+        if self.samples is not None:
+            return float(np.mean(self.samples <= bound))
+        from scipy.stats import norm
+
+        return float(norm.cdf((np.log(bound) - self.mu_log) / self.sigma_log))
+
+    def summary(self) -> dict[str, float]:
+        q = self.quantile(np.array([0.05, 0.25, 0.5, 0.75, 0.95]))
+        return {"median": float(q[2]), "mean": self.mean, "q05": float(q[0]), "q25": float(q[1]),
+                "q75": float(q[3]), "q95": float(q[4])}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Everything perfcast says about one configuration."""
+
+    config: Config
+    metrics: dict[str, MetricPrediction]
+    predictor: str
+    device_name: str = ""
+    n_nearby: int = 0  # measurements close to this configuration (same model and hardware)
+    memory_capacity_mib: Optional[float] = None
+
+    def __getattr__(self, name: str) -> MetricPrediction:
+        metrics = self.__dict__.get("metrics", {})
+        if name in metrics:
+            return metrics[name]
+        raise AttributeError(name)
+
+    def prob_latency_below(self, bound_ms: float, metric: str = "latency_ms") -> float:
+        return self.metrics[metric].prob_below(bound_ms)
+
+    def prob_fits_memory(self) -> Optional[float]:
+        if self.memory_capacity_mib is None or "memory_mib" not in self.metrics:
+            return None
+        return self.metrics["memory_mib"].prob_below(self.memory_capacity_mib)
+
+
+@dataclass
+class PredictionSet:
+    """Vectorised predictions for many configurations.
+
+    ``mu_log``/``sigma_log`` map metric -> array (n,), or ``samples`` maps metric -> (S, n).
+    """
+
+    configs: list[Config]
+    predictor: str
+    mu_log: dict[str, np.ndarray] = field(default_factory=dict)
+    sigma_log: dict[str, np.ndarray] = field(default_factory=dict)
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    def __getitem__(self, i: int) -> Prediction:
+        ms: dict[str, MetricPrediction] = {}
+        for m in self.metric_names():
+            if m in self.samples:
+                ms[m] = MetricPrediction(m, samples=self.samples[m][:, i])
+            else:
+                ms[m] = MetricPrediction(m, mu_log=float(self.mu_log[m][i]), sigma_log=float(self.sigma_log[m][i]))
+        return Prediction(self.configs[i], ms, self.predictor)
+
+    def __iter__(self) -> Iterator[Prediction]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def metric_names(self) -> list[str]:
+        return [m for m in METRICS if m in self.samples or m in self.mu_log]
+
+    def quantiles(self, metric: str, qs: Sequence[float]) -> np.ndarray:
+        """(len(qs), n) quantiles without building per-config objects."""
+        qs_arr = np.asarray(qs, dtype=float)
+        if metric in self.samples:
+            return np.quantile(self.samples[metric], qs_arr, axis=0)
+        from scipy.stats import norm
+
+        return np.exp(self.mu_log[metric][None, :] + self.sigma_log[metric][None, :] * norm.ppf(qs_arr)[:, None])
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """fit(measurements) -> self; predict(configs) -> PredictionSet; sample for joint questions."""
+
+    name: str
+
+    def fit(self, data: "pd.DataFrame") -> "Predictor":
+        """``data`` is ``Store.measurements()`` (status ok): one row per successful run."""
+        ...
+
+    def predict(self, configs: Sequence[Config]) -> PredictionSet:
+        ...
+
+    def sample(self, configs: Sequence[Config], n: int, metric: str = "latency_ms",
+               seed: int = 0) -> np.ndarray:
+        """(n, len(configs)) JOINT posterior draws of a metric: for 'which is best' questions."""
+        ...
