@@ -8,6 +8,7 @@ process is waited for briefly and then reported in one line.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import time
@@ -41,10 +42,11 @@ class Store:
     embedded default knows something before the user has benchmarked anything.
     """
 
-    def __init__(self, path: Optional[str | Path] = None, *, seed: bool = True, lock_wait_s: float = 10.0,
+    def __init__(self, path: Optional[str | Path] = None, *, seed: bool = True, lock_wait_s: Optional[float] = None,
                  read_only: bool = False) -> None:
         self.path = default_db_path(path)
-        self.lock_wait_s = lock_wait_s
+        # how long to wait for another process's write lock before explaining it in one line
+        self.lock_wait_s = float(os.environ.get("PERFCAST_LOCK_WAIT_S", 10.0)) if lock_wait_s is None else lock_wait_s
         self.read_only = read_only
         self._seed = seed
         self._ready = False

@@ -58,7 +58,9 @@ def export_measurements(store: Store, path: str | Path, *, status: Optional[str]
     path.parent.mkdir(parents=True, exist_ok=True)
     with store.connect() as con:
         n = con.execute(f"SELECT count(*) FROM measurements {where}", args).fetchone()[0]
-        con.execute(f"COPY (SELECT * FROM measurements {where} ORDER BY started_at, run_id) "
+        # versions as text: a JSON reader would otherwise unify the objects into one struct type
+        con.execute(f"COPY (SELECT * REPLACE (CAST(versions AS VARCHAR) AS versions) FROM measurements {where} "
+                    f"ORDER BY started_at, run_id) "
                     f"TO '{_sql_str(path)}' {opts}", args)
     return int(n)
 

@@ -1,0 +1,165 @@
+"""The benchmark store: schema, one transaction per write, import validation, round trips, locks."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from engine.config import Config
+from engine.errors import DatabaseLockedError, ImportRejectedError
+from engine.records import Measurement
+from engine.store import Store
+from engine.store.schema import SCHEMA_VERSION
+from engine.store.transfer import export_measurements, import_measurements
+
+TABLES = {"schema_version", "hardware", "models", "benchmark_runs", "benchmark_results", "raw_samples",
+          "predictions", "recommendations", "experiments"}
+
+
+def _store(tmp_path: Path, name: str = "s.duckdb") -> Store:
+    return Store(tmp_path / name, seed=False)
+
+
+def _filled(tmp_path: Path) -> Store:
+    s = _store(tmp_path)
+    c = Config("bert-base-uncased", "cpu-test", 4, 128, "fp32", threads=2)
+    s.save_measurement(Measurement.from_samples(c, [10.1, 10.3, 9.9, 0.1 + 0.2, 1 / 3], adapter="torch-cpu",
+                                                 memory_peak_mib=812.5, load_time_s=1.25, warmup=2,
+                                                 versions={"torch": "2.13.0"}))
+    s.save_measurement(Measurement.from_samples(c.with_(precision="int8", runtime="onnxruntime"), [5.5, 5.25]))
+    s.save_measurement(Measurement.failed(c.with_(batch_size=64), "oom", "exceeded 100 MiB"))
+    return s
+
+
+def test_schema_has_contract_tables_and_version(tmp_path: Path) -> None:
+    s = _store(tmp_path)
+    assert s.ensure_schema() is True
+    with s.connect() as con:
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert TABLES <= names
+    assert s.schema_version() == SCHEMA_VERSION
+    assert Store(tmp_path / "s.duckdb", seed=False).ensure_schema() is False  # second open: no migration
+
+
+def test_migration_upgrades_an_old_file_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)")
+    con.execute("CREATE TABLE keepme (x INTEGER)")
+    con.execute("INSERT INTO keepme VALUES (42)")
+    con.close()
+    s = Store(path, seed=False)
+    s.ensure_schema()
+    assert s.schema_version() == SCHEMA_VERSION
+    with s.connect() as con:
+        assert con.execute("SELECT x FROM keepme").fetchone()[0] == 42
+
+
+def test_measurement_round_trip_and_failed_runs(tmp_path: Path) -> None:
+    s = _filled(tmp_path)
+    assert s.count("benchmark_runs") == 3
+    assert s.count("benchmark_results") == 2
+    assert s.count("raw_samples") == 7
+    ok = s.measurements()
+    assert len(ok) == 2 and set(ok["status"]) == {"ok"}
+    assert s.configs_with_status(["oom"]) == {Config("bert-base-uncased", "cpu-test", 64, 128, "fp32", threads=2).key}
+    row = ok[ok.precision == "fp32"].iloc[0]
+    assert row.latency_median_ms == pytest.approx(9.9)
+    assert row.throughput_items_s == pytest.approx(4 / 0.0099)
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    s = _store(tmp_path)
+    good = Measurement.from_samples(Config("gpt2", "cpu-test"), [1.0, 2.0])
+    bad = Measurement.from_samples(Config("gpt2", "cpu-test", 2), [1.0, 2.0])
+    bad.latency = None  # invalid: an ok run without stats
+    with pytest.raises(AssertionError):
+        s.save_measurements([good, bad])
+    assert s.count("benchmark_runs") == 0 and s.count("raw_samples") == 0
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet", "json"])
+def test_export_import_round_trips_exactly(tmp_path: Path, ext: str) -> None:
+    s = _filled(tmp_path)
+    f = tmp_path / f"runs.{ext}"
+    assert export_measurements(s, f) == 3
+    s2 = _store(tmp_path, "fresh.duckdb")
+    assert import_measurements(s2, f) == 3
+    a = s.measurements(status=None, with_samples=True)
+    b = s2.measurements(status=None, with_samples=True)
+    pd.testing.assert_frame_equal(a.drop(columns=["versions"]), b.drop(columns=["versions"]))
+    assert [pd.io.json.ujson_loads(x) for x in a.versions] == [pd.io.json.ujson_loads(x) for x in b.versions]
+
+
+GOOD = {"model": "gpt2", "hardware": "cpu-x", "batch_size": 1, "precision": "fp32", "latency_median_ms": 3.0,
+        "throughput_items_s": 333.0}
+
+
+@pytest.mark.parametrize("column,value,fragment", [
+    ("latency_median_ms", float("nan"), "latency_median_ms"),
+    ("latency_median_ms", float("inf"), "latency_median_ms"),
+    ("latency_median_ms", 0.0, "latency_median_ms"),
+    ("throughput_items_s", -5.0, "throughput_items_s"),
+    ("batch_size", 0, "batch_size"),
+    ("precision", "fp64", "precision"),
+])
+def test_import_rejects_bad_values_and_writes_nothing(tmp_path: Path, column: str, value: object, fragment: str) -> None:
+    rows = [dict(GOOD), dict(GOOD), dict(GOOD)]
+    rows[2][column] = value
+    f = tmp_path / "bad.parquet"
+    pd.DataFrame(rows).to_parquet(f)
+    s = _filled(tmp_path)
+    before = s.count("benchmark_runs")
+    with pytest.raises(ImportRejectedError) as e:
+        import_measurements(s, f)
+    msg = str(e.value)
+    assert "bad.parquet" in msg and "row 3" in msg and f"'{fragment}'" in msg and "nothing was imported" in msg
+    assert "\n" not in msg
+    assert s.count("benchmark_runs") == before
+
+
+def test_import_rejects_missing_column(tmp_path: Path) -> None:
+    f = tmp_path / "nolat.csv"
+    pd.DataFrame([{k: v for k, v in GOOD.items() if k != "latency_median_ms"}]).to_csv(f, index=False)
+    s = _store(tmp_path)
+    with pytest.raises(ImportRejectedError, match="missing required column 'latency_median_ms'"):
+        import_measurements(s, f)
+    assert s.count("benchmark_runs") == 0
+
+
+def test_cli_import_rejection_exit_code_and_one_line(tmp_path: Path) -> None:
+    f = tmp_path / "bad.csv"
+    pd.DataFrame([dict(GOOD), {**GOOD, "batch_size": -1}]).to_csv(f, index=False)
+    db = tmp_path / "cli.duckdb"
+    r = subprocess.run([sys.executable, "-m", "engine.cli.main", "db", "import", str(f), "--db", str(db)],
+                       capture_output=True, text=True)
+    assert r.returncode == 3
+    assert r.stderr.strip().count("\n") == 0 and "row 2" in r.stderr and "batch_size" in r.stderr
+    assert Store(db, seed=False).count("benchmark_runs") == 0
+
+
+def test_second_process_gets_one_line_when_locked(tmp_path: Path) -> None:
+    s = _filled(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, sys, time
+        con = duckdb.connect({str(s.path)!r})
+        print("locked", flush=True)
+        time.sleep(30)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        blocked = Store(s.path, seed=False, lock_wait_s=0.3)
+        with pytest.raises(DatabaseLockedError, match="is locked by process"):
+            blocked.save_measurement(Measurement.from_samples(Config("gpt2", "cpu-x"), [1.0]))
+        r = subprocess.run([sys.executable, "-m", "engine.cli.main", "db", "info", "--db", str(s.path)],
+                           capture_output=True, text=True, env={**__import__("os").environ, "PERFCAST_LOCK_WAIT_S": "0.3"})
+        assert r.returncode == 3, r.stderr
+        assert r.stderr.strip().startswith("error:") and "Traceback" not in r.stderr
+    finally:
+        holder.kill()
+        holder.wait()
