@@ -65,6 +65,42 @@ class HardwareEntry:
                 return float(v) * 1e12
         raise ValueError(f"hardware {self.id} has no peak throughput figure")
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "HardwareEntry":
+        """Inverse of :meth:`to_row` (a ``hardware`` table row, ``details`` as JSON text or dict)."""
+        import json
+        import math
+
+        def num(v: Any) -> Optional[float]:
+            if v is None:
+                return None
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                return None
+            return None if math.isnan(f) else f
+
+        details = row.get("details") or {}
+        if isinstance(details, str):
+            details = json.loads(details or "{}")
+        details = dict(details)
+        reference_for = details.pop("reference_for", None)
+        sources = details.pop("sources", None) or ({"spec": row["source"]} if row.get("source") else {})
+        peaks = {"fp32": num(row.get("peak_fp32_tflops")), "fp16": num(row.get("peak_fp16_tflops")),
+                 "bf16": num(row.get("peak_bf16_tflops")), "int8": num(row.get("peak_int8_tops"))}
+        return cls(id=str(row["hardware_id"]), name=str(row.get("name") or row["hardware_id"]),
+                   kind=str(row.get("kind") or "cpu"), vendor=str(row.get("vendor") or ""), peak_tflops=peaks,
+                   memory_bandwidth_gbs=num(row.get("memory_bandwidth_gbs")), memory_gib=num(row.get("memory_gib")),
+                   tdp_w=num(row.get("tdp_w")), price_per_hour_usd=num(row.get("price_per_hour_usd")),
+                   reference_for=reference_for, sources=dict(sources), detected=bool(row.get("detected") or False),
+                   details=details)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (used by ``--json`` output and the detection cache)."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
     def to_row(self) -> dict[str, Any]:
         pk = self.peak_tflops
         return {"hardware_id": self.id, "name": self.name, "kind": self.kind, "vendor": self.vendor,
@@ -73,7 +109,7 @@ class HardwareEntry:
                 "memory_bandwidth_gbs": self.memory_bandwidth_gbs, "memory_gib": self.memory_gib,
                 "tdp_w": self.tdp_w, "price_per_hour_usd": self.price_per_hour_usd,
                 "source": "; ".join(f"{k}: {v}" for k, v in self.sources.items()), "detected": self.detected,
-                "details": {**self.details, "reference_for": self.reference_for}}
+                "details": {**self.details, "reference_for": self.reference_for, "sources": dict(self.sources)}}
 
 
 def _load_yaml(name: str) -> dict[str, Any]:
@@ -89,8 +125,112 @@ def models() -> dict[str, ModelEntry]:
 
 @lru_cache(maxsize=1)
 def catalog_hardware() -> dict[str, HardwareEntry]:
+    """The spec-sheet devices of ``configs/hardware.yaml`` (no detection, no store)."""
     raw = _load_yaml("hardware.yaml").get("hardware", {})
-    return {hid: HardwareEntry(id=hid, **spec) for hid, spec in raw.items()}
+    out = {}
+    for hid, spec in raw.items():
+        entry = HardwareEntry(id=hid, **spec)
+        if entry.kind not in PLATFORMS:
+            raise ValueError(f"configs/hardware.yaml: {hid} has invalid kind {entry.kind!r}; valid: {', '.join(PLATFORMS)}")
+        out[hid] = entry
+    return out
+
+
+def _store_hardware(store: Any) -> dict[str, HardwareEntry]:
+    if store is None:
+        return {}
+    return {str(r["hardware_id"]): HardwareEntry.from_row(r) for r in store.hardware_rows()}
+
+
+def all_hardware(store: Any = None, *, detect: bool = True) -> dict[str, HardwareEntry]:
+    """Every device perfcast knows: catalog, then rows of the store's ``hardware`` table, then the
+    devices detected on this machine (later sources win for the same id).
+
+    Detected devices come from :func:`hardware.detect.detect_local`, which caches its result on
+    disk, so this is cheap after the first call on a machine. ``store`` is an
+    :class:`engine.store.Store` or None (then no database is opened).
+    """
+    out = dict(catalog_hardware())
+    out.update(_store_hardware(store))
+    if detect:
+        from hardware.detect import detect_local
+
+        for e in detect_local():
+            out[e.id] = e
+    return out
+
+
+def _detected_of_kind(kind: str) -> Optional[HardwareEntry]:
+    from hardware.detect import detect_local
+
+    for e in detect_local():
+        if e.kind == kind:
+            return e
+    return None
+
+
+def _openvino_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def reference_device(platform: str) -> Optional[HardwareEntry]:
+    """The catalog device that answers for ``platform`` when none is detected (``reference_for``)."""
+    for e in catalog_hardware().values():
+        if e.reference_for == platform:
+            return e
+    return None
+
+
+def resolve_hardware(name: str, store: Any = None) -> HardwareEntry:
+    """A hardware id or a platform name -> the device that answers for it.
+
+    * a catalog id (``h100-sxm``), a detected id (``cpu-amd-epyc-2c``) or an id in the store's
+      ``hardware`` table -> that device;
+    * a platform name (``cpu``, ``cuda``, ``rocm``, ``mps``, ``openvino``, ``qnn``, ``webgpu``,
+      ``webnn``) -> the device of that kind detected here, else the catalog's reference device for
+      it (``reference_for`` in configs/hardware.yaml). ``cpu`` is always the local CPU;
+      ``openvino`` is the local CPU when the openvino package is installed (OpenVINO runs on it).
+
+    The caller should tell the user which device answered (``entry.id``): `--hardware cuda` on a
+    laptop without a GPU means the catalog's reference GPU, not this machine.
+    Raises UnknownNameError (exit code 2) with the closest valid names otherwise.
+    """
+    key = (name or "").strip()
+    low = key.lower()
+    if low in PLATFORMS:
+        if low == "cpu" or (low == "openvino" and _openvino_installed()):
+            found = _detected_of_kind("cpu")
+            if found is not None:
+                return found
+        else:
+            found = _detected_of_kind(low)
+            if found is not None:
+                return found
+        ref = reference_device(low)
+        if ref is not None:
+            return ref
+        raise UnknownNameError("hardware", key, [*PLATFORMS, *catalog_hardware()])
+    from hardware.detect import local_cpu_id
+
+    if key == local_cpu_id():  # this machine: the detected (measured) figures win over any copy
+        found = _detected_of_kind("cpu")
+        if found is not None and found.id == key:
+            return found
+    known = all_hardware(store, detect=False)
+    if key in known:
+        return known[key]
+    if low in known:
+        return known[low]
+    detected: dict[str, HardwareEntry] = {}
+    if low.split("-", 1)[0] in PLATFORMS:  # looks like a detected id (cuda-..., openvino-gpu-...)
+        from hardware.detect import detect_local
+
+        detected = {e.id: e for e in detect_local()}
+        if key in detected:
+            return detected[key]
+    raise UnknownNameError("hardware", key, [*PLATFORMS, *known, *detected, local_cpu_id()])
 
 
 def get_model(name: str) -> ModelEntry:

@@ -51,6 +51,16 @@ class LazyGroup(click.Group):
         module, attr = entry[0].split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Turn perfcast's own errors into one red line and their exit code (also under CliRunner)."""
+        from engine.errors import PerfcastError
+
+        try:
+            return super().invoke(ctx)
+        except PerfcastError as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            ctx.exit(e.exit_code)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(n, COMMANDS[n][1]) for n in self.list_commands(ctx)]
         if rows:

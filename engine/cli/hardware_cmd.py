@@ -1,0 +1,162 @@
+"""``perfcast hardware detect | list``: what this machine is, and every device perfcast knows."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import click
+
+from engine.cli.common import console, db_option, emit_json, json_option, open_store
+from engine.cli.models_cmd import user_errors
+
+PRECISION_COLS = ("fp32", "fp16", "bf16", "int8")
+
+
+@click.group()
+def hardware() -> None:
+    """Detect this machine's devices and list the hardware catalog.
+
+    \b
+    Examples:
+      perfcast hardware detect                 # CPU (measured peaks), GPUs, OpenVINO devices
+      perfcast hardware detect --refresh --json
+      perfcast hardware list --kind cuda
+    """
+
+
+def _peak(v: Optional[float]) -> str:
+    """TFLOP/s with three significant digits (0.0359, 19.5, 1,979)."""
+    if not v:
+        return "-"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def _num(v: Optional[float], fmt: str = "{:,.0f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def _table(entries: list[Any], title: str, width: int = 200) -> Any:
+    """Rich table of devices; the name column only where the terminal is wide enough."""
+    from rich import box
+    from rich.table import Table
+
+    with_name = width >= 110
+    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    t.add_column("id", style="bold", no_wrap=True)
+    t.add_column("kind", no_wrap=True)
+    for p in PRECISION_COLS:
+        t.add_column(p, justify="right", no_wrap=True)
+    t.add_column("GB/s", justify="right", no_wrap=True)
+    t.add_column("GiB", justify="right", no_wrap=True)
+    t.add_column("$/h", justify="right", no_wrap=True)
+    if with_name:
+        t.add_column("name", overflow="fold")
+    for e in entries:
+        flag = " *" if e.detected else ""
+        ref = f" [ref: {e.reference_for}]" if e.reference_for else ""
+        t.add_row(e.id + flag, e.kind, *(_peak(e.peak_tflops.get(p)) for p in PRECISION_COLS),
+                  _num(e.memory_bandwidth_gbs, "{:,.0f}"), _num(e.memory_gib, "{:,.0f}"),
+                  _num(e.price_per_hour_usd, "{:,.2f}"), *([e.name + ref] if with_name else []))
+    return t
+
+
+def _print_sources(out: Any, entries: list[Any]) -> None:
+    for e in entries:
+        out.print(f"[bold]{e.id}[/] ({e.name}; TDP {_num(e.tdp_w)} W)")
+        for k, v in e.sources.items():
+            out.print(f"  {k}: {v}", highlight=False)
+
+
+@hardware.command()
+@db_option
+@json_option
+@click.option("--refresh", is_flag=True, help="Measure again instead of using the cached detection.")
+@click.option("--no-store", is_flag=True, help="Do not write the result into the database.")
+@user_errors
+def detect(db_path: Optional[str], as_json: bool, refresh: bool, no_store: bool) -> None:
+    """Detect the local CPU, CUDA/ROCm/MPS devices and OpenVINO devices; store them.
+
+    The CPU's peaks are MEASURED (GEMM GFLOP/s per precision, copy bandwidth; < 3 s) and the
+    spec-style estimate (cores x clock x SIMD FLOPs/cycle) is kept alongside. Detection is
+    cached; --refresh measures again (keeping the best figure ever seen on this machine).
+
+    Example: perfcast hardware detect --db ./perf.duckdb --json
+    """
+    from hardware.detect import detect_local
+
+    entries = detect_local(refresh=refresh)
+    stored = 0
+    if not no_store:
+        store = open_store(db_path)
+        stored = store.upsert_hardware(e.to_row() for e in entries)
+    if as_json:
+        emit_json({"devices": [e.to_dict() for e in entries], "stored": stored})
+        return
+    out = console()
+    out.print(_table(entries, "Detected hardware (peak TFLOP/s, int8 TOPS)", out.width))
+    cpu = entries[0]
+    d = cpu.details
+    est = d.get("spec_estimate_tflops") or {}
+    m = d.get("measured") or {}
+    out.print(f"[bold]{cpu.id}[/]: {d.get('model')} · {d.get('usable_cores')} cores · "
+              f"{d.get('freq_ghz')} GHz ({d.get('freq_source')}) · {cpu.memory_gib} GiB")
+    out.print(f"vector extensions: {', '.join(d.get('extensions', [])) or 'none found'}")
+    if m:
+        g = m.get("matmul_gflops", {})
+        out.print("last measurement, GEMM GFLOP/s: " + ", ".join(f"{k} {v:,.1f}" for k, v in g.items() if v)
+                  + f" · copy bandwidth {m.get('bandwidth_gbs', 0):,.1f} GB/s ({m.get('library')}, {m.get('elapsed_s')} s)")
+        if d.get("peaks_are"):
+            out.print(f"the table's peaks: {d['peaks_are']} (and of configs/hardware.yaml for this CPU)")
+        load = m.get("loadavg_1m_before")
+        if load is not None and load > 0.5 * (d.get("usable_cores") or 1):
+            out.print(f"[yellow]note: load average {load} during the measurement; other processes lower it "
+                      "(perfcast keeps the best figure seen: run --refresh on an idle machine)[/]")
+    out.print("spec estimate TFLOP/s: " + ", ".join(f"{k} {v}" for k, v in est.items() if v))
+    if d.get("openvino_devices"):
+        out.print("OpenVINO devices: " + ", ".join(f"{x.get('device')} ({x.get('full_name', '')})" for x in d["openvino_devices"]))
+    if not no_store:
+        out.print(f"stored {stored} device(s) in the hardware table of {store.path}")
+
+
+@hardware.command(name="list")
+@db_option
+@json_option
+@click.option("--kind", type=click.Choice(["cpu", "cuda", "rocm", "mps", "openvino", "qnn", "webgpu", "webnn"]),
+              default=None, help="Only this platform.")
+@click.option("--no-detect", is_flag=True, help="Catalog (and store) only; skip local detection.")
+@click.option("--sources", is_flag=True, help="Also print where every figure comes from.")
+@user_errors
+def list_(db_path: Optional[str], as_json: bool, kind: Optional[str], no_detect: bool, sources: bool) -> None:
+    """Catalog devices plus the ones detected here (and any in the database), with their figures.
+
+    Peaks are dense TFLOP/s (int8: TOPS), bandwidth GB/s, memory GiB, power W, price $/hour for one
+    device. `ref: cuda` marks the device that answers `--hardware cuda` when no GPU is detected.
+
+    Example: perfcast hardware list --kind cuda --json
+    """
+    from engine.catalog import PLATFORMS, all_hardware
+    from engine.errors import PerfcastError
+
+    store = None
+    if db_path is not None:
+        store = open_store(db_path)
+    else:
+        from engine.store.paths import default_db_path
+
+        if default_db_path().exists():
+            store = open_store(None)
+    try:
+        entries = all_hardware(store, detect=not no_detect)
+    except PerfcastError as e:  # a locked database must not hide the catalog
+        click.secho(f"warning: {e}; listing without the database's devices", fg="yellow", err=True)
+        entries = all_hardware(None, detect=not no_detect)
+    rows = [e for e in entries.values() if kind is None or e.kind == kind]
+    rows.sort(key=lambda e: (not e.detected, PLATFORMS.index(e.kind) if e.kind in PLATFORMS else 99, e.id))
+    if as_json:
+        emit_json({"hardware": [e.to_dict() for e in rows]})
+        return
+    out = console()
+    out.print(_table(rows, f"Hardware ({len(rows)}; * = detected here; dense peak TFLOP/s (int8 TOPS))", out.width))
+    if sources:
+        _print_sources(out, rows)
+    else:
+        out.print("names and sources of every figure: perfcast hardware list --sources", highlight=False)

@@ -1,0 +1,278 @@
+"""Counting FLOPs, parameters and activations on the meta device with ``FlopCounterMode``.
+
+A model built on ``device="meta"`` has shapes but no storage, so counting even llama-2-13b costs
+well under a second and no memory. One pass gives, at batch 1:
+
+* ``flops``: what :class:`torch.utils.flop_counter.FlopCounterMode` counts (matmuls, convolutions,
+  attention; multiply-add = 2 FLOPs). Training runs the backward on meta too (it works for every
+  catalog model), so training FLOPs are counted, not assumed to be 3x forward.
+* ``activation_elems``: elements of every floating-point tensor output by a leaf module (Linear,
+  LayerNorm, activation, Conv, ...), via forward hooks: the activations written to and read back
+  from memory. ``max_activation_elems`` is the largest single one (inference working set).
+* ``kv_cache_elems``: elements of the KV cache a generative model returns (prefill) or reads
+  (decode step).
+
+FLOPs are exactly linear in batch (no op mixes batch elements) and activations are up to a few
+batch-independent broadcast tensors (position embeddings, < 1%), so counts are taken at batch 1 and
+scaled (tests/engine/test_descriptors.py checks both against real counts at batch 3); sequence length is NOT linear (attention is quadratic), so it is counted per
+sequence length. Counts are precision-independent (elements, not bytes): the width is applied
+later. Results are cached in memory and in a small JSON file under ``cache_dir()``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any, Iterator
+
+from engine.catalog import ModelEntry, get_model
+
+COUNT_VERSION = 2  # bump when counting.py or analytic.py change what they count (invalidates the disk cache)
+KINDS = ("forward", "train", "decode")
+
+
+@dataclass(frozen=True)
+class PassCounts:
+    """Work of one pass at batch 1 (scale everything but params by the batch size)."""
+
+    model: str
+    seq_len: int  # effective sequence length (0 for models without one)
+    kind: str  # forward | train | decode
+    params: int
+    embedding_params: int
+    flops: float
+    activation_elems: float
+    max_activation_elems: float
+    kv_cache_elems: float
+    method: str  # flop_counter | analytic
+    note: str = ""
+
+
+# -- the on-disk cache ----------------------------------------------------------------------------
+_LOCK = threading.Lock()
+_DISK: dict[str, dict[str, Any]] | None = None
+
+
+def _cache_file() -> "os.PathLike[str]":
+    from engine.store.paths import cache_dir
+
+    return cache_dir() / f"descriptors-v{COUNT_VERSION}.json"
+
+
+def _disk() -> dict[str, dict[str, Any]]:
+    global _DISK
+    if _DISK is None:
+        try:
+            with open(_cache_file()) as f:
+                _DISK = json.load(f)
+        except (OSError, ValueError):
+            _DISK = {}
+    return _DISK
+
+
+def _disk_put(key: str, counts: PassCounts) -> None:
+    """Merge one entry into the JSON cache (atomic replace; a failure only costs a recount)."""
+    with _LOCK:
+        data = _disk()
+        data[key] = asdict(counts)
+        path = _cache_file()
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:  # keep what other processes added meanwhile
+                with open(path) as f:
+                    on_disk = json.load(f)
+                on_disk.update(data)
+                data.update(on_disk)
+            except (OSError, ValueError):
+                pass
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(data, f)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+
+def _library_tag() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"tf{version('transformers')}-torch{version('torch')}"
+    except Exception:  # noqa: BLE001 - metadata lookups fail in odd installs
+        return "unknown"
+
+
+def cache_key(entry: ModelEntry, seq_len: int, kind: str, method: str) -> str:
+    """Model name + a hash of its architecture (edits to models.yaml invalidate) + shape + kind."""
+    arch = hashlib.sha1(json.dumps([entry.hf_config, entry.hf_model, entry.arch, entry.image_size,
+                                    entry.audio_frames, entry.max_seq_len], sort_keys=True).encode()).hexdigest()[:10]
+    lib = _library_tag() if method == "flop_counter" else "analytic"
+    return f"{entry.name}|{arch}|s{seq_len}|{kind}|{method}|{lib}"
+
+
+# -- counting -------------------------------------------------------------------------------------
+def _tensors(obj: Any, depth: int = 0) -> Iterator[Any]:
+    """Every tensor inside a model output / HF cache object (DynamicCache, EncoderDecoderCache)."""
+    import torch
+
+    if torch.is_tensor(obj):
+        yield obj
+        return
+    if obj is None or depth > 6:
+        return
+    if isinstance(obj, (list, tuple)):
+        for x in obj:
+            yield from _tensors(x, depth + 1)
+        return
+    if isinstance(obj, dict):
+        for x in obj.values():
+            yield from _tensors(x, depth + 1)
+        return
+    for attr in ("layers", "keys", "values", "self_attention_cache", "cross_attention_cache", "key_cache", "value_cache"):
+        if hasattr(obj, attr) and not callable(getattr(obj, attr)):
+            yield from _tensors(getattr(obj, attr), depth + 1)
+
+
+def _embedding_params(model: Any) -> int:
+    import torch
+
+    return int(sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding)))
+
+
+class _ActivationHooks:
+    """Forward hooks on leaf modules summing the elements of their floating-point outputs."""
+
+    def __init__(self, model: Any) -> None:
+        self.total = 0.0
+        self.largest = 0.0
+        self.handles = [m.register_forward_hook(self._hook) for m in model.modules()
+                        if next(iter(m.children()), None) is None]
+
+    def _hook(self, module: Any, inputs: Any, output: Any) -> None:
+        for t in _tensors(output):
+            if t.is_floating_point():
+                n = float(t.numel())
+                self.total += n
+                self.largest = max(self.largest, n)
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _main_output(out: Any) -> Any:
+    """The first floating tensor of a model output (logits, last_hidden_state, ...) for a loss."""
+    import torch
+
+    items = out.values() if hasattr(out, "values") else out
+    for v in items:
+        if torch.is_tensor(v) and v.is_floating_point():
+            return v
+    raise ValueError("model output has no floating-point tensor to build a loss from")
+
+
+def count_with_flop_counter(entry: ModelEntry, seq_len: int, kind: str, batch: int = 1) -> PassCounts:
+    """Build the model on meta, run one pass under FlopCounterMode, count everything.
+
+    ``batch`` other than 1 exists for the test that checks the batch-linearity the caches rely on.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from engine.workloads import build_model, make_inputs
+
+    model = build_model(entry, device="meta")
+    params = int(sum(p.numel() for p in model.parameters()))
+    emb = _embedding_params(model)
+    inputs = make_inputs(entry, batch, seq_len, device="meta")
+    note = ""
+    kv = 0.0
+    if kind == "train":
+        model.train()  # (use_cache stays as built: with it off, transformers 5 probes position ids with .item())
+        hooks = _ActivationHooks(model)
+        counter = FlopCounterMode(display=False)
+        try:
+            with counter:
+                out = model(**inputs)
+                loss = _main_output(out).float().sum()
+                loss.backward()
+        finally:
+            hooks.remove()
+        note = "forward + backward counted on meta; optimizer FLOPs (~10 per parameter) not counted"
+    elif kind == "forward":
+        hooks = _ActivationHooks(model)
+        counter = FlopCounterMode(display=False)
+        try:
+            with counter, torch.no_grad():
+                out = model(**inputs)
+        finally:
+            hooks.remove()
+        kv = float(sum(t.numel() for t in _tensors(getattr(out, "past_key_values", None))))
+    elif kind == "decode":
+        if not supports_decode(entry):
+            raise ValueError(f"decode descriptors exist for generative models only, not {entry.name} ({entry.family})")
+        with torch.no_grad():
+            out = model(**inputs, use_cache=True)
+            cache = out.past_key_values
+            kv = float(sum(t.numel() for t in _tensors(cache)))
+            one = torch.empty(batch, 1, dtype=torch.long, device="meta")
+            if "decoder_input_ids" in inputs:  # encoder-decoder: the encoder ran once in the prefill
+                step = {"encoder_outputs": (out.encoder_last_hidden_state,), "decoder_input_ids": one}
+            else:
+                step = {"input_ids": one}
+            hooks = _ActivationHooks(model)
+            counter = FlopCounterMode(display=False)
+            try:
+                with counter:
+                    model(**step, past_key_values=cache, use_cache=True)
+            finally:
+                hooks.remove()
+        note = f"one generated token attending to a KV cache of {seq_len} tokens"
+    else:
+        raise ValueError(f"invalid kind {kind!r}; valid: {', '.join(KINDS)}")
+    return PassCounts(model=entry.name, seq_len=seq_len, kind=kind, params=params, embedding_params=emb,
+                      flops=float(counter.get_total_flops()), activation_elems=hooks.total,
+                      max_activation_elems=hooks.largest, kv_cache_elems=kv, method="flop_counter", note=note)
+
+
+def supports_decode(entry: ModelEntry) -> bool:
+    """Models that generate token by token: text_generation ones and Whisper (speech to text)."""
+    return entry.family == "text_generation" or entry.hf_config == "WhisperConfig"
+
+
+def transformers_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("transformers") is not None and importlib.util.find_spec("torch") is not None
+
+
+@lru_cache(maxsize=4096)
+def pass_counts(model: str, seq_len: int, kind: str, method: str = "auto") -> PassCounts:
+    """Counts for (model, effective seq_len, kind), from memory, the disk cache, or a fresh count.
+
+    ``method="auto"`` uses the FLOP counter when transformers is installed and the analytic
+    formulas (engine/descriptors/analytic.py) otherwise.
+    """
+    entry = get_model(model)
+    if method == "auto":
+        method = "flop_counter" if transformers_available() else "analytic"
+    key = cache_key(entry, seq_len, kind, method)
+    hit = _disk().get(key)
+    if hit is not None:
+        try:
+            return PassCounts(**hit)
+        except TypeError:
+            pass
+    if method == "flop_counter":
+        counts = count_with_flop_counter(entry, seq_len, kind)
+    elif method == "analytic":
+        from engine.descriptors.analytic import analytic_counts
+
+        counts = analytic_counts(entry, seq_len, kind)
+    else:
+        raise ValueError(f"invalid method {method!r}; valid: auto, flop_counter, analytic")
+    _disk_put(key, counts)
+    return counts

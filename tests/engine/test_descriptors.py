@@ -1,0 +1,155 @@
+"""Descriptors: counted parameters vs published, FLOP scaling, bytes, caching, the analytic fallback."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from engine.catalog import get_model, models
+from engine.config import Config
+from engine.descriptors import WIDTH, describe, describe_decode, describe_many
+from engine.descriptors import counting
+from engine.errors import InvalidValueError, UnknownNameError
+
+pytest.importorskip("transformers")
+
+
+@pytest.mark.parametrize("name", sorted(models()))
+def test_counted_params_match_published_within_2_percent(name: str) -> None:
+    entry = get_model(name)
+    d = describe(Config(name, "x", 1, 128))
+    assert d.method == "flop_counter"
+    assert entry.published_params
+    assert abs(d.params / entry.published_params - 1.0) <= 0.02, (d.params, entry.published_params)
+
+
+@pytest.mark.parametrize("name,kind", [("bert-base-uncased", "forward"), ("gpt2", "train"),
+                                       ("resnet50", "forward"), ("whisper-tiny", "forward"), ("gpt2", "decode")])
+def test_counts_are_exactly_linear_in_batch(name: str, kind: str) -> None:
+    """The caches count at batch 1 and scale: check that on a real count at batch 3."""
+    entry = get_model(name)
+    one = counting.count_with_flop_counter(entry, 64 if entry.has_sequence else 0, kind, batch=1)
+    three = counting.count_with_flop_counter(entry, 64 if entry.has_sequence else 0, kind, batch=3)
+    assert three.flops == pytest.approx(3 * one.flops, rel=1e-9)
+    # activations: linear up to batch-independent broadcast tensors (position embeddings), < 1%
+    assert three.activation_elems == pytest.approx(3 * one.activation_elems, rel=1e-2)
+    assert three.kv_cache_elems == pytest.approx(3 * one.kv_cache_elems, rel=1e-9)
+    d1 = describe(Config(name, "x", 1, 64)) if kind == "forward" else None
+    if d1 is not None:
+        d8 = describe(Config(name, "x", 8, 64))
+        assert d8.flops == pytest.approx(8 * d1.flops)
+        assert d8.weight_bytes == d1.weight_bytes
+
+
+def test_bert_base_forward_flops_match_the_textbook_formula() -> None:
+    """2 x non-embedding params x tokens + attention 4 L s^2 h, within 15%."""
+    c = counting.pass_counts("bert-base-uncased", 128, "forward")
+    arch = get_model("bert-base-uncased").arch
+    n_nonemb = c.params - c.embedding_params
+    s, L, h = 128, arch["num_hidden_layers"], arch["hidden_size"]
+    expected = 2 * n_nonemb * s + 4 * L * s * s * h
+    assert c.flops == pytest.approx(expected, rel=0.15)
+    # and the naive all-parameter version is visibly worse (embeddings do no matmul)
+    assert abs(c.flops / expected - 1) < abs(c.flops / (2 * c.params * s) - 1)
+
+
+def test_flops_grow_faster_than_linearly_in_sequence_length() -> None:
+    f128 = describe(Config("gpt2", "x", 1, 128)).flops
+    f512 = describe(Config("gpt2", "x", 1, 512)).flops
+    assert f512 > 4 * f128 * 1.01  # attention is quadratic in s
+
+
+def test_training_counts_forward_and_backward() -> None:
+    inf = describe(Config("bert-base-uncased", "x", 2, 128, "fp32", "inference"))
+    tr = describe(Config("bert-base-uncased", "x", 2, 128, "fp32", "training"))
+    assert 2.8 < tr.flops / inf.flops < 3.2
+    assert tr.bytes_moved > inf.bytes_moved
+    assert tr.state_bytes == pytest.approx(inf.params * (4 + 8))  # fp32 grads + Adam m, v
+    assert tr.memory_bytes > inf.memory_bytes
+
+
+def test_bytes_follow_precision_width() -> None:
+    ds = {p: describe(Config("gpt2", "x", 4, 128, p)) for p in WIDTH}
+    for p, d in ds.items():
+        assert d.weight_bytes == d.params * WIDTH[p]
+        assert d.bytes_moved == pytest.approx(d.weight_bytes + 2 * d.activation_bytes + d.kv_cache_bytes)
+    assert ds["fp16"].flops == ds["fp32"].flops == ds["int8"].flops
+    assert ds["int8"].bytes_moved < ds["fp16"].bytes_moved < ds["fp32"].bytes_moved
+
+
+def test_vision_models_ignore_sequence_length() -> None:
+    a = describe(Config("resnet50", "x", 2, 128))
+    b = describe(Config("resnet50", "x", 2, 0))
+    assert a.flops == b.flops and a.seq_len == 0
+    # ResNet-50 is ~4.1 GMACs = ~8.2 GFLOP per 224x224 image
+    assert a.flops / 2 == pytest.approx(8.2e9, rel=0.05)
+
+
+def test_decode_step_reads_weights_and_the_kv_cache() -> None:
+    d = describe_decode(Config("llama-7b", "x", 2, 1024, "fp16"))
+    arch = get_model("llama-7b").arch
+    L, h = arch["num_hidden_layers"], arch["hidden_size"]
+    assert d.kv_cache_bytes == 2 * L * 1024 * h * 2 * 2  # k and v, 2 sequences, 2 bytes
+    assert d.flops / 2 == pytest.approx(2 * d.params, rel=0.05)  # ~2 FLOPs per parameter per token
+    assert d.arithmetic_intensity < 10  # decode is memory-bound
+    with pytest.raises(InvalidValueError):
+        describe_decode(Config("resnet50", "x", 1, 0))
+
+
+def test_describe_many_matches_describe_and_counts_each_workload_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfgs = [Config(m, "h", b, s, p, mode) for m in ("gpt2", "resnet50") for b in (1, 4, 32) for s in (64, 128)
+            for p in ("fp32", "bf16", "int8") for mode in ("inference", "training")]
+    df = describe_many(cfgs)
+    assert len(df) == len(cfgs)
+    for i in (0, 7, 29, len(cfgs) - 1):
+        d = describe(cfgs[i])
+        for col in ("flops", "bytes_moved", "params", "weight_bytes", "activation_bytes", "memory_bytes"):
+            assert df[col].iat[i] == pytest.approx(getattr(d, col)), col
+    # 100k rows: descriptors come from the per-(model, seq, mode) cache, never recounted per row
+    calls = []
+    real = counting.pass_counts
+
+    def spy(*a: object, **k: object) -> counting.PassCounts:
+        calls.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(counting, "pass_counts", spy)
+    big = (cfgs * (100_000 // len(cfgs) + 1))[:100_000]
+    out = describe_many(big)
+    assert len(out) == 100_000 and out["flops"].gt(0).all()
+    assert len(calls) == len({(c.model, 0 if c.model == "resnet50" else c.seq_len, c.mode) for c in cfgs})
+
+
+def test_describe_many_rejects_unknown_models_with_a_close_match() -> None:
+    with pytest.raises(UnknownNameError, match="bert-base-uncased"):
+        describe_many([Config("bert-base-uncase", "h")])
+
+
+def test_counts_are_cached_on_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    counting.pass_counts("distilbert-base-uncased", 32, "forward")
+    path = counting._cache_file()
+    assert path.exists()
+    # a fresh process (empty memory caches) must read the file instead of counting again
+    counting.pass_counts.cache_clear()
+    monkeypatch.setattr(counting, "_DISK", None)
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("recounted although the disk cache has it")
+
+    monkeypatch.setattr(counting, "count_with_flop_counter", boom)
+    c = counting.pass_counts("distilbert-base-uncased", 32, "forward")
+    assert c.flops > 0
+    counting.pass_counts.cache_clear()
+
+
+@pytest.mark.parametrize("name", sorted(models()))
+def test_analytic_fallback_agrees_with_the_flop_counter(name: str) -> None:
+    entry = get_model(name)
+    s = 64 if entry.has_sequence else 0
+    kinds = ("forward", "train") if name in ("gpt2", "resnet50", "whisper-tiny", "t5-small") else ("forward",)
+    for kind in kinds:
+        fc = counting.pass_counts(name, s, kind, "flop_counter")
+        an = counting.pass_counts(name, s, kind, "analytic")
+        assert an.flops == pytest.approx(fc.flops, rel=0.05), kind
+        assert an.params == pytest.approx(fc.params, rel=0.02)
+        assert math.isclose(an.activation_elems, fc.activation_elems, rel_tol=0.35)
