@@ -86,7 +86,9 @@ def main(argv: Optional[list[str]] = None) -> Any:
     from engine.errors import PerfcastError
 
     try:
-        return cli.main(args=argv, prog_name="perfcast", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="perfcast", standalone_mode=False)
+        # in non-standalone mode click returns ctx.exit()'s code instead of exiting
+        return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
@@ -104,4 +106,4 @@ def main(argv: Optional[list[str]] = None) -> Any:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

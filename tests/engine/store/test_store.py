@@ -135,12 +135,13 @@ def test_import_rejects_missing_column(tmp_path: Path) -> None:
 def test_cli_import_rejection_exit_code_and_one_line(tmp_path: Path) -> None:
     f = tmp_path / "bad.csv"
     pd.DataFrame([dict(GOOD), {**GOOD, "batch_size": -1}]).to_csv(f, index=False)
-    db = tmp_path / "cli.duckdb"
+    store = _filled(tmp_path)  # something already stored must survive the rejected import
+    db = store.path
     r = subprocess.run([sys.executable, "-m", "engine.cli.main", "db", "import", str(f), "--db", str(db)],
                        capture_output=True, text=True)
     assert r.returncode == 3
     assert r.stderr.strip().count("\n") == 0 and "row 2" in r.stderr and "batch_size" in r.stderr
-    assert Store(db, seed=False).count("benchmark_runs") == 0
+    assert Store(db, seed=False).count("benchmark_runs") == 3
 
 
 def test_second_process_gets_one_line_when_locked(tmp_path: Path) -> None:

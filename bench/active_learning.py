@@ -1,0 +1,149 @@
+"""Active learning in replay: how many benchmarks (and benchmark-seconds) does eig save over random?
+
+    python bench/active_learning.py                    # shipped dataset, 3 seeds
+    python bench/active_learning.py --seeds 5 --max-runs 120
+    python bench/active_learning.py --dataset synthetic  # bench/synthetic.py's world (no shipped data needed)
+
+For each seed, the loop of ``configs/experiments/replay-shipped.yaml`` is replayed with ``random``,
+``eig`` (cost-aware) and ``max-variance`` on the dataset's configurations: each run starts from
+the same seeded random initial design, the oracle answers with the recorded measurement and its
+recorded benchmark cost, and after every acquisition the posterior is scored on every
+configuration not yet acquired (held-out median APE of the median latency). Curves are averaged
+over seeds.
+
+Figures (printed last, one line):
+  random_n      benchmarks random needs to reach its own APE at 60 benchmarks (the target)
+  eig_n         benchmarks eig needs to reach the same target APE
+  ratio         random_n / eig_n                           (goal >= 2)
+  seconds_ratio benchmark-seconds random needs / eig needs  (goal >= 2)
+  step_s        one acquisition step (predict the pool, predicted cost, eig with q=4 jointly) on a
+                10,000-candidate pool, GP fitted on 200 runs (goal <= 5 s); the pool is from the
+                synthetic world because the catalog x this CPU has fewer distinct configurations
+                with cheap descriptors
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def synthetic_oracle(n: int = 400, seed: int = 11):
+    """An oracle dataset from bench/synthetic.py (latencies + costs like a 2-core CPU and GPUs)."""
+    import pandas as pd
+
+    from bench.synthetic import random_configs, synthetic_featurizer, synthetic_measurements
+
+    configs = list(dict.fromkeys(random_configs(n * 2, ["cpu-syn-2c", "cpu-syn-16c", "gpu-syn-a"], seed=seed)))[:n]
+    df = synthetic_measurements(configs, seed=seed)
+    df["config_key"] = [c.key for c in configs]
+    # cost of a run: setup (bigger models build slower) + warm-up and timed iterations
+    df["wall_time_s"] = 2.0 + df["latency_median_ms"] * 12 / 1000.0
+    df["warmup"] = 2
+    df["started_at"] = pd.Timestamp("2026-01-01")
+    return df, synthetic_featurizer()
+
+
+def step_time(reps: int = 3) -> float:
+    """Median seconds of one acquisition step on a 10,000-candidate pool with q = 4."""
+    from bench.synthetic import random_configs, synthetic_featurizer, synthetic_measurements
+    from engine.acquisition.cost import CostModel
+    from engine.acquisition.select import select
+    from engine.models.gp import GPPredictor
+
+    fz = synthetic_featurizer()
+    hw = ["cpu-syn-2c", "cpu-syn-16c", "gpu-syn-a", "gpu-syn-b"]
+    train = list(dict.fromkeys(random_configs(260, hw, seed=1)))[:200]
+    gp = GPPredictor(featurizer=fz, maxiter=30).fit(synthetic_measurements(train, seed=1))
+    seen = {c.key for c in train}
+    pool = [c for c in dict.fromkeys(random_configs(40000, hw, seed=2)) if c.key not in seen][:10000]
+    assert len(pool) == 10000, len(pool)
+    cm = CostModel()
+    times = []
+    for r in range(reps):
+        t0 = time.perf_counter()
+        ps = gp.predict(pool)
+        cost = cm.predict(pool, ps)
+        sel = select("eig", gp, pool, 4, cost=cost, predictions=ps, mc_points=128, seed=r)
+        times.append(time.perf_counter() - t0)
+        assert len(sel) == 4
+    return float(np.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default="shipped", help="shipped | synthetic | path to an exported file")
+    ap.add_argument("--config", default="replay-shipped")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--max-runs", type=int, default=100)
+    ap.add_argument("--target-n", type=int, default=60, help="random's APE at this many benchmarks is the target")
+    ap.add_argument("--q", type=int, default=None, help="batch size of the replayed loops (default: the config's)")
+    ap.add_argument("--strategies", default="random,eig,max-variance")
+    ap.add_argument("--plot", default=None)
+    ap.add_argument("--skip-step", action="store_true")
+    args = ap.parse_args()
+
+    from experiments.config import load_config
+    from experiments.replay import load_dataset
+    from experiments.report import benchmarks_to_reach, compare, curve_of, plot_report, seconds_to_reach
+
+    factory = None
+    if args.dataset == "synthetic":
+        data, fz = synthetic_oracle()
+        from engine.models.gp import GPPredictor
+
+        cfg0 = load_config(args.config)
+        opts = dict(cfg0.predictor.options)
+        factory = lambda: GPPredictor(featurizer=fz, **opts)  # noqa: E731
+    else:
+        data = load_dataset(args.dataset)
+    cfg = load_config(args.config)
+    n_configs = data.drop_duplicates("config_key").shape[0]
+    runs = min(args.max_runs, n_configs - 1)
+    acq = cfg.acquisition.model_copy(update={"q": args.q}) if args.q else cfg.acquisition
+    cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": runs, "benchmark_seconds": None}),
+                                 "acquisition": acq})
+    strategies = args.strategies.split(",")
+    print(f"dataset {args.dataset}: {len(data)} runs, {n_configs} configurations; {args.seeds} seeds x "
+          f"{strategies}, {runs} benchmarks each, q={cfg.acquisition.q}", flush=True)
+    t0 = time.perf_counter()
+    results = {}
+    for s in strategies:
+        t1 = time.perf_counter()
+        results.update(compare(cfg, data, [s], list(range(args.seeds)), predictor_factory=factory))
+        print(f"  {s}: {time.perf_counter() - t1:.0f} s", flush=True)
+    curves = {k: curve_of(k, v, n_max=runs) for k, v in results.items()}
+    target_n = min(args.target_n, runs)
+    rnd = curves["random"]
+    target = float(rnd.ape_by_n[target_n])
+    print(f"replays took {time.perf_counter() - t0:.0f} s; target = random's held-out median APE at {target_n} "
+          f"benchmarks = {target:.2%}")
+    print(f"{'n':>4} " + " ".join(f"{k:>14}" for k in curves))
+    for n in sorted({5, 10, 20, 30, 40, 60, 80, 100, runs} & set(range(runs + 1))):
+        print(f"{n:>4} " + " ".join(f"{c.ape_by_n[n]:>14.2%}" if np.isfinite(c.ape_by_n[n]) else f"{'-':>14}"
+                                    for c in curves.values()))
+    for k, c in curves.items():
+        print(f"  {k}: reaches target after {benchmarks_to_reach(c, target)} benchmarks / "
+              f"{seconds_to_reach(c, target)} benchmark-s")
+    if args.plot:
+        plot_report(args.plot, list(curves.values()), title=f"replay on {args.dataset}")
+    random_n = benchmarks_to_reach(rnd, target)
+    eig_n = benchmarks_to_reach(curves["eig"], target) if "eig" in curves else None
+    random_s = seconds_to_reach(rnd, target)
+    eig_s = seconds_to_reach(curves["eig"], target) if "eig" in curves else None
+    ratio = (random_n / eig_n) if random_n and eig_n else float("nan")
+    seconds_ratio = (random_s / eig_s) if random_s and eig_s else float("nan")
+    step = float("nan") if args.skip_step else step_time()
+    print(f"random_n={random_n} eig_n={eig_n if eig_n is not None else f'>{runs}'} ratio={ratio:.2f} "
+          f"seconds_ratio={seconds_ratio:.2f} step_s={step:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The candidate pool: which configurations are still worth benchmarking.
+
+A benchmark is only worth running if it can tell us something new. So the pool is the search
+space minus
+
+* configurations that already have a successful measurement (``measured``),
+* configurations that already failed (status ``failed``/``oom``/``timeout``: running them again
+  would most likely fail again and burn the budget; the failure itself is the measurement),
+* configurations that the posterior says will NOT fit in memory with probability > 0.9
+  (``P(memory > capacity) > max_p_no_fit``), where capacity is the device's memory and, if the
+  experiment sets one, the benchmark's memory limit — whichever is smaller.
+
+The reasons are counted so the loop and ``perfcast suggest`` can say why the pool shrank.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+
+import numpy as np
+
+from engine.config import Config
+
+if TYPE_CHECKING:
+    from engine.models.base import PredictionSet
+
+FAILED_STATUSES: tuple[str, ...] = ("failed", "oom", "timeout")
+MAX_P_NO_FIT = 0.9
+
+
+@dataclass
+class CandidatePool:
+    """Configurations that may still be benchmarked, with why the others were dropped."""
+
+    configs: list[Config]
+    space_size: int
+    excluded: dict[str, int] = field(default_factory=dict)  # reason -> count
+    p_fit: Optional[np.ndarray] = None  # P(fits in memory) per candidate (None: no memory model)
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    def keys(self) -> list[str]:
+        return [c.key for c in self.configs]
+
+
+def prob_fits(predictions: "PredictionSet", capacity_mib: np.ndarray) -> Optional[np.ndarray]:
+    """P(peak memory <= capacity) per configuration from the memory posterior (None without one).
+
+    Capacity NaN (unknown device memory) means "fits" (probability 1): we cannot rule it out.
+    """
+    from scipy.stats import norm
+
+    cap = np.asarray(capacity_mib, dtype=float)
+    if "memory_mib" in predictions.samples:
+        draws = predictions.samples["memory_mib"]
+        p = np.mean(draws <= cap[None, :], axis=0)
+    elif "memory_mib" in predictions.mu_log:
+        mu, sd = predictions.mu_log["memory_mib"], np.maximum(predictions.sigma_log["memory_mib"], 1e-12)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = norm.cdf((np.log(cap) - mu) / sd)
+    else:
+        return None
+    return np.where(np.isfinite(cap), p, 1.0)
+
+
+def build_pool(space: Sequence[Config], *, measured: Iterable[str] = (), failed: Iterable[str] = (),
+               predictions: Optional["PredictionSet"] = None, capacity_mib: Optional[np.ndarray] = None,
+               max_p_no_fit: float = MAX_P_NO_FIT) -> CandidatePool:
+    """Apply the exclusion rules (see the module docstring) to ``space``, keeping its order.
+
+    ``predictions`` and ``capacity_mib`` must be aligned with ``space`` (or both None, which
+    skips the memory rule).
+    """
+    space = list(dict.fromkeys(space))  # de-duplicate, keep order
+    measured_s, failed_s = set(measured), set(failed)
+    excluded = {"measured": 0, "failed": 0, "memory": 0}
+    p_fit_all = None
+    if predictions is not None and capacity_mib is not None:
+        if len(predictions) != len(space):
+            raise ValueError("predictions must be aligned with the de-duplicated search space")
+        p_fit_all = prob_fits(predictions, capacity_mib)
+    keep: list[int] = []
+    for i, c in enumerate(space):
+        k = c.key
+        if k in measured_s:
+            excluded["measured"] += 1
+        elif k in failed_s:
+            excluded["failed"] += 1
+        elif p_fit_all is not None and (1.0 - p_fit_all[i]) > max_p_no_fit:
+            excluded["memory"] += 1
+        else:
+            keep.append(i)
+    return CandidatePool(configs=[space[i] for i in keep], space_size=len(space), excluded=excluded,
+                         p_fit=None if p_fit_all is None else p_fit_all[keep])
+
+
+def capacity_for(configs: Sequence[Config], featurizer: Any = None,
+                 memory_limit_mib: Optional[float] = None) -> np.ndarray:
+    """Memory a benchmark may use, per configuration: device memory, capped by the benchmark limit."""
+    from engine.models.features import default_featurizer
+
+    ff = (featurizer or default_featurizer())(list(configs))
+    cap = np.asarray(ff.phys["memory_capacity_mib"], dtype=float).copy()
+    if memory_limit_mib is not None:
+        cap = np.where(np.isfinite(cap), np.minimum(cap, memory_limit_mib), memory_limit_mib)
+    return cap
+
+
+def pool_from_store(space: Sequence[Config], store: Any, predictor: Any = None, *,
+                    memory_limit_mib: Optional[float] = None, max_p_no_fit: float = MAX_P_NO_FIT,
+                    predictions: Optional["PredictionSet"] = None) -> CandidatePool:
+    """The pool for ``space`` given what ``store`` holds and what ``predictor`` believes.
+
+    ``predictions`` (aligned with the de-duplicated ``space``) saves a second predict call when the
+    caller already has them.
+    """
+    space = list(dict.fromkeys(space))
+    measured = store.configs_with_status(["ok"])
+    failed = store.configs_with_status(list(FAILED_STATUSES))
+    cap = None
+    if predictor is not None:
+        if predictions is None:
+            predictions = predictor.predict(space) if space else None
+        if predictions is not None:
+            cap = capacity_for(space, getattr(predictor, "featurizer", None), memory_limit_mib)
+    return build_pool(space, measured=measured, failed=failed, predictions=predictions, capacity_mib=cap,
+                      max_p_no_fit=max_p_no_fit)

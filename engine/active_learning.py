@@ -1,0 +1,243 @@
+"""The old system's active-learning API, on the Bayesian acquisition of :mod:`engine.acquisition`.
+
+>>> als = ActiveLearningSystem()                       # default store, GP, cost-aware EIG
+>>> als.recommend_configurations(budget=5)             # list of dicts, most informative first
+>>> als.integrate_with_hardware_recommender(HardwareRecommender(), test_budget=10, optimize_for="throughput")
+
+Every field of the old integrated-recommendation JSON is filled with a real quantity:
+
+``expected_information_gain``
+    nats: mutual information between the item's new measurement and the latent performance
+    surface there, given the configurations already picked before it in the batch,
+    ½·log(1 + Var[f | data, earlier picks] / σ²_noise).
+``uncertainty``
+    relative width of the 90% predictive interval of the optimisation metric, (q95 − q05)/median.
+``diversity``
+    1 − the largest |posterior correlation| between the item's latent value and any other item
+    of the batch (1 = nothing else in the batch tells about it, 0 = a duplicate).
+``recommended_hardware``, ``hardware_score``, ``hardware_match``, ``alternatives``
+    from a hardware recommender's posterior (``engine.recommend.HardwareRecommender``): the device
+    with the highest P(best) for the item's workload and metric, P(the item's own hardware is the
+    best), whether the two agree, and the other devices with their P(best). Without a
+    recommender the devices compared are the hardware of the search space.
+``combined_score``
+    information per benchmark-second: expected_information_gain / predicted_cost_s (nats/s) —
+    the quantity the cost-aware acquisition trades off.
+
+Top level: ``total_candidates`` (search-space size), ``enhanced_candidates`` (the pool after the
+exclusion rules, each candidate enhanced with its posterior, predicted cost and P(fits memory)),
+``final_recommendations``, ``optimization_metric``, ``strategy``, ``timestamp``.
+"""
+from __future__ import annotations
+
+import shlex
+from datetime import datetime, timezone
+from typing import Any, Optional, Sequence, Union
+
+from engine.config import Config
+from engine.errors import InvalidValueError, NotAvailableError
+
+DEFAULT_SPACE = "cpu-full"
+METRICS = ("throughput", "latency", "memory")
+MIN_RUNS = 3
+
+
+def _metric(name: str) -> str:
+    m = str(name).strip().lower()
+    aliases = {"latency_ms": "latency", "memory_mib": "memory"}
+    m = aliases.get(m, m)
+    if m not in METRICS:
+        raise InvalidValueError("optimization metric", name, ", ".join(METRICS))
+    return m
+
+
+class ActiveLearningSystem:
+    """Choose the benchmarks that teach the model most per benchmark-second (see module docstring).
+
+    ``db``: a path or :class:`engine.store.Store` (default: the embedded store). ``predictor``:
+    ``gp`` | ``hierarchical`` or a fitted predictor object. ``space``: an experiment config name or
+    path (its search space is used), or a list of configurations; default ``cpu-full``.
+    """
+
+    def __init__(self, db: Any = None, predictor: Union[str, Any] = "gp", space: Union[None, str, Sequence[Config]] = None,
+                 acquisition: str = "eig", cost_aware: bool = True, mc_points: int = 128, seed: int = 0,
+                 memory_limit_mib: Optional[float] = None) -> None:
+        from engine.acquisition.select import check_acquisition
+
+        self.acquisition = check_acquisition(acquisition)
+        self._db = db
+        self._store: Any = None
+        self._predictor_spec = predictor
+        self._predictor: Any = None if isinstance(predictor, str) else predictor
+        self._space_spec = space
+        self.cost_aware = cost_aware
+        self.mc_points = mc_points
+        self.seed = seed
+        self.memory_limit_mib = memory_limit_mib
+        self.last_payload: Optional[dict[str, Any]] = None
+
+    # -- plumbing --------------------------------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from engine.store import Store
+
+            self._store = self._db if isinstance(self._db, Store) else Store(self._db)
+        return self._store
+
+    def predictor(self) -> Any:
+        if self._predictor is None:
+            n_ok = len(self.store.configs_with_status(["ok"]))
+            if n_ok < MIN_RUNS:
+                raise NotAvailableError(f"suggestions need at least {MIN_RUNS} measured configurations in the store "
+                                        f"({self.store.path} has {n_ok}); run `perfcast demo` or "
+                                        "`perfcast benchmark ... --save` first")
+            from engine.models.cache import load_or_fit
+
+            self._predictor = load_or_fit(str(self._predictor_spec), self.store)
+        return self._predictor
+
+    def space(self) -> list[Config]:
+        spec = self._space_spec if self._space_spec is not None else DEFAULT_SPACE
+        if isinstance(spec, str):
+            from experiments.config import load_config, resolve_config
+            from experiments.space import expand_space
+
+            return expand_space(load_config(spec).search_space, resolve_config(spec)[0])
+        return list(dict.fromkeys(spec))
+
+    # -- the old API ------------------------------------------------------------------------------
+    def recommend_configurations(self, budget: int = 5, optimize_for: str = "throughput",
+                                 pending: Sequence[Config] = ()) -> list[dict[str, Any]]:
+        """The ``budget`` most informative configurations (dicts in the old system's item format)."""
+        return self._payload(budget, optimize_for, None, pending)["final_recommendations"]
+
+    def integrate_with_hardware_recommender(self, hardware_recommender: Any, test_budget: int = 10,
+                                            optimize_for: str = "throughput",
+                                            pending: Sequence[Config] = ()) -> dict[str, Any]:
+        """The integrated-recommendation payload (see the module docstring)."""
+        return self._payload(test_budget, optimize_for, hardware_recommender, pending)
+
+    # -- the work ---------------------------------------------------------------------------------
+    def _payload(self, budget: int, optimize_for: str, recommender: Any, pending: Sequence[Config]) -> dict[str, Any]:
+        from engine.acquisition.cost import CostModel
+        from engine.acquisition.pool import pool_from_store
+        from engine.acquisition.select import select, subset_predictions
+        if not isinstance(budget, int) or budget < 1:
+            raise InvalidValueError("budget", budget, "an integer >= 1")
+        metric = _metric(optimize_for)
+        predictor = self.predictor()
+        space = self.space()
+        preds = predictor.predict(space)
+        pool = pool_from_store(space, self.store, predictor, memory_limit_mib=self.memory_limit_mib, predictions=preds)
+        index = {c.key: i for i, c in enumerate(space)}
+        sub = subset_predictions(preds, [index[c.key] for c in pool.configs])
+        cost = CostModel.from_store(self.store).predict(pool.configs, sub) if len(pool) else None
+        sel = select(self.acquisition, predictor, pool.configs, budget, metric=metric, pending=pending,
+                     cost=cost if self.cost_aware else None, predictions=sub, mc_points=self.mc_points,
+                     seed=self.seed)
+        notes = list(sel.notes)
+        if recommender is None:
+            recommender = self._own_recommender(predictor, space)
+        pos = {c.key: i for i, c in enumerate(pool.configs)}
+        families = self._families(predictor, sel.configs)
+        items = []
+        for it, family in zip(sel.items, families):
+            c = it.config
+            hw = self._hardware_fields(recommender, c, metric, notes)
+            cost_s = float(cost[pos[c.key]]) if cost is not None else None
+            ig = it.information_gain
+            items.append({
+                "model_name": c.model, "model_type": family, "hardware": c.hardware,
+                "batch_size": c.batch_size, "seq_len": c.seq_len, "precision": c.precision, "mode": c.mode,
+                "runtime": c.runtime, "threads": c.threads, "config_key": c.key,
+                "expected_information_gain": ig, "uncertainty": it.uncertainty, "diversity": it.diversity,
+                **hw,
+                "combined_score": (ig / cost_s) if ig is not None and cost_s else None,
+                "predicted_cost_s": cost_s, "acquisition_value": it.acquisition_value,
+                "predicted_median": it.predicted_median,
+                "p_fits_memory": None if pool.p_fit is None else float(pool.p_fit[pos[c.key]]),
+            })
+        payload = {
+            "total_candidates": pool.space_size, "enhanced_candidates": len(pool), "excluded": pool.excluded,
+            "final_recommendations": items, "optimization_metric": metric,
+            "strategy": f"{self.acquisition}{' per benchmark-second' if sel.cost_aware else ''} "
+                        f"(predictor {getattr(predictor, 'name', '?')}, batch chosen jointly)",
+            "timestamp": datetime.now(timezone.utc).isoformat(),
+            "acquisition": sel.acquisition, "mc_points": sel.mc_points, "selection_s": sel.elapsed_s,
+            "notes": notes,
+        }
+        self.last_payload = payload
+        return payload
+
+    @staticmethod
+    def _families(predictor: Any, configs: Sequence[Config]) -> list[str]:
+        """Model family per config, as the predictor's featuriser sees it (catalog by default)."""
+        if not configs:
+            return []
+        from engine.models.features import default_featurizer
+
+        ff = (getattr(predictor, "featurizer", None) or default_featurizer())(list(configs))
+        return [str(f) for f in ff.cats["family"]]
+
+    def _own_recommender(self, predictor: Any, space: Sequence[Config]) -> Any:
+        try:
+            from engine.recommend import HardwareRecommender
+        except ImportError:
+            return None
+        hws = sorted({c.hardware for c in space})
+        return HardwareRecommender(predictor, available_hardware=hws, store=self.store)
+
+    @staticmethod
+    def _hardware_fields(recommender: Any, c: Config, metric: str, notes: list[str]) -> dict[str, Any]:
+        empty = {"recommended_hardware": None, "hardware_match": None, "hardware_score": None, "alternatives": []}
+        if recommender is None:
+            return empty
+        try:
+            rec = recommender.recommend_hardware(model_name=c.model, batch_size=c.batch_size, optimization_metric=metric,
+                                                 precision=c.precision, seq_len=c.seq_len, mode=c.mode,
+                                                 runtime=c.runtime)
+        except Exception as e:  # noqa: BLE001 - a recommender problem must not lose the suggestions
+            notes.append(f"hardware recommender failed for {c.key}: {e}")
+            return empty
+        p = dict(rec.prob_best)
+        return {"recommended_hardware": rec.recommended, "hardware_match": rec.recommended == c.hardware,
+                "hardware_score": float(p.get(c.hardware, 0.0)),
+                "alternatives": [{"hardware": o.hardware, "prob_best": o.prob_best, "median": o.metric.median}
+                                 for o in rec.options if o.hardware != c.hardware][:3]}
+
+
+def benchmark_command(item: dict[str, Any], iterations: int = 20) -> str:
+    """The ``perfcast benchmark`` line that measures one recommendation (every value shell-quoted)."""
+    c = Config(item["model_name"], item["hardware"], int(item["batch_size"]), int(item.get("seq_len", 128)),
+               item.get("precision", "fp32"), item.get("mode", "inference"), item.get("runtime", "torch"),
+               int(item.get("threads", 0)))
+    target = _hardware_argument(c)
+    args = ["perfcast", "benchmark", "--model", c.model, "--hardware", target, "--batch-sizes", str(c.batch_size),
+            "--seq-lengths", str(c.seq_len), "--precision", c.precision, "--mode", c.mode, "--runtime", c.runtime,
+            "--threads", str(c.threads), "--iterations", str(iterations), "--save"]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def _hardware_argument(c: Config) -> str:
+    """What ``--hardware`` must say to measure ``c``: the local adapter, else the device's platform."""
+    try:
+        from experiments.space import adapter_for
+
+        name, _ = adapter_for(c)
+        if name:
+            return name
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        from engine.catalog import resolve_hardware
+
+        return resolve_hardware(c.hardware).kind
+    except Exception:  # noqa: BLE001
+        return c.hardware
+
+
+def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20) -> str:
+    lines = ["#!/usr/bin/env bash", "# perfcast suggest: the recommended benchmarks, most informative first", "set -e"]
+    lines += [benchmark_command(it, iterations) for it in items]
+    return "\n".join(lines) + "\n"

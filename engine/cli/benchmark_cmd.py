@@ -1,0 +1,170 @@
+"""`perfcast benchmark`: run real benchmarks through the hardware adapters.
+
+Every configuration runs in its own child process with a time and memory limit; failures are
+shown (and stored with --save) like successes, because "does not fit" is a result too.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Optional
+
+import click
+
+from engine.cli.common import console, db_option, emit_json, json_option, split_csv
+
+
+@click.command("benchmark")
+@click.option("--model", "models_", required=True, help="Catalog model name(s), comma-separated.")
+@click.option("--hardware", "hardware", default="cpu", show_default=True,
+              help="Adapter names (torch-cpu, torch-cuda, torch-mps, onnxruntime, openvino, qnn) or "
+                   "platform names (cpu, cuda, rocm, mps, qnn), comma-separated.")
+@click.option("--batch-sizes", default="1", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--seq-lengths", default="128", show_default=True,
+              help="Comma-separated sequence lengths (ignored by vision models).")
+@click.option("--precision", "precisions", default="fp32", show_default=True, help="fp32, fp16, bf16, int8 (comma-separated).")
+@click.option("--mode", "modes", default="inference", show_default=True, help="inference, training (comma-separated).")
+@click.option("--runtime", "runtime", default=None,
+              help="torch, onnxruntime, openvino: picks the adapter for a platform name (default: the platform's own).")
+@click.option("--threads", "threads", default="0", show_default=True, help="Thread counts (0 = runtime default).")
+@click.option("--iterations", type=click.IntRange(1), default=20, show_default=True, help="Minimum timed iterations.")
+@click.option("--warmup", type=click.IntRange(1), default=3, show_default=True, help="Warm-up iterations (the first is the load-time run).")
+@click.option("--min-time", "min_time_s", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Minimum timed seconds (timing continues until both minima are met).")
+@click.option("--max-time", "max_time_s", type=click.FloatRange(0.01), default=60.0, show_default=True,
+              help="Stop timing after this many seconds even if the minima are not met.")
+@click.option("--decode-tokens", type=click.IntRange(0), default=8, show_default=True,
+              help="text_generation with torch: new tokens generated to time first-token and decode latency.")
+@click.option("--time-limit", "time_limit_s", type=click.FloatRange(0.1), default=600.0, show_default=True,
+              help="Kill a benchmark after this many seconds (recorded as timeout).")
+@click.option("--memory-limit-mib", type=click.FloatRange(1), default=None,
+              help="Kill a benchmark whose resident memory exceeds this (recorded as oom).")
+@click.option("--save", is_flag=True, help="Store every run (failed ones too) in the database as it lands.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine; ray: the Ray cluster's workers, each run on a node with its hardware.")
+@click.option("--address", default=None, help="Ray head HOST:PORT for --executor ray (default: RAY_ADDRESS, else local).")
+@db_option
+@json_option
+def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, precisions: str, modes: str,
+              runtime: Optional[str], threads: str, iterations: int, warmup: int, min_time_s: float,
+              max_time_s: float, decode_tokens: int, time_limit_s: float, memory_limit_mib: Optional[float],
+              save: bool, executor: str, address: Optional[str], db_path: Optional[str], as_json: bool) -> None:
+    """Run real benchmarks and show (and optionally store) the measurements.
+
+    \b
+    Examples:
+      perfcast benchmark --model gpt2 --hardware cpu --batch-sizes 1,2,4,8 --seq-lengths 128,256 \\
+          --precision fp32,bf16 --mode inference --runtime torch --iterations 20 --save
+      perfcast benchmark --model resnet50 --hardware openvino --precision fp32,bf16 --threads 1,2 --json
+    """
+    from engine.catalog import get_model
+    from engine.config import MODES, PRECISIONS, RUNTIMES, Config
+    from engine.errors import InvalidValueError, NotAvailableError
+    from hardware.base import BenchmarkSpec
+    from hardware.registry import resolve
+
+    model_names = split_csv(models_, what="model")
+    for m in model_names:
+        get_model(m)
+    batches = split_csv(batch_sizes, int, "batch size")
+    seqs = split_csv(seq_lengths, int, "sequence length")
+    precs = split_csv(precisions, what="precision")
+    mode_list = split_csv(modes, what="mode")
+    thread_list = split_csv(threads, int, "threads")
+    for p in precs:
+        if p not in PRECISIONS:
+            raise InvalidValueError("precision", p, ", ".join(PRECISIONS))
+    for m in mode_list:
+        if m not in MODES:
+            raise InvalidValueError("mode", m, ", ".join(MODES))
+    if runtime is not None and runtime not in RUNTIMES:
+        raise InvalidValueError("runtime", runtime, ", ".join(RUNTIMES))
+    if executor == "ray":  # hardware ids come from the cluster's workers, not this machine
+        from engine.cli.common import open_store
+        from experiments.ray_benchmark import benchmark_on_ray
+
+        spec_kw = dict(iterations=iterations, warmup=warmup, min_time_s=min_time_s, max_time_s=max(max_time_s, min_time_s),
+                       time_limit_s=time_limit_s, memory_limit_mib=memory_limit_mib, decode_tokens=decode_tokens)
+        ray_results = benchmark_on_ray(split_csv(hardware, what="hardware"), runtime, model_names, batches, seqs, precs,
+                                       mode_list, thread_list, spec_kw, open_store(db_path) if save else None,
+                                       address, quiet=as_json)
+        if as_json:
+            emit_json([{**m.to_dict(), "run_id": rid, "saved": rid is not None} for _, m, rid in ray_results])
+        else:
+            _table(ray_results, saved=save)
+        return
+    adapters = []
+    for h in split_csv(hardware, what="hardware"):
+        a = resolve(h, runtime)
+        if runtime is not None and a.runtime != runtime:
+            raise InvalidValueError(f"runtime for adapter '{a.name}'", runtime, a.runtime)
+        ok, why = a.available()
+        if not ok:
+            raise NotAvailableError(f"{a.name}: {why}")
+        adapters.append(a)
+
+    configs: list[tuple[Any, Config]] = []
+    for a, m, b, s, p, mode, t in itertools.product(adapters, model_names, batches, seqs, precs, mode_list, thread_list):
+        entry = get_model(m)
+        seq = s if entry.has_sequence else 0
+        c = Config(m, a.hardware_id(), b, seq, p, mode, a.runtime, t)
+        if (a, c) not in configs:
+            configs.append((a, c))
+
+    store = None
+    if save:
+        from engine.cli.common import open_store
+
+        store = open_store(db_path)
+    results = []
+    err = console(stderr=True)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]benchmark"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=err, transient=as_json) as progress:
+        task = progress.add_task("", total=len(configs))
+        for a, c in configs:
+            progress.update(task, description=f"{a.name} {c.model} b{c.batch_size} s{c.seq_len} {c.precision} t{c.threads}")
+            spec = BenchmarkSpec(c, iterations=iterations, warmup=warmup, min_time_s=min_time_s,
+                                 max_time_s=max(max_time_s, min_time_s), time_limit_s=time_limit_s,
+                                 memory_limit_mib=memory_limit_mib, decode_tokens=decode_tokens)
+            m = a.run(spec)
+            if store is not None:
+                m_id = store.save_measurement(m)
+            else:
+                m_id = None
+            results.append((a, m, m_id))
+            progress.advance(task)
+
+    if as_json:
+        emit_json([{**m.to_dict(), "run_id": rid, "saved": rid is not None} for _, m, rid in results])
+        return
+    _table(results, saved=store is not None)
+
+
+def _fmt(x: Optional[float], nd: int = 2) -> str:
+    return "—" if x is None else f"{x:,.{nd}f}"
+
+
+def _table(results: list[tuple[Any, Any, Optional[str]]], saved: bool) -> None:
+    from rich.table import Table
+
+    t = Table(title="Measurements" + (" (saved)" if saved else ""), show_lines=False)
+    for col, just in [("adapter", "left"), ("model", "left"), ("batch", "right"), ("seq", "right"),
+                      ("prec", "left"), ("mode", "left"), ("thr", "right"), ("status", "left"),
+                      ("median ms", "right"), ("p90 ms", "right"), ("items/s", "right"), ("peak MiB", "right"),
+                      ("1st tok ms", "right"), ("decode ms/tok", "right"), ("load s", "right")]:
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    failures = []
+    for a, m, _ in results:
+        c = m.config
+        lat = m.latency
+        status = "[green]ok[/]" if m.ok else f"[red]{m.status}[/]"
+        t.add_row(a.name, c.model, str(c.batch_size), str(c.seq_len), c.precision, c.mode, str(c.threads), status,
+                  _fmt(lat.median_ms if lat else None), _fmt(lat.p90_ms if lat else None), _fmt(m.throughput, 1),
+                  _fmt(m.memory_peak_mib, 0), _fmt(m.first_token_ms), _fmt(m.decode_token_ms), _fmt(m.load_time_s, 1))
+        if not m.ok:
+            failures.append((c.key, m.status, (m.error or "").strip().splitlines()[0] if m.error else ""))
+    out = console()
+    out.print(t)
+    for key, status, err in failures:
+        out.print(f"[red]{status}[/] {key}: {err}")

@@ -1,0 +1,203 @@
+"""``perfcast optimize``: Bayesian optimisation of a deployment configuration (online or offline).
+
+Heavy libraries are imported inside the command so ``perfcast --help`` stays instant.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import click
+
+from engine.cli.common import db_option, emit_json, json_option, split_csv
+
+EXAMPLE = """\b
+Examples:
+  perfcast optimize --model bert-base-uncased --objective throughput --max-latency-ms 50
+  perfcast optimize --model distilbert-base-uncased --objective throughput --max-latency-ms 200 \\
+      --budget 6 --online --iterations 5 --db /tmp/opt.duckdb
+  perfcast optimize --model gpt2 --objective throughput,latency_p90_ms --batch-sizes 1,4,16 --json
+"""
+
+
+def _fmt(x: Optional[float]) -> str:
+    if x is None:
+        return "–"
+    if x == 0 or 0.01 <= abs(x) < 1e5:
+        return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def _config_text(c: Any) -> str:
+    thr = f" t{c.threads}" if c.threads else ""
+    seq = f" s{c.seq_len}" if c.seq_len else ""
+    hw = "cpu" if c.hardware.startswith("cpu-") else c.hardware
+    return f"{hw} {c.runtime} {c.precision} b{c.batch_size}{seq}{thr}"
+
+
+@click.command(epilog=EXAMPLE)
+@click.option("--model", required=True, help="Catalog model name (perfcast models).")
+@click.option("--objective", default="throughput", show_default=True,
+              help="throughput | latency | latency_p90_ms | memory | cost; comma-separated for a Pareto front.")
+@click.option("--max-latency-ms", type=float, default=None, help="Constraint on p90 latency (ms) of one batch.")
+@click.option("--max-median-latency-ms", type=float, default=None, help="Constraint on median latency (ms).")
+@click.option("--max-memory-mib", type=float, default=None, help="Constraint on peak memory (MiB).")
+@click.option("--min-throughput", type=float, default=None, help="Constraint: at least this many items/s.")
+@click.option("--max-cost", type=float, default=None, help="Constraint: at most this many USD per 1M items.")
+@click.option("--price-per-hour", default=None,
+              help="Hourly USD price for the cost metric: one number for every device, or cpu=0.05,t4=0.53.")
+@click.option("--budget", type=int, default=20, show_default=True, help="Number of benchmarks (online).")
+@click.option("--online/--offline", default=False, show_default=True,
+              help="Online: really benchmark (BoTorch qLogNEI/qLogNEHVI). Offline: rank by the posterior only.")
+@click.option("--hardware", default="cpu", show_default=True, help="Hardware ids or platform names, comma-separated.")
+@click.option("--batch-sizes", default="1,2,4,8,16,32,64", show_default=True)
+@click.option("--precision", default="fp32,bf16,int8", show_default=True)
+@click.option("--threads", default="1,2", show_default=True, help="CPU threads (0 = runtime default).")
+@click.option("--runtime", default="torch,onnxruntime,openvino", show_default=True)
+@click.option("--seq-lengths", default="128", show_default=True)
+@click.option("--mode", type=click.Choice(["inference", "training"]), default="inference", show_default=True)
+@click.option("--iterations", type=int, default=10, show_default=True, help="Timed iterations per benchmark (online).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--ignore-existing", is_flag=True, help="Do not use the store's measurements of the space as observations.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--top", type=int, default=5, show_default=True, help="Alternatives to show.")
+@db_option
+@json_option
+def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_median_latency_ms: Optional[float],
+             max_memory_mib: Optional[float], min_throughput: Optional[float], max_cost: Optional[float],
+             price_per_hour: Optional[str], budget: int,
+             online: bool, hardware: str, batch_sizes: str, precision: str, threads: str, runtime: str,
+             seq_lengths: str, mode: str, iterations: int, executor: str, ignore_existing: bool, seed: int, top: int,
+             db_path: Optional[str], as_json: bool) -> None:
+    """Find the deployment configuration that optimises an objective under constraints.
+
+    Online, every evaluation is a real benchmark through the adapters (isolated child process),
+    stored like any other; offline, the store's fitted posterior ranks the space by
+    E[objective] x P(feasible) without running anything.
+    """
+    from engine.cli.common import console
+    from engine.errors import InvalidValueError
+    from engine.optimize.optimizer import optimize_deployment
+
+    if iterations < 1:
+        raise InvalidValueError("iterations", iterations, "an integer >= 1")
+    constraints = {k: v for k, v in {"latency_p90_ms": max_latency_ms, "latency_ms": max_median_latency_ms,
+                                     "memory_mib": max_memory_mib, "throughput": min_throughput,
+                                     "cost_per_1m_usd": max_cost}.items() if v is not None}
+    space = {"hardware": split_csv(hardware, what="hardware"),
+             "batch_size": split_csv(batch_sizes, int, "batch size"),
+             "precision": split_csv(precision, what="precision"), "threads": split_csv(threads, int, "threads"),
+             "runtime": split_csv(runtime, what="runtime"), "seq_len": split_csv(seq_lengths, int, "sequence length"),
+             "mode": [mode]}
+    prices = _prices(price_per_hour, space["hardware"])
+    err = console(stderr=True)
+    progress_cm: Any = None
+    callback = None
+    if online:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress_cm = Progress(TextColumn("[bold]optimize"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                               TextColumn("{task.description}"), console=err, transient=False)
+        task = progress_cm.add_task("fitting…", total=budget)
+
+        def callback(step: int, total: int, cfg: Any, ev: Any) -> None:
+            if ev is None:
+                progress_cm.update(task, description=f"running {_config_text(cfg)}")
+                return
+            obj = "failed: " + ev.status if ev.objective is None else f"{_fmt(ev.objective)}"
+            flag = "feasible" if ev.feasible else "infeasible"
+            progress_cm.console.print(f"  {step:>2}. {_config_text(cfg):<42} {ev.chosen_by:<9} {obj} ({flag})")
+            progress_cm.update(task, advance=1, description="fitting…")
+
+    from engine.cli.common import open_store
+
+    store = open_store(db_path)
+    if progress_cm is not None:
+        with progress_cm:
+            result = optimize_deployment(model, objective, constraints, space, budget=budget, online=True,
+                                         executor=executor, db=store, iterations=iterations, seed=seed, prices=prices,
+                                         use_existing=not ignore_existing, callback=callback, top_k=top)
+    else:
+        with err.status("ranking the space under the posterior…"):
+            result = optimize_deployment(model, objective, constraints, space, budget=budget, online=False,
+                                         db=store, seed=seed, top_k=top, prices=prices)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    _render(result, console())
+
+
+def _prices(text: Optional[str], hardware: list[str]) -> Optional[dict[str, float]]:
+    """'0.05' -> that price for every --hardware entry; 'cpu=0.05,t4=0.53' -> per device."""
+    from engine.errors import InvalidValueError
+
+    if not text:
+        return None
+    if "=" not in text:
+        try:
+            return {h: float(text) for h in hardware}
+        except ValueError:
+            raise InvalidValueError("--price-per-hour", text, "a number or hw=price,...") from None
+    out: dict[str, float] = {}
+    for part in split_csv(text, what="--price-per-hour"):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise InvalidValueError("--price-per-hour", part, "hw=price with a number of USD per hour") from None
+    return out
+
+
+def _interval(mi: Any) -> str:
+    return f"{_fmt(mi.median)} [{_fmt(mi.q05)}–{_fmt(mi.q95)}]"
+
+
+def _render(result: Any, con: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from engine.optimize.spec import UNITS
+
+    cons = ", ".join(f"{k} {'>=' if k == 'throughput' else '<='} {v:g}" for k, v in result.constraints.items()) or "none"
+    mode = "online (benchmarks run)" if result.online else "offline (posterior only)"
+    con.print(f"[bold]{result.model}[/bold]: {' / '.join(result.objectives)} subject to {cons} — {mode}, "
+              f"{result.n_candidates} candidate configurations")
+    b = result.best
+    if b is not None:
+        t = Table(title=f"Best: {_config_text(b.config)} — P(feasible) = {b.prob_feasible:.2f}"
+                        + (" (evaluated)" if b.evaluated else " (not evaluated)"))
+        t.add_column("metric")
+        t.add_column("median", justify="right")
+        t.add_column("90% interval", justify="right")
+        t.add_column("measured", justify="right")
+        for m, mi in b.metrics.items():
+            meas = b.measured.get(m) if b.measured else None
+            bound = result.constraints.get(m)
+            label = f"{m} ({UNITS.get(m, '')})" + (f" [{'>=' if m == 'throughput' else '<='} {bound:g}]" if bound else "")
+            t.add_row(label, _fmt(mi.median), f"{_fmt(mi.q05)}–{_fmt(mi.q95)}", _fmt(meas))
+        con.print(t)
+    shown = [result.objectives[0]] + [m for m in (*result.objectives[1:], *result.constraints)
+                                      if m != result.objectives[0]]
+    shown = list(dict.fromkeys(shown))
+    rows = result.pareto if result.pareto else result.alternatives
+    if rows:
+        title = "Pareto set" if result.pareto else escape("Alternatives (ranked by E[utility] × P(feasible))")
+        t = Table(title=title)
+        t.add_column("configuration")
+        for m in shown:
+            t.add_column(f"{m} [90%]", justify="right")
+        t.add_column("P(feas.)", justify="right")
+        t.add_column("eval.", justify="center")
+        for a in rows:
+            t.add_row(_config_text(a.config), *[_interval(a.metrics[m]) if m in a.metrics else "–" for m in shown],
+                      f"{a.prob_feasible:.2f}", "✓" if a.evaluated else "")
+        con.print(t)
+    if result.history:
+        t = Table(title="Evaluations (in order)")
+        for col in ("#", "configuration", "chosen by", "status", result.objectives[0], "feasible", "s"):
+            t.add_column(col, justify="right" if col in ("#", "s", result.objectives[0]) else "left")
+        for e in result.history:
+            t.add_row(str(e.step), _config_text(e.config), e.chosen_by, e.status, _fmt(e.objective),
+                      "yes" if e.feasible else "no", _fmt(e.wall_time_s))
+        con.print(t)
+    for n in result.notes:
+        con.print(f"[dim]note: {escape(n)}[/dim]")

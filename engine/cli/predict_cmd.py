@@ -1,0 +1,293 @@
+"""``perfcast train | predict | compare-hardware | matrix``: posteriors for people and scripts.
+
+Heavy libraries (torch, jax, duckdb, pandas, matplotlib) are imported inside the commands so
+``perfcast --help`` stays instant.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Optional
+
+import click
+
+from engine.cli.common import console, db_option, emit_json, json_option, split_csv
+
+PREDICTOR_CHOICES = ("gp", "hierarchical", "roofline")
+METRIC_ALIASES = {"latency": "latency_ms", "p90": "latency_p90_ms", "throughput": "throughput",
+                  "memory": "memory_mib"}
+UNITS = {"latency_ms": "ms", "latency_p90_ms": "ms", "throughput": "items/s", "memory_mib": "MiB"}
+ROW_LABELS = {"throughput": "throughput", "latency_ms": "latency (median)", "latency_p90_ms": "latency (p90)",
+              "memory_mib": "memory (peak)"}
+
+
+def _fmt(x: Optional[float]) -> str:
+    if x is None:
+        return "n/a"
+    if x == 0 or 0.01 <= abs(x) < 1e5:
+        return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def workload_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by predict, compare-hardware and matrix-like commands."""
+    opts = [
+        click.option("--seq-length", "seq_len", type=int, default=128, show_default=True,
+                     help="Sequence length (ignored for vision models)."),
+        click.option("--mode", type=click.Choice(["inference", "training"]), default="inference", show_default=True),
+        click.option("--runtime", default=None,
+                     help="torch, onnxruntime, openvino, ... (default: implied by --hardware, else torch)."),
+        click.option("--threads", type=int, default=0, show_default=True, help="CPU threads (0 = runtime default)."),
+        click.option("--predictor", type=click.Choice(PREDICTOR_CHOICES), default="gp", show_default=True,
+                     help="Which fitted posterior answers."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _predictor(db_path: Optional[str], name: str, allow_bad: bool = False) -> Any:
+    from engine.cli.common import open_store
+    from engine.predict import PerformancePredictor
+
+    return PerformancePredictor(open_store(db_path), predictor=name, allow_bad_diagnostics=allow_bad)
+
+
+def _interval(mp: Any) -> str:
+    lo, hi = mp.interval(0.9)
+    return f"[{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _cell(mp: Any) -> str:
+    lo, hi = mp.interval(0.9)
+    return f"{_fmt(mp.median)} ({_fmt(lo)}–{_fmt(hi)})"
+
+
+# -- train ------------------------------------------------------------------------------------------
+@click.command(epilog="Example: perfcast train --model gp --json")
+@click.option("--model", "name", type=click.Choice(PREDICTOR_CHOICES), default="gp", show_default=True,
+              help="Which predictor to fit (a fitted model is cached until the store's data change).")
+@click.option("--allow-bad-diagnostics", is_flag=True,
+              help="Keep a hierarchical fit whose r_hat > 1.01 or that diverged (otherwise exit 4).")
+@click.option("--refit", is_flag=True, help="Ignore a cached fit of the same data and fit again.")
+@db_option
+@json_option
+def train(name: str, allow_bad_diagnostics: bool, refit: bool, db_path: Optional[str], as_json: bool) -> None:
+    """Fit a predictor on every successful measurement in the store."""
+    from engine.cli.common import open_store
+    from engine.predict import _load_or_fit_fn, _supported_kwargs, predictor_kwargs
+
+    store = open_store(db_path)
+    n = store.count("benchmark_results")
+    data_hash = store.data_hash()
+    load_or_fit = _load_or_fit_fn()
+    t0 = time.perf_counter()
+    kwargs = predictor_kwargs(name, allow_bad_diagnostics=allow_bad_diagnostics)
+    cached = False
+    try:
+        from engine.models.cache import model_dir
+
+        cached = not refit and model_dir(name, data_hash, kwargs).exists()
+    except ImportError:
+        pass
+    kwargs.update(_supported_kwargs(load_or_fit, refit=refit))
+    fitted = load_or_fit(name, store, **kwargs)
+    elapsed = time.perf_counter() - t0
+    extras = {}
+    for attr in ("diagnostics", "calibration"):
+        v = getattr(fitted, attr, None)
+        if callable(v):
+            v = v()
+        if v is not None and not isinstance(v, dict):
+            v = v.to_dict() if hasattr(v, "to_dict") else getattr(v, "__dict__", {"value": str(v)})
+        extras[attr] = v or None
+    payload = {"predictor": name, "n_measurements": n, "data_hash": data_hash, "cached": cached,
+               "seconds": round(elapsed, 3), **extras, "db": str(store.path)}
+    if as_json:
+        emit_json(payload)
+        return
+    c = console()
+    how = "loaded from the cache (same data)" if cached else "fitted"
+    c.print(f"[bold]{name}[/] {how} on {n} measurements (data {data_hash}) in {elapsed:.2f} s")
+    for attr, v in extras.items():
+        if v:
+            c.print(f"{attr}:")
+            for k, x in v.items():
+                text = ", ".join(f"{a}={_fmt(b) if isinstance(b, float) else b}" for a, b in x.items()) \
+                    if isinstance(x, dict) else (_fmt(x) if isinstance(x, float) else str(x))
+                c.print(f"  {k}: {text}")
+
+
+# -- predict ----------------------------------------------------------------------------------------
+@click.command(epilog="Example: perfcast predict --model bert-base-uncased --hardware cuda --batch-size 4 --precision fp16")
+@click.option("--model", "model_name", required=True, help="Catalog model name (perfcast models list).")
+@click.option("--hardware", required=True, help="Catalog id (h100-sxm) or platform (cpu, cuda, rocm, mps, openvino, ...).")
+@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32", show_default=True)
+@workload_options
+@click.option("--latency-slo-ms", type=float, default=None, help="Also report P(latency <= this bound).")
+@db_option
+@json_option
+def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq_len: int, mode: str,
+            runtime: Optional[str], threads: int, predictor: str, latency_slo_ms: Optional[float],
+            db_path: Optional[str], as_json: bool) -> None:
+    """Predict throughput, latency and memory, each with its median and 90% credible interval."""
+    from engine.predict import prediction_record
+
+    pp = _predictor(db_path, predictor)
+    cfg, hw = pp.config(model_name, hardware, batch_size=batch_size, precision=precision, seq_len=seq_len,
+                        mode=mode, runtime=runtime, threads=threads)
+    pred = pp.predict_many([cfg])[0]
+    if as_json:
+        emit_json(prediction_record(pred, hw, latency_slo_ms))
+        return
+    from rich.table import Table
+
+    c = cfg
+    table = Table(title=f"{c.model} on {hw.describe()}",
+                  caption=f"batch {c.batch_size} · seq {c.seq_len} · {c.precision} · {c.mode} · {c.runtime}"
+                          + (f" · {c.threads} threads" if c.threads else ""))
+    table.add_column("metric")
+    table.add_column("median", justify="right")
+    table.add_column("90% credible interval", justify="right")
+    table.add_column("unit")
+    for m in ("throughput", "latency_ms", "latency_p90_ms", "memory_mib"):
+        if m in pred.metrics:
+            mp = pred.metrics[m]
+            table.add_row(ROW_LABELS[m], _fmt(mp.median), _interval(mp), UNITS[m])
+    out = console()
+    out.print(table)
+    out.print(f"answered by: [bold]{pred.predictor}[/] · device: [bold]{hw.describe()}[/] · "
+              f"measurements nearby (same model and hardware): [bold]{pred.n_nearby}[/]")
+    fits = pred.prob_fits_memory()
+    if fits is not None:
+        out.print(f"P(memory fits the device's {hw.memory_gib:g} GiB) = {fits:.3f}")
+    if latency_slo_ms is not None:
+        out.print(f"P(median latency <= {latency_slo_ms:g} ms) = {pred.prob_latency_below(latency_slo_ms):.3f}")
+        if "latency_p90_ms" in pred.metrics:
+            out.print(f"P(p90 latency <= {latency_slo_ms:g} ms) = "
+                      f"{pred.prob_latency_below(latency_slo_ms, 'latency_p90_ms'):.3f}")
+
+
+# -- compare-hardware -------------------------------------------------------------------------------
+def _all_hardware_ids() -> list[str]:
+    from engine import catalog
+
+    return list(catalog.all_hardware())
+
+
+@click.command("compare-hardware", epilog=(
+    "Examples:\n\n  perfcast compare-hardware --model gpt2 --hardware cpu,t4,a100-80gb,h100-sxm --plot hw.png\n\n"
+    "  perfcast compare-hardware --model gpt2 --hardware cuda,cpu --batch-sizes 1,2,4,8 --plot scaling.png"))
+@click.option("--model", "model_name", required=True, help="Catalog model name.")
+@click.option("--hardware", default=None, help="Comma-separated ids or platforms (default: every known device).")
+@click.option("--batch-sizes", default="1", show_default=True,
+              help="One batch size compares devices; several show batch-size scaling.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32", show_default=True)
+@workload_options
+@click.option("--metric", type=click.Choice(sorted(METRIC_ALIASES)), default="latency", show_default=True,
+              help="What to sort by and plot.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="PNG: bars with 90% whiskers (one batch size) or lines with 50/90% bands (several).")
+@db_option
+@json_option
+def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str, precision: str, seq_len: int,
+                     mode: str, runtime: Optional[str], threads: int, predictor: str, metric: str,
+                     plot_path: Optional[str], db_path: Optional[str], as_json: bool) -> None:
+    """Compare devices (or batch sizes) for one model, with credible intervals."""
+    from engine.predict import prediction_record
+
+    hws = split_csv(hardware, what="hardware") or _all_hardware_ids()
+    batches = split_csv(batch_sizes, int, what="batch size") or [1]
+    metric_name = METRIC_ALIASES[metric]
+    pp = _predictor(db_path, predictor)
+    requests = []
+    resolved = []
+    for h in hws:
+        for b in batches:
+            cfg, hw = pp.config(model_name, h, batch_size=b, precision=precision, seq_len=seq_len, mode=mode,
+                                runtime=runtime, threads=threads)
+            requests.append(cfg)
+            resolved.append(hw)
+    preds = pp.predict_many(requests)  # one vectorised call for every (device, batch) pair
+    if plot_path:
+        from engine import plots
+
+        if len(batches) == 1:
+            plots.hardware_bars(preds, metric_name, plot_path, title=f"{model_name}, batch {batches[0]}, {precision}",
+                                labels=[f"{hw.requested}→{hw.id}" if hw.was_platform else hw.id for hw in resolved])
+        else:
+            series: dict[str, list[Any]] = {}
+            for p, hw in zip(preds, resolved):
+                series.setdefault(hw.describe(), []).append(p)
+            plots.batch_scaling(series, metric_name, plot_path, title=f"{model_name}, {precision}")
+    if as_json:
+        emit_json({"model": model_name, "metric": metric_name, "plot": plot_path,
+                   "predictions": [prediction_record(p, hw) for p, hw in zip(preds, resolved)]})
+        return
+    from rich.table import Table
+
+    reverse = metric_name == "throughput"
+    order = list(range(len(preds)))
+    if len(batches) == 1:  # a device comparison: best first
+        order.sort(key=lambda i: preds[i].metrics[metric_name].median * (-1 if reverse else 1))
+    table = Table(title=f"{model_name} · {precision} · {mode} · predictor {predictor}",
+                  caption="median (90% credible interval)")
+    for col in ("device", "batch", "throughput items/s", "latency ms", "memory MiB", "P(fits)", "nearby"):
+        table.add_column(col, justify="left" if col == "device" else "right", overflow="fold")
+    for i in order:
+        p, hw = preds[i], resolved[i]
+        mem = p.metrics.get("memory_mib")
+        fits = p.prob_fits_memory()
+        device = f"{hw.requested}→{hw.id}" if hw.was_platform else hw.id
+        table.add_row(device, str(p.config.batch_size), _cell(p.metrics["throughput"]), _cell(p.metrics["latency_ms"]),
+                      _cell(mem) if mem else "n/a", f"{fits:.2f}" if fits is not None else "n/a", str(p.n_nearby))
+    out = console()
+    out.print(table)
+    if plot_path:
+        out.print(f"plot written to {plot_path}")
+
+
+# -- matrix -----------------------------------------------------------------------------------------
+@click.command(epilog=("Example: perfcast matrix --models bert-base-uncased,gpt2 --hardware cpu,t4,h100-sxm "
+                       "--batch-sizes 1,8 --precision fp32,fp16 --output matrix.json --plot heatmap.png"))
+@click.option("--models", "models_csv", default=None, help="Comma-separated catalog models (default: all).")
+@click.option("--hardware", default=None, help="Comma-separated ids or platforms (default: every known device).")
+@click.option("--batch-sizes", default="1", show_default=True)
+@click.option("--precision", "precisions", default="fp32", show_default=True, help="Comma-separated precisions.")
+@workload_options
+@click.option("--output", type=click.Path(dir_okay=False), default="matrix.json", show_default=True)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="PNG heatmap of median latency (models x hardware, first batch size and precision).")
+@db_option
+@json_option
+def matrix(models_csv: Optional[str], hardware: Optional[str], batch_sizes: str, precisions: str, seq_len: int,
+           mode: str, runtime: Optional[str], threads: int, predictor: str, output: str, plot_path: Optional[str],
+           db_path: Optional[str], as_json: bool) -> None:
+    """Prediction matrix over models x hardware x batch size x precision, every metric with intervals."""
+    import json
+    from pathlib import Path
+
+    from engine.catalog import models as catalog_models
+    from engine.matrix import build_matrix
+
+    names = split_csv(models_csv, what="model") or list(catalog_models())
+    hws = split_csv(hardware, what="hardware") or _all_hardware_ids()
+    batches = split_csv(batch_sizes, int, what="batch size") or [1]
+    precs = split_csv(precisions, what="precision") or ["fp32"]
+    pp = _predictor(db_path, predictor)
+    t0 = time.perf_counter()
+    result = build_matrix(pp, names, hws, batches, precs, seq_len=seq_len, mode=mode, runtime=runtime,
+                          threads=threads, save=True)
+    elapsed = time.perf_counter() - t0
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(json.dumps(result.payload, indent=2, default=str))
+    if plot_path:
+        result.heatmap(plot_path)
+    summary = {"output": output, "plot": plot_path, "n_predictions": result.n, "predictor": predictor,
+               "prediction_id": result.prediction_id, "seconds": round(elapsed, 3)}
+    if as_json:
+        emit_json(summary)  # the matrix itself is in --output (it can hold 100k cells)
+        return
+    console().print(f"{result.n} configurations predicted by [bold]{predictor}[/] in {elapsed:.2f} s -> {output}"
+                    + (f", heatmap {plot_path}" if plot_path else "")
+                    + f"; stored as prediction {result.prediction_id}")

@@ -1,0 +1,117 @@
+"""``perfcast recommend-hardware``: which device is best for a workload, with P(best).
+
+Heavy libraries are imported inside the command so ``perfcast --help`` stays instant.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import click
+
+from engine.cli.common import db_option, emit_json, json_option, split_csv
+
+EXAMPLE = """\b
+Examples:
+  perfcast recommend-hardware --model bert-base-uncased --metric throughput
+  perfcast recommend-hardware --model bert-base-uncased --available cuda,cpu --precision fp16 --batch-size 8
+  perfcast recommend-hardware --model gpt2 --mode training --gpu-count 8 --metric throughput --json
+  perfcast recommend-hardware --model resnet50 --detect-hardware
+"""
+
+
+def _fmt(x: Optional[float]) -> str:
+    if x is None:
+        return "–"
+    if x == 0 or 0.01 <= abs(x) < 1e5:
+        return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+@click.command(epilog=EXAMPLE)
+@click.option("--model", required=True, help="Catalog model name (perfcast models).")
+@click.option("--metric", default="throughput", show_default=True,
+              help="throughput | latency | latency_p90_ms | memory | cost (per 1M items).")
+@click.option("--available", default=None, help="Hardware ids or platform names to choose from (default: all known).")
+@click.option("--detect-hardware", is_flag=True, help="Only the devices detected on this machine.")
+@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--precision", default="fp32", show_default=True)
+@click.option("--seq-length", "seq_len", type=int, default=128, show_default=True)
+@click.option("--mode", type=click.Choice(["inference", "training"]), default="inference", show_default=True)
+@click.option("--runtime", default=None, help="Force a runtime (default: implied by each device, else torch).")
+@click.option("--gpu-count", type=int, default=1, show_default=True,
+              help="Data-parallel training on N GPUs (scaling efficiency from a stated prior).")
+@click.option("--samples", type=int, default=2000, show_default=True, help="Joint posterior draws.")
+@click.option("--predictor", type=click.Choice(["gp", "hierarchical", "roofline"]), default="gp", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@db_option
+@json_option
+def recommend_hardware(model: str, metric: str, available: Optional[str], detect_hardware: bool, batch_size: int,
+                       precision: str, seq_len: int, mode: str, runtime: Optional[str], gpu_count: int, samples: int,
+                       predictor: str, seed: int, db_path: Optional[str], as_json: bool) -> None:
+    """Rank hardware by the posterior probability of being the best for a metric.
+
+    P(best) is the share of joint posterior draws in which a device wins; fallbacks follow in
+    order, with a cost-aware ranking (catalog hourly prices) and a one-sentence roofline
+    explanation.
+    """
+    from engine.cli.common import console, open_store
+    from engine.errors import InvalidValueError, NotAvailableError
+    from engine.predict import PerformancePredictor, resolve
+    from engine.recommend import HardwareRecommender, local_hardware
+
+    store = open_store(db_path)
+    names = split_csv(available, what="hardware") if available else None
+    if detect_hardware:
+        local = local_hardware()
+        if names is None:
+            names = local
+        else:
+            wanted = {resolve(n, store).id for n in names}
+            names = [h for h in local if h in wanted]
+            if not names:
+                raise NotAvailableError(f"none of --available {available} is on this machine "
+                                        f"(detected: {', '.join(local)})")
+    if names is not None and not names:
+        raise InvalidValueError("--available", available, "a comma-separated list of hardware ids or platforms")
+    pp = PerformancePredictor(store, predictor=predictor)
+    rec = HardwareRecommender(pp, available_hardware=names, store=store)
+    with console(stderr=True).status("drawing joint posterior samples…"):
+        r = rec.recommend_hardware(model_name=model, batch_size=batch_size, optimization_metric=metric,
+                                   precision=precision, seq_len=seq_len, mode=mode, runtime=runtime,
+                                   gpu_count=gpu_count, n_samples=samples, seed=seed)
+    if as_json:
+        emit_json(r.to_dict())
+        return
+    _render(r, console())
+
+
+def _render(r: Any, con: Any) -> None:
+    from rich.table import Table
+
+    from engine.recommend.recommender import UNITS
+
+    n = f" × {r.gpu_count} GPUs" if r.gpu_count > 1 else ""
+    t = Table(title=f"{r.model} ({r.mode}{n}): P(best) for {r.metric} from {r.n_samples} joint posterior draws")
+    for col in ("hardware", "P(best)", f"{r.metric} ({UNITS[r.metric]}) median [90%]", "USD/1M items",
+                "bound", "measurements"):
+        t.add_column(col, justify="left" if col in ("hardware", "bound") else "right")
+    if r.gpu_count > 1:
+        t.add_column("scaling eff. [90%]", justify="right")
+    for o in r.options:
+        cost = (f"{_fmt(o.cost_per_1m_usd.median)} [{_fmt(o.cost_per_1m_usd.q05)}–{_fmt(o.cost_per_1m_usd.q95)}]"
+                if o.cost_per_1m_usd else "no price")
+        row = [o.hardware, f"{o.prob_best:.2f}", f"{_fmt(o.metric.median)} [{_fmt(o.metric.q05)}–{_fmt(o.metric.q95)}]",
+               cost, o.bound or "?", str(o.n_measurements)]
+        if r.gpu_count > 1 and o.scaling_efficiency:
+            s = o.scaling_efficiency
+            row.append(f"{s.median:.2f} [{s.q05:.2f}–{s.q95:.2f}]")
+        t.add_row(*row)
+    con.print(t)
+    con.print(f"[bold]recommended:[/bold] {r.recommended}; fallbacks: "
+              + (", ".join(o.hardware for o in r.fallbacks) or "none"))
+    if r.cost_ranking:
+        con.print("[bold]cheapest per 1M items:[/bold] " + ", ".join(
+            f"{o.hardware} (P={o.prob_cheapest:.2f})" for o in r.cost_ranking[:5]))
+    con.print(r.explanation)
+    for note in r.notes:
+        con.print(f"[dim]note: {note}[/dim]")

@@ -1,0 +1,255 @@
+"""``perfcast run``, ``perfcast replay`` and ``perfcast demo``: config-driven active-learning loops."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import click
+
+from engine.cli.common import console, db_option, emit_json, json_option, split_csv
+
+DEMO_CONFIG = "cpu-quick"
+
+
+def _fmt_pct(v: Optional[float]) -> str:
+    return "–" if v is None else f"{v:.0%}"
+
+
+class LoopDisplay:
+    """Rich progress bar plus one line per acquisition step and per landed benchmark."""
+
+    def __init__(self, con: Any, total: Optional[int], label: str, quiet: bool = False) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.quiet = quiet
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=con, transient=False, disable=quiet)
+        self.task = self.progress.add_task(label, total=total)
+        self.con = con
+
+    def __enter__(self) -> "LoopDisplay":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def print(self, text: str) -> None:
+        if not self.quiet:
+            self.progress.console.print(text, highlight=False)
+
+    def __call__(self, kind: str, payload: Any) -> None:
+        if kind == "info":
+            self.print(f"[dim]{payload}[/dim]")
+        elif kind == "step":
+            s = payload
+            if s.chosen:
+                head = f"step {s.step}"
+            else:
+                head = "final fit"
+            width = (f"pool width90 max {_fmt_pct(s.max_rel_width90)} mean {_fmt_pct(s.mean_rel_width90)}"
+                     if s.max_rel_width90 is not None else "no model yet")
+            ape = f" · held-out APE {_fmt_pct(s.heldout_median_ape)} (n={s.heldout_n})" if s.heldout_median_ape is not None else ""
+            self.print(f"[bold cyan]{head}[/bold cyan] · {s.n_benchmarks} runs, {s.benchmark_seconds:.0f} benchmark-s · "
+                       f"pool {s.pool_size} · {width}{ape} · {s.fitted} {s.fit_s:.1f}s, acquire {s.acquire_s:.1f}s")
+            for c in s.chosen:
+                if "information_gain" in c:
+                    ig = c.get("information_gain")
+                    cost = c.get("cost_s")
+                    self.print(f"   → {c['config_key']}  info {ig if ig is None else round(ig, 3)} nats · "
+                               f"predicted {c.get('predicted', 0):.3g} · cost ~{cost or 0:.0f}s")
+                else:
+                    self.print(f"   → {c['config_key']}  ({c.get('reason', '')})")
+        elif kind == "result":
+            m, entry = payload
+            if m.ok:
+                pred = entry.get("predicted")
+                extra = f" (predicted {pred:.3g}, APE {entry['ape']:.0%})" if pred is not None and entry.get("ape") is not None else ""
+                self.print(f"   [green]✓[/green] {m.config.key}: {entry['observed']:.3g}{extra} in {m.wall_time_s or 0:.1f}s")
+            else:
+                self.print(f"   [red]✗[/red] {m.config.key}: {m.status}: {(m.error or '').splitlines()[0][:120] if m.error else ''}")
+            self.progress.advance(self.task)
+
+
+def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[list[Any], str]:
+    """Replay random and max-variance (and the chosen acquisition) on the same pool, if the
+    shipped dataset covers it; returns the curves and a one-line note of what was done."""
+    from engine.errors import NotAvailableError
+    from experiments.replay import load_dataset
+    from experiments.report import compare, curve_of
+    from experiments.space import space_from_dataset
+
+    try:
+        data = load_dataset(cfg.replay.dataset)
+    except NotAvailableError as e:
+        return [], f"baselines not replayed: {e}"
+    pool = space_from_dataset(cfg.search_space, data)
+    need = max(2 * max(result.n_benchmarks, 1), cfg.replay.initial_runs + 4)
+    if len(pool) < need:
+        return [], (f"baselines not replayed: the shipped dataset has {len(pool)} configurations of this search space "
+                    f"(need >= {need} to replay {result.n_benchmarks} benchmarks)")
+    rcfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": max(result.n_benchmarks, 1),
+                                                                          "benchmark_seconds": None}),
+                                  "stop": cfg.stop.model_copy(update={"max_rel_width90": None})})
+    if not quiet:
+        con.print(f"[dim]replaying {cfg.acquisition.name}, random and max-variance on the {len(pool)} configurations "
+                  f"of this search space in the shipped dataset…[/dim]")
+    res = compare(rcfg, data, [cfg.acquisition.name, "random", "max-variance"], cfg.replay.seeds)
+    return [curve_of(k, v, n_max=max(result.n_benchmarks, 1)) for k, v in res.items()], \
+        f"baselines replayed on the {len(pool)} shipped configurations of this search space"
+
+
+def run_experiment(config: str, executor: str, workers: int, db_path: Optional[str], plot: Optional[str],
+                   as_json: bool, compare_baselines: bool = True) -> dict[str, Any]:
+    from experiments.config import load_config, resolve_config
+    from experiments.executors import LocalExecutor, make_executor
+    from experiments.loop import ExperimentLoop
+    from experiments.report import plot_report, print_report, real_run_curve
+    from experiments.space import expand_space
+
+    from engine.cli.common import open_store
+
+    cfg = load_config(config)
+    source, _ = resolve_config(config)
+    space = expand_space(cfg.search_space, source)
+    store = open_store(db_path)
+    ex = LocalExecutor(workers=workers) if executor == "local" else make_executor(executor)
+    con = console(stderr=as_json)
+    total = cfg.budget.runs if cfg.budget.runs is not None else (None if cfg.budget.benchmark_seconds else 10)
+    if not as_json:
+        con.print(f"[bold]{cfg.name}[/bold]: {len(space)} configurations · predictor {cfg.predictor.kind} · "
+                  f"acquisition {cfg.acquisition.name} (q={cfg.acquisition.q}, cost-aware={cfg.acquisition.cost_aware}) "
+                  f"· executor {ex.name} · db {store.path}")
+    try:
+        with LoopDisplay(con, total, f"{cfg.name} benchmarks", quiet=as_json) as display:
+            loop = ExperimentLoop(cfg, store, ex, space, mode="run", on_event=display)
+            result = loop.run()
+    finally:
+        ex.close()
+    curves = [real_run_curve(result)]
+    note = "baselines not replayed (--no-compare)"
+    if compare_baselines:
+        more, note = _compare_after_run(cfg, result, con, as_json)
+        curves += more
+    if not as_json:
+        con.print(f"[bold]done[/bold]: {result.n_benchmarks} benchmarks ({result.n_failed} failed), "
+                  f"{result.benchmark_seconds:.0f} benchmark-s; stopped: {result.stopped_because}")
+        print_report(con, curves, title=f"{cfg.name}: learning curves")
+        con.print(f"[dim]{note}[/dim]")
+    if plot:
+        plot_report(plot, curves, title=f"{cfg.name} ({cfg.acquisition.name})")
+        if not as_json:
+            con.print(f"plot written to {plot}")
+    out = {"experiment": result.to_dict(), "curves": [c.to_dict() for c in curves], "comparison_note": note,
+           "db": str(store.path), "plot": plot}
+    if as_json:
+        emit_json(out)
+    return out
+
+
+EXECUTOR_CHOICES = click.Choice(["local", "ray"])
+
+
+@click.command("run")
+@click.argument("config")
+@click.option("--executor", type=EXECUTOR_CHOICES, default="local", show_default=True,
+              help="Where benchmarks run: this machine (isolated child processes) or a Ray cluster.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Concurrent local benchmarks (local executor).")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the learning-curve figure (PNG).")
+@click.option("--compare/--no-compare", "compare_baselines", default=True, show_default=True,
+              help="Replay random and max-variance on the same pool afterwards (when the shipped data covers it).")
+@db_option
+@json_option
+def run(config: str, executor: str, workers: int, plot: Optional[str], compare_baselines: bool, db_path: Optional[str],
+        as_json: bool) -> None:
+    """Run an active-learning loop from a YAML config: fit → acquire → benchmark → store → refit.
+
+    CONFIG is a path or the name of a shipped config (cpu-quick, cpu-full, replay-shipped).
+    Every measurement is committed as it lands; run the same command again after an
+    interruption (even kill -9) and it resumes where the store says it stopped.
+
+    \b
+    Examples:
+      perfcast run configs/experiments/cpu-quick.yaml --plot curve.png
+      perfcast run cpu-full --db lab.duckdb --json
+    """
+    run_experiment(config, executor, workers, db_path, plot, as_json, compare_baselines)
+
+
+@click.command("demo")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the learning-curve figure (PNG).")
+@db_option
+@json_option
+def demo(plot: Optional[str], db_path: Optional[str], as_json: bool) -> None:
+    """The quick real CPU loop: `perfcast run configs/experiments/cpu-quick.yaml` on the default DB.
+
+    \b
+    Example:
+      perfcast demo --plot demo.png
+    """
+    run_experiment(DEMO_CONFIG, "local", 1, db_path, plot, as_json, True)
+
+
+@click.command("replay")
+@click.argument("config")
+@click.option("--strategies", default=None,
+              help="Comma-separated acquisitions to compare (default: the config's, random, max-variance).")
+@click.option("--seeds", default=None, help="Comma-separated seeds (default: the config's replay.seeds).")
+@click.option("--dataset", default=None, help="Oracle data: 'shipped' or an exported CSV/Parquet/JSON file.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the learning-curve figure (PNG).")
+@db_option
+@json_option
+def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset: Optional[str], plot: Optional[str],
+           db_path: Optional[str], as_json: bool) -> None:
+    """Replay a loop with the shipped dataset as the oracle: fast, reproducible strategy comparison.
+
+    Each strategy and seed runs the same loop in a fresh temporary database on the pool of
+    configurations the dataset has (filtered by the config's search space); measured values and
+    their recorded benchmark cost are looked up, not run. --db records the summary (experiments table).
+
+    \b
+    Examples:
+      perfcast replay replay-shipped --plot replay.png
+      perfcast replay configs/experiments/replay-shipped.yaml --strategies eig,random --seeds 0,1,2 --json
+    """
+    from engine.acquisition.select import check_acquisition
+    from experiments.config import load_config
+    from experiments.replay import load_dataset, run_replay
+    from experiments.report import curve_of, plot_report, print_report
+
+    cfg = load_config(config)
+    strats = split_csv(strategies) or [cfg.acquisition.name, "random", "max-variance"]
+    for s in strats:
+        check_acquisition(s)
+    seed_list = split_csv(seeds, int, "seed") or list(cfg.replay.seeds)
+    data = load_dataset(dataset or cfg.replay.dataset)
+    con = console(stderr=as_json)
+    results: dict[str, list[Any]] = {}
+    total = len(dict.fromkeys(strats)) * len(seed_list)
+    with LoopDisplay(con, total, "replays", quiet=as_json) as display:
+        for s in dict.fromkeys(strats):
+            for seed in seed_list:
+                r = run_replay(cfg, data, acquisition=s, seed=seed)
+                results.setdefault(s, []).append(r)
+                last = r.steps[-1] if r.steps else None
+                display.print(f"{s} seed {seed}: {r.n_benchmarks} benchmarks, {r.benchmark_seconds:.0f} benchmark-s, "
+                              f"final held-out APE {_fmt_pct(last.heldout_median_ape if last else None)}")
+                display.progress.advance(display.task)
+    n_max = max(r.n_benchmarks for v in results.values() for r in v)
+    curves = [curve_of(k, v, n_max=n_max) for k, v in results.items()]
+    if not as_json:
+        print_report(con, curves, title=f"{cfg.name}: replay learning curves")
+    if plot:
+        plot_report(plot, curves, title=f"{cfg.name} (replay)")
+        if not as_json:
+            con.print(f"plot written to {plot}")
+    out = {"experiment": cfg.name, "strategies": strats, "seeds": seed_list, "curves": [c.to_dict() for c in curves],
+           "runs": {k: [r.to_dict() for r in v] for k, v in results.items()}, "plot": plot}
+    if db_path:
+        from engine.cli.common import open_store
+
+        open_store(db_path).upsert_experiment(f"{cfg.name}-replay-summary-{cfg.digest()}", cfg.name,
+                                              cfg.model_dump(mode="json"), "finished",
+                                              {"curves": out["curves"], "seeds": seed_list})
+    if as_json:
+        emit_json(out)

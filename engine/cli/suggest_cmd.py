@@ -1,0 +1,88 @@
+"""``perfcast suggest``: the most informative benchmarks to run next, as the old JSON and a script."""
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from engine.cli.common import console, db_option, emit_json, json_option
+
+
+@click.command("suggest")
+@click.option("--budget", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="How many configurations to recommend (chosen jointly).")
+@click.option("--metric", type=click.Choice(["throughput", "latency", "memory"]), default="throughput",
+              show_default=True, help="The metric to learn (and to rank hardware by).")
+@click.option("--acquisition", type=click.Choice(["eig", "bald", "max-variance", "random"]), default="eig",
+              show_default=True, help="eig/bald are cost-aware information gain; the others are baselines.")
+@click.option("--predictor", type=click.Choice(["gp", "hierarchical"]), default="gp", show_default=True)
+@click.option("--space", default="cpu-full", show_default=True,
+              help="Experiment config (name or YAML path) whose search space is the candidate set.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write the recommendation JSON here.")
+@click.option("--emit-commands", type=click.Path(dir_okay=False), default=None,
+              help="Write a shell script of matching `perfcast benchmark` lines (values shell-quoted).")
+@click.option("--no-cost", is_flag=True, help="Ignore the predicted benchmark cost (information per run, not per second).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@db_option
+@json_option
+def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: str, output: Optional[str],
+            emit_commands: Optional[str], no_cost: bool, seed: int, db_path: Optional[str], as_json: bool) -> None:
+    """Choose the next benchmarks: most information per benchmark-second, chosen jointly.
+
+    Candidates are the search space minus what is measured, what failed and what will not fit in
+    memory (P > 0.9). The result is stored in the `recommendations` table.
+
+    \b
+    Examples:
+      perfcast suggest --budget 10 --metric throughput --output recs.json --emit-commands run.sh
+      perfcast suggest --budget 4 --space configs/experiments/cpu-quick.yaml --acquisition max-variance --json
+    """
+    import json
+    import os
+    import stat
+
+    from engine.active_learning import ActiveLearningSystem, commands_script
+    from engine.cli.common import open_store
+
+    store = open_store(db_path)
+    als = ActiveLearningSystem(store, predictor=predictor, space=space, acquisition=acquisition,
+                               cost_aware=not no_cost, seed=seed)
+    payload = als.integrate_with_hardware_recommender(None, test_budget=budget, optimize_for=metric)
+    payload["recommendation_id"] = store.save_json_record("recommendations", "active_learning", payload)
+    if output:
+        with open(output, "w") as f:
+            json.dump(payload, f, indent=2, default=str)
+    if emit_commands:
+        with open(emit_commands, "w") as f:
+            f.write(commands_script(payload["final_recommendations"]))
+        os.chmod(emit_commands, os.stat(emit_commands).st_mode | stat.S_IXUSR)
+    if as_json:
+        emit_json(payload)
+        return
+    from rich.table import Table
+
+    con = console()
+    t = Table(title=f"Next {len(payload['final_recommendations'])} benchmarks ({payload['strategy']})")
+    for col in ("#", "model", "hardware", "batch", "seq", "prec", "runtime", "thr", "info (nats)", "90% width",
+                "diversity", "cost s", "nats/s", "P(best hw)"):
+        t.add_column(col, justify="left" if col in ("model", "hardware", "prec", "runtime") else "right")
+
+    def f(v: Optional[float], fmt: str) -> str:
+        return "–" if v is None else format(v, fmt)
+
+    for i, it in enumerate(payload["final_recommendations"], 1):
+        t.add_row(str(i), it["model_name"], it["hardware"], str(it["batch_size"]), str(it["seq_len"]), it["precision"],
+                  it["runtime"], str(it["threads"]), f(it["expected_information_gain"], ".2f"),
+                  f(it["uncertainty"], ".0%"), f(it["diversity"], ".2f"), f(it["predicted_cost_s"], ".0f"),
+                  f(it["combined_score"], ".3f"), f(it["hardware_score"], ".2f"))
+    con.print(t)
+    ex = payload["excluded"]
+    con.print(f"{payload['total_candidates']} configurations in the space; {payload['enhanced_candidates']} candidates "
+              f"after excluding {ex.get('measured', 0)} measured, {ex.get('failed', 0)} failed, "
+              f"{ex.get('memory', 0)} predicted not to fit in memory.")
+    for n in payload.get("notes", []):
+        con.print(f"[dim]{n}[/dim]")
+    if output:
+        con.print(f"recommendations written to {output}")
+    if emit_commands:
+        con.print(f"benchmark commands written to {emit_commands}")

@@ -1,0 +1,253 @@
+"""Held-out evaluation: accuracy is measured, not claimed.
+
+Splits the store's successful measurements into train and test parts, fits every predictor on
+the train part only, and scores its predictive distribution on the test part (see
+:mod:`engine.scoring` for the scores and why CRPS is on the log scale).
+
+Holdouts:
+- ``random``: a random ``fraction`` of *configurations* (all repeated runs of a configuration
+  fall on the same side, so a test point is never a re-run of a training point).
+- ``hardware`` / ``model`` / ``family``: leave-one-group-out: each hardware / model / model
+  family is held out in turn, the rest trains. With ``fraction`` only a random subset of the
+  groups (that fraction, at least one) is held out, to bound the run time. Scores are pooled
+  over the folds.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from engine.config import Config
+from engine.errors import InvalidValueError, PerfcastError
+from engine.scoring import RowScores, Scores, aggregate, row_scores
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from engine.models.base import PredictionSet
+
+HOLDOUTS: tuple[str, ...] = ("random", "hardware", "model", "family")
+PREDICTORS: tuple[str, ...] = ("roofline", "baseline", "gp", "hierarchical")
+# predicted metric -> observed store column
+EVAL_METRICS: dict[str, str] = {"latency_ms": "latency_median_ms", "memory_mib": "memory_peak_mib"}
+
+
+@dataclass(frozen=True)
+class Fold:
+    name: str  # what was held out ("random 20%", a model name, ...)
+    train: np.ndarray  # row positions
+    test: np.ndarray
+
+
+def _family_of(model: str) -> str:
+    from engine.catalog import models
+
+    entry = models().get(model)
+    return entry.family if entry else "unknown"
+
+
+def make_folds(df: "pd.DataFrame", holdout: str, fraction: Optional[float] = None, seed: int = 0) -> list[Fold]:
+    """Train/test row positions for a holdout scheme (see the module docstring)."""
+    if holdout not in HOLDOUTS:
+        raise InvalidValueError("holdout", holdout, ", ".join(HOLDOUTS))
+    if fraction is not None and not 0 < fraction < 1:
+        raise InvalidValueError("fraction", fraction, "a number in (0, 1)")
+    rng = np.random.default_rng(seed)
+    n = len(df)
+    if holdout == "random":
+        frac = 0.2 if fraction is None else fraction
+        keys = df["config_key"].to_numpy()
+        uniq = np.unique(keys)
+        n_test = max(1, int(round(frac * len(uniq))))
+        if len(uniq) < 2:
+            raise InvalidValueError("holdout", holdout, "a store with at least 2 distinct configurations")
+        test_keys = set(rng.choice(uniq, size=min(n_test, len(uniq) - 1), replace=False))
+        is_test = np.array([k in test_keys for k in keys])
+        return [Fold(f"random {frac:.0%} of configurations", np.nonzero(~is_test)[0], np.nonzero(is_test)[0])]
+    if holdout == "family":
+        groups = np.array([_family_of(m) for m in df["model"]])
+    else:
+        groups = df[holdout].to_numpy().astype(str)
+    uniq = sorted(set(groups))
+    if len(uniq) < 2:
+        raise InvalidValueError("holdout", holdout, f"a store with at least 2 distinct {holdout} values "
+                                f"(this one has {len(uniq)})")
+    if fraction is not None:
+        k = max(1, int(round(fraction * len(uniq))))
+        uniq = sorted(rng.choice(uniq, size=min(k, len(uniq)), replace=False).tolist())
+    idx = np.arange(n)
+    return [Fold(str(g), idx[groups != g], idx[groups == g]) for g in uniq]
+
+
+def noise_floor(df: "pd.DataFrame") -> dict[str, Optional[float]]:
+    """How well a perfect model could do: the spread between repeated runs of one configuration.
+
+    ``between_runs_median_ape``: median |run - median of the other runs| / that median, over
+    configurations measured at least twice. ``within_run_cv_median``: median of the per-run
+    std/median of the timed iterations (a lower bound when no configuration was repeated).
+    """
+    out: dict[str, Optional[float]] = {"between_runs_median_ape": None, "n_repeated_configs": 0,
+                                       "within_run_cv_median": None}
+    apes: list[float] = []
+    for _, g in df.groupby("config_key"):
+        y = g["latency_median_ms"].to_numpy(dtype=float)
+        if len(y) < 2:
+            continue
+        out["n_repeated_configs"] = int(out["n_repeated_configs"] or 0) + 1
+        for i in range(len(y)):
+            ref = float(np.median(np.delete(y, i)))
+            apes.append(abs(y[i] - ref) / ref)
+    if apes:
+        out["between_runs_median_ape"] = float(np.median(apes))
+    if "latency_std_ms" in df:
+        cv = (df["latency_std_ms"] / df["latency_median_ms"]).to_numpy(dtype=float)
+        cv = cv[np.isfinite(cv)]
+        if cv.size:
+            out["within_run_cv_median"] = float(np.median(cv))
+    return out
+
+
+def default_factory(name: str, allow_bad_diagnostics: bool = False) -> Any:
+    """A fresh, unfitted predictor by name (the baseline lives here, the rest in the registry)."""
+    if name == "baseline":
+        from engine.baseline import BaselinePredictor
+
+        return BaselinePredictor()
+    if name not in PREDICTORS:
+        raise InvalidValueError("predictor", name, ", ".join(PREDICTORS))
+    from engine.predict import make_predictor
+
+    return make_predictor(name, allow_bad_diagnostics=allow_bad_diagnostics)
+
+
+def _warm_descriptors(df: "pd.DataFrame") -> None:
+    """Featurise every row once up front (descriptors are cached per process), so the reported
+    fit times are the predictors' own and not whichever predictor happened to run first."""
+    try:
+        from engine.models.features import featurize
+
+        featurize(df)
+    except Exception:  # noqa: BLE001 - a featurisation problem surfaces in the predictor that hits it
+        pass
+
+
+def _score_fold(pset: "PredictionSet", test: "pd.DataFrame", positions: np.ndarray, metric: str,
+                column: str) -> Optional[RowScores]:
+    """Row scores for the test rows that observed ``column`` (None if the predictor lacks it)."""
+    if metric not in pset.mu_log and metric not in pset.samples:
+        return None
+    y = test[column].to_numpy(dtype=float)
+    ok = np.isfinite(y) & (y > 0)
+    if not ok.any():
+        return None
+    cols = positions[ok]
+    if metric in pset.samples:
+        return row_scores(y[ok], samples=pset.samples[metric][:, cols])
+    return row_scores(y[ok], mu_log=pset.mu_log[metric][cols], sigma_log=pset.sigma_log[metric][cols])
+
+
+@dataclass
+class PredictorResult:
+    name: str
+    scores: dict[str, Scores] = field(default_factory=dict)
+    fit_s: float = 0.0
+    predict_s: float = 0.0
+    error: Optional[str] = None
+    exit_code: int = 0
+    point_estimate: bool = False
+    fold_median_ape: dict[str, float] = field(default_factory=dict)  # latency, per held-out group
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {m: s.to_dict() for m, s in self.scores.items()}
+        d["fit_s"] = round(self.fit_s, 3)
+        d["predict_s"] = round(self.predict_s, 3)
+        d["intervals"] = "n/a (point prediction)" if self.point_estimate else "predictive distribution"
+        d["per_fold_latency_median_ape"] = self.fold_median_ape
+        if self.error:
+            d["error"] = self.error
+        return d
+
+
+@dataclass
+class EvaluationReport:
+    holdout: str
+    fraction: Optional[float]
+    seed: int
+    n_measurements: int
+    folds: list[str]
+    n_test: int
+    results: dict[str, PredictorResult]
+    noise: dict[str, Optional[float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **{name: r.to_dict() for name, r in self.results.items()},
+            "_meta": {"holdout": self.holdout, "fraction": self.fraction, "seed": self.seed,
+                      "n_measurements": self.n_measurements, "n_test_rows": self.n_test,
+                      "folds": self.folds, "noise_floor_latency": self.noise,
+                      "crps_scale": "crps_log: natural-log units (log scale); crps: the metric's unit",
+                      "interval_width": "mean over test rows of (q95 - q05) / median"},
+        }
+
+
+def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[float] = None, seed: int = 0,
+             predictors: Sequence[str] = PREDICTORS, allow_bad_diagnostics: bool = False,
+             factory: Optional[Callable[[str], Any]] = None,
+             progress: Optional[Callable[[str], None]] = None) -> EvaluationReport:
+    """Fit each predictor on every fold's train part, score it on the test part, pool the folds.
+
+    A predictor that fails (e.g. MCMC diagnostics fail and are not allowed) gets its error
+    recorded; the others still run, so one run always prints the side-by-side table.
+    """
+    from engine.errors import InvalidValueError as _IVE
+
+    for p in predictors:
+        if p not in PREDICTORS:
+            raise _IVE("predictor", p, ", ".join(PREDICTORS))
+    if len(df) == 0:
+        raise _IVE("store", "empty", "a store with measurements (run `perfcast benchmark` or `perfcast db import`)")
+    df = df.reset_index(drop=True)
+    folds = make_folds(df, holdout, fraction, seed)
+    if factory is None:
+        _warm_descriptors(df)
+    make = factory or (lambda name: default_factory(name, allow_bad_diagnostics))
+    results: dict[str, PredictorResult] = {}
+    for name in predictors:
+        res = PredictorResult(name)
+        pooled: dict[str, list[RowScores]] = {m: [] for m in EVAL_METRICS}
+        try:
+            for fold in folds:
+                if progress:
+                    progress(f"{name}: fold {fold.name} (train {len(fold.train)}, test {len(fold.test)})")
+                train, test = df.iloc[fold.train], df.iloc[fold.test]
+                model = make(name)
+                res.point_estimate = bool(getattr(model, "point_estimate", False))
+                t0 = time.perf_counter()
+                model.fit(train)
+                res.fit_s += time.perf_counter() - t0
+                configs = [Config.from_mapping(r) for r in test.to_dict("records")]
+                uniq = sorted(set(configs), key=lambda c: c.key)
+                where = {c: i for i, c in enumerate(uniq)}
+                positions = np.array([where[c] for c in configs], dtype=int)
+                t0 = time.perf_counter()
+                pset = model.predict(uniq)
+                res.predict_s += time.perf_counter() - t0
+                for metric, column in EVAL_METRICS.items():
+                    rs = _score_fold(pset, test, positions, metric, column) if column in test else None
+                    if rs is not None:
+                        pooled[metric].append(rs)
+                        if metric == "latency_ms":
+                            res.fold_median_ape[fold.name] = float(np.median(np.abs(rs.q[2] - rs.y) / rs.y))
+        except PerfcastError as e:
+            res.error, res.exit_code = str(e), e.exit_code
+        if res.error is None:  # partial folds would be a different (easier or harder) test
+            res.scores = {m: aggregate(RowScores.concat(parts), point=res.point_estimate)
+                          for m, parts in pooled.items() if parts}
+        results[name] = res
+    return EvaluationReport(holdout=holdout, fraction=fraction, seed=seed, n_measurements=len(df),
+                            folds=[f.name for f in folds], n_test=int(sum(len(f.test) for f in folds)),
+                            results=results, noise=noise_floor(df))
+

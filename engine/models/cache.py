@@ -1,0 +1,85 @@
+"""Fitted predictors on disk, keyed by predictor name + the hash of the data they saw.
+
+A fit costs seconds (GP) to tens of seconds (NUTS); a ``perfcast predict`` must not pay that every
+time. ``load_or_fit(name, store)`` looks for ``<cache_dir>/models/<name>-<data_hash>-<opts>/`` and
+reuses it until the measurements change (``Store.data_hash()``), or the predictor's
+``CACHE_VERSION`` (its code's format) changes.
+
+A predictor may define ``save(directory)`` and ``load(directory)`` (classmethod) — the GP stores a
+torch state dict, the hierarchical model its posterior draws plus the ArviZ netcdf file; otherwise
+the predictor is pickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from engine.models.base import Predictor
+from engine.models.registry import get_predictor, predictor_class
+from engine.store.paths import cache_dir
+
+if TYPE_CHECKING:
+    from engine.store.store import Store
+
+
+def _opts_hash(kw: dict[str, Any]) -> str:
+    text = json.dumps({k: v for k, v in sorted(kw.items()) if k != "featurizer"}, default=str, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def model_dir(name: str, data_hash: str, kw: Optional[dict[str, Any]] = None) -> Path:
+    cls = predictor_class(name)
+    version = getattr(cls, "CACHE_VERSION", 1)
+    return cache_dir() / "models" / f"{name}-{data_hash}-v{version}-{_opts_hash(kw or {})}"
+
+
+def save_predictor(predictor: Predictor, directory: Path) -> Path:
+    """Write atomically: a half-written model directory is never picked up."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
+    try:
+        if hasattr(predictor, "save"):
+            predictor.save(tmp)  # type: ignore[attr-defined]
+        else:
+            with open(tmp / "predictor.pkl", "wb") as f:
+                pickle.dump(predictor, f)
+        if directory.exists():
+            shutil.rmtree(directory)
+        tmp.rename(directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def load_predictor(name: str, directory: Path) -> Predictor:
+    cls = predictor_class(name)
+    if hasattr(cls, "load"):
+        return cls.load(directory)
+    with open(directory / "predictor.pkl", "rb") as f:
+        return pickle.load(f)
+
+
+def load_or_fit(name: str, store: "Store", refit: bool = False, **kw: Any) -> Predictor:
+    """The predictor ``name`` fitted on the store's successful measurements, cached by data hash.
+
+    ``refit=True`` ignores the cache (and overwrites it). Keyword arguments go to the predictor's
+    constructor and are part of the cache key.
+    """
+    data_hash = store.data_hash()
+    directory = model_dir(name, data_hash, kw)
+    if not refit and directory.exists():
+        try:
+            return load_predictor(name, directory)
+        except Exception:  # a stale/corrupt cache entry is refitted, never fatal
+            shutil.rmtree(directory, ignore_errors=True)
+    predictor = get_predictor(name, **kw)
+    predictor.fit(store.measurements(with_samples=True))
+    setattr(predictor, "data_hash", data_hash)
+    save_predictor(predictor, directory)
+    return predictor

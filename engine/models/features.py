@@ -1,0 +1,260 @@
+"""Configurations -> physics quantities and a numeric feature matrix, vectorised.
+
+Every predictor sees a configuration through the same lens: the work it does (FLOPs, bytes moved,
+weights, activations from :mod:`engine.descriptors`) and the machine it runs on (peak FLOP/s at
+the precision, scaled to the threads actually used on a CPU; memory bandwidth; capacity). The
+roofline predictor uses the physics columns, the GP uses the feature matrix, the hierarchical
+model uses both plus the categorical codes.
+
+Speed: descriptors are computed once per distinct *workload* (model, batch, seq_len, precision,
+mode, runtime) and hardware figures once per distinct (hardware, precision); everything else is
+numpy over arrays, so 100k configurations (a prediction matrix) featurise in well under a second
+once the few distinct workloads are cached.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from engine.config import CONFIG_COLUMNS, MODES, PRECISIONS, RUNTIMES, Config
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FAMILIES: tuple[str, ...] = ("text_embedding", "text_generation", "vision", "audio", "multimodal")
+KINDS: tuple[str, ...] = ("cpu", "cuda", "rocm", "mps", "openvino", "qnn", "webgpu", "webnn")
+
+#: Continuous feature columns (log scale where the quantity is multiplicative).
+CONTINUOUS: tuple[str, ...] = (
+    "log_flops", "log_bytes", "log_params", "log_batch", "log_seq1", "log_threads",
+    "log_peak", "log_bw", "log_t_compute", "log_t_memory", "log_t_roof", "log_intensity",
+)
+#: One-hot columns, in order.
+ONE_HOT: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("precision", PRECISIONS), ("mode", MODES), ("runtime", RUNTIMES), ("family", FAMILIES),
+    ("kind", KINDS),
+)
+FEATURE_NAMES: tuple[str, ...] = CONTINUOUS + tuple(f"{col}={v}" for col, vals in ONE_HOT for v in vals)
+
+_WORKLOAD_COLS = ("model", "batch_size", "seq_len", "precision", "mode", "runtime")
+
+
+@dataclass(frozen=True)
+class HardwareFacts:
+    """What the models need to know about a device (from the catalog / detected spec)."""
+
+    id: str
+    kind: str
+    peak_flops: dict[str, float]  # precision -> FLOP/s (whole device, all cores)
+    bandwidth_bytes_s: float
+    memory_mib: Optional[float]
+    cores: int
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> "HardwareFacts":
+        """Build from an ``engine.catalog.HardwareEntry``."""
+        peaks: dict[str, float] = {}
+        for p in PRECISIONS:
+            try:
+                peaks[p] = float(entry.peak_flops(p))
+            except (ValueError, KeyError, TypeError):
+                continue
+        if not peaks:
+            raise ValueError(f"hardware {entry.id} has no peak throughput figure")
+        bw = entry.memory_bandwidth_gbs
+        if not bw:
+            raise ValueError(f"hardware {entry.id} has no memory bandwidth figure")
+        details = dict(getattr(entry, "details", None) or {})
+        cores = details.get("cores") or details.get("logical_cores") or details.get("physical_cores")
+        if not cores:
+            m = re.search(r"-(\d+)c$", entry.id)
+            cores = int(m.group(1)) if m else 1
+        mem = entry.memory_gib
+        return cls(entry.id, entry.kind, peaks, float(bw) * 1e9, float(mem) * 1024 if mem else None, int(cores))
+
+    def peak(self, precision: str) -> float:
+        order = {"fp32": ["fp32"], "fp16": ["fp16", "bf16", "fp32"], "bf16": ["bf16", "fp16", "fp32"],
+                 "int8": ["int8", "fp16", "bf16", "fp32"]}[precision]
+        for p in order:
+            if p in self.peak_flops:
+                return self.peak_flops[p]
+        return next(iter(self.peak_flops.values()))
+
+
+def _default_resolve_hardware(hardware_id: str) -> Any:
+    """``engine.catalog.resolve_hardware`` (catalog + detected devices)."""
+    from engine import catalog
+
+    resolve = getattr(catalog, "resolve_hardware", None)
+    if resolve is not None:
+        return resolve(hardware_id)
+    hw = catalog.catalog_hardware()
+    if hardware_id in hw:
+        return hw[hardware_id]
+    from engine.errors import UnknownNameError
+
+    raise UnknownNameError("hardware", hardware_id, hw.keys())
+
+
+def _default_describe_many(configs: Sequence[Config]) -> "pd.DataFrame":
+    from engine.descriptors import describe_many
+
+    return describe_many(configs)
+
+
+@dataclass
+class FeatureFrame:
+    """Featurised configurations: the matrix ``X`` plus the physics and categorical columns.
+
+    Physics columns (arrays of length n): ``flops``, ``bytes`` (per pass), ``params``,
+    ``weight_bytes``, ``activation_bytes``, ``peak`` (FLOP/s at the precision, scaled to the threads
+    used on a CPU), ``bandwidth`` (bytes/s), ``memory_capacity_mib`` (nan if unknown), ``batch``,
+    ``t_compute_ms`` and ``t_memory_ms`` (ideal roofline times at efficiency 1, in ms).
+    Categorical columns (object arrays): ``model``, ``hardware``, ``kind``, ``family``,
+    ``precision``, ``runtime``, ``mode``.
+    """
+
+    X: np.ndarray
+    names: tuple[str, ...]
+    phys: dict[str, np.ndarray] = field(default_factory=dict)
+    cats: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    def column(self, name: str) -> np.ndarray:
+        return self.X[:, self.names.index(name)]
+
+
+def configs_frame(configs: Sequence[Config] | "pd.DataFrame") -> "pd.DataFrame":
+    """Config columns as a DataFrame (accepts a list of Config or a measurements frame)."""
+    import pandas as pd
+
+    if isinstance(configs, pd.DataFrame):
+        df = configs.loc[:, list(CONFIG_COLUMNS)].reset_index(drop=True)
+    else:
+        df = pd.DataFrame([(c.model, c.hardware, c.batch_size, c.seq_len, c.precision, c.mode, c.runtime,
+                            c.threads) for c in configs], columns=list(CONFIG_COLUMNS))
+    for k in ("batch_size", "seq_len", "threads"):
+        df[k] = df[k].astype(np.int64)
+    return df
+
+
+def configs_from_frame(df: "pd.DataFrame") -> list[Config]:
+    """Config records of a measurements frame, in row order."""
+    cols = [df[c].tolist() for c in CONFIG_COLUMNS]
+    return [Config(m, h, int(b), int(s), p, mo, r, int(t)) for m, h, b, s, p, mo, r, t in zip(*cols)]
+
+
+class Featurizer:
+    """Turns configurations into a :class:`FeatureFrame`, caching descriptors and hardware.
+
+    ``describe_many`` and ``resolve_hardware`` default to :func:`engine.descriptors.describe_many`
+    and :func:`engine.catalog.resolve_hardware`; tests and synthetic benchmarks inject their own.
+    """
+
+    def __init__(self, describe_many: Optional[Callable[[Sequence[Config]], "pd.DataFrame"]] = None,
+                 resolve_hardware: Optional[Callable[[str], Any]] = None) -> None:
+        self._describe_many = describe_many or _default_describe_many
+        self._resolve = resolve_hardware or _default_resolve_hardware
+        self._desc: dict[tuple, tuple[float, float, float, float, float, str]] = {}
+        self._hw: dict[str, HardwareFacts] = {}
+
+    # -- cached look-ups ----------------------------------------------------------------------
+    def hardware(self, hardware_id: str) -> HardwareFacts:
+        facts = self._hw.get(hardware_id)
+        if facts is None:
+            obj = self._resolve(hardware_id)
+            facts = obj if isinstance(obj, HardwareFacts) else HardwareFacts.from_entry(obj)
+            self._hw[hardware_id] = facts
+        return facts
+
+    def _descriptors(self, wl: "pd.DataFrame") -> None:
+        """Fill the cache for workloads (unique rows of _WORKLOAD_COLS) not seen before."""
+        missing = [tuple(r) for r in wl.itertuples(index=False, name=None) if tuple(r) not in self._desc]
+        if not missing:
+            return
+        configs = [Config(m, "descriptor", int(b), int(s), p, mo, rt, 0) for m, b, s, p, mo, rt in missing]
+        d = self._describe_many(configs).reset_index(drop=True)
+        if "family" in d.columns:
+            fams = d["family"].tolist()
+        else:
+            from engine.catalog import get_model
+
+            fams = [get_model(c.model).family for c in configs]
+        for i, key in enumerate(missing):
+            self._desc[key] = (float(d["flops"].iat[i]), float(d["bytes_moved"].iat[i]), float(d["params"].iat[i]),
+                               float(d["weight_bytes"].iat[i]), float(d["activation_bytes"].iat[i]), str(fams[i]))
+
+    # -- main entry -----------------------------------------------------------------------------
+    def __call__(self, configs: Sequence[Config] | "pd.DataFrame") -> FeatureFrame:
+        import pandas as pd
+
+        df = configs_frame(configs)
+        n = len(df)
+        # descriptors per distinct workload
+        wl_codes, wl_uniques = pd.MultiIndex.from_frame(df[list(_WORKLOAD_COLS)]).factorize()
+        wl_df = wl_uniques.to_frame(index=False)
+        self._descriptors(wl_df)
+        table = np.array([self._desc[tuple(r)][:5] for r in wl_df.itertuples(index=False, name=None)],
+                         dtype=float).reshape(-1, 5)
+        fam_u = np.array([self._desc[tuple(r)][5] for r in wl_df.itertuples(index=False, name=None)], dtype=object)
+        flops, nbytes, params, wbytes, abytes = (table[wl_codes, j] for j in range(5))
+        family = fam_u[wl_codes]
+
+        # hardware per distinct (hardware, precision, threads)
+        hw_cols = ["hardware", "precision", "threads"]
+        hw_codes, hw_uniques = pd.MultiIndex.from_frame(df[hw_cols]).factorize()
+        rows = []
+        kinds = []
+        for hid, prec, thr in hw_uniques.to_frame(index=False).itertuples(index=False, name=None):
+            f = self.hardware(hid)
+            used = f.cores if (thr == 0 or f.kind != "cpu") else min(int(thr), f.cores)
+            scale = used / f.cores if f.kind == "cpu" else 1.0
+            rows.append((f.peak(prec) * scale, f.bandwidth_bytes_s, f.memory_mib or np.nan, used))
+            kinds.append(f.kind)
+        hw_table = np.array(rows, dtype=float).reshape(-1, 4)
+        peak, bw, cap, threads_used = (hw_table[hw_codes, j] for j in range(4))
+        kind = np.array(kinds, dtype=object)[hw_codes]
+
+        batch = df["batch_size"].to_numpy(dtype=float)
+        seq = df["seq_len"].to_numpy(dtype=float)
+        t_c = flops / peak * 1e3
+        t_m = nbytes / bw * 1e3
+        cont = np.column_stack([
+            np.log(flops), np.log(nbytes), np.log(params), np.log(batch), np.log1p(seq), np.log(threads_used),
+            np.log(peak), np.log(bw), np.log(t_c), np.log(t_m), np.log(np.maximum(t_c, t_m)),
+            np.log(flops / nbytes),
+        ])
+        cats = {"model": df["model"].to_numpy(dtype=object), "hardware": df["hardware"].to_numpy(dtype=object),
+                "kind": kind, "family": family, "precision": df["precision"].to_numpy(dtype=object),
+                "runtime": df["runtime"].to_numpy(dtype=object), "mode": df["mode"].to_numpy(dtype=object)}
+        onehots = []
+        for col, vals in ONE_HOT:
+            arr = cats[col]
+            onehots.append(np.column_stack([(arr == v) for v in vals]).astype(float))
+        X = np.concatenate([cont, *onehots], axis=1)
+        phys = {"flops": flops, "bytes": nbytes, "params": params, "weight_bytes": wbytes,
+                "activation_bytes": abytes, "peak": peak, "bandwidth": bw, "memory_capacity_mib": cap,
+                "batch": batch, "seq_len": seq, "threads_used": threads_used, "t_compute_ms": t_c,
+                "t_memory_ms": t_m}
+        return FeatureFrame(X=X, names=FEATURE_NAMES, phys=phys, cats=cats)
+
+
+_DEFAULT: Optional[Featurizer] = None
+
+
+def default_featurizer() -> Featurizer:
+    """The process-wide featuriser (real descriptors and catalog), so caches are shared."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Featurizer()
+    return _DEFAULT
+
+
+def featurize(configs: Sequence[Config] | "pd.DataFrame", featurizer: Optional[Featurizer] = None) -> FeatureFrame:
+    return (featurizer or default_featurizer())(configs)
+

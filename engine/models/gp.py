@@ -1,0 +1,425 @@
+"""GP predictor: log metric = log roofline + a BoTorch/GPyTorch GP correction over the features.
+
+Per metric (median latency, p90 latency, peak memory) one ``SingleTaskGP`` on
+
+    y = log(measured) − log(roofline(config))
+
+so the roofline is the prior mean (with a learned constant offset) and the GP learns where and by
+how much the hardware/runtime deviate from it. The kernel (:mod:`engine.models.gp_kernel`) adds
+device-, family- and model-specific terms so never-measured devices or models get wide intervals.
+
+Noise is heteroskedastic: each run's ``train_Yvar`` is the sampling variance of its log median
+from the raw samples (:func:`engine.models.targets.log_median_variance`); on top of it a learned
+homoskedastic term (``FixedNoiseGaussianLikelihood(learn_additional_noise=True)``) with a floor
+of ``noise_floor_sd`` absorbs run-to-run drift, which the samples of a single run cannot see but
+repeats of a configuration show. Inputs go through BoTorch's ``Normalize`` (fixed bounds from the
+training data, at least one log unit wide) and outputs through ``Standardize``.
+
+Calibration: after fitting, leave-one-out predictive residuals on the *training* data (closed
+form for a GP, ``r_i = [K⁻¹y]_i / [K⁻¹]_ii``) give z-scores; the predictive spread is multiplied
+by ``c = q90(|z|) / 1.645`` (clipped to [0.8, 3]) so that the 90% intervals cover 90% of left-out
+training runs. It is cross-validation on the training data only, recorded in ``calibration``.
+
+Speed (2 cores, see ``bench/fit_predict.py``): hyperparameters are fitted by L-BFGS with at most
+``maxiter`` iterations on a random subset of at most ``max_fit_points`` runs (the Cholesky cost
+is cubic; hyperparameters barely move beyond a few hundred points), then the model conditions on
+all runs with them. A refit starts from the previous hyperparameters with ``maxiter_warm``
+iterations. Prediction goes in chunks of ``chunk_size`` with diagonal variances only
+(``posterior(X).variance`` under ``fast_pred_var``): a 100k-configuration matrix never builds a
+100k×100k covariance. ``sample`` draws jointly (full covariance) for small sets.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from engine.config import Config
+from engine.errors import InvalidValueError
+from engine.models.assemble import lognormal_set
+from engine.models.base import PredictionSet
+from engine.models.features import FeatureFrame, Featurizer, default_featurizer
+from engine.models.gp_fast import FastPosterior, joint_marginals
+from engine.models.roofline import RooflinePredictor
+from engine.models.targets import targets_from_measurements
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+GROUPS: tuple[str, ...] = ("hardware", "family", "model")
+#: Features the GP's smooth kernel sees (family and model identity enter through the group terms;
+#: the separate compute/memory roofline times are linear in the columns below and are left out).
+GP_FEATURES: tuple[str, ...] = ("log_flops", "log_bytes", "log_params", "log_batch", "log_seq1", "log_threads",
+                                "log_peak", "log_bw", "log_t_roof", "log_intensity")
+GP_ONE_HOT: tuple[str, ...] = ("precision", "mode", "runtime", "kind")
+#: Prior log-scale spreads of the group terms per metric (see GPPredictor).
+MEMORY_PRIOR_SD: dict[str, float] = {"hardware": 0.3, "family": 0.2, "model": 0.1}
+Z90 = 1.6448536269514722
+#: Asymptotic Var(p90) / Var(median) of a normal sample: (0.09/φ(1.2816)²) / (π/2).
+P90_VAR_RATIO = 1.86
+
+
+@dataclass
+class Design:
+    """How a FeatureFrame becomes GP inputs: chosen columns, their bounds, group vocabularies."""
+
+    columns: list[int]
+    bounds: np.ndarray  # (2, len(columns))
+    vocab: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def from_training(cls, ff: FeatureFrame) -> "Design":
+        X = ff.X
+        keep = [j for j, name in enumerate(ff.names) if name in GP_FEATURES or name.split("=")[0] in GP_ONE_HOT]
+        keep = [j for j in keep if np.ptp(X[:, j]) > 0]  # constant in the data: nothing to learn
+        lo, hi = X[:, keep].min(0), X[:, keep].max(0)
+        width = np.maximum(hi - lo, 1.0)  # at least one log unit: no blow-up on near-constant columns
+        mid = (lo + hi) / 2
+        bounds = np.stack([mid - width / 2, mid + width / 2])
+        vocab = {g: {v: i for i, v in enumerate(sorted(set(ff.cats[g])))} for g in GROUPS}
+        return cls(keep, bounds, vocab)
+
+    def matrix(self, ff: FeatureFrame) -> np.ndarray:
+        """Feature columns + one integer code column per group (unseen values get fresh codes)."""
+        codes = []
+        for g in GROUPS:
+            voc = self.vocab[g]
+            arr = ff.cats[g]
+            uniq, inv = np.unique(arr.astype(str), return_inverse=True)
+            extra = iter(range(len(voc), len(voc) + len(uniq)))
+            table = np.array([voc[u] if u in voc else next(extra) for u in uniq], dtype=float)
+            codes.append(table[inv])
+        return np.column_stack([ff.X[:, self.columns], *codes])
+
+    def seen(self, ff: FeatureFrame, group: str) -> np.ndarray:
+        voc = self.vocab[group]
+        return np.array([v in voc for v in ff.cats[group]])
+
+
+class OutputGP:
+    """One metric's GP: a SingleTaskGP with the group kernel, fixed+learned noise, transforms."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, yvar: np.ndarray, design: Design, prior_sd_log: dict[str, float],
+                 noise_floor_sd: float, drift_sd_prior: float) -> None:
+        self.X = torch.as_tensor(X, dtype=torch.float64)
+        self.y = torch.as_tensor(y, dtype=torch.float64).unsqueeze(-1)
+        self.yvar = torch.as_tensor(yvar, dtype=torch.float64).unsqueeze(-1)
+        self.n_feat = len(design.columns)
+        self.bounds = torch.as_tensor(design.bounds, dtype=torch.float64)
+        self.prior_sd_log = dict(prior_sd_log)
+        self.noise_floor_sd = noise_floor_sd
+        self.drift_sd_prior = drift_sd_prior
+        self.y_std = float(self.y.std()) if len(self.y) > 1 else 1.0
+        self.y_std = self.y_std if self.y_std > 1e-3 else 1.0
+        self.calibration = 1.0
+        self.loo_coverage90: Optional[float] = None
+        # name of an output with the same kernel whose latent variance (in standardised units)
+        # this one borrows at prediction time: p90 borrows the median's (same inputs, same kernel;
+        # its noisier targets would widen the latent variance by a few percent, which the LOO
+        # calibration below absorbs)
+        self.variance_from: Optional[str] = None
+        self.model = self._build(self.X, self.y, self.yvar)
+
+    # -- construction ---------------------------------------------------------------------------
+    def _build(self, X: torch.Tensor, y: torch.Tensor, yvar: torch.Tensor) -> Any:
+        from botorch.models import SingleTaskGP
+        from botorch.models.transforms.input import Normalize
+        from botorch.models.transforms.outcome import Standardize
+        from gpytorch.constraints import GreaterThan
+        from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
+        from gpytorch.priors import LogNormalPrior
+
+        from engine.models.gp_kernel import GroupScaleKernel
+
+        d = self.n_feat
+        s2 = self.y_std**2
+        sds = self.prior_sd_log
+        # prior medians of the kernel scales, in the standardised outcome's units
+        prior_scales = [max(1.0 - sum(sds[g] ** 2 for g in GROUPS) / s2, 0.25)] + [sds[g] ** 2 / s2 for g in GROUPS]
+        # hardware and family scales are fixed at their prior (few groups: MAP would collapse them)
+        kernel = GroupScaleKernel(list(range(d)), list(range(d, d + len(GROUPS))), prior_scales,
+                                  fixed=[False, True, True, False])
+        model = SingleTaskGP(X, y, train_Yvar=yvar, covar_module=kernel,
+                             input_transform=Normalize(d=X.shape[-1], indices=list(range(d)), bounds=self.bounds),
+                             outcome_transform=Standardize(m=1))
+        floor = self.noise_floor_sd**2 / s2
+        drift = max(self.drift_sd_prior**2 / s2, floor * 1.01)
+        lik = FixedNoiseGaussianLikelihood(noise=model.likelihood.noise_covar.noise.detach().clone(),
+                                           learn_additional_noise=True,
+                                           noise_prior=LogNormalPrior(math.log(drift), 1.0),
+                                           noise_constraint=GreaterThan(floor, transform=None, initial_value=drift))
+        model.likelihood = lik.to(X)
+        return model
+
+    def _hyper_state(self, model: Any) -> dict[str, torch.Tensor]:
+        skip = ("noise_covar.noise", "outcome_transform", "input_transform", "fixed_", "_dims")
+        return {k: v.detach().clone() for k, v in model.state_dict().items() if not any(t in k for t in skip)}
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def fit(self, max_points: int, maxiter: int, init: Optional[dict[str, torch.Tensor]], seed: int = 0) -> None:
+        import gpytorch
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.optim.fit import fit_gpytorch_mll_scipy
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        n = self.X.shape[0]
+        if n > max_points:
+            idx = torch.as_tensor(np.random.default_rng(seed).choice(n, max_points, replace=False))
+            sub = self._build(self.X[idx], self.y[idx], self.yvar[idx])
+        else:
+            sub = self.model
+        if init:
+            sub.load_state_dict(init, strict=False)
+        if maxiter <= 0:  # hyperparameters given (shared with another output): condition only
+            self.model.load_state_dict(init or {}, strict=False)
+            self.model.eval()
+            self.fast = FastPosterior(self.model, self.X, seed=seed, mean_only=self.variance_from is not None)
+            return
+        sub.train()
+        mll = ExactMarginalLogLikelihood(sub.likelihood, sub)
+        import warnings
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # n <= a few hundred: threading overhead outweighs the gain
+        try:
+            with warnings.catch_warnings(), gpytorch.settings.max_cholesky_size(10**5):
+                warnings.simplefilter("ignore")
+                fit_gpytorch_mll(mll, optimizer=fit_gpytorch_mll_scipy,
+                                 optimizer_kwargs={"options": {"maxiter": maxiter}}, max_attempts=1)
+        finally:
+            torch.set_num_threads(threads)
+        if sub is not self.model:
+            self.model.load_state_dict(self._hyper_state(sub), strict=False)
+        self.model.eval()
+        self.fast = FastPosterior(self.model, self.X, seed=seed)
+
+    def hyperparameters(self, include_fixed: bool = False) -> dict[str, torch.Tensor]:
+        """Learned hyperparameters (warm starts); ``include_fixed`` adds the fixed kernel scales
+        too, for an output that shares this kernel exactly."""
+        state = self._hyper_state(self.model)
+        if include_fixed:
+            state["covar_module.fixed_values"] = self.model.covar_module.fixed_values.detach().clone()
+        return state
+
+    # -- prediction ------------------------------------------------------------------------------
+    def new_noise_var(self) -> float:
+        """Variance (log units) of a new run's median around the configuration's true value."""
+        extra = float(self.model.likelihood.second_noise_covar.noise.detach().reshape(-1)[0]) * self.y_std**2
+        return float(self.yvar.median()) + extra
+
+    def latent(self, X: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance of the latent correction, chunked, diagonal only."""
+        return self.fast(torch.as_tensor(X, dtype=torch.float64), chunk)
+
+    def predictive(self, X: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and calibrated sd of a new measurement's log-scale correction."""
+        return self.from_latent(*self.latent(X, chunk))
+
+    def from_latent(self, mu: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return mu, self.calibration * np.sqrt(var + self.new_noise_var())
+
+    def joint_draws(self, X: np.ndarray, n: int, seed: int) -> np.ndarray:
+        """(n, m) joint draws of a new measurement's correction (full covariance, small m)."""
+        Xt = torch.as_tensor(X, dtype=torch.float64)
+        gen = torch.Generator().manual_seed(seed)
+        import gpytorch
+
+        with torch.no_grad(), gpytorch.settings.max_cholesky_size(10**5):
+            post = self.model.posterior(Xt)
+            mean = post.mean.reshape(-1)
+            cov = post.distribution.covariance_matrix
+            if cov.dim() > 2:
+                cov = cov.reshape(cov.shape[-2:])
+            eye = torch.eye(cov.shape[-1], dtype=cov.dtype)
+            L = torch.linalg.cholesky(cov + 1e-9 * eye)
+            z = torch.randn((n, cov.shape[-1]), generator=gen, dtype=cov.dtype)
+            eps = torch.randn((n, cov.shape[-1]), generator=gen, dtype=cov.dtype) * math.sqrt(self.new_noise_var())
+            draws = mean + self.calibration * (z @ L.T + eps)
+        return draws.numpy()
+
+    # -- calibration -----------------------------------------------------------------------------
+    def loo_zscores(self) -> np.ndarray:
+        """Closed-form leave-one-out z-scores of the training runs (fixed hyperparameters)."""
+        m = self.model
+        m.eval()
+        with torch.no_grad():
+            Xt = m.input_transform(self.X)
+            K = m.covar_module(Xt, Xt).to_dense()
+            noise = m.likelihood.noise_covar.noise.reshape(-1) + m.likelihood.second_noise_covar.noise.reshape(-1)
+            Kt = K + torch.diag(noise)
+            ys, _ = m.outcome_transform(self.y)
+            r = ys.reshape(-1) - m.mean_module.constant.reshape(-1)
+            L = torch.linalg.cholesky(Kt)
+            Kinv = torch.cholesky_inverse(L)
+            alpha = Kinv @ r
+            d = torch.diagonal(Kinv)
+            z = (alpha / d) / torch.sqrt(1.0 / d)
+        return z.numpy()
+
+    def calibrate(self) -> None:
+        if self.X.shape[0] < 10:
+            return
+        z = np.abs(self.loo_zscores())
+        self.calibration = float(np.clip(np.quantile(z, 0.9) / Z90, 0.8, 3.0))
+        self.loo_coverage90 = float(np.mean(z <= Z90 * self.calibration))
+
+    # -- pickling: keep the recipe (data + hyperparameters), rebuild the model on load ------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("model", "fast")}
+        state["hyper"] = self.hyperparameters(include_fixed=True)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        hyper = state.pop("hyper")
+        self.__dict__.update(state)
+        self.model = self._build(self.X, self.y, self.yvar)
+        self.model.load_state_dict(hyper, strict=False)
+        self.model.eval()
+        self.fast = FastPosterior(self.model, self.X, seed=0, mean_only=self.variance_from is not None)
+
+
+class GPPredictor:
+    """Roofline prior mean + GP correction per metric. See the module docstring for the choices.
+
+    Prior spreads (log scale) of the group terms: ``hardware_sd`` — how far a device's behaviour
+    may depart from what its spec sheet and the other devices suggest; ``family_sd`` and
+    ``model_sd`` likewise for model families and individual models.
+    """
+
+    name = "gp"
+    CACHE_VERSION = 1
+
+    def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 500, maxiter: int = 60,
+                 maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,
+                 model_sd: float = 0.25, noise_floor_sd: float = 0.01, drift_sd_prior: float = 0.04,
+                 calibrate: bool = True, warm_start: bool = True, seed: int = 0) -> None:
+        self.featurizer = featurizer
+        self.max_fit_points = max_fit_points
+        self.maxiter = maxiter
+        self.maxiter_warm = maxiter_warm
+        self.chunk_size = chunk_size
+        self.prior_sd_log = {"hardware": hardware_sd, "family": family_sd, "model": model_sd}
+        self.noise_floor_sd = noise_floor_sd
+        self.drift_sd_prior = drift_sd_prior
+        self.do_calibrate = calibrate
+        self.warm_start = warm_start
+        self.seed = seed
+        self.roofline: Optional[RooflinePredictor] = None
+        self.design: Optional[Design] = None
+        self.outputs: dict[str, OutputGP] = {}
+        self.n_train = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["featurizer"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.roofline is not None:
+            self.roofline.featurizer = self.featurizer
+
+    def _ff(self, configs: Sequence[Config] | "pd.DataFrame") -> FeatureFrame:
+        return (self.featurizer or default_featurizer())(configs)
+
+    # -- fit ----------------------------------------------------------------------------------------
+    def fit(self, data: "pd.DataFrame") -> "GPPredictor":
+        tg = targets_from_measurements(data)
+        previous = {k: o.hyperparameters() for k, o in self.outputs.items()} if self.warm_start else {}
+        self.roofline = RooflinePredictor(featurizer=self.featurizer).fit(tg.frame)
+        ff = self._ff(tg.frame)
+        self.design = Design.from_training(ff)
+        X = self.design.matrix(ff)
+        log_roof = np.log(self.roofline.latency_ms(ff))
+        log_roof_mem = np.log(self.roofline.memory_mib(ff))
+        var = np.maximum(tg.var_log_latency, 1e-8)
+        specs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = [
+            ("latency_ms", np.ones(len(tg), bool), tg.log_latency - log_roof, var),
+            ("latency_p90_ms", np.ones(len(tg), bool), tg.log_p90 - log_roof, P90_VAR_RATIO * var),
+        ]
+        has_mem = tg.has_memory
+        if has_mem.sum() >= 3:
+            specs.append(("memory_mib", has_mem, tg.log_memory - log_roof_mem, np.full(len(tg), 0.005**2)))
+        self.outputs = {}
+        for metric, mask, y, yv in specs:
+            sds = MEMORY_PRIOR_SD if metric == "memory_mib" else self.prior_sd_log
+            out = OutputGP(X[mask], y[mask], yv[mask], self.design, sds, self.noise_floor_sd, self.drift_sd_prior)
+            init = previous.get(metric)
+            if metric == "latency_p90_ms" and "latency_ms" in self.outputs:
+                # p90 is the median's surface times a tail factor: share the kernel hyperparameters
+                # (and, at prediction, the kernel evaluation and latent variance); only the data differ
+                init, iters = self.outputs["latency_ms"].hyperparameters(include_fixed=True), 0
+                out.variance_from = "latency_ms"
+            else:
+                iters = self.maxiter_warm if init is not None else self.maxiter
+            if init is not None and not _compatible(init, out.model):
+                init, iters = None, self.maxiter
+            out.fit(self.max_fit_points, iters, init, seed=self.seed)
+            if self.do_calibrate:
+                out.calibrate()
+            self.outputs[metric] = out
+        self.n_train = len(tg)
+        return self
+
+    @property
+    def calibration(self) -> dict[str, dict[str, Optional[float]]]:
+        """Per metric: the LOO-CV spread multiplier and the LOO 90% coverage after it."""
+        return {k: {"scale": o.calibration, "loo_coverage90": o.loo_coverage90} for k, o in self.outputs.items()}
+
+    # -- predict ------------------------------------------------------------------------------------
+    def _check(self) -> None:
+        if not self.outputs or self.design is None or self.roofline is None:
+            raise InvalidValueError("predictor state", "unfitted gp", "call fit(measurements) first")
+
+    def predict(self, configs: Sequence[Config]) -> PredictionSet:
+        self._check()
+        configs = list(configs)
+        ff = self._ff(configs)
+        assert self.design is not None and self.roofline is not None
+        X = self.design.matrix(ff)
+        log_roof = np.log(self.roofline.latency_ms(ff))
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        shared: dict[tuple, list[str]] = {}
+        for metric, gp in self.outputs.items():
+            shared.setdefault(gp.fast.signature(), []).append(metric)
+        Xt = torch.as_tensor(X, dtype=torch.float64)
+        for metrics in shared.values():
+            marg = dict(zip(metrics, joint_marginals([self.outputs[m].fast for m in metrics], Xt, self.chunk_size)))
+            for metric in metrics:
+                mu_lat, var_lat = marg[metric]
+                src = self.outputs[metric].variance_from
+                if src is not None:
+                    if src not in marg:  # would be a bug: the kernels were meant to be identical
+                        raise RuntimeError(f"{metric} shares {src}'s kernel but their caches differ")
+                    var_lat = marg[src][1] * (self.outputs[metric].y_std / self.outputs[src].y_std) ** 2
+                base = np.log(self.roofline.memory_mib(ff)) if metric == "memory_mib" else log_roof
+                mu, sd = self.outputs[metric].from_latent(mu_lat, var_lat)
+                out[metric] = (base + mu, sd)
+        return lognormal_set(configs, self.name, ff.phys["batch"], latency=out["latency_ms"],
+                             p90=out.get("latency_p90_ms"), memory=out.get("memory_mib"))
+
+    def sample(self, configs: Sequence[Config], n: int, metric: str = "latency_ms", seed: int = 0) -> np.ndarray:
+        """(n, len(configs)) JOINT draws of a new measurement of ``metric`` (full covariance)."""
+        self._check()
+        configs = list(configs)
+        if len(configs) > 5000:
+            raise InvalidValueError("number of configurations for joint sampling", len(configs),
+                                    "at most 5000 (use predict() for marginal intervals of larger sets)")
+        src = "latency_ms" if metric == "throughput" else metric
+        if src not in self.outputs:
+            raise InvalidValueError("metric", metric, ", ".join(["throughput", *self.outputs]))
+        ff = self._ff(configs)
+        assert self.design is not None and self.roofline is not None
+        base = np.log(self.roofline.memory_mib(ff)) if src == "memory_mib" else np.log(self.roofline.latency_ms(ff))
+        draws = np.exp(base[None, :] + self.outputs[src].joint_draws(self.design.matrix(ff), n, seed))
+        if metric == "throughput":
+            return 1000.0 * ff.phys["batch"][None, :] / draws
+        return draws
+
+
+def _compatible(state: dict[str, torch.Tensor], model: Any) -> bool:
+    own = model.state_dict()
+    return all(k in own and own[k].shape == v.shape for k, v in state.items())

@@ -1,0 +1,95 @@
+"""The GP's covariance: a smooth kernel over features times shared + group-specific scales.
+
+    k(x, x') = m(x_c, x'_c) · (s_shared + s_hw·[hw = hw'] + s_family·[fam = fam'] + s_model·[model = model'])
+
+``m`` is an RBF kernel (BoTorch's default family, with its dimension-scaled lengthscale prior;
+cheaper than Matern at prediction time: one matrix product per chunk) with ARD lengthscales over the continuous/one-hot features (one set
+of lengthscales shared by every term: fewer hyperparameters, faster fits). The indicator terms
+are what make the GP honest about devices and models it has never seen: a configuration on a new
+device shares only ``s_shared`` with the training data, so its posterior keeps at least
+``s_hw`` of prior variance — the population's spread of device-specific deviations from the
+roofline — however many other devices were measured. After a few runs on that device the
+``s_hw`` term is pinned down there and the interval shrinks.
+
+The scales are learned (MAP) with log-normal priors centred on physically reasonable log-scale
+deviations (see :class:`engine.models.gp.GPPredictor`); with a single device in the data the
+``s_hw`` term is not identifiable and its prior speaks, which is exactly the "population prior".
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from gpytorch.constraints import GreaterThan
+from gpytorch.kernels import Kernel, RBFKernel
+from gpytorch.priors import LogNormalPrior
+
+
+class GroupScaleKernel(Kernel):
+    """``m(x_c, x'_c) · (s_0 + Σ_g s_g · 1[x_g == x'_g])``; see the module docstring.
+
+    ``cont_dims`` index the smooth features, ``group_dims`` index columns holding integer group
+    codes (hardware, family, model). ``prior_scales`` are the prior medians of s_0, s_g (in the
+    standardised outcome's units), ``prior_sd`` the log-normal prior spread. Scales flagged in
+    ``fixed`` stay at their prior value (a variance component estimated from a handful of groups
+    collapses towards zero under MAP, which would make a never-seen device look well known).
+    """
+
+    has_lengthscale = False
+
+    def __init__(self, cont_dims: Sequence[int], group_dims: Sequence[int], prior_scales: Sequence[float],
+                 fixed: Sequence[bool] = (), prior_sd: float = 0.75) -> None:
+        super().__init__()
+        import math
+
+        d = len(cont_dims)
+        self.register_buffer("cont_dims", torch.as_tensor(list(cont_dims), dtype=torch.long))
+        self.register_buffer("group_dims", torch.as_tensor(list(group_dims), dtype=torch.long))
+        ls_prior = LogNormalPrior(loc=math.sqrt(2) + math.log(max(d, 1)) * 0.5, scale=math.sqrt(3))
+        self.base = RBFKernel(ard_num_dims=max(d, 1), lengthscale_prior=ls_prior,
+                              lengthscale_constraint=GreaterThan(2.5e-2, transform=None, initial_value=ls_prior.mode))
+        k = 1 + len(group_dims)
+        assert len(prior_scales) == k
+        self.register_parameter("raw_scales", torch.nn.Parameter(torch.zeros(k)))
+        self.register_constraint("raw_scales", GreaterThan(1e-6))
+        fixed_mask = torch.zeros(k, dtype=torch.bool)
+        fixed_mask[: len(fixed)] = torch.as_tensor(list(fixed), dtype=torch.bool)
+        self.register_buffer("fixed_mask", fixed_mask)
+        self.register_buffer("fixed_values", torch.as_tensor(list(prior_scales), dtype=torch.get_default_dtype()))
+        locs = torch.log(torch.as_tensor(list(prior_scales), dtype=torch.get_default_dtype()))
+        self.register_prior("scales_prior", LogNormalPrior(loc=locs, scale=torch.full_like(locs, prior_sd)),
+                            self._scales_closure, self._scales_setter)
+        self._scales_setter(self, torch.as_tensor(list(prior_scales)))
+
+    @staticmethod
+    def _scales_closure(m: "GroupScaleKernel") -> torch.Tensor:
+        return m.scales
+
+    @staticmethod
+    def _scales_setter(m: "GroupScaleKernel", v: torch.Tensor) -> None:
+        m.scales = v
+
+    @property
+    def scales(self) -> torch.Tensor:
+        learned = self.raw_scales_constraint.transform(self.raw_scales)
+        return torch.where(self.fixed_mask, self.fixed_values.to(learned), learned)
+
+    @scales.setter
+    def scales(self, value: torch.Tensor) -> None:
+        value = torch.as_tensor(value).to(self.raw_scales)
+        self.initialize(raw_scales=self.raw_scales_constraint.inverse_transform(value))
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False,
+                last_dim_is_batch: bool = False, **params: object) -> torch.Tensor:
+        c1 = x1.index_select(-1, self.cont_dims)
+        c2 = x2.index_select(-1, self.cont_dims)
+        kb = self.base.forward(c1, c2, diag=diag)
+        s = self.scales
+        if diag:
+            return kb * s.sum()
+        w = s[0]
+        for j in range(len(self.group_dims)):
+            g = self.group_dims[j]
+            w = w + s[j + 1] * (x1[..., :, g].unsqueeze(-1) == x2[..., :, g].unsqueeze(-2)).to(kb.dtype)
+        return kb * w
+

@@ -1,0 +1,157 @@
+"""The roofline: perfcast's physical prior, and the "physics only" baseline predictor.
+
+    latency ≈ overhead + max(FLOPs / (eff_c · peak at precision), bytes / (eff_m · bandwidth))
+    memory  ≈ mem_overhead + weights at precision · (1 inference, 4 training: weights, grads,
+              two Adam moments) + activations
+
+On a CPU the peak is scaled by threads used / cores (a 1-thread run cannot use both cores).
+
+Role 1 — prior mean. The GP models log(latency) − log(roofline); the hierarchical model puts the
+same equation inside its likelihood with pooled efficiencies. Learned models correct it, they
+never replace it.
+
+Role 2 — standalone baseline. As a predictor it is deliberately simple: ``fit`` calibrates only
+four global scalars (compute efficiency, memory efficiency, fixed overhead, and the p90/median
+ratio) by robust least squares on log latency, and three memory scalars (weight factor,
+activation factor, runtime overhead). Its uncertainty is a FIXED log-normal spread — not learned
+— of ``SIGMA_LATENCY`` (≈ ×/÷ 2.3 at 90%) for latency and ``SIGMA_MEMORY`` for memory: what a
+spec-sheet calculation is typically off by across devices and software stacks. Evaluation shows
+how (in)accurate that honest-but-crude answer is next to the learned models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import numpy as np
+
+from engine.config import Config
+from engine.models.assemble import lognormal_set
+from engine.models.base import PredictionSet
+from engine.models.features import FeatureFrame, Featurizer, default_featurizer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Fixed log-scale spreads of the standalone roofline (documented, not fitted).
+SIGMA_LATENCY = 0.5
+SIGMA_P90 = 0.5
+SIGMA_MEMORY = 0.35
+
+#: Multiplier on weight bytes for training: weights + gradients + two Adam moments.
+TRAINING_WEIGHT_FACTOR = 4.0
+
+
+@dataclass
+class RooflineParams:
+    """Global calibration of the roofline (defaults: typical framework efficiencies)."""
+
+    eff_compute: float = 0.3
+    eff_memory: float = 0.6
+    overhead_ms: float = 0.05
+    p90_ratio: float = 1.08
+    weight_factor: float = 1.0
+    activation_factor: float = 1.0
+    mem_overhead_mib: float = 300.0
+
+
+def roofline_latency_ms(ff: FeatureFrame, p: RooflineParams) -> np.ndarray:
+    t_c = ff.phys["t_compute_ms"] / p.eff_compute
+    t_m = ff.phys["t_memory_ms"] / p.eff_memory
+    return p.overhead_ms + np.maximum(t_c, t_m)
+
+
+def roofline_memory_mib(ff: FeatureFrame, p: RooflineParams) -> np.ndarray:
+    train = (ff.cats["mode"] == "training").astype(float)
+    wfac = 1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train
+    mib = 1.0 / 2**20
+    return (p.mem_overhead_mib + p.weight_factor * wfac * ff.phys["weight_bytes"] * mib
+            + p.activation_factor * ff.phys["activation_bytes"] * mib)
+
+
+class RooflinePredictor:
+    """Physics-only predictor; also the prior mean used by the GP. See the module docstring."""
+
+    name = "roofline"
+
+    def __init__(self, params: Optional[RooflineParams] = None, featurizer: Optional[Featurizer] = None) -> None:
+        self.params = params or RooflineParams()
+        self.featurizer = featurizer
+        self.n_train = 0
+
+    # -- pickling: the featuriser holds callables and caches; the default is rebuilt on load
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["featurizer"] = None
+        return state
+
+    def _ff(self, configs: Sequence[Config] | "pd.DataFrame") -> FeatureFrame:
+        return (self.featurizer or default_featurizer())(configs)
+
+    # -- the physics ------------------------------------------------------------------------------
+    def latency_ms(self, ff: FeatureFrame) -> np.ndarray:
+        return roofline_latency_ms(ff, self.params)
+
+    def memory_mib(self, ff: FeatureFrame) -> np.ndarray:
+        return roofline_memory_mib(ff, self.params)
+
+    # -- Predictor protocol -------------------------------------------------------------------------
+    def fit(self, data: "pd.DataFrame") -> "RooflinePredictor":
+        """Calibrate the global scalars by robust (soft-L1) least squares on the log scale."""
+        from scipy.optimize import least_squares
+
+        from engine.models.targets import targets_from_measurements
+
+        tg = targets_from_measurements(data)
+        ff = self._ff(tg.frame)
+        t_c, t_m = ff.phys["t_compute_ms"], ff.phys["t_memory_ms"]
+        y = tg.log_latency
+
+        def resid(z: np.ndarray) -> np.ndarray:
+            pred = np.exp(z[2]) + np.maximum(t_c * np.exp(-z[0]), t_m * np.exp(-z[1]))
+            return np.log(pred) - y
+
+        p = self.params
+        z0 = np.log([p.eff_compute, p.eff_memory, p.overhead_ms])
+        # efficiencies in [1e-4, 3] (above 1 only if a spec-sheet peak is understated)
+        sol = least_squares(resid, z0, loss="soft_l1", f_scale=0.2,
+                            bounds=(np.log([1e-4, 1e-4, 1e-4]), np.log([3.0, 3.0, 1e5])))
+        p.eff_compute, p.eff_memory, p.overhead_ms = (float(v) for v in np.exp(sol.x))
+        p.p90_ratio = float(np.exp(np.median(tg.log_p90 - tg.log_latency)))
+
+        has = tg.has_memory
+        if has.sum() >= 3:
+            train = (ff.cats["mode"][has] == "training").astype(float)
+            w = ff.phys["weight_bytes"][has] * (1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train) / 2**20
+            a = ff.phys["activation_bytes"][has] / 2**20
+            ym = tg.log_memory[has]
+
+            def mresid(z: np.ndarray) -> np.ndarray:
+                return np.log(np.exp(z[2]) + np.exp(z[0]) * w + np.exp(z[1]) * a) - ym
+
+            z0m = np.log([p.weight_factor, p.activation_factor, p.mem_overhead_mib])
+            solm = least_squares(mresid, z0m, loss="soft_l1", f_scale=0.2,
+                                 bounds=(np.log([0.05, 1e-3, 1.0]), np.log([20.0, 50.0, 1e6])))
+            p.weight_factor, p.activation_factor, p.mem_overhead_mib = (float(v) for v in np.exp(solm.x))
+        self.n_train = len(tg)
+        return self
+
+    def predict(self, configs: Sequence[Config]) -> PredictionSet:
+        ff = self._ff(configs)
+        return self.predict_features(ff, configs)
+
+    def predict_features(self, ff: FeatureFrame, configs: Sequence[Config]) -> PredictionSet:
+        n = len(ff)
+        mu = np.log(self.latency_ms(ff))
+        mem = np.log(self.memory_mib(ff))
+        return lognormal_set(configs, self.name, ff.phys["batch"],
+                             latency=(mu, np.full(n, SIGMA_LATENCY)),
+                             p90=(mu + np.log(self.params.p90_ratio), np.full(n, SIGMA_P90)),
+                             memory=(mem, np.full(n, SIGMA_MEMORY)))
+
+    def sample(self, configs: Sequence[Config], n: int, metric: str = "latency_ms", seed: int = 0) -> np.ndarray:
+        """Independent log-normal draws (the roofline has no model of correlated errors)."""
+        ps = self.predict(configs)
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((n, len(configs)))
+        return np.exp(ps.mu_log[metric][None, :] + ps.sigma_log[metric][None, :] * z)

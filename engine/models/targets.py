@@ -1,0 +1,87 @@
+"""Training targets from ``Store.measurements()``: log latency, its sampling variance, p90, memory.
+
+Every learned model works on the log scale (latency and memory are positive and multiplicative),
+and every one needs to know how precisely each measurement pins its configuration down: a run
+with 200 tight samples deserves more weight than one with 5 noisy ones. That variance is computed
+here, once, from the raw samples when the frame carries them (``with_samples=True``), else from
+the stored standard deviation and iteration count.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.config import Config
+from engine.errors import InvalidValueError
+from engine.models.features import configs_from_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Sampling variance used for a run that carries neither samples nor a std (log scale).
+DEFAULT_LOG_VAR = 0.02**2
+
+
+def log_median_variance(samples: Any, median_ms: float, std_ms: float, iterations: float) -> float:
+    """Sampling variance of log(median latency) of one run.
+
+    With raw samples: the asymptotic variance of a median, pi/2 * s^2 / n, with a robust scale
+    s = 1.4826 * MAD of the log samples (a few preempted iterations on a busy machine must not
+    inflate it). Without samples: the stored std relative to the median and the iteration count.
+    """
+    if samples is not None and not (isinstance(samples, float) and math.isnan(samples)) and len(samples) >= 3:
+        x = np.log(np.asarray(samples, dtype=float))
+        mad = 1.4826 * float(np.median(np.abs(x - np.median(x))))
+        return math.pi / 2 * mad**2 / len(x)
+    try:
+        std, it, med = float(std_ms), float(iterations), float(median_ms)
+    except (TypeError, ValueError):
+        return DEFAULT_LOG_VAR
+    if it > 1 and med > 0 and std == std and it == it:
+        return math.pi / 2 * (std / med) ** 2 / it
+    return DEFAULT_LOG_VAR
+
+
+@dataclass
+class Targets:
+    """Log-scale targets aligned with ``configs`` (memory is nan where not measured)."""
+
+    configs: list[Config]
+    frame: "pd.DataFrame"
+    log_latency: np.ndarray
+    var_log_latency: np.ndarray
+    log_p90: np.ndarray
+    log_memory: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    @property
+    def has_memory(self) -> np.ndarray:
+        return np.isfinite(self.log_memory)
+
+
+def targets_from_measurements(data: "pd.DataFrame") -> Targets:
+    """Validate and convert a measurements frame (status ok rows only are used)."""
+    if data is None or len(data) == 0:
+        raise InvalidValueError("training data", "0 measurements", "at least 1 successful measurement")
+    df = data
+    if "status" in df.columns:
+        df = df[df["status"] == "ok"]
+    df = df[df["latency_median_ms"].notna() & (df["latency_median_ms"] > 0)].reset_index(drop=True)
+    if len(df) == 0:
+        raise InvalidValueError("training data", "0 successful measurements", "at least 1 status-ok run")
+    med = df["latency_median_ms"].to_numpy(dtype=float)
+    p90 = df["latency_p90_ms"].to_numpy(dtype=float) if "latency_p90_ms" in df else np.full(len(df), np.nan)
+    p90 = np.where(np.isfinite(p90) & (p90 > 0), np.maximum(p90, med), med)
+    mem = df["memory_peak_mib"].to_numpy(dtype=float) if "memory_peak_mib" in df else np.full(len(df), np.nan)
+    mem = np.where(np.isfinite(mem) & (mem > 0), mem, np.nan)
+    samples = df["samples_ms"] if "samples_ms" in df.columns else [None] * len(df)
+    std = df["latency_std_ms"] if "latency_std_ms" in df.columns else [np.nan] * len(df)
+    its = df["iterations"] if "iterations" in df.columns else [np.nan] * len(df)
+    var = np.array([log_median_variance(s, m, sd, it) for s, m, sd, it in zip(samples, med, std, its)])
+    return Targets(configs=configs_from_frame(df), frame=df, log_latency=np.log(med), var_log_latency=var,
+                   log_p90=np.log(p90), log_memory=np.log(mem))

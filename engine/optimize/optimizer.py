@@ -1,0 +1,374 @@
+"""``optimize_deployment``: what should I deploy? Bayesian optimisation over deployment configs.
+
+Online (``online=True``) — the loop::
+
+    validate → enumerate candidates → keep what the executor can run
+    repeat budget times:
+        fit one GP per metric on every observation so far (warm start, roofline prior mean)
+        pick: posterior ranking while some metric has no data yet, then qLogNEI (one objective)
+              or qLogNEHVI (several) with the constraints modelled by their own posteriors
+        benchmark it through the adapters (isolated child process), store it like any benchmark
+        a failed / out-of-memory run is recorded and the configuration counts as infeasible
+    final fit → best (posterior intervals, P(feasible)), Pareto set, alternatives, history
+
+Observations already in the store for configurations of the space count from the start
+(``use_existing``), so an optimisation never pays twice for a measurement perfcast already has;
+measurements of other models of the same family on the same hardware are context for the GP
+(``transfer``).
+
+Offline (``online=False``) — no benchmark: the store's fitted predictor (the GP by default)
+ranks the whole space by E[utility] × P(feasible) (see :mod:`engine.optimize.ranking`).
+"""
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from engine.config import Config
+from engine.errors import InvalidValueError
+from engine.optimize import ranking
+from engine.optimize.executors import Executor, make_executor
+from engine.optimize.result import Assessment, Evaluation, OptimizationResult
+from engine.optimize.spec import METRICS, Problem, build_problem, hourly_price, resolve_prices
+from engine.records import Measurement
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from engine.store import Store
+
+Callback = Callable[[int, int, Config, Optional[Evaluation]], None]
+#: Adapter error texts that mean "this runtime refuses this precision/mode": not worth retrying
+#: at another batch size or thread count.
+REFUSAL_MARKERS: tuple[str, ...] = ("valid precisions", "valid modes")
+
+
+def measured_values(m: Measurement, price: Optional[float]) -> dict[str, Optional[float]]:
+    """The metrics of one successful run, natural units."""
+    if not m.ok or m.latency is None:
+        return {k: None for k in METRICS}
+    med = m.latency.median_ms
+    thr = m.throughput or m.config.batch_size * 1000.0 / med
+    return {"throughput": thr, "latency_ms": med, "latency_p90_ms": max(m.latency.p90_ms, med),
+            "memory_mib": m.memory_peak_mib, "cost_per_1m_usd": price * 1e6 / 3600.0 / thr if price else None}
+
+
+def _row_values(r: Any, batch: int, price: Optional[float]) -> dict[str, Optional[float]]:
+    def num(k: str) -> Optional[float]:
+        try:
+            v = float(r[k])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return v if np.isfinite(v) and v > 0 else None
+
+    med = num("latency_median_ms")
+    if med is None:
+        return {k: None for k in METRICS}
+    thr = batch * 1000.0 / med
+    p90 = num("latency_p90_ms")
+    return {"throughput": thr, "latency_ms": med, "latency_p90_ms": max(p90 or med, med),
+            "memory_mib": num("memory_peak_mib"), "cost_per_1m_usd": price * 1e6 / 3600.0 / thr if price else None}
+
+
+def _open_store(db: Union[None, str, "Store", bool]) -> Optional["Store"]:
+    if db is False:
+        return None
+    from engine.store import Store
+
+    if isinstance(db, Store):
+        return db
+    return Store(db if isinstance(db, str) else None)
+
+
+def _report_metrics(problem: Problem, prices: dict[str, Optional[float]]) -> list[str]:
+    out = list(problem.metrics)
+    for m in ("throughput", "latency_ms", "latency_p90_ms", "memory_mib"):
+        if m not in out:
+            out.append(m)
+    if "cost_per_1m_usd" not in out and all(prices.get(c.hardware) for c in problem.candidates):
+        out.append("cost_per_1m_usd")
+    return out
+
+
+def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "throughput",
+                        constraints: Optional[Mapping[str, float]] = None,
+                        space: Optional[Mapping[str, Any]] = None, budget: int = 20, online: bool = False,
+                        executor: Union[str, Executor, None] = "local", db: Union[None, str, "Store", bool] = None, *,
+                        iterations: Optional[int] = None, seed: int = 0, n_init: int = 1, use_existing: bool = True,
+                        transfer: bool = True, max_context: int = 250, prices: Optional[Mapping[str, float]] = None,
+                        predictor: Any = None, prior_data: Optional["pd.DataFrame"] = None,
+                        candidates: Optional[Sequence[Config]] = None, featurizer: Any = None,
+                        callback: Optional[Callback] = None, mc_samples: int = 128,
+                        top_k: int = 5) -> OptimizationResult:
+    """Find the deployment configuration of ``model`` that optimises ``objective`` under ``constraints``.
+
+    >>> r = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 50},
+    ...                         space={"hardware": ["cpu"], "batch_size": [1, 4, 16]}, budget=6, online=True)
+    >>> r.best.config, r.best.throughput.interval, r.best.prob_feasible
+
+    ``objective``: a metric or a list of metrics (Pareto front): throughput, latency_ms (latency),
+    latency_p90_ms, memory_mib (memory), cost_per_1m_usd (cost). ``constraints``: metric -> bound
+    (an upper bound; a lower bound for throughput). ``space``: any of hardware, batch_size,
+    precision, threads, runtime, seq_len, mode (lists; defaults fill the rest). ``budget``: the
+    number of benchmarks (online). ``executor``: ``"local"`` (adapters, isolated child process),
+    ``"ray"``, or an object with ``run(config) -> Measurement`` (and optionally ``check``).
+    ``db``: a path, a Store, None (the default store) or False (store nothing). ``predictor``: a
+    fitted predictor for offline mode (default: the store's GP). ``prior_data``: measurements that
+    calibrate the roofline prior and supply existing observations (default: the store's).
+    ``candidates``: an explicit candidate list instead of the Cartesian product of ``space``.
+    ``prices``: hourly USD prices by hardware id or platform name, overriding the catalog's (the
+    local CPU has none) for the cost metric.
+    ``transfer``: let the GP also learn from measurements of other models of the same family on the
+    same hardware (at most ``max_context``): runtime, precision, batch and thread effects carry
+    over between, say, BERT and RoBERTa, but not from a CNN or a decoder (on the shipped data, all
+    families as context made the optimiser worse than random; the same family made it better).
+    ``callback(step, budget, config, evaluation_or_None)`` reports progress.
+    """
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise InvalidValueError("budget", budget, "an integer >= 1 (the number of benchmarks)")
+    if n_init < 1:
+        raise InvalidValueError("n_init", n_init, "an integer >= 1")
+    store = _open_store(db)
+    user_prices = resolve_prices(prices, store)
+    problem = build_problem(model, objective, constraints, space, store, candidates, user_prices)
+    prices_by_hw = {h: hourly_price(h, store, user_prices) for h in {c.hardware for c in problem.candidates}}
+    if not online:
+        return _offline(problem, store, predictor, prices_by_hw, top_k)
+    runner = make_executor(executor, iterations)
+    runnable = runner.check(list(problem.candidates))
+    return _online(problem, runner, runnable, store, prices_by_hw, budget=budget, seed=seed, n_init=n_init,
+                   use_existing=use_existing, prior_data=prior_data, featurizer=featurizer, callback=callback,
+                   mc_samples=mc_samples, top_k=top_k, max_context=max_context if transfer else 0)
+
+
+# -- offline ---------------------------------------------------------------------------------------
+def _offline(problem: Problem, store: Optional["Store"], predictor: Any, prices: dict[str, Optional[float]],
+             top_k: int) -> OptimizationResult:
+    if predictor is None:
+        from engine.predict import PerformancePredictor
+
+        if store is None:
+            raise InvalidValueError("db", False, "a store (offline mode ranks with the store's fitted predictor)")
+        predictor = PerformancePredictor(store).fitted()
+    configs = list(problem.candidates)
+    pset = predictor.predict(configs)
+    post: dict[str, ranking.LogNormal] = {}
+    for m in ("throughput", "latency_ms", "latency_p90_ms", "memory_mib"):
+        if m in pset.mu_log:
+            post[m] = (np.asarray(pset.mu_log[m], float), np.asarray(pset.sigma_log[m], float))
+        elif m in pset.samples:
+            logs = np.log(np.maximum(pset.samples[m], 1e-12))
+            post[m] = (logs.mean(0), logs.std(0))
+    if "latency_p90_ms" not in post and "latency_ms" in post:
+        post["latency_p90_ms"] = post["latency_ms"]
+    price = np.array([prices.get(c.hardware) or np.nan for c in configs])
+    if np.all(np.isfinite(price)):
+        mu, sd = post["throughput"]
+        post["cost_per_1m_usd"] = (np.log(price * 1e6 / 3600.0) - mu, sd)
+    missing = [m for m in problem.metrics if m not in post]
+    if missing:
+        raise InvalidValueError("metric", missing[0], f"one the predictor '{getattr(predictor, 'name', '?')}' "
+                                f"models: {', '.join(post)}")
+    score, pf = ranking.scores(problem, post)
+    order = np.argsort(-score, kind="stable")
+    measured = _store_values(store, configs, prices)
+    top = [ranking.assessment(configs, post, score, pf, int(i), evaluated=int(i) in measured,
+                              measured=measured.get(int(i))) for i in order[: top_k + 1]]
+    pareto: list[Assessment] = []
+    if problem.multi:
+        feas = [int(i) for i in np.nonzero(pf >= 0.5)[0]]
+        pareto = [ranking.assessment(configs, post, score, pf, i) for i in ranking.pareto_indices(problem, post, feas)]
+    notes = [f"offline: ranked {len(configs)} configurations by E[utility] x P(feasible) under the "
+             f"'{getattr(predictor, 'name', 'predictor')}' posterior; no benchmark was run"]
+    if top and top[0].prob_feasible < 0.5:
+        notes.append(f"no configuration is feasible with probability >= 0.5 (best: {top[0].prob_feasible:.2f})")
+    return OptimizationResult(problem.model, problem.objectives, {c.metric: c.bound for c in problem.constraints},
+                              False, top[0] if top else None, pareto, top[1:], [], len(configs),
+                              getattr(predictor, "name", ""), notes)
+
+
+def _store_values(store: Optional["Store"], configs: Sequence[Config],
+                  prices: dict[str, Optional[float]]) -> dict[int, dict[str, Optional[float]]]:
+    """Latest measured values of candidates that the store already has (offline annotations)."""
+    if store is None:
+        return {}
+    from engine.models.features import configs_from_frame
+
+    models = sorted({c.model for c in configs})
+    df = store.measurements(where="model IN (" + ", ".join("?" * len(models)) + ")", params=models)
+    index = {c.key: i for i, c in enumerate(configs)}
+    out: dict[int, dict[str, Optional[float]]] = {}
+    for r, c in enumerate(configs_from_frame(df)):
+        i = index.get(c.key)
+        if i is not None:
+            out[i] = _row_values(df.iloc[r], c.batch_size, prices.get(c.hardware))
+    return out
+
+
+# -- online ----------------------------------------------------------------------------------------
+def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], store: Optional["Store"],
+            prices: dict[str, Optional[float]], *, budget: int, seed: int, n_init: int, use_existing: bool,
+            prior_data: Optional["pd.DataFrame"], featurizer: Any, callback: Optional[Callback], mc_samples: int,
+            top_k: int, max_context: int = 0) -> OptimizationResult:
+    from engine.optimize.acquisition import choose_next
+    from engine.models.features import configs_from_frame
+    from engine.optimize.surrogate import Observation, Surrogate, build_table, calibrated_roofline, single_thread
+
+    if prior_data is None and store is not None:
+        prior_data = store.measurements()
+    df = prior_data if prior_data is not None else None
+    if df is not None and len(df):
+        df = df[df["status"] == "ok"] if "status" in df.columns else df
+        df = df[df["latency_median_ms"].notna()].reset_index(drop=True)
+    rows = configs_from_frame(df) if df is not None and len(df) else []
+    configs = list(problem.candidates)
+    hw = {c.hardware for c in configs}
+    modes = {c.mode for c in configs}
+    cand_keys = {c.key for c in configs}
+    from engine.catalog import get_model
+
+    family = get_model(problem.model).family
+    context = [c for c in rows if c.key not in cand_keys and c.hardware in hw and c.mode in modes
+               and get_model(c.model).family == family]
+    context = context[-max_context:] if max_context > 0 else []
+    roof = calibrated_roofline(prior_data, featurizer)
+    table = build_table(configs, roof, prices, featurizer, context=context)
+    n_cand = table.n_candidates
+    metrics = _report_metrics(problem, prices)
+    surrogate = Surrogate(table, metrics)
+    notes: list[str] = []
+    skipped = len(configs) - len(runnable)
+    if skipped:
+        notes.append(f"{skipped} of {len(configs)} configurations cannot be benchmarked by this executor "
+                     "and were only predicted")
+
+    observations: list[Observation] = []
+    evaluated: set[int] = set()
+    excluded: set[int] = set()
+    n_old = n_ctx = 0
+    for i, c in enumerate(rows):
+        j = table.index.get(c.key)
+        if j is None or (j < n_cand and not use_existing):
+            continue
+        observations.append(Observation(j, _row_values(df.iloc[i], c.batch_size, prices.get(c.hardware))))
+        if j < n_cand:
+            evaluated.add(j)
+            n_old += 1
+        else:
+            n_ctx += 1
+    if n_old:
+        notes.append(f"{n_old} measurements already in the store cover {len(evaluated)} configurations of "
+                     "the space; they count as observations")
+    if n_ctx:
+        notes.append(f"the GP also learned from {n_ctx} measurements of other configurations on the same "
+                     f"hardware ({len({c.model for c in context})} models; transfer)")
+
+    experiment_id = None
+    if store is not None:
+        experiment_id = f"optimize-{uuid.uuid4().hex[:12]}"
+        store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget), "running")
+
+    run_rows = [table.index[c.key] for c in runnable]
+    history: list[Evaluation] = []
+    for step in range(1, budget + 1):
+        available = [j for j in run_rows if j not in evaluated and j not in excluded]
+        if not available:
+            notes.append(f"stopped after {step - 1} evaluations: every runnable configuration has been measured")
+            break
+        with single_thread():
+            # hyperparameters re-optimised on steps 1, 2 and every fourth step; in between the GP is only
+            # conditioned on the new data (one point barely moves them; fits dominate the loop's time)
+            surrogate.fit(observations, problem.metrics, optimize=step <= 2 or step % 4 == 0)
+            own = [o.index for o in observations if o.index < n_cand]
+            if surrogate.ready(problem.metrics) and len(own) >= n_init:
+                choice = choose_next(problem, surrogate, own, available,
+                                     mc_samples=mc_samples, seed=seed + step)
+                j, method, value = choice.index, choice.method, choice.value
+            else:
+                post = {m: surrogate.predictive(m, available) for m in problem.metrics}
+                score, _ = ranking.scores(problem, post)
+                k = int(np.argmax(score))
+                j, method, value = available[k], "prior", float(score[k])
+        cfg = configs[j]
+        if callback is not None:
+            callback(step, budget, cfg, None)
+        m = runner.run(cfg)
+        run_id = store.save_measurement(m, experiment_id) if store is not None else None
+        evaluated.add(j)
+        vals = measured_values(m, prices.get(cfg.hardware))
+        if m.ok:
+            observations.append(Observation(j, vals))
+        else:
+            excluded.add(j)
+            if m.error and any(s in m.error for s in REFUSAL_MARKERS):
+                group = (cfg.hardware, cfg.runtime, cfg.precision, cfg.mode)
+                same = {i for i, c in enumerate(configs) if (c.hardware, c.runtime, c.precision, c.mode) == group}
+                excluded |= same
+                notes.append(f"{cfg.runtime} refused {cfg.precision}/{cfg.mode} on {cfg.hardware}; "
+                             f"{len(same) - 1} similar configurations dropped")
+        first = problem.objectives[0]
+        ev = Evaluation(step=step, config=cfg, status=m.status, measured=vals,
+                        feasible=bool(m.ok and problem.feasible(vals)), objective=vals.get(first), chosen_by=method,
+                        acquisition_value=value, error=(m.error or "").splitlines()[0][:300] if m.error else None,
+                        wall_time_s=m.wall_time_s, run_id=run_id)
+        history.append(ev)
+        if callback is not None:
+            callback(step, budget, cfg, ev)
+
+    with single_thread():
+        result = _final(problem, surrogate, observations, metrics, history, notes, top_k)
+    result.experiment_id = experiment_id
+    if store is not None and experiment_id is not None:
+        store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget), "done",
+                                state={"history": [e.to_dict() for e in history],
+                                       "best": result.best.to_dict() if result.best else None})
+    return result
+
+
+def _final(problem: Problem, surrogate: Any, observations: list, metrics: list[str], history: list[Evaluation],
+           notes: list[str], top_k: int) -> OptimizationResult:
+    n_cand = surrogate.table.n_candidates
+    configs = list(surrogate.table.configs[:n_cand])
+    cons = {c.metric: c.bound for c in problem.constraints}
+    if not observations:
+        notes.append("no successful evaluation: the ranking below is the roofline prior only")
+    surrogate.fit(observations, metrics)
+    post = {m: surrogate.predictive(m) for m in metrics}
+    score, pf = ranking.scores(problem, post)
+    measured: dict[int, dict[str, Optional[float]]] = {}
+    for o in observations:
+        if o.index < n_cand:
+            measured[o.index] = o.values  # the latest run of a configuration
+    seen = sorted(measured)
+    best_i: Optional[int] = None
+    if seen:
+        first = problem.objectives[0]
+        feas = [i for i in seen if pf[i] >= 0.5]
+        if feas:
+            best_i = max(feas, key=lambda i: problem.sign(first) * post[first][0][i])
+        else:
+            best_i = max(seen, key=lambda i: pf[i])
+            notes.append(f"no evaluated configuration is feasible with probability >= 0.5 (best: {pf[best_i]:.2f})")
+    else:
+        best_i = int(np.argmax(score))
+
+    def assess(i: int) -> Assessment:
+        return ranking.assessment(configs, post, score, pf, i, evaluated=i in measured, measured=measured.get(i))
+
+    best = assess(best_i) if best_i is not None else None
+    order = [int(i) for i in np.argsort(-score, kind="stable") if int(i) != best_i][:top_k]
+    pareto = []
+    if problem.multi:
+        rows = [i for i in seen if pf[i] >= 0.5] or seen
+        pareto = [assess(i) for i in ranking.pareto_indices(problem, post, rows)]
+    return OptimizationResult(problem.model, problem.objectives, cons, True, best, pareto,
+                              [assess(i) for i in order], history, len(configs),
+                              "per-metric SingleTaskGP (roofline prior mean)", notes)
+
+
+def _problem_dict(problem: Problem, budget: int) -> dict[str, Any]:
+    return {"model": problem.model, "objectives": list(problem.objectives),
+            "constraints": {c.metric: c.bound for c in problem.constraints}, "space": problem.space,
+            "budget": budget, "n_candidates": len(problem.candidates)}

@@ -1,0 +1,112 @@
+"""Typed answers of the optimiser: assessed configurations, evaluations, the result."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+from engine.config import Config
+
+
+@dataclass(frozen=True)
+class MetricInterval:
+    """Posterior predictive of one metric: median and 90% credible interval (natural units)."""
+
+    metric: str
+    median: float
+    q05: float
+    q95: float
+    mean: float
+    unit: str = ""
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return self.q05, self.q95
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A configuration with the posterior of every metric and its probability of feasibility.
+
+    ``score`` is what the ranking used: E[utility] × P(feasible), utility = the objective where
+    larger is better, 1/objective where smaller is better (a rate: items per ms, per MiB, per $).
+    ``measured`` holds the observed values when the configuration was evaluated.
+    """
+
+    config: Config
+    metrics: dict[str, MetricInterval]
+    prob_feasible: float
+    score: float
+    evaluated: bool = False
+    measured: Optional[dict[str, Optional[float]]] = None
+
+    def __getattr__(self, name: str) -> MetricInterval:
+        metrics = self.__dict__.get("metrics", {})
+        if name in metrics:
+            return metrics[name]
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "config_key": self.config.key,
+                "metrics": {k: {**asdict(v), "interval_90": [v.q05, v.q95]} for k, v in self.metrics.items()},
+                "prob_feasible": self.prob_feasible, "score": self.score, "evaluated": self.evaluated,
+                "measured": self.measured}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One benchmark the optimiser ran (or looked up, in replay), successful or not."""
+
+    step: int
+    config: Config
+    status: str
+    measured: dict[str, Optional[float]]
+    feasible: bool
+    objective: Optional[float]  # the (first) objective's measured value; None when the run failed
+    chosen_by: str  # prior | qLogNEI | qLogNEHVI
+    acquisition_value: Optional[float] = None
+    error: Optional[str] = None
+    wall_time_s: Optional[float] = None
+    run_id: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["config"] = self.config.to_dict()
+        d["config_key"] = self.config.key
+        return d
+
+
+@dataclass
+class OptimizationResult:
+    """What ``optimize_deployment`` returns.
+
+    ``best``: the recommended configuration (online: the evaluated configuration with the best
+    posterior objective among those with P(feasible) >= 0.5; offline: the top of the ranking).
+    ``pareto``: for several objectives, the non-dominated configurations. ``alternatives``: the
+    next-best configurations of the final ranking. ``history``: every evaluation, in order.
+    """
+
+    model: str
+    objectives: tuple[str, ...]
+    constraints: dict[str, float]
+    online: bool
+    best: Optional[Assessment]
+    pareto: list[Assessment] = field(default_factory=list)
+    alternatives: list[Assessment] = field(default_factory=list)
+    history: list[Evaluation] = field(default_factory=list)
+    n_candidates: int = 0
+    surrogate: str = ""
+    notes: list[str] = field(default_factory=list)
+    experiment_id: Optional[str] = None
+
+    @property
+    def objective(self) -> str:
+        return self.objectives[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "objectives": list(self.objectives), "constraints": self.constraints,
+                "online": self.online, "n_candidates": self.n_candidates, "surrogate": self.surrogate,
+                "best": self.best.to_dict() if self.best else None,
+                "pareto": [a.to_dict() for a in self.pareto],
+                "alternatives": [a.to_dict() for a in self.alternatives],
+                "history": [e.to_dict() for e in self.history], "notes": self.notes,
+                "experiment_id": self.experiment_id}

@@ -1,0 +1,284 @@
+"""The prediction facade: names in, typed posteriors out.
+
+``PerformancePredictor`` is the Python API the old system's users know
+(``predict(model_name=..., hardware=..., batch_size=...)``) on top of the Bayesian predictors in
+:mod:`engine.models`. Its one job is translation: it validates names, resolves a platform name
+(``cuda``) to the device that answers for it, builds canonical :class:`Config` records, asks a
+fitted predictor (reused from the cache until the store's data change) for a vectorised
+:class:`PredictionSet`, and attaches what a person needs to read the answer: which device
+answered, how many measurements sit near the configuration and whether the memory fits.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from engine.config import RUNTIMES, Config
+from engine.errors import InvalidValueError
+from engine.models.base import Prediction, PredictionSet
+
+if TYPE_CHECKING:
+    from engine.store import Store
+
+PREDICTOR_NAMES: tuple[str, ...] = ("gp", "hierarchical", "roofline")
+SUMMARY_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+@dataclass(frozen=True)
+class ResolvedHardware:
+    """What a ``--hardware`` value meant: the device that answers and the runtime it implies."""
+
+    requested: str
+    id: str
+    name: str
+    kind: str
+    memory_gib: Optional[float] = None
+    runtime: Optional[str] = None  # implied runtime (``openvino`` -> openvino on the CPU)
+
+    @property
+    def was_platform(self) -> bool:
+        return self.requested != self.id
+
+    @property
+    def memory_capacity_mib(self) -> Optional[float]:
+        return self.memory_gib * 1024.0 if self.memory_gib else None
+
+    def describe(self) -> str:
+        """'cuda -> a100-80gb (NVIDIA A100 80GB SXM4)' or 'h100-sxm (NVIDIA H100 SXM5 80GB)'."""
+        head = f"{self.requested} -> {self.id}" if self.was_platform else self.id
+        return f"{head} ({self.name})" if self.name and self.name != self.id else head
+
+
+def resolve(hardware: str, store: Optional["Store"] = None) -> ResolvedHardware:
+    """A catalog id (``h100-sxm``) or a platform name (``cuda``, ``openvino``, ...) -> device.
+
+    ``store`` lets ids that exist only in the store's ``hardware`` table resolve too.
+    """
+    from engine import catalog
+
+    if not hardware:
+        raise InvalidValueError("hardware", hardware, "a catalog hardware id or one of " + ", ".join(catalog.PLATFORMS))
+    entry = catalog.resolve_hardware(hardware, store)
+    platform = hardware.strip().lower()
+    # a platform that is also a runtime (openvino, qnn, webgpu, webnn) implies that runtime:
+    # `openvino` answers with the CPU running OpenVINO; a QNN/WebGPU/WebNN device runs its own runtime
+    if platform in catalog.PLATFORMS and platform in RUNTIMES:
+        runtime: Optional[str] = platform
+    else:
+        runtime = entry.kind if entry.kind in RUNTIMES else None
+    return ResolvedHardware(requested=hardware.strip(), id=entry.id, name=entry.name or entry.id, kind=entry.kind,
+                            memory_gib=entry.memory_gib, runtime=runtime)
+
+
+def make_predictor(name: str, allow_bad_diagnostics: bool = False) -> Any:
+    """A fresh, unfitted predictor from the models registry."""
+    if name not in PREDICTOR_NAMES:
+        raise InvalidValueError("predictor", name, ", ".join(PREDICTOR_NAMES))
+    from engine.models.registry import get_predictor
+
+    return get_predictor(name, **predictor_kwargs(name, allow_bad_diagnostics=allow_bad_diagnostics))
+
+
+def predictor_kwargs(name: str, **kwargs: Any) -> dict[str, Any]:
+    """The options a predictor's constructor accepts (e.g. only the hierarchical model takes
+    ``allow_bad_diagnostics``); the others are dropped rather than failing."""
+    from engine.errors import NotAvailableError
+    from engine.models.registry import predictor_class
+
+    try:
+        cls = predictor_class(name)
+    except ImportError as e:
+        raise NotAvailableError(f"predictor {name!r} is not available here ({e})") from None
+    return _supported_kwargs(cls.__init__, **kwargs)
+
+
+def _supported_kwargs(fn: Any, **kwargs: Any) -> dict[str, Any]:
+    """Pass only the keyword arguments ``fn`` accepts (the models' signatures may grow)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def _load_or_fit_fn() -> Any:
+    try:
+        from engine.models.cache import load_or_fit
+    except ImportError:
+        from engine.models.registry import load_or_fit  # type: ignore[no-redef]
+    return load_or_fit
+
+
+ConfigLike = Union[Config, Mapping[str, Any]]
+
+
+class PerformancePredictor:
+    """Predict latency, throughput and memory with credible intervals.
+
+    >>> pp = PerformancePredictor()                               # embedded default store, GP
+    >>> p = pp.predict(model_name="bert-base-uncased", hardware="cuda", batch_size=4)
+    >>> p.latency_ms.median, p.latency_ms.interval(0.9), p.device_name
+    """
+
+    def __init__(self, db: Union[None, str, "Store"] = None, predictor: str = "gp", *,
+                 allow_bad_diagnostics: bool = False) -> None:
+        if predictor not in PREDICTOR_NAMES:
+            raise InvalidValueError("predictor", predictor, ", ".join(PREDICTOR_NAMES))
+        self.predictor_name = predictor
+        self.allow_bad_diagnostics = allow_bad_diagnostics
+        self._db = db
+        self._store: Optional["Store"] = None
+        self._fitted: Optional[tuple[str, Any]] = None  # (data hash, predictor)
+        self._nearby: Optional[tuple[str, dict[tuple[str, str], int]]] = None
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    @property
+    def store(self) -> "Store":
+        if self._store is None:
+            from engine.store import Store
+
+            self._store = self._db if isinstance(self._db, Store) else Store(self._db)
+        return self._store
+
+    def data_hash(self) -> str:
+        return self.store.data_hash()
+
+    def fitted(self) -> Any:
+        """The fitted predictor for the store's current data (fitted once, then cached)."""
+        h = self.data_hash()
+        if self._fitted is None or self._fitted[0] != h:
+            load_or_fit = _load_or_fit_fn()
+            kwargs = predictor_kwargs(self.predictor_name, allow_bad_diagnostics=self.allow_bad_diagnostics)
+            self._fitted = (h, load_or_fit(self.predictor_name, self.store, **kwargs))
+        return self._fitted[1]
+
+    def _nearby_counts(self) -> dict[tuple[str, str], int]:
+        h = self._fitted[0] if self._fitted is not None else self.data_hash()
+        if self._nearby is None or self._nearby[0] != h:
+            with self.store.connect() as con:
+                rows = con.execute("SELECT model, hardware, count(*) FROM measurements WHERE status = 'ok' "
+                                   "GROUP BY model, hardware").fetchall()
+            self._nearby = (h, {(m, hw): int(n) for m, hw, n in rows})
+        return self._nearby[1]
+
+    # -- configs ------------------------------------------------------------------------------------
+    def config(self, model_name: str, hardware: str, batch_size: int = 1, precision: str = "fp32",
+               seq_len: int = 128, mode: str = "inference", runtime: Optional[str] = None,
+               threads: int = 0) -> tuple[Config, ResolvedHardware]:
+        """Validate names and build the canonical configuration (and say which device answers)."""
+        from engine.catalog import get_model
+        from engine.workloads import effective_seq_len
+
+        entry = get_model(model_name)
+        hw = resolve(hardware, self.store)
+        rt = runtime or hw.runtime or "torch"
+        cfg = Config(model=entry.name, hardware=hw.id, batch_size=batch_size,
+                     seq_len=effective_seq_len(entry, seq_len), precision=precision, mode=mode,
+                     runtime=rt, threads=threads)
+        return cfg, hw
+
+    def _configs(self, configs: Iterable[ConfigLike]) -> tuple[list[Config], list[ResolvedHardware]]:
+        out: list[Config] = []
+        hws: list[ResolvedHardware] = []
+        cache: dict[str, ResolvedHardware] = {}
+        for c in configs:
+            if isinstance(c, Config):
+                hw = cache.get(c.hardware) or resolve(c.hardware, self.store)
+                cache[c.hardware] = hw
+                cfg = c if hw.id == c.hardware else c.with_(hardware=hw.id)
+            else:
+                kw = dict(c)
+                if "model" in kw and "model_name" not in kw:
+                    kw["model_name"] = kw.pop("model")
+                cfg, hw = self.config(**kw)
+            out.append(cfg)
+            hws.append(hw)
+        return out, hws
+
+    # -- predictions -------------------------------------------------------------------------------
+    def predict_set(self, configs: Iterable[ConfigLike]) -> tuple[PredictionSet, list[ResolvedHardware]]:
+        """Vectorised posterior for many configurations (one predictor call, no per-config loop)."""
+        cfgs, hws = self._configs(configs)
+        if not cfgs:
+            return PredictionSet(configs=[], predictor=self.predictor_name), []
+        return self.fitted().predict(cfgs), hws
+
+    def predict_many(self, configs: Iterable[ConfigLike]) -> list[Prediction]:
+        """Typed predictions for many configurations (Config objects or keyword mappings)."""
+        pset, hws = self.predict_set(configs)
+        nearby = self._nearby_counts()
+        out = []
+        for i, hw in enumerate(hws):
+            p = pset[i]
+            out.append(dataclasses.replace(
+                p, device_name=hw.name, memory_capacity_mib=hw.memory_capacity_mib,
+                n_nearby=nearby.get((p.config.model, p.config.hardware), 0)))
+        return out
+
+    def predict(self, model_name: str, hardware: str, batch_size: int = 1, precision: str = "fp32",
+                seq_len: int = 128, mode: str = "inference", runtime: Optional[str] = None,
+                threads: int = 0) -> Prediction:
+        """Posterior of latency, throughput and memory for one configuration."""
+        return self.predict_many([dict(model_name=model_name, hardware=hardware, batch_size=batch_size,
+                                       precision=precision, seq_len=seq_len, mode=mode, runtime=runtime,
+                                       threads=threads)])[0]
+
+    def compare_hardware(self, model_name: str, hardware: Sequence[str], batch_size: int = 1,
+                         **kw: Any) -> list[Prediction]:
+        """The same workload on several devices, one vectorised call."""
+        if not hardware:
+            raise InvalidValueError("hardware", "", "at least one hardware id or platform name")
+        return self.predict_many([dict(model_name=model_name, hardware=h, batch_size=batch_size, **kw)
+                                  for h in hardware])
+
+    def batch_scaling(self, model_name: str, hardware: str, batch_sizes: Sequence[int], **kw: Any) -> list[Prediction]:
+        """How the posterior moves with the batch size on one device."""
+        if not batch_sizes:
+            raise InvalidValueError("batch sizes", "", "at least one integer >= 1")
+        return self.predict_many([dict(model_name=model_name, hardware=hardware, batch_size=b, **kw)
+                                  for b in batch_sizes])
+
+
+def summarize(pset: PredictionSet, metric: str) -> dict[str, np.ndarray]:
+    """Vectorised median, mean and q05/q25/q75/q95 of one metric for every configuration."""
+    q = pset.quantiles(metric, SUMMARY_QUANTILES)
+    if metric in pset.samples:
+        mean = np.mean(pset.samples[metric], axis=0)
+    else:
+        mean = np.exp(pset.mu_log[metric] + 0.5 * pset.sigma_log[metric] ** 2)
+    return {"median": q[2], "mean": mean, "q05": q[0], "q25": q[1], "q75": q[3], "q95": q[4]}
+
+
+def prediction_record(pred: Prediction, hw: Optional[ResolvedHardware] = None,
+                      latency_slo_ms: Optional[float] = None) -> dict[str, Any]:
+    """JSON-ready view of one prediction (for ``--json`` and for scripts)."""
+    metrics = {}
+    for name, mp in pred.metrics.items():
+        s = mp.summary()
+        metrics[name] = {**s, "interval_90": [s["q05"], s["q95"]], "interval_50": [s["q25"], s["q75"]]}
+    out: dict[str, Any] = {
+        "config": pred.config.to_dict(),
+        "predictor": pred.predictor,
+        "device": {"requested": hw.requested if hw else pred.config.hardware, "id": pred.config.hardware,
+                   "name": pred.device_name or (hw.name if hw else ""), "kind": hw.kind if hw else None,
+                   "memory_gib": hw.memory_gib if hw else None},
+        "n_nearby": pred.n_nearby,
+        "metrics": metrics,
+        "prob_fits_memory": pred.prob_fits_memory(),
+    }
+    if latency_slo_ms is not None:
+        out["latency_slo"] = {"bound_ms": latency_slo_ms,
+                              "prob_median_latency_below": pred.prob_latency_below(latency_slo_ms)}
+        if "latency_p90_ms" in pred.metrics:
+            out["latency_slo"]["prob_p90_latency_below"] = pred.prob_latency_below(latency_slo_ms, "latency_p90_ms")
+    return out
+
+
+__all__ = ["prediction_record", "PerformancePredictor", "ResolvedHardware", "resolve", "make_predictor", "summarize",
+           "PREDICTOR_NAMES"]

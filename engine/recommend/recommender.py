@@ -1,0 +1,335 @@
+"""Which hardware is best for a model? P(best) from JOINT posterior draws, not from point estimates.
+
+For a workload (model, batch, sequence length, precision, mode) on each candidate device, the
+fitted predictor draws S joint posterior samples of the chosen metric across all devices at once
+(``predictor.sample``: correlated draws, so two devices whose predictions share the same
+uncertain efficiency are compared fairly). In every draw one device wins; P(best) is the share of
+draws it wins. The same draws give the cost per million items (the catalog's hourly price /
+throughput) and P(cheapest). With ``gpu_count > 1`` (training) each draw is multiplied by a draw of
+the data-parallel scaling efficiency (:mod:`engine.recommend.scaling`, a prior).
+
+The explanation is the roofline's: the workload's arithmetic intensity (FLOPs per byte moved,
+from :mod:`engine.descriptors`) against the device's ridge point (peak FLOP/s ÷ bandwidth) says
+whether the device would be compute- or memory-bound, and the store says how many measurements of
+this model on that device the posterior rests on.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import numpy as np
+
+from engine.config import Config
+from engine.errors import InvalidValueError, NotAvailableError
+from engine.recommend.scaling import ScalingPrior
+
+if TYPE_CHECKING:
+    from engine.store import Store
+
+METRICS: dict[str, str] = {"throughput": "throughput", "latency": "latency_ms", "latency_ms": "latency_ms",
+                           "latency_p90_ms": "latency_p90_ms", "p90": "latency_p90_ms", "memory": "memory_mib",
+                           "memory_mib": "memory_mib", "cost": "cost_per_1m_usd", "cost_per_1m_usd": "cost_per_1m_usd"}
+UNITS = {"throughput": "items/s", "latency_ms": "ms", "latency_p90_ms": "ms", "memory_mib": "MiB",
+         "cost_per_1m_usd": "USD/1M items"}
+MULTI_DEVICE_KINDS: tuple[str, ...] = ("cuda", "rocm")
+
+
+@dataclass(frozen=True)
+class Quantiles:
+    median: float
+    q05: float
+    q95: float
+
+    @classmethod
+    def of(cls, draws: np.ndarray) -> "Quantiles":
+        q05, med, q95 = np.quantile(draws, [0.05, 0.5, 0.95])
+        return cls(float(med), float(q05), float(q95))
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return self.q05, self.q95
+
+
+@dataclass(frozen=True)
+class HardwareOption:
+    """One candidate device: its posterior for the metric and its chance of being the best."""
+
+    hardware: str
+    name: str
+    kind: str
+    config: Config
+    prob_best: float
+    metric: Quantiles  # of the chosen metric (scaled to gpu_count devices where that applies)
+    throughput: Quantiles
+    cost_per_1m_usd: Optional[Quantiles] = None
+    prob_cheapest: Optional[float] = None
+    price_per_hour_usd: Optional[float] = None
+    bound: str = ""  # compute | memory (roofline)
+    arithmetic_intensity: Optional[float] = None
+    ridge_point: Optional[float] = None
+    n_measurements: int = 0  # of this model on this device
+    n_device_measurements: int = 0  # of any model on this device
+    scaling_efficiency: Optional[Quantiles] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["config"] = self.config.to_dict()
+        return d
+
+
+@dataclass
+class HardwareRecommendation:
+    """``recommended`` (the device with the highest P(best)), ``prob_best`` per device, ``fallbacks``
+    (the others by P(best), then by median), a cost-aware ranking and a one-sentence explanation."""
+
+    model: str
+    metric: str
+    mode: str
+    gpu_count: int
+    recommended: str
+    options: list[HardwareOption]
+    explanation: str
+    cost_ranking: list[HardwareOption] = field(default_factory=list)
+    n_samples: int = 0
+    predictor: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def prob_best(self) -> dict[str, float]:
+        return {o.hardware: o.prob_best for o in self.options}
+
+    @property
+    def fallbacks(self) -> list[HardwareOption]:
+        return self.options[1:]
+
+    @property
+    def best(self) -> HardwareOption:
+        return self.options[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "metric": self.metric, "mode": self.mode, "gpu_count": self.gpu_count,
+                "recommended": self.recommended, "prob_best": self.prob_best, "explanation": self.explanation,
+                "options": [o.to_dict() for o in self.options],
+                "fallbacks": [o.hardware for o in self.fallbacks],
+                "cost_ranking": [{"hardware": o.hardware, "prob_cheapest": o.prob_cheapest,
+                                  "cost_per_1m_usd": asdict(o.cost_per_1m_usd) if o.cost_per_1m_usd else None,
+                                  "price_per_hour_usd": o.price_per_hour_usd} for o in self.cost_ranking],
+                "n_samples": self.n_samples, "predictor": self.predictor, "notes": self.notes}
+
+
+def default_hardware(store: Optional["Store"] = None, detect: bool = True) -> list[str]:
+    """Every known device with the figures the roofline needs (peaks and bandwidth)."""
+    from engine.catalog import all_hardware
+
+    out = []
+    for hid, e in all_hardware(store, detect=detect).items():
+        if e.memory_bandwidth_gbs and any(v for v in e.peak_tflops.values()):
+            out.append(hid)
+    return out
+
+
+def local_hardware() -> list[str]:
+    """Ids of the devices detected on this machine (``--detect-hardware``)."""
+    from hardware.detect import detect_local
+
+    return [e.id for e in detect_local()]
+
+
+class HardwareRecommender:
+    """Rank hardware for a workload by posterior probability of being the best.
+
+    >>> rec = HardwareRecommender(PerformancePredictor(), available_hardware=["cpu", "t4", "a100-80gb"])
+    >>> r = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=8, optimization_metric="throughput")
+    >>> r.recommended, r.prob_best, r.explanation
+
+    ``predictor``: a :class:`engine.predict.PerformancePredictor`, a fitted predictor with
+    ``sample`` (``engine.models``), or None (the default store's GP). ``available_hardware``: ids
+    or platform names (``cuda`` -> the device that answers for it); default: every known device.
+    """
+
+    def __init__(self, predictor: Any = None, available_hardware: Optional[Sequence[str]] = None,
+                 store: Optional["Store"] = None, scaling: Optional[ScalingPrior] = None) -> None:
+        if predictor is None:
+            from engine.predict import PerformancePredictor
+
+            predictor = PerformancePredictor(store)
+        self._facade = predictor if hasattr(predictor, "fitted") else None
+        self._predictor = None if self._facade is not None else predictor
+        self.store = store if store is not None else (getattr(self._facade, "store", None) if self._facade else None)
+        if available_hardware is not None and not list(available_hardware):
+            raise InvalidValueError("available hardware", [], "at least one hardware id or platform name")
+        self.available_hardware = list(available_hardware) if available_hardware is not None else None
+        self.scaling = scaling or ScalingPrior()
+
+    @property
+    def predictor(self) -> Any:
+        if self._predictor is None:
+            self._predictor = self._facade.fitted()
+        return self._predictor
+
+    # -- building blocks ------------------------------------------------------------------------
+    def _resolve(self) -> list[Any]:
+        from engine.predict import resolve
+
+        names = self.available_hardware if self.available_hardware is not None else default_hardware(self.store)
+        seen: dict[str, Any] = {}
+        for n in names:
+            hw = resolve(str(n), self.store)
+            seen.setdefault(hw.id, hw)
+        return list(seen.values())
+
+    def _counts(self, model: str) -> tuple[dict[str, int], dict[str, int]]:
+        if self.store is None:
+            return {}, {}
+        try:
+            with self.store.connect() as con:
+                rows = con.execute("SELECT model, hardware, count(*) FROM measurements WHERE status = 'ok' "
+                                   "GROUP BY model, hardware").fetchall()
+        except Exception:  # noqa: BLE001 - counts are commentary, never a reason to fail
+            return {}, {}
+        per_model = {hw: int(n) for m, hw, n in rows if m == model}
+        per_hw: dict[str, int] = {}
+        for _, hw, n in rows:
+            per_hw[hw] = per_hw.get(hw, 0) + int(n)
+        return per_model, per_hw
+
+    # -- the answer -----------------------------------------------------------------------------
+    def recommend_hardware(self, model_name: str, batch_size: int = 1, optimization_metric: str = "throughput",
+                           precision: str = "fp32", seq_len: int = 128, mode: str = "inference",
+                           runtime: Optional[str] = None, gpu_count: int = 1, n_samples: int = 2000,
+                           seed: int = 0) -> HardwareRecommendation:
+        from engine.catalog import get_model, resolve_hardware
+        from engine.workloads import effective_seq_len
+
+        metric = METRICS.get(str(optimization_metric).strip().lower())
+        if metric is None:
+            raise InvalidValueError("optimization metric", optimization_metric, ", ".join(sorted(set(METRICS))))
+        self.scaling.doublings(gpu_count)  # validates
+        if n_samples < 100:
+            raise InvalidValueError("number of posterior samples", n_samples, "an integer >= 100")
+        entry = get_model(model_name)
+        hws = self._resolve()
+        notes: list[str] = []
+        if gpu_count > 1:
+            if mode != "training":
+                raise InvalidValueError("gpu count", gpu_count, "1 unless --mode training (data-parallel training)")
+            multi = [h for h in hws if h.kind in MULTI_DEVICE_KINDS]
+            dropped = [h.id for h in hws if h.kind not in MULTI_DEVICE_KINDS]
+            if not multi:
+                raise NotAvailableError(f"--gpu-count {gpu_count} needs GPUs (kinds {', '.join(MULTI_DEVICE_KINDS)}); "
+                                        f"none among: {', '.join(h.id for h in hws)}")
+            if dropped:
+                notes.append(f"dropped for --gpu-count {gpu_count} (not multi-GPU devices): {', '.join(dropped)}")
+            hws = multi
+            notes.append("scaling efficiency: " + self.scaling.source)
+        configs = [Config(entry.name, h.id, int(batch_size), effective_seq_len(entry, seq_len), precision, mode,
+                          runtime or h.runtime or "torch", 0) for h in hws]
+        entries = [resolve_hardware(h.id, self.store) for h in hws]
+        prices = np.array([e.price_per_hour_usd or np.nan for e in entries], dtype=float)
+        rng = np.random.default_rng(seed)
+
+        pred = self.predictor
+        thr = np.asarray(pred.sample(configs, n_samples, metric="throughput", seed=seed), dtype=float)
+        eff = np.ones_like(thr)
+        if gpu_count > 1:
+            eff = self.scaling.sample_efficiency(gpu_count, thr.shape, rng)
+            thr = thr * gpu_count * eff
+        if metric == "throughput":
+            values = thr
+        elif metric == "cost_per_1m_usd":
+            if not np.any(np.isfinite(prices)):
+                raise InvalidValueError("metric", "cost", "a metric other than cost: none of the devices has an "
+                                        "hourly price in configs/hardware.yaml")
+            values = None
+        elif metric in ("latency_ms", "latency_p90_ms"):
+            lat = 1000.0 * batch_size / (thr / (gpu_count * eff)) if metric == "latency_ms" else \
+                np.asarray(pred.sample(configs, n_samples, metric=metric, seed=seed), dtype=float)
+            values = lat / eff  # a data-parallel step takes longer by the lost efficiency
+        else:
+            values = np.asarray(pred.sample(configs, n_samples, metric=metric, seed=seed), dtype=float)
+
+        cost = prices[None, :] * gpu_count * 1e6 / 3600.0 / thr  # nan where no price
+        priced = np.isfinite(prices)
+        prob_cheapest = np.full(len(hws), np.nan)
+        if priced.any():
+            c = np.where(priced[None, :], cost, np.inf)
+            prob_cheapest = np.bincount(np.argmin(c, axis=1), minlength=len(hws)) / c.shape[0]
+            prob_cheapest[~priced] = np.nan
+        if metric == "cost_per_1m_usd":
+            if not priced.all():
+                notes.append("no hourly price (left out of the cost ranking): "
+                             + ", ".join(h.id for h, p in zip(hws, priced) if not p))
+            keep = [i for i in range(len(hws)) if priced[i]]
+            hws, configs, entries = [hws[i] for i in keep], [configs[i] for i in keep], [entries[i] for i in keep]
+            thr, cost, prices, eff = thr[:, keep], cost[:, keep], prices[keep], eff[:, keep]
+            prob_cheapest, priced = prob_cheapest[keep], priced[keep]
+            values = cost
+        larger_better = metric == "throughput"
+        winners = np.argmax(values, axis=1) if larger_better else np.argmin(values, axis=1)
+        prob_best = np.bincount(winners, minlength=len(hws)) / values.shape[0]
+
+        per_model, per_hw = self._counts(entry.name)
+        options = []
+        for i, (h, cfg, e) in enumerate(zip(hws, configs, entries)):
+            ai, ridge, bound = _roofline_bound(cfg, e)
+            options.append(HardwareOption(
+                hardware=h.id, name=h.name, kind=h.kind, config=cfg, prob_best=float(prob_best[i]),
+                metric=Quantiles.of(values[:, i]), throughput=Quantiles.of(thr[:, i]),
+                cost_per_1m_usd=Quantiles.of(cost[:, i]) if priced[i] else None,
+                prob_cheapest=None if not np.isfinite(prob_cheapest[i]) else float(prob_cheapest[i]),
+                price_per_hour_usd=float(prices[i]) if priced[i] else None, bound=bound, arithmetic_intensity=ai,
+                ridge_point=ridge, n_measurements=per_model.get(h.id, 0), n_device_measurements=per_hw.get(h.id, 0),
+                scaling_efficiency=Quantiles.of(eff[:, i]) if gpu_count > 1 else None))
+        sign = -1.0 if larger_better else 1.0
+        options.sort(key=lambda o: (-o.prob_best, sign * o.metric.median))
+        cost_ranking = sorted([o for o in options if o.cost_per_1m_usd is not None],
+                              key=lambda o: (-(o.prob_cheapest or 0.0), o.cost_per_1m_usd.median))
+        rec = HardwareRecommendation(entry.name, metric, mode, gpu_count, options[0].hardware, options, "",
+                                     cost_ranking, n_samples, getattr(pred, "name", ""), notes)
+        rec.explanation = explain(rec)
+        return rec
+
+
+def _roofline_bound(cfg: Config, entry: Any) -> tuple[Optional[float], Optional[float], str]:
+    """(arithmetic intensity, ridge point, 'compute' | 'memory') of a workload on a device."""
+    try:
+        from engine.descriptors import describe
+
+        d = describe(cfg)
+        ai = float(d.arithmetic_intensity)
+        ridge = float(entry.peak_flops(cfg.precision)) / (float(entry.memory_bandwidth_gbs) * 1e9)
+    except Exception:  # noqa: BLE001 - no descriptor or no spec figures: no roofline sentence
+        return None, None, ""
+    return ai, ridge, "compute" if ai >= ridge else "memory"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def explain(rec: HardwareRecommendation) -> str:
+    """One sentence: who wins, how surely, why (roofline), and on what data."""
+    b = rec.best
+    unit = UNITS[rec.metric]
+    head = (f"{b.hardware} is the best choice for {rec.metric} with probability {b.prob_best:.2f} "
+            f"({_fmt(b.metric.median)} {unit}, 90% interval {_fmt(b.metric.q05)}–{_fmt(b.metric.q95)})")
+    why = ""
+    if rec.metric == "cost_per_1m_usd" and b.price_per_hour_usd:
+        head += f" at ${b.price_per_hour_usd:g}/h per device"
+    if b.bound and b.arithmetic_intensity is not None and b.ridge_point is not None:
+        cmp = "above" if b.bound == "compute" else "below"
+        what = "peak FLOP/s" if b.bound == "compute" else "memory bandwidth"
+        why = (f" because {rec.model} does {b.arithmetic_intensity:,.0f} FLOP/byte, {cmp} its ridge point of "
+               f"{b.ridge_point:,.0f}, so it is {b.bound}-bound and {what} decides")
+    if b.n_measurements:
+        data = f", supported by {b.n_measurements} measurements of {rec.model} on it"
+    elif b.n_device_measurements:
+        data = (f"; no measurement of {rec.model} on it yet, so this rests on {b.n_device_measurements} "
+                "measurements of other models there and the roofline")
+    else:
+        data = "; no measurement on this device yet, so this rests on its spec sheet (roofline) and other devices"
+    if len(rec.options) > 1:
+        nxt = rec.options[1]
+        data += f" (runner-up {nxt.hardware}, P={nxt.prob_best:.2f})"
+    return head + why + data + "."

@@ -1,0 +1,245 @@
+"""The experiment config: a YAML file that says what to learn, how, and when to stop.
+
+Validated with pydantic; every error becomes ONE line naming the key and what would be valid,
+e.g. ``cpu-quick.yaml: invalid acquisition.name 'eigg'; valid: eig, bald, max-variance, random``.
+Unknown keys are errors too (a typo must not silently fall back to a default).
+
+Files are found by path, or by bare name (``cpu-quick``) among the YAMLs shipped in the
+``configs`` package (``configs/experiments/*.yaml``), so an installed perfcast finds them too.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.config import MODES, PRECISIONS, RUNTIMES
+from engine.errors import PerfcastError, UnknownNameError
+
+ACQUISITION_NAMES = ("eig", "bald", "max-variance", "random")
+PREDICTOR_KINDS = ("gp", "hierarchical")
+METRIC_NAMES = ("latency", "throughput", "memory")
+
+
+class ExperimentConfigError(PerfcastError):
+    """A bad experiment config: one line with the file, the key and the valid values."""
+
+    exit_code = 2
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SearchSpace(_Strict):
+    """The configurations the loop may benchmark (the cross product, invalid combos dropped).
+
+    In replay mode an omitted axis means "every value the dataset has".
+    """
+
+    models: Optional[list[str]] = None
+    hardware: Optional[list[str]] = None  # adapter names (torch-cpu, onnxruntime, openvino) or platforms (cpu)
+    runtimes: Optional[list[Literal[RUNTIMES]]] = None  # type: ignore[valid-type]
+    batch_sizes: Optional[list[int]] = None
+    seq_lengths: Optional[list[int]] = None
+    precisions: Optional[list[Literal[PRECISIONS]]] = None  # type: ignore[valid-type]
+    modes: Optional[list[Literal[MODES]]] = None  # type: ignore[valid-type]
+    threads: Optional[list[int]] = None
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _positive(cls, v: Optional[list[int]]) -> Optional[list[int]]:
+        if v is not None and any(b < 1 for b in v):
+            raise ValueError("batch sizes must be integers >= 1")
+        return v
+
+    @field_validator("seq_lengths", "threads")
+    @classmethod
+    def _non_negative(cls, v: Optional[list[int]]) -> Optional[list[int]]:
+        if v is not None and any(b < 0 for b in v):
+            raise ValueError("values must be integers >= 0")
+        return v
+
+
+class PredictorSettings(_Strict):
+    kind: Literal[PREDICTOR_KINDS] = "gp"  # type: ignore[valid-type]
+    refit_every: int = Field(1, ge=1, description="full hyperparameter fit every k steps; others only condition")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class AcquisitionSettings(_Strict):
+    name: Literal[ACQUISITION_NAMES] = "eig"  # type: ignore[valid-type]
+    q: int = Field(1, ge=1, le=64)
+    mc_points: int = Field(128, ge=64, le=4096)
+    cost_aware: bool = True
+    metric: Literal[METRIC_NAMES] = "latency"  # type: ignore[valid-type]
+
+
+class Budget(_Strict):
+    runs: Optional[int] = Field(None, ge=1)
+    benchmark_seconds: Optional[float] = Field(None, gt=0)
+
+
+class StopRule(_Strict):
+    """Stop early when the largest relative 90% interval width over the pool falls below a target."""
+
+    max_rel_width90: Optional[float] = Field(None, gt=0)
+    min_runs: int = Field(1, ge=0)
+
+
+class BenchmarkSettings(_Strict):
+    iterations: int = Field(10, ge=1)
+    warmup: int = Field(2, ge=0)
+    min_time_s: float = Field(1.0, ge=0)
+    max_time_s: float = Field(30.0, gt=0)
+    max_iterations: int = Field(1000, ge=1)
+    time_limit_s: float = Field(600.0, gt=0)
+    memory_limit_mib: Optional[float] = Field(None, gt=0)
+    decode_tokens: int = Field(8, ge=0)
+
+
+class ReplaySettings(_Strict):
+    dataset: str = "shipped"  # "shipped" or a path to a Parquet/CSV export
+    initial_runs: int = Field(5, ge=1)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+
+
+class ExperimentConfig(_Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    search_space: SearchSpace
+    predictor: PredictorSettings = Field(default_factory=PredictorSettings)
+    acquisition: AcquisitionSettings = Field(default_factory=AcquisitionSettings)
+    budget: Budget = Field(default_factory=Budget)
+    stop: StopRule = Field(default_factory=StopRule)
+    initial_design: int = Field(3, ge=1, description="random picks while the store has fewer ok runs than this")
+    benchmark: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
+
+    def digest(self) -> str:
+        """A stable hash of the settings that define the experiment (name included)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    def experiment_id(self, mode: str = "run") -> str:
+        return f"{self.name}-{mode}-{self.digest()}"
+
+    def with_acquisition(self, name: str) -> "ExperimentConfig":
+        return self.model_copy(update={"acquisition": self.acquisition.model_copy(update={"name": name})})
+
+
+# -- loading ----------------------------------------------------------------------------------------
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The valid keys at ``loc`` (for "unknown key" errors)."""
+    cur: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        f = getattr(cur, "model_fields", {}).get(part)
+        if f is None:
+            return []
+        ann = f.annotation
+        for cand in getattr(ann, "__args__", ()) or (ann,):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                cur = cand
+                break
+        else:
+            return []
+    return list(getattr(cur, "model_fields", {}))
+
+
+def _one_line(err: ValidationError, source: str) -> ExperimentConfigError:
+    e = err.errors()[0]
+    loc = tuple(e.get("loc", ()))
+    key = ".".join(str(p) for p in loc if not isinstance(p, int)) or "(top level)"
+    typ = e.get("type", "")
+    ctx = e.get("ctx") or {}
+    value = e.get("input")
+    if typ == "extra_forbidden":
+        valid = ", ".join(_field_names(ExperimentConfig, loc))
+        return ExperimentConfigError(f"{source}: unknown key '{key}'; valid: {valid}")
+    if typ == "missing":
+        return ExperimentConfigError(f"{source}: missing required key '{key}'")
+    if typ == "literal_error":
+        valid = str(ctx.get("expected", "")).replace("'", "")
+        return ExperimentConfigError(f"{source}: invalid {key} {value!r}; valid: {valid.replace(' or ', ', ')}")
+    msg = e.get("msg", "invalid value")
+    return ExperimentConfigError(f"{source}: invalid {key} {value!r}; {msg[0].lower() + msg[1:]}")
+
+
+def _check_names(cfg: ExperimentConfig, source: str) -> None:
+    """Catalog model names are checked here so the error names the key."""
+    from engine.catalog import models
+
+    sp = cfg.search_space
+    for m in sp.models or []:
+        if m not in models():
+            err = UnknownNameError("model", m, models())
+            raise ExperimentConfigError(f"{source}: search_space.models: {err}")
+    for h in sp.hardware or []:
+        # adapter names, platform names and ids of measured devices are all valid (replay, Ray workers)
+        if not h.strip():
+            from hardware.registry import ADAPTERS, PLATFORMS
+
+            raise ExperimentConfigError(f"{source}: invalid search_space.hardware {h!r}; valid: "
+                                        f"{', '.join([*ADAPTERS, *PLATFORMS])} or a hardware id")
+
+
+def parse_config(data: Any, source: str = "experiment config") -> ExperimentConfig:
+    if not isinstance(data, dict):
+        raise ExperimentConfigError(f"{source}: expected a mapping of keys (name, search_space, ...), "
+                                    f"got {type(data).__name__}")
+    try:
+        cfg = ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        raise _one_line(e, source) from None
+    _check_names(cfg, source)
+    return cfg
+
+
+def shipped_configs() -> dict[str, str]:
+    """Bare name -> YAML text of the experiment configs shipped in the package."""
+    root = resources.files("configs") / "experiments"
+    out = {}
+    try:
+        entries = list(root.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    for p in entries:
+        if p.name.endswith((".yaml", ".yml")):
+            out[p.name.rsplit(".", 1)[0]] = p.read_text()
+    return out
+
+
+def resolve_config(name_or_path: str) -> tuple[str, str]:
+    """(source label, YAML text) for a path or a bare shipped name such as ``cpu-quick``."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return str(p), p.read_text()
+    shipped = shipped_configs()
+    stem = p.stem if p.suffix in (".yaml", ".yml") else p.name
+    if stem in shipped:  # a bare name, or a repo-relative path used outside the repository
+        return f"{stem}.yaml", shipped[stem]
+    raise UnknownNameError("experiment config", name_or_path, [*shipped, "a path to a YAML file"])
+
+
+def load_config(name_or_path: str) -> ExperimentConfig:
+    import yaml
+
+    source, text = resolve_config(name_or_path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise ExperimentConfigError(f"{source}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    return parse_config(data, source)
+
+
+__all__ = ["ExperimentConfig", "ExperimentConfigError", "load_config", "parse_config",
+           "resolve_config", "shipped_configs"]

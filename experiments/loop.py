@@ -1,0 +1,406 @@
+"""The active-learning loop: fit → acquire → benchmark → store → refit, resumable.
+
+One :class:`ExperimentLoop` drives one experiment against one store and one executor:
+
+1. **fit** the predictor on every successful measurement in the store (a full hyperparameter fit
+   every ``predictor.refit_every`` acquisitions, otherwise the GP is only conditioned on the new
+   data with its current hyperparameters — milliseconds instead of seconds);
+2. **pool** = search space − measured − failed − surely out of memory − running (pending);
+3. **acquire** as many configurations as the executor has free workers (at least ``q``),
+   jointly, treating the running ones as pending;
+4. **benchmark** through the executor; each result is **committed to the store the moment it
+   lands** (with the experiment id), so a ``kill -9`` loses at most the runs in flight;
+5. repeat until the budget (runs and/or benchmark-seconds) is spent, the stop rule holds
+   (largest relative 90% interval over the pool below a target) or the pool is empty.
+
+Resuming is reading the store: the experiment's id is derived from its config, its committed
+runs count against the budget, the step records kept in the ``experiments`` row continue, and a
+configuration measured before the kill is no longer in the pool. A failed benchmark is a stored
+run (status failed/oom/timeout) and leaves the pool like a successful one.
+
+Each acquisition step is recorded (:class:`StepRecord`): what was chosen and why, the pool's
+posterior width, and — where the truth is known (replay: the oracle's recorded value of every
+configuration not yet acquired) — the held-out median absolute percentage error. Every landed
+result is also scored against the prediction made before it ran (prequential error), which is the
+held-out error a real run can report without an oracle.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from engine.config import Config
+from engine.errors import NotAvailableError
+
+if TYPE_CHECKING:
+    from engine.models.base import PredictionSet
+    from experiments.config import ExperimentConfig
+
+#: metric -> (PredictionSet metric for widths/errors, store column of the truth)
+TRUTH_COLUMN: dict[str, tuple[str, str]] = {"latency": ("latency_ms", "latency_median_ms"),
+                                            "throughput": ("latency_ms", "latency_median_ms"),
+                                            "memory": ("memory_mib", "memory_peak_mib")}
+
+
+@dataclass
+class StepRecord:
+    """One acquisition (or the final evaluation, ``chosen == []``) and the state it saw."""
+
+    step: int
+    n_benchmarks: int  # this experiment's committed runs (ok + failed) when the step started
+    benchmark_seconds: float  # their summed wall time
+    n_train: int
+    pool_size: int
+    chosen: list[dict[str, Any]] = field(default_factory=list)
+    acquisition: str = ""
+    max_rel_width90: Optional[float] = None
+    mean_rel_width90: Optional[float] = None
+    heldout_median_ape: Optional[float] = None
+    heldout_n: int = 0
+    fit_s: float = 0.0
+    acquire_s: float = 0.0
+    fitted: str = ""  # "fit", "condition", "cached", "initial design"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoopResult:
+    experiment_id: str
+    name: str
+    mode: str
+    acquisition: str
+    steps: list[StepRecord]
+    n_benchmarks: int
+    n_failed: int
+    benchmark_seconds: float
+    stopped_because: str
+    resumed_runs: int
+    prequential: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def curve(self) -> dict[str, list[Optional[float]]]:
+        return {"n_benchmarks": [s.n_benchmarks for s in self.steps],
+                "benchmark_seconds": [s.benchmark_seconds for s in self.steps],
+                "heldout_median_ape": [s.heldout_median_ape for s in self.steps],
+                "mean_rel_width90": [s.mean_rel_width90 for s in self.steps],
+                "max_rel_width90": [s.max_rel_width90 for s in self.steps]}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["steps"] = [s.to_dict() for s in self.steps]
+        d["curve"] = self.curve()
+        return d
+
+
+def training_data(store: Any) -> Any:
+    """The store's successful runs with raw samples; runs without samples carry None, not pd.NA.
+
+    (Imported runs may have no raw samples; the model code expects a list or None there.)
+    """
+    df = store.measurements(with_samples=True)
+    if "samples_ms" in df and len(df):
+        df["samples_ms"] = [s if isinstance(s, (list, tuple, np.ndarray)) else None for s in df["samples_ms"]]
+    return df
+
+
+def _median_ape(pred: np.ndarray, truth: Sequence[Optional[float]]) -> tuple[Optional[float], int]:
+    t = np.array([np.nan if v is None else v for v in truth], dtype=float)
+    ok = np.isfinite(t) & (t > 0)
+    if not ok.any():
+        return None, 0
+    return float(np.median(np.abs(pred[ok] - t[ok]) / t[ok])), int(ok.sum())
+
+
+class ExperimentLoop:
+    """See the module docstring. ``on_event(kind, payload)`` receives ``step``/``result``/``info``."""
+
+    def __init__(self, cfg: "ExperimentConfig", store: Any, executor: Any, space: Sequence[Config], *,
+                 mode: str = "run", truth: Optional[Callable[[Sequence[Config], str], list[Optional[float]]]] = None,
+                 predictor_factory: Optional[Callable[[], Any]] = None, seed: Optional[int] = None,
+                 on_event: Optional[Callable[[str, Any], None]] = None, experiment_id: Optional[str] = None,
+                 initial_design: Optional[int] = None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.executor = executor
+        self.mode = mode
+        self.truth = truth
+        self.seed = cfg.seed if seed is None else int(seed)
+        self.on_event = on_event or (lambda kind, payload: None)
+        self.experiment_id = experiment_id or cfg.experiment_id(mode)
+        self.initial_design = cfg.initial_design if initial_design is None else int(initial_design)
+        self._factory = predictor_factory or self._default_factory
+        self.predictor: Any = None
+        self._fits = 0
+        self.space = list(dict.fromkeys(space))
+        self.metric = cfg.acquisition.metric
+        self.pmetric, self.truth_col = TRUTH_COLUMN[self.metric]
+        self.steps: list[StepRecord] = []
+        self.prequential: list[dict[str, Any]] = []
+        self._predicted: dict[str, float] = {}  # config key -> predicted value when picked
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _default_factory(self) -> Any:
+        from engine.models.registry import get_predictor
+
+        return get_predictor(self.cfg.predictor.kind, **self.cfg.predictor.options)
+
+    def _emit(self, kind: str, payload: Any) -> None:
+        try:
+            self.on_event(kind, payload)
+        except Exception:  # noqa: BLE001 - a display problem must never stop the loop
+            pass
+
+    def spec_for(self, config: Config) -> Any:
+        from hardware.base import BenchmarkSpec
+
+        b = self.cfg.benchmark
+        return BenchmarkSpec(config, iterations=b.iterations, warmup=b.warmup, min_time_s=b.min_time_s,
+                             max_time_s=b.max_time_s, max_iterations=b.max_iterations, time_limit_s=b.time_limit_s,
+                             memory_limit_mib=b.memory_limit_mib, decode_tokens=b.decode_tokens, isolate=True)
+
+    def committed(self) -> tuple[int, int, float, set[str]]:
+        """(runs, failed runs, benchmark-seconds, config keys) this experiment has in the store."""
+        with self.store.connect() as con:
+            rows = con.execute("SELECT config_key, status, coalesce(wall_time_s, 0) FROM benchmark_runs "
+                               "WHERE experiment_id = ?", [self.experiment_id]).fetchall()
+        n_failed = sum(1 for _, s, _ in rows if s != "ok")
+        return len(rows), n_failed, float(sum(w for _, _, w in rows)), {k for k, _, _ in rows}
+
+    def _save_state(self, status: str, extra: Optional[dict[str, Any]] = None) -> None:
+        if self.mode == "replay" and status == "running":
+            return  # a replay is reproducible from its seed: only its final record is kept
+        state = {"steps": [s.to_dict() for s in self.steps], "prequential": self.prequential,
+                 "predicted": self._predicted, "mode": self.mode, "seed": self.seed, **(extra or {})}
+        self.store.upsert_experiment(self.experiment_id, self.cfg.name, self.cfg.model_dump(mode="json"), status,
+                                     state)
+
+    def _load_state(self) -> int:
+        exp = self.store.get_experiment(self.experiment_id)
+        if not exp:
+            return 0
+        st = exp.get("state") or {}
+        self.steps = [StepRecord(**s) for s in st.get("steps", [])]
+        self.prequential = list(st.get("prequential", []))
+        self._predicted = dict(st.get("predicted", {}))
+        return len(self.steps)
+
+    # -- budget and stopping ------------------------------------------------------------------------
+    def _runs_budget(self) -> Optional[int]:
+        b = self.cfg.budget
+        if b.runs is None and b.benchmark_seconds is None:
+            return 10
+        return b.runs
+
+    def _budget_left(self, runs: int, seconds: float) -> tuple[Optional[int], Optional[str]]:
+        """(runs that may still be submitted, None) or (0, reason)."""
+        inflight = len(self.executor.pending())
+        rb = self._runs_budget()
+        if self.cfg.budget.benchmark_seconds is not None and seconds >= self.cfg.budget.benchmark_seconds:
+            return 0, f"benchmark-seconds budget spent ({seconds:.0f} s >= {self.cfg.budget.benchmark_seconds:g} s)"
+        if rb is not None:
+            left = rb - runs - inflight
+            if left <= 0:
+                return 0, f"run budget spent ({runs} done + {inflight} running of {rb})"
+            return left, None
+        return None, None
+
+    # -- fitting --------------------------------------------------------------------------------------
+    def _fit(self, data: Any) -> str:
+        from engine.acquisition.gp_seam import condition_gp
+
+        due = self._fits % self.cfg.predictor.refit_every == 0
+        self._fits += 1
+        if self.predictor is not None and not due and condition_gp(self.predictor, data):
+            return "condition"
+        if self.predictor is None and self._factory == self._default_factory:
+            # the first fit goes through the model cache: reused when the store's data are unchanged
+            # (a resumed loop, or `perfcast predict` fitted the same data before)
+            from engine.models.cache import load_or_fit
+
+            self.predictor = load_or_fit(self.cfg.predictor.kind, self.store, **self.cfg.predictor.options)
+            return "cached fit"
+        if self.predictor is None:
+            self.predictor = self._factory()
+        self.predictor.fit(data)
+        return "fit"
+
+    # -- one acquisition ----------------------------------------------------------------------------
+    def acquire(self, n_pick: int, runs: int, seconds: float) -> tuple[list[Config], StepRecord, Optional[str]]:
+        from engine.acquisition.pool import FAILED_STATUSES, build_pool, capacity_for
+
+        step = len(self.steps)
+        pending = self.executor.pending()
+        pend_keys = {c.key for c in pending}
+        measured = self.store.configs_with_status(["ok"])
+        failed = self.store.configs_with_status(list(FAILED_STATUSES))
+        data = training_data(self.store)
+        rec = StepRecord(step=step, n_benchmarks=runs, benchmark_seconds=seconds, n_train=len(data), pool_size=0,
+                         acquisition=self.cfg.acquisition.name)
+        rng = np.random.default_rng([self.seed, step])
+        if len(data) < self.initial_design:
+            pool = build_pool(self.space, measured=measured, failed=failed)
+            cand = [c for c in pool.configs if c.key not in pend_keys]
+            rec.pool_size = len(cand)
+            rec.fitted = "initial design"
+            if not cand:
+                return [], rec, "the pool is empty"
+            idx = rng.choice(len(cand), size=min(n_pick, len(cand)), replace=False)
+            picks = [cand[i] for i in idx]
+            rec.chosen = [{"config_key": c.key, "reason": "initial design (random)"} for c in picks]
+            return picks, rec, None
+
+        t0 = time.perf_counter()
+        rec.fitted = self._fit(data)
+        rec.fit_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        preds = self.predictor.predict(self.space)
+        cap = capacity_for(self.space, getattr(self.predictor, "featurizer", None), self.cfg.benchmark.memory_limit_mib)
+        pool = build_pool(self.space, measured=measured, failed=failed, predictions=preds, capacity_mib=cap)
+        index = {c.key: i for i, c in enumerate(self.space)}
+        pool_idx = [index[c.key] for c in pool.configs if c.key not in pend_keys]
+        cand = [self.space[i] for i in pool_idx]
+        rec.pool_size = len(cand)
+        self._score(rec, preds, pool_idx, cand)
+        stop = self.cfg.stop
+        if (stop.max_rel_width90 is not None and rec.max_rel_width90 is not None and runs >= stop.min_runs
+                and rec.max_rel_width90 < stop.max_rel_width90):
+            return [], rec, (f"stop rule: largest relative 90% interval {rec.max_rel_width90:.1%} < "
+                             f"{stop.max_rel_width90:.1%}")
+        if not cand:
+            return [], rec, "the pool is empty"
+        from engine.acquisition.cost import CostModel, MeasuringPlan
+        from engine.acquisition.select import select, subset_predictions
+
+        sub = subset_predictions(preds, pool_idx)
+        # predicted cost is always reported; the acquisition divides by it only when cost-aware
+        b = self.cfg.benchmark
+        plan = MeasuringPlan(b.iterations, b.warmup, b.min_time_s, b.max_time_s, b.max_iterations)
+        cost = CostModel.from_store(self.store, plan).predict(cand, sub)
+        sel = select(self.cfg.acquisition.name, self.predictor, cand, n_pick, metric=self.metric, pending=pending,
+                     cost=cost if self.cfg.acquisition.cost_aware else None, predictions=sub,
+                     mc_points=self.cfg.acquisition.mc_points, seed=int(rng.integers(2**31)))
+        rec.acquire_s = time.perf_counter() - t1
+        med = sub.quantiles(self.pmetric, [0.5])[0]
+        pos = {c.key: i for i, c in enumerate(cand)}
+        rec.chosen = []
+        for it in sel.items:
+            d = {"config_key": it.config.key, "information_gain": it.information_gain,
+                 "acquisition_value": it.acquisition_value, "uncertainty": it.uncertainty, "diversity": it.diversity,
+                 "cost_s": float(cost[pos[it.config.key]]),
+                 "predicted": float(med[pos[it.config.key]])}
+            rec.chosen.append(d)
+            self._predicted[it.config.key] = d["predicted"]
+        return sel.configs, rec, None
+
+    def _score(self, rec: StepRecord, preds: "PredictionSet", pool_idx: list[int], cand: list[Config]) -> None:
+        """Pool widths and (where the truth is known) held-out error of the current posterior."""
+        if pool_idx:
+            q = preds.quantiles(self.pmetric, [0.05, 0.5, 0.95])[:, pool_idx]
+            w = (q[2] - q[0]) / q[1]
+            rec.max_rel_width90, rec.mean_rel_width90 = float(np.max(w)), float(np.mean(w))
+        if self.truth is not None and pool_idx:
+            med = preds.quantiles(self.pmetric, [0.5])[0][pool_idx]
+            rec.heldout_median_ape, rec.heldout_n = _median_ape(med, self.truth(cand, self.truth_col))
+
+    def final_evaluation(self, runs: int, seconds: float) -> Optional[StepRecord]:
+        """Fit on everything and score once more, so the curve ends after the last benchmark."""
+        from engine.acquisition.pool import FAILED_STATUSES, build_pool
+
+        data = training_data(self.store)
+        if len(data) < max(self.initial_design, 1):
+            return None
+        rec = StepRecord(step=len(self.steps), n_benchmarks=runs, benchmark_seconds=seconds, n_train=len(data),
+                         pool_size=0, acquisition=self.cfg.acquisition.name)
+        t0 = time.perf_counter()
+        rec.fitted = self._fit(data)
+        rec.fit_s = time.perf_counter() - t0
+        preds = self.predictor.predict(self.space)
+        pool = build_pool(self.space, measured=self.store.configs_with_status(["ok"]),
+                          failed=self.store.configs_with_status(list(FAILED_STATUSES)))
+        index = {c.key: i for i, c in enumerate(self.space)}
+        pool_idx = [index[c.key] for c in pool.configs]
+        rec.pool_size = len(pool_idx)
+        self._score(rec, preds, pool_idx, pool.configs)
+        return rec
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def run(self) -> LoopResult:
+        resumed_steps = self._load_state()
+        runs, n_failed, seconds, keys = self.committed()
+        resumed_runs = runs
+        if runs:
+            self._emit("info", f"resuming {self.experiment_id}: {runs} runs ({seconds:.0f} benchmark-s) already "
+                               f"committed, {resumed_steps} steps recorded")
+        runnable = self.executor.check(self.space)
+        dropped = len(self.space) - len(runnable)
+        if dropped:
+            self._emit("info", f"{dropped} configurations of the search space cannot run on executor "
+                               f"'{self.executor.name}' and are left out")
+        self.space = runnable
+        self._save_state("running")
+        stopped = ""
+        while True:
+            left, reason = self._budget_left(runs, seconds)
+            free = self.executor.free()
+            if reason is None and free > 0 and not stopped:
+                n_pick = max(free, self.cfg.acquisition.q)
+                if left is not None:
+                    n_pick = min(n_pick, left)
+                picks, rec, why = self.acquire(n_pick, runs, seconds)
+                self.steps.append(rec)
+                self._save_state("running")
+                self._emit("step", rec)
+                if why:
+                    stopped = why
+                for c in picks:
+                    try:
+                        self.executor.submit(self.spec_for(c))
+                    except NotAvailableError as e:  # e.g. its worker left: drop it, never re-pick it
+                        self.space = [x for x in self.space if x.key != c.key]
+                        self._emit("info", f"skipped {c.key}: {e}")
+            elif reason and not stopped:
+                stopped = reason
+            if not self.executor.pending():
+                if stopped:
+                    break
+                if reason is None and self.executor.free() > 0:
+                    if self.steps and not self.steps[-1].chosen:
+                        stopped = stopped or "nothing left to run"
+                        break
+                    continue
+                stopped = stopped or "nothing left to run"
+                break
+            result = self.executor.wait()
+            if result is None:
+                continue
+            m = result.measurement
+            self.store.save_measurement(m, experiment_id=self.experiment_id)  # committed as it lands
+            runs += 1
+            seconds += float(m.wall_time_s or 0.0)
+            n_failed += 0 if m.ok else 1
+            pred = self._predicted.get(m.config.key)
+            entry = {"config_key": m.config.key, "status": m.status, "n_benchmarks": runs,
+                     "benchmark_seconds": seconds, "predicted": pred, "observed": None, "ape": None,
+                     "wall_time_s": m.wall_time_s, "error": (m.error or "")[:300] or None}
+            if m.ok:
+                obs = m.latency.median_ms if self.truth_col == "latency_median_ms" else m.memory_peak_mib
+                entry["observed"] = obs
+                if pred is not None and obs:
+                    entry["ape"] = abs(pred - obs) / obs
+            self.prequential.append(entry)
+            self._save_state("running")
+            self._emit("result", (m, entry))
+        final = self.final_evaluation(runs, seconds)
+        if final is not None:
+            self.steps.append(final)
+            self._emit("step", final)
+        result = LoopResult(self.experiment_id, self.cfg.name, self.mode, self.cfg.acquisition.name, self.steps, runs,
+                            n_failed, seconds, stopped, resumed_runs, self.prequential, dict(self.executor.skipped))
+        self._save_state("finished", {"stopped_because": stopped, "n_benchmarks": runs,
+                                      "benchmark_seconds": seconds, "n_failed": n_failed})
+        return result

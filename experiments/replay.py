@@ -1,0 +1,79 @@
+"""Replay: the same loop, with a recorded dataset as the oracle instead of real benchmarks.
+
+Every replay runs in its own fresh database (nothing measured yet), on the pool of configurations
+the dataset has (filtered by the config's search space), starting with ``replay.initial_runs``
+random picks. The oracle answers each pick with the recorded run — including its recorded
+benchmark cost (``wall_time_s``) — and knows the true value of every configuration not yet
+acquired, which gives an exact held-out learning curve. Seeds make it reproducible.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from engine.errors import NotAvailableError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from experiments.config import ExperimentConfig
+    from experiments.loop import LoopResult
+
+
+def _scratch() -> Optional[str]:
+    """RAM-backed scratch space for throw-away replay databases where there is one."""
+    import os
+
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def load_dataset(spec: str = "shipped") -> "pd.DataFrame":
+    """Every run (ok and failed, with raw samples) of the shipped dataset or of an export file."""
+    from engine.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="perfcast-replay-") as tmp:
+        if spec == "shipped":
+            from engine.store.seed import shipped_dataset_path
+
+            if shipped_dataset_path() is None:
+                raise NotAvailableError("the shipped dataset (engine/data/shipped_measurements.parquet) is not in this "
+                                        "installation; pass replay.dataset: PATH to an exported file")
+            store = Store(Path(tmp) / "oracle.duckdb", seed=True)
+        else:
+            from engine.store.transfer import import_measurements
+
+            store = Store(Path(tmp) / "oracle.duckdb", seed=False)
+            import_measurements(store, spec)
+        return store.measurements(status=None, with_samples=True)
+
+
+def run_replay(cfg: "ExperimentConfig", data: "pd.DataFrame", *, acquisition: Optional[str] = None, seed: int = 0,
+               db_path: Optional[str] = None, predictor_factory: Optional[Callable[[], Any]] = None,
+               on_event: Optional[Callable[[str, Any], None]] = None, time_scale: float = 0.0,
+               workers: int = 1) -> "LoopResult":
+    """One replay of ``cfg`` (with ``acquisition`` instead of the config's, if given)."""
+    from engine.store import Store
+    from experiments.executors import OracleExecutor
+    from experiments.loop import ExperimentLoop
+    from experiments.space import space_from_dataset
+
+    if acquisition:
+        cfg = cfg.with_acquisition(acquisition)
+    oracle = OracleExecutor(data, workers=workers, time_scale=time_scale)
+    space = space_from_dataset(cfg.search_space, data)
+    if not space:
+        raise NotAvailableError(f"experiment '{cfg.name}': no configuration of the replay dataset matches its "
+                                "search space")
+    if predictor_factory is None:  # a fresh fit per replay: no model-cache entries for throw-away data
+        from engine.models.registry import get_predictor
+
+        kind, opts = cfg.predictor.kind, dict(cfg.predictor.options)
+        predictor_factory = lambda: get_predictor(kind, **opts)  # noqa: E731
+    exp_id = f"{cfg.name}-replay-{cfg.acquisition.name}-s{seed}-{cfg.digest()}"
+    with tempfile.TemporaryDirectory(prefix="perfcast-replay-", dir=_scratch()) as tmp:
+        store = Store(db_path or Path(tmp) / "replay.duckdb", seed=False)
+        loop = ExperimentLoop(cfg, store, oracle, space, mode="replay", truth=oracle.truth, seed=cfg.seed + seed,
+                              predictor_factory=predictor_factory, on_event=on_event, experiment_id=exp_id,
+                              initial_design=cfg.replay.initial_runs)
+        return loop.run()

@@ -1,0 +1,227 @@
+"""Learning curves: held-out error and interval width vs benchmarks and vs benchmark-seconds.
+
+A curve is read off the loop's step records: at each acquisition the posterior (fitted on what
+had been measured) is scored — held-out median APE where the truth is known, and the mean
+relative 90% interval width over the remaining pool. Curves of several seeds are put on a common
+grid (the value of the last step at or before each grid point) and averaged.
+
+``compare`` puts the chosen acquisition beside ``random`` and ``max-variance`` on the same pool;
+``print_report`` renders a Rich table, ``plot_report`` a 2×2 matplotlib figure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from experiments.loop import LoopResult
+
+BASELINES: tuple[str, ...] = ("random", "max-variance")
+
+
+@dataclass
+class Curve:
+    """One strategy's curves (averaged over seeds) on a grid of benchmarks and of seconds."""
+
+    strategy: str
+    n_grid: np.ndarray
+    ape_by_n: np.ndarray  # mean over seeds of held-out median APE (nan where unknown)
+    width_by_n: np.ndarray
+    seconds_by_n: np.ndarray  # mean benchmark-seconds spent to reach n benchmarks
+    s_grid: np.ndarray
+    ape_by_s: np.ndarray
+    width_by_s: np.ndarray
+    seeds: int
+    source: str = "replay"  # replay | real run (prequential)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        def lst(a: np.ndarray) -> list[Optional[float]]:
+            return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float)]
+
+        return {"strategy": self.strategy, "seeds": self.seeds, "source": self.source,
+                "n_benchmarks": lst(self.n_grid), "heldout_median_ape": lst(self.ape_by_n),
+                "mean_rel_width90": lst(self.width_by_n), "benchmark_seconds_at_n": lst(self.seconds_by_n),
+                "seconds_grid": lst(self.s_grid), "heldout_median_ape_by_seconds": lst(self.ape_by_s),
+                "mean_rel_width90_by_seconds": lst(self.width_by_s), **self.extra}
+
+
+def _step_fn(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Value of the last point with x <= g for each grid point g (nan before the first)."""
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    idx = np.searchsorted(x, grid, side="right") - 1
+    out = np.where(idx >= 0, y[np.clip(idx, 0, None)], np.nan)
+    return out
+
+
+def _points(r: "LoopResult", key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    steps = [s for s in r.steps if getattr(s, key) is not None]
+    return (np.array([s.n_benchmarks for s in steps], dtype=float),
+            np.array([s.benchmark_seconds for s in steps], dtype=float),
+            np.array([getattr(s, key) for s in steps], dtype=float))
+
+
+def curve_of(strategy: str, results: Sequence["LoopResult"], n_max: Optional[int] = None,
+             s_max: Optional[float] = None, n_s: int = 60) -> Curve:
+    """Average the seeds' learning curves of one strategy onto common grids."""
+    n_max = n_max or max(r.n_benchmarks for r in results)
+    s_max = s_max or max(r.benchmark_seconds for r in results)
+    n_grid = np.arange(0, n_max + 1, dtype=float)
+    s_grid = np.linspace(0.0, max(s_max, 1e-9), n_s)
+    ape_n, wid_n, sec_n, ape_s, wid_s = [], [], [], [], []
+    for r in results:
+        n, s, a = _points(r, "heldout_median_ape")
+        ape_n.append(_step_fn(n, a, n_grid) if len(n) else np.full(len(n_grid), np.nan))
+        ape_s.append(_step_fn(s, a, s_grid) if len(s) else np.full(len(s_grid), np.nan))
+        n, s, w = _points(r, "mean_rel_width90")
+        wid_n.append(_step_fn(n, w, n_grid) if len(n) else np.full(len(n_grid), np.nan))
+        wid_s.append(_step_fn(s, w, s_grid) if len(s) else np.full(len(s_grid), np.nan))
+        ns = np.array([st.n_benchmarks for st in r.steps], dtype=float)
+        ss = np.array([st.benchmark_seconds for st in r.steps], dtype=float)
+        sec_n.append(np.interp(n_grid, ns, ss, right=np.nan) if len(ns) else np.full(len(n_grid), np.nan))
+
+    def mean(rows: list[np.ndarray]) -> np.ndarray:
+        arr = np.vstack(rows)
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.nanmean(arr, axis=0)
+
+    return Curve(strategy, n_grid, mean(ape_n), mean(wid_n), mean(sec_n), s_grid, mean(ape_s), mean(wid_s),
+                 len(results))
+
+
+def benchmarks_to_reach(curve: Curve, target: float) -> Optional[int]:
+    """Fewest benchmarks after which the (seed-averaged) held-out error is at or below ``target``."""
+    ok = np.nonzero(np.isfinite(curve.ape_by_n) & (curve.ape_by_n <= target))[0]
+    return int(curve.n_grid[ok[0]]) if len(ok) else None
+
+
+def seconds_to_reach(curve: Curve, target: float) -> Optional[float]:
+    n = benchmarks_to_reach(curve, target)
+    if n is None:
+        return None
+    v = curve.seconds_by_n[n]
+    return float(v) if np.isfinite(v) else None
+
+
+def compare(cfg: Any, data: Any, strategies: Sequence[str], seeds: Sequence[int], *, on_event: Any = None,
+            predictor_factory: Any = None) -> dict[str, list["LoopResult"]]:
+    """Replay each strategy with each seed on the same pool (same initial design per seed)."""
+    from experiments.replay import run_replay
+
+    out: dict[str, list["LoopResult"]] = {}
+    for strat in dict.fromkeys(strategies):
+        for seed in seeds:
+            out.setdefault(strat, []).append(run_replay(cfg, data, acquisition=strat, seed=seed, on_event=on_event,
+                                                        predictor_factory=predictor_factory))
+    return out
+
+
+def real_run_curve(result: "LoopResult") -> Curve:
+    """A real run's curve: prequential error (each benchmark scored against the prediction made
+    before it ran, running median) and pool width, against benchmarks and benchmark-seconds."""
+    steps = [s for s in result.steps if s.mean_rel_width90 is not None]
+    pre = [p for p in result.prequential if p.get("ape") is not None]
+    n_grid = np.arange(0, result.n_benchmarks + 1, dtype=float)
+    s_max = max(result.benchmark_seconds, 1e-9)
+    s_grid = np.linspace(0.0, s_max, 60)
+    if pre:
+        n = np.array([p["n_benchmarks"] for p in pre], dtype=float)
+        s = np.array([p["benchmark_seconds"] for p in pre], dtype=float)
+        a = np.array([np.median([q["ape"] for q in pre[: i + 1]]) for i in range(len(pre))])
+        ape_n, ape_s = _step_fn(n, a, n_grid), _step_fn(s, a, s_grid)
+    else:
+        ape_n, ape_s = np.full(len(n_grid), np.nan), np.full(len(s_grid), np.nan)
+    if steps:
+        n = np.array([st.n_benchmarks for st in steps], dtype=float)
+        s = np.array([st.benchmark_seconds for st in steps], dtype=float)
+        w = np.array([st.mean_rel_width90 for st in steps], dtype=float)
+        wid_n, wid_s = _step_fn(n, w, n_grid), _step_fn(s, w, s_grid)
+    else:
+        wid_n, wid_s = np.full(len(n_grid), np.nan), np.full(len(s_grid), np.nan)
+    ns = np.array([st.n_benchmarks for st in result.steps], dtype=float)
+    ss = np.array([st.benchmark_seconds for st in result.steps], dtype=float)
+    sec_n = np.interp(n_grid, ns, ss) if len(ns) else np.full(len(n_grid), np.nan)
+    return Curve(result.acquisition, n_grid, ape_n, wid_n, sec_n, s_grid, ape_s, wid_s, 1,
+                 source="real run (prequential error)")
+
+
+# -- rendering --------------------------------------------------------------------------------------
+def _fmt(v: Optional[float], pct: bool = True) -> str:
+    if v is None or not np.isfinite(v):
+        return "–"
+    return f"{v:.1%}" if pct else f"{v:,.0f}"
+
+
+def report_rows(curves: Sequence[Curve], checkpoints: Sequence[int]) -> list[dict[str, Any]]:
+    rows = []
+    for c in curves:
+        row: dict[str, Any] = {"strategy": c.strategy, "source": c.source, "seeds": c.seeds}
+        for k in checkpoints:
+            i = min(int(k), len(c.n_grid) - 1)
+            row[f"ape@{k}"] = None if not np.isfinite(c.ape_by_n[i]) else float(c.ape_by_n[i])
+        fin = np.nonzero(np.isfinite(c.ape_by_n))[0]
+        row["final_ape"] = float(c.ape_by_n[fin[-1]]) if len(fin) else None
+        finw = np.nonzero(np.isfinite(c.width_by_n))[0]
+        row["final_width90"] = float(c.width_by_n[finw[-1]]) if len(finw) else None
+        fins = np.nonzero(np.isfinite(c.seconds_by_n))[0]
+        row["benchmark_seconds"] = float(c.seconds_by_n[fins[-1]]) if len(fins) else None
+        rows.append(row)
+    return rows
+
+
+def print_report(console: Any, curves: Sequence[Curve], title: str = "Learning curves") -> list[dict[str, Any]]:
+    from rich.table import Table
+
+    if not curves:
+        return []
+    n_max = int(max(c.n_grid[-1] for c in curves))
+    checkpoints = sorted({max(1, round(n_max * f)) for f in (0.25, 0.5, 0.75, 1.0)})
+    rows = report_rows(curves, checkpoints)
+    t = Table(title=title)
+    t.add_column("strategy")
+    t.add_column("source")
+    for k in checkpoints:
+        t.add_column(f"APE @{k}", justify="right")
+    t.add_column("final 90% width", justify="right")
+    t.add_column("benchmark-s", justify="right")
+    for r in rows:
+        t.add_row(r["strategy"], f"{r['source']} ×{r['seeds']}", *[_fmt(r[f"ape@{k}"]) for k in checkpoints],
+                  _fmt(r["final_width90"]), _fmt(r["benchmark_seconds"], pct=False))
+    console.print(t)
+    return rows
+
+
+def plot_report(path: str, curves: Sequence[Curve], title: str = "") -> str:
+    """Held-out error and mean 90% width vs benchmarks (left) and vs benchmark-seconds (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(2, 2, figsize=(11, 7.5), sharex="col")
+    for c in curves:
+        label = f"{c.strategy} ({c.source}, {c.seeds} seed{'s' if c.seeds != 1 else ''})"
+        ax[0, 0].plot(c.n_grid, c.ape_by_n, label=label, drawstyle="steps-post")
+        ax[0, 1].plot(c.s_grid, c.ape_by_s, label=label, drawstyle="steps-post")
+        ax[1, 0].plot(c.n_grid, c.width_by_n, label=label, drawstyle="steps-post")
+        ax[1, 1].plot(c.s_grid, c.width_by_s, label=label, drawstyle="steps-post")
+    ax[0, 0].set_ylabel("held-out median APE")
+    ax[1, 0].set_ylabel("mean relative 90% interval width")
+    ax[1, 0].set_xlabel("benchmarks run")
+    ax[1, 1].set_xlabel("benchmark-seconds spent")
+    for a in ax.ravel():
+        a.grid(alpha=0.3)
+    ax[0, 0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,103 @@
+"""Search space (YAML) -> canonical configurations.
+
+Run mode: the cross product of the axes. ``hardware`` entries are adapter names (``torch-cpu``,
+``onnxruntime``, ``openvino``: their runtime is fixed), platform names (``cpu``: one adapter per
+requested runtime, as ``perfcast benchmark --hardware cpu --runtime X`` does) or hardware ids
+(``cpu-amd-epyc-2c``, for loops whose workers are elsewhere). Each becomes the hardware id the
+adapter stores, so the configurations match the store's keys. Sequence lengths go through the
+catalog (vision models have none; CLIP's text tower caps at 77), and duplicates are dropped.
+
+Replay mode: the configurations of the oracle dataset, filtered by whatever axes are given.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from engine.config import Config
+from experiments.config import ExperimentConfigError, SearchSpace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def hardware_runtime_pairs(sp: SearchSpace, source: str = "experiment config") -> list[tuple[str, str]]:
+    """(hardware id, runtime) pairs the ``hardware`` and ``runtimes`` axes stand for."""
+    from hardware.registry import ADAPTERS, PLATFORMS, RUNTIME_ADAPTERS, get_adapter
+
+    runtimes = list(sp.runtimes or ["torch"])
+    pairs: list[tuple[str, str]] = []
+    for h in sp.hardware or []:
+        low = h.strip().lower()
+        if low in ADAPTERS:
+            adapter = get_adapter(low)
+            if sp.runtimes and adapter.runtime not in sp.runtimes:
+                continue
+            pairs.append((adapter.hardware_id(), adapter.runtime))
+        elif low in PLATFORMS:
+            for rt in runtimes:
+                name = RUNTIME_ADAPTERS.get((low, rt))
+                if name is None:
+                    valid = sorted(r for (p, r) in RUNTIME_ADAPTERS if p == low)
+                    raise ExperimentConfigError(f"{source}: invalid search_space.runtimes {rt!r} for hardware "
+                                                f"'{low}'; valid: {', '.join(valid)}")
+                pairs.append((get_adapter(name).hardware_id(), rt))
+        else:
+            pairs.extend((h.strip(), rt) for rt in runtimes)
+    return list(dict.fromkeys(pairs))
+
+
+def expand_space(sp: SearchSpace, source: str = "experiment config") -> list[Config]:
+    """The run-mode search space as canonical configurations (see the module docstring)."""
+    from engine.catalog import get_model
+    from engine.workloads import effective_seq_len
+
+    if not sp.models:
+        raise ExperimentConfigError(f"{source}: missing required key 'search_space.models' (run mode)")
+    if not sp.hardware:
+        raise ExperimentConfigError(f"{source}: missing required key 'search_space.hardware' (run mode)")
+    out: list[Config] = []
+    for model in sp.models:
+        entry = get_model(model)
+        seqs = sorted({effective_seq_len(entry, s) for s in (sp.seq_lengths or [128])})
+        for hw, rt in hardware_runtime_pairs(sp, source):
+            for b in sp.batch_sizes or [1]:
+                for s in seqs:
+                    for p in sp.precisions or ["fp32"]:
+                        for mode in sp.modes or ["inference"]:
+                            for t in sp.threads or [0]:
+                                out.append(Config(entry.name, hw, int(b), int(s), p, mode, rt, int(t)))
+    return list(dict.fromkeys(out))
+
+
+def space_from_dataset(sp: SearchSpace, data: "pd.DataFrame") -> list[Config]:
+    """Replay mode: distinct configurations of ``data`` that match the given axes."""
+    from engine.models.features import configs_from_frame
+
+    df = data
+    filters = {"model": sp.models, "runtime": sp.runtimes, "batch_size": sp.batch_sizes, "seq_len": sp.seq_lengths,
+               "precision": sp.precisions, "mode": sp.modes, "threads": sp.threads}
+    for col, values in filters.items():
+        if values:
+            df = df[df[col].isin(list(values))]
+    if sp.hardware:
+        wanted = set()
+        for h in sp.hardware:
+            wanted.add(h)
+            try:
+                from hardware.registry import ADAPTERS, PLATFORMS, get_adapter
+
+                low = h.lower()
+                if low in ADAPTERS or low in PLATFORMS:
+                    wanted.add(get_adapter(low).hardware_id())
+            except Exception:  # noqa: BLE001 - an id that is not an adapter name filters as itself
+                pass
+        df = df[df["hardware"].isin(wanted)]
+    df = df.drop_duplicates("config_key") if "config_key" in df else df
+    return list(dict.fromkeys(configs_from_frame(df)))
+
+
+def adapter_for(config: Config) -> tuple[Optional[str], str]:
+    """(adapter on THIS machine that measures ``config``, "") or (None, why)."""
+    from experiments.ray_cluster import adapter_for_here
+
+    return adapter_for_here(config)

@@ -1,0 +1,117 @@
+"""perfcast train / predict / compare-hardware / matrix / evaluate on a small temporary store."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from synthetic_measurements import synthetic_store
+
+from engine.catalog import reference_device
+from engine.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("cli") / "s.duckdb"
+    synthetic_store(path)
+    return str(path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:  # main() returns the exit code when a command fails inside the group, or raises SystemExit
+        rv = main(list(argv))
+        code = rv if isinstance(rv, int) else 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_predict_json_says_which_device_answered(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    d = run_json(capsys, "predict", "--model", "bert-base-uncased", "--hardware", "cuda", "--batch-size", "4",
+                 "--precision", "fp16", "--predictor", "roofline", "--latency-slo-ms", "5", "--db", db)
+    ref = reference_device("cuda")
+    assert d["device"]["requested"] == "cuda" and d["device"]["id"] == ref.id and d["device"]["name"] == ref.name
+    assert d["predictor"] == "roofline"
+    assert d["config"]["precision"] == "fp16" and d["config"]["batch_size"] == 4
+    for name in ("latency_ms", "throughput", "memory_mib"):
+        m = d["metrics"][name]
+        assert m["q05"] <= m["q25"] <= m["median"] <= m["q75"] <= m["q95"]
+        assert m["interval_90"] == [m["q05"], m["q95"]]
+    assert 0 <= d["latency_slo"]["prob_median_latency_below"] <= 1
+    assert 0 <= d["prob_fits_memory"] <= 1
+    assert d["n_nearby"] == 4  # the synthetic store measured bert on the reference GPU at 4 batch sizes
+
+
+def test_predict_table_for_people(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    code, out, _ = run(capsys, "predict", "--model", "gpt2", "--hardware", "t4", "--batch-size", "2",
+                       "--predictor", "roofline", "--db", db)
+    assert code == 0
+    for text in ("throughput", "latency (median)", "latency (p90)", "memory (peak)", "90% credible interval",
+                 "answered by: roofline", "t4", "measurements nearby"):
+        assert text in out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--model", "bert-base-uncase", "--hardware", "t4"], "did you mean 'bert-base-uncased'"),
+    (["--model", "gpt2", "--hardware", "a100"], "unknown hardware 'a100'"),
+    (["--model", "gpt2", "--hardware", "t4", "--batch-size", "0"], "batch_size"),
+])
+def test_bad_names_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], db: str, argv: list[str],
+                                        needle: str) -> None:
+    code, out, err = run(capsys, "predict", *argv, "--predictor", "roofline", "--db", db)
+    assert code == 2
+    assert needle in err and err.strip().count("\n") == 0
+
+
+def test_compare_hardware_with_plots(capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path) -> None:
+    bars = tmp_path / "bars.png"
+    d = run_json(capsys, "compare-hardware", "--model", "gpt2", "--hardware", "t4,a100-80gb,cpu",
+                 "--predictor", "roofline", "--plot", str(bars), "--db", db)
+    assert [p["device"]["requested"] for p in d["predictions"]] == ["t4", "a100-80gb", "cpu"]
+    assert bars.stat().st_size > 5000
+    band = tmp_path / "scaling.png"
+    d = run_json(capsys, "compare-hardware", "--model", "gpt2", "--hardware", "t4,cuda", "--batch-sizes", "1,2,4,8",
+                 "--predictor", "roofline", "--plot", str(band), "--db", db)
+    assert len(d["predictions"]) == 8 and band.stat().st_size > 5000
+
+
+def test_matrix_json_and_heatmap(capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path) -> None:
+    out, heat = tmp_path / "matrix.json", tmp_path / "heat.png"
+    d = run_json(capsys, "matrix", "--models", "gpt2,resnet50", "--hardware", "t4,cuda", "--batch-sizes", "1,8",
+                 "--precision", "fp32,fp16", "--predictor", "roofline", "--output", str(out), "--plot", str(heat),
+                 "--db", db)
+    assert d["n_predictions"] == 16 and heat.exists()
+    on_disk = json.loads(out.read_text())
+    m = on_disk["models"]["resnet50"]["predictions"]["cuda"]["8"]["fp16"]["throughput"]
+    assert set(m) == {"median", "mean", "q05", "q25", "q75", "q95"}
+
+
+def test_train_json(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    d = run_json(capsys, "train", "--model", "roofline", "--db", db)
+    assert d["predictor"] == "roofline" and d["n_measurements"] == 48
+
+
+def test_evaluate_json_keyed_by_predictor_and_stored(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    from engine.store import Store
+
+    before = Store(db).count("evaluations")
+    d = run_json(capsys, "evaluate", "--holdout", "random", "--fraction", "0.25", "--seed", "1",
+                 "--predictors", "roofline,baseline", "--db", db)
+    assert {"roofline", "baseline"} <= set(d)
+    roof, base = d["roofline"]["latency_ms"], d["baseline"]["latency_ms"]
+    assert roof["n"] == base["n"] == 12  # 25% of 48 distinct configurations
+    assert 0 <= roof["coverage_90"] <= 1 and roof["mean_rel_width_90"] > 0
+    assert base["coverage_90"] is None and base["coverage_50"] is None  # point prediction: n/a
+    assert base["crps_log"] >= 0 and "memory_mib" in d["baseline"]
+    assert Store(db).count("evaluations") == before + 1
+    code, _, err = run(capsys, "evaluate", "--holdout", "random", "--predictors", "roofline,forest", "--db", db)
+    assert code == 2 and "forest" in err

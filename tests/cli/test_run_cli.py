@@ -1,0 +1,82 @@
+"""`perfcast run/replay/suggest` through the CLI: one-line config errors, a replay, a suggestion."""
+from __future__ import annotations
+
+import json
+import shlex
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from engine.cli.main import cli
+
+
+def _local_dataset(path) -> None:
+    """Roofline-shaped latencies of real catalog models on this machine's CPU id (an export file)."""
+    from hardware.detect import local_cpu_id
+
+    hw = local_cpu_id()
+    rng = np.random.default_rng(0)
+    rows = []
+    for model, scale in (("distilbert-base-uncased", 1.0), ("gpt2", 2.1)):
+        for b in (1, 2, 4, 8):
+            for s in (32, 64, 128):
+                for t in (1, 2):
+                    med = scale * 0.08 * b * s / t ** 0.8 * float(np.exp(rng.normal(0, 0.05))) + 2.0
+                    rows.append({"model": model, "hardware": hw, "batch_size": b, "seq_len": s, "precision": "fp32",
+                                 "mode": "inference", "runtime": "torch", "threads": t, "status": "ok",
+                                 "started_at": pd.Timestamp("2026-01-01"), "latency_median_ms": med,
+                                 "latency_mean_ms": med, "latency_p90_ms": med * 1.05, "latency_std_ms": med * 0.02,
+                                 "iterations": 10, "warmup": 2, "throughput_items_s": b / med * 1000,
+                                 "memory_peak_mib": 300 + 20 * b, "wall_time_s": 3 + med * 12 / 1000,
+                                 "samples_ms": list(med * np.exp(rng.normal(0, 0.02, 10)))})
+    pd.DataFrame(rows).to_parquet(path, index=False)
+
+
+def test_bad_config_is_one_line_naming_the_key(tmp_path) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\nsearch_space: {models: [gpt2], hardware: [cpu]}\nacquisition: {name: thompson}\n")
+    r = CliRunner().invoke(cli, ["run", str(p)])
+    assert r.exit_code == 2
+    msg = r.stderr.strip()
+    assert "acquisition.name" in msg and "eig" in msg and "random" in msg and "\n" not in msg
+
+
+@pytest.mark.slow
+def test_replay_and_suggest_cli(tmp_path) -> None:
+    data = tmp_path / "runs.parquet"
+    _local_dataset(data)
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text("name: cli-replay\nsearch_space: {}\nacquisition: {name: eig, q: 2, mc_points: 64}\n"
+                   "budget: {runs: 8}\npredictor: {refit_every: 4, options: {maxiter: 10}}\n"
+                   "replay: {initial_runs: 3, seeds: [0]}\n")
+    plot = tmp_path / "curve.png"
+    r = CliRunner().invoke(cli, ["replay", str(cfg), "--dataset", str(data), "--strategies", "eig,random",
+                                 "--plot", str(plot), "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [c["strategy"] for c in out["curves"]] == ["eig", "random"]
+    for runs in out["runs"].values():
+        assert runs[0]["n_benchmarks"] == 8
+    assert plot.exists() and plot.stat().st_size > 1000
+
+    db = tmp_path / "s.duckdb"
+    assert CliRunner().invoke(cli, ["db", "import", str(data), "--db", str(db)]).exit_code == 0
+    space = tmp_path / "space.yaml"
+    space.write_text("name: s\nsearch_space: {models: [distilbert-base-uncased, gpt2], hardware: [cpu], "
+                     "batch_sizes: [1, 2, 4, 8, 16], seq_lengths: [32, 64, 128, 256], threads: [1, 2]}\n")
+    recs, sh = tmp_path / "recs.json", tmp_path / "run.sh"
+    r = CliRunner().invoke(cli, ["suggest", "--budget", "3", "--metric", "latency", "--space", str(space),
+                                 "--output", str(recs), "--emit-commands", str(sh), "--db", str(db), "--json"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    payload = json.loads(recs.read_text())
+    assert payload["total_candidates"] == 80 and payload["excluded"]["measured"] == 48
+    assert len(payload["final_recommendations"]) == 3
+    lines = [ln for ln in sh.read_text().splitlines() if ln.startswith("perfcast")]
+    assert len(lines) == 3
+    for ln, it in zip(lines, payload["final_recommendations"]):
+        args = shlex.split(ln)
+        assert args[args.index("--model") + 1] == it["model_name"]
+        assert args[args.index("--batch-sizes") + 1] == str(it["batch_size"])

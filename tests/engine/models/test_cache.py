@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from engine.models.cache import load_or_fit, model_dir
+from engine.records import Measurement
+from engine.store import Store
+from engine.models.features import configs_from_frame
+
+
+def _save(store, df):
+    for c, row in zip(configs_from_frame(df), df.itertuples()):
+        store.save_measurement(Measurement.from_samples(c, row.samples_ms, memory_peak_mib=row.memory_peak_mib))
+
+
+def test_fitted_model_reused_until_data_change(tmp_path, featurizer, train_df, new_hw_df):
+    store = Store(tmp_path / "db.duckdb", seed=False)
+    _save(store, train_df.iloc[:40])
+    first = load_or_fit("roofline", store, featurizer=featurizer)
+    assert model_dir("roofline", store.data_hash()).exists()
+    again = load_or_fit("roofline", store, featurizer=featurizer)
+    assert again.params == first.params  # loaded, not refitted
+    _save(store, new_hw_df.iloc[:10])
+    third = load_or_fit("roofline", store, featurizer=featurizer)
+    assert third.n_train == 50

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import numpy as np
+
+from engine.config import Config
+from engine.models.features import FEATURE_NAMES, configs_from_frame
+
+
+def test_feature_matrix_shape_and_physics(featurizer, train_df):
+    ff = featurizer(train_df)
+    assert ff.X.shape == (len(train_df), len(FEATURE_NAMES))
+    assert np.isfinite(ff.X).all()
+    # roofline times are FLOPs / peak and bytes / bandwidth, in ms
+    np.testing.assert_allclose(ff.phys["t_compute_ms"], ff.phys["flops"] / ff.phys["peak"] * 1e3)
+    # one-hot blocks sum to one
+    prec = [i for i, n in enumerate(ff.names) if n.startswith("precision=")]
+    assert np.all(ff.X[:, prec].sum(1) == 1)
+
+
+def test_cpu_peak_scales_with_threads(featurizer):
+    one = Config("syn-bert-m", "cpu-syn-16c", 4, 128, "fp32", "inference", "torch", 1)
+    ff = featurizer([one, one.with_(threads=8), one.with_(threads=0), one.with_(hardware="gpu-syn-a", threads=0)])
+    peak = ff.phys["peak"]
+    assert peak[1] == 8 * peak[0] and peak[2] == 16 * peak[0]
+    assert ff.phys["threads_used"].tolist()[:3] == [1, 8, 16]
+
+
+def test_vectorised_equals_rowwise(featurizer, train_df):
+    configs = configs_from_frame(train_df)
+    whole = featurizer(configs).X
+    rows = np.vstack([featurizer([c]).X for c in configs[:20]])
+    np.testing.assert_allclose(whole[:20], rows)

@@ -1,0 +1,105 @@
+"""GP predictor: honest intervals for unseen devices, chunked prediction, joint draws."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from engine.models.features import configs_from_frame
+from engine.models.gp import GPPredictor
+
+from conftest import NEW, SEEN
+
+
+def _fit(featurizer, df, **kw):
+    return GPPredictor(featurizer=featurizer, maxiter=40, **kw).fit(df)
+
+
+@pytest.fixture(scope="module")
+def gp(featurizer, train_df):
+    return _fit(featurizer, train_df)
+
+
+def _log_width(ps, metric="latency_ms"):
+    q = ps.quantiles(metric, [0.05, 0.95])
+    return np.log(q[1] / q[0])
+
+
+def test_unseen_hardware_wide_then_shrinks_and_covers(featurizer, train_df, new_hw_df, gp):
+    test = new_hw_df.iloc[40:]
+    configs = configs_from_frame(test)
+    seen_configs = configs_from_frame(train_df.iloc[:20])
+    before = _log_width(gp.predict(configs))
+    # an unmeasured device: far wider than a measured one (hardware prior sd 0.5 in log)
+    assert np.median(before) > 2.0 * np.median(_log_width(gp.predict(seen_configs)))
+    assert np.median(before) > 2 * 1.645 * 0.4
+    after_gp = GPPredictor(featurizer=featurizer, maxiter=40).fit(pd.concat([train_df, new_hw_df.iloc[:40]]))
+    ps = after_gp.predict(configs)
+    after = _log_width(ps)
+    assert np.median(after) < 0.5 * np.median(before)
+    q = ps.quantiles("latency_ms", [0.05, 0.95])
+    y = test["latency_median_ms"].to_numpy()
+    assert np.mean((y >= q[0]) & (y <= q[1])) >= 0.75
+
+
+def test_chunked_prediction_matches_exact_posterior(gp, featurizer, new_hw_df):
+    """The fast cache agrees with GPyTorch's exact posterior (mean exactly, sd within a few %)."""
+    import gpytorch
+
+    configs = configs_from_frame(new_hw_df)
+    out = gp.outputs["latency_ms"]
+    X = gp.design.matrix(featurizer(configs))
+    mu_fast, var_fast = out.latent(X, chunk=7)  # tiny chunks: many partial blocks
+    with torch.no_grad(), gpytorch.settings.max_cholesky_size(10**5):
+        post = out.model.posterior(torch.as_tensor(X))
+    np.testing.assert_allclose(mu_fast, post.mean.reshape(-1).numpy(), atol=1e-3)
+    ratio = np.sqrt((var_fast + out.new_noise_var()) / (post.variance.reshape(-1).numpy() + out.new_noise_var()))
+    assert ratio.min() > 0.999 and ratio.max() < 1.1  # errs on the wide side only
+
+
+def test_large_matrix_in_chunks_is_memory_safe(gp):
+    from bench.synthetic import random_configs
+
+    configs = random_configs(20_000, SEEN + [NEW], seed=3)
+    gp.chunk_size = 2048
+    try:
+        ps = gp.predict(configs)
+    finally:
+        gp.chunk_size = 8192
+    assert len(ps) == 20_000
+    assert all(np.isfinite(ps.sigma_log[m]).all() for m in ps.sigma_log)
+    single = gp.predict(configs[-3:])
+    np.testing.assert_allclose(single.mu_log["latency_ms"], ps.mu_log["latency_ms"][-3:], rtol=1e-5)
+
+
+def test_joint_samples_shape_and_correlation(gp, featurizer):
+    from engine.config import Config
+
+    a = Config("syn-bert-m", NEW, 8, 128, "fp32", "inference", "torch", 0)
+    configs = [a, a.with_(batch_size=16), a.with_(hardware=SEEN[1])]
+    draws = gp.sample(configs, 4000, seed=1)
+    assert draws.shape == (4000, 3)
+    c = np.corrcoef(np.log(draws).T)
+    # two batch sizes on the same unmeasured device share its (unknown) deviation
+    assert c[0, 1] > 0.5
+    assert c[0, 1] > c[0, 2] + 0.2
+    # marginals agree with predict()
+    ps = gp.predict(configs)
+    np.testing.assert_allclose(np.log(draws).std(0), ps.sigma_log["latency_ms"], rtol=0.1)
+
+
+def test_warm_refit_and_pickle_round_trip(gp, featurizer, train_df):
+    blob = pickle.dumps(gp)
+    back = pickle.loads(blob)
+    back.featurizer = featurizer
+    back.roofline.featurizer = featurizer
+    configs = configs_from_frame(train_df.iloc[:10])
+    np.testing.assert_allclose(back.predict(configs).mu_log["latency_ms"], gp.predict(configs).mu_log["latency_ms"],
+                               rtol=1e-6)
+    ls0 = gp.outputs["latency_ms"].model.covar_module.base.lengthscale.detach().clone()
+    back.fit(train_df)  # warm start: few iterations from the previous hyperparameters
+    ls1 = back.outputs["latency_ms"].model.covar_module.base.lengthscale.detach()
+    assert torch.allclose(ls0, ls1, rtol=0.5)

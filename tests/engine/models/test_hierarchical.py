@@ -1,0 +1,55 @@
+"""Hierarchical NUTS model: population draws for unseen devices, diagnostics gate, joint draws."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.config import Config
+from engine.errors import DiagnosticsError
+from engine.models.features import configs_from_frame
+
+from conftest import NEW, SEEN
+
+
+def _h(featurizer, **kw):
+    from engine.models.hierarchical import HierarchicalPredictor
+
+    kw.setdefault("num_warmup", 250)
+    kw.setdefault("num_samples", 250)
+    return HierarchicalPredictor(featurizer=featurizer, **kw)
+
+
+def test_bad_diagnostics_raise_unless_allowed(featurizer, train_df):
+    h = _h(featurizer, num_warmup=5, num_samples=10, allow_bad_diagnostics=True).fit(train_df.iloc[:60])
+    assert {"rhat_max", "ess_bulk_min", "divergences"} <= set(h.diagnostics)
+    assert h.diagnostics["rhat_max"] > 1.01 and not h.diagnostics_ok  # 10 draws cannot converge
+    assert h.predict(configs_from_frame(train_df.iloc[:3])).samples["latency_ms"].shape[1] == 3
+    with pytest.raises(DiagnosticsError, match="r_hat"):
+        h.check_diagnostics()  # what fit() does when bad diagnostics are not allowed
+    h.allow_bad_diagnostics = False
+    with pytest.raises(DiagnosticsError):
+        h.fit(train_df.iloc[:60])
+
+
+@pytest.mark.slow
+def test_unseen_device_wide_then_shrinks_and_covers(featurizer, train_df, new_hw_df, tmp_path):
+    test = new_hw_df.iloc[40:]
+    configs = configs_from_frame(test)
+    before = _h(featurizer, allow_bad_diagnostics=True, idata_path=str(tmp_path / "a.nc")).fit(train_df)
+    assert (tmp_path / "a.nc").exists()  # ArviZ InferenceData saved
+    w_before = np.log(np.divide(*before.predict(configs).quantiles("latency_ms", [0.95, 0.05])))
+    w_seen = np.log(np.divide(*before.predict(configs_from_frame(train_df.iloc[:20])).quantiles("latency_ms", [0.95, 0.05])))
+    assert np.median(w_before) > 1.5 * np.median(w_seen)
+    after = _h(featurizer, allow_bad_diagnostics=True).fit(pd.concat([train_df, new_hw_df.iloc[:40]]))
+    ps = after.predict(configs)
+    q = ps.quantiles("latency_ms", [0.05, 0.95])
+    assert np.median(np.log(q[1] / q[0])) < 0.7 * np.median(w_before)
+    y = test["latency_median_ms"].to_numpy()
+    assert np.mean((y >= q[0]) & (y <= q[1])) >= 0.7
+    # joint draws: two configs on the same unmeasured device share its population draw
+    a = Config("syn-bert-m", "gpu-syn-new", 8, 128, "fp32", "inference", "torch", 0)
+    draws = before.sample([a, a.with_(batch_size=16), a.with_(hardware=SEEN[0], threads=2)], 2000)
+    assert draws.shape == (2000, 3)
+    c = np.corrcoef(np.log(draws).T)
+    assert c[0, 1] > 0.5 and c[0, 1] > c[0, 2]

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.config import Config
+from engine.errors import UnknownNameError
+from engine.models.base import Predictor
+from engine.models.features import configs_from_frame
+from engine.models.registry import get_predictor
+from engine.models.roofline import SIGMA_LATENCY, RooflineParams, RooflinePredictor
+
+
+def test_fit_recovers_global_efficiency(featurizer, train_df):
+    truth = RooflineParams(eff_compute=0.2, eff_memory=0.5, overhead_ms=0.3)
+    ff = featurizer(train_df)
+    exact = train_df.copy()
+    lat = RooflinePredictor(truth, featurizer).latency_ms(ff)
+    exact["latency_median_ms"] = exact["latency_p90_ms"] = lat
+    fitted = RooflinePredictor(featurizer=featurizer).fit(exact)
+    assert fitted.params.eff_compute == pytest.approx(0.2, rel=0.05)
+    assert fitted.params.overhead_ms == pytest.approx(0.3, rel=0.1)
+
+
+def test_predict_has_all_metrics_and_fixed_spread(featurizer, train_df):
+    p = RooflinePredictor(featurizer=featurizer).fit(train_df)
+    assert isinstance(p, Predictor)
+    configs = configs_from_frame(train_df)[:5]
+    ps = p.predict(configs)
+    assert set(ps.metric_names()) == {"latency_ms", "latency_p90_ms", "throughput", "memory_mib"}
+    np.testing.assert_allclose(ps.sigma_log["latency_ms"], SIGMA_LATENCY)
+    pred = ps[0]
+    # throughput is derived from latency: items/s = batch / latency
+    assert pred.throughput.median == pytest.approx(1000 * configs[0].batch_size / pred.latency_ms.median)
+    assert p.sample(configs, 50).shape == (50, 5)
+
+
+def test_registry_names(featurizer):
+    assert get_predictor("roofline", featurizer=featurizer).name == "roofline"
+    with pytest.raises(UnknownNameError, match="did you mean 'roofline'"):
+        get_predictor("roofline2")

@@ -1,0 +1,206 @@
+"""The optimiser's loop and ranking, with a fake executor / predictor (mocks only in tests)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from engine.config import Config
+from engine.models.base import PredictionSet
+from engine.optimize.optimizer import optimize_deployment
+from engine.records import Measurement
+
+SPACE = {"hardware": ["t4", "a100-80gb"], "batch_size": [1, 2, 4, 8, 16, 32, 64], "precision": ["fp32", "fp16"],
+         "threads": [0], "runtime": ["torch"], "seq_len": [128]}
+
+
+def true_latency_ms(c: Config) -> float:
+    """A surface the roofline does not know exactly: fp16 helps a lot on the A100, little on the T4."""
+    speed = {"t4": 1.0, "a100-80gb": 3.0}[c.hardware] * ({"fp32": 1.0, "fp16": 2.5 if c.hardware != "t4" else 1.2}[c.precision])
+    size = {"bert-base-uncased": 1.0, "distilbert-base-uncased": 0.6}[c.model]  # ~ parameters
+    return 1.5 + 4.0 * size * c.batch_size ** 0.85 / speed
+
+
+class FakeExecutor:
+    """Deterministic surface plus a little noise; one configuration always fails (out of memory)."""
+
+    def __init__(self, oom: Config | None = None) -> None:
+        self.rng = np.random.default_rng(0)
+        self.calls: list[Config] = []
+        self.oom = oom
+
+    def run(self, c: Config) -> Measurement:
+        self.calls.append(c)
+        if self.oom is not None and c.key == self.oom.key:
+            return Measurement.failed(c, "oom", "CUDA out of memory")
+        ms = true_latency_ms(c) * math.exp(self.rng.normal(0, 0.02))
+        return Measurement.from_samples(c, list(ms * np.exp(self.rng.normal(0, 0.02, 10))),
+                                        memory_peak_mib=500.0 + 10 * c.batch_size)
+
+
+def true_best(bound: float, exclude: str = "") -> tuple[str, float]:
+    best = None
+    for hw in SPACE["hardware"]:
+        for b in SPACE["batch_size"]:
+            for p in SPACE["precision"]:
+                c = Config("bert-base-uncased", hw, b, 128, p, "inference", "torch", 0)
+                lat = true_latency_ms(c)
+                if lat * 1.1 <= bound and c.key != exclude:
+                    thr = b * 1000 / lat
+                    if best is None or thr > best[1]:
+                        best = (c.key, thr)
+    assert best is not None
+    return best
+
+
+def test_online_loop_improves_on_the_first_pick_and_records_failures(featurizer):
+    bound = 30.0
+    oom = Config("bert-base-uncased", "a100-80gb", 64, 128, "fp16", "inference", "torch", 0)
+    ex = FakeExecutor(oom=oom)
+    r = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": bound}, SPACE, budget=10,
+                            online=True, executor=ex, db=False, featurizer=featurizer, seed=0)
+    assert len(r.history) == 10 and len(ex.calls) == 10
+    assert len({c.key for c in ex.calls}) == 10  # never the same configuration twice
+    assert r.history[0].chosen_by == "prior" and {e.chosen_by for e in r.history[1:]} == {"qLogNEI"}
+    ok = [e for e in r.history if e.status == "ok"]
+    first_feasible = next(e.objective for e in ok if e.feasible)
+    best_found = max(e.objective for e in ok if e.feasible)
+    assert best_found > first_feasible
+    _, best_thr = true_best(bound, exclude=oom.key)
+    assert best_found >= 0.9 * best_thr
+    # the recommended configuration is evaluated, carries intervals of every metric and P(feasible)
+    assert r.best is not None and r.best.evaluated and r.best.prob_feasible >= 0.5
+    for m in ("throughput", "latency_ms", "latency_p90_ms", "memory_mib"):
+        mi = r.best.metrics[m]
+        assert mi.q05 < mi.median < mi.q95
+    assert r.best.metrics["latency_p90_ms"].median < bound * 1.2
+    failed = [e for e in r.history if e.status != "ok"]
+    for e in failed:
+        assert not e.feasible and e.objective is None
+
+
+def test_failed_run_is_recorded_and_infeasible(featurizer):
+    class AlwaysOOMOnBig(FakeExecutor):
+        def run(self, c):
+            if c.batch_size >= 16:
+                return Measurement.failed(c, "oom", "out of memory")
+            return super().run(c)
+
+    ex = AlwaysOOMOnBig()
+    r = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 1000.0}, SPACE, budget=6,
+                            online=True, executor=ex, db=False, featurizer=featurizer)
+    statuses = [e.status for e in r.history]
+    assert "oom" in statuses  # the roofline prior first proposes a big batch; it fails and is recorded
+    assert all(not e.feasible for e in r.history if e.status == "oom")
+    assert r.best is not None and r.best.config.batch_size < 16
+
+
+def test_online_stores_every_evaluation(tmp_path, featurizer):
+    from engine.store import Store
+
+    store = Store(tmp_path / "opt.duckdb", seed=False)
+    r = optimize_deployment("bert-base-uncased", "latency", None, {**SPACE, "batch_size": [1, 2]}, budget=3,
+                            online=True, executor=FakeExecutor(), db=store, featurizer=featurizer)
+    assert store.count("benchmark_runs") == 3
+    assert len(store.measurements()) == 3
+    exp = store.get_experiment(r.experiment_id)
+    assert exp["status"] == "done" and len(exp["state"]["history"]) == 3
+    # a second run reuses the stored measurements as observations and measures only new configurations
+    ex = FakeExecutor()
+    r2 = optimize_deployment("bert-base-uncased", "latency", None, {**SPACE, "batch_size": [1, 2]}, budget=2,
+                             online=True, executor=ex, db=store, featurizer=featurizer)
+    done = {e.config.key for e in r.history}
+    assert not done & {c.key for c in ex.calls}
+    assert any("already in the store" in n for n in r2.notes)
+
+
+def test_multi_objective_gives_a_pareto_set(featurizer):
+    r = optimize_deployment("bert-base-uncased", ["throughput", "latency_p90_ms"], None, SPACE, budget=7,
+                            online=True, executor=FakeExecutor(), db=False, featurizer=featurizer)
+    assert {e.chosen_by for e in r.history[1:]} == {"qLogNEHVI"}
+    assert len(r.pareto) >= 2
+    thr = [a.metrics["throughput"].median for a in r.pareto]
+    lat = [a.metrics["latency_p90_ms"].median for a in r.pareto]
+    order = np.argsort(thr)
+    assert np.all(np.diff(np.asarray(lat)[order]) > 0)  # more throughput costs latency on the front
+
+
+class FakePredictor:
+    """Log-normal posteriors chosen so that the fastest configuration is probably infeasible."""
+
+    name = "fake"
+
+    def predict(self, configs):
+        n = len(configs)
+        lat = np.array([10.0 * c.batch_size ** 0.7 for c in configs])
+        ps = PredictionSet(configs=list(configs), predictor="fake")
+        batch = np.array([c.batch_size for c in configs], float)
+        ps.mu_log["latency_ms"] = np.log(lat)
+        ps.sigma_log["latency_ms"] = np.full(n, 0.2)
+        ps.mu_log["latency_p90_ms"] = np.log(lat * 1.1)
+        ps.sigma_log["latency_p90_ms"] = np.full(n, 0.2)
+        ps.mu_log["throughput"] = np.log(1000 * batch / lat)
+        ps.sigma_log["throughput"] = np.full(n, 0.2)
+        return ps
+
+
+def test_offline_ranking_respects_prob_feasible():
+    space = {"hardware": ["t4"], "batch_size": [1, 2, 4, 8, 16, 32], "precision": ["fp32"], "threads": [0],
+             "runtime": ["torch"]}
+    r = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 40.0}, space, online=False,
+                            predictor=FakePredictor(), db=False)
+    assert r.history == [] and not r.online
+    # throughput grows with the batch, but p90 = 11 * b^0.7 ms crosses 40 ms at b ~ 6.3
+    assert r.best.config.batch_size == 4
+    assert r.best.prob_feasible > 0.9
+    big = [a for a in r.alternatives if a.config.batch_size >= 16]
+    assert all(a.prob_feasible < 0.05 for a in big)
+    ranked = [r.best, *r.alternatives]
+    assert all(ranked[i].score >= ranked[i + 1].score for i in range(len(ranked) - 1))
+    assert all(math.isclose(a.score, a.metrics["throughput"].mean * a.prob_feasible, rel_tol=1e-6) for a in ranked)
+
+
+def test_offline_without_constraints_picks_the_largest_expected_throughput():
+    space = {"hardware": ["t4"], "batch_size": [1, 8, 32], "precision": ["fp32"], "threads": [0], "runtime": ["torch"]}
+    r = optimize_deployment("bert-base-uncased", "throughput", None, space, predictor=FakePredictor(), db=False)
+    assert r.best.config.batch_size == 32 and r.best.prob_feasible == pytest.approx(1.0)
+
+
+def test_transfer_from_other_models_informs_the_first_pick(featurizer):
+    """Measurements of a similar model on the same hardware are context rows of the GP: the first pick
+    is made under that posterior (not the bare roofline), and only the target's configurations are proposed."""
+    import pandas as pd
+
+    ex = FakeExecutor()
+    rows = []
+    for hw in SPACE["hardware"]:
+        for b in SPACE["batch_size"]:
+            for p in SPACE["precision"]:
+                m = ex.run(Config("distilbert-base-uncased", hw, b, 128, p, "inference", "torch", 0))
+                rows.append({**m.config.to_dict(), "status": "ok", "latency_median_ms": m.latency.median_ms,
+                             "latency_p90_ms": m.latency.p90_ms, "memory_peak_mib": m.memory_peak_mib})
+    prior = pd.DataFrame(rows)
+    target = FakeExecutor()
+    r = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=3, online=True,
+                            executor=target, db=False, featurizer=featurizer, prior_data=prior)
+    assert all(c.model == "bert-base-uncased" for c in target.calls)
+    assert any("transfer" in n for n in r.notes)
+    _, best_thr = true_best(30.0)
+    assert r.history[0].feasible and r.history[0].objective >= 0.6 * best_thr
+    assert all(a.config.model == "bert-base-uncased" for a in [r.best, *r.alternatives])
+
+
+def test_three_objectives_with_a_user_price(featurizer):
+    """Throughput vs p90 latency vs cost per 1M items, with an hourly price given for the T4."""
+    space = {**SPACE, "batch_size": [1, 4, 16, 64]}
+    r = optimize_deployment("bert-base-uncased", ["throughput", "latency_p90_ms", "cost"], None, space, budget=5,
+                            online=True, executor=FakeExecutor(), db=False, featurizer=featurizer,
+                            prices={"t4": 0.35})
+    assert r.objectives == ("throughput", "latency_p90_ms", "cost_per_1m_usd") and r.pareto
+    for a in r.pareto:
+        mi = a.metrics["cost_per_1m_usd"]
+        assert mi.q05 < mi.median < mi.q95
+        if a.measured:
+            price = 0.35 if a.config.hardware == "t4" else 1.79
+            assert a.measured["cost_per_1m_usd"] == pytest.approx(price * 1e6 / 3600 / a.measured["throughput"])

@@ -1,0 +1,150 @@
+"""Scores and the evaluation runner on tiny examples whose answers are known."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.config import Config
+from engine.errors import InvalidValueError
+from engine.evaluate import evaluate, make_folds, noise_floor
+from engine.models.base import PredictionSet
+from engine.scoring import aggregate, crps_gaussian, crps_lognormal, crps_samples, row_scores
+
+
+def test_coverage_of_a_perfectly_known_distribution_is_nominal() -> None:
+    rng = np.random.default_rng(1)
+    n = 20000
+    mu = rng.normal(1.0, 1.0, size=n)
+    sigma = rng.uniform(0.05, 0.6, size=n)
+    y = np.exp(mu + sigma * rng.standard_normal(n))
+    s = aggregate(row_scores(y, mu_log=mu, sigma_log=sigma))
+    assert s.coverage_50 == pytest.approx(0.5, abs=0.015)
+    assert s.coverage_90 == pytest.approx(0.9, abs=0.01)
+    # the same through posterior draws
+    draws = np.exp(mu[None, :2000] + sigma[None, :2000] * rng.standard_normal((4000, 2000)))
+    s2 = aggregate(row_scores(y[:2000], samples=draws))
+    assert s2.coverage_90 == pytest.approx(0.9, abs=0.03)
+    assert s2.coverage_50 == pytest.approx(0.5, abs=0.04)
+
+
+def test_overconfident_intervals_undercover() -> None:
+    rng = np.random.default_rng(2)
+    y = np.exp(rng.normal(0, 0.5, size=5000))
+    s = aggregate(row_scores(y, mu_log=np.zeros(5000), sigma_log=np.full(5000, 0.1)))
+    assert s.coverage_90 < 0.3
+
+
+def test_crps_of_a_point_mass_is_the_absolute_error() -> None:
+    x = np.array([1.0, 5.0, 2.5])
+    y = np.array([3.0, 4.0, 2.5])
+    np.testing.assert_allclose(crps_samples(np.tile(x, (7, 1)), y), np.abs(x - y))
+    np.testing.assert_allclose(crps_gaussian(x, np.zeros(3), y), np.abs(x - y))
+    np.testing.assert_allclose(crps_lognormal(np.log(x), np.zeros(3), y), np.abs(x - y))
+
+
+def test_closed_form_crps_matches_the_sample_estimator() -> None:
+    rng = np.random.default_rng(3)
+    mu, sigma, y = np.array([0.2, 2.0]), np.array([0.4, 0.1]), np.array([1.0, 9.0])
+    draws = np.exp(mu + sigma * rng.standard_normal((200000, 2)))
+    np.testing.assert_allclose(crps_lognormal(mu, sigma, y), crps_samples(draws, y), rtol=0.02)
+    np.testing.assert_allclose(crps_gaussian(mu, sigma, np.log(y)), crps_samples(np.log(draws), np.log(y)), rtol=0.02)
+
+
+def test_point_prediction_has_no_interval_scores() -> None:
+    y = np.array([1.0, 2.0, 4.0, 8.0])
+    pred = np.array([1.1, 1.8, 4.4, 8.0])
+    s = aggregate(row_scores(y, mu_log=np.log(pred), sigma_log=np.zeros(4)), point=True)
+    assert s.coverage_50 is None and s.coverage_90 is None and s.mean_rel_width_90 is None
+    assert s.median_ape == pytest.approx(np.median(np.abs(pred - y) / y))
+    assert s.mape == pytest.approx(np.mean(np.abs(pred - y) / y))
+    assert s.spearman == pytest.approx(1.0)
+    assert s.crps_log == pytest.approx(np.mean(np.abs(np.log(pred) - np.log(y))))
+
+
+def _frame(n_models: int = 4, repeats: int = 2) -> pd.DataFrame:
+    rows = []
+    for i in range(n_models):
+        for b in (1, 2, 4):
+            c = Config(["gpt2", "bert-base-uncased", "resnet50", "t5-small"][i], "t4", b)
+            for r in range(repeats):
+                rows.append({**c.to_dict(), "config_key": c.key, "latency_median_ms": 10.0 * b * (1 + i) + r,
+                             "memory_peak_mib": 100.0 + i, "latency_std_ms": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_random_folds_keep_repeats_of_a_configuration_together() -> None:
+    df = _frame()
+    (fold,) = make_folds(df, "random", 0.25, seed=0)
+    train_keys = set(df["config_key"].iloc[fold.train])
+    test_keys = set(df["config_key"].iloc[fold.test])
+    assert not train_keys & test_keys
+    assert len(test_keys) == 3  # 25% of 12 configurations
+
+
+def test_group_folds_hold_each_group_out_in_turn() -> None:
+    df = _frame()
+    folds = make_folds(df, "model", seed=0)
+    assert sorted(f.name for f in folds) == sorted(df["model"].unique())
+    for f in folds:
+        assert set(df["model"].iloc[f.test]) == {f.name}
+        assert f.name not in set(df["model"].iloc[f.train])
+    assert len(make_folds(df, "model", fraction=0.5, seed=1)) == 2
+    fam = make_folds(df, "family", seed=0)
+    assert {f.name for f in fam} == {"text_generation", "text_embedding", "vision"}
+    with pytest.raises(InvalidValueError):
+        make_folds(df, "hardware")  # only one hardware: nothing to hold out
+    with pytest.raises(InvalidValueError):
+        make_folds(df, "sideways")
+
+
+def test_noise_floor_from_repeated_runs() -> None:
+    nf = noise_floor(_frame())
+    assert nf["n_repeated_configs"] == 12
+    assert 0 < nf["between_runs_median_ape"] < 0.1  # runs differ by 1 ms on 10..120 ms
+
+
+class _Oracle:
+    """Knows the true log-normal; the runner must report nominal coverage for it."""
+
+    name = "oracle"
+
+    def __init__(self, sigma: float) -> None:
+        self.sigma = sigma
+
+    def fit(self, data: pd.DataFrame) -> "_Oracle":
+        assert len(data) > 0
+        return self
+
+    def predict(self, configs: list[Config]) -> PredictionSet:
+        ps = PredictionSet(configs=list(configs), predictor=self.name)
+        mu = np.array([np.log(c.batch_size * 10.0) for c in configs])
+        ps.mu_log["latency_ms"], ps.sigma_log["latency_ms"] = mu, np.full(len(configs), self.sigma)
+        return ps
+
+
+def test_runner_pools_folds_and_reports_each_predictor() -> None:
+    rng = np.random.default_rng(5)
+    rows = []
+    for k in range(600):
+        b = int(rng.choice([1, 2, 4, 8]))
+        c = Config("gpt2", ["t4", "l4", "a10g"][k % 3], b, seq_len=k)  # distinct configs
+        rows.append({**c.to_dict(), "config_key": c.key,
+                     "latency_median_ms": float(np.exp(np.log(10.0 * b) + 0.3 * rng.standard_normal()))})
+    df = pd.DataFrame(rows)
+    rep = evaluate(df, "hardware", predictors=["roofline", "gp"],
+                   factory=lambda name: _Oracle(0.3 if name == "gp" else 0.05))
+    assert rep.n_test == 600 and len(rep.folds) == 3
+    gp, roof = rep.results["gp"].scores["latency_ms"], rep.results["roofline"].scores["latency_ms"]
+    assert gp.coverage_90 == pytest.approx(0.9, abs=0.04)
+    assert roof.coverage_90 < 0.3  # overconfident
+    assert gp.crps_log < roof.crps_log  # the calibrated one scores better
+    assert "memory_mib" not in rep.results["gp"].scores  # no memory column, no memory scores
+    d = rep.to_dict()
+    assert set(d) == {"roofline", "gp", "_meta"}
+    assert d["gp"]["latency_ms"]["coverage_90"] == gp.coverage_90
+
+
+def test_runner_rejects_unknown_predictors() -> None:
+    with pytest.raises(InvalidValueError):
+        evaluate(_frame(), "random", predictors=["oracle"])

@@ -1,0 +1,169 @@
+"""The prediction facade: typed answers, platform resolution, vectorised calls, cache reuse."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic_measurements import synthetic_measurements, synthetic_store
+
+import engine
+from engine.catalog import catalog_hardware, reference_device
+from engine.config import Config
+from engine.errors import InvalidValueError, UnknownNameError
+from engine.models.base import MetricPrediction, Prediction
+from engine.predict import PerformancePredictor, prediction_record, resolve
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory):  # -> Store
+    return synthetic_store(tmp_path_factory.mktemp("predict") / "s.duckdb")
+
+
+@pytest.fixture()
+def pp(store) -> PerformancePredictor:
+    return PerformancePredictor(store, predictor="roofline")
+
+
+def test_lazy_public_api() -> None:
+    assert engine.PerformancePredictor is PerformancePredictor
+    assert engine.Prediction is Prediction
+    with pytest.raises(AttributeError):
+        engine.NoSuchThing  # noqa: B018
+
+
+def test_predict_returns_a_typed_prediction_with_ordered_intervals(pp: PerformancePredictor) -> None:
+    p = pp.predict(model_name="bert-base-uncased", hardware="t4", batch_size=4, precision="fp16", seq_len=64)
+    assert isinstance(p, Prediction)
+    assert p.predictor == "roofline"
+    assert p.config == Config("bert-base-uncased", "t4", 4, 64, "fp16")
+    for name in ("latency_ms", "throughput", "memory_mib"):
+        mp = p.metrics[name]
+        assert isinstance(mp, MetricPrediction)
+        lo, hi = mp.interval(0.9)
+        lo50, hi50 = mp.interval(0.5)
+        assert 0 < lo <= lo50 <= mp.median <= hi50 <= hi
+        assert mp.mean > 0
+    assert p.latency_ms is p.metrics["latency_ms"]  # attribute access to metrics
+    # throughput is batch / latency, so their medians agree
+    assert p.throughput.median == pytest.approx(4 * 1000 / p.latency_ms.median, rel=1e-6)
+    lo, hi = p.latency_ms.interval(0.9)
+    assert p.prob_latency_below(hi) == pytest.approx(0.95, abs=0.01)
+    assert p.prob_latency_below(lo) == pytest.approx(0.05, abs=0.01)
+    fits = p.prob_fits_memory()
+    assert fits is not None and 0.99 < fits <= 1.0  # a BERT on a 16 GiB T4
+    assert p.memory_capacity_mib == pytest.approx(16 * 1024)
+
+
+def test_platform_names_say_which_device_answered(pp: PerformancePredictor) -> None:
+    ref = reference_device("cuda")
+    assert ref is not None
+    p = pp.predict(model_name="gpt2", hardware="cuda", batch_size=2)
+    assert p.config.hardware == ref.id != "cuda"
+    assert p.device_name == ref.name
+    hw = resolve("cuda")
+    assert hw.was_platform and hw.id == ref.id and "cuda -> " in hw.describe()
+    record = prediction_record(p, hw)
+    assert record["device"] == {"requested": "cuda", "id": ref.id, "name": ref.name, "kind": "cuda",
+                                "memory_gib": ref.memory_gib}
+
+
+def test_openvino_means_openvino_on_the_cpu(pp: PerformancePredictor) -> None:
+    cfg, hw = pp.config("gpt2", "openvino", batch_size=1)
+    assert hw.kind == "cpu" and cfg.runtime == "openvino" and cfg.hardware == hw.id == resolve("cpu").id
+    cfg, _ = pp.config("gpt2", "openvino", runtime="torch")  # an explicit runtime wins
+    assert cfg.runtime == "torch"
+
+
+def test_vision_models_have_no_sequence_axis(pp: PerformancePredictor) -> None:
+    cfg, _ = pp.config("resnet50", "t4", seq_len=512)
+    assert cfg.seq_len == 0
+
+
+def test_n_nearby_counts_measurements_of_the_same_model_and_hardware(pp: PerformancePredictor) -> None:
+    assert pp.predict(model_name="gpt2", hardware="t4", batch_size=3).n_nearby == 4  # 4 batch sizes measured
+    assert pp.predict(model_name="gpt2", hardware="h100-sxm").n_nearby == 0
+
+
+def test_unknown_names_fail_with_close_matches(pp: PerformancePredictor) -> None:
+    with pytest.raises(UnknownNameError, match="did you mean 'bert-base-uncased'"):
+        pp.predict(model_name="bert-base-uncase", hardware="t4")
+    with pytest.raises(UnknownNameError, match="h100-sxm"):
+        pp.predict(model_name="gpt2", hardware="h100-sx")
+    with pytest.raises(InvalidValueError):
+        pp.predict(model_name="gpt2", hardware="t4", precision="fp8")
+    with pytest.raises(InvalidValueError):
+        PerformancePredictor(predictor="forest")
+
+
+def test_predict_many_is_one_vectorised_call(pp: PerformancePredictor, monkeypatch: pytest.MonkeyPatch) -> None:
+    fitted = pp.fitted()
+    calls = []
+    real = fitted.predict
+
+    def spy(configs):  # type: ignore[no-untyped-def]
+        calls.append(len(configs))
+        return real(configs)
+
+    monkeypatch.setattr(fitted, "predict", spy)
+    preds = pp.compare_hardware("gpt2", ["t4", "a100-80gb", "cpu", "cuda"], batch_size=2)
+    assert calls == [4]
+    assert [p.config.hardware for p in preds][:2] == ["t4", "a100-80gb"]
+    scaling = pp.batch_scaling("gpt2", "t4", [1, 2, 4, 8, 16])
+    assert calls == [4, 5]
+    lat = [p.latency_ms.median for p in scaling]
+    assert lat == sorted(lat)  # more work per call takes longer
+    many = pp.predict_many([Config("gpt2", "t4", 2), {"model": "resnet50", "hardware": "cpu", "batch_size": 8}])
+    assert [p.config.model for p in many] == ["gpt2", "resnet50"]
+
+
+def test_fitted_predictor_is_reused_until_the_data_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.predict as mod
+
+    store = synthetic_store(tmp_path / "s.duckdb", models=("gpt2",), hardware=("t4",), batches=(1, 2))
+    real = mod._load_or_fit_fn()
+    fits: list[str] = []
+
+    def counting(name, store, **kw):  # type: ignore[no-untyped-def]
+        fits.append(name)
+        return real(name, store, **kw)
+
+    monkeypatch.setattr(mod, "_load_or_fit_fn", lambda: counting)
+    pp = PerformancePredictor(store, predictor="roofline")
+    pp.predict(model_name="gpt2", hardware="t4")
+    pp.predict(model_name="gpt2", hardware="t4", batch_size=4)
+    assert fits == ["roofline"]
+    store.save_measurements(synthetic_measurements(models=("gpt2",), hardware=("t4",), batches=(8,), seed=3))
+    assert pp.predict(model_name="gpt2", hardware="t4").n_nearby == 3
+    assert fits == ["roofline", "roofline"]
+
+
+def test_matrix_is_nested_and_stored(pp: PerformancePredictor, store) -> None:  # type: ignore[no-untyped-def]
+    from engine.matrix import build_matrix
+
+    before = store.count("predictions")
+    res = build_matrix(pp, ["gpt2", "resnet50"], ["t4", "cuda", "cpu"], [1, 8], ["fp32", "fp16"])
+    assert res.n == 2 * 3 * 2 * 2
+    cell = res.payload["models"]["gpt2"]["predictions"]["cuda"]["8"]["fp16"]
+    lat = cell["latency_ms"]
+    assert lat["q05"] <= lat["q25"] <= lat["median"] <= lat["q75"] <= lat["q95"]
+    single = pp.predict(model_name="gpt2", hardware="cuda", batch_size=8, precision="fp16")
+    assert lat["median"] == pytest.approx(single.latency_ms.median, rel=1e-9)
+    assert res.payload["hardware"]["cuda"]["id"] == reference_device("cuda").id
+    n_metrics = len(res.summaries)
+    assert store.count("predictions") - before == res.n * n_metrics
+    assert np.all(np.isfinite(res.summaries["latency_ms"]["mean"]))
+
+
+@pytest.mark.slow
+def test_gp_answers_through_the_facade(store) -> None:  # type: ignore[no-untyped-def]
+    pp = PerformancePredictor(store, predictor="gp")
+    p = pp.predict(model_name="gpt2", hardware="t4", batch_size=4)
+    assert p.predictor == "gp"
+    lo, hi = p.latency_ms.interval(0.9)
+    assert lo <= p.latency_ms.median <= hi
+    # measured region: the GP's interval is narrower than the roofline's fixed spread
+    roof = PerformancePredictor(store, predictor="roofline").predict(model_name="gpt2", hardware="t4", batch_size=4)
+    rlo, rhi = roof.latency_ms.interval(0.9)
+    assert hi / lo < rhi / rlo
+    assert set(catalog_hardware())  # catalog loads alongside torch

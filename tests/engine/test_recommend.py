@@ -1,0 +1,119 @@
+"""HardwareRecommender: P(best) from joint draws, fallbacks, cost ranking, multi-GPU scaling prior."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.errors import InvalidValueError, NotAvailableError
+from engine.recommend import HardwareRecommender, ScalingPrior
+
+HW = ["t4", "l4", "a100-80gb"]
+
+
+class FakePredictor:
+    """Joint log-normal draws with a shared factor (correlated across devices), mocks only in tests."""
+
+    name = "fake"
+
+    def __init__(self, speed: dict[str, float], sd: float = 0.1, shared_sd: float = 0.2) -> None:
+        self.speed, self.sd, self.shared_sd = speed, sd, shared_sd
+
+    def sample(self, configs, n, metric="latency_ms", seed=0):
+        rng = np.random.default_rng(seed)
+        shared = rng.normal(0, self.shared_sd, (n, 1))
+        own = rng.normal(0, self.sd, (n, len(configs)))
+        thr = np.array([self.speed[c.hardware] * c.batch_size for c in configs])[None, :] * np.exp(shared + own)
+        if metric == "throughput":
+            return thr
+        if metric in ("latency_ms", "latency_p90_ms"):
+            return 1000.0 * np.array([c.batch_size for c in configs])[None, :] / thr
+        return np.full((n, len(configs)), 1000.0)
+
+
+@pytest.fixture(autouse=True)
+def _no_descriptors(monkeypatch):
+    """The roofline sentence needs FLOP counts; a fixed intensity keeps the tests fast."""
+    from engine.recommend import recommender
+
+    def bound(cfg, entry):
+        ridge = entry.peak_flops(cfg.precision) / (entry.memory_bandwidth_gbs * 1e9)
+        return 50.0, ridge, "compute" if 50.0 >= ridge else "memory"
+
+    monkeypatch.setattr(recommender, "_roofline_bound", bound)
+
+
+def test_prob_best_sums_to_one_and_favours_the_clearly_faster_device():
+    rec = HardwareRecommender(FakePredictor({"t4": 100.0, "l4": 150.0, "a100-80gb": 600.0}), available_hardware=HW)
+    r = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=8, optimization_metric="throughput")
+    assert sum(r.prob_best.values()) == pytest.approx(1.0)
+    assert r.recommended == "a100-80gb" and r.prob_best["a100-80gb"] > 0.99
+    assert [o.hardware for o in r.fallbacks] == ["l4", "t4"]  # ties at P=0 broken by the median
+    assert "a100-80gb" in r.explanation and "compute-bound" in r.explanation and r.explanation.endswith(".")
+    assert r.best.metric.q05 < r.best.metric.median < r.best.metric.q95
+
+
+def test_close_devices_share_the_probability():
+    rec = HardwareRecommender(FakePredictor({"t4": 100.0, "l4": 102.0, "a100-80gb": 20.0}, sd=0.1),
+                              available_hardware=HW)
+    r = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=1)
+    assert 0.3 < r.prob_best["t4"] < 0.7 and 0.3 < r.prob_best["l4"] < 0.7
+
+
+def test_latency_metric_prefers_the_smallest_and_cost_ranking_uses_prices():
+    rec = HardwareRecommender(FakePredictor({"t4": 100.0, "l4": 150.0, "a100-80gb": 600.0}), available_hardware=HW)
+    r = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=4, optimization_metric="latency")
+    assert r.recommended == "a100-80gb" and r.metric == "latency_ms"
+    # per 1M items: t4 0.526 $/h / 400 items/s, l4 0.8048 / 600, a100 1.79 / 2400 -> a100 cheapest
+    assert r.cost_ranking[0].hardware == "a100-80gb"
+    assert sum(o.prob_cheapest for o in r.cost_ranking) == pytest.approx(1.0)
+    c = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=4, optimization_metric="cost")
+    assert c.metric == "cost_per_1m_usd" and c.recommended == "a100-80gb"
+
+
+def test_training_scaling_interval_widens_with_gpu_count():
+    rec = HardwareRecommender(FakePredictor({"t4": 100.0, "l4": 150.0, "a100-80gb": 600.0}, sd=0.0, shared_sd=0.0),
+                              available_hardware=HW)
+    widths = []
+    for n in (1, 2, 8, 64):
+        r = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=8, mode="training", gpu_count=n,
+                                   n_samples=4000)
+        q = r.best.throughput
+        widths.append(q.q95 / q.q05)
+        if n > 1:
+            assert r.best.scaling_efficiency is not None and r.best.scaling_efficiency.q95 <= 1.0
+            assert any("prior" in note for note in r.notes)
+    assert widths[0] == pytest.approx(1.0)
+    assert widths[0] < widths[1] < widths[2] < widths[3]
+    lo8, med8, hi8 = ScalingPrior().efficiency_interval(8)
+    lo64, med64, hi64 = ScalingPrior().efficiency_interval(64)
+    assert hi64 / lo64 > hi8 / lo8 and med64 < med8 < 1.0
+
+
+def test_gpu_count_needs_training_and_gpus():
+    rec = HardwareRecommender(FakePredictor({"t4": 1.0, "l4": 1.0, "a100-80gb": 1.0}), available_hardware=HW)
+    with pytest.raises(InvalidValueError, match="gpu count"):
+        rec.recommend_hardware(model_name="bert-base-uncased", gpu_count=4)
+    with pytest.raises(InvalidValueError, match="gpu count"):
+        rec.recommend_hardware(model_name="bert-base-uncased", gpu_count=0, mode="training")
+    cpu_only = HardwareRecommender(FakePredictor({"xeon-8480": 1.0}), available_hardware=["xeon-8480"])
+    with pytest.raises(NotAvailableError, match="GPUs"):
+        cpu_only.recommend_hardware(model_name="bert-base-uncased", mode="training", gpu_count=2)
+
+
+def test_bad_metric_and_empty_hardware():
+    with pytest.raises(InvalidValueError, match="speed"):
+        HardwareRecommender(FakePredictor({h: 1.0 for h in HW}), available_hardware=HW).recommend_hardware(
+            model_name="bert-base-uncased", optimization_metric="speed")
+    with pytest.raises(InvalidValueError, match="available hardware"):
+        HardwareRecommender(FakePredictor({}), available_hardware=[])
+
+
+def test_cost_metric_keeps_only_priced_devices_with_their_prices():
+    hw = ["t4", "apple-m1", "xeon-8480", "a100-80gb"]  # xeon-8480 has no hourly price in the catalog
+    rec = HardwareRecommender(FakePredictor({"t4": 100.0, "apple-m1": 30.0, "xeon-8480": 500.0, "a100-80gb": 600.0}),
+                              available_hardware=hw)
+    r = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=4, optimization_metric="cost")
+    assert {o.hardware for o in r.options} == {"t4", "apple-m1", "a100-80gb"}
+    assert all(o.price_per_hour_usd and o.cost_per_1m_usd is not None for o in r.options)
+    assert any("xeon-8480" in n for n in r.notes)
+    assert sum(r.prob_best.values()) == pytest.approx(1.0)

@@ -1,0 +1,162 @@
+"""The loop: replay end to end, failures recorded, budget respected, resume after SIGKILL."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from _oracle_data import oracle_frame
+from engine.store import Store
+from experiments.config import parse_config
+from experiments.executors import OracleExecutor
+from experiments.loop import ExperimentLoop
+from experiments.space import space_from_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cfg(**over):
+    d = {"name": "syn", "search_space": {}, "acquisition": {"name": "eig", "q": 2, "mc_points": 64},
+         "budget": {"runs": 10}, "predictor": {"refit_every": 3}, "initial_design": 3}
+    d.update(over)
+    return parse_config(d)
+
+
+def _gp_factory(fz):
+    from engine.models.gp import GPPredictor
+
+    return lambda: GPPredictor(featurizer=fz, maxiter=10, calibrate=False)
+
+
+def test_replay_loop_spends_the_budget_and_commits_every_run(syn, tmp_path) -> None:
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:60])
+    store = Store(tmp_path / "r.duckdb", seed=False)
+    ex = OracleExecutor(df)
+    cfg = _cfg()
+    events = []
+    loop = ExperimentLoop(cfg, store, ex, space_from_dataset(cfg.search_space, df), mode="replay", truth=ex.truth,
+                          predictor_factory=_gp_factory(fz), on_event=lambda k, p: events.append(k))
+    r = loop.run()
+    assert r.n_benchmarks == 10 and "run budget" in r.stopped_because
+    runs = store.measurements(status=None)
+    assert len(runs) == 10 and set(runs["experiment_id"]) == {loop.experiment_id}
+    assert runs["config_key"].is_unique
+    acquired = [s for s in r.steps if s.chosen and s.fitted != "initial design"]
+    assert acquired and all(s.heldout_median_ape is not None and s.mean_rel_width90 is not None for s in acquired)
+    assert all(c["information_gain"] is not None and c["cost_s"] > 0 for s in acquired for c in s.chosen)
+    assert r.steps[-1].chosen == []  # the final evaluation after the last benchmark
+    assert events.count("result") == 10
+    exp = store.get_experiment(loop.experiment_id)
+    assert exp["status"] == "finished" and len(exp["state"]["steps"]) == len(r.steps)
+
+
+def test_a_failed_benchmark_is_recorded_and_the_loop_carries_on(syn, tmp_path) -> None:
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:8])
+    df["status"] = df["status"].astype(object)
+    df.loc[[0, 1, 2, 3], "status"] = "failed"
+    df.loc[[0, 1, 2, 3], "error"] = "RuntimeError: kernel crashed (recorded)"
+    store = Store(tmp_path / "f.duckdb", seed=False)
+    ex = OracleExecutor(df)
+    cfg = _cfg(acquisition={"name": "random", "q": 1}, budget={"runs": 8}, initial_design=2)
+    r = ExperimentLoop(cfg, store, ex, space_from_dataset(cfg.search_space, df), mode="replay",
+                       predictor_factory=_gp_factory(fz)).run()
+    runs = store.measurements(status=None)
+    assert r.n_benchmarks == 8 and r.n_failed == 4
+    assert (runs["status"] == "failed").sum() == 4 and (runs["status"] == "ok").sum() == 4
+    assert runs.loc[runs["status"] == "failed", "error"].str.contains("kernel crashed").all()
+
+
+def test_budget_in_benchmark_seconds_stops_the_loop(syn, tmp_path) -> None:
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:30])
+    store = Store(tmp_path / "s.duckdb", seed=False)
+    ex = OracleExecutor(df)
+    budget = float(df["wall_time_s"].median() * 4)
+    cfg = _cfg(acquisition={"name": "random", "q": 1}, budget={"benchmark_seconds": budget})
+    r = ExperimentLoop(cfg, store, ex, space_from_dataset(cfg.search_space, df), mode="replay",
+                       predictor_factory=_gp_factory(fz)).run()
+    assert "benchmark-seconds budget" in r.stopped_because
+    assert r.benchmark_seconds >= budget
+    spent_before_last = r.benchmark_seconds - r.prequential[-1]["wall_time_s"]
+    assert spent_before_last < budget
+
+
+SCRIPT = textwrap.dedent('''
+    import sys
+    sys.path.insert(0, {root!r}); sys.path.insert(0, {here!r})
+    from _oracle_data import oracle_frame
+    from bench.synthetic import random_configs, synthetic_featurizer
+    from engine.models.roofline import RooflinePredictor
+    from engine.store import Store
+    from experiments.config import parse_config
+    from experiments.executors import OracleExecutor
+    from experiments.loop import ExperimentLoop
+    from experiments.space import space_from_dataset
+
+    configs = list(dict.fromkeys(random_configs(200, ["cpu-syn-2c", "gpu-syn-a"], seed=7)))[:40]
+    df = oracle_frame(configs)
+    cfg = parse_config({{"name": "kill", "search_space": {{}}, "acquisition": {{"name": "max-variance", "q": 1}},
+                        "budget": {{"runs": 12}}, "initial_design": 2}})
+    ex = OracleExecutor(df, time_scale=0.4 / float(df["wall_time_s"].max()))  # <= 0.4 s per "benchmark"
+    fz = synthetic_featurizer()
+    loop = ExperimentLoop(cfg, Store({db!r}, seed=False), ex, space_from_dataset(cfg.search_space, df),
+                          mode="run", predictor_factory=lambda: RooflinePredictor(featurizer=fz),
+                          on_event=lambda k, p: print(k, flush=True) if k == "result" else None)
+    r = loop.run()
+    print("DONE", r.n_benchmarks, r.resumed_runs, flush=True)
+''')
+
+
+def _committed(db: Path) -> list[tuple[str, str]]:
+    import duckdb
+
+    for _ in range(100):
+        try:
+            con = duckdb.connect(str(db), read_only=True)
+        except duckdb.Error:
+            time.sleep(0.05)
+            continue
+        try:
+            return con.execute("SELECT run_id, config_key FROM benchmark_runs ORDER BY run_id").fetchall()
+        except duckdb.Error:
+            return []
+        finally:
+            con.close()
+    raise AssertionError("database stayed locked")
+
+
+def test_resume_after_sigkill_loses_nothing(tmp_path) -> None:
+    db = tmp_path / "kill.duckdb"
+    script = tmp_path / "loop.py"
+    script.write_text(SCRIPT.format(root=str(ROOT), here=str(Path(__file__).parent), db=str(db)))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                         text=True)
+    seen = 0
+    assert p.stdout is not None
+    for line in p.stdout:  # kill -9 after the 5th committed result, mid-run
+        if line.startswith("result"):
+            seen += 1
+            if seen == 5:
+                os.kill(p.pid, signal.SIGKILL)
+                break
+    p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL
+    before = _committed(db)
+    assert len(before) >= 5
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=240)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    done = [ln for ln in out.stdout.splitlines() if ln.startswith("DONE")]
+    n, resumed = map(int, done[-1].split()[1:])
+    after = _committed(db)
+    assert n == 12 and resumed == len(before)
+    assert set(before) <= set(after)  # every run committed before the kill is still there
+    assert len(after) == 12 and len({k for _, k in after}) == 12  # nothing run twice, budget exact

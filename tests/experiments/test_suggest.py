@@ -1,0 +1,81 @@
+"""The old API and `perfcast suggest`: every JSON field filled, stored, run.sh shell-quoted."""
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from _oracle_data import oracle_frame
+from engine.active_learning import ActiveLearningSystem, benchmark_command, commands_script
+
+OLD_ITEM_FIELDS = ("model_name", "model_type", "hardware", "batch_size", "expected_information_gain", "uncertainty",
+                   "diversity", "recommended_hardware", "hardware_match", "hardware_score", "combined_score",
+                   "alternatives")
+OLD_TOP_FIELDS = ("total_candidates", "enhanced_candidates", "final_recommendations", "optimization_metric",
+                  "strategy", "timestamp")
+
+
+def test_run_sh_values_are_shell_quoted() -> None:
+    item = {"model_name": "gpt2; rm -rf ~ 'x'", "hardware": "cpu-amd $(whoami)", "batch_size": 4, "seq_len": 64,
+            "precision": "fp32", "mode": "inference", "runtime": "torch", "threads": 2}
+    line = benchmark_command(item)
+    args = shlex.split(line)
+    assert args[:2] == ["perfcast", "benchmark"]
+    assert args[args.index("--model") + 1] == "gpt2; rm -rf ~ 'x'"
+    assert args[args.index("--batch-sizes") + 1] == "4" and "--save" in args
+    script = commands_script([item, item])
+    assert script.startswith("#!/usr/bin/env bash") and script.count("perfcast benchmark") == 2
+
+
+class _Recommender:
+    """A stand-in hardware recommender with the HardwareRecommender interface."""
+
+    def recommend_hardware(self, model_name, batch_size=1, optimization_metric="throughput", **kw):
+        from types import SimpleNamespace
+
+        opts = [SimpleNamespace(hardware="gpu-syn-a", prob_best=0.7, metric=SimpleNamespace(median=100.0)),
+                SimpleNamespace(hardware="cpu-syn-16c", prob_best=0.3, metric=SimpleNamespace(median=10.0))]
+        return SimpleNamespace(recommended="gpu-syn-a", prob_best={o.hardware: o.prob_best for o in opts}, options=opts)
+
+
+def test_integrated_recommendation_fills_every_field_and_is_stored(syn, fitted_gp, tmp_path) -> None:
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    gp, pool = fitted_gp
+    fz, configs, _ = syn
+    store = Store(tmp_path / "s.duckdb", seed=False)
+    path = tmp_path / "runs.csv"
+    df = oracle_frame(configs[:40]).drop(columns=["samples_ms"])
+    df.to_csv(path, index=False)
+    import_measurements(store, path)
+    space = configs[:40] + pool[:60]  # the first 40 are measured: excluded
+    als = ActiveLearningSystem(store, predictor=gp, space=space, acquisition="eig")
+    payload = als.integrate_with_hardware_recommender(_Recommender(), test_budget=3, optimize_for="throughput")
+    for k in OLD_TOP_FIELDS:
+        assert k in payload
+    assert payload["total_candidates"] == 100 and payload["enhanced_candidates"] <= 60
+    assert payload["excluded"]["measured"] == 40
+    items = payload["final_recommendations"]
+    assert len(items) == 3
+    for it in items:
+        for k in OLD_ITEM_FIELDS:
+            assert k in it and it[k] is not None, k
+        assert it["hardware_score"] == pytest.approx({"gpu-syn-a": 0.7, "cpu-syn-16c": 0.3}.get(it["hardware"], 0.0))
+        assert it["hardware_match"] == (it["hardware"] == "gpu-syn-a")
+        assert it["combined_score"] == pytest.approx(it["expected_information_gain"] / it["predicted_cost_s"])
+    json.dumps(payload, default=str)
+    recs = als.recommend_configurations(budget=2)
+    assert len(recs) == 2 and recs[0]["model_name"]
+    rid = store.save_json_record("recommendations", "active_learning", payload)
+    assert rid and store.count("recommendations") == 1
+
+
+def test_suggest_needs_measurements_first(tmp_path) -> None:
+    from engine.errors import NotAvailableError
+    from engine.store import Store
+
+    als = ActiveLearningSystem(Store(tmp_path / "e.duckdb", seed=False), space="cpu-quick")
+    with pytest.raises(NotAvailableError, match="perfcast demo"):
+        als.recommend_configurations(budget=2)

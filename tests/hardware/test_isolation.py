@@ -1,0 +1,31 @@
+"""Limits are enforced by the parent and recorded as statuses, never raised."""
+from __future__ import annotations
+
+from engine.config import Config
+from hardware.base import BenchmarkSpec
+from hardware.registry import get_adapter
+
+
+def test_memory_limit_is_recorded_as_oom(cpu_id: str) -> None:
+    c = Config("distilbert-base-uncased", cpu_id, 1, 8, "fp32", "inference", "torch", 1)
+    m = get_adapter("torch-cpu").run(BenchmarkSpec(c, iterations=3, min_time_s=0, memory_limit_mib=64,
+                                                   time_limit_s=120))
+    assert m.status == "oom"
+    assert "memory limit" in (m.error or "") and m.latency is None
+    assert m.wall_time_s and m.wall_time_s > 0 and m.adapter == "torch-cpu"
+
+
+def test_time_limit_is_recorded_as_timeout(cpu_id: str) -> None:
+    c = Config("distilbert-base-uncased", cpu_id, 1, 8, "fp32", "inference", "torch", 1)
+    m = get_adapter("torch-cpu").run(BenchmarkSpec(c, iterations=10**6, min_time_s=600, max_time_s=600,
+                                                   time_limit_s=2.0))
+    assert m.status == "timeout"
+    assert "time limit" in (m.error or "")
+    assert 2.0 <= m.wall_time_s < 30
+
+
+def test_an_exception_in_the_child_is_a_failed_run(cpu_id: str) -> None:
+    c = Config("distilbert-base-uncased", cpu_id, 1, 8, "bf16", "inference", "onnxruntime", 1)
+    m = get_adapter("onnxruntime").run(BenchmarkSpec(c, iterations=2, min_time_s=0, time_limit_s=120))
+    assert m.status == "failed"
+    assert "valid precisions: fp32, int8" in (m.error or "")
