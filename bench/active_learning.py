@@ -3,6 +3,7 @@
     python bench/active_learning.py                    # shipped dataset, 3 seeds
     python bench/active_learning.py --seeds 5 --max-runs 120
     python bench/active_learning.py --dataset synthetic  # bench/synthetic.py's world (no shipped data needed)
+    python bench/active_learning.py --no-cost          # eig without the division by predicted cost
 
 For each seed, the loop of ``configs/experiments/replay-shipped.yaml`` is replayed with ``random``,
 ``eig`` (cost-aware) and ``max-variance`` on the dataset's configurations: each run starts from
@@ -86,6 +87,7 @@ def main() -> None:
     ap.add_argument("--target-n", type=int, default=60, help="random's APE at this many benchmarks is the target")
     ap.add_argument("--q", type=int, default=None, help="batch size of the replayed loops (default: the config's)")
     ap.add_argument("--strategies", default="random,eig,max-variance")
+    ap.add_argument("--no-cost", action="store_true", help="eig/bald without dividing by the predicted cost")
     ap.add_argument("--plot", default=None)
     ap.add_argument("--skip-step", action="store_true")
     args = ap.parse_args()
@@ -107,12 +109,14 @@ def main() -> None:
     cfg = load_config(args.config)
     n_configs = data.drop_duplicates("config_key").shape[0]
     runs = min(args.max_runs, n_configs - 1)
-    acq = cfg.acquisition.model_copy(update={"q": args.q}) if args.q else cfg.acquisition
+    acq = cfg.acquisition.model_copy(update={"q": args.q or cfg.acquisition.q,
+                                             "cost_aware": cfg.acquisition.cost_aware and not args.no_cost})
     cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": runs, "benchmark_seconds": None}),
                                  "acquisition": acq})
     strategies = args.strategies.split(",")
     print(f"dataset {args.dataset}: {len(data)} runs, {n_configs} configurations; {args.seeds} seeds x "
-          f"{strategies}, {runs} benchmarks each, q={cfg.acquisition.q}", flush=True)
+          f"{strategies}, {runs} benchmarks each, q={cfg.acquisition.q}, cost-aware={cfg.acquisition.cost_aware}",
+          flush=True)
     t0 = time.perf_counter()
     results = {}
     for s in strategies:

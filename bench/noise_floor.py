@@ -1,6 +1,7 @@
 """Print the measurement noise floor of a benchmark database.
 
-Example:
+Examples:
+    python bench/noise_floor.py                   # the shipped dataset (repeats included)
     python bench/noise_floor.py --db out/grid.duckdb
 
 The noise floor is the median, over configurations measured more than once, of the coefficient
@@ -18,14 +19,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="Measurement noise floor (median CV between repeats).")
-    ap.add_argument("--db", required=True, help="DuckDB file with repeated measurements")
+    ap.add_argument("--db", default=None,
+                    help="DuckDB file with repeated measurements (default: a temporary DB seeded with the shipped dataset)")
     ap.add_argument("--show", type=int, default=10, help="print the N noisiest repeated configs")
     args = ap.parse_args()
 
     from engine.store import Store
     from experiments.noise import noise_floor, repeat_table
 
-    store = Store(args.db, seed=False, read_only=True)
+    if args.db:
+        store = Store(args.db, seed=False, read_only=True)
+    else:
+        import tempfile
+
+        store = Store(Path(tempfile.mkdtemp(prefix="perfcast-noise-")) / "shipped.duckdb", seed=True)
     table = repeat_table(store)
     if args.show and len(table):
         print(f"noisiest {min(args.show, len(table))} of {len(table)} repeated configurations:")

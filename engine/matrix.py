@@ -14,7 +14,6 @@ JSON layout (``payload``)::
 """
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
     from engine.predict import PerformancePredictor, ResolvedHardware
     from engine.store import Store
 
-STATS: tuple[str, ...] = ("median", "mean", "q05", "q25", "q75", "q95")
+from engine.store.store import PREDICTION_STATS as STATS
 
 
 @dataclass
@@ -55,46 +54,6 @@ class MatrixResult:
         grid = {k: v.reshape(shape)[:, :, 0, 0] for k, v in self.summaries[metric].items()}
         return plots.heatmap(self.models, self.hardware, grid["median"], grid["q05"], grid["q95"], path, metric,
                              title=f"{plots.LABELS.get(metric, metric)} · batch {b} · {p} · median, ×÷ 90% factor")
-
-
-def save_prediction_frame(store: "Store", predictor: str, data_hash: str, configs: Sequence[Config],
-                          summaries: dict[str, dict[str, np.ndarray]]) -> str:
-    """Bulk insert into ``predictions`` (same rows as ``Store.save_predictions``, one DataFrame insert).
-
-    ``Store.save_predictions`` inserts row by row (about 1,400 rows/s here); a matrix of 100k cells x
-    4 metrics would take minutes, so the matrix registers a DataFrame and inserts it in one statement.
-    """
-    import pandas as pd
-
-    pid = uuid.uuid4().hex
-    base = pd.DataFrame({"config_key": [c.key for c in configs], "model": [c.model for c in configs],
-                         "hardware": [c.hardware for c in configs],
-                         "batch_size": np.array([c.batch_size for c in configs], dtype=np.int32),
-                         "seq_len": np.array([c.seq_len for c in configs], dtype=np.int32),
-                         "precision": [c.precision for c in configs], "mode": [c.mode for c in configs],
-                         "runtime": [c.runtime for c in configs],
-                         "threads": np.array([c.threads for c in configs], dtype=np.int32)})
-    parts = []
-    for metric, s in summaries.items():
-        part = base.copy()
-        part["metric"] = metric
-        for k in STATS:
-            part[k] = s[k]
-        parts.append(part)
-    frame = pd.concat(parts, ignore_index=True)
-    frame.insert(0, "data_hash", data_hash)
-    frame.insert(0, "predictor", predictor)
-    frame.insert(0, "created_at", utcnow())
-    frame.insert(0, "prediction_id", pid)
-    with store.transaction() as con:
-        con.register("perfcast_prediction_frame", frame)
-        try:
-            con.execute("INSERT INTO predictions SELECT prediction_id, created_at, predictor, data_hash, config_key, "
-                        "model, hardware, batch_size, seq_len, precision, mode, runtime, threads, metric, median, "
-                        "mean, q05, q25, q75, q95 FROM perfcast_prediction_frame")
-        finally:
-            con.unregister("perfcast_prediction_frame")
-    return pid
 
 
 def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Sequence[str],
@@ -140,6 +99,6 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
                                     "runtime": runtime or hw.runtime or "torch"} for hw in hws},
         "models": out_models,
     }
-    pid = save_prediction_frame(pp.store, pset.predictor, data_hash, configs, summaries) if save else None
+    pid = pp.store.save_prediction_arrays(pset.predictor, data_hash, configs, summaries) if save else None
     return MatrixResult(payload, len(configs), pid, pset, summaries, [e.name for e in entries],
                         [hw.requested for hw in hws], list(batches), list(precisions))

@@ -109,7 +109,9 @@ def row_scores(y: np.ndarray, *, mu_log: Optional[np.ndarray] = None, sigma_log:
     y = np.asarray(y, float)
     qs = np.asarray(QUANTILES)
     if samples is not None:
-        s = np.maximum(np.asarray(samples, float), 1e-300)
+        # heavy-tailed (Student-t in log space) draws can overflow to inf; clip to finite so the
+        # log-scale CRPS stays defined (an inf draw would otherwise turn the mean into NaN)
+        s = np.clip(np.nan_to_num(np.asarray(samples, float), nan=1e-300, posinf=1e300), 1e-300, 1e300)
         q = np.quantile(s, qs, axis=0)
         return RowScores(y, q, crps_samples(np.log(s), np.log(y)), crps_samples(s, y))
     assert mu_log is not None and sigma_log is not None

@@ -132,9 +132,12 @@ def connect(address: Optional[str] = None) -> Any:
     addr = address or os.environ.get("RAY_ADDRESS") or "auto"
     _reachable(addr)
     _raylet_messages_to_stderr()
+    extra = {}
+    if addr.split(":")[0] in ("127.0.0.1", "localhost"):
+        extra["_node_ip_address"] = "127.0.0.1"  # a loopback cluster: keep the driver on loopback too
     try:
         ray.init(address=addr, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING,
-                 configure_logging=True)
+                 configure_logging=True, **extra)
     except ConnectionError as exc:
         raise NotAvailableError(f"no Ray cluster at {addr}: {str(exc).splitlines()[0]}; start one with "
                                 f"`ray start --head` and pass --address HOST:PORT") from None

@@ -74,7 +74,8 @@ class LocalRayCluster:
 
     # -- processes ----------------------------------------------------------------------------
     def _common(self, num_cpus: int, resources: dict[str, float]) -> list[str]:
-        return ["--num-cpus", str(num_cpus), "--resources", json.dumps(resources),
+        # loopback only: a local test cluster must never talk over the machine's network interface
+        return ["--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus), "--resources", json.dumps(resources),
                 "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
                 "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port()),
                 "--min-worker-port", "0", "--max-worker-port", "0",

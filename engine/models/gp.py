@@ -23,10 +23,13 @@ training runs. It is cross-validation on the training data only, recorded in ``c
 Speed (2 cores, see ``bench/fit_predict.py``): hyperparameters are fitted by L-BFGS with at most
 ``maxiter`` iterations on a random subset of at most ``max_fit_points`` runs (the Cholesky cost
 is cubic; hyperparameters barely move beyond a few hundred points), then the model conditions on
-all runs with them. A refit starts from the previous hyperparameters with ``maxiter_warm``
-iterations. Prediction goes in chunks of ``chunk_size`` with diagonal variances only
-(``posterior(X).variance`` under ``fast_pred_var``): a 100k-configuration matrix never builds a
-100k×100k covariance. ``sample`` draws jointly (full covariance) for small sets.
+all runs with them (single-threaded: at this size threading overhead outweighs the gain). A
+refit starts from the previous hyperparameters with ``maxiter_warm`` iterations. The p90 output
+shares the median's kernel hyperparameters (no second optimisation). Prediction goes in chunks of
+``chunk_size`` with diagonal variances only, through :mod:`engine.models.gp_fast` (a LOVE-style
+low-rank cache; GPyTorch's generic ``posterior(X).variance`` path was ~10× slower here): a
+100k-configuration matrix never builds a 100k×100k covariance. ``sample`` draws jointly (exact
+full covariance from ``model.posterior``) for small sets.
 """
 from __future__ import annotations
 
@@ -45,6 +48,13 @@ from engine.models.features import FeatureFrame, Featurizer, default_featurizer
 from engine.models.gp_fast import FastPosterior, joint_marginals
 from engine.models.roofline import RooflinePredictor
 from engine.models.targets import targets_from_measurements
+
+# gpytorch rounds per-run sampling variances below 1e-6 up to 1e-6 and warns each time; tiny
+# variances are expected here (hundreds of iterations of a fast config) and the learned drift
+# term dominates them anyway, so the warning is noise in every CLI command's output.
+import warnings as _warnings
+
+_warnings.filterwarnings("ignore", message="Very small noise values detected")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -182,15 +192,10 @@ class OutputGP:
         mll = ExactMarginalLogLikelihood(sub.likelihood, sub)
         import warnings
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # n <= a few hundred: threading overhead outweighs the gain
-        try:
-            with warnings.catch_warnings(), gpytorch.settings.max_cholesky_size(10**5):
-                warnings.simplefilter("ignore")
-                fit_gpytorch_mll(mll, optimizer=fit_gpytorch_mll_scipy,
-                                 optimizer_kwargs={"options": {"maxiter": maxiter}}, max_attempts=1)
-        finally:
-            torch.set_num_threads(threads)
+        with warnings.catch_warnings(), gpytorch.settings.max_cholesky_size(10**5):
+            warnings.simplefilter("ignore")
+            fit_gpytorch_mll(mll, optimizer=fit_gpytorch_mll_scipy,
+                             optimizer_kwargs={"options": {"maxiter": maxiter}}, max_attempts=1)
         if sub is not self.model:
             self.model.load_state_dict(self._hyper_state(sub), strict=False)
         self.model.eval()
@@ -292,7 +297,7 @@ class GPPredictor:
     name = "gp"
     CACHE_VERSION = 1
 
-    def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 500, maxiter: int = 60,
+    def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,
                  model_sd: float = 0.25, noise_floor_sd: float = 0.01, drift_sd_prior: float = 0.04,
                  calibrate: bool = True, warm_start: bool = True, seed: int = 0) -> None:
@@ -327,6 +332,17 @@ class GPPredictor:
 
     # -- fit ----------------------------------------------------------------------------------------
     def fit(self, data: "pd.DataFrame") -> "GPPredictor":
+        """Fit (or warm-refit) every output. Runs single-threaded: the matrices are ≤ a few
+        thousand wide, and on a 2-core machine shared with benchmarks, multi-threaded LAPACK calls
+        (eigh, Cholesky) were measured 5-10× slower than one thread when the other core was busy."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._fit(data)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, data: "pd.DataFrame") -> "GPPredictor":
         tg = targets_from_measurements(data)
         previous = {k: o.hyperparameters() for k, o in self.outputs.items()} if self.warm_start else {}
         self.roofline = RooflinePredictor(featurizer=self.featurizer).fit(tg.frame)
@@ -354,7 +370,9 @@ class GPPredictor:
                 init, iters = self.outputs["latency_ms"].hyperparameters(include_fixed=True), 0
                 out.variance_from = "latency_ms"
             else:
-                iters = self.maxiter_warm if init is not None else self.maxiter
+                # memory is a smooth, nearly noise-free surface: half the iterations suffice
+                cold = self.maxiter // 2 if metric == "memory_mib" else self.maxiter
+                iters = self.maxiter_warm if init is not None else cold
             if init is not None and not _compatible(init, out.model):
                 init, iters = None, self.maxiter
             out.fit(self.max_fit_points, iters, init, seed=self.seed)

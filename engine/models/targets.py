@@ -32,10 +32,16 @@ def log_median_variance(samples: Any, median_ms: float, std_ms: float, iteration
     s = 1.4826 * MAD of the log samples (a few preempted iterations on a busy machine must not
     inflate it). Without samples: the stored std relative to the median and the iteration count.
     """
-    if samples is not None and not (isinstance(samples, float) and math.isnan(samples)) and len(samples) >= 3:
+    import pandas as pd
+
+    # a run imported without raw samples carries None, NaN or pd.NA here
+    has_samples = samples is not None and not (np.ndim(samples) == 0 and pd.isna(samples))
+    if has_samples and len(samples) >= 3:
         x = np.log(np.asarray(samples, dtype=float))
         mad = 1.4826 * float(np.median(np.abs(x - np.median(x))))
         return math.pi / 2 * mad**2 / len(x)
+    if any(v is None or pd.isna(v) for v in (std_ms, iterations, median_ms)):
+        return DEFAULT_LOG_VAR
     try:
         std, it, med = float(std_ms), float(iterations), float(median_ms)
     except (TypeError, ValueError):

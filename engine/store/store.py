@@ -28,6 +28,7 @@ from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
 if TYPE_CHECKING:  # pandas is imported lazily at call time
     import pandas as pd
 
+PREDICTION_STATS: tuple[str, ...] = ("median", "mean", "q05", "q25", "q75", "q95")
 _LOCK_PATTERNS = ("Could not set lock", "Conflicting lock", "database is locked")
 
 
@@ -227,13 +228,48 @@ class Store:
 
     def save_predictions(self, predictor: str, data_hash: str, rows: Sequence[tuple[Config, str, dict[str, float]]]) -> str:
         """Rows of (config, metric, {median, mean, q05, q25, q75, q95})."""
+        by_metric: dict[str, tuple[list[Config], dict[str, list[float]]]] = {}
+        for c, metric, stats in rows:
+            cfgs, cols = by_metric.setdefault(metric, ([], {k: [] for k in PREDICTION_STATS}))
+            cfgs.append(c)
+            for k in PREDICTION_STATS:
+                cols[k].append(stats.get(k))
         pid = uuid.uuid4().hex
-        now = utcnow()
+        for metric, (cfgs, cols) in by_metric.items():
+            self.save_prediction_arrays(predictor, data_hash, cfgs, {metric: cols}, prediction_id=pid)
+        return pid
+
+    def save_prediction_arrays(self, predictor: str, data_hash: str, configs: Sequence[Config],
+                               summaries: dict[str, dict[str, Any]], prediction_id: Optional[str] = None) -> str:
+        """Vectorised insert: ``summaries`` maps metric -> {median, mean, q05, ...: array over configs}.
+
+        A prediction matrix has tens of thousands of cells: DuckDB ingests one DataFrame in one
+        statement, where row-by-row inserts managed ~1,400 rows/s.
+        """
+        import pandas as pd
+
+        pid = prediction_id or uuid.uuid4().hex
+        base = pd.DataFrame([_config_values(c) for c in configs],
+                            columns=["config_key", "model", "hardware", "batch_size", "seq_len", "precision",
+                                     "mode", "runtime", "threads"])
+        parts = []
+        for metric, stats in summaries.items():
+            part = base.copy()
+            part["metric"] = metric
+            for k in PREDICTION_STATS:
+                part[k] = stats.get(k)
+            parts.append(part)
+        frame = pd.concat(parts, ignore_index=True)
+        frame.insert(0, "data_hash", data_hash)
+        frame.insert(0, "predictor", predictor)
+        frame.insert(0, "created_at", utcnow())
+        frame.insert(0, "prediction_id", pid)
         with self.transaction() as con:
-            con.executemany(
-                "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [[pid, now, predictor, data_hash, *_config_values(c), metric, s.get("median"), s.get("mean"),
-                  s.get("q05"), s.get("q25"), s.get("q75"), s.get("q95")] for c, metric, s in rows])
+            con.register("__prediction_frame", frame)
+            try:
+                con.execute("INSERT INTO predictions SELECT * FROM __prediction_frame")
+            finally:
+                con.unregister("__prediction_frame")
         return pid
 
     # -- experiments ----------------------------------------------------------------------------

@@ -148,3 +148,11 @@ def test_runner_pools_folds_and_reports_each_predictor() -> None:
 def test_runner_rejects_unknown_predictors() -> None:
     with pytest.raises(InvalidValueError):
         evaluate(_frame(), "random", predictors=["oracle"])
+
+
+def test_an_overflowing_draw_keeps_the_log_crps_finite() -> None:
+    rng = np.random.default_rng(6)
+    draws = np.exp(rng.standard_normal((200, 3)))
+    draws[0, 1] = np.inf  # a heavy-tailed posterior predictive can overflow
+    s = aggregate(row_scores(np.array([1.0, 2.0, 3.0]), samples=draws))
+    assert s.crps_log is not None and np.isfinite(s.crps_log)

@@ -155,7 +155,6 @@ def test_matrix_is_nested_and_stored(pp: PerformancePredictor, store) -> None:  
     assert np.all(np.isfinite(res.summaries["latency_ms"]["mean"]))
 
 
-@pytest.mark.slow
 def test_gp_answers_through_the_facade(store) -> None:  # type: ignore[no-untyped-def]
     pp = PerformancePredictor(store, predictor="gp")
     p = pp.predict(model_name="gpt2", hardware="t4", batch_size=4)
