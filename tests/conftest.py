@@ -11,3 +11,26 @@ def _isolated_paths(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     base = tmp_path_factory.mktemp("perfcast")
     monkeypatch.setenv("PERFCAST_DB", str(base / "default.duckdb"))
     monkeypatch.setenv("PERFCAST_CACHE", os.environ.get("PERFCAST_TEST_CACHE", str(base / "cache")))
+
+
+SYNTHETIC_HARDWARE = ["cpu-syn-2c", "cpu-syn-16c", "gpu-syn-a"]
+
+
+@pytest.fixture(scope="module")
+def syn():  # type: ignore[no-untyped-def]
+    """bench/synthetic.py's roofline-shaped world: (featurizer, candidate configs, measure fn)."""
+    from bench.synthetic import random_configs, synthetic_featurizer, synthetic_measurements
+
+    fz = synthetic_featurizer()
+    configs = list(dict.fromkeys(random_configs(260, SYNTHETIC_HARDWARE, seed=5)))
+    return fz, configs, synthetic_measurements
+
+
+@pytest.fixture(scope="module")
+def fitted_gp(syn):  # type: ignore[no-untyped-def]
+    """A small GP fitted on 40 synthetic configurations, and the remaining ones as a pool."""
+    from engine.models.gp import GPPredictor
+
+    fz, configs, measure = syn
+    train = configs[:40]
+    return GPPredictor(featurizer=fz, maxiter=15, calibrate=False).fit(measure(train, seed=1)), configs[40:]

@@ -70,5 +70,14 @@ def split_csv(value: Optional[str], cast: Callable[[str], Any] = str, what: str 
     return out
 
 
+def fmt_number(x: Optional[float]) -> str:
+    """Three significant figures for tables; thousands separators; '–' for missing."""
+    if x is None:
+        return "–"
+    if x == 0 or 0.01 <= abs(x) < 1e5:
+        return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
 def is_tty() -> bool:
     return sys.stdout.isatty()

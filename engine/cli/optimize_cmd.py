@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import click
 
-from engine.cli.common import db_option, emit_json, json_option, split_csv
+from engine.cli.common import db_option, emit_json, json_option, split_csv, fmt_number
 
 EXAMPLE = """\b
 Examples:
@@ -19,12 +19,6 @@ Examples:
 """
 
 
-def _fmt(x: Optional[float]) -> str:
-    if x is None:
-        return "–"
-    if x == 0 or 0.01 <= abs(x) < 1e5:
-        return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
-    return f"{x:.3g}"
 
 
 def _config_text(c: Any) -> str:
@@ -103,7 +97,7 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
             if ev is None:
                 progress_cm.update(task, description=f"running {_config_text(cfg)}")
                 return
-            obj = "failed: " + ev.status if ev.objective is None else f"{_fmt(ev.objective)}"
+            obj = "failed: " + ev.status if ev.objective is None else f"{fmt_number(ev.objective)}"
             flag = "feasible" if ev.feasible else "infeasible"
             progress_cm.console.print(f"  {step:>2}. {_config_text(cfg):<42} {ev.chosen_by:<9} {obj} ({flag})")
             progress_cm.update(task, advance=1, description="fitting…")
@@ -148,7 +142,7 @@ def _prices(text: Optional[str], hardware: list[str]) -> Optional[dict[str, floa
 
 
 def _interval(mi: Any) -> str:
-    return f"{_fmt(mi.median)} [{_fmt(mi.q05)}–{_fmt(mi.q95)}]"
+    return f"{fmt_number(mi.median)} [{fmt_number(mi.q05)}–{fmt_number(mi.q95)}]"
 
 
 def _render(result: Any, con: Any) -> None:
@@ -173,7 +167,7 @@ def _render(result: Any, con: Any) -> None:
             meas = b.measured.get(m) if b.measured else None
             bound = result.constraints.get(m)
             label = f"{m} ({UNITS.get(m, '')})" + (f" [{'>=' if m == 'throughput' else '<='} {bound:g}]" if bound else "")
-            t.add_row(label, _fmt(mi.median), f"{_fmt(mi.q05)}–{_fmt(mi.q95)}", _fmt(meas))
+            t.add_row(label, fmt_number(mi.median), f"{fmt_number(mi.q05)}–{fmt_number(mi.q95)}", fmt_number(meas))
         con.print(t)
     shown = [result.objectives[0]] + [m for m in (*result.objectives[1:], *result.constraints)
                                       if m != result.objectives[0]]
@@ -196,8 +190,8 @@ def _render(result: Any, con: Any) -> None:
         for col in ("#", "configuration", "chosen by", "status", result.objectives[0], "feasible", "s"):
             t.add_column(col, justify="right" if col in ("#", "s", result.objectives[0]) else "left")
         for e in result.history:
-            t.add_row(str(e.step), _config_text(e.config), e.chosen_by, e.status, _fmt(e.objective),
-                      "yes" if e.feasible else "no", _fmt(e.wall_time_s))
+            t.add_row(str(e.step), _config_text(e.config), e.chosen_by, e.status, fmt_number(e.objective),
+                      "yes" if e.feasible else "no", fmt_number(e.wall_time_s))
         con.print(t)
     for n in result.notes:
         con.print(f"[dim]note: {escape(n)}[/dim]")

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import click
 
-from engine.cli.common import db_option, emit_json, json_option, split_csv
+from engine.cli.common import db_option, emit_json, json_option, split_csv, fmt_number
 
 EXAMPLE = """\b
 Examples:
@@ -19,12 +19,6 @@ Examples:
 """
 
 
-def _fmt(x: Optional[float]) -> str:
-    if x is None:
-        return "–"
-    if x == 0 or 0.01 <= abs(x) < 1e5:
-        return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
-    return f"{x:.3g}"
 
 
 @click.command(epilog=EXAMPLE)
@@ -98,9 +92,9 @@ def _render(r: Any, con: Any) -> None:
     if r.gpu_count > 1:
         t.add_column("scaling eff. [90%]", justify="right")
     for o in r.options:
-        cost = (f"{_fmt(o.cost_per_1m_usd.median)} [{_fmt(o.cost_per_1m_usd.q05)}–{_fmt(o.cost_per_1m_usd.q95)}]"
+        cost = (f"{fmt_number(o.cost_per_1m_usd.median)} [{fmt_number(o.cost_per_1m_usd.q05)}–{fmt_number(o.cost_per_1m_usd.q95)}]"
                 if o.cost_per_1m_usd else "no price")
-        row = [o.hardware, f"{o.prob_best:.2f}", f"{_fmt(o.metric.median)} [{_fmt(o.metric.q05)}–{_fmt(o.metric.q95)}]",
+        row = [o.hardware, f"{o.prob_best:.2f}", f"{fmt_number(o.metric.median)} [{fmt_number(o.metric.q05)}–{fmt_number(o.metric.q95)}]",
                cost, o.bound or "?", str(o.n_measurements)]
         if r.gpu_count > 1 and o.scaling_efficiency:
             s = o.scaling_efficiency

@@ -247,7 +247,13 @@ class OutputGP:
 
     # -- calibration -----------------------------------------------------------------------------
     def loo_zscores(self) -> np.ndarray:
-        """Closed-form leave-one-out z-scores of the training runs (fixed hyperparameters)."""
+        """Closed-form leave-one-CONFIGURATION-out z-scores of the training runs (fixed hyperparameters).
+
+        Repeated runs of one configuration share a feature row. Leaving out one run while its
+        twin stays in training would grade the GP on an almost-seen point and make the calibrated
+        intervals too narrow for new configurations, so all runs of a configuration leave together:
+        for the group I, mean = r_I - (K⁻¹_II)⁻¹ α_I and covariance = (K⁻¹_II)⁻¹.
+        """
         m = self.model
         m.eval()
         with torch.no_grad():
@@ -260,8 +266,13 @@ class OutputGP:
             L = torch.linalg.cholesky(Kt)
             Kinv = torch.cholesky_inverse(L)
             alpha = Kinv @ r
-            d = torch.diagonal(Kinv)
-            z = (alpha / d) / torch.sqrt(1.0 / d)
+            _, group = np.unique(self.X.detach().cpu().numpy(), axis=0, return_inverse=True)
+            z = torch.empty_like(alpha)
+            for g in np.unique(group):
+                idx = torch.as_tensor(np.flatnonzero(group == g))
+                cov = torch.linalg.inv(Kinv[idx][:, idx])
+                resid = cov @ alpha[idx]
+                z[idx] = resid / torch.sqrt(torch.diagonal(cov))
         return z.numpy()
 
     def calibrate(self) -> None:
