@@ -70,10 +70,10 @@ def split_csv(value: Optional[str], cast: Callable[[str], Any] = str, what: str 
     return out
 
 
-def fmt_number(x: Optional[float]) -> str:
-    """Three significant figures for tables; thousands separators; '–' for missing."""
+def fmt_number(x: Optional[float], missing: str = "–") -> str:
+    """Three significant figures for tables; thousands separators; ``missing`` for None."""
     if x is None:
-        return "–"
+        return missing
     if x == 0 or 0.01 <= abs(x) < 1e5:
         return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
     return f"{x:.3g}"

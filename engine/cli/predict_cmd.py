@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 import click
 
-from engine.cli.common import console, db_option, emit_json, json_option, split_csv
+from engine.cli.common import console, db_option, emit_json, fmt_number, json_option, split_csv
 
 PREDICTOR_CHOICES = ("gp", "hierarchical", "roofline")
 METRIC_ALIASES = {"latency": "latency_ms", "p90": "latency_p90_ms", "throughput": "throughput",
@@ -21,11 +21,7 @@ ROW_LABELS = {"throughput": "throughput", "latency_ms": "latency (median)", "lat
 
 
 def _fmt(x: Optional[float]) -> str:
-    if x is None:
-        return "n/a"
-    if x == 0 or 0.01 <= abs(x) < 1e5:
-        return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
-    return f"{x:.3g}"
+    return fmt_number(x, missing="n/a")
 
 
 def workload_options(f: Callable[..., Any]) -> Callable[..., Any]:
