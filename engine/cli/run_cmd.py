@@ -99,7 +99,7 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
 
 
 def run_experiment(config: str, executor: str, workers: int, db_path: Optional[str], plot: Optional[str],
-                   as_json: bool, compare_baselines: bool = True) -> dict[str, Any]:
+                   as_json: bool, compare_baselines: bool = True, address: Optional[str] = None) -> dict[str, Any]:
     from experiments.config import load_config, resolve_config
     from experiments.executors import LocalExecutor, make_executor
     from experiments.loop import ExperimentLoop
@@ -108,11 +108,15 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
 
     from engine.cli.common import open_store
 
+    if address and executor != "ray":
+        from engine.errors import InvalidValueError
+
+        raise InvalidValueError("--address", address, "a Ray head HOST:PORT, only with --executor ray")
     cfg = load_config(config)
     source, _ = resolve_config(config)
     space = expand_space(cfg.search_space, source)
     store = open_store(db_path)
-    ex = LocalExecutor(workers=workers) if executor == "local" else make_executor(executor)
+    ex = LocalExecutor(workers=workers) if executor == "local" else make_executor(executor, address=address)
     con = console(stderr=as_json)
     total = cfg.budget.runs if cfg.budget.runs is not None else (None if cfg.budget.benchmark_seconds else 10)
     if not as_json:
@@ -155,13 +159,15 @@ EXECUTOR_CHOICES = click.Choice(["local", "ray"])
               help="Where benchmarks run: this machine (isolated child processes) or a Ray cluster.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Concurrent local benchmarks (local executor).")
+@click.option("--address", default=None, metavar="HOST:PORT",
+              help="Ray head to connect to (with --executor ray; default: RAY_ADDRESS, else the cluster running here).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the learning-curve figure (PNG).")
 @click.option("--compare/--no-compare", "compare_baselines", default=True, show_default=True,
               help="Replay random and max-variance on the same pool afterwards (when the shipped data covers it).")
 @db_option
 @json_option
-def run(config: str, executor: str, workers: int, plot: Optional[str], compare_baselines: bool, db_path: Optional[str],
-        as_json: bool) -> None:
+def run(config: str, executor: str, workers: int, address: Optional[str], plot: Optional[str], compare_baselines: bool,
+        db_path: Optional[str], as_json: bool) -> None:
     """Run an active-learning loop from a YAML config: fit → acquire → benchmark → store → refit.
 
     CONFIG is a path or the name of a shipped config (cpu-quick, cpu-full, replay-shipped).
@@ -172,8 +178,9 @@ def run(config: str, executor: str, workers: int, plot: Optional[str], compare_b
     Examples:
       perfcast run configs/experiments/cpu-quick.yaml --plot curve.png
       perfcast run cpu-full --db lab.duckdb --json
+      perfcast run cpu-quick --executor ray --address head:6379
     """
-    run_experiment(config, executor, workers, db_path, plot, as_json, compare_baselines)
+    run_experiment(config, executor, workers, db_path, plot, as_json, compare_baselines, address=address)
 
 
 @click.command("demo")

@@ -80,3 +80,13 @@ def test_replay_and_suggest_cli(tmp_path) -> None:
         args = shlex.split(ln)
         assert args[args.index("--model") + 1] == it["model_name"]
         assert args[args.index("--batch-sizes") + 1] == str(it["batch_size"])
+
+
+def test_address_without_ray_executor_is_one_line_exit_2(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "engine.cli.main", "run", "cpu-quick", "--address", "127.0.0.1:6379",
+                        "--db", str(tmp_path / "x.duckdb")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "--address" in r.stderr and "--executor ray" in r.stderr and "Traceback" not in r.stderr
