@@ -76,6 +76,8 @@ class AcquisitionSettings(_Strict):
     q: int = Field(1, ge=1, le=64)
     mc_points: int = Field(128, ge=64, le=4096)
     cost_aware: bool = True
+    # information / cost**α with α = 1 − share of the budget spent (EI-cool); false: α = 1 throughout
+    cost_cooling: bool = True
     metric: Literal[METRIC_NAMES] = "latency"  # type: ignore[valid-type]
 
 

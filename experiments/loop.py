@@ -62,6 +62,7 @@ class StepRecord:
     heldout_n: int = 0
     fit_s: float = 0.0
     acquire_s: float = 0.0
+    cost_exponent: Optional[float] = None  # information / cost**this (cost-aware acquisitions)
     fitted: str = ""  # "fit", "condition", "cached", "initial design"
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,6 +197,16 @@ class ExperimentLoop:
             return 10
         return b.runs
 
+    def _spent_fraction(self, runs: int, seconds: float) -> Optional[float]:
+        """Share of the budget already spent (the larger of runs and benchmark-seconds)."""
+        parts = []
+        rb = self._runs_budget()
+        if rb:
+            parts.append(runs / rb)
+        if self.cfg.budget.benchmark_seconds:
+            parts.append(seconds / self.cfg.budget.benchmark_seconds)
+        return max(parts) if parts else None
+
     def _budget_left(self, runs: int, seconds: float) -> tuple[Optional[int], Optional[str]]:
         """(runs that may still be submitted, None) or (0, reason)."""
         inflight = len(self.executor.pending())
@@ -274,15 +285,17 @@ class ExperimentLoop:
         if not cand:
             return [], rec, "the pool is empty"
         from engine.acquisition.cost import CostModel, MeasuringPlan
-        from engine.acquisition.select import select, subset_predictions
+        from engine.acquisition.select import cooled_cost_exponent, select, subset_predictions
 
         sub = subset_predictions(preds, pool_idx)
         # predicted cost is always reported; the acquisition divides by it only when cost-aware
         b = self.cfg.benchmark
         plan = MeasuringPlan(b.iterations, b.warmup, b.min_time_s, b.max_time_s, b.max_iterations)
         cost = CostModel.from_store(self.store, plan).predict(cand, sub)
+        alpha = cooled_cost_exponent(self._spent_fraction(runs, seconds)) if self.cfg.acquisition.cost_cooling else 1.0
+        rec.cost_exponent = alpha if self.cfg.acquisition.cost_aware else None
         sel = select(self.cfg.acquisition.name, self.predictor, cand, n_pick, metric=self.metric, pending=pending,
-                     cost=cost if self.cfg.acquisition.cost_aware else None, predictions=sub,
+                     cost=cost if self.cfg.acquisition.cost_aware else None, predictions=sub, cost_exponent=alpha,
                      mc_points=self.cfg.acquisition.mc_points, seed=int(rng.integers(2**31)))
         rec.acquire_s = time.perf_counter() - t1
         med = sub.quantiles(self.pmetric, [0.5])[0]

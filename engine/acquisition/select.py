@@ -88,6 +88,7 @@ class Selection:
     cost_aware: bool
     elapsed_s: float
     integrated_variance: Optional[float] = None  # IPV of the pool before the batch (eig only)
+    cost_exponent: Optional[float] = None  # information / cost**this, when cost-aware
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -187,10 +188,12 @@ def batch_diagnostics(sigma: np.ndarray, noise_var: float, n_sel: int) -> tuple[
 # -- the entry point -------------------------------------------------------------------------------
 def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: int, *, metric: str = "latency_ms",
            pending: Sequence[Config] = (), cost: Optional[np.ndarray] = None, predictions: Any = None,
-           mc_points: int = 128, seed: int = 0, n_draws: int = 256) -> Selection:
+           mc_points: int = 128, seed: int = 0, n_draws: int = 256, cost_exponent: float = 1.0) -> Selection:
     """Pick ``q`` configurations of ``candidates`` (see the module docstring).
 
-    ``cost`` (seconds, aligned with ``candidates``) makes ``eig``/``bald`` cost-aware;
+    ``cost`` (seconds, aligned with ``candidates``) makes ``eig``/``bald`` cost-aware: they
+    maximise information / cost**``cost_exponent`` (1: per benchmark-second; a loop lowers the
+    exponent as its budget is spent, see :func:`cooled_cost_exponent`);
     ``predictions`` (aligned with ``candidates``) saves a predict call; ``pending`` are
     configurations being benchmarked right now (never re-picked, conditioned on).
     """
@@ -199,6 +202,8 @@ def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: in
     check_acquisition(acquisition)
     if q < 1:
         raise InvalidValueError("q", q, "an integer >= 1")
+    if not 0.0 <= cost_exponent <= 1.0:
+        raise InvalidValueError("cost_exponent", cost_exponent, "a number in [0, 1]")
     if not 64 <= mc_points <= 4096 and acquisition == "eig":
         raise InvalidValueError("mc_points", mc_points, "an integer in [64, 4096]")
     pmetric = PREDICTION_METRIC.get(metric)
@@ -241,7 +246,7 @@ def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: in
         cost_t = None
         if cost_arr is not None:
             cost_t = torch.ones(len(table), dtype=torch.float64)
-            cost_t[:n] = torch.as_tensor(np.maximum(cost_arr, 1e-3))
+            cost_t[:n] = torch.as_tensor(np.maximum(cost_arr, 1e-3)) ** cost_exponent
         X_pending = (torch.arange(n, len(table), dtype=torch.float64).unsqueeze(-1) if pend else None)
         cls = IntegratedVarianceReduction if acquisition == "eig" else BatchBALD
         acq = cls(src, cost=cost_t, X_pending=X_pending)
@@ -283,4 +288,21 @@ def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: in
              for j, i in enumerate(order)]
     cost_aware = cost_arr is not None and acquisition in ("eig", "bald")
     return Selection(items, acquisition, metric, n, len(pend), int(len(mc_index)), cost_aware,
-                     time.perf_counter() - t0, integrated_variance=ipv, notes=notes)
+                     time.perf_counter() - t0, integrated_variance=ipv, notes=notes,
+                     cost_exponent=cost_exponent if cost_aware else None)
+
+
+def cooled_cost_exponent(spent_fraction: Optional[float]) -> float:
+    """The exponent of the cost in information / cost**α, cooled as a loop's budget is spent.
+
+    α = 1 − (share of the budget spent), as in EI-cool (Lee et al., "Cost-aware Bayesian
+    optimization", 2020). Pure information per second (α = 1) is myopic: while the model is
+    crude it keeps buying cheap, nearly redundant runs (small models at batch 1 all look alike to
+    the roofline) and leaves the expensive, informative corners for last — measured on the shipped
+    data it needed *more* benchmark-seconds than ignoring cost. Cooling spends cheaply while
+    the map is rough and lets information decide once most of the budget is gone. Without a
+    budget (``None``) nothing cools: α = 1.
+    """
+    if spent_fraction is None:
+        return 1.0
+    return float(min(1.0, max(0.0, 1.0 - spent_fraction)))

@@ -50,7 +50,8 @@ class LoopDisplay:
                      if s.max_rel_width90 is not None else "no model yet")
             ape = f" · held-out APE {_fmt_pct(s.heldout_median_ape)} (n={s.heldout_n})" if s.heldout_median_ape is not None else ""
             self.print(f"[bold cyan]{head}[/bold cyan] · {s.n_benchmarks} runs, {s.benchmark_seconds:.0f} benchmark-s · "
-                       f"pool {s.pool_size} · {width}{ape} · {s.fitted} {s.fit_s:.1f}s, acquire {s.acquire_s:.1f}s")
+                       f"pool {s.pool_size} · {width}{ape} · {s.fitted} {s.fit_s:.1f}s, acquire {s.acquire_s:.1f}s"
+                       + (f" · info/cost^{s.cost_exponent:.2f}" if s.cost_exponent is not None and s.chosen else ""))
             for c in s.chosen:
                 if "information_gain" in c:
                     ig = c.get("information_gain")

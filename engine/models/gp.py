@@ -18,7 +18,9 @@ training data, at least one log unit wide) and outputs through ``Standardize``.
 Calibration: after fitting, leave-one-out predictive residuals on the *training* data (closed
 form for a GP, ``r_i = [K⁻¹y]_i / [K⁻¹]_ii``) give z-scores; the predictive spread is multiplied
 by ``c = q90(|z|) / 1.645`` (clipped to [0.8, 3]) so that the 90% intervals cover 90% of left-out
-training runs. It is cross-validation on the training data only, recorded in ``calibration``.
+training runs, and per stratum (mode/precision) by that stratum's own multiplier shrunk towards
+``c`` (the misfit is larger in training mode and int8 than in fp32 inference). It is
+cross-validation on the training data only, recorded in ``calibration``.
 
 Speed (2 cores, see ``bench/fit_predict.py``): hyperparameters are fitted by L-BFGS with at most
 ``maxiter`` iterations on a random subset of at most ``max_fit_points`` runs (the Cholesky cost
@@ -68,8 +70,15 @@ GP_ONE_HOT: tuple[str, ...] = ("precision", "mode", "runtime", "kind")
 #: Prior log-scale spreads of the group terms per metric (see GPPredictor).
 MEMORY_PRIOR_SD: dict[str, float] = {"hardware": 0.3, "family": 0.2, "model": 0.1}
 Z90 = 1.6448536269514722
+#: Shrinkage of a stratum's calibration towards the global one (in runs; see OutputGP.calibrate).
+STRATUM_PSEUDO_COUNT = 40
 #: Asymptotic Var(p90) / Var(median) of a normal sample: (0.09/φ(1.2816)²) / (π/2).
 P90_VAR_RATIO = 1.86
+
+
+def calibration_strata(ff: FeatureFrame) -> np.ndarray:
+    """The stratum of each row for the calibration (mode/precision: where the misfit differs)."""
+    return np.char.add(np.char.add(ff.cats["mode"].astype(str), "/"), ff.cats["precision"].astype(str))
 
 
 @dataclass
@@ -126,6 +135,9 @@ class OutputGP:
         self.y_std = self.y_std if self.y_std > 1e-3 else 1.0
         self.calibration = 1.0
         self.loo_coverage90: Optional[float] = None
+        # per-stratum spread multipliers (see calibrate); a stratum never seen uses `calibration`
+        self.strata: Optional[np.ndarray] = None
+        self.stratum_calibration: dict[str, float] = {}
         # name of an output with the same kernel whose latent variance (in standardised units)
         # this one borrows at prediction time: p90 borrows the median's (same inputs, same kernel;
         # its noisier targets would widen the latent variance by a few percent, which the LOO
@@ -223,10 +235,18 @@ class OutputGP:
         """Mean and calibrated sd of a new measurement's log-scale correction."""
         return self.from_latent(*self.latent(X, chunk))
 
-    def from_latent(self, mu: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return mu, self.calibration * np.sqrt(var + self.new_noise_var())
+    def scale_for(self, strata: Optional[np.ndarray], n: int) -> np.ndarray:
+        """The calibrated spread multiplier of each row (its stratum's, else the global one)."""
+        if strata is None or not self.stratum_calibration:
+            return np.full(n, self.calibration)
+        table = self.stratum_calibration
+        return np.array([table.get(str(v), self.calibration) for v in strata], dtype=float)
 
-    def joint_draws(self, X: np.ndarray, n: int, seed: int) -> np.ndarray:
+    def from_latent(self, mu: np.ndarray, var: np.ndarray,
+                    strata: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+        return mu, self.scale_for(strata, len(mu)) * np.sqrt(var + self.new_noise_var())
+
+    def joint_draws(self, X: np.ndarray, n: int, seed: int, strata: Optional[np.ndarray] = None) -> np.ndarray:
         """(n, m) joint draws of a new measurement's correction (full covariance, small m)."""
         Xt = torch.as_tensor(X, dtype=torch.float64)
         gen = torch.Generator().manual_seed(seed)
@@ -242,12 +262,14 @@ class OutputGP:
             L = torch.linalg.cholesky(cov + 1e-9 * eye)
             z = torch.randn((n, cov.shape[-1]), generator=gen, dtype=cov.dtype)
             eps = torch.randn((n, cov.shape[-1]), generator=gen, dtype=cov.dtype) * math.sqrt(self.new_noise_var())
-            draws = mean + self.calibration * (z @ L.T + eps)
+            scale = torch.as_tensor(self.scale_for(strata, cov.shape[-1]), dtype=cov.dtype)
+            draws = mean + scale * (z @ L.T + eps)
         return draws.numpy()
 
     # -- calibration -----------------------------------------------------------------------------
     def loo_zscores(self) -> np.ndarray:
-        """Closed-form leave-one-CONFIGURATION-out z-scores of the training runs (fixed hyperparameters).
+        """Closed-form leave-one-CONFIGURATION-out z-scores of the training runs (fixed hyperparameters),
+        each residual divided by the predictive sd a new run of that configuration would get.
 
         Repeated runs of one configuration share a feature row. Leaving out one run while its
         twin stays in training would grade the GP on an almost-seen point and make the calibrated
@@ -266,21 +288,45 @@ class OutputGP:
             L = torch.linalg.cholesky(Kt)
             Kinv = torch.cholesky_inverse(L)
             alpha = Kinv @ r
+            new_noise = self.new_noise_var() / self.y_std**2  # standardised units, like K
             _, group = np.unique(self.X.detach().cpu().numpy(), axis=0, return_inverse=True)
             z = torch.empty_like(alpha)
             for g in np.unique(group):
                 idx = torch.as_tensor(np.flatnonzero(group == g))
                 cov = torch.linalg.inv(Kinv[idx][:, idx])
                 resid = cov @ alpha[idx]
-                z[idx] = resid / torch.sqrt(torch.diagonal(cov))
+                # graded with the spread a NEW run gets at prediction time (latent + typical run
+                # noise), not with this run's own noise: the calibration then applies to exactly
+                # the predictive distribution that is reported
+                latent = (torch.diagonal(cov) - noise[idx]).clamp_min(0.0)
+                z[idx] = resid / torch.sqrt(latent + new_noise)
         return z.numpy()
 
     def calibrate(self) -> None:
+        """Global LOO spread multiplier, then one per stratum shrunk towards it.
+
+        The GP's misfit is not uniform: on the shipped data, held-out runs in training mode or
+        int8 fell outside their 90% interval two to three times as often as fp32 inference, while a
+        single global multiplier made the average right. Each stratum (``strata``: mode/precision
+        of the run) therefore gets its own multiplier from its own LOO z-scores — a Mondrian split
+        of the calibration set — shrunk towards the global one with a pseudo-count of
+        :data:`STRATUM_PSEUDO_COUNT` runs, so a stratum with a handful of runs mostly keeps the
+        global value."""
         if self.X.shape[0] < 10:
             return
         z = np.abs(self.loo_zscores())
         self.calibration = float(np.clip(np.quantile(z, 0.9) / Z90, 0.8, 3.0))
-        self.loo_coverage90 = float(np.mean(z <= Z90 * self.calibration))
+        self.stratum_calibration = {}
+        if self.strata is not None and len(self.strata) == len(z):
+            for label in np.unique(self.strata.astype(str)):
+                zs = z[self.strata.astype(str) == label]
+                if len(zs) < 5:
+                    continue
+                own = float(np.clip(np.quantile(zs, 0.9) / Z90, 0.8, 3.0))
+                w = len(zs) / (len(zs) + STRATUM_PSEUDO_COUNT)
+                self.stratum_calibration[str(label)] = w * own + (1 - w) * self.calibration
+        scale = self.scale_for(self.strata, len(z))
+        self.loo_coverage90 = float(np.mean(z <= Z90 * scale))
 
     # -- pickling: keep the recipe (data + hyperparameters), rebuild the model on load ------------
     def __getstate__(self) -> dict[str, Any]:
@@ -306,7 +352,7 @@ class GPPredictor:
     """
 
     name = "gp"
-    CACHE_VERSION = 1
+    CACHE_VERSION = 2  # 2: per-stratum calibration
 
     def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,
@@ -360,6 +406,7 @@ class GPPredictor:
         ff = self._ff(tg.frame)
         self.design = Design.from_training(ff)
         X = self.design.matrix(ff)
+        strata = calibration_strata(ff)
         log_roof = np.log(self.roofline.latency_ms(ff))
         log_roof_mem = np.log(self.roofline.memory_mib(ff))
         var = np.maximum(tg.var_log_latency, 1e-8)
@@ -374,6 +421,7 @@ class GPPredictor:
         for metric, mask, y, yv in specs:
             sds = MEMORY_PRIOR_SD if metric == "memory_mib" else self.prior_sd_log
             out = OutputGP(X[mask], y[mask], yv[mask], self.design, sds, self.noise_floor_sd, self.drift_sd_prior)
+            out.strata = strata[mask]
             init = previous.get(metric)
             if metric == "latency_p90_ms" and "latency_ms" in self.outputs:
                 # p90 is the median's surface times a tail factor: share the kernel hyperparameters
@@ -396,7 +444,9 @@ class GPPredictor:
     @property
     def calibration(self) -> dict[str, dict[str, Optional[float]]]:
         """Per metric: the LOO-CV spread multiplier and the LOO 90% coverage after it."""
-        return {k: {"scale": o.calibration, "loo_coverage90": o.loo_coverage90} for k, o in self.outputs.items()}
+        return {k: {"scale": o.calibration, "loo_coverage90": o.loo_coverage90,
+                    "scale_by_stratum": {st: round(v, 4) for st, v in o.stratum_calibration.items()}}
+                for k, o in self.outputs.items()}
 
     # -- predict ------------------------------------------------------------------------------------
     def _check(self) -> None:
@@ -425,7 +475,7 @@ class GPPredictor:
                         raise RuntimeError(f"{metric} shares {src}'s kernel but their caches differ")
                     var_lat = marg[src][1] * (self.outputs[metric].y_std / self.outputs[src].y_std) ** 2
                 base = np.log(self.roofline.memory_mib(ff)) if metric == "memory_mib" else log_roof
-                mu, sd = self.outputs[metric].from_latent(mu_lat, var_lat)
+                mu, sd = self.outputs[metric].from_latent(mu_lat, var_lat, calibration_strata(ff))
                 out[metric] = (base + mu, sd)
         return lognormal_set(configs, self.name, ff.phys["batch"], latency=out["latency_ms"],
                              p90=out.get("latency_p90_ms"), memory=out.get("memory_mib"))
@@ -443,7 +493,8 @@ class GPPredictor:
         ff = self._ff(configs)
         assert self.design is not None and self.roofline is not None
         base = np.log(self.roofline.memory_mib(ff)) if src == "memory_mib" else np.log(self.roofline.latency_ms(ff))
-        draws = np.exp(base[None, :] + self.outputs[src].joint_draws(self.design.matrix(ff), n, seed))
+        draws = np.exp(base[None, :] + self.outputs[src].joint_draws(self.design.matrix(ff), n, seed,
+                                                                     calibration_strata(ff)))
         if metric == "throughput":
             return 1000.0 * ff.phys["batch"][None, :] / draws
         return draws

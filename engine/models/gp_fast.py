@@ -15,9 +15,11 @@ capture, so the approximation errs on the wide side (the float32 eigendecomposit
 predictive sd within about −1%/+5% of the exact posterior, checked in the tests).
 
 Per chunk, mean and variance come from one product k*ᵀ[α, U Λ^{-1/2} M^{1/2}] in float32 (the
-final subtraction is of O(1) numbers, far above float32 round-off). The group factor of the
-kernel, (s_0 + Σ_g s_g·1[g = g']), takes one value per combination of group codes, so it is
-tabulated per (test row, training combination) and gathered. Outputs that share kernel
+final subtraction is of O(1) numbers, far above float32 round-off). The kernel block itself is
+exp(z*·z_j − ‖z*‖²/2 + [log w(g*, g_j) − ‖z_j‖²/2]): the bracket depends only on the test row's
+combination of group codes (few distinct ones) and the training row, so it is tabulated per chunk
+and gathered, and the block costs one gather, one ``addmm`` and one in-place ``exp`` (the input
+normalisation is folded into one affine map). That took 100k predictions from 3.4 s to about 1 s. Outputs that share kernel
 hyperparameters (median and p90 latency) share the kernel evaluation. Cost O(n·r) per point,
 memory O(chunk·n): a 100k×100k covariance is never built.
 """
@@ -113,15 +115,63 @@ class FastPosterior:
         """Equal for caches whose kernels (and training inputs) coincide: they can share work."""
         return (tuple(self.ls.tolist()), tuple(self.scales.tolist()), tuple(self.combo_of.tolist()), self.Z.shape)
 
-    def _products(self, X: torch.Tensor, Bs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """k*ᵀ [B_1 | B_2 | ...] for one chunk of raw inputs."""
-        Xt = self.input_transform(X.to(torch.float64))
-        Z = (Xt.index_select(-1, self.cont) / self.ls).to(self.dtype)
-        G = Xt.index_select(-1, self.groups).round().long()
-        wtab = self._group_factor(G, self.combos).to(self.dtype)  # (chunk, n_combos)
-        k = rbf(Z, self.Z, self.sq)
-        k.mul_(wtab.index_select(1, self.combo_of))
-        return k @ torch.cat(list(Bs), dim=1)
+    def _affine(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(scale, shift) with Z = X[:, cont]·scale + shift, when the input transform is affine.
+
+        BoTorch's ``Normalize`` is; probing it at 0, 1 and 2 recovers the map exactly and skips the
+        transform's per-chunk copies (a third of the time of a 100k prediction). Anything that is not
+        affine (a future warping transform) falls back to calling the transform."""
+        if not hasattr(self, "_affine_cache"):
+            d = int(max(int(self.cont.max()), int(self.groups.max()) if self.groups.numel() else 0)) + 1
+            probe = torch.stack([torch.full((d,), float(v), dtype=torch.float64) for v in (0.0, 1.0, 2.0)])
+            with torch.no_grad():
+                t = self.input_transform(probe).index_select(-1, self.cont)
+                g = self.input_transform(probe).index_select(-1, self.groups) if self.groups.numel() else None
+            shift, scale = t[0], t[1] - t[0]
+            affine = bool(torch.allclose(t[2], shift + 2 * scale, rtol=1e-9, atol=1e-12))
+            untouched = g is None or bool(torch.allclose(g, probe.index_select(-1, self.groups)))
+            self._affine_cache = ((scale / self.ls).to(self.dtype), (shift / self.ls).to(self.dtype)) \
+                if affine and untouched else None
+        return self._affine_cache
+
+    def _inputs(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled continuous inputs Z and integer group codes G of raw rows."""
+        aff = self._affine()
+        if aff is None:
+            Xt = self.input_transform(X.to(torch.float64))
+            return (Xt.index_select(-1, self.cont) / self.ls).to(self.dtype), Xt.index_select(-1, self.groups).round().long()
+        Z = X.index_select(-1, self.cont).to(self.dtype) * aff[0] + aff[1]
+        return Z, X.index_select(-1, self.groups).round().long()
+
+    def log_weights(self, G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per distinct test group combination: log group factor − ‖z_train‖²/2 for every training row.
+
+        k(x*, x_j) = exp(z*·z_j − ‖z*‖²/2 + log w(g*, g_j) − ‖z_j‖²/2): the second half depends only
+        on the test row's group combination (few distinct ones) and the training row, so it is
+        tabulated once per prediction, and each chunk's kernel block is one gather, one ``addmm`` and
+        one in-place ``exp`` instead of six elementwise passes over a chunk × n matrix."""
+        if G.shape[-1] == 0:
+            combos, inv = G[:1], torch.zeros(G.shape[0], dtype=torch.long)
+        else:  # one integer per combination: a 1-D unique is ~10× faster than unique(dim=0)
+            base = int(G.max()) + 1 if G.numel() else 1
+            key = (G * base ** torch.arange(G.shape[-1] - 1, -1, -1)).sum(-1)
+            _, inv = torch.unique(key, return_inverse=True)
+            first = torch.full((int(inv.max()) + 1,), G.shape[0], dtype=torch.long).scatter_reduce(
+                0, inv, torch.arange(G.shape[0]), reduce="amin")
+            combos = G.index_select(0, first)
+        w = self._group_factor(combos, self.combos).index_select(1, self.combo_of)
+        with torch.no_grad():
+            table = torch.log(w).to(self.dtype) - 0.5 * self.sq.unsqueeze(0)
+        return table, inv
+
+    def _products(self, Z: torch.Tensor, G: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """k*ᵀ B for one chunk of scaled inputs ``Z`` and group codes ``G`` (see :meth:`log_weights`)."""
+        table, inv = self.log_weights(G)  # tabulated per chunk: memory stays O(chunk · n)
+        E = table.index_select(0, inv)  # chunk × n (a fresh tensor: safe to work in place)
+        E.addmm_(Z, self.Z.T)
+        E.sub_(0.5 * (Z * Z).sum(-1, keepdim=True))
+        E.exp_()
+        return E @ B
 
     def _finish(self, KB: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance in outcome units; a mean-only cache returns the variance as nan."""
@@ -143,8 +193,10 @@ def joint_marginals(fasts: Sequence[FastPosterior], X: torch.Tensor, chunk: int 
     widths = [f.B.shape[1] for f in fasts]
     parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in fasts]
     with torch.no_grad():
+        Z, G = head._inputs(X)
+        B = torch.cat([f.B for f in fasts], dim=1)
         for i in range(0, X.shape[0], chunk):
-            KB = head._products(X[i:i + chunk], [f.B for f in fasts])
+            KB = head._products(Z[i:i + chunk], G[i:i + chunk], B)
             start = 0
             for j, (f, w) in enumerate(zip(fasts, widths)):
                 parts[j].append(f._finish(KB[:, start:start + w]))

@@ -74,3 +74,25 @@ def test_unknown_acquisition_names_the_valid_ones(fitted_gp) -> None:
     gp, pool = fitted_gp
     with pytest.raises(InvalidValueError, match="eig, bald, max-variance, random"):
         select("eigg", gp, pool, 1)
+
+
+def test_cost_exponent_zero_ignores_cost_and_cooling_schedule(fitted_gp) -> None:
+    """information / cost**0 is information alone; the EI-cool schedule runs from 1 down to 0."""
+    from engine.acquisition.select import cooled_cost_exponent
+    from engine.errors import InvalidValueError
+
+    gp, pool = fitted_gp
+    rng = np.random.default_rng(0)
+    cost = rng.uniform(1.0, 60.0, len(pool))
+    plain = select("eig", gp, pool, 3, mc_points=64, seed=1)
+    cooled = select("eig", gp, pool, 3, cost=cost, cost_exponent=0.0, mc_points=64, seed=1)
+    full = select("eig", gp, pool, 3, cost=cost, cost_exponent=1.0, mc_points=64, seed=1)
+    assert [c.key for c in cooled.configs] == [c.key for c in plain.configs]
+    assert cooled.cost_exponent == 0.0 and full.cost_exponent == 1.0
+    # dividing by the full cost buys cheaper runs than ignoring it
+    assert sum(it.cost_s for it in full.items) <= sum(it.cost_s for it in cooled.items)
+    assert cooled_cost_exponent(None) == 1.0
+    assert cooled_cost_exponent(0.25) == pytest.approx(0.75)
+    assert cooled_cost_exponent(1.7) == 0.0
+    with pytest.raises(InvalidValueError, match="cost_exponent"):
+        select("eig", gp, pool, 1, cost=cost, cost_exponent=2.0, mc_points=64)

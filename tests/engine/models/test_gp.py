@@ -114,3 +114,29 @@ def test_runs_without_raw_samples_get_a_sampling_variance() -> None:
     assert log_median_variance(pd.NA, 10.0, 1.0, 5) == pytest.approx(3.141592653589793 / 2 * 0.01 / 5)
     assert log_median_variance(None, 10.0, pd.NA, 5) == DEFAULT_LOG_VAR
     assert log_median_variance([1.0, 1.1, 0.9, 1.2], 1.0, 0.1, 4) > 0
+
+
+def test_calibration_widens_the_stratum_the_gp_fits_worst(featurizer) -> None:
+    """Runs of one precision carry extra, unmodelled scatter: that stratum's multiplier grows,
+    the others stay near the global one, and predictions there are wider."""
+    from bench.synthetic import random_configs, synthetic_measurements
+    from engine.models.gp import GPPredictor
+
+    df = synthetic_measurements(random_configs(240, SEEN, seed=5), seed=5)
+    rng = np.random.default_rng(0)
+    bad = (df["precision"] == "bf16").to_numpy()
+    factor = np.exp(rng.normal(0.0, 0.35, len(df)) * bad)
+    for col in ("latency_median_ms", "latency_p90_ms"):
+        df[col] = df[col] * factor
+    df["samples_ms"] = [list(np.asarray(s) * f) for s, f in zip(df["samples_ms"], factor)]
+    gp = GPPredictor(featurizer=featurizer, maxiter=30).fit(df)
+    scales = gp.outputs["latency_ms"].stratum_calibration
+    bf16 = [v for k, v in scales.items() if k.endswith("/bf16")]
+    fp32 = [v for k, v in scales.items() if k.endswith("/fp32")]
+    assert bf16 and fp32 and max(bf16) > 1.15 * max(fp32)
+    configs = configs_from_frame(df.iloc[:40])
+    ps = gp.predict(configs)
+    is_bf16 = np.array([c.precision == "bf16" for c in configs])
+    sd = ps.sigma_log["latency_ms"]
+    assert is_bf16.any() and (~is_bf16).any()
+    assert np.median(sd[is_bf16]) > np.median(sd[~is_bf16])
