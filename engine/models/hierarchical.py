@@ -2,23 +2,42 @@
 
 The likelihood *is* the roofline, with its unknowns given priors::
 
-    log eff_c = μ_c + Σ_g σ_g·z_g[level]  (g: hardware, kind, family, precision, runtime, model,
-                                            precision×runtime, hardware×precision) + β_w·(log FLOPs − m)
-    log eff_m = μ_m + σ_m,hw·z[hw] + σ_m,rt·z[rt]
-    log oh    = μ_o + σ_o,rt·z[rt] + σ_o,kind·z[kind] + β_o·(log params − m)
+    log eff_c = μ_c + Σ_g e_g[level]  (g: kind, hardware within kind, family, model within family,
+                precision, runtime, precision×runtime, hardware×precision) + β_w·(log FLOPs − m)
+                − log(1 + b_half/batch)                       utilisation: small batches under-fill
+    log b_half = μ_b + e_b[hardware]                           the machine (strongest on GPUs)
+    log eff_m = μ_m + e_m[hardware] + e_m[runtime]
+    log oh    = μ_o + e_o[runtime] + e_o[kind] + e_o[model] + β_o·(log params − m)
     log t     = log(oh + smoothmax(F/(eff_c·peak), B/(eff_m·bw)))
     log y     ~ StudentT(ν, log t, sqrt(σ² + s_i²))        s_i²: sampling variance of run i
-    log(p90/median) ~ Normal(μ_r + σ_r·z[rt], τ)
-    log mem   ~ StudentT(ν_m, log(c_0 + c_w·weights + c_a·activations), σ_mem), c_0 pooled over
-              runtime and kind, c_w pooled over precision×runtime
+    log(p90/median) ~ Normal(μ_r + e_r[runtime], τ)
+    log mem   ~ StudentT(ν_m, log(c_0 + c_w·weights + c_a·activations), σ_mem), log c_0 pooled over
+              runtime and kind, log c_w over precision×runtime
 
-Group effects are non-centred (z ~ N(0, 1), scaled by σ_g): with few levels per group the centred
-form gives NUTS a funnel. Each group's effects are taken relative to the average of its observed
-levels (σ_g·(z − z̄)), so the intercepts are pinned by the data rather than traded against every
-group's mean — that confounding was what kept r_hat above 1.01. A group whose data hold a single level gets no z for it (its effect is
-not identifiable from μ and is absorbed there), but its σ_g stays in the model with its prior, so a
-*new* level — a device or family never measured — draws its effect from the population,
-z ~ N(0, 1)·σ_g: wide, honest intervals that shrink once it is measured.
+Each group effect e_g has one value per observed level, e_g = Q_g·w_g with w_g ~ N(0, σ_g): the
+columns of Q_g span the level vectors orthogonal to the constant and to the parent groups'
+indicators (hardware within kind, model within family, an interaction orthogonal to its main
+effects, the per-model overhead orthogonal to β_o's log params). No effect can then trade against an
+intercept or a parent: those exact ridges in the posterior (a 0.999 correlation between the kind and
+hardware effects, between β_o and the model overheads) were what kept NUTS from mixing.
+
+Spreads σ_g. The groups the issue pools over — kind, hardware, family, model, precision, runtime —
+learn σ_g, centred (w ~ N(0, σ)): with hundreds of runs per level the data pin each effect far more
+tightly than σ does, and the non-centred form then turns every (σ, z) pair into a narrow banana.
+Their prior is log-normal, median half the scale in :data:`EFFECTS`, log-sd 0.5 (95%: ×0.38-×2.7):
+boundary-avoiding, because a σ heading to 0 for an effect the data do not show is a funnel (with
+a half-normal prior, σ_model at 0.008 gave a bulk ESS of 85 in 1,000 draws; now ~150-1,000), and
+physically a device, runtime or model family never differs by *exactly* nothing. The secondary
+effects (interactions, utilisation, memory efficiency, overhead, p90 ratio, memory) have fixed
+spreads: with 2-4 levels the data cannot estimate a σ anyway, and learned ones needed 127-step
+trajectories and still diverged. Levels never measured — a device, a family, a model — draw their
+effect from N(0, σ_g): wide, honest intervals that shrink once they are measured. A group whose
+data hold a single level, or whose partition of the runs equals an earlier group's, gets no free
+coordinates.
+
+Each target's group effects enter as one matrix-vector product: the run × coordinate design
+``D = onehot(level)·Q`` is built once per fit (:func:`_designs`); predictions use the per-level
+values ``Q·w`` and draw unseen levels from the population.
 
 Predictions are posterior predictive draws (``PredictionSet.samples``). Diagnostics (max r_hat,
 min bulk ESS, divergences) are computed with ArviZ on an ``InferenceData`` of all draws (saved as
@@ -27,9 +46,13 @@ chains' last state (``max_extensions`` times, no new warm-up) before judging; a 
 :class:`engine.errors.DiagnosticsError` unless ``allow_bad_diagnostics=True``.
 
 Speed: chains run in parallel on the host's cores (``numpyro.set_host_device_count`` runs at the
-top of this module, before JAX initialises — keep this module lazily imported); data and level
-counts are padded to size buckets so that refits hit JAX's persistent compilation cache under
-``cache_dir()/jax`` instead of recompiling.
+top of this module, before JAX initialises — keep this module lazily imported); a dense mass
+matrix (the remaining correlations, e.g. μ_c with μ_b and β_w, are linear) brings a draw down to
+~31 leapfrog steps, so trees are capped at depth 6 (63 steps), which halves the cost of the early
+warm-up, before the mass matrix is learned, when trees would otherwise run to 127 steps; the
+diagnostics report ``tree_steps_mean`` (leapfrog steps per draw), the fit's cost independent of
+machine load. Data are padded to size buckets so that refits hit JAX's persistent compilation
+cache under ``cache_dir()/jax`` instead of recompiling.
 """
 from __future__ import annotations
 
@@ -44,7 +67,7 @@ import math  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Any, Optional, Sequence  # noqa: E402
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Sequence  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -80,13 +103,48 @@ def _enable_compilation_cache() -> None:
     _CACHE_READY = True
 
 
-#: Efficiency groups: name -> how a level is formed from the categorical columns.
-EFF_GROUPS: tuple[str, ...] = ("hardware", "kind", "family", "precision", "runtime", "model",
+class EffectSpec(NamedTuple):
+    """One group effect: whose levels, orthogonal to what, on which linear predictor, how spread."""
+
+    group: str  #: the categorical column (or combination) whose levels it has
+    parents: tuple[str, ...]  #: besides the constant: parent groups' indicators, or "lp" (log params)
+    target: str  #: c: log eff_c, b: log b_half, m: log eff_m, o: log overhead, r: p90 ratio, m0/mw: memory
+    scale: float  #: fixed σ, or the prior median × 2 of a learned σ
+    param: str  #: "centred" / "noncentred" (σ learned) or "fixed"
+
+
+#: Efficiency groups (a parent before the groups nested in it).
+EFF_GROUPS: tuple[str, ...] = ("kind", "hardware", "family", "model", "precision", "runtime",
                                "precision_runtime", "hardware_precision")
-#: Prior scale (half-normal) of each group's spread on log efficiency.
-EFF_PRIOR: dict[str, float] = {"hardware": 0.5, "kind": 0.7, "family": 0.4, "precision": 0.5, "runtime": 0.4,
-                               "model": 0.3, "precision_runtime": 0.3, "hardware_precision": 0.3}
+#: Learned spreads' log-normal priors (median scale/2, 95% ×0.38-×2.7) roughly match the medians and
+#: upper tails of the half-normal priors they replaced, so a never-measured device or kind is as
+#: uncertain as before; the fixed spreads are about half the old half-normal scales, except for the
+#: overhead per kind, which keeps its old scale (1.0): it sets how uncertain a never-measured kind
+#: of device is (a GPU predicted from CPU-only data: 90% interval ×22 wide, as before). Memory
+#: efficiency per device stays at 0.15: at 0.3 its ridge with μ_m cost an extra 500 draws.
+EFFECTS: dict[str, EffectSpec] = {
+    "kind": EffectSpec("kind", (), "c", 1.2, "centred"),
+    "hardware": EffectSpec("hardware", ("kind",), "c", 0.8, "centred"),
+    "family": EffectSpec("family", (), "c", 0.6, "centred"),
+    "model": EffectSpec("model", ("family",), "c", 0.4, "centred"),
+    "precision": EffectSpec("precision", (), "c", 0.7, "centred"),
+    "runtime": EffectSpec("runtime", (), "c", 0.6, "centred"),
+    "precision_runtime": EffectSpec("precision_runtime", ("precision", "runtime"), "c", 0.15, "fixed"),
+    "hardware_precision": EffectSpec("hardware_precision", ("hardware", "precision"), "c", 0.15, "fixed"),
+    "b_hardware": EffectSpec("hardware", (), "b", 0.35, "fixed"),
+    "m_hardware": EffectSpec("hardware", (), "m", 0.15, "fixed"),
+    "m_runtime": EffectSpec("runtime", (), "m", 0.1, "fixed"),
+    "o_runtime": EffectSpec("runtime", (), "o", 0.5, "fixed"),
+    "o_kind": EffectSpec("kind", (), "o", 1.0, "fixed"),
+    "o_model": EffectSpec("model", ("lp",), "o", 0.25, "fixed"),
+    "r_runtime": EffectSpec("runtime", (), "r", 0.05, "fixed"),
+    "mem0_runtime": EffectSpec("runtime", (), "m0", 0.25, "fixed"),
+    "mem0_kind": EffectSpec("kind", (), "m0", 0.35, "fixed"),
+    "memw_precision_runtime": EffectSpec("precision_runtime", (), "mw", 0.15, "fixed"),
+}
+TARGETS: tuple[str, ...] = ("c", "b", "m", "o", "r", "m0", "mw")
 SMOOTH_K = 4.0  # sharpness of the smooth max between compute and memory time
+SIGMA_LOG_SD = 0.5  # log-normal spread of a learned σ_g (see module docstring)
 
 
 def _bucket(n: int, minimum: int = 4) -> int:
@@ -106,34 +164,58 @@ def _levels(ff: FeatureFrame, group: str) -> np.ndarray:
     return c[group].astype(str)
 
 
+def _null_basis(A: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (n × (n − rank A)) of the vectors orthogonal to A's columns."""
+    u, sv, _ = np.linalg.svd(A, full_matrices=True)
+    rank = int(np.sum(sv > 1e-9 * max(float(sv[0]), 1e-30))) if sv.size else 0
+    return np.ascontiguousarray(u[:, rank:])
+
+
 @dataclass
 class Encoding:
-    """Level vocabularies learned at fit; unseen levels map to -1 (drawn from the population)."""
+    """Level vocabularies learned at fit; unseen levels map to -1 (drawn from the population).
+
+    ``bases[name]`` (levels × free coordinates) maps an effect's coordinates to its per-level
+    values (see the module docstring); an effect without free coordinates has a 0-column basis."""
 
     vocab: dict[str, list[str]] = field(default_factory=dict)
     centers: dict[str, float] = field(default_factory=dict)
-
     active: dict[str, bool] = field(default_factory=dict)
+    bases: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_training(cls, ff: FeatureFrame) -> "Encoding":
-        groups = set(EFF_GROUPS) | {"runtime", "kind", "hardware"}
-        vocab = {g: sorted(set(_levels(ff, g).tolist())) for g in groups}
+        vocab = {g: sorted(set(_levels(ff, g).tolist())) for g in {s.group for s in EFFECTS.values()}}
         centers = {"log_flops": float(np.mean(np.log(ff.phys["flops"]))),
                    "log_params": float(np.mean(np.log(ff.phys["params"])))}
-        # A group gets fitted effects only if the data tell its levels apart from everything
-        # else: >= 2 levels, and its partition of the runs is not identical to that of a group
-        # earlier in EFF_GROUPS (e.g. hardware×precision on a single device = precision).
+        # An efficiency group gets fitted effects only if the data tell its levels apart from
+        # everything else: >= 2 levels, and its partition of the runs is not identical to that of a
+        # group earlier in EFF_GROUPS (e.g. hardware×precision on a single device = precision).
         active: dict[str, bool] = {}
         partitions: list[tuple[int, ...]] = []
-        for g in ("hardware", "kind", "family", "precision", "runtime", "model", "precision_runtime",
-                  "hardware_precision"):
+        for g in EFF_GROUPS:
             _, inv = np.unique(_levels(ff, g), return_inverse=True)
             canon = tuple(np.unique(inv, return_index=True)[1][inv].tolist())  # relabel by first occurrence
             active[g] = len(vocab[g]) >= 2 and canon not in partitions
             if active[g]:
                 partitions.append(canon)
-        return cls(vocab, centers, active)
+        enc = cls(vocab, centers, active)
+        lp = np.log(ff.phys["params"]) - centers["log_params"]
+        for name, spec in EFFECTS.items():
+            levels = _levels(ff, spec.group)
+            first = np.array([np.flatnonzero(levels == v)[0] for v in vocab[spec.group]])  # a run of each level
+            cols = [np.ones(len(first))]
+            for par in spec.parents:
+                if par == "lp":
+                    cols.append(lp[first])
+                else:
+                    pl = _levels(ff, par)[first]
+                    cols += [(pl == v).astype(float) for v in np.unique(pl)]
+            if name in active and not active[name]:
+                enc.bases[name] = np.zeros((len(first), 0))
+            else:
+                enc.bases[name] = _null_basis(np.stack(cols, axis=1))
+        return enc
 
     def codes(self, ff: FeatureFrame, group: str) -> np.ndarray:
         voc = {v: i for i, v in enumerate(self.vocab[group])}
@@ -142,11 +224,9 @@ class Encoding:
         table = np.array([voc.get(u, -1) for u in uniq], dtype=np.int32)
         return table[inv]
 
-    def n_levels(self, group: str, efficiency: bool = True) -> int:
-        """Observed levels; for an efficiency group that is inactive (see above), 0."""
-        if efficiency and group in self.active and not self.active[group]:
-            return 0
-        return len(self.vocab[group])
+    def spec(self) -> tuple[tuple[str, str, int, str, float], ...]:
+        """Static description of the effects for :func:`latency_model`: (name, target, k, param, scale)."""
+        return tuple((name, s.target, int(self.bases[name].shape[1]), s.param, s.scale) for name, s in EFFECTS.items())
 
 
 def _data_arrays(ff: FeatureFrame, enc: Encoding) -> dict[str, np.ndarray]:
@@ -155,73 +235,75 @@ def _data_arrays(ff: FeatureFrame, enc: Encoding) -> dict[str, np.ndarray]:
         "log_tc": np.log(ff.phys["t_compute_ms"]), "log_tm": np.log(ff.phys["t_memory_ms"]),
         "lf": np.log(ff.phys["flops"]) - enc.centers["log_flops"],
         "lp": np.log(ff.phys["params"]) - enc.centers["log_params"],
+        "lb": np.log(ff.phys["batch"]),
         "w_mib": ff.phys["weight_bytes"] * (1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train) / 2**20,
         "a_mib": ff.phys["activation_bytes"] / 2**20,
-        **{f"idx_{g}": enc.codes(ff, g) for g in set(EFF_GROUPS) | {"runtime", "kind", "hardware"}},
+        **{f"idx_{g}": enc.codes(ff, g) for g in enc.vocab},
     }
 
 
-def _effect(name: str, sigma: Any, n_levels: int, n_pad: int, idx: Any) -> Any:
-    """Non-centred group effect σ·z[idx]; a group with < 2 observed levels contributes 0."""
-    if n_levels < 2:
-        return 0.0
-    z = numpyro.sample(f"z_{name}", dist.Normal(0.0, 1.0).expand([n_pad]))
-    # effects relative to the observed levels' average: the intercept (μ) is then identified by
-    # the data instead of trading off against every group's mean, which is what slowed mixing
-    zc = z - jnp.mean(z[:n_levels])
-    return sigma * zc[jnp.clip(idx, 0, n_pad - 1)]
+def _designs(arrays: dict[str, np.ndarray], enc: Encoding) -> dict[str, np.ndarray]:
+    """Per target, the run × coordinate matrix ``[Q_g[level of run]]_g`` (training runs only)."""
+    out: dict[str, list[np.ndarray]] = {t: [] for t in TARGETS}
+    for name, spec in EFFECTS.items():
+        basis = enc.bases[name]
+        if basis.shape[1]:
+            out[spec.target].append(basis[arrays[f"idx_{spec.group}"]])
+    n = len(arrays["lf"])
+    return {f"D_{t}": np.concatenate(v, axis=1) if v else np.zeros((n, 0)) for t, v in out.items()}
 
 
-def latency_model(d: dict[str, Any], nl: dict[str, int], npad: dict[str, int], y: Any = None, s2: Any = None,
-                  r90: Any = None, mask: Any = None, mem: Any = None, mem_mask: Any = None) -> None:
-    """The hierarchical roofline (see module docstring); ``nl`` observed level counts per group."""
+def latency_model(d: dict[str, Any], spec: tuple[tuple[str, str, int, str, float], ...], y: Any = None,
+                  s2: Any = None, r90: Any = None, mask: Any = None, mem: Any = None, mem_mask: Any = None) -> None:
+    """The hierarchical roofline (see module docstring); ``spec`` from :meth:`Encoding.spec`."""
+    coefs: dict[str, list[Any]] = {t: [] for t in TARGETS}
+    for name, target, k, param, scale in spec:
+        if param == "fixed":
+            sigma: Any = scale
+        else:  # log-normal: keeps σ off 0, where a centred effect would be a funnel
+            sigma = numpyro.sample(f"sigma_{name}", dist.LogNormal(math.log(0.5 * scale), SIGMA_LOG_SD))
+        if k == 0:
+            continue
+        if param == "noncentred":
+            coefs[target].append(sigma * numpyro.sample(f"z_{name}", dist.Normal(0.0, 1.0).expand([k])))
+        else:
+            coefs[target].append(numpyro.sample(f"w_{name}", dist.Normal(0.0, sigma).expand([k])))
+
+    def lin(t: str) -> Any:
+        return d[f"D_{t}"] @ jnp.concatenate(coefs[t]) if coefs[t] else 0.0
+
     mu_c = numpyro.sample("mu_c", dist.Normal(math.log(0.3), 1.0))
     # memory-bandwidth efficiency is well known (streaming reaches 50-80% of the spec sheet); a
     # vague prior here lets chains trade eff_m against eff_c near the ridge point and split modes
     mu_m = numpyro.sample("mu_m", dist.Normal(math.log(0.6), 0.3))
     mu_o = numpyro.sample("mu_o", dist.Normal(math.log(0.1), 2.0))
+    # utilisation: b items fill b/(b + b_half) of the machine; b_half of a few items is typical
+    mu_b = numpyro.sample("mu_b", dist.Normal(0.0, 1.5))
     beta_w = numpyro.sample("beta_w", dist.Normal(0.0, 0.3))
     beta_o = numpyro.sample("beta_o", dist.Normal(0.0, 0.5))
-    log_eff_c = mu_c + beta_w * d["lf"]
-    for g in EFF_GROUPS:
-        sg = numpyro.sample(f"sigma_{g}", dist.HalfNormal(EFF_PRIOR[g]))
-        log_eff_c = log_eff_c + _effect(g, sg, nl[g], npad[g], d[f"idx_{g}"])
-    s_mhw = numpyro.sample("sigma_m_hardware", dist.HalfNormal(0.3))
-    s_mrt = numpyro.sample("sigma_m_runtime", dist.HalfNormal(0.2))
-    log_eff_m = (mu_m + _effect("m_hardware", s_mhw, nl["raw_hardware"], npad["hardware"], d["idx_hardware"])
-                 + _effect("m_runtime", s_mrt, nl["raw_runtime"], npad["runtime"], d["idx_runtime"]))
-    s_ort = numpyro.sample("sigma_o_runtime", dist.HalfNormal(1.0))
-    s_okind = numpyro.sample("sigma_o_kind", dist.HalfNormal(1.0))
-    log_oh = (mu_o + beta_o * d["lp"] + _effect("o_runtime", s_ort, nl["raw_runtime"], npad["runtime"], d["idx_runtime"])
-              + _effect("o_kind", s_okind, nl["raw_kind"], npad["kind"], d["idx_kind"]))
+    log_bh = mu_b + lin("b")
+    log_eff_c = mu_c + beta_w * d["lf"] + lin("c") - jax.nn.softplus(log_bh - d["lb"])
+    log_eff_m = mu_m + lin("m")
+    log_oh = mu_o + beta_o * d["lp"] + lin("o")
     a = d["log_tc"] - log_eff_c
     b = d["log_tm"] - log_eff_m
     roof = jnp.logaddexp(SMOOTH_K * a, SMOOTH_K * b) / SMOOTH_K
     log_t = jnp.logaddexp(log_oh, roof)
-    sigma = numpyro.sample("sigma", dist.HalfNormal(0.3))
-    nu = numpyro.sample("nu", dist.Gamma(2.0, 0.1))
+    sigma_y = numpyro.sample("sigma", dist.HalfNormal(0.3))
+    nu = numpyro.sample("nu", dist.Gamma(3.0, 0.2))
     mu_r = numpyro.sample("mu_r", dist.Normal(0.05, 0.2))
-    s_r = numpyro.sample("sigma_r_runtime", dist.HalfNormal(0.1))
     tau_r = numpyro.sample("tau_r", dist.HalfNormal(0.1))
-    r_loc = mu_r + _effect("r_runtime", s_r, nl["raw_runtime"], npad["runtime"], d["idx_runtime"])
+    r_loc = mu_r + lin("r")
     # memory: overhead + weights (+ optimizer state in training) + activations, pooled
     l0 = numpyro.sample("mem_l0", dist.Normal(math.log(300.0), 1.5))
     lw = numpyro.sample("mem_lw", dist.Normal(0.0, 0.5))
     la = numpyro.sample("mem_la", dist.Normal(0.0, 1.0))
-    s0rt = numpyro.sample("sigma_mem0_runtime", dist.HalfNormal(0.5))
-    s0k = numpyro.sample("sigma_mem0_kind", dist.HalfNormal(0.7))
-    swpr = numpyro.sample("sigma_memw_precision_runtime", dist.HalfNormal(0.3))
-    c0 = jnp.exp(l0 + _effect("mem0_runtime", s0rt, nl["raw_runtime"], npad["runtime"], d["idx_runtime"])
-                 + _effect("mem0_kind", s0k, nl["raw_kind"], npad["kind"], d["idx_kind"]))
-    # (one precision×runtime effect: a runtime main effect on top would be confounded with it)
-    cw = jnp.exp(lw + _effect("memw_precision_runtime", swpr, nl["raw_precision_runtime"], npad["precision_runtime"],
-                              d["idx_precision_runtime"]))
-    mem_loc = jnp.log(c0 + cw * d["w_mib"] + jnp.exp(la) * d["a_mib"])
+    mem_loc = jnp.log(jnp.exp(l0 + lin("m0")) + jnp.exp(lw + lin("mw")) * d["w_mib"] + jnp.exp(la) * d["a_mib"])
     sigma_mem = numpyro.sample("sigma_mem", dist.HalfNormal(0.3))
     nu_mem = numpyro.sample("nu_mem", dist.Gamma(2.0, 0.1))
     if y is not None:
         with numpyro.handlers.mask(mask=mask):
-            numpyro.sample("y", dist.StudentT(nu, log_t, jnp.sqrt(sigma**2 + s2)), obs=y)
+            numpyro.sample("y", dist.StudentT(nu, log_t, jnp.sqrt(sigma_y**2 + s2)), obs=y)
             numpyro.sample("r90", dist.Normal(r_loc, tau_r), obs=r90)
         with numpyro.handlers.mask(mask=mem_mask):
             numpyro.sample("mem", dist.StudentT(nu_mem, mem_loc, sigma_mem), obs=mem)
@@ -231,13 +313,13 @@ class HierarchicalPredictor:
     """NUTS fit of :func:`latency_model`; predictions are posterior predictive draws."""
 
     name = "hierarchical"
-    CACHE_VERSION = 1
+    CACHE_VERSION = 2  # 2: orthogonal-basis effects, utilisation term
 
     def __init__(self, featurizer: Optional[Featurizer] = None, num_warmup: int = 800, num_samples: int = 500,
-                 num_chains: int = 2, target_accept: float = 0.9, max_tree_depth: int = 7,
+                 num_chains: int = 2, target_accept: float = 0.9, max_tree_depth: int = 6,
                  allow_bad_diagnostics: bool = False, rhat_max: float = 1.01, seed: int = 0,
-                 max_draws_cells: int = 20_000_000, idata_path: Optional[str] = None, dense_mass: bool = False,
-                 max_extensions: int = 2) -> None:
+                 max_draws_cells: int = 20_000_000, idata_path: Optional[str] = None, dense_mass: bool = True,
+                 max_extensions: int = 3) -> None:
         self.featurizer = featurizer
         self.num_warmup = num_warmup
         self.num_samples = num_samples
@@ -249,7 +331,8 @@ class HierarchicalPredictor:
         self.seed = seed
         self.max_draws_cells = max_draws_cells
         self.idata_path = idata_path
-        # diagonal mass by default: a dense one (tried) diverged more often on the shipped data
+        # dense mass: with the ridges removed, what correlation is left is linear (μ_c with μ_b and
+        # β_w, overhead with its runtime effects); a diagonal one needed ~3× longer trajectories
         self.dense_mass = dense_mass
         self.max_extensions = max_extensions
         self.encoding: Optional[Encoding] = None
@@ -300,14 +383,7 @@ class HierarchicalPredictor:
         return (self.featurizer or default_featurizer())(configs)
 
     # -- fit ----------------------------------------------------------------------------------------
-    def _shapes(self) -> tuple[dict[str, int], dict[str, int]]:
-        assert self.encoding is not None
-        nl = {g: self.encoding.n_levels(g) for g in self.encoding.vocab}
-        nl.update({f"raw_{g}": self.encoding.n_levels(g, efficiency=False) for g in self.encoding.vocab})
-        npad = {g: _bucket(len(self.encoding.vocab[g])) for g in self.encoding.vocab}
-        return nl, npad
-
-    def _init_strategy(self, frame: "pd.DataFrame", nl: dict[str, int], npad: dict[str, int]) -> Any:
+    def _init_strategy(self, frame: "pd.DataFrame") -> Any:
         """Start every chain at the calibrated roofline with all group effects at zero.
 
         Random initialisation puts some chains at absurd efficiencies where the smooth max is flat,
@@ -318,22 +394,19 @@ class HierarchicalPredictor:
 
         from engine.models.roofline import RooflinePredictor
 
+        assert self.encoding is not None
         rp = RooflinePredictor(featurizer=self.featurizer).fit(frame).params
         values: dict[str, Any] = {"mu_c": math.log(rp.eff_compute), "mu_m": math.log(rp.eff_memory),
-                                  "mu_o": math.log(rp.overhead_ms), "beta_w": 0.0, "beta_o": 0.0,
+                                  "mu_o": math.log(rp.overhead_ms), "mu_b": 0.0, "beta_w": 0.0, "beta_o": 0.0,
                                   "sigma": 0.1, "nu": 10.0, "mu_r": math.log(max(rp.p90_ratio, 1.0 + 1e-3)),
                                   "tau_r": 0.05, "mem_l0": math.log(rp.mem_overhead_mib),
                                   "mem_lw": math.log(rp.weight_factor), "mem_la": math.log(rp.activation_factor),
                                   "sigma_mem": 0.1, "nu_mem": 10.0}
-        for site in ("sigma_m_hardware", "sigma_m_runtime", "sigma_o_runtime", "sigma_o_kind", "sigma_r_runtime",
-                     "sigma_mem0_runtime", "sigma_mem0_kind", "sigma_memw_precision_runtime",
-                     *(f"sigma_{g}" for g in EFF_GROUPS)):
-            values[site] = 0.1
-        zeros = {**{g: g for g in EFF_GROUPS}, "m_hardware": "hardware", "m_runtime": "runtime",
-                 "o_runtime": "runtime", "o_kind": "kind", "r_runtime": "runtime", "mem0_runtime": "runtime",
-                 "mem0_kind": "kind", "memw_precision_runtime": "precision_runtime"}
-        for name, group in zeros.items():
-            values[f"z_{name}"] = jnp.zeros(npad[group])
+        for name, _, k, param, _ in self.encoding.spec():
+            if param != "fixed":
+                values[f"sigma_{name}"] = 0.1
+            if k:
+                values[f"{'z' if param == 'noncentred' else 'w'}_{name}"] = jnp.zeros(k)
         return init_to_value(values=values)
 
     def fit(self, data: "pd.DataFrame") -> "HierarchicalPredictor":
@@ -343,13 +416,15 @@ class HierarchicalPredictor:
         tg = targets_from_measurements(data)
         ff = self._ff(tg.frame)
         self.encoding = Encoding.from_training(ff)
-        nl, npad = self._shapes()
         arrays = _data_arrays(ff, self.encoding)
+        arrays.update(_designs(arrays, self.encoding))
+        spec = self.encoding.spec()
         n = len(tg)
         n_pad = _bucket(n, 64)
 
         def pad(x: np.ndarray, fill: float = 0.0) -> jnp.ndarray:
-            out = np.full(n_pad, fill, dtype=np.asarray(x).dtype)
+            x = np.asarray(x)
+            out = np.full((n_pad,) + x.shape[1:], fill, dtype=x.dtype)
             out[:n] = x
             return jnp.asarray(out)
 
@@ -360,18 +435,20 @@ class HierarchicalPredictor:
         mem_mask = pad(has_mem, False)
         s2 = pad(np.maximum(tg.var_log_latency, 1e-8), 1e-4)
         self.median_s2 = float(np.median(tg.var_log_latency))
+        t0 = time.perf_counter()
+        obs = dict(y=pad(tg.log_latency), s2=s2, r90=pad(tg.log_p90 - tg.log_latency), mask=mask, mem=mem,
+                   mem_mask=mem_mask)
         kernel = NUTS(latency_model, target_accept_prob=self.target_accept, max_tree_depth=self.max_tree_depth,
-                      dense_mass=self.dense_mass,
-                      init_strategy=self._init_strategy(tg.frame, nl, npad))
+                      dense_mass=self.dense_mass, init_strategy=self._init_strategy(tg.frame))
         chain_method = "parallel" if jax.local_device_count() >= self.num_chains else "sequential"
         mcmc = MCMC(kernel, num_warmup=self.num_warmup, num_samples=self.num_samples, num_chains=self.num_chains,
                     chain_method=chain_method, progress_bar=False)
-        t0 = time.perf_counter()
-        kwargs = dict(y=pad(tg.log_latency), s2=s2, r90=pad(tg.log_p90 - tg.log_latency), mask=mask, mem=mem,
-                      mem_mask=mem_mask, extra_fields=("diverging",))
-        mcmc.run(jax.random.PRNGKey(self.seed), d, nl, npad, **kwargs)
+        kwargs = dict(obs, extra_fields=("diverging", "num_steps"))
+        # one run, warm-up included: a separate mcmc.warmup() would trace the sampler twice (~2 s)
+        mcmc.run(jax.random.PRNGKey(self.seed), d, spec, **kwargs)
         samples = jax.device_get(mcmc.get_samples(group_by_chain=True))  # waits for the async run
-        diverging = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+        diverging, steps = np.asarray(extra["diverging"]), np.asarray(extra["num_steps"])
         idata, rhats, esss = _diagnose(samples, diverging)
         extensions = 0
         # A chain that mixes but is short shows r_hat a little above the limit: continue sampling
@@ -379,11 +456,12 @@ class HierarchicalPredictor:
         # ``max_extensions`` times. Divergences are never "fixed" this way.
         while (_worst(rhats) > self.rhat_max and extensions < self.max_extensions and not diverging.any()):
             mcmc.post_warmup_state = mcmc.last_state
-            mcmc.run(mcmc.post_warmup_state.rng_key, d, nl, npad, **kwargs)
+            mcmc.run(mcmc.post_warmup_state.rng_key, d, spec, **kwargs)
             more = jax.device_get(mcmc.get_samples(group_by_chain=True))
             samples = {k: np.concatenate([np.asarray(samples[k]), np.asarray(more[k])], axis=1) for k in samples}
-            diverging = np.concatenate(
-                [diverging, np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])], axis=1)
+            extra = mcmc.get_extra_fields(group_by_chain=True)
+            diverging = np.concatenate([diverging, np.asarray(extra["diverging"])], axis=1)
+            steps = np.concatenate([steps, np.asarray(extra["num_steps"])], axis=1)
             idata, rhats, esss = _diagnose(samples, diverging)
             extensions += 1
         elapsed = time.perf_counter() - t0
@@ -393,7 +471,8 @@ class HierarchicalPredictor:
                             "ess_bulk_min": float(np.min(np.where(np.isfinite(esss), esss, 0.0))),
                             "divergences": divergences, "num_chains": self.num_chains,
                             "num_warmup": self.num_warmup, "num_samples": int(diverging.shape[1]),
-                            "extensions": extensions, "seconds": elapsed, "n_train": n}
+                            "extensions": extensions, "seconds": elapsed, "n_train": n,
+                            "tree_steps_mean": float(steps.mean())}
         self.posterior = {k: np.asarray(v).reshape((-1,) + tuple(np.asarray(v).shape[2:]))
                           for k, v in samples.items()}
         self._idata = idata
@@ -447,15 +526,18 @@ class HierarchicalPredictor:
                 codes[unseen] = -1 - inv
             return codes
 
-        log_eff_c = p["mu_c"][:, None] + p["beta_w"][:, None] * d["lf"][None, :]
-        for g in EFF_GROUPS:
-            log_eff_c = log_eff_c + self._effect_draws(g, g, idx(g), p[f"sigma_{g}"], p, rng)
-        log_eff_m = (p["mu_m"][:, None]
-                     + self._effect_draws("m_hardware", "hardware", idx("hardware"), p["sigma_m_hardware"], p, rng)
-                     + self._effect_draws("m_runtime", "runtime", idx("runtime"), p["sigma_m_runtime"], p, rng))
-        log_oh = (p["mu_o"][:, None] + p["beta_o"][:, None] * d["lp"][None, :]
-                  + self._effect_draws("o_runtime", "runtime", idx("runtime"), p["sigma_o_runtime"], p, rng)
-                  + self._effect_draws("o_kind", "kind", idx("kind"), p["sigma_o_kind"], p, rng))
+        def lin(target: str) -> np.ndarray:
+            out = np.zeros((n_draws, m))
+            for name, spec in EFFECTS.items():
+                if spec.target == target:
+                    out += self._effect_draws(name, idx(spec.group), p, rng)
+            return out
+
+        log_bh = p["mu_b"][:, None] + lin("b")
+        log_eff_c = (p["mu_c"][:, None] + p["beta_w"][:, None] * d["lf"][None, :] + lin("c")
+                     - np.logaddexp(0.0, log_bh - d["lb"][None, :]))
+        log_eff_m = p["mu_m"][:, None] + lin("m")
+        log_oh = p["mu_o"][:, None] + p["beta_o"][:, None] * d["lp"][None, :] + lin("o")
         a = d["log_tc"][None, :] - log_eff_c
         b = d["log_tm"][None, :] - log_eff_m
         roof = np.logaddexp(SMOOTH_K * a, SMOOTH_K * b) / SMOOTH_K
@@ -463,36 +545,34 @@ class HierarchicalPredictor:
         S = log_t.shape[0]
         scale = np.sqrt(p["sigma"] ** 2 + self.median_s2)[:, None]
         y = log_t if latent else log_t + scale * rng.standard_t(p["nu"][:, None], size=(S, m))
-        r_loc = p["mu_r"][:, None] + self._effect_draws("r_runtime", "runtime", idx("runtime"),
-                                                         p["sigma_r_runtime"], p, rng)
+        r_loc = p["mu_r"][:, None] + lin("r")
         r = np.maximum(r_loc + (0.0 if latent else p["tau_r"][:, None] * rng.standard_normal((S, m))), 0.0)
-        c0 = np.exp(p["mem_l0"][:, None]
-                    + self._effect_draws("mem0_runtime", "runtime", idx("runtime"), p["sigma_mem0_runtime"], p, rng)
-                    + self._effect_draws("mem0_kind", "kind", idx("kind"), p["sigma_mem0_kind"], p, rng))
-        cw = np.exp(p["mem_lw"][:, None]
-                    + self._effect_draws("memw_precision_runtime", "precision_runtime", idx("precision_runtime"),
-                                         p["sigma_memw_precision_runtime"], p, rng))
+        c0 = np.exp(p["mem_l0"][:, None] + lin("m0"))
+        cw = np.exp(p["mem_lw"][:, None] + lin("mw"))
         mem_loc = np.log(c0 + cw * d["w_mib"][None, :] + np.exp(p["mem_la"])[:, None] * d["a_mib"][None, :])
         mem = mem_loc if latent else mem_loc + p["sigma_mem"][:, None] * rng.standard_t(p["nu_mem"][:, None], size=(S, m))
         return {"latency_ms": y, "latency_p90_ms": y + r, "memory_mib": mem}
 
-    def _effect_draws(self, name: str, group: str, codes: np.ndarray, sigma: np.ndarray, p: dict[str, np.ndarray],
-                       rng: np.random.Generator) -> np.ndarray:
-        """σ·z[level] per draw; unseen levels (negative codes) draw z from N(0, 1), one per level."""
+    def _effect_draws(self, name: str, codes: np.ndarray, p: dict[str, np.ndarray],
+                      rng: np.random.Generator) -> np.ndarray:
+        """(S, m) effect of ``name`` per draw; unseen levels (negative codes) draw N(0, σ), one per level."""
         assert self.encoding is not None
-        S = sigma.shape[0]
+        spec = EFFECTS[name]
+        S = p["mu_c"].shape[0]
+        sigma = np.full(S, spec.scale) if spec.param == "fixed" else p[f"sigma_{name}"]
         out = np.zeros((S, codes.shape[0]))
         seen = codes >= 0
-        nl = self.encoding.n_levels(group, efficiency=(name == group))
-        key = f"z_{name}"
-        zbar = p[key][:, :nl].mean(axis=1, keepdims=True) if (nl >= 2 and key in p) else np.zeros((S, 1))
-        if nl >= 2 and key in p and seen.any():
-            out[:, seen] = sigma[:, None] * (p[key][:, codes[seen]] - zbar)
+        basis = self.encoding.bases[name]
+        if basis.shape[1] and seen.any():
+            if spec.param == "noncentred":
+                per_level = sigma[:, None] * (p[f"z_{name}"] @ basis.T)
+            else:
+                per_level = p[f"w_{name}"] @ basis.T
+            out[:, seen] = per_level[:, codes[seen]]
         new = ~seen
         if new.any():
             levels, inv = np.unique(codes[new], return_inverse=True)
-            zn = rng.standard_normal((S, len(levels)))
-            out[:, new] = sigma[:, None] * (zn[:, inv] - zbar)
+            out[:, new] = sigma[:, None] * rng.standard_normal((S, len(levels)))[:, inv]
         return out
 
     def n_draws_for(self, m: int) -> int:

@@ -53,3 +53,14 @@ def test_unseen_device_wide_then_shrinks_and_covers(featurizer, train_df, new_hw
     assert draws.shape == (2000, 3)
     c = np.corrcoef(np.log(draws).T)
     assert c[0, 1] > 0.5 and c[0, 1] > c[0, 2]
+
+
+@pytest.mark.slow
+def test_utilisation_small_batches_are_slower_per_item(featurizer, train_df):
+    """The synthetic world under-fills a GPU at small batches (eff ∝ b/(b + 2)); a compute-bound
+    config's time per item at batch 1 is ~3× that at batch 64, where a plain roofline says 1×."""
+    h = _h(featurizer, num_warmup=150, num_samples=150, allow_bad_diagnostics=True).fit(train_df)
+    one = Config("syn-gpt-l", "gpu-syn-a", 1, 512, "fp16", "inference", "torch", 0)
+    draws = h.sample_latent([one, one.with_(batch_size=64)], 400)
+    ratio = np.median(draws[:, 0] / (draws[:, 1] / 64.0))
+    assert 1.8 < ratio < 5.0, ratio
