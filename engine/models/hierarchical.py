@@ -592,7 +592,7 @@ class HierarchicalPredictor:
             sub = _slice_ff(ff, slice(i, i + chunk))
             dr = self._draw(sub, S, self.seed + 1)
             for k in out:
-                out[k].append(np.exp(dr[k]).astype(np.float32))
+                out[k].append(_exp_bounded(dr[k]).astype(np.float32))
         cat = {k: np.concatenate(v, axis=1) if v else np.zeros((S, 0), np.float32) for k, v in out.items()}
         return draws_set(configs, self.name, ff.phys["batch"], cat["latency_ms"], p90=cat["latency_p90_ms"],
                          memory=cat["memory_mib"])
@@ -603,7 +603,7 @@ class HierarchicalPredictor:
         configs = list(configs)
         ff = self._ff(configs)
         src = "latency_ms" if metric in ("throughput", "latency") else metric
-        draws = np.exp(self._draw(ff, n, seed, latent=True)[src])
+        draws = _exp_bounded(self._draw(ff, n, seed, latent=True)[src])
         if metric == "throughput":
             return 1000.0 * ff.phys["batch"][None, :] / draws
         return draws
@@ -624,10 +624,23 @@ class HierarchicalPredictor:
         src = "latency_ms" if metric == "throughput" else metric
         if src not in ("latency_ms", "latency_p90_ms", "memory_mib"):
             raise InvalidValueError("metric", metric, "latency_ms, latency_p90_ms, throughput, memory_mib")
-        draws = np.exp(self._draw(ff, n, seed)[src])
+        draws = _exp_bounded(self._draw(ff, n, seed)[src])
         if metric == "throughput":
             return 1000.0 * ff.phys["batch"][None, :] / draws
         return draws
+
+
+#: Bound of a predictive draw in log units (e^±27.6 = 10^±12 ms or MiB: far beyond anything physical).
+LOG_DRAW_BOUND = 27.6
+
+
+def _exp_bounded(log_draws: np.ndarray) -> np.ndarray:
+    """exp of predictive log draws, clipped at ±:data:`LOG_DRAW_BOUND`.
+
+    A Student-t noise draw with a small posterior ν can put a log latency at 10²; exp of that
+    overflows float32 (e⁸⁸) and turns the predictive mean into inf. Clipping touches only draws
+    beyond 10¹² ms (or MiB), so every quantile a user can ask for is unchanged."""
+    return np.exp(np.clip(log_draws, -LOG_DRAW_BOUND, LOG_DRAW_BOUND))
 
 
 def _worst(rhats: np.ndarray) -> float:
