@@ -239,8 +239,9 @@ class OutputGP:
         """The calibrated spread multiplier of each row (its stratum's, else the global one)."""
         if strata is None or not self.stratum_calibration:
             return np.full(n, self.calibration)
-        table = self.stratum_calibration
-        return np.array([table.get(str(v), self.calibration) for v in strata], dtype=float)
+        labels, inv = np.unique(np.asarray(strata).astype(str), return_inverse=True)  # few distinct
+        per_label = np.array([self.stratum_calibration.get(str(v), self.calibration) for v in labels], dtype=float)
+        return per_label[inv.reshape(-1)]
 
     def from_latent(self, mu: np.ndarray, var: np.ndarray,
                     strata: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -465,6 +466,7 @@ class GPPredictor:
         for metric, gp in self.outputs.items():
             shared.setdefault(gp.fast.signature(), []).append(metric)
         Xt = torch.as_tensor(X, dtype=torch.float64)
+        strata = calibration_strata(ff)
         for metrics in shared.values():
             marg = dict(zip(metrics, joint_marginals([self.outputs[m].fast for m in metrics], Xt, self.chunk_size)))
             for metric in metrics:
@@ -475,7 +477,7 @@ class GPPredictor:
                         raise RuntimeError(f"{metric} shares {src}'s kernel but their caches differ")
                     var_lat = marg[src][1] * (self.outputs[metric].y_std / self.outputs[src].y_std) ** 2
                 base = np.log(self.roofline.memory_mib(ff)) if metric == "memory_mib" else log_roof
-                mu, sd = self.outputs[metric].from_latent(mu_lat, var_lat, calibration_strata(ff))
+                mu, sd = self.outputs[metric].from_latent(mu_lat, var_lat, strata)
                 out[metric] = (base + mu, sd)
         return lognormal_set(configs, self.name, ff.phys["batch"], latency=out["latency_ms"],
                              p90=out.get("latency_p90_ms"), memory=out.get("memory_mib"))
