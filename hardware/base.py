@@ -58,8 +58,7 @@ class BenchmarkSpec:
         return replace(self, warmup=warmup)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["config"] = self.config.to_dict()
+        d = asdict(self)  # recurses: the config is already a plain mapping
         return d
 
     @classmethod

@@ -69,8 +69,7 @@ class SelectedItem:
     predicted_median: float
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["config"] = self.config.to_dict()
+        d = asdict(self)  # recurses: the config is already a plain mapping
         d["config_key"] = self.config.key
         return d
 

@@ -73,8 +73,7 @@ class HardwareOption:
     scaling_efficiency: Optional[Quantiles] = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["config"] = self.config.to_dict()
+        d = asdict(self)  # recurses: the config is already a plain mapping
         return d
 
 
