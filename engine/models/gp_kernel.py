@@ -1,6 +1,7 @@
 """The GP's covariance: a smooth kernel over features times shared + group-specific scales.
 
-    k(x, x') = m(x_c, x'_c) · (s_shared + s_hw·[hw = hw'] + s_family·[fam = fam'] + s_model·[model = model'])
+    k(x, x') = m(x_c, x'_c) · (s_shared + s_hw·[hw = hw'] + s_family·[fam = fam'] + s_model·[model = model']
+                               + s_sw·[software path = software path'])
 
 ``m`` is an RBF kernel (BoTorch's default family, with its dimension-scaled lengthscale prior;
 cheaper than Matern at prediction time: one matrix product per chunk) with ARD lengthscales over the continuous/one-hot features (one set
@@ -9,7 +10,9 @@ are what make the GP honest about devices and models it has never seen: a config
 device shares only ``s_shared`` with the training data, so its posterior keeps at least
 ``s_hw`` of prior variance — the population's spread of device-specific deviations from the
 roofline — however many other devices were measured. After a few runs on that device the
-``s_hw`` term is pinned down there and the interval shrinks.
+``s_hw`` term is pinned down there and the interval shrinks. The software-path term (runtime ×
+precision × mode, :func:`engine.models.gp.group_labels`) does the same for a runtime/precision
+combination never measured.
 
 The scales are learned (MAP) with log-normal priors centred on physically reasonable log-scale
 deviations (see :class:`engine.models.gp.GPPredictor`); with a single device in the data the
@@ -29,7 +32,7 @@ class GroupScaleKernel(Kernel):
     """``m(x_c, x'_c) · (s_0 + Σ_g s_g · 1[x_g == x'_g])``; see the module docstring.
 
     ``cont_dims`` index the smooth features, ``group_dims`` index columns holding integer group
-    codes (hardware, family, model). ``prior_scales`` are the prior medians of s_0, s_g (in the
+    codes (hardware, family, model, software path). ``prior_scales`` are the prior medians of s_0, s_g (in the
     standardised outcome's units), ``prior_sd`` the log-normal prior spread. Scales flagged in
     ``fixed`` stay at their prior value (a variance component estimated from a handful of groups
     collapses towards zero under MAP, which would make a never-seen device look well known).
