@@ -6,7 +6,8 @@ Per metric (median latency, p90 latency, peak memory) one ``SingleTaskGP`` on
 
 so the roofline is the prior mean (with a learned constant offset) and the GP learns where and by
 how much the hardware/runtime deviate from it. The kernel (:mod:`engine.models.gp_kernel`) adds
-device-, family- and model-specific terms so never-measured devices or models get wide intervals.
+device-, family-, model- and software-path-specific terms (software path = runtime × precision ×
+mode) so never-measured devices, models or runtime/precision combinations get wide intervals.
 
 Noise is heteroskedastic: each run's ``train_Yvar`` is the sampling variance of its log median
 from the raw samples (:func:`engine.models.targets.log_median_variance`); on top of it a learned
