@@ -89,7 +89,7 @@ def group_labels(ff: FeatureFrame, group: str) -> np.ndarray:
     near their long prior values). As a group term it gets its own variance component: the
     posterior knows that an unmeasured path is uncertain, and the information acquisition spreads
     early benchmarks over paths (measured in ``bench/active_learning.py``: eig's held-out error at
-    30-60 benchmarks fell by about one point on 12 replay seeds; random sampling's did not change).
+    30-60 benchmarks fell by about one point on 12 replay seeds; random sampling's barely moved).
     """
     if group == "software":
         return np.array([f"{r}/{p}/{m}" for r, p, m in zip(ff.cats["runtime"], ff.cats["precision"], ff.cats["mode"])],
