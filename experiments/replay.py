@@ -51,8 +51,11 @@ def load_dataset(spec: str = "shipped") -> "pd.DataFrame":
 def run_replay(cfg: "ExperimentConfig", data: "pd.DataFrame", *, acquisition: Optional[str] = None, seed: int = 0,
                db_path: Optional[str] = None, predictor_factory: Optional[Callable[[], Any]] = None,
                on_event: Optional[Callable[[str, Any], None]] = None, time_scale: float = 0.0,
-               workers: int = 1) -> "LoopResult":
-    """One replay of ``cfg`` (with ``acquisition`` instead of the config's, if given)."""
+               workers: int = 1, score_factory: Optional[Callable[[], Any]] = None) -> "LoopResult":
+    """One replay of ``cfg`` (with ``acquisition`` instead of the config's, if given).
+
+    ``score_factory``: score the held-out error with a predictor from it, fitted afresh at every
+    step, instead of the loop's own (see ``ExperimentLoop``)."""
     from engine.store import Store
     from experiments.executors import OracleExecutor
     from experiments.loop import ExperimentLoop
@@ -75,5 +78,5 @@ def run_replay(cfg: "ExperimentConfig", data: "pd.DataFrame", *, acquisition: Op
         store = Store(db_path or Path(tmp) / "replay.duckdb", seed=False)
         loop = ExperimentLoop(cfg, store, oracle, space, mode="replay", truth=oracle.truth, seed=cfg.seed + seed,
                               predictor_factory=predictor_factory, on_event=on_event, experiment_id=exp_id,
-                              initial_design=cfg.replay.initial_runs)
+                              initial_design=cfg.replay.initial_runs, score_factory=score_factory)
         return loop.run()

@@ -111,7 +111,7 @@ def seconds_to_reach(curve: Curve, target: float) -> Optional[float]:
 
 
 def compare(cfg: Any, data: Any, strategies: Sequence[str], seeds: Sequence[int], *, on_event: Any = None,
-            predictor_factory: Any = None) -> dict[str, list["LoopResult"]]:
+            predictor_factory: Any = None, score_factory: Any = None) -> dict[str, list["LoopResult"]]:
     """Replay each strategy with each seed on the same pool (same initial design per seed)."""
     from experiments.replay import run_replay
 
@@ -119,7 +119,8 @@ def compare(cfg: Any, data: Any, strategies: Sequence[str], seeds: Sequence[int]
     for strat in dict.fromkeys(strategies):
         for seed in seeds:
             out.setdefault(strat, []).append(run_replay(cfg, data, acquisition=strat, seed=seed, on_event=on_event,
-                                                        predictor_factory=predictor_factory))
+                                                        predictor_factory=predictor_factory,
+                                                        score_factory=score_factory))
     return out
 
 

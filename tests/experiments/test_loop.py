@@ -164,3 +164,38 @@ def test_resume_after_sigkill_loses_nothing(tmp_path) -> None:
     assert n == 12 and resumed == len(before)
     assert set(before) <= set(after)  # every run committed before the kill is still there
     assert len(after) == 12 and len({k for _, k in after}) == 12  # nothing run twice, budget exact
+
+
+def test_fresh_scoring_grades_heldout_error_with_a_predictor_fitted_at_every_step(syn, tmp_path) -> None:
+    """``score_factory`` (replay's --fresh-scoring): the held-out error comes from a predictor fitted
+    afresh on every step's data, not from the loop's own posterior. A stub that predicts 1.1 × the
+    truth must give exactly 10% at every step and see the training data grow."""
+    import numpy as np
+
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:40])
+    truth_of = dict(zip(df["config_key"], df["latency_median_ms"]))
+    fitted_sizes: list[int] = []
+
+    class TenPercentHigh:
+        def fit(self, data):
+            fitted_sizes.append(len(data))
+            return self
+
+        def predict(self, cand):
+            values = np.array([1.1 * truth_of[c.key] for c in cand])
+
+            class _Preds:
+                def quantiles(self, metric, qs):
+                    return np.tile(values, (len(qs), 1))
+
+            return _Preds()
+
+    store = Store(tmp_path / "fresh.duckdb", seed=False)
+    ex = OracleExecutor(df)
+    cfg = _cfg(acquisition={"name": "random", "q": 2}, budget={"runs": 8})
+    r = ExperimentLoop(cfg, store, ex, space_from_dataset(cfg.search_space, df), mode="replay", truth=ex.truth,
+                       predictor_factory=_gp_factory(fz), score_factory=TenPercentHigh).run()
+    scored = [s.heldout_median_ape for s in r.steps if s.heldout_median_ape is not None]
+    assert scored and all(v == pytest.approx(0.1) for v in scored)
+    assert fitted_sizes == sorted(fitted_sizes) and fitted_sizes[0] < fitted_sizes[-1]
