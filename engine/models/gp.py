@@ -92,14 +92,21 @@ def group_labels(ff: FeatureFrame, group: str) -> np.ndarray:
     30-60 benchmarks fell by about one point on 12 replay seeds; random sampling's barely moved).
     """
     if group == "software":
-        return np.array([f"{r}/{p}/{m}" for r, p, m in zip(ff.cats["runtime"], ff.cats["precision"], ff.cats["mode"])],
-                        dtype=object)
+        return _joined(ff, "runtime", "precision", "mode")
     return ff.cats[group]
 
 
 def calibration_strata(ff: FeatureFrame) -> np.ndarray:
     """The stratum of each row for the calibration (mode/precision: where the misfit differs)."""
-    return np.char.add(np.char.add(ff.cats["mode"].astype(str), "/"), ff.cats["precision"].astype(str))
+    return _joined(ff, "mode", "precision")
+
+
+def _joined(ff: FeatureFrame, *columns: str) -> np.ndarray:
+    """Row labels ``a/b/...`` of categorical columns (one vectorised string join per column)."""
+    out = ff.cats[columns[0]].astype(str)
+    for c in columns[1:]:
+        out = np.char.add(np.char.add(out, "/"), ff.cats[c].astype(str))
+    return out
 
 
 @dataclass
@@ -340,8 +347,9 @@ class OutputGP:
         self.calibration = float(np.clip(np.quantile(z, 0.9) / Z90, 0.8, 3.0))
         self.stratum_calibration = {}
         if self.strata is not None and len(self.strata) == len(z):
-            for label in np.unique(self.strata.astype(str)):
-                zs = z[self.strata.astype(str) == label]
+            strata = self.strata.astype(str)
+            for label in np.unique(strata):
+                zs = z[strata == label]
                 if len(zs) < 5:
                     continue
                 own = float(np.clip(np.quantile(zs, 0.9) / Z90, 0.8, 3.0))

@@ -125,8 +125,9 @@ class FastPosterior:
             d = int(max(int(self.cont.max()), int(self.groups.max()) if self.groups.numel() else 0)) + 1
             probe = torch.stack([torch.full((d,), float(v), dtype=torch.float64) for v in (0.0, 1.0, 2.0)])
             with torch.no_grad():
-                t = self.input_transform(probe).index_select(-1, self.cont)
-                g = self.input_transform(probe).index_select(-1, self.groups) if self.groups.numel() else None
+                out = self.input_transform(probe)
+            t = out.index_select(-1, self.cont)
+            g = out.index_select(-1, self.groups) if self.groups.numel() else None
             shift, scale = t[0], t[1] - t[0]
             affine = bool(torch.allclose(t[2], shift + 2 * scale, rtol=1e-9, atol=1e-12))
             untouched = g is None or bool(torch.allclose(g, probe.index_select(-1, self.groups)))
