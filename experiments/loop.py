@@ -279,7 +279,7 @@ class ExperimentLoop:
         pool_idx = [index[c.key] for c in pool.configs if c.key not in pend_keys]
         cand = [self.space[i] for i in pool_idx]
         rec.pool_size = len(cand)
-        self._score(rec, preds, pool_idx, cand)
+        self._score(rec, preds, pool_idx, cand, data)
         stop = self.cfg.stop
         if (stop.max_rel_width90 is not None and rec.max_rel_width90 is not None and runs >= stop.min_runs
                 and rec.max_rel_width90 < stop.max_rel_width90):
@@ -313,15 +313,17 @@ class ExperimentLoop:
             self._predicted[it.config.key] = d["predicted"]
         return sel.configs, rec, None
 
-    def _score(self, rec: StepRecord, preds: "PredictionSet", pool_idx: list[int], cand: list[Config]) -> None:
-        """Pool widths and (where the truth is known) held-out error of the current posterior."""
+    def _score(self, rec: StepRecord, preds: "PredictionSet", pool_idx: list[int], cand: list[Config],
+               data: Any) -> None:
+        """Pool widths and (where the truth is known) held-out error of the current posterior;
+        ``data`` are the training runs the step fitted on (a fresh-fit scorer refits on them)."""
         if pool_idx:
             q = preds.quantiles(self.pmetric, [0.05, 0.5, 0.95])[:, pool_idx]
             w = (q[2] - q[0]) / q[1]
             rec.max_rel_width90, rec.mean_rel_width90 = float(np.max(w)), float(np.mean(w))
         if self.truth is not None and pool_idx:
             if self._score_factory is not None:
-                fresh = self._score_factory().fit(training_data(self.store))
+                fresh = self._score_factory().fit(data)
                 med = fresh.predict(cand).quantiles(self.pmetric, [0.5])[0]
             else:
                 med = preds.quantiles(self.pmetric, [0.5])[0][pool_idx]
@@ -345,7 +347,7 @@ class ExperimentLoop:
         index = {c.key: i for i, c in enumerate(self.space)}
         pool_idx = [index[c.key] for c in pool.configs]
         rec.pool_size = len(pool_idx)
-        self._score(rec, preds, pool_idx, pool.configs)
+        self._score(rec, preds, pool_idx, pool.configs, data)
         return rec
 
     # -- the loop -------------------------------------------------------------------------------------
