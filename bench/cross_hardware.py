@@ -235,10 +235,10 @@ def few_shot(df: "Any", ks: list[int], seeds: int, progress: bool = True) -> dic
     """Experiment 2 (see the module docstring): GP median APE / 90% coverage vs k per device."""
     from engine.config import Config
     from engine.predict import make_predictor
+    from engine.scoring import RowScores, aggregate, row_scores
 
     kmax = max(ks)
-    ys: dict[int, list[np.ndarray]] = {k: [] for k in ks}
-    qs: dict[int, list[np.ndarray]] = {k: [] for k in ks}
+    rows: dict[int, list[RowScores]] = {k: [] for k in ks}
     per_gpu: dict[int, dict[str, list[float]]] = {k: {} for k in ks}
     for gi, hw in enumerate(sorted(df["hardware"].unique())):
         t0 = time.perf_counter()
@@ -268,22 +268,19 @@ def few_shot(df: "Any", ks: list[int], seeds: int, progress: bool = True) -> dic
                     train = pd.concat([other, *picked], ignore_index=True)
                     model = make_predictor("gp").fit(train)
                     cache[train_key] = model
-                q = model.predict(configs).quantiles("latency_ms", [0.05, 0.5, 0.95])
-                ys[k].append(y)
-                qs[k].append(np.asarray(q))
-                per_gpu[k].setdefault(hw, []).append(float(np.median(np.abs(q[1] - y) / y)))
+                ps = model.predict(configs)
+                r = row_scores(y, mu_log=ps.mu_log["latency_ms"], sigma_log=ps.sigma_log["latency_ms"])
+                rows[k].append(r)
+                per_gpu[k].setdefault(hw, []).append(float(aggregate(r).median_ape))
         if progress:
             print(f"  {hw}: {len(cache)} GP fits, {time.perf_counter() - t0:.1f} s", flush=True)
     out: dict[int, dict[str, float]] = {}
     for k in ks:
-        if not ys[k]:
+        if not rows[k]:
             continue
-        y = np.concatenate(ys[k])
-        q = np.concatenate(qs[k], axis=1)
-        ape = np.abs(q[1] - y) / y
-        out[k] = {"median_ape": float(np.median(ape)), "mape": float(np.mean(ape)),
-                  "cov90": float(np.mean((y >= q[0]) & (y <= q[2]))),
-                  "width90": float(np.mean((q[2] - q[0]) / q[1])), "n": int(y.size),
+        sc = aggregate(RowScores.concat(rows[k]))  # the scores engine.evaluate reports
+        out[k] = {"median_ape": sc.median_ape, "mape": sc.mape, "cov90": sc.coverage_90,
+                  "width90": sc.mean_rel_width_90, "n": sc.n,
                   "worst_gpu_median_ape": float(max(np.median(v) for v in per_gpu[k].values()))}
     return out
 
