@@ -58,8 +58,7 @@ class BenchmarkSpec:
         return replace(self, warmup=warmup)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)  # recurses: the config is already a plain mapping
-        return d
+        return asdict(self)  # recurses: the config becomes a plain mapping too
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BenchmarkSpec":

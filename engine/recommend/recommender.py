@@ -73,8 +73,7 @@ class HardwareOption:
     scaling_efficiency: Optional[Quantiles] = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)  # recurses: the config is already a plain mapping
-        return d
+        return asdict(self)  # recurses: the config becomes a plain mapping too
 
 
 @dataclass
