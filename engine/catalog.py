@@ -169,6 +169,12 @@ def _detected_of_kind(kind: str) -> Optional[HardwareEntry]:
     return None
 
 
+def _pinned_in_catalog(hardware_id: str) -> bool:
+    """Whether configs/hardware.yaml ships measured figures for this CPU (see resolve_hardware)."""
+    e = catalog_hardware().get(hardware_id)
+    return e is not None and e.kind == "cpu" and str(e.sources.get("peak", "")).startswith("measured")
+
+
 def _openvino_installed() -> bool:
     import importlib.util
 
@@ -214,7 +220,11 @@ def resolve_hardware(name: str, store: Any = None) -> HardwareEntry:
         raise UnknownNameError("hardware", key, [*PLATFORMS, *catalog_hardware()])
     from hardware.detect import local_cpu_id
 
-    if key == local_cpu_id():  # this machine: the detected (measured) figures win over any copy
+    # this machine: the detected (measured) figures win over any copy, except over the catalog's
+    # measured entry for this very CPU (the one that recorded the shipped dataset): a fresh
+    # micro-benchmark differs by a percent or two from run to run, and would make the features,
+    # the roofline and every fit on this machine depend on the moment of detection
+    if key == local_cpu_id() and not _pinned_in_catalog(key):
         found = _detected_of_kind("cpu")
         if found is not None and found.id == key:
             return found

@@ -147,3 +147,14 @@ def test_hardware_list_filters_by_kind() -> None:
     assert {h["id"] for h in json.loads(res.output)["hardware"]} == {"mi250x", "mi300x"}
     bad = CliRunner().invoke(cli, ["hardware", "list", "--kind", "tpu"])
     assert bad.exit_code == 2
+
+
+def test_a_cpu_the_catalog_measured_is_not_re_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped dataset's CPU resolves to its catalog figures even on that very machine: a fresh
+    micro-benchmark (a percent or two off each time) must not change features, fits or evaluations."""
+    import hardware.detect
+    from engine import catalog
+
+    monkeypatch.setattr(hardware.detect, "local_cpu_id", lambda: "cpu-amd-epyc-2c")
+    monkeypatch.setattr(catalog, "_detected_of_kind", lambda kind: pytest.fail("detection ran"))
+    assert resolve_hardware("cpu-amd-epyc-2c") == catalog_hardware()["cpu-amd-epyc-2c"]
