@@ -110,7 +110,7 @@ class EffectSpec(NamedTuple):
     parents: tuple[str, ...]  #: besides the constant: parent groups' indicators, or "lp" (log params)
     target: str  #: c: log eff_c, b: log b_half, m: log eff_m, o: log overhead, r: p90 ratio, m0/mw: memory
     scale: float  #: fixed σ, or the prior median × 2 of a learned σ
-    param: str  #: "centred" / "noncentred" (σ learned) or "fixed"
+    param: str  #: "centred" (σ learned, w ~ N(0, σ); see the module docstring) or "fixed"
 
 
 #: Efficiency groups (a parent before the groups nested in it).
@@ -264,10 +264,7 @@ def latency_model(d: dict[str, Any], spec: tuple[tuple[str, str, int, str, float
             sigma = numpyro.sample(f"sigma_{name}", dist.LogNormal(math.log(0.5 * scale), SIGMA_LOG_SD))
         if k == 0:
             continue
-        if param == "noncentred":
-            coefs[target].append(sigma * numpyro.sample(f"z_{name}", dist.Normal(0.0, 1.0).expand([k])))
-        else:
-            coefs[target].append(numpyro.sample(f"w_{name}", dist.Normal(0.0, sigma).expand([k])))
+        coefs[target].append(numpyro.sample(f"w_{name}", dist.Normal(0.0, sigma).expand([k])))
 
     def lin(t: str) -> Any:
         return d[f"D_{t}"] @ jnp.concatenate(coefs[t]) if coefs[t] else 0.0
@@ -406,7 +403,7 @@ class HierarchicalPredictor:
             if param != "fixed":
                 values[f"sigma_{name}"] = 0.1
             if k:
-                values[f"{'z' if param == 'noncentred' else 'w'}_{name}"] = jnp.zeros(k)
+                values[f"w_{name}"] = jnp.zeros(k)
         return init_to_value(values=values)
 
     def fit(self, data: "pd.DataFrame") -> "HierarchicalPredictor":
@@ -564,10 +561,7 @@ class HierarchicalPredictor:
         seen = codes >= 0
         basis = self.encoding.bases[name]
         if basis.shape[1] and seen.any():
-            if spec.param == "noncentred":
-                per_level = sigma[:, None] * (p[f"z_{name}"] @ basis.T)
-            else:
-                per_level = p[f"w_{name}"] @ basis.T
+            per_level = p[f"w_{name}"] @ basis.T
             out[:, seen] = per_level[:, codes[seen]]
         new = ~seen
         if new.any():
