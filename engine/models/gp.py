@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -99,6 +99,19 @@ def group_labels(ff: FeatureFrame, group: str) -> np.ndarray:
 def calibration_strata(ff: FeatureFrame) -> np.ndarray:
     """The stratum of each row for the calibration (mode/precision: where the misfit differs)."""
     return _joined(ff, "mode", "precision")
+
+
+class StrataCodes(NamedTuple):
+    """Distinct stratum labels and each row's index into them (``np.unique`` once per predict,
+    not once per output: on 100k rows the string sort is the costly part)."""
+
+    labels: np.ndarray
+    inverse: np.ndarray
+
+
+def factorise(strata: np.ndarray) -> StrataCodes:
+    labels, inv = np.unique(np.asarray(strata).astype(str), return_inverse=True)  # few distinct
+    return StrataCodes(labels, inv.reshape(-1))
 
 
 def _joined(ff: FeatureFrame, *columns: str) -> np.ndarray:
@@ -263,16 +276,18 @@ class OutputGP:
         """Mean and calibrated sd of a new measurement's log-scale correction."""
         return self.from_latent(*self.latent(X, chunk))
 
-    def scale_for(self, strata: Optional[np.ndarray], n: int) -> np.ndarray:
-        """The calibrated spread multiplier of each row (its stratum's, else the global one)."""
+    def scale_for(self, strata: "Optional[np.ndarray | StrataCodes]", n: int) -> np.ndarray:
+        """The calibrated spread multiplier of each row (its stratum's, else the global one).
+        ``strata``: labels per row, or their :func:`factorise`\ d form (shared by the outputs)."""
         if strata is None or not self.stratum_calibration:
             return np.full(n, self.calibration)
-        labels, inv = np.unique(np.asarray(strata).astype(str), return_inverse=True)  # few distinct
-        per_label = np.array([self.stratum_calibration.get(str(v), self.calibration) for v in labels], dtype=float)
-        return per_label[inv.reshape(-1)]
+        codes = strata if isinstance(strata, StrataCodes) else factorise(strata)
+        per_label = np.array([self.stratum_calibration.get(str(v), self.calibration) for v in codes.labels],
+                             dtype=float)
+        return per_label[codes.inverse]
 
     def from_latent(self, mu: np.ndarray, var: np.ndarray,
-                    strata: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+                    strata: "Optional[np.ndarray | StrataCodes]" = None) -> tuple[np.ndarray, np.ndarray]:
         return mu, self.scale_for(strata, len(mu)) * np.sqrt(var + self.new_noise_var())
 
     def joint_draws(self, X: np.ndarray, n: int, seed: int, strata: Optional[np.ndarray] = None) -> np.ndarray:
@@ -498,7 +513,7 @@ class GPPredictor:
         for metric, gp in self.outputs.items():
             shared.setdefault(gp.fast.signature(), []).append(metric)
         Xt = torch.as_tensor(X, dtype=torch.float64)
-        strata = calibration_strata(ff)
+        strata = factorise(calibration_strata(ff))
         for metrics in shared.values():
             marg = dict(zip(metrics, joint_marginals([self.outputs[m].fast for m in metrics], Xt, self.chunk_size)))
             for metric in metrics:
