@@ -78,8 +78,6 @@ class AcquisitionSettings(_Strict):
     cost_aware: bool = True
     # information / cost**α with α = 1 − share of the budget spent (EI-cool); false: α = 1 throughout
     cost_cooling: bool = True
-    # eig/bald on a GP: average over this many hyperparameter settings (fitted + Laplace draws)
-    hyper_draws: int = Field(1, ge=1, le=64)
     metric: Literal[METRIC_NAMES] = "latency"  # type: ignore[valid-type]
 
 

@@ -299,8 +299,7 @@ class ExperimentLoop:
         rec.cost_exponent = alpha if self.cfg.acquisition.cost_aware else None
         sel = select(self.cfg.acquisition.name, self.predictor, cand, n_pick, metric=self.metric, pending=pending,
                      cost=cost if self.cfg.acquisition.cost_aware else None, predictions=sub, cost_exponent=alpha,
-                     mc_points=self.cfg.acquisition.mc_points, seed=int(rng.integers(2**31)),
-                     hyper_draws=self.cfg.acquisition.hyper_draws)
+                     mc_points=self.cfg.acquisition.mc_points, seed=int(rng.integers(2**31)))
         rec.acquire_s = time.perf_counter() - t1
         med = sub.quantiles(self.pmetric, [0.5])[0]
         pos = {c.key: i for i, c in enumerate(cand)}

@@ -78,7 +78,6 @@ class GPCovariance(_ColumnCache):
         self.mc_index = mc_index.to(torch.long)
         self.noise_var = float(noise_var)
         self.chunk = int(chunk)
-        self.X = X  # model inputs (before the input transform): hyperparameter draws rebuild from them
         self._var: Optional[torch.Tensor] = None
         self._cross: Optional[torch.Tensor] = None
         model.eval()

@@ -163,40 +163,10 @@ class BatchBALD(IndexedAcquisition):
         return 0.5 * torch.log1p(v / self.cov.noise_var)
 
 
-class HyperparameterAverage(AcquisitionFunction):
-    """The mean of one acquisition over hyperparameter draws (Snoek et al., 2012).
-
-    ``members`` are the same acquisition built on the covariance of the GP under different
-    hyperparameter draws (:func:`engine.models.gp_laplace.hyperparameter_draws`). Pending rows
-    are passed to every member, so BoTorch's sequential greedy construction works unchanged and
-    a row counts as informative only if it is so under the hyperparameters the data allow, not
-    just under the point estimate.
-    """
-
-    def __init__(self, members: list[IndexedAcquisition], X_pending: Optional[torch.Tensor] = None) -> None:
-        super().__init__(model=None)
-        if not members:
-            raise ValueError("HyperparameterAverage needs at least one member")
-        self.members = members
-        self.set_X_pending(X_pending)
-
-    def set_X_pending(self, X_pending: Optional[torch.Tensor] = None) -> None:
-        super().set_X_pending(X_pending)
-        for m in getattr(self, "members", []):
-            m.set_X_pending(X_pending)
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return torch.stack([m(X) for m in self.members]).mean(0)
-
-    def integrated_variance(self) -> float:
-        return float(sum(m.integrated_variance() for m in self.members) / len(self.members))  # type: ignore[attr-defined]
-
-
 def mutual_information_nats(conditional_variance: torch.Tensor | float, noise_var: float) -> torch.Tensor:
     """½ log(1 + Var[f|data]/σ²): what one new measurement tells about the surface at x, in nats."""
     v = torch.as_tensor(conditional_variance, dtype=torch.float64)
     return 0.5 * torch.log1p(v.clamp_min(0.0) / max(noise_var, 1e-300))
 
 
-__all__ = ["IndexedAcquisition", "IntegratedVarianceReduction", "BatchBALD", "HyperparameterAverage",
-           "mutual_information_nats"]
+__all__ = ["IndexedAcquisition", "IntegratedVarianceReduction", "BatchBALD", "mutual_information_nats"]

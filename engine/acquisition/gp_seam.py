@@ -75,16 +75,6 @@ def gp_surface(predictor: Any, configs: Sequence[Config], metric: str = "latency
     return GPSurface(model=gp.model, X=X, noise_var=float(gp.new_noise_var()), output=out)
 
 
-def hyperparameter_surfaces(surface: GPSurface, n: int, seed: int = 0) -> list[GPSurface]:
-    """``surface`` followed by ``n − 1`` copies whose GP hyperparameters are drawn from their
-    Laplace posterior (:mod:`engine.models.gp_laplace`); same inputs, same new-run noise."""
-    from engine.models.gp_laplace import hyperparameter_draws
-
-    models = hyperparameter_draws(surface.model, n, seed=seed)
-    return [surface] + [GPSurface(model=m, X=surface.X, noise_var=surface.noise_var, output=surface.output)
-                        for m in models[1:]]
-
-
 def condition_gp(predictor: Any, data: "pd.DataFrame") -> bool:
     """Refit a fitted GP on ``data`` keeping its hyperparameters (no optimiser iterations).
 

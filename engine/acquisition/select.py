@@ -160,18 +160,6 @@ def _source(acquisition: str, predictor: Any, table: list[Config], mc_index: Any
     return None
 
 
-def _hyperparameter_sources(src: Any, n: int, seed: int) -> list[Any]:
-    """Covariance sources of ``n − 1`` hyperparameter draws of a GP source ([] otherwise)."""
-    from engine.acquisition.covariance import GPCovariance
-    from engine.acquisition.gp_seam import GPSurface, hyperparameter_surfaces
-
-    if n <= 1 or not isinstance(src, GPCovariance):
-        return []
-    base = GPSurface(model=src.model, X=src.X, noise_var=src.noise_var, output="")
-    return [GPCovariance(s.model, s.X, src.mc_index, s.noise_var, chunk=src.chunk)
-            for s in hyperparameter_surfaces(base, n, seed=seed)[1:]]
-
-
 # -- batch diagnostics --------------------------------------------------------------------------------
 def batch_diagnostics(sigma: np.ndarray, noise_var: float, n_sel: int) -> tuple[list[float], list[float]]:
     """Per selected item: MI in nats given the pending rows and earlier items, and diversity.
@@ -199,18 +187,14 @@ def batch_diagnostics(sigma: np.ndarray, noise_var: float, n_sel: int) -> tuple[
 # -- the entry point -------------------------------------------------------------------------------
 def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: int, *, metric: str = "latency_ms",
            pending: Sequence[Config] = (), cost: Optional[np.ndarray] = None, predictions: Any = None,
-           mc_points: int = 128, seed: int = 0, n_draws: int = 256, cost_exponent: float = 1.0,
-           hyper_draws: int = 1) -> Selection:
+           mc_points: int = 128, seed: int = 0, n_draws: int = 256, cost_exponent: float = 1.0) -> Selection:
     """Pick ``q`` configurations of ``candidates`` (see the module docstring).
 
     ``cost`` (seconds, aligned with ``candidates``) makes ``eig``/``bald`` cost-aware: they
     maximise information / cost**``cost_exponent`` (1: per benchmark-second; a loop lowers the
     exponent as its budget is spent, see :func:`cooled_cost_exponent`);
     ``predictions`` (aligned with ``candidates``) saves a predict call; ``pending`` are
-    configurations being benchmarked right now (never re-picked, conditioned on);
-    ``hyper_draws`` > 1 averages a GP-based ``eig``/``bald`` over that many hyperparameter
-    settings (the fitted one and draws from their Laplace posterior) instead of trusting the
-    point estimate (:class:`engine.acquisition.functions.HyperparameterAverage`).
+    configurations being benchmarked right now (never re-picked, conditioned on).
     """
     import torch
 
@@ -219,8 +203,6 @@ def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: in
         raise InvalidValueError("q", q, "an integer >= 1")
     if not 0.0 <= cost_exponent <= 1.0:
         raise InvalidValueError("cost_exponent", cost_exponent, "a number in [0, 1]")
-    if hyper_draws < 1:
-        raise InvalidValueError("hyper_draws", hyper_draws, "an integer >= 1")
     if not 64 <= mc_points <= 4096 and acquisition == "eig":
         raise InvalidValueError("mc_points", mc_points, "an integer in [64, 4096]")
     pmetric = PREDICTION_METRIC.get(metric)
@@ -267,11 +249,6 @@ def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: in
         X_pending = (torch.arange(n, len(table), dtype=torch.float64).unsqueeze(-1) if pend else None)
         cls = IntegratedVarianceReduction if acquisition == "eig" else BatchBALD
         acq = cls(src, cost=cost_t, X_pending=X_pending)
-        extra = _hyperparameter_sources(src, hyper_draws, seed)
-        if extra:
-            from engine.acquisition.functions import HyperparameterAverage
-
-            acq = HyperparameterAverage([acq] + [cls(s, cost=cost_t) for s in extra], X_pending=X_pending)
         if acquisition == "eig":
             ipv = acq.integrated_variance()
         choices = torch.arange(n, dtype=torch.float64).unsqueeze(-1)
