@@ -278,7 +278,7 @@ class OutputGP:
 
     def scale_for(self, strata: "Optional[np.ndarray | StrataCodes]", n: int) -> np.ndarray:
         """The calibrated spread multiplier of each row (its stratum's, else the global one).
-        ``strata``: labels per row, or their :func:`factorise`\ d form (shared by the outputs)."""
+        ``strata``: labels per row, or their :func:`factorise` codes (computed once, shared by the outputs)."""
         if strata is None or not self.stratum_calibration:
             return np.full(n, self.calibration)
         codes = strata if isinstance(strata, StrataCodes) else factorise(strata)
