@@ -31,6 +31,8 @@ Figures (printed last, one line):
                 10,000-candidate pool, GP fitted on 200 runs (goal <= 5 s); the pool is from the
                 synthetic world because the catalog x this CPU has fewer distinct configurations
                 with cheap descriptors
+The line before it gives 90% intervals of ratio and seconds_ratio from resampling the paired seeds
+and the share of resamples with ratio >= 2: how much of a ratio is seed luck.
 """
 from __future__ import annotations
 
@@ -107,7 +109,8 @@ def main() -> None:
 
     from experiments.config import load_config
     from experiments.replay import load_dataset
-    from experiments.report import benchmarks_to_reach, compare, curve_of, plot_report, seconds_to_reach
+    from experiments.report import (benchmarks_to_reach, compare, curve_of, plot_report, ratio_with_interval,
+                                    seconds_to_reach)
 
     factory = score_factory = None
     if args.dataset == "synthetic":
@@ -166,6 +169,11 @@ def main() -> None:
     eig_s = seconds_to_reach(curves["eig"], target) if "eig" in curves else None
     ratio = (random_n / eig_n) if random_n and eig_n else float("nan")
     seconds_ratio = (random_s / eig_s) if random_s and eig_s else float("nan")
+    if "eig" in results and len(results["eig"]) > 1:
+        est = ratio_with_interval(results["random"], results["eig"], target_n, runs)
+        print(f"seed bootstrap ({est.n_boot} resamples of the {len(results['eig'])} paired seeds): "
+              f"ratio 90% interval {est.ratio_ci90[0]:.2f}-{est.ratio_ci90[1]:.2f}, seconds_ratio "
+              f"{est.seconds_ratio_ci90[0]:.2f}-{est.seconds_ratio_ci90[1]:.2f}, P(ratio >= 2) = {est.p_ratio_ge_2:.2f}")
     step = float("nan") if args.skip_step else step_time()
     print(f"random_n={random_n} eig_n={eig_n if eig_n is not None else f'>{runs}'} ratio={ratio:.2f} "
           f"seconds_ratio={seconds_ratio:.2f} step_s={step:.2f}")

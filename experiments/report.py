@@ -110,6 +110,52 @@ def seconds_to_reach(curve: Curve, target: float) -> Optional[float]:
     return float(v) if np.isfinite(v) else None
 
 
+@dataclass
+class RatioEstimate:
+    """How many times fewer benchmarks (and benchmark-seconds) a strategy needs than a baseline
+    to reach the baseline's error at ``target_n``, with a seed-bootstrap interval."""
+
+    ratio: float
+    seconds_ratio: float
+    ratio_ci90: tuple[float, float]
+    seconds_ratio_ci90: tuple[float, float]
+    p_ratio_ge_2: float  # share of bootstrap resamples with ratio >= 2
+    n_boot: int
+
+
+def _ratios(base: Sequence["LoopResult"], other: Sequence["LoopResult"], target_n: int,
+            n_max: int) -> tuple[float, float]:
+    b, o = curve_of("base", base, n_max=n_max), curve_of("other", other, n_max=n_max)
+    target = float(b.ape_by_n[target_n])
+    bn, on = benchmarks_to_reach(b, target), benchmarks_to_reach(o, target)
+    bs, os_ = seconds_to_reach(b, target), seconds_to_reach(o, target)
+    ratio = bn / on if bn and on else (0.0 if bn else float("nan"))  # never reached: no saving
+    sratio = bs / os_ if bs and os_ else (0.0 if bs else float("nan"))
+    return ratio, sratio
+
+
+def ratio_with_interval(base: Sequence["LoopResult"], other: Sequence["LoopResult"], target_n: int, n_max: int,
+                        n_boot: int = 1000, seed: int = 0) -> RatioEstimate:
+    """The bench's ratio and seconds_ratio, and 90% intervals from resampling the seeds.
+
+    Seeds are paired (the same initial design for both strategies), so one resample of seed
+    indices is applied to both lists. The interval says how much of a ratio is seed luck: the
+    crossing point of two flat curves jumps, and a ratio from 12 seeds is itself uncertain.
+    """
+    if len(base) != len(other):
+        raise ValueError("paired seeds: both strategies need the same number of replays")
+    ratio, sratio = _ratios(base, other, target_n, n_max)
+    rng = np.random.default_rng(seed)
+    boots = np.array([_ratios([base[i] for i in idx], [other[i] for i in idx], target_n, n_max)
+                      for idx in (rng.integers(0, len(base), len(base)) for _ in range(n_boot))])
+
+    def ci(col: np.ndarray) -> tuple[float, float]:
+        col = col[np.isfinite(col)]
+        return (float(np.quantile(col, 0.05)), float(np.quantile(col, 0.95))) if len(col) else (float("nan"),) * 2
+
+    return RatioEstimate(ratio, sratio, ci(boots[:, 0]), ci(boots[:, 1]), float(np.mean(boots[:, 0] >= 2.0)), n_boot)
+
+
 def compare(cfg: Any, data: Any, strategies: Sequence[str], seeds: Sequence[int], *, on_event: Any = None,
             predictor_factory: Any = None, score_factory: Any = None) -> dict[str, list["LoopResult"]]:
     """Replay each strategy with each seed on the same pool (same initial design per seed)."""

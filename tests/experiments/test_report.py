@@ -1,0 +1,41 @@
+"""Learning-curve arithmetic: benchmarks-to-target ratios and their seed-bootstrap interval."""
+from __future__ import annotations
+
+import pytest
+
+from experiments.loop import LoopResult, StepRecord
+from experiments.report import ratio_with_interval
+
+
+def _replay(ape_at: dict[int, float], seconds_per_run: float) -> LoopResult:
+    """A replay whose held-out error is ``ape_at[n]`` after n benchmarks (steps every 10)."""
+    steps = [StepRecord(step=i, n_benchmarks=n, benchmark_seconds=n * seconds_per_run, n_train=n, pool_size=100,
+                        heldout_median_ape=a) for i, (n, a) in enumerate(sorted(ape_at.items()))]
+    return LoopResult("x", "x", "replay", "s", steps, max(ape_at), 0, max(ape_at) * seconds_per_run, "budget", 0)
+
+
+def _linear(slope: float, per_run_s: float) -> LoopResult:
+    return _replay({n: 1.0 - slope * n for n in range(0, 101, 10)}, per_run_s)
+
+
+def test_a_strategy_twice_as_fast_everywhere_has_ratio_two_without_spread() -> None:
+    base = [_linear(0.005, 2.0) for _ in range(6)]  # reaches 0.7 at 60
+    fast = [_linear(0.010, 1.0) for _ in range(6)]  # reaches 0.7 at 30, at half the cost per run
+    est = ratio_with_interval(base, fast, target_n=60, n_max=100, n_boot=200)
+    assert est.ratio == pytest.approx(2.0)
+    assert est.seconds_ratio == pytest.approx(4.0)
+    assert est.ratio_ci90 == pytest.approx((2.0, 2.0))
+    assert est.p_ratio_ge_2 == pytest.approx(1.0)
+
+
+def test_seed_luck_widens_the_interval() -> None:
+    base = [_linear(0.005, 1.0) for _ in range(8)]
+    # half the seeds are as fast as twice random, half no better than random
+    mixed = [_linear(0.010 if i % 2 else 0.005, 1.0) for i in range(8)]
+    est = ratio_with_interval(base, mixed, target_n=60, n_max=100, n_boot=400, seed=1)
+    lo, hi = est.ratio_ci90
+    assert est.ratio == pytest.approx(1.5) and lo <= est.ratio <= hi
+    assert hi - lo > 0.2
+    assert est.p_ratio_ge_2 < 0.1  # 2 needs (nearly) every resampled seed to be a fast one
+    with pytest.raises(ValueError, match="paired"):
+        ratio_with_interval(base, mixed[:3], target_n=60, n_max=100)
