@@ -168,7 +168,6 @@ class OutputGP:
         self.y = torch.as_tensor(y, dtype=torch.float64).unsqueeze(-1)
         self.yvar = torch.as_tensor(yvar, dtype=torch.float64).unsqueeze(-1)
         self.n_feat = len(design.columns)
-        self.n_paths = len(design.vocab.get("software", {}))  # levels with their own amplitude
         self.bounds = torch.as_tensor(design.bounds, dtype=torch.float64)
         self.prior_sd_log = dict(prior_sd_log)
         self.noise_floor_sd = noise_floor_sd
@@ -205,8 +204,7 @@ class OutputGP:
         prior_scales = [max(1.0 - sum(sds[g] ** 2 for g in GROUPS) / s2, 0.25)] + [sds[g] ** 2 / s2 for g in GROUPS]
         # hardware and family scales are fixed at their prior (few groups: MAP would collapse them)
         kernel = GroupScaleKernel(list(range(d)), list(range(d, d + len(GROUPS))), prior_scales,
-                                  fixed=[False] + [g in FIXED_GROUPS for g in GROUPS],
-                                  level_group=GROUPS.index("software"), n_levels=self.n_paths)
+                                  fixed=[False] + [g in FIXED_GROUPS for g in GROUPS])
         model = SingleTaskGP(X, y, train_Yvar=yvar, covar_module=kernel,
                              input_transform=Normalize(d=X.shape[-1], indices=list(range(d)), bounds=self.bounds),
                              outcome_transform=Standardize(m=1))
@@ -400,7 +398,7 @@ class GPPredictor:
     """
 
     name = "gp"
-    CACHE_VERSION = 4  # 2: per-stratum calibration; 3: software-path group term; 4: per-path amplitudes
+    CACHE_VERSION = 3  # 2: per-stratum calibration; 3: software-path group term
 
     def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,

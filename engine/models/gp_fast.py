@@ -51,10 +51,6 @@ class FastPosterior:
             self.groups = kern.group_dims.clone()
             self.ls = kern.base.lengthscale.detach().reshape(-1).to(torch.float64)
             self.scales = kern.scales.detach().to(torch.float64)
-            # per-level amplitudes of one group term (GroupScaleKernel.level_amplitude); -1: none
-            self.level_group = int(getattr(kern, "level_group", -1)) if getattr(kern, "n_levels", 0) else -1
-            self.level_amp = (torch.exp(torch.cat([kern.raw_level_log.detach(), torch.zeros(1, dtype=torch.float64)]))
-                              .to(torch.float64) if self.level_group >= 0 else None)
             Z = Xt.index_select(-1, self.cont).to(torch.float64) / self.ls
             G = Xt.index_select(-1, self.groups).round().long()
             K = rbf(Z, Z, (Z * Z).sum(-1)) * self._group_factor(G, G)
@@ -109,30 +105,15 @@ class FastPosterior:
         self.rank = int(Phi.shape[1])
         return torch.cat([alpha.unsqueeze(-1), (U / torch.sqrt(evals)) @ P], dim=1)
 
-    def _amplitude(self, codes: torch.Tensor) -> torch.Tensor:
-        assert self.level_amp is not None
-        return self.level_amp[codes.clamp(0, len(self.level_amp) - 1)]
-
     def _group_factor(self, G1: torch.Tensor, G2: torch.Tensor) -> torch.Tensor:
         w = torch.full((G1.shape[0], G2.shape[0]), float(self.scales[0]), dtype=torch.float64)
         for j in range(G1.shape[-1]):
             w += float(self.scales[j + 1]) * (G1[:, j].unsqueeze(-1) == G2[:, j].unsqueeze(-2))
-        if self.level_group >= 0:
-            j = self.level_group
-            w *= self._amplitude(G1[:, j]).sqrt().unsqueeze(-1) * self._amplitude(G2[:, j]).sqrt().unsqueeze(-2)
         return w
-
-    def prior_variance(self, G: torch.Tensor) -> torch.Tensor | float:
-        """k(x, x) per row of group codes (one number when no term has per-level amplitudes)."""
-        if self.level_group < 0:
-            return self.prior_diag
-        return self.prior_diag * self._amplitude(G[:, self.level_group])
 
     def signature(self) -> tuple:
         """Equal for caches whose kernels (and training inputs) coincide: they can share work."""
-        amp = () if self.level_amp is None else tuple(self.level_amp.tolist())
-        return (tuple(self.ls.tolist()), tuple(self.scales.tolist()), amp, tuple(self.combo_of.tolist()),
-                self.Z.shape)
+        return (tuple(self.ls.tolist()), tuple(self.scales.tolist()), tuple(self.combo_of.tolist()), self.Z.shape)
 
     def _affine(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(scale, shift) with Z = X[:, cont]·scale + shift, when the input transform is affine.
@@ -193,12 +174,12 @@ class FastPosterior:
         E.exp_()
         return E @ B
 
-    def _finish(self, KB: torch.Tensor, G: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def _finish(self, KB: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance in outcome units; a mean-only cache returns the variance as nan."""
         m = (self.y_mean + self.y_std * (self.const + KB[:, 0].to(torch.float64))).numpy()
         if self.mean_only:
             return m, np.full(m.shape, np.nan)
-        v = self.prior_variance(G) - (KB[:, 1:] ** 2).sum(-1).to(torch.float64)
+        v = self.prior_diag - (KB[:, 1:] ** 2).sum(-1).to(torch.float64)
         return m, (self.y_std**2 * v.clamp_min(0)).numpy()
 
     def __call__(self, X: torch.Tensor, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +200,7 @@ def joint_marginals(fasts: Sequence[FastPosterior], X: torch.Tensor, chunk: int 
             KB = head._products(Z[i:i + chunk], G[i:i + chunk], B)
             start = 0
             for j, (f, w) in enumerate(zip(fasts, widths)):
-                parts[j].append(f._finish(KB[:, start:start + w], G[i:i + chunk]))
+                parts[j].append(f._finish(KB[:, start:start + w]))
                 start += w
     out = []
     for p in parts:

@@ -20,12 +20,12 @@ deviations (see :class:`engine.models.gp.GPPredictor`); with a single device in 
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from gpytorch.constraints import GreaterThan
 from gpytorch.kernels import Kernel, RBFKernel
-from gpytorch.priors import LogNormalPrior, NormalPrior
+from gpytorch.priors import LogNormalPrior
 
 
 class GroupScaleKernel(Kernel):
@@ -41,8 +41,7 @@ class GroupScaleKernel(Kernel):
     has_lengthscale = False
 
     def __init__(self, cont_dims: Sequence[int], group_dims: Sequence[int], prior_scales: Sequence[float],
-                 fixed: Sequence[bool] = (), prior_sd: float = 0.75, level_group: Optional[int] = None,
-                 n_levels: int = 0, level_sd: float = 0.75) -> None:
+                 fixed: Sequence[bool] = (), prior_sd: float = 0.75) -> None:
         super().__init__()
         import math
 
@@ -64,13 +63,6 @@ class GroupScaleKernel(Kernel):
         self.register_prior("scales_prior", LogNormalPrior(loc=locs, scale=torch.full_like(locs, prior_sd)),
                             self._scales_closure, self._scales_setter)
         self._scales_setter(self, torch.as_tensor(list(prior_scales)))
-        # per-level amplitude of the whole kernel: k(x, x') · exp((δ[level(x)] + δ[level(x')]) / 2),
-        # δ ~ N(0, level_sd²) learned; a level the training data never had (code ≥ n_levels) keeps δ = 0
-        self.level_group = -1 if level_group is None else int(level_group)
-        self.n_levels = int(n_levels) if level_group is not None else 0
-        self.register_parameter("raw_level_log", torch.nn.Parameter(torch.zeros(self.n_levels)))
-        if self.n_levels:
-            self.register_prior("level_prior", NormalPrior(0.0, level_sd), lambda m: m.raw_level_log)
 
     @staticmethod
     def _scales_closure(m: "GroupScaleKernel") -> torch.Tensor:
@@ -97,24 +89,10 @@ class GroupScaleKernel(Kernel):
         kb = self.base.forward(c1, c2, diag=diag)
         s = self.scales
         if diag:
-            total = kb * s.sum()
-            if self.n_levels:
-                total = total * self.level_amplitude(x1[..., :, self.group_dims[self.level_group]])
-            return total
+            return kb * s.sum()
         w = s[0]
         for j in range(len(self.group_dims)):
             g = self.group_dims[j]
             w = w + s[j + 1] * (x1[..., :, g].unsqueeze(-1) == x2[..., :, g].unsqueeze(-2)).to(kb.dtype)
-        if self.n_levels:
-            g = self.group_dims[self.level_group]
-            w = w * (self.level_amplitude(x1[..., :, g]).sqrt().unsqueeze(-1)
-                     * self.level_amplitude(x2[..., :, g]).sqrt().unsqueeze(-2))
         return kb * w
-
-    def level_amplitude(self, codes: torch.Tensor) -> torch.Tensor:
-        """exp(δ[level]) per row of group codes (1 for levels the training data never had)."""
-        delta = torch.cat([self.raw_level_log, torch.zeros(1, dtype=self.raw_level_log.dtype,
-                                                           device=self.raw_level_log.device)])
-        idx = codes.round().long().clamp(0, self.n_levels)
-        return torch.exp(delta[idx]).to(codes.dtype)
 
