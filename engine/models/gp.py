@@ -184,6 +184,7 @@ class OutputGP:
         # its noisier targets would widen the latent variance by a few percent, which the LOO
         # calibration below absorbs)
         self.variance_from: Optional[str] = None
+        self.fit_note: Optional[str] = None  # set when the hyperparameter fit needed its fallback
         self.model = self._build(self.X, self.y, self.yvar)
 
     # -- construction ---------------------------------------------------------------------------
@@ -245,10 +246,27 @@ class OutputGP:
         mll = ExactMarginalLogLikelihood(sub.likelihood, sub)
         import warnings
 
+        from botorch.exceptions.errors import ModelFittingError
+
+        kwargs = dict(optimizer=fit_gpytorch_mll_scipy, optimizer_kwargs={"options": {"maxiter": maxiter}},
+                      max_attempts=1)
         with warnings.catch_warnings(), gpytorch.settings.max_cholesky_size(10**5):
             warnings.simplefilter("ignore")
-            fit_gpytorch_mll(mll, optimizer=fit_gpytorch_mll_scipy,
-                             optimizer_kwargs={"options": {"maxiter": maxiter}}, max_attempts=1)
+            try:
+                fit_gpytorch_mll(mll, **kwargs)
+            except ModelFittingError:
+                # BoTorch rolls back an attempt that ended with an optimiser warning (typically
+                # L-BFGS's "abnormal termination in line search" close to a minimum). Take the
+                # point the optimiser reached instead; if even that fails (a non-PSD matrix on
+                # the way), keep the starting hyperparameters — a valid if untuned posterior —
+                # rather than let one fit kill a loop or an evaluation.
+                try:
+                    fit_gpytorch_mll(mll, warning_handler=lambda w: True, **kwargs)
+                    self.fit_note = "optimiser stopped early (line search); kept the point it reached"
+                except ModelFittingError:
+                    self.fit_note = "hyperparameter fit failed; kept the starting hyperparameters"
+        if self.fit_note:
+            warnings.warn(f"GP fit: {self.fit_note}", RuntimeWarning, stacklevel=2)
         if sub is not self.model:
             self.model.load_state_dict(self._hyper_state(sub), strict=False)
         self.model.eval()
@@ -488,6 +506,11 @@ class GPPredictor:
             self.outputs[metric] = out
         self.n_train = len(tg)
         return self
+
+    @property
+    def fit_notes(self) -> dict[str, str]:
+        """Outputs whose hyperparameter fit needed the fallback (see OutputGP.fit), and why."""
+        return {k: o.fit_note for k, o in self.outputs.items() if getattr(o, "fit_note", None)}
 
     @property
     def calibration(self) -> dict[str, dict[str, Optional[float]]]:

@@ -159,3 +159,29 @@ def test_unmeasured_software_path_keeps_its_own_uncertainty(featurizer, train_df
     w_new, w_seen = _log_width(gp.predict(unmeasured)), _log_width(gp.predict(measured))
     # 2.25x with the term; 1.84x without it (the one-hot features alone make the path look known)
     assert np.median(w_new) > 2.0 * np.median(w_seen)
+
+
+@pytest.mark.parametrize("fails", [1, 2])
+def test_a_failed_hyperparameter_fit_does_not_kill_the_fit(featurizer, train_df, monkeypatch, fails: int) -> None:
+    """BoTorch raises ModelFittingError when L-BFGS ends with a warning (abnormal line search):
+    the GP then keeps the point the optimiser reached, or, when that fails too, its starting
+    hyperparameters — never an exception that would kill a loop or an evaluation."""
+    import botorch.fit
+    from botorch.exceptions.errors import ModelFittingError
+
+    real = botorch.fit.fit_gpytorch_mll
+    calls = {"n": 0}
+
+    def flaky(mll, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] <= fails:
+            raise ModelFittingError("All attempts to fit the model have failed.")
+        return real(mll, **kw)
+
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", flaky)
+    with pytest.warns(RuntimeWarning, match="GP fit"):
+        gp = _fit(featurizer, train_df.iloc[:60])
+    note = gp.fit_notes["latency_ms"]
+    assert ("kept the point it reached" in note) if fails == 1 else ("kept the starting" in note)
+    ps = gp.predict(configs_from_frame(train_df.iloc[60:80]))
+    assert np.all(np.isfinite(ps.mu_log["latency_ms"])) and np.all(ps.sigma_log["latency_ms"] > 0)
