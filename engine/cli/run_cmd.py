@@ -223,7 +223,7 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
     from engine.acquisition.select import check_acquisition
     from experiments.config import load_config
     from experiments.replay import load_dataset, run_replay
-    from experiments.report import curve_of, plot_report, print_report
+    from experiments.report import curve_of, plot_report, print_report, savings_vs_random
 
     cfg = load_config(config)
     strats = split_csv(strategies) or [cfg.acquisition.name, "random", "max-variance"]
@@ -245,13 +245,26 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
                 display.progress.advance(display.task)
     n_max = max(r.n_benchmarks for v in results.values() for r in v)
     curves = [curve_of(k, v, n_max=n_max) for k, v in results.items()]
+    savings = savings_vs_random(results)
     if not as_json:
         print_report(con, curves, title=f"{cfg.name}: replay learning curves")
+        for name, row in savings.items():
+            ci = ""
+            if "ratio_ci90" in row:
+                (lo, hi), (slo, shi) = row["ratio_ci90"], row["seconds_ratio_ci90"]
+                ci = f" (90% interval over seeds {lo:.2f}–{hi:.2f}; benchmark-s {slo:.2f}–{shi:.2f})"
+            goal = f"random's held-out error at {row['target_n']} benchmarks ({row['target_ape']:.1%})"
+            if not row["ratio"] > 0:
+                con.print(f"{name} does not reach {goal} within the budget")
+                continue
+            con.print(f"{name} reaches {goal} with {row['ratio']:.2f}× fewer benchmarks and "
+                      f"{row['seconds_ratio']:.2f}× fewer benchmark-seconds{ci}")
     if plot:
         plot_report(plot, curves, title=f"{cfg.name} (replay)")
         if not as_json:
             con.print(f"plot written to {plot}")
     out = {"experiment": cfg.name, "strategies": strats, "seeds": seed_list, "curves": [c.to_dict() for c in curves],
+           "savings_vs_random": savings,
            "runs": {k: [r.to_dict() for r in v] for k, v in results.items()}, "plot": plot}
     if db_path:
         from engine.cli.common import open_store

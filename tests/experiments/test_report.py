@@ -39,3 +39,18 @@ def test_seed_luck_widens_the_interval() -> None:
     assert est.p_ratio_ge_2 < 0.1  # 2 needs (nearly) every resampled seed to be a fast one
     with pytest.raises(ValueError, match="paired"):
         ratio_with_interval(base, mixed[:3], target_n=60, n_max=100)
+
+
+def test_savings_vs_random_for_each_strategy_with_an_interval() -> None:
+    from experiments.report import savings_vs_random
+
+    results = {"random": [_linear(0.005, 2.0) for _ in range(4)], "eig": [_linear(0.010, 1.0) for _ in range(4)],
+               "max-variance": [_linear(0.005, 2.0) for _ in range(4)]}
+    out = savings_vs_random(results, n_boot=50)
+    assert set(out) == {"eig", "max-variance"}
+    assert out["eig"]["target_n"] == 60 and out["eig"]["target_ape"] == pytest.approx(0.7)
+    assert out["eig"]["ratio"] == pytest.approx(2.0) and out["eig"]["ratio_ci90"] == pytest.approx([2.0, 2.0])
+    assert out["max-variance"]["ratio"] == pytest.approx(1.0)
+    one_seed = savings_vs_random({k: v[:1] for k, v in results.items()})
+    assert "ratio_ci90" not in one_seed["eig"] and one_seed["eig"]["seeds"] == 1
+    assert savings_vs_random({"eig": results["eig"]}) == {}
