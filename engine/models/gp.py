@@ -379,16 +379,17 @@ class OutputGP:
         z = np.abs(self.loo_zscores())
         self.calibration = float(np.clip(np.quantile(z, 0.9) / Z90, 0.8, 3.0))
         self.stratum_calibration = {}
+        codes = None
         if self.strata is not None and len(self.strata) == len(z):
-            strata = self.strata.astype(str)
-            for label in np.unique(strata):
-                zs = z[strata == label]
+            codes = factorise(self.strata)  # the same labels scale_for uses, computed once
+            for j, label in enumerate(codes.labels):
+                zs = z[codes.inverse == j]
                 if len(zs) < 5:
                     continue
                 own = float(np.clip(np.quantile(zs, 0.9) / Z90, 0.8, 3.0))
                 w = len(zs) / (len(zs) + STRATUM_PSEUDO_COUNT)
                 self.stratum_calibration[str(label)] = w * own + (1 - w) * self.calibration
-        scale = self.scale_for(self.strata, len(z))
+        scale = self.scale_for(codes, len(z))
         self.loo_coverage90 = float(np.mean(z <= Z90 * scale))
 
     # -- pickling: keep the recipe (data + hyperparameters), rebuild the model on load ------------
