@@ -175,6 +175,18 @@ def _pinned_in_catalog(hardware_id: str) -> bool:
     return e is not None and e.kind == "cpu" and str(e.sources.get("peak", "")).startswith("measured")
 
 
+def _with_pinned_figures(found: HardwareEntry) -> HardwareEntry:
+    """This machine's detected CPU, with the catalog's measured figures where the catalog pins
+    them (see resolve_hardware): `cpu` and the CPU's own id then describe the device alike."""
+    if not _pinned_in_catalog(found.id):
+        return found
+    from dataclasses import replace
+
+    cat = catalog_hardware()[found.id]
+    return replace(found, peak_tflops=dict(cat.peak_tflops), memory_bandwidth_gbs=cat.memory_bandwidth_gbs,
+                   sources=dict(cat.sources))
+
+
 def _openvino_installed() -> bool:
     import importlib.util
 
@@ -209,7 +221,7 @@ def resolve_hardware(name: str, store: Any = None) -> HardwareEntry:
         if low == "cpu" or (low == "openvino" and _openvino_installed()):
             found = _detected_of_kind("cpu")
             if found is not None:
-                return found
+                return _with_pinned_figures(found)
         else:
             found = _detected_of_kind(low)
             if found is not None:

@@ -158,3 +158,20 @@ def test_a_cpu_the_catalog_measured_is_not_re_measured(monkeypatch: pytest.Monke
     monkeypatch.setattr(hardware.detect, "local_cpu_id", lambda: "cpu-amd-epyc-2c")
     monkeypatch.setattr(catalog, "_detected_of_kind", lambda kind: pytest.fail("detection ran"))
     assert resolve_hardware("cpu-amd-epyc-2c") == catalog_hardware()["cpu-amd-epyc-2c"]
+
+
+def test_the_platform_name_cpu_also_gets_the_catalog_figures_of_a_pinned_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--hardware cpu` and `--hardware cpu-amd-epyc-2c` must describe the same device the same way."""
+    from dataclasses import replace
+
+    from engine import catalog
+
+    pinned = catalog_hardware()["cpu-amd-epyc-2c"]
+    fresh = replace(pinned, memory_bandwidth_gbs=(pinned.memory_bandwidth_gbs or 10.0) * 1.02, detected=True)
+    monkeypatch.setattr(catalog, "_detected_of_kind", lambda kind: fresh if kind == "cpu" else None)
+    got = resolve_hardware("cpu")
+    assert got.detected and (got.peak_tflops, got.memory_bandwidth_gbs) == (pinned.peak_tflops,
+                                                                            pinned.memory_bandwidth_gbs)
+    other = replace(fresh, id="cpu-some-laptop-8c")
+    monkeypatch.setattr(catalog, "_detected_of_kind", lambda kind: other if kind == "cpu" else None)
+    assert resolve_hardware("cpu") == other
