@@ -12,9 +12,10 @@ With f the latent log-metric, Σ its posterior covariance (see :mod:`engine.acqu
 * :class:`IntegratedVarianceReduction` (``eig``) — the reduction of the posterior variance of f
   integrated over M Monte-Carlo points m of the pool:
 
-      U(S) = (1/M) · Σ_m Σ_mS (Σ_SS + σ²I)⁻¹ Σ_Sm
+      U(S) = (1/M) · Σ_m w_m · Σ_mS (Σ_SS + σ²I)⁻¹ Σ_Sm
 
-  i.e. ``IPV(before) − IPV(after measuring S)``; ``−IPV(after)`` is exactly BoTorch's
+  (w_m: the squared calibration multiplier at m, so the reported variance is what is integrated;
+  w = 1 is BoTorch's unweighted integral), i.e. ``IPV(before) − IPV(after measuring S)``; ``−IPV(after)`` is exactly BoTorch's
   ``qNegIntegratedPosteriorVariance`` (the tests check the two agree), computed here in closed
   form from cached covariance blocks instead of one fantasy model per candidate (BoTorch's
   version needs ~45 ms per candidate here; this one a few µs).
@@ -122,7 +123,25 @@ class IndexedAcquisition(AcquisitionFunction):
 
 
 class IntegratedVarianceReduction(IndexedAcquisition):
-    """Integrated posterior variance reduction — BoTorch's qNIPV in closed form (module docstring)."""
+    """Integrated posterior variance reduction — BoTorch's qNIPV in closed form (module docstring).
+
+    ``mc_weights`` (M,), optional: the integral weights each integration point's variance by it.
+    With w_m = s_m², where s_m is the calibration's spread multiplier at m (reported predictive sd
+    ÷ the model's own), this integrates the variance of the *calibrated* predictive: rescaling the
+    whole GP row-wise by D = diag(s) (latent and noise alike) leaves a candidate's own s
+    cancelling, so the only change is the weight of each integration point.
+    """
+
+    def __init__(self, cov: CovarianceSource, cost: Optional[torch.Tensor] = None,
+                 X_pending: Optional[torch.Tensor] = None, model: Any = None,
+                 mc_weights: Optional[torch.Tensor] = None) -> None:
+        super().__init__(cov, cost=cost, X_pending=X_pending, model=model)
+        M = int(cov.mc_index.shape[0])
+        w = torch.ones(M, dtype=torch.float64) if mc_weights is None else torch.as_tensor(mc_weights,
+                                                                                          dtype=torch.float64)
+        if w.shape != (M,) or bool((w < 0).any()) or not bool(torch.isfinite(w).all()):
+            raise ValueError("mc_weights must hold one finite, non-negative number per integration point")
+        self.mc_weights = w / w.mean() if float(w.sum()) > 0 else torch.ones(M, dtype=torch.float64)
 
     def joint_utility(self, S: torch.Tensor) -> torch.Tensor:
         if S.shape[-1] == 0:
@@ -131,7 +150,7 @@ class IntegratedVarianceReduction(IndexedAcquisition):
         cross = self.cov.cross_mc()[S]  # b × s × M
         L = torch.linalg.cholesky(A)
         Z = torch.cholesky_solve(cross, L)
-        return (cross * Z).sum(dim=(-1, -2)) / cross.shape[-1]
+        return ((cross * Z).sum(dim=-2) * self.mc_weights).sum(-1) / cross.shape[-1]
 
     def _marginal(self, cand: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
         cross = self.cov.cross_mc()[cand]  # b × M
@@ -142,11 +161,11 @@ class IntegratedVarianceReduction(IndexedAcquisition):
             W = torch.cholesky_solve(C.T, L).T  # b × k  (C A⁻¹)
             cross = cross - W @ crossP
             v = (v - (W * C).sum(-1)).clamp_min(0.0)
-        return (cross**2).mean(-1) / (v + self.cov.noise_var)
+        return (cross**2 * self.mc_weights).mean(-1) / (v + self.cov.noise_var)
 
     def integrated_variance(self) -> float:
-        """Current IPV over the integration points (before any new measurement)."""
-        return float(self.cov.variance()[self.cov.mc_index].mean())
+        """Current IPV over the integration points (before any new measurement), weighted."""
+        return float((self.cov.variance()[self.cov.mc_index] * self.mc_weights).mean())
 
 
 class BatchBALD(IndexedAcquisition):

@@ -185,6 +185,19 @@ def batch_diagnostics(sigma: np.ndarray, noise_var: float, n_sel: int) -> tuple[
 
 
 # -- the entry point -------------------------------------------------------------------------------
+def calibration_weights(src: Any, sd_log: np.ndarray, mc_index: np.ndarray) -> np.ndarray:
+    """s_m² per integration point m: the reported predictive variance (calibrated, per stratum)
+    over the covariance source's own (latent + new-run noise).
+
+    The calibration widens the intervals where leave-one-out errors are larger than the model
+    believes (int8 and training runs on the shipped data); weighting the integral with it makes
+    the acquisition reduce the uncertainty that is reported, not the uncalibrated one."""
+    m = np.asarray(mc_index, dtype=int)
+    own = src.variance().numpy()[m] + float(src.noise_var)
+    w = np.asarray(sd_log, dtype=float)[m] ** 2 / np.maximum(own, 1e-300)
+    return np.where(np.isfinite(w), w, 1.0)
+
+
 def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: int, *, metric: str = "latency_ms",
            pending: Sequence[Config] = (), cost: Optional[np.ndarray] = None, predictions: Any = None,
            mc_points: int = 128, seed: int = 0, n_draws: int = 256, cost_exponent: float = 1.0) -> Selection:
@@ -247,8 +260,11 @@ def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: in
             cost_t = torch.ones(len(table), dtype=torch.float64)
             cost_t[:n] = torch.as_tensor(np.maximum(cost_arr, 1e-3)) ** cost_exponent
         X_pending = (torch.arange(n, len(table), dtype=torch.float64).unsqueeze(-1) if pend else None)
-        cls = IntegratedVarianceReduction if acquisition == "eig" else BatchBALD
-        acq = cls(src, cost=cost_t, X_pending=X_pending)
+        if acquisition == "eig":
+            acq = IntegratedVarianceReduction(src, cost=cost_t, X_pending=X_pending,
+                                              mc_weights=calibration_weights(src, sd_log, mc_index))
+        else:
+            acq = BatchBALD(src, cost=cost_t, X_pending=X_pending)
         if acquisition == "eig":
             ipv = acq.integrated_variance()
         choices = torch.arange(n, dtype=torch.float64).unsqueeze(-1)

@@ -82,3 +82,38 @@ def test_cost_divides_the_information() -> None:
     costly = BatchBALD(cov, cost=torch.tensor([1.0, 2.0, 4.0, 8.0]))
     X = torch.arange(4, dtype=torch.float64).reshape(4, 1, 1)
     assert torch.allclose(costly(X), plain(X) / torch.tensor([1.0, 2.0, 4.0, 8.0], dtype=torch.float64))
+
+
+def test_weighted_integration_equals_the_row_rescaled_gp() -> None:
+    """mc_weights = s_m² is exactly the variance reduction of the GP rescaled row-wise by D = diag(s)
+    (latent covariance D Σ D, noise D σ² D): a candidate's own scale cancels, only the integration
+    points' weights change — the claim that lets eig reduce the calibrated (reported) variance."""
+    g = torch.Generator().manual_seed(3)
+    draws = torch.randn(400, 12, generator=g, dtype=torch.float64) @ torch.randn(12, 12, generator=g,
+                                                                                    dtype=torch.float64)
+    mc = torch.tensor([0, 2, 5, 7, 8, 11])
+    noise = 0.3
+    s = 0.5 + torch.rand(12, generator=g, dtype=torch.float64)
+    cov = DrawsCovariance(draws, mc, noise)
+    ivr = IntegratedVarianceReduction(cov, mc_weights=s[mc] ** 2)
+
+    Sig = cov.columns(torch.arange(12))
+    Sig_s = s[:, None] * Sig * s[None, :]
+
+    def rescaled_utility(S: list[int]) -> float:
+        A = Sig_s[S][:, S] + torch.diag(noise * s[S] ** 2)
+        C = Sig_s[S][:, mc]  # s × M
+        return float((C * torch.linalg.solve(A, C)).sum() / len(mc)) / float((s[mc] ** 2).mean())
+
+    for S in ([3], [3, 9], [1, 4, 10]):
+        assert float(ivr.joint_utility(torch.tensor([S]))) == pytest.approx(rescaled_utility(S), rel=1e-9)
+    ivr.set_X_pending(torch.tensor([[3.0], [9.0]]))
+    marginal = float(ivr(torch.tensor([[[6.0]]])))
+    assert marginal == pytest.approx(rescaled_utility([3, 9, 6]) - rescaled_utility([3, 9]), rel=1e-9)
+    # uniform weights are the unweighted acquisition; invalid weights are refused
+    plain = IntegratedVarianceReduction(cov)
+    same = IntegratedVarianceReduction(cov, mc_weights=torch.full((len(mc),), 2.5))
+    assert float(plain.joint_utility(torch.tensor([[1, 4]]))) == pytest.approx(
+        float(same.joint_utility(torch.tensor([[1, 4]]))))
+    with pytest.raises(ValueError, match="mc_weights"):
+        IntegratedVarianceReduction(cov, mc_weights=torch.ones(3))

@@ -96,3 +96,23 @@ def test_cost_exponent_zero_ignores_cost_and_cooling_schedule(fitted_gp) -> None
     assert cooled_cost_exponent(1.7) == 0.0
     with pytest.raises(InvalidValueError, match="cost_exponent"):
         select("eig", gp, pool, 1, cost=cost, cost_exponent=2.0, mc_points=64)
+
+
+def test_eig_integrates_the_calibrated_variance(syn) -> None:  # type: ignore[no-untyped-def]
+    """calibration_weights recovers each row's squared calibration multiplier (per stratum) from
+    the reported sd and the covariance source: the weights eig integrates with."""
+    import numpy as np
+
+    from engine.acquisition.select import _source, calibration_weights
+    from engine.models.gp import GPPredictor, calibration_strata
+
+    fz, configs, measure = syn
+    gp = GPPredictor(featurizer=fz, maxiter=15).fit(measure(configs[:40], seed=1))
+    pool = configs[40:100]
+    out = gp.outputs["latency_ms"]
+    assert out.calibration is not None
+    sd = gp.predict(pool).sigma_log["latency_ms"]
+    src = _source("eig", gp, pool, np.arange(len(pool)), "latency_ms", 0, 64)
+    w = calibration_weights(src, sd, np.arange(len(pool)))
+    expected = out.scale_for(calibration_strata(fz(pool)), len(pool)) ** 2
+    assert np.allclose(w, expected, rtol=1e-3)
