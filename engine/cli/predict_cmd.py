@@ -133,8 +133,9 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
     cfg, hw = pp.config(model_name, hardware, batch_size=batch_size, precision=precision, seq_len=seq_len,
                         mode=mode, runtime=runtime, threads=threads)
     pred = pp.predict_many([cfg])[0]
+    warning = pp.extrapolation_warning(hw)
     if as_json:
-        emit_json(prediction_record(pred, hw, latency_slo_ms))
+        emit_json(prediction_record(pred, hw, latency_slo_ms, [warning] if warning else []))
         return
     from rich.table import Table
 
@@ -162,6 +163,8 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
         if "latency_p90_ms" in pred.metrics:
             out.print(f"P(p90 latency <= {latency_slo_ms:g} ms) = "
                       f"{pred.prob_latency_below(latency_slo_ms, 'latency_p90_ms'):.3f}")
+    if warning:
+        out.print(f"[yellow]caution:[/] {warning}")
 
 
 # -- compare-hardware -------------------------------------------------------------------------------
@@ -216,9 +219,11 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
             for p, hw in zip(preds, resolved):
                 series.setdefault(hw.describe(), []).append(p)
             plots.batch_scaling(series, metric_name, plot_path, title=f"{model_name}, {precision}")
+    warning_of = {hw.kind: pp.extrapolation_warning(hw) for hw in resolved}
     if as_json:
         emit_json({"model": model_name, "metric": metric_name, "plot": plot_path,
-                   "predictions": [prediction_record(p, hw) for p, hw in zip(preds, resolved)]})
+                   "predictions": [prediction_record(p, hw, warnings=[w] if (w := warning_of[hw.kind]) else [])
+                                   for p, hw in zip(preds, resolved)]})
         return
     from rich.table import Table
 
@@ -239,6 +244,11 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                       _cell(mem) if mem else "n/a", f"{fits:.2f}" if fits is not None else "n/a", str(p.n_nearby))
     out = console()
     out.print(table)
+    unmeasured = sorted(k for k, w in warning_of.items() if w)
+    if unmeasured:
+        out.print(f"[yellow]caution:[/] no {', '.join(unmeasured)} device has been measured: those rows extrapolate "
+                  "a roofline fitted on other kinds of device and can be far off (small, launch-bound workloads "
+                  "in particular); `perfcast predict` on one of them says more.")
     if plot_path:
         out.print(f"plot written to {plot_path}")
 

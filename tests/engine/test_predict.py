@@ -166,3 +166,16 @@ def test_gp_answers_through_the_facade(store) -> None:  # type: ignore[no-untype
     rlo, rhi = roof.latency_ms.interval(0.9)
     assert hi / lo < rhi / rlo
     assert set(catalog_hardware())  # catalog loads alongside torch
+
+
+def test_a_device_kind_never_measured_gets_a_caution(pp: PerformancePredictor) -> None:
+    """The store holds GPU runs only: a CPU answer extrapolates across device kinds and says so;
+    a GPU answer does not."""
+    assert set(pp.measured_kinds()) == {"cuda"}
+    _, gpu = pp.config("bert-base-uncased", "t4")
+    assert pp.extrapolation_warning(gpu) is None
+    _, cpu = pp.config("bert-base-uncased", "cpu")
+    w = pp.extrapolation_warning(cpu)
+    assert w is not None and "no cpu device has been measured" in w and "cuda (" in w
+    rec = prediction_record(pp.predict_many([pp.config("bert-base-uncased", "cpu")[0]])[0], cpu, warnings=[w])
+    assert rec["warnings"] == [w]
