@@ -28,3 +28,22 @@ def test_impossible_constraint_is_refused_before_running(tmp_path):
     r = perfcast("optimize", "--model", "bert-base-uncased", "--max-latency-ms", "-1", "--online", "--db",
                  str(tmp_path / "x.duckdb"))
     assert r.returncode == 2 and "latency_p90_ms" in r.stderr and "positive" in r.stderr
+
+
+def test_recommend_hardware_cautions_about_device_kinds_never_measured(tmp_path):
+    """The store holds GPU runs only: a ranking that includes the CPU says its answer extrapolates."""
+    import json
+
+    from synthetic_measurements import synthetic_store
+
+    db = tmp_path / "gpu-only.duckdb"
+    synthetic_store(db)
+    common = ("recommend-hardware", "--model", "bert-base-uncased", "--predictor", "roofline", "--samples", "200",
+              "--json", "--db", str(db))
+    mixed = perfcast(*common, "--available", "t4,cpu")
+    assert mixed.returncode == 0, mixed.stderr
+    warnings = json.loads(mixed.stdout)["warnings"]
+    assert len(warnings) == 1 and "no cpu device has been measured" in warnings[0]
+    gpus = perfcast(*common, "--available", "t4,l4")
+    assert gpus.returncode == 0, gpus.stderr
+    assert json.loads(gpus.stdout)["warnings"] == []
