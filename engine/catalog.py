@@ -156,7 +156,7 @@ def all_hardware(store: Any = None, *, detect: bool = True) -> dict[str, Hardwar
         from hardware.detect import detect_local
 
         for e in detect_local():
-            out[e.id] = e
+            out[e.id] = _with_pinned_figures(e)  # the same figures resolve_hardware answers with
     return out
 
 

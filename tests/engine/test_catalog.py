@@ -175,3 +175,17 @@ def test_the_platform_name_cpu_also_gets_the_catalog_figures_of_a_pinned_cpu(mon
     other = replace(fresh, id="cpu-some-laptop-8c")
     monkeypatch.setattr(catalog, "_detected_of_kind", lambda kind: other if kind == "cpu" else None)
     assert resolve_hardware("cpu") == other
+
+
+def test_hardware_lists_show_the_pinned_figures_predictions_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`perfcast hardware list` must show for this CPU the figures that predictions use."""
+    from dataclasses import replace
+
+    import hardware.detect
+    from engine.catalog import all_hardware
+
+    pinned = catalog_hardware()["cpu-amd-epyc-2c"]
+    fresh = replace(pinned, memory_bandwidth_gbs=(pinned.memory_bandwidth_gbs or 10.0) * 1.02, detected=True)
+    monkeypatch.setattr(hardware.detect, "detect_local", lambda *a, **k: [fresh])
+    got = all_hardware(None)["cpu-amd-epyc-2c"]
+    assert got.detected and got.memory_bandwidth_gbs == pinned.memory_bandwidth_gbs
