@@ -129,7 +129,9 @@ class IntegratedVarianceReduction(IndexedAcquisition):
     With w_m = s_m², where s_m is the calibration's spread multiplier at m (reported predictive sd
     ÷ the model's own), this integrates the variance of the *calibrated* predictive: rescaling the
     whole GP row-wise by D = diag(s) (latent and noise alike) leaves a candidate's own s
-    cancelling, so the only change is the weight of each integration point.
+    cancelling, so the only change is the weight of each integration point. The weights are
+    normalised to mean 1, a constant factor that changes no argmax and keeps values comparable
+    with the unweighted integral.
     """
 
     def __init__(self, cov: CovarianceSource, cost: Optional[torch.Tensor] = None,

@@ -260,13 +260,13 @@ def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: in
             cost_t = torch.ones(len(table), dtype=torch.float64)
             cost_t[:n] = torch.as_tensor(np.maximum(cost_arr, 1e-3)) ** cost_exponent
         X_pending = (torch.arange(n, len(table), dtype=torch.float64).unsqueeze(-1) if pend else None)
+        acq: Any
         if acquisition == "eig":
             acq = IntegratedVarianceReduction(src, cost=cost_t, X_pending=X_pending,
                                               mc_weights=calibration_weights(src, sd_log, mc_index))
+            ipv = acq.integrated_variance()
         else:
             acq = BatchBALD(src, cost=cost_t, X_pending=X_pending)
-        if acquisition == "eig":
-            ipv = acq.integrated_variance()
         choices = torch.arange(n, dtype=torch.float64).unsqueeze(-1)
         with torch.no_grad():
             picked, values = optimize_acqf_discrete(acq, q=q, choices=choices, max_batch_size=16384, unique=True)
