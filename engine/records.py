@@ -81,6 +81,9 @@ class Measurement:
     versions: dict[str, str] = field(default_factory=dict)
     device_name: str = ""
     source: str = "measured"  # measured | imported | shipped
+    # CPU cores that OTHER processes kept busy while the timed iterations ran (None: not measured);
+    # see hardware.protocol.time_iterations and busy_machine()
+    foreign_cpu_cores: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:
@@ -93,6 +96,8 @@ class Measurement:
     @classmethod
     def from_samples(cls, config: Config, samples_ms: Sequence[float], **kw: Any) -> "Measurement":
         stats = LatencyStats.from_samples(samples_ms)
+        # hardware.protocol.TimedSamples carries the machine's load during the timed iterations
+        kw.setdefault("foreign_cpu_cores", getattr(samples_ms, "foreign_cpu_cores", None))
         return cls(
             config=config,
             status="ok",

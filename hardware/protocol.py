@@ -10,21 +10,38 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from hardware.base import BenchmarkSpec
 
+if TYPE_CHECKING:
+    from engine.records import Measurement
+
+
+class TimedSamples(list):
+    """Latencies in ms (a plain list to every reader) that also say how busy the machine was.
+
+    ``foreign_cpu_cores``: CPU cores that *other* processes kept busy on average while the timed
+    iterations ran — the machine's busy CPU time minus this process's own (all its threads), over
+    the wall time. ``Measurement.from_samples`` stores it with the run.
+    """
+
+    foreign_cpu_cores: Optional[float] = None
+
 
 def time_iterations(step: Callable[[], object], spec: BenchmarkSpec,
-                    timer: Optional[Callable[[Callable[[], object]], float]] = None) -> list[float]:
+                    timer: Optional[Callable[[Callable[[], object]], float]] = None) -> TimedSamples:
     """Run ``step`` ``spec.warmup`` times untimed, then timed; returns latencies in ms.
 
-    ``timer(step) -> ms`` replaces the default wall-clock timer (CUDA events on a GPU).
+    ``timer(step) -> ms`` replaces the default wall-clock timer (CUDA events on a GPU). The CPU use
+    of other processes is measured over the timed iterations (:class:`TimedSamples`): on a 2-core
+    machine a 2-thread benchmark next to a busy process ran 1.3–3× slower than with 1 thread.
     """
     timer = timer or _wall_ms
     for _ in range(spec.warmup):
         step()
-    samples: list[float] = []
+    samples = TimedSamples()
+    probe = _CpuProbe()
     start = time.perf_counter()
     while True:
         samples.append(timer(step))
@@ -32,7 +49,66 @@ def time_iterations(step: Callable[[], object], spec: BenchmarkSpec,
         enough = len(samples) >= spec.iterations and elapsed >= spec.min_time_s
         capped = elapsed >= spec.max_time_s or len(samples) >= spec.max_iterations
         if enough or (capped and len(samples) >= 1):
+            samples.foreign_cpu_cores = probe.foreign_cores()
             return samples
+
+
+class _CpuProbe:
+    """Busy CPU seconds of the whole machine and of this process, from a start point."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> Optional[tuple[float, float]]:
+        try:
+            import psutil
+
+            sys_t = psutil.cpu_times()
+            busy = sum(getattr(sys_t, f) for f in ("user", "nice", "system", "irq", "softirq", "steal")
+                       if hasattr(sys_t, f))
+            own = psutil.Process().cpu_times()
+            return busy, own.user + own.system
+        except Exception:  # noqa: BLE001 - a missing figure must never fail a benchmark
+            return None
+
+    def foreign_cores(self) -> Optional[float]:
+        end = self._read()
+        wall = time.perf_counter() - self.t0
+        if self.start is None or end is None or wall <= 0:
+            return None
+        busy = end[0] - self.start[0]
+        own = end[1] - self.start[1]
+        return round(max(busy - own, 0.0) / wall, 3)
+
+
+def busy_machine(foreign_cpu_cores: Optional[float], threads_used: int, cores: Optional[int] = None) -> bool:
+    """Whether other processes competed for the cores a run used.
+
+    A run on ``threads_used`` of ``cores`` cores leaves ``cores − threads_used`` idle; other
+    processes using more than that (plus a quarter core of slack for the system's own noise)
+    must have taken time from the benchmark's threads.
+    """
+    if foreign_cpu_cores is None:
+        return False
+    import os
+
+    n = cores or os.cpu_count() or 1
+    used = min(max(int(threads_used or n), 1), n)
+    return foreign_cpu_cores > (n - used) + 0.25
+
+
+def busy_note(m: "Measurement") -> Optional[str]:
+    """One line for a person when a run's timing was probably slowed by other processes, else None."""
+    if not m.ok or not busy_machine(m.foreign_cpu_cores, m.config.threads):
+        return None
+    import os
+
+    n = os.cpu_count() or 1
+    used = min(max(int(m.config.threads or n), 1), n)
+    return (f"machine busy: other processes kept {m.foreign_cpu_cores:.2f} CPU cores busy while {m.config.key} "
+            f"was timed on {used} of {n} cores; this timing is probably slow (rerun on a quiet machine)")
 
 
 def _wall_ms(step: Callable[[], object]) -> float:

@@ -168,3 +168,9 @@ def _table(results: list[tuple[Any, Any, Optional[str]]], saved: bool) -> None:
     out.print(t)
     for key, status, err in failures:
         out.print(f"[red]{status}[/] {key}: {err}")
+    from hardware.protocol import busy_note
+
+    for _, m, _ in results:
+        note = busy_note(m)
+        if note:
+            out.print(f"[yellow]caution:[/] {note}")

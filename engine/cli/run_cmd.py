@@ -66,6 +66,11 @@ class LoopDisplay:
                 pred = entry.get("predicted")
                 extra = f" (predicted {pred:.3g}, APE {entry['ape']:.0%})" if pred is not None and entry.get("ape") is not None else ""
                 self.print(f"   [green]✓[/green] {m.config.key}: {entry['observed']:.3g}{extra} in {m.wall_time_s or 0:.1f}s")
+                from hardware.protocol import busy_note
+
+                note = busy_note(m)
+                if note:
+                    self.print(f"   [yellow]caution:[/] {note}")
             else:
                 self.print(f"   [red]✗[/red] {m.config.key}: {m.status}: {(m.error or '').splitlines()[0][:120] if m.error else ''}")
             self.progress.advance(self.task)

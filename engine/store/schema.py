@@ -92,6 +92,24 @@ MIGRATIONS: list[list[str]] = [
                      WHERE s.run_id = r.run_id) AS samples_ms
             FROM benchmark_runs r LEFT JOIN benchmark_results b USING (run_id)""",
     ],
+    # v2: how many CPU cores other processes kept busy while a run's timed iterations ran
+    # (hardware.protocol.time_iterations): a benchmark taken on a busy machine is slow for reasons
+    # that are not the configuration's, and a reader of the store must be able to tell
+    [
+        "ALTER TABLE benchmark_runs ADD COLUMN IF NOT EXISTS foreign_cpu_cores DOUBLE",
+        """CREATE OR REPLACE VIEW measurements AS
+            SELECT r.run_id, r.config_key, r.model, r.hardware, r.batch_size, r.seq_len,
+                   r.precision, r.mode, r.runtime, r.threads, r.started_at, r.host, r.adapter,
+                   r.device_name, r.versions, r.status, r.error, r.wall_time_s, r.source,
+                   r.experiment_id, r.foreign_cpu_cores,
+                   b.latency_mean_ms, b.latency_median_ms, b.latency_min_ms, b.latency_max_ms,
+                   b.latency_p90_ms, b.latency_p99_ms, b.latency_std_ms, b.throughput_items_s,
+                   b.memory_peak_mib, b.memory_avg_mib, b.first_token_ms, b.decode_token_ms,
+                   b.load_time_s, b.power_w, b.iterations, b.warmup,
+                   (SELECT list(s.latency_ms ORDER BY s.iteration) FROM raw_samples s
+                     WHERE s.run_id = r.run_id) AS samples_ms
+            FROM benchmark_runs r LEFT JOIN benchmark_results b USING (run_id)""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -168,10 +168,10 @@ class Store:
         run_id = run_id or uuid.uuid4().hex
         c = m.config
         con.execute(
-            "INSERT INTO benchmark_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO benchmark_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, *_config_values(c), m.started_at, m.host or socket.gethostname(), m.adapter or None,
              m.device_name or None, json.dumps(m.versions, sort_keys=True), m.status, m.error, m.wall_time_s,
-             m.source, experiment_id],
+             m.source, experiment_id, m.foreign_cpu_cores],
         )
         if m.ok:
             lat = m.latency

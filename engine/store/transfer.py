@@ -153,6 +153,7 @@ def import_measurements(store: Store, path: str | Path, *, source: Optional[str]
             {col('versions', 'JSON')} AS versions, {col('status', 'VARCHAR')} AS status,
             {col('error', 'VARCHAR')} AS error, {col('wall_time_s', 'DOUBLE')} AS wall_time_s,
             CAST({src} AS VARCHAR) AS source, {col('experiment_id', 'VARCHAR')} AS experiment_id,
+            {col('foreign_cpu_cores', 'DOUBLE')} AS foreign_cpu_cores,
             {', '.join(f"{col(c, 'INTEGER' if c in ('iterations', 'warmup') else 'DOUBLE')} AS {c}" for c in RESULT_COLS)},
             {col('samples_ms', 'DOUBLE[]')} AS samples_ms
             FROM __import ORDER BY __row""")
@@ -167,7 +168,7 @@ def import_measurements(store: Store, path: str | Path, *, source: Optional[str]
             raise ImportRejectedError(f"{path}: run_id {dup[0]} is already in the database; nothing was imported")
         con.execute(f"""INSERT INTO benchmark_runs SELECT run_id, {key}, model, hardware, batch_size, seq_len,
             precision, mode, runtime, threads, started_at, host, adapter, device_name, versions, status, error,
-            wall_time_s, source, experiment_id FROM __rows""")
+            wall_time_s, source, experiment_id, foreign_cpu_cores FROM __rows""")
         con.execute(f"""INSERT INTO benchmark_results SELECT run_id, {key}, model, hardware, batch_size, seq_len,
             precision, mode, runtime, threads, {', '.join(RESULT_COLS)} FROM __rows WHERE status = 'ok'""")
         con.execute("""INSERT INTO raw_samples SELECT run_id, CAST(u.i - 1 AS INTEGER), u.v FROM

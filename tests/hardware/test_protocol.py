@@ -59,3 +59,49 @@ def test_spec_round_trips_and_validates() -> None:
 
     with pytest.raises(InvalidValueError):
         BenchmarkSpec(CFG, iterations=0)
+
+
+def test_timing_measures_how_busy_other_processes_kept_the_machine() -> None:
+    """A process spinning on one core while a sleeping step is timed: about one foreign core
+    (this process's own CPU time is subtracted), and the figure reaches the Measurement."""
+    import subprocess
+    import sys
+
+    from engine.records import Measurement
+
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start spinning
+        samples = time_iterations(lambda: time.sleep(0.02), BenchmarkSpec(CFG, iterations=5, warmup=0,
+                                                                           min_time_s=0.6, max_time_s=2))
+    finally:
+        spin.kill()
+        spin.wait()
+    assert samples.foreign_cpu_cores is not None and samples.foreign_cpu_cores >= 0.6
+    assert Measurement.from_samples(CFG, samples).foreign_cpu_cores == samples.foreign_cpu_cores
+    assert Measurement.from_samples(CFG, [1.0, 2.0]).foreign_cpu_cores is None  # a plain list: not measured
+
+
+def test_busy_machine_means_other_processes_needed_the_runs_cores() -> None:
+    from hardware.protocol import busy_machine
+
+    assert not busy_machine(None, 2, cores=2)
+    assert not busy_machine(0.1, 2, cores=2)  # background noise
+    assert busy_machine(0.7, 2, cores=2)  # both cores used by the run, 0.7 taken by others
+    assert not busy_machine(1.0, 1, cores=2)  # the other core was free for them
+    assert busy_machine(1.6, 1, cores=2)
+    assert busy_machine(0.5, 0, cores=2)  # threads 0 = the runtime's default, all cores
+
+
+def test_busy_note_names_the_run_and_the_load() -> None:
+    import os
+
+    from engine.records import Measurement
+    from hardware.protocol import busy_note
+
+    n = os.cpu_count() or 1
+    c = CFG.with_(threads=n)
+    note = busy_note(Measurement.from_samples(c, [1.0], foreign_cpu_cores=0.9))
+    assert note is not None and c.key in note and "0.90" in note
+    assert busy_note(Measurement.from_samples(c, [1.0], foreign_cpu_cores=0.05)) is None
+    assert busy_note(Measurement.failed(c, "oom", "x", foreign_cpu_cores=3.0)) is None

@@ -164,3 +164,32 @@ def test_second_process_gets_one_line_when_locked(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_v1_store_with_runs_gains_the_busy_machine_column(tmp_path: Path) -> None:
+    """v2 adds benchmark_runs.foreign_cpu_cores: old runs keep their data (NULL there), new ones
+    store the figure, and export/import carries it."""
+    from engine.store.schema import MIGRATIONS
+
+    path = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(path))
+    for stmt in MIGRATIONS[0]:
+        con.execute(stmt)
+    con.execute("INSERT INTO schema_version VALUES (1, now()::TIMESTAMP)")
+    # a run written by the v1 code (20 columns, no load figure)
+    con.execute("INSERT INTO benchmark_runs VALUES ('r1', 'k', 'gpt2', 'cpu-test', 1, 16, 'fp32', 'inference', "
+                "'torch', 1, now()::TIMESTAMP, 'h', 'torch-cpu', 'd', '{}', 'failed', 'x', 1.0, 'measured', NULL)")
+    con.close()
+    old = Store(path, seed=False)
+    old.ensure_schema()
+    assert old.schema_version() == SCHEMA_VERSION
+    c = Config("gpt2", "cpu-test", 2, 16, "fp32")
+    old.save_measurement(Measurement.from_samples(c, [3.0, 3.5], foreign_cpu_cores=1.25))
+    df = old.measurements(status=None).set_index("run_id")
+    assert pd.isna(df.loc["r1", "foreign_cpu_cores"])
+    assert df["foreign_cpu_cores"].dropna().tolist() == [1.25]
+    out = tmp_path / "runs.parquet"
+    export_measurements(old, out)
+    fresh = _store(tmp_path, "fresh.duckdb")
+    import_measurements(fresh, out)
+    assert sorted(fresh.measurements(status=None)["foreign_cpu_cores"].dropna().tolist()) == [1.25]
