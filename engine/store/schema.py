@@ -19,6 +19,24 @@ CONFIG_COLS = """
     threads INTEGER NOT NULL
 """
 
+
+def measurements_view(run_extra: str = "") -> str:
+    """The flat ``measurements`` view (one row per run: what `db export` writes and `db import`
+    reads); ``run_extra``: columns of ``benchmark_runs`` added by later migrations."""
+    return f"""CREATE OR REPLACE VIEW measurements AS
+            SELECT r.run_id, r.config_key, r.model, r.hardware, r.batch_size, r.seq_len,
+                   r.precision, r.mode, r.runtime, r.threads, r.started_at, r.host, r.adapter,
+                   r.device_name, r.versions, r.status, r.error, r.wall_time_s, r.source,
+                   r.experiment_id{run_extra},
+                   b.latency_mean_ms, b.latency_median_ms, b.latency_min_ms, b.latency_max_ms,
+                   b.latency_p90_ms, b.latency_p99_ms, b.latency_std_ms, b.throughput_items_s,
+                   b.memory_peak_mib, b.memory_avg_mib, b.first_token_ms, b.decode_token_ms,
+                   b.load_time_s, b.power_w, b.iterations, b.warmup,
+                   (SELECT list(s.latency_ms ORDER BY s.iteration) FROM raw_samples s
+                     WHERE s.run_id = r.run_id) AS samples_ms
+            FROM benchmark_runs r LEFT JOIN benchmark_results b USING (run_id)"""
+
+
 MIGRATIONS: list[list[str]] = [
     # v1: the initial schema
     [
@@ -79,36 +97,14 @@ MIGRATIONS: list[list[str]] = [
             evaluation_id VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL,
             holdout VARCHAR NOT NULL, payload JSON NOT NULL)""",
         # One flat row per run: what `db export` writes and `db import` reads.
-        """CREATE OR REPLACE VIEW measurements AS
-            SELECT r.run_id, r.config_key, r.model, r.hardware, r.batch_size, r.seq_len,
-                   r.precision, r.mode, r.runtime, r.threads, r.started_at, r.host, r.adapter,
-                   r.device_name, r.versions, r.status, r.error, r.wall_time_s, r.source,
-                   r.experiment_id,
-                   b.latency_mean_ms, b.latency_median_ms, b.latency_min_ms, b.latency_max_ms,
-                   b.latency_p90_ms, b.latency_p99_ms, b.latency_std_ms, b.throughput_items_s,
-                   b.memory_peak_mib, b.memory_avg_mib, b.first_token_ms, b.decode_token_ms,
-                   b.load_time_s, b.power_w, b.iterations, b.warmup,
-                   (SELECT list(s.latency_ms ORDER BY s.iteration) FROM raw_samples s
-                     WHERE s.run_id = r.run_id) AS samples_ms
-            FROM benchmark_runs r LEFT JOIN benchmark_results b USING (run_id)""",
+        measurements_view(),
     ],
     # v2: how many CPU cores other processes kept busy while a run's timed iterations ran
     # (hardware.protocol.time_iterations): a benchmark taken on a busy machine is slow for reasons
     # that are not the configuration's, and a reader of the store must be able to tell
     [
         "ALTER TABLE benchmark_runs ADD COLUMN IF NOT EXISTS foreign_cpu_cores DOUBLE",
-        """CREATE OR REPLACE VIEW measurements AS
-            SELECT r.run_id, r.config_key, r.model, r.hardware, r.batch_size, r.seq_len,
-                   r.precision, r.mode, r.runtime, r.threads, r.started_at, r.host, r.adapter,
-                   r.device_name, r.versions, r.status, r.error, r.wall_time_s, r.source,
-                   r.experiment_id, r.foreign_cpu_cores,
-                   b.latency_mean_ms, b.latency_median_ms, b.latency_min_ms, b.latency_max_ms,
-                   b.latency_p90_ms, b.latency_p99_ms, b.latency_std_ms, b.throughput_items_s,
-                   b.memory_peak_mib, b.memory_avg_mib, b.first_token_ms, b.decode_token_ms,
-                   b.load_time_s, b.power_w, b.iterations, b.warmup,
-                   (SELECT list(s.latency_ms ORDER BY s.iteration) FROM raw_samples s
-                     WHERE s.run_id = r.run_id) AS samples_ms
-            FROM benchmark_runs r LEFT JOIN benchmark_results b USING (run_id)""",
+        measurements_view(", r.foreign_cpu_cores"),
     ],
 ]
 
