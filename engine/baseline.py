@@ -55,6 +55,9 @@ class BaselinePredictor:
             from engine.errors import InvalidValueError
 
             raise InvalidValueError("training data", "0 measurements", "at least 2 successful measurements")
+        from engine.models.targets import superseded_busy_runs
+
+        data = data[~superseded_busy_runs(data.reset_index(drop=True))].reset_index(drop=True)  # as the others
         X = features(data)
         self._fill = np.nan_to_num(np.nanmedian(np.where(np.isfinite(X), X, np.nan), axis=0))
         X = self._impute(X)

@@ -70,6 +70,30 @@ class Targets:
         return np.isfinite(self.log_memory)
 
 
+#: A run timed with this many more foreign CPU cores busy than its configuration's quietest run
+#: is superseded by that run (see superseded_busy_runs).
+BUSY_SUPERSEDE_CORES = 0.5
+
+
+def superseded_busy_runs(df: "pd.DataFrame") -> np.ndarray:
+    """Runs left out of fits because a quieter run of the same configuration exists.
+
+    ``foreign_cpu_cores`` (hardware.protocol) is how many cores other processes kept busy while a
+    run was timed. ``perfcast benchmark`` tells the user to rerun a run taken on a busy machine;
+    averaging the slow run with its quiet rerun would keep half of the bias, so a run whose load
+    exceeds its configuration's quietest recorded run by more than :data:`BUSY_SUPERSEDE_CORES`
+    is dropped. A configuration measured only under load keeps its runs (better than nothing),
+    and runs without the figure (older stores, imports) are never dropped.
+    """
+    if "foreign_cpu_cores" not in df.columns or "config_key" not in df.columns or len(df) == 0:
+        return np.zeros(len(df), dtype=bool)
+    import pandas as pd
+
+    load = pd.to_numeric(df["foreign_cpu_cores"], errors="coerce")
+    quietest = load.groupby(df["config_key"]).transform("min")
+    return (load > quietest + BUSY_SUPERSEDE_CORES).fillna(False).to_numpy(dtype=bool)
+
+
 def targets_from_measurements(data: "pd.DataFrame") -> Targets:
     """Validate and convert a measurements frame (status ok rows only are used)."""
     if data is None or len(data) == 0:
@@ -78,6 +102,7 @@ def targets_from_measurements(data: "pd.DataFrame") -> Targets:
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
     df = df[df["latency_median_ms"].notna() & (df["latency_median_ms"] > 0)].reset_index(drop=True)
+    df = df[~superseded_busy_runs(df)].reset_index(drop=True)
     if len(df) == 0:
         raise InvalidValueError("training data", "0 successful measurements", "at least 1 status-ok run")
     med = df["latency_median_ms"].to_numpy(dtype=float)

@@ -1,0 +1,23 @@
+"""Training targets: which runs a fit sees."""
+from __future__ import annotations
+
+
+def test_a_quiet_rerun_supersedes_a_run_timed_on_a_busy_machine() -> None:
+    """Only the run of a configuration whose load exceeds its quietest run's by > 0.5 cores goes."""
+    import numpy as np
+    import pandas as pd
+
+    from engine.models.targets import superseded_busy_runs, targets_from_measurements
+
+    base = dict(model="gpt2", hardware="cpu-test", seq_len=16, precision="fp32", mode="inference", runtime="torch",
+                threads=2, status="ok", latency_std_ms=0.1, iterations=10)
+    rows = [dict(base, batch_size=1, config_key="a", latency_median_ms=20.0, foreign_cpu_cores=0.9),  # busy
+            dict(base, batch_size=1, config_key="a", latency_median_ms=10.0, foreign_cpu_cores=0.05),  # its rerun
+            dict(base, batch_size=2, config_key="b", latency_median_ms=30.0, foreign_cpu_cores=1.1),  # only run
+            dict(base, batch_size=4, config_key="c", latency_median_ms=40.0, foreign_cpu_cores=np.nan),
+            dict(base, batch_size=4, config_key="c", latency_median_ms=41.0, foreign_cpu_cores=0.0)]
+    df = pd.DataFrame(rows)
+    assert superseded_busy_runs(df).tolist() == [True, False, False, False, False]
+    tg = targets_from_measurements(df)
+    assert sorted(np.exp(tg.log_latency).round(1).tolist()) == [10.0, 30.0, 40.0, 41.0]
+    assert not superseded_busy_runs(df.drop(columns="foreign_cpu_cores")).any()  # older stores
