@@ -193,3 +193,9 @@ def test_a_v1_store_with_runs_gains_the_busy_machine_column(tmp_path: Path) -> N
     fresh = _store(tmp_path, "fresh.duckdb")
     import_measurements(fresh, out)
     assert sorted(fresh.measurements(status=None)["foreign_cpu_cores"].dropna().tolist()) == [1.25]
+    # `perfcast db info` counts the runs a quieter rerun supersedes in fits
+    from engine.cli.db_cmd import _info
+
+    assert _info(old)["busy_runs_superseded"] == 0
+    old.save_measurement(Measurement.from_samples(c, [2.0, 2.1], foreign_cpu_cores=0.1))
+    assert _info(old)["busy_runs_superseded"] == 1
