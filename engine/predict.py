@@ -136,7 +136,7 @@ class PerformancePredictor:
         self._store: Optional["Store"] = None
         self._fitted: Optional[tuple[str, Any]] = None  # (data hash, predictor)
         self._nearby: Optional[tuple[str, dict[tuple[str, str], int]]] = None
-        self._kinds: Optional[tuple[str, dict[str, int]]] = None
+        self._kinds: Optional[tuple[dict[tuple[str, str], int], dict[str, int]]] = None  # (counts it came from, kinds)
 
     # -- plumbing ---------------------------------------------------------------------------------
     @property
@@ -169,21 +169,19 @@ class PerformancePredictor:
         return self._nearby[1]
 
     def measured_kinds(self) -> dict[str, int]:
-        """Successful measurements per device kind (cpu, cuda, ...) in the store."""
-        h = self._fitted[0] if self._fitted is not None else self.data_hash()
-        if self._kinds is None or self._kinds[0] != h:
+        """Successful measurements per device kind (cpu, cuda, ...) in the store (summed from
+        the per-(model, hardware) counts, recomputed when those are)."""
+        counts = self._nearby_counts()
+        if self._kinds is None or self._kinds[0] is not counts:
             from engine.catalog import all_hardware
 
-            with self.store.connect() as con:
-                rows = con.execute("SELECT hardware, count(*) FROM measurements WHERE status = 'ok' "
-                                   "GROUP BY hardware").fetchall()
             known = all_hardware(self.store, detect=False)
             kinds: dict[str, int] = {}
-            for hw_id, n in rows:
+            for (_, hw_id), n in counts.items():
                 e = known.get(hw_id)
                 kind = e.kind if e is not None else str(hw_id).split("-", 1)[0]
-                kinds[kind] = kinds.get(kind, 0) + int(n)
-            self._kinds = (h, kinds)
+                kinds[kind] = kinds.get(kind, 0) + n
+            self._kinds = (counts, kinds)
         return self._kinds[1]
 
     def extrapolation_warning(self, hw: "ResolvedHardware") -> Optional[str]:

@@ -94,21 +94,23 @@ def busy_machine(foreign_cpu_cores: Optional[float], threads_used: int, cores: O
     """
     if foreign_cpu_cores is None:
         return False
+    n, used = _cores_used(threads_used, cores)
+    return foreign_cpu_cores > (n - used) + 0.25
+
+
+def _cores_used(threads_used: int, cores: Optional[int] = None) -> tuple[int, int]:
+    """(cores of this machine, cores a run with ``threads_used`` threads occupies; 0 = all)."""
     import os
 
     n = cores or os.cpu_count() or 1
-    used = min(max(int(threads_used or n), 1), n)
-    return foreign_cpu_cores > (n - used) + 0.25
+    return n, min(max(int(threads_used or n), 1), n)
 
 
 def busy_note(m: "Measurement") -> Optional[str]:
     """One line for a person when a run's timing was probably slowed by other processes, else None."""
     if not m.ok or not busy_machine(m.foreign_cpu_cores, m.config.threads):
         return None
-    import os
-
-    n = os.cpu_count() or 1
-    used = min(max(int(m.config.threads or n), 1), n)
+    n, used = _cores_used(m.config.threads)
     return (f"machine busy: other processes kept {m.foreign_cpu_cores:.2f} CPU cores busy while {m.config.key} "
             f"was timed on {used} of {n} cores; this timing is probably slow (rerun on a quiet machine)")
 

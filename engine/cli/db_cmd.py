@@ -40,18 +40,14 @@ def init(db_path: str | None, no_seed: bool, as_json: bool) -> None:
 
 
 def _info(store) -> dict:  # type: ignore[no-untyped-def]
-    from engine.models.targets import BUSY_SUPERSEDE_CORES
+    from engine.models.targets import superseded_busy_runs
     from engine.store.schema import SCHEMA_VERSION
 
     with store.connect() as con:
         runs, ok = con.execute("SELECT count(*), count(*) FILTER (status = 'ok') FROM benchmark_runs").fetchone()
         by_source = dict(con.execute("SELECT source, count(*) FROM benchmark_runs GROUP BY 1 ORDER BY 1").fetchall())
         n_cfg = con.execute("SELECT count(DISTINCT config_key) FROM benchmark_results").fetchone()[0]
-        # the rule of engine.models.targets.superseded_busy_runs, in SQL
-        superseded = con.execute(
-            "SELECT count(*) FROM (SELECT foreign_cpu_cores AS f, min(foreign_cpu_cores) OVER (PARTITION BY config_key) "
-            "AS quietest FROM measurements WHERE status = 'ok') WHERE f > quietest + ?", [BUSY_SUPERSEDE_CORES]
-        ).fetchone()[0]
+    superseded = int(superseded_busy_runs(store.measurements()).sum())  # the fits' own rule
     return {"path": str(store.path), "schema_version": store.schema_version(), "latest_schema": SCHEMA_VERSION,
             "runs": runs, "ok_runs": ok, "distinct_configs": n_cfg, "runs_by_source": by_source,
             "busy_runs_superseded": superseded}

@@ -73,8 +73,7 @@ def recommend_hardware(model: str, metric: str, available: Optional[str], detect
         r = rec.recommend_hardware(model_name=model, batch_size=batch_size, optimization_metric=metric,
                                    precision=precision, seq_len=seq_len, mode=mode, runtime=runtime,
                                    gpu_count=gpu_count, n_samples=samples, seed=seed)
-    kinds = {resolve(o.hardware, store).kind: o.hardware for o in r.options}
-    unmeasured = sorted(k for k, h in kinds.items() if pp.extrapolation_warning(resolve(h, store)))
+    unmeasured = sorted({resolve(o.hardware, store).kind for o in r.options} - set(pp.measured_kinds()))
     caution = (f"no {', '.join(unmeasured)} device has been measured: those options extrapolate a roofline fitted "
                "on other kinds of device and can be far off (small, launch-bound workloads in particular), and "
                "so can their P(best); one real run on each is the fix") if unmeasured else None
