@@ -102,6 +102,9 @@ class BenchmarkSettings(_Strict):
     time_limit_s: float = Field(600.0, gt=0)
     memory_limit_mib: Optional[float] = Field(None, gt=0)
     decode_tokens: int = Field(8, ge=0)
+    rerun_busy: int = Field(1, ge=0, description=(
+        "reruns a loop spends on a configuration whose every successful run was timed while other "
+        "processes needed its cores (hardware.protocol.busy_machine); 0 never reruns"))
 
 
 class ReplaySettings(_Strict):
@@ -119,13 +122,18 @@ class ExperimentConfig(_Strict):
     acquisition: AcquisitionSettings = Field(default_factory=AcquisitionSettings)
     budget: Budget = Field(default_factory=Budget)
     stop: StopRule = Field(default_factory=StopRule)
-    initial_design: int = Field(3, ge=1, description="random picks while the store has fewer ok runs than this")
+    initial_design: int = Field(3, ge=1, description="random picks while fewer configurations than this have a successful run")
     benchmark: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
 
     def digest(self) -> str:
-        """A stable hash of the settings that define the experiment (name included)."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """A stable hash of the settings that define the experiment (name included).
+
+        ``benchmark.rerun_busy`` is left out: it says how to repair a disturbed run, not which
+        experiment this is, and leaving it out keeps the ids of experiments stored before it
+        existed, so they still resume.
+        """
+        text = json.dumps(self.model_dump(mode="json", exclude={"benchmark": {"rerun_busy"}}), sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
     def experiment_id(self, mode: str = "run") -> str:

@@ -83,6 +83,7 @@ class LoopResult:
     resumed_runs: int
     prequential: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    n_reruns: int = 0  # runs spent again on configurations whose timing other processes disturbed
 
     def curve(self) -> dict[str, list[Optional[float]]]:
         return {"n_benchmarks": [s.n_benchmarks for s in self.steps],
@@ -107,6 +108,15 @@ def training_data(store: Any) -> Any:
     if "samples_ms" in df and len(df):
         df["samples_ms"] = [s if isinstance(s, (list, tuple, np.ndarray)) else None for s in df["samples_ms"]]
     return df
+
+
+def _distinct_configs(data: Any) -> int:
+    """Configurations with a successful run: what the initial design counts. Runs would overcount
+    a configuration measured twice (a busy-machine rerun), and a GP fitted on one configuration's
+    runs has no input that varies."""
+    if "config_key" in data and len(data):
+        return int(data["config_key"].nunique())
+    return len(data)
 
 
 def _median_ape(pred: np.ndarray, truth: Sequence[Optional[float]]) -> tuple[Optional[float], int]:
@@ -146,6 +156,8 @@ class ExperimentLoop:
         self.steps: list[StepRecord] = []
         self.prequential: list[dict[str, Any]] = []
         self._predicted: dict[str, float] = {}  # config key -> predicted value when picked
+        self._reruns: set[str] = set()  # config keys submitted again because their run was disturbed
+        self._postponed: set[str] = set()  # reruns already announced as waiting for a quiet machine
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _default_factory(self) -> Any:
@@ -174,6 +186,63 @@ class ExperimentLoop:
                                "WHERE experiment_id = ?", [self.experiment_id]).fetchall()
         n_failed = sum(1 for _, s, _ in rows if s != "ok")
         return len(rows), n_failed, float(sum(w for _, _, w in rows)), {k for k, _, _ in rows}
+
+    def busy_reruns(self, exclude: set[str]) -> list[tuple[Config, float]]:
+        """Configurations to benchmark again because other processes disturbed their timing.
+
+        A run whose timed iterations shared its cores with other processes
+        (:func:`hardware.protocol.busy_machine`) is slow for reasons that are not the
+        configuration's; the fits already prefer a quieter run of the same configuration
+        (:func:`engine.models.targets.superseded_busy_runs`), so the loop's repair is to take one.
+        A configuration qualifies while every successful run it has in this experiment was busy
+        and it has had at most ``benchmark.rerun_busy`` reruns. Read from the store, so a resumed
+        loop still reruns what a killed one had flagged. Real runs only: a replay looks values up.
+        Returns (configuration, foreign CPU cores of its quietest run), oldest first.
+        """
+        limit = self.cfg.benchmark.rerun_busy
+        if self.mode != "run" or limit <= 0:
+            return []
+        from hardware.protocol import busy_machine
+
+        with self.store.connect() as con:
+            rows = con.execute("SELECT config_key, foreign_cpu_cores FROM benchmark_runs WHERE experiment_id = ? "
+                               "AND status = 'ok' ORDER BY started_at", [self.experiment_id]).fetchall()
+        loads: dict[str, list[Optional[float]]] = {}
+        for key, foreign in rows:
+            loads.setdefault(key, []).append(foreign)
+        by_key = {c.key: c for c in self.space}
+        out = []
+        for key, fs in loads.items():
+            c = by_key.get(key)
+            if c is None or key in exclude or len(fs) > limit:
+                continue
+            if all(busy_machine(f, c.threads) for f in fs):
+                out.append((c, min(float(f) for f in fs if f is not None)))
+        return out
+
+    def _due_reruns(self, n_pick: int) -> list[tuple[Config, float]]:
+        """The busy-machine reruns to submit now: none while this machine is still busy.
+
+        Rerunning during the disturbance would only measure it again, so on the local executor
+        with nothing running the loop first watches the machine's load for a second
+        (:func:`hardware.protocol.foreign_load`) and postpones the reruns — acquiring new
+        configurations meanwhile — until it is quiet. Where the benchmark runs elsewhere (Ray) or
+        beside other benchmarks of this loop, that load cannot be told apart, and they are submitted.
+        """
+        due = self.busy_reruns({c.key for c in self.executor.pending()})[:n_pick]
+        if not due or self.executor.name != "local" or self.executor.pending():
+            return due
+        from hardware.protocol import busy_machine, foreign_load
+
+        load = foreign_load(1.0)
+        due_now = []
+        for c, foreign in due:
+            if not busy_machine(load, c.threads):
+                due_now.append((c, foreign))
+            elif c.key not in self._postponed:  # said once, not at every step it waits
+                self._postponed.add(c.key)
+                self._emit("info", f"rerun of {c.key} postponed: other processes keep {load:.2f} CPU cores busy")
+        return due_now
 
     def _save_state(self, status: str, extra: Optional[dict[str, Any]] = None) -> None:
         if self.mode == "replay" and status == "running":
@@ -256,7 +325,7 @@ class ExperimentLoop:
         rec = StepRecord(step=step, n_benchmarks=runs, benchmark_seconds=seconds, n_train=len(data), pool_size=0,
                          acquisition=self.cfg.acquisition.name)
         rng = np.random.default_rng([self.seed, step])
-        if len(data) < self.initial_design:
+        if _distinct_configs(data) < self.initial_design:
             pool = build_pool(self.space, measured=measured, failed=failed)
             cand = [c for c in pool.configs if c.key not in pend_keys]
             rec.pool_size = len(cand)
@@ -334,7 +403,7 @@ class ExperimentLoop:
         from engine.acquisition.pool import FAILED_STATUSES, build_pool
 
         data = training_data(self.store)
-        if len(data) < max(self.initial_design, 1):
+        if _distinct_configs(data) < max(self.initial_design, 1):
             return None
         rec = StepRecord(step=len(self.steps), n_benchmarks=runs, benchmark_seconds=seconds, n_train=len(data),
                          pool_size=0, acquisition=self.cfg.acquisition.name)
@@ -373,12 +442,20 @@ class ExperimentLoop:
                 n_pick = max(free, self.cfg.acquisition.q)
                 if left is not None:
                     n_pick = min(n_pick, left)
-                picks, rec, why = self.acquire(n_pick, runs, seconds)
-                self.steps.append(rec)
-                self._save_state("running")
-                self._emit("step", rec)
-                if why:
-                    stopped = why
+                reruns = self._due_reruns(n_pick)
+                for c, foreign in reruns:
+                    self._emit("info", f"rerunning {c.key}: it was timed while other processes kept "
+                                       f"{foreign:.2f} CPU cores busy")
+                    self._reruns.add(c.key)
+                picks: list[Config] = [c for c, _ in reruns]
+                if n_pick > len(reruns):
+                    chosen, rec, why = self.acquire(n_pick - len(reruns), runs, seconds)
+                    picks += chosen
+                    self.steps.append(rec)
+                    self._save_state("running")
+                    self._emit("step", rec)
+                    if why:
+                        stopped = why
                 for c in picks:
                     try:
                         self.executor.submit(self.spec_for(c))
@@ -405,10 +482,14 @@ class ExperimentLoop:
             runs += 1
             seconds += float(m.wall_time_s or 0.0)
             n_failed += 0 if m.ok else 1
-            pred = self._predicted.get(m.config.key)
+            rerun = m.config.key in self._reruns
+            self._reruns.discard(m.config.key)
+            # a rerun's prediction was made before the first run, which the model has seen since:
+            # scoring it again would count one forecast twice
+            pred = None if rerun else self._predicted.get(m.config.key)
             entry = {"config_key": m.config.key, "status": m.status, "n_benchmarks": runs,
                      "benchmark_seconds": seconds, "predicted": pred, "observed": None, "ape": None,
-                     "wall_time_s": m.wall_time_s, "error": (m.error or "")[:300] or None}
+                     "wall_time_s": m.wall_time_s, "error": (m.error or "")[:300] or None, "rerun": rerun}
             if m.ok:
                 obs = m.latency.median_ms if self.truth_col == "latency_median_ms" else m.memory_peak_mib
                 entry["observed"] = obs
@@ -422,7 +503,8 @@ class ExperimentLoop:
             self.steps.append(final)
             self._emit("step", final)
         result = LoopResult(self.experiment_id, self.cfg.name, self.mode, self.cfg.acquisition.name, self.steps, runs,
-                            n_failed, seconds, stopped, resumed_runs, self.prequential, dict(self.executor.skipped))
+                            n_failed, seconds, stopped, resumed_runs, self.prequential, dict(self.executor.skipped),
+                            n_reruns=sum(1 for p in self.prequential if p.get("rerun")))
         self._save_state("finished", {"stopped_because": stopped, "n_benchmarks": runs,
                                       "benchmark_seconds": seconds, "n_failed": n_failed})
         return result

@@ -123,8 +123,12 @@ class RatioEstimate:
     n_boot: int
 
 
-def _ratios(base: Sequence["LoopResult"], other: Sequence["LoopResult"], target_n: int,
-            n_max: int) -> tuple[float, float]:
+def ratios_to_reach(base: Sequence["LoopResult"], other: Sequence["LoopResult"], target_n: int,
+                    n_max: int) -> tuple[float, float]:
+    """(ratio, seconds_ratio): how many times fewer benchmarks and benchmark-seconds ``other``
+    needs than ``base`` to reach ``base``'s seed-averaged error at ``target_n``. 0 when ``other``
+    never reaches it (no saving), nan when ``base`` never does. The one rule behind the bench's
+    last line, the replay's ``savings_vs_random`` and every bootstrap resample."""
     b, o = curve_of("base", base, n_max=n_max), curve_of("other", other, n_max=n_max)
     target = float(b.ape_by_n[target_n])
     bn, on = benchmarks_to_reach(b, target), benchmarks_to_reach(o, target)
@@ -144,9 +148,12 @@ def ratio_with_interval(base: Sequence["LoopResult"], other: Sequence["LoopResul
     """
     if len(base) != len(other):
         raise ValueError("paired seeds: both strategies need the same number of replays")
-    ratio, sratio = _ratios(base, other, target_n, n_max)
+    ratio, sratio = ratios_to_reach(base, other, target_n, n_max)
+    if n_boot <= 0:  # a point estimate only (one seed has nothing to resample)
+        nan2 = (float("nan"), float("nan"))
+        return RatioEstimate(ratio, sratio, nan2, nan2, float("nan"), 0)
     rng = np.random.default_rng(seed)
-    boots = np.array([_ratios([base[i] for i in idx], [other[i] for i in idx], target_n, n_max)
+    boots = np.array([ratios_to_reach([base[i] for i in idx], [other[i] for i in idx], target_n, n_max)
                       for idx in (rng.integers(0, len(base), len(base)) for _ in range(n_boot))])
 
     def ci(col: np.ndarray) -> tuple[float, float]:
@@ -172,7 +179,7 @@ def savings_vs_random(results: dict[str, Sequence["LoopResult"]], target_fractio
     for name, runs in results.items():
         if name == "random" or len(runs) != len(results["random"]):
             continue
-        est = ratio_with_interval(results["random"], runs, target_n, n_max, n_boot=n_boot if len(runs) > 1 else 1)
+        est = ratio_with_interval(results["random"], runs, target_n, n_max, n_boot=n_boot if len(runs) > 1 else 0)
         row: dict[str, Any] = {"target_n": target_n, "target_ape": target, "ratio": est.ratio,
                                "seconds_ratio": est.seconds_ratio, "seeds": len(runs)}
         if len(runs) > 1:

@@ -85,6 +85,17 @@ class _CpuProbe:
         return round(max(busy - own, 0.0) / wall, 3)
 
 
+def foreign_load(seconds: float = 1.0) -> Optional[float]:
+    """CPU cores other processes keep busy right now, watched for ``seconds`` while this one sleeps.
+
+    What a loop checks before it reruns a benchmark that was disturbed: rerunning while the
+    disturbance lasts would only measure it again. None where the figure cannot be read.
+    """
+    probe = _CpuProbe()
+    time.sleep(max(seconds, 0.05))
+    return probe.foreign_cores()
+
+
 def busy_machine(foreign_cpu_cores: Optional[float], threads_used: int, cores: Optional[int] = None) -> bool:
     """Whether other processes competed for the cores a run used.
 

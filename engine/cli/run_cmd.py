@@ -65,7 +65,8 @@ class LoopDisplay:
             if m.ok:
                 pred = entry.get("predicted")
                 extra = f" (predicted {pred:.3g}, APE {entry['ape']:.0%})" if pred is not None and entry.get("ape") is not None else ""
-                self.print(f"   [green]✓[/green] {m.config.key}: {entry['observed']:.3g}{extra} in {m.wall_time_s or 0:.1f}s")
+                again = " (rerun)" if entry.get("rerun") else ""
+                self.print(f"   [green]✓[/green] {m.config.key}{again}: {entry['observed']:.3g}{extra} in {m.wall_time_s or 0:.1f}s")
                 from hardware.protocol import busy_note
 
                 note = busy_note(m)
@@ -141,7 +142,8 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
         more, note = _compare_after_run(cfg, result, con, as_json)
         curves += more
     if not as_json:
-        con.print(f"[bold]done[/bold]: {result.n_benchmarks} benchmarks ({result.n_failed} failed), "
+        reruns = f", {result.n_reruns} rerun on a busy machine" if result.n_reruns else ""
+        con.print(f"[bold]done[/bold]: {result.n_benchmarks} benchmarks ({result.n_failed} failed{reruns}), "
                   f"{result.benchmark_seconds:.0f} benchmark-s; stopped: {result.stopped_because}")
         print_report(con, curves, title=f"{cfg.name}: learning curves")
         con.print(f"[dim]{note}[/dim]")

@@ -199,3 +199,79 @@ def test_fresh_scoring_grades_heldout_error_with_a_predictor_fitted_at_every_ste
     scored = [s.heldout_median_ape for s in r.steps if s.heldout_median_ape is not None]
     assert scored and all(v == pytest.approx(0.1) for v in scored)
     assert fitted_sizes == sorted(fitted_sizes) and fitted_sizes[0] < fitted_sizes[-1]
+
+
+class _BusyFirstExecutor(OracleExecutor):
+    """An oracle whose answers for ``busy_keys`` come back timed on a busy machine ``busy_times``
+    times (more foreign CPU cores than the machine has), then quiet."""
+
+    def __init__(self, data, busy_keys, busy_times: int = 1) -> None:
+        super().__init__(data)
+        self.busy_left = {k: busy_times for k in busy_keys}
+
+    def wait(self, timeout=None):
+        r = super().wait(timeout)
+        if r is not None:
+            k = r.measurement.config.key
+            busy = self.busy_left.get(k, 0) > 0
+            if busy:
+                self.busy_left[k] -= 1
+            r.measurement.foreign_cpu_cores = float((os.cpu_count() or 1) + 1) if busy else 0.0
+        return r
+
+
+def _busy_loop(syn, tmp_path, busy_times: int, rerun_busy: int = 1):
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:30])
+    keys = [c.key for c in configs[:30]]
+    ex = _BusyFirstExecutor(df, busy_keys=keys, busy_times=busy_times)
+    cfg = _cfg(acquisition={"name": "random", "q": 1}, budget={"runs": 6}, initial_design=2,
+               benchmark={"rerun_busy": rerun_busy})
+    store = Store(tmp_path / f"busy{busy_times}{rerun_busy}.duckdb", seed=False)
+    events = []
+    loop = ExperimentLoop(cfg, store, ex, space_from_dataset(cfg.search_space, df), mode="run",
+                          predictor_factory=_gp_factory(fz), on_event=lambda k, p: events.append((k, p)))
+    return loop.run(), store.measurements(status=None), events
+
+
+def test_a_run_timed_on_a_busy_machine_is_rerun_once_and_the_rerun_counts_against_the_budget(syn, tmp_path) -> None:
+    r, runs, events = _busy_loop(syn, tmp_path, busy_times=1)
+    assert r.n_benchmarks == 6 and len(runs) == 6
+    per_key = runs.groupby("config_key")["foreign_cpu_cores"].apply(sorted)
+    # every configuration was busy once: each one measured gets exactly one quiet rerun
+    assert len(per_key) == 3 and all(v == [0.0, (os.cpu_count() or 1) + 1.0] for v in per_key)
+    reruns = [p for p in r.prequential if p["rerun"]]
+    assert len(reruns) == 3 and all(p["predicted"] is None and p["ape"] is None for p in reruns)
+    assert sum(1 for k, p in events if k == "info" and str(p).startswith("rerunning ")) == 3
+
+
+def test_busy_reruns_stop_after_the_limit_and_can_be_switched_off(syn, tmp_path) -> None:
+    r, runs, _ = _busy_loop(syn, tmp_path, busy_times=5)  # the machine stays busy
+    assert runs.groupby("config_key").size().tolist() == [2, 2, 2]  # one rerun each, not more
+    r0, runs0, events0 = _busy_loop(syn, tmp_path, busy_times=5, rerun_busy=0)
+    assert runs0["config_key"].is_unique and len(runs0) == 6
+    assert not any(p["rerun"] for p in r0.prequential)
+
+
+def test_a_busy_rerun_waits_for_a_quiet_machine_on_the_local_executor(syn, tmp_path, monkeypatch) -> None:
+    import hardware.protocol as protocol
+
+    loads = iter([float((os.cpu_count() or 1) + 1)] * 2)  # still busy at the first two looks, then quiet
+    looks = []
+    monkeypatch.setattr(protocol, "foreign_load", lambda seconds=1.0: looks.append(seconds) or next(loads, 0.0))
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:30])
+    ex = _BusyFirstExecutor(df, busy_keys=[c.key for c in configs[:30]])
+    ex.name = "local"  # the loop only watches the load of the machine it runs benchmarks on
+    cfg = _cfg(acquisition={"name": "random", "q": 1}, budget={"runs": 6}, initial_design=2)
+    events = []
+    loop = ExperimentLoop(cfg, Store(tmp_path / "wait.duckdb", seed=False), ex,
+                          space_from_dataset(cfg.search_space, df), mode="run", predictor_factory=_gp_factory(fz),
+                          on_event=lambda k, p: events.append((k, p)))
+    r = loop.run()
+    order = [(p["config_key"], p["rerun"]) for p in r.prequential]
+    first_rerun = next(i for i, (_, again) in enumerate(order) if again)
+    # the first busy run is followed by new configurations while the machine stays busy, then its rerun
+    assert first_rerun == 3 and order[first_rerun][0] == order[0][0]
+    assert [str(p) for k, p in events if k == "info" and "postponed" in str(p)] != []
+    assert len(looks) >= 3

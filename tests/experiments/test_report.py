@@ -54,3 +54,14 @@ def test_savings_vs_random_for_each_strategy_with_an_interval() -> None:
     one_seed = savings_vs_random({k: v[:1] for k, v in results.items()})
     assert "ratio_ci90" not in one_seed["eig"] and one_seed["eig"]["seeds"] == 1
     assert savings_vs_random({"eig": results["eig"]}) == {}
+
+
+def test_a_strategy_that_never_reaches_the_target_saves_nothing_and_one_seed_is_not_resampled() -> None:
+    from experiments.report import ratios_to_reach
+
+    base = [_linear(0.005, 1.0)]
+    slow = [_linear(0.001, 1.0)]  # 0.9 after 100 benchmarks: never reaches base's 0.7
+    assert ratios_to_reach(base, slow, target_n=60, n_max=100) == (0.0, 0.0)
+    est = ratio_with_interval(base, [_linear(0.010, 1.0)], target_n=60, n_max=100, n_boot=0)
+    assert est.ratio == pytest.approx(2.0) and est.n_boot == 0
+    assert all(v != v for v in est.ratio_ci90)  # no interval from a point estimate
