@@ -224,14 +224,18 @@ class ExperimentLoop:
         """The busy-machine reruns to submit now: none while this machine is still busy.
 
         Rerunning during the disturbance would only measure it again, so on the local executor
-        with nothing running the loop first watches the machine's load for a second
+        the loop first watches the machine's load for a second
         (:func:`hardware.protocol.foreign_load`) and postpones the reruns — acquiring new
-        configurations meanwhile — until it is quiet. Where the benchmark runs elsewhere (Ray) or
-        beside other benchmarks of this loop, that load cannot be told apart, and they are submitted.
+        configurations meanwhile — until it is quiet. While benchmarks of this loop run
+        (``--workers`` > 1) they are the load, and a rerun beside them would be disturbed the same
+        way: it waits for a moment when none runs. Where benchmarks run on other machines (Ray)
+        this one's load says nothing about theirs, and the reruns are submitted.
         """
         due = self.busy_reruns({c.key for c in self.executor.pending()})[:n_pick]
-        if not due or self.executor.name != "local" or self.executor.pending():
+        if not due or self.executor.name != "local":
             return due
+        if self.executor.pending():
+            return []
         from hardware.protocol import busy_machine, foreign_load
 
         load = foreign_load(1.0)

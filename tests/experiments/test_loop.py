@@ -275,3 +275,21 @@ def test_a_busy_rerun_waits_for_a_quiet_machine_on_the_local_executor(syn, tmp_p
     assert first_rerun == 3 and order[first_rerun][0] == order[0][0]
     assert [str(p) for k, p in events if k == "info" and "postponed" in str(p)] != []
     assert len(looks) >= 3
+
+
+def test_local_busy_reruns_never_run_beside_the_loops_own_benchmarks(syn, tmp_path, monkeypatch) -> None:
+    import hardware.protocol as protocol
+
+    looks = []
+    monkeypatch.setattr(protocol, "foreign_load", lambda seconds=1.0: looks.append(seconds) or 0.0)
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:30])
+    ex = _BusyFirstExecutor(df, busy_keys=[c.key for c in configs[:30]])
+    ex.name = "local"
+    ex.workers = 2  # two benchmarks always in flight: each one's load is the other's
+    cfg = _cfg(acquisition={"name": "random", "q": 1}, budget={"runs": 8}, initial_design=2)
+    r = ExperimentLoop(cfg, Store(tmp_path / "w2.duckdb", seed=False), ex, space_from_dataset(cfg.search_space, df),
+                       mode="run", predictor_factory=_gp_factory(fz)).run()
+    # every run was flagged, but a moment with nothing running never came before the budget was spent
+    assert r.n_benchmarks == 8 and r.n_reruns == 0 and looks == []
+    assert len({p["config_key"] for p in r.prequential}) == 8
