@@ -158,6 +158,10 @@ class ActiveLearningSystem:
                 "predicted_median": it.predicted_median,
                 "p_fits_memory": None if pool.p_fit is None else float(pool.p_fit[pos[c.key]]),
             })
+        reruns = self.busy_reruns(space)
+        if reruns:
+            notes.append(f"{len(reruns)} configuration(s) of this space were measured only while other processes "
+                         "needed their cores; rerun them on a quiet machine (`reruns`; first in --emit-commands)")
         payload = {
             "total_candidates": pool.space_size, "enhanced_candidates": len(pool), "excluded": pool.excluded,
             "final_recommendations": items, "optimization_metric": metric,
@@ -165,10 +169,28 @@ class ActiveLearningSystem:
                         f"(predictor {getattr(predictor, 'name', '?')}, batch chosen jointly)",
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "acquisition": sel.acquisition, "mc_points": sel.mc_points, "selection_s": sel.elapsed_s,
-            "notes": notes,
+            "notes": notes, "reruns": reruns,
         }
         self.last_payload = payload
         return payload
+
+    def busy_reruns(self, space: Sequence[Config]) -> list[dict[str, Any]]:
+        """Configurations of ``space`` whose every stored run was timed on a busy machine
+        (:func:`hardware.protocol.busy_only`): measured, so out of the candidate pool, but their
+        timing is probably slow; what a loop reruns by itself, listed here for a person to rerun."""
+        from hardware.protocol import busy_only
+
+        df = self.store.measurements()
+        if not len(df) or "foreign_cpu_cores" not in df:
+            return []
+        flagged = busy_only(df["config_key"].tolist(), df["threads"].tolist(), df["foreign_cpu_cores"].tolist())
+        out = []
+        for c in space:
+            if c.key in flagged:
+                least, n = flagged[c.key]
+                out.append({"config_key": c.key, "foreign_cpu_cores": least, "runs": n,
+                            "command": benchmark_command(_item(c))})
+        return out
 
     @staticmethod
     def _families(predictor: Any, configs: Sequence[Config]) -> list[str]:
@@ -237,7 +259,20 @@ def _hardware_argument(c: Config) -> str:
         return c.hardware
 
 
-def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20) -> str:
-    lines = ["#!/usr/bin/env bash", "# perfcast suggest: the recommended benchmarks, most informative first", "set -e"]
+def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20,
+                    reruns: Sequence[dict[str, Any]] = ()) -> str:
+    """The shell script of ``perfcast suggest --emit-commands``: reruns of runs timed on a busy
+    machine first (they repair data already paid for), then the recommendations in order."""
+    lines = ["#!/usr/bin/env bash", "set -e"]
+    if reruns:
+        lines.append("# reruns: these configurations were timed only while other processes needed their cores")
+        lines += [benchmark_command(_item(Config.from_key(r["config_key"])), iterations) for r in reruns]
+    lines.append("# perfcast suggest: the recommended benchmarks, most informative first")
     lines += [benchmark_command(it, iterations) for it in items]
     return "\n".join(lines) + "\n"
+
+
+def _item(c: Config) -> dict[str, Any]:
+    """A configuration in the item shape :func:`benchmark_command` reads."""
+    return {"model_name": c.model, "hardware": c.hardware, "batch_size": c.batch_size, "seq_len": c.seq_len,
+            "precision": c.precision, "mode": c.mode, "runtime": c.runtime, "threads": c.threads}

@@ -118,6 +118,18 @@ def _load_or_fit_fn() -> Any:
 ConfigLike = Union[Config, Mapping[str, Any]]
 
 
+def unmeasured_kinds_caution(kinds: Iterable[str], rows: str, consequence: str = "") -> Optional[str]:
+    """One line for the commands that answer for several devices at once (``compare-hardware``,
+    ``recommend-hardware``) when some of them are of a kind the store has never measured; the
+    full reason is :meth:`PerformancePredictor.extrapolation_warning`. ``rows`` names what those
+    devices are in the command's answer; ``consequence`` continues the sentence. None if all measured."""
+    kinds = sorted(set(kinds))
+    if not kinds:
+        return None
+    return (f"no {', '.join(kinds)} device has been measured: those {rows} extrapolate a roofline fitted on other "
+            f"kinds of device and can be far off (small, launch-bound workloads in particular){consequence}")
+
+
 class PerformancePredictor:
     """Predict latency, throughput and memory with credible intervals.
 

@@ -202,23 +202,16 @@ class ExperimentLoop:
         limit = self.cfg.benchmark.rerun_busy
         if self.mode != "run" or limit <= 0:
             return []
-        from hardware.protocol import busy_machine
+        from hardware.protocol import busy_only
 
         with self.store.connect() as con:
-            rows = con.execute("SELECT config_key, foreign_cpu_cores FROM benchmark_runs WHERE experiment_id = ? "
-                               "AND status = 'ok' ORDER BY started_at", [self.experiment_id]).fetchall()
-        loads: dict[str, list[Optional[float]]] = {}
-        for key, foreign in rows:
-            loads.setdefault(key, []).append(foreign)
+            rows = con.execute("SELECT config_key, threads, foreign_cpu_cores FROM benchmark_runs "
+                               "WHERE experiment_id = ? AND status = 'ok' ORDER BY started_at",
+                               [self.experiment_id]).fetchall()
+        keys, threads, foreign = zip(*rows) if rows else ((), (), ())
         by_key = {c.key: c for c in self.space}
-        out = []
-        for key, fs in loads.items():
-            c = by_key.get(key)
-            if c is None or key in exclude or len(fs) > limit:
-                continue
-            if all(busy_machine(f, c.threads) for f in fs):
-                out.append((c, min(float(f) for f in fs if f is not None)))
-        return out
+        return [(by_key[k], least) for k, (least, n) in busy_only(keys, threads, foreign).items()
+                if k in by_key and k not in exclude and n <= limit]
 
     def _due_reruns(self, n_pick: int) -> list[tuple[Config, float]]:
         """The busy-machine reruns to submit now: none while this machine is still busy.

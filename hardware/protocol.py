@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from hardware.base import BenchmarkSpec
 
@@ -107,6 +107,25 @@ def busy_machine(foreign_cpu_cores: Optional[float], threads_used: int, cores: O
         return False
     n, used = _cores_used(threads_used, cores)
     return foreign_cpu_cores > (n - used) + 0.25
+
+
+def busy_only(keys: Sequence[str], threads: Sequence[int],
+              foreign_cpu_cores: Sequence[Optional[float]]) -> dict[str, tuple[float, int]]:
+    """Configurations whose every successful run was timed on a busy machine.
+
+    One row per successful run (parallel sequences). Returns key -> (the least foreign load among
+    its runs, its number of runs), oldest key first. These are the runs worth repeating: the fits
+    keep a busy run only while no quieter run of its configuration exists
+    (``engine.models.targets.superseded_busy_runs``). A run without the figure (older stores,
+    imported data) is never called busy, so its configuration is never listed.
+    """
+    seen: dict[str, list[Optional[float]]] = {}
+    busy: dict[str, bool] = {}
+    for k, t, f in zip(keys, threads, foreign_cpu_cores):
+        f = None if f is None or f != f else float(f)  # NaN from a DataFrame = no figure
+        seen.setdefault(k, []).append(f)
+        busy[k] = busy.get(k, True) and busy_machine(f, int(t))
+    return {k: (min(f for f in fs if f is not None), len(fs)) for k, fs in seen.items() if busy[k]}
 
 
 def _cores_used(threads_used: int, cores: Optional[int] = None) -> tuple[int, int]:

@@ -193,7 +193,7 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                      mode: str, runtime: Optional[str], threads: int, predictor: str, metric: str,
                      plot_path: Optional[str], db_path: Optional[str], as_json: bool) -> None:
     """Compare devices (or batch sizes) for one model, with credible intervals."""
-    from engine.predict import prediction_record
+    from engine.predict import prediction_record, unmeasured_kinds_caution
 
     hws = split_csv(hardware, what="hardware") or _all_hardware_ids()
     batches = split_csv(batch_sizes, int, what="batch size") or [1]
@@ -244,11 +244,10 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                       _cell(mem) if mem else "n/a", f"{fits:.2f}" if fits is not None else "n/a", str(p.n_nearby))
     out = console()
     out.print(table)
-    unmeasured = sorted(k for k, w in warning_of.items() if w)
-    if unmeasured:
-        out.print(f"[yellow]caution:[/] no {', '.join(unmeasured)} device has been measured: those rows extrapolate "
-                  "a roofline fitted on other kinds of device and can be far off (small, launch-bound workloads "
-                  "in particular); `perfcast predict` on one of them says more.")
+    caution = unmeasured_kinds_caution((k for k, w in warning_of.items() if w), "rows",
+                                       "; `perfcast predict` on one of them says more.")
+    if caution:
+        out.print(f"[yellow]caution:[/] {caution}")
     if plot_path:
         out.print(f"plot written to {plot_path}")
 

@@ -50,7 +50,7 @@ def recommend_hardware(model: str, metric: str, available: Optional[str], detect
     """
     from engine.cli.common import console, open_store
     from engine.errors import InvalidValueError, NotAvailableError
-    from engine.predict import PerformancePredictor, resolve
+    from engine.predict import PerformancePredictor, resolve, unmeasured_kinds_caution
     from engine.recommend import HardwareRecommender, local_hardware
 
     store = open_store(db_path)
@@ -73,10 +73,8 @@ def recommend_hardware(model: str, metric: str, available: Optional[str], detect
         r = rec.recommend_hardware(model_name=model, batch_size=batch_size, optimization_metric=metric,
                                    precision=precision, seq_len=seq_len, mode=mode, runtime=runtime,
                                    gpu_count=gpu_count, n_samples=samples, seed=seed)
-    unmeasured = sorted({resolve(o.hardware, store).kind for o in r.options} - set(pp.measured_kinds()))
-    caution = (f"no {', '.join(unmeasured)} device has been measured: those options extrapolate a roofline fitted "
-               "on other kinds of device and can be far off (small, launch-bound workloads in particular), and "
-               "so can their P(best); one real run on each is the fix") if unmeasured else None
+    caution = unmeasured_kinds_caution({resolve(o.hardware, store).kind for o in r.options} - set(pp.measured_kinds()),
+                                       "options", ", and so can their P(best); one real run on each is the fix")
     if as_json:
         emit_json({**r.to_dict(), "warnings": [caution] if caution else []})
         return

@@ -54,7 +54,7 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
             json.dump(payload, f, indent=2, default=str)
     if emit_commands:
         with open(emit_commands, "w") as f:
-            f.write(commands_script(payload["final_recommendations"]))
+            f.write(commands_script(payload["final_recommendations"], reruns=payload.get("reruns", ())))
         os.chmod(emit_commands, os.stat(emit_commands).st_mode | stat.S_IXUSR)
     if as_json:
         emit_json(payload)

@@ -79,3 +79,33 @@ def test_suggest_needs_measurements_first(tmp_path) -> None:
     als = ActiveLearningSystem(Store(tmp_path / "e.duckdb", seed=False), space="cpu-quick")
     with pytest.raises(NotAvailableError, match="perfcast demo"):
         als.recommend_configurations(budget=2)
+
+
+def test_configurations_measured_only_on_a_busy_machine_are_listed_for_rerun_first(syn, fitted_gp, tmp_path) -> None:
+    import os
+
+    import pandas as pd
+
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    gp, pool = fitted_gp
+    fz, configs, _ = syn
+    busy = float((os.cpu_count() or 1) + 1)  # more foreign cores than the machine has: busy whatever the threads
+    df = oracle_frame(configs[:6]).drop(columns=["samples_ms"])
+    df["foreign_cpu_cores"] = [busy, busy, 0.0, None, 0.0, 0.0]
+    again = df.iloc[[1]].copy()  # config 1 also has a quiet rerun: repaired, not listed
+    again["foreign_cpu_cores"] = 0.0
+    again["started_at"] = pd.Timestamp("2026-01-02")
+    path = tmp_path / "runs.csv"
+    pd.concat([df, again]).to_csv(path, index=False)
+    store = Store(tmp_path / "b.duckdb", seed=False)
+    import_measurements(store, path)
+    als = ActiveLearningSystem(store, predictor=gp, space=configs[:6] + pool[:20], acquisition="random")
+    payload = als.integrate_with_hardware_recommender(_Recommender(), test_budget=2)
+    assert [r["config_key"] for r in payload["reruns"]] == [configs[0].key]
+    assert payload["reruns"][0]["foreign_cpu_cores"] == busy and payload["reruns"][0]["runs"] == 1
+    assert any("rerun" in n for n in payload["notes"])
+    script = commands_script(payload["final_recommendations"], reruns=payload["reruns"])
+    lines = [ln for ln in script.splitlines() if ln.startswith("perfcast benchmark")]
+    assert len(lines) == 3 and shlex.split(lines[0])[shlex.split(lines[0]).index("--model") + 1] == configs[0].model
