@@ -195,7 +195,7 @@ class ExperimentLoop:
         configuration's; the fits already prefer a quieter run of the same configuration
         (:func:`engine.models.targets.superseded_busy_runs`), so the loop's repair is to take one.
         A configuration qualifies while every successful run it has in this experiment was busy
-        and it has had at most ``benchmark.rerun_busy`` reruns. Read from the store, so a resumed
+        and it has had at most ``benchmark.rerun_busy`` reruns (failed ones included). Read from the store, so a resumed
         loop still reruns what a killed one had flagged. Real runs only: a replay looks values up.
         Returns (configuration, foreign CPU cores of its quietest run), oldest first.
         """
@@ -205,13 +205,16 @@ class ExperimentLoop:
         from hardware.protocol import busy_only
 
         with self.store.connect() as con:
-            rows = con.execute("SELECT config_key, threads, foreign_cpu_cores FROM benchmark_runs "
-                               "WHERE experiment_id = ? AND status = 'ok' ORDER BY started_at",
-                               [self.experiment_id]).fetchall()
-        keys, threads, foreign = zip(*rows) if rows else ((), (), ())
+            rows = con.execute("SELECT config_key, threads, foreign_cpu_cores, status FROM benchmark_runs "
+                               "WHERE experiment_id = ? ORDER BY started_at", [self.experiment_id]).fetchall()
+        ok = [r[:3] for r in rows if r[3] == "ok"]
+        keys, threads, foreign = zip(*ok) if ok else ((), (), ())
+        tries: dict[str, int] = {}
+        for r in rows:  # a rerun that failed counts too: the limit bounds attempts, not successes
+            tries[r[0]] = tries.get(r[0], 0) + 1
         by_key = {c.key: c for c in self.space}
-        return [(by_key[k], least) for k, (least, n) in busy_only(keys, threads, foreign).items()
-                if k in by_key and k not in exclude and n <= limit]
+        return [(by_key[k], least) for k, (least, _) in busy_only(keys, threads, foreign).items()
+                if k in by_key and k not in exclude and tries[k] <= limit]
 
     def _due_reruns(self, n_pick: int) -> list[tuple[Config, float]]:
         """The busy-machine reruns to submit now: none while this machine is still busy.

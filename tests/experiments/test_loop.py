@@ -293,3 +293,34 @@ def test_local_busy_reruns_never_run_beside_the_loops_own_benchmarks(syn, tmp_pa
     # every run was flagged, but a moment with nothing running never came before the budget was spent
     assert r.n_benchmarks == 8 and r.n_reruns == 0 and looks == []
     assert len({p["config_key"] for p in r.prequential}) == 8
+
+
+class _BusyThenCrashExecutor(_BusyFirstExecutor):
+    """The first answer per configuration is busy; any later one crashes."""
+
+    def wait(self, timeout=None):
+        r = super().wait(timeout)
+        if r is not None:
+            k = r.measurement.config.key
+            self.answered = getattr(self, "answered", {})
+            self.answered[k] = self.answered.get(k, 0) + 1
+            if self.answered[k] > 1:
+                from engine.records import Measurement
+
+                r.measurement = Measurement(config=r.measurement.config, status="failed", error="RuntimeError: boom",
+                                            wall_time_s=1.0)
+        return r
+
+
+def test_a_busy_rerun_that_fails_is_not_tried_again(syn, tmp_path) -> None:
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:30])
+    ex = _BusyThenCrashExecutor(df, busy_keys=[c.key for c in configs[:30]])
+    cfg = _cfg(acquisition={"name": "random", "q": 1}, budget={"runs": 8}, initial_design=2)
+    r = ExperimentLoop(cfg, Store(tmp_path / "crash.duckdb", seed=False), ex, space_from_dataset(cfg.search_space, df),
+                       mode="run", predictor_factory=_gp_factory(fz)).run()
+    per_key: dict = {}
+    for p in r.prequential:
+        per_key[p["config_key"]] = per_key.get(p["config_key"], 0) + 1
+    assert r.n_benchmarks == 8 and r.n_failed == r.n_reruns >= 1
+    assert max(per_key.values()) == 2  # one busy run and one failed rerun, never a third attempt
