@@ -364,7 +364,9 @@ class ExperimentLoop:
         b = self.cfg.benchmark
         plan = MeasuringPlan(b.iterations, b.warmup, b.min_time_s, b.max_time_s, b.max_iterations)
         cost = CostModel.from_store(self.store, plan).predict(cand, sub)
-        alpha = cooled_cost_exponent(self._spent_fraction(runs, seconds)) if self.cfg.acquisition.cost_cooling else 1.0
+        a = self.cfg.acquisition
+        alpha = cooled_cost_exponent(self._spent_fraction(runs, seconds), a.cost_exponent) if a.cost_cooling \
+            else a.cost_exponent
         rec.cost_exponent = alpha if self.cfg.acquisition.cost_aware else None
         sel = select(self.cfg.acquisition.name, self.predictor, cand, n_pick, metric=self.metric, pending=pending,
                      cost=cost if self.cfg.acquisition.cost_aware else None, predictions=sub, cost_exponent=alpha,

@@ -94,6 +94,8 @@ def test_cost_exponent_zero_ignores_cost_and_cooling_schedule(fitted_gp) -> None
     assert cooled_cost_exponent(None) == 1.0
     assert cooled_cost_exponent(0.25) == pytest.approx(0.75)
     assert cooled_cost_exponent(1.7) == 0.0
+    assert cooled_cost_exponent(0.25, start=0.5) == pytest.approx(0.375)  # the loops' default start
+    assert cooled_cost_exponent(None, start=0.5) == 0.5
     with pytest.raises(InvalidValueError, match="cost_exponent"):
         select("eig", gp, pool, 1, cost=cost, cost_exponent=2.0, mc_points=64)
 
