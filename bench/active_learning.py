@@ -149,7 +149,8 @@ def main() -> None:
     cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": runs, "benchmark_seconds": None}),
                                  "acquisition": acq})
     strategies = args.strategies.split(",")
-    seed_range = f"{args.first_seed}-{args.first_seed + args.seeds - 1}"
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    seed_range = f"{seeds[0]}-{seeds[-1]}"
     print(f"dataset {args.dataset}: {len(data)} runs, {n_configs} configurations; {args.seeds} seeds ({seed_range}) x "
           f"{strategies}, {runs} benchmarks each, q={cfg.acquisition.q}, cost-aware={cfg.acquisition.cost_aware}, "
           f"cost-cooling={cfg.acquisition.cost_aware and cfg.acquisition.cost_cooling} from "
@@ -160,8 +161,7 @@ def main() -> None:
     results = {}
     for s in strategies:
         t1 = time.perf_counter()
-        results.update(compare(cfg, data, [s], list(range(args.first_seed, args.first_seed + args.seeds)), predictor_factory=factory,
-                               score_factory=score_factory))
+        results.update(compare(cfg, data, [s], seeds, predictor_factory=factory, score_factory=score_factory))
         print(f"  {s}: {time.perf_counter() - t1:.0f} s", flush=True)
     curves = {k: curve_of(k, v, n_max=runs) for k, v in results.items()}
     target_n = min(args.target_n, runs)

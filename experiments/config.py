@@ -130,7 +130,8 @@ class ExperimentConfig(_Strict):
     acquisition: AcquisitionSettings = Field(default_factory=AcquisitionSettings)
     budget: Budget = Field(default_factory=Budget)
     stop: StopRule = Field(default_factory=StopRule)
-    initial_design: int = Field(3, ge=1, description="random picks while fewer configurations than this have a successful run")
+    initial_design: int = Field(3, ge=1,
+                                description="random picks while fewer configurations than this have a successful run")
     benchmark: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
 
@@ -144,7 +145,8 @@ class ExperimentConfig(_Strict):
         """
         d = self.model_dump(mode="json", exclude={"benchmark": {"rerun_busy"}})
         for section, key in DIGEST_IF_CHANGED:  # added later: at its default, the id stays what it was
-            if d[section][key] == type(self).model_fields[section].default_factory().model_dump(mode="json")[key]:
+            default = type(self).model_fields[section].default_factory().model_dump(mode="json")[key]
+            if d[section][key] == default:
                 del d[section][key]
         text = json.dumps(d, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
