@@ -188,8 +188,9 @@ class ActiveLearningSystem:
         for c in space:
             if c.key in flagged:
                 least, n = flagged[c.key]
-                out.append({"config_key": c.key, "foreign_cpu_cores": least, "runs": n,
-                            "command": benchmark_command(_item(c))})
+                item = _item(c)  # the recommendation item shape, so commands_script reads it as one
+                out.append({**item, "config_key": c.key, "foreign_cpu_cores": least, "runs": n,
+                            "command": benchmark_command(item)})
         return out
 
     @staticmethod
@@ -262,11 +263,12 @@ def _hardware_argument(c: Config) -> str:
 def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20,
                     reruns: Sequence[dict[str, Any]] = ()) -> str:
     """The shell script of ``perfcast suggest --emit-commands``: reruns of runs timed on a busy
-    machine first (they repair data already paid for), then the recommendations in order."""
+    machine first (they repair data already paid for), then the recommendations in order.
+    ``reruns``: entries of :meth:`ActiveLearningSystem.busy_reruns`, which carry the item fields."""
     lines = ["#!/usr/bin/env bash", "set -e"]
     if reruns:
         lines.append("# reruns: these configurations were timed only while other processes needed their cores")
-        lines += [benchmark_command(_item(Config.from_key(r["config_key"])), iterations) for r in reruns]
+        lines += [benchmark_command(r, iterations) for r in reruns]
     lines.append("# perfcast suggest: the recommended benchmarks, most informative first")
     lines += [benchmark_command(it, iterations) for it in items]
     return "\n".join(lines) + "\n"
