@@ -79,5 +79,20 @@ def fmt_number(x: Optional[float], missing: str = "–") -> str:
     return f"{x:.3g}"
 
 
+def config_text(c: Any) -> str:
+    """A configuration in one short phrase for narrow tables: ``cpu torch int8 b1 s128 t2``.
+
+    Accepts a :class:`engine.config.Config` or a mapping with the same fields (the JSON items of
+    ``perfcast suggest``); the model is left out because tables show it in its own column. The
+    local CPU's long id becomes ``cpu``; training runs say so."""
+    get = c.get if isinstance(c, dict) else (lambda k: getattr(c, k, None))
+    hw = str(get("hardware"))
+    hw = "cpu" if hw.startswith("cpu-") else hw
+    seq = f" s{get('seq_len')}" if get("seq_len") else ""
+    thr = f" t{get('threads')}" if get("threads") else ""
+    mode = " training" if get("mode") == "training" else ""
+    return f"{hw} {get('runtime')} {get('precision')} b{get('batch_size')}{seq}{thr}{mode}"
+
+
 def is_tty() -> bool:
     return sys.stdout.isatty()

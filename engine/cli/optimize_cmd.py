@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import click
 
-from engine.cli.common import db_option, emit_json, json_option, split_csv, fmt_number
+from engine.cli.common import config_text, db_option, emit_json, fmt_number, json_option, split_csv
 
 EXAMPLE = """\b
 Examples:
@@ -19,13 +19,6 @@ Examples:
 """
 
 
-
-
-def _config_text(c: Any) -> str:
-    thr = f" t{c.threads}" if c.threads else ""
-    seq = f" s{c.seq_len}" if c.seq_len else ""
-    hw = "cpu" if c.hardware.startswith("cpu-") else c.hardware
-    return f"{hw} {c.runtime} {c.precision} b{c.batch_size}{seq}{thr}"
 
 
 @click.command(epilog=EXAMPLE)
@@ -95,11 +88,11 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
 
         def callback(step: int, total: int, cfg: Any, ev: Any) -> None:
             if ev is None:
-                progress_cm.update(task, description=f"running {_config_text(cfg)}")
+                progress_cm.update(task, description=f"running {config_text(cfg)}")
                 return
             obj = "failed: " + ev.status if ev.objective is None else f"{fmt_number(ev.objective)}"
             flag = "feasible" if ev.feasible else "infeasible"
-            progress_cm.console.print(f"  {step:>2}. {_config_text(cfg):<42} {ev.chosen_by:<9} {obj} ({flag})")
+            progress_cm.console.print(f"  {step:>2}. {config_text(cfg):<42} {ev.chosen_by:<9} {obj} ({flag})")
             progress_cm.update(task, advance=1, description="fitting…")
 
     from engine.cli.common import open_store
@@ -157,7 +150,7 @@ def _render(result: Any, con: Any) -> None:
               f"{result.n_candidates} candidate configurations")
     b = result.best
     if b is not None:
-        t = Table(title=f"Best: {_config_text(b.config)} — P(feasible) = {b.prob_feasible:.2f}"
+        t = Table(title=f"Best: {config_text(b.config)} — P(feasible) = {b.prob_feasible:.2f}"
                         + (" (evaluated)" if b.evaluated else " (not evaluated)"))
         t.add_column("metric")
         t.add_column("median", justify="right")
@@ -182,7 +175,7 @@ def _render(result: Any, con: Any) -> None:
         t.add_column("P(feas.)", justify="right")
         t.add_column("eval.", justify="center")
         for a in rows:
-            t.add_row(_config_text(a.config), *[_interval(a.metrics[m]) if m in a.metrics else "–" for m in shown],
+            t.add_row(config_text(a.config), *[_interval(a.metrics[m]) if m in a.metrics else "–" for m in shown],
                       f"{a.prob_feasible:.2f}", "✓" if a.evaluated else "")
         con.print(t)
     if result.history:
@@ -190,7 +183,7 @@ def _render(result: Any, con: Any) -> None:
         for col in ("#", "configuration", "chosen by", "status", result.objectives[0], "feasible", "s"):
             t.add_column(col, justify="right" if col in ("#", "s", result.objectives[0]) else "left")
         for e in result.history:
-            t.add_row(str(e.step), _config_text(e.config), e.chosen_by, e.status, fmt_number(e.objective),
+            t.add_row(str(e.step), config_text(e.config), e.chosen_by, e.status, fmt_number(e.objective),
                       "yes" if e.feasible else "no", fmt_number(e.wall_time_s))
         con.print(t)
     for n in result.notes:

@@ -42,7 +42,7 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     import stat
 
     from engine.active_learning import ActiveLearningSystem, commands_script
-    from engine.cli.common import open_store
+    from engine.cli.common import config_text, open_store
 
     store = open_store(db_path)
     als = ActiveLearningSystem(store, predictor=predictor, space=space, acquisition=acquisition,
@@ -62,17 +62,18 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     from rich.table import Table
 
     con = console()
+    # model and configuration share one column (two lines) so the table reads in 80 columns
     t = Table(title=f"Next {len(payload['final_recommendations'])} benchmarks ({payload['strategy']})")
-    for col in ("#", "model", "hardware", "batch", "seq", "prec", "runtime", "thr", "info (nats)", "90% width",
-                "diversity", "cost s", "nats/s", "P(best hw)"):
-        t.add_column(col, justify="left" if col in ("model", "hardware", "prec", "runtime") else "right")
+    t.add_column("#", justify="right")
+    t.add_column("model / configuration", min_width=23)
+    for col in ("info\nnats", "90%\nwidth", "div.", "cost\ns", "nats/s", "P(best\nhw)"):
+        t.add_column(col, justify="right", no_wrap=True)
 
     def f(v: Optional[float], fmt: str) -> str:
         return "–" if v is None else format(v, fmt)
 
     for i, it in enumerate(payload["final_recommendations"], 1):
-        t.add_row(str(i), it["model_name"], it["hardware"], str(it["batch_size"]), str(it["seq_len"]), it["precision"],
-                  it["runtime"], str(it["threads"]), f(it["expected_information_gain"], ".2f"),
+        t.add_row(str(i), f"{it['model_name']}\n[dim]{config_text(it)}[/dim]", f(it["expected_information_gain"], ".2f"),
                   f(it["uncertainty"], ".0%"), f(it["diversity"], ".2f"), f(it["predicted_cost_s"], ".0f"),
                   f(it["combined_score"], ".3f"), f(it["hardware_score"], ".2f"))
     con.print(t)
