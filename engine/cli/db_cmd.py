@@ -77,24 +77,27 @@ def info(db_path: str | None, as_json: bool) -> None:
 
 @db.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--skip-existing", is_flag=True,
+              help="Leave runs whose run_id is already stored untouched and import the rest (merging an overlapping "
+                   "export); without it such a file is rejected whole.")
 @db_option
 @json_option
-def import_(file: str, db_path: str | None, as_json: bool) -> None:
+def import_(file: str, skip_existing: bool, db_path: str | None, as_json: bool) -> None:
     """Import measurements from CSV, Parquet or JSON (validated first; all or nothing).
 
     Required columns: model, hardware, batch_size, precision, latency_median_ms. A NaN, infinite,
     zero or negative latency/throughput, a batch size < 1 or an unknown precision rejects the
     whole file with the row and column named.
 
-    Example: perfcast db import runs.csv
+    Example: perfcast db import runs.csv · perfcast db import team.parquet --skip-existing
     """
     from engine.store.transfer import import_measurements
 
-    n = import_measurements(open_store(db_path), file)
+    n = import_measurements(open_store(db_path), file, skip_existing=skip_existing)
     if as_json:
-        emit_json({"imported": n, "file": file})
+        emit_json({"imported": n, "file": file, "skip_existing": skip_existing})
     else:
-        click.echo(f"imported {n} runs from {file}")
+        click.echo(f"imported {n} runs from {file}" + (" (runs already stored were skipped)" if skip_existing else ""))
 
 
 @db.command("export")

@@ -114,8 +114,14 @@ def _in(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-def import_measurements(store: Store, path: str | Path, *, source: Optional[str] = None) -> int:
-    """Validate then insert every row of a file; returns the number of runs imported."""
+def import_measurements(store: Store, path: str | Path, *, source: Optional[str] = None,
+                        skip_existing: bool = False) -> int:
+    """Validate then insert every row of a file; returns the number of runs imported.
+
+    A run_id already in the store rejects the whole file, because the same id with other numbers
+    means two files disagree; ``skip_existing`` instead leaves the stored run untouched and imports
+    the rest — the way to merge a teammate's export that overlaps your own (every export carries
+    its run_ids, so re-importing one is then a no-op)."""
     path = Path(path)
     if not path.exists():
         raise InvalidValueError("file", str(path), "an existing CSV, Parquet or JSON file")
@@ -163,9 +169,12 @@ def import_measurements(store: Store, path: str | Path, *, source: Optional[str]
                        started_at = coalesce(started_at, now()::TIMESTAMP), versions = coalesce(versions, '{}')""")
         key = ("model || '|' || hardware || '|b' || batch_size || '|s' || seq_len || '|' || precision || '|' "
                "|| mode || '|' || runtime || '|t' || threads")
+        if skip_existing:
+            con.execute("DELETE FROM __rows WHERE run_id IN (SELECT run_id FROM benchmark_runs)")
         dup = con.execute("SELECT r.run_id FROM __rows r JOIN benchmark_runs b USING (run_id) LIMIT 1").fetchone()
         if dup:
-            raise ImportRejectedError(f"{path}: run_id {dup[0]} is already in the database; nothing was imported")
+            raise ImportRejectedError(f"{path}: run_id {dup[0]} is already in the database; nothing was imported "
+                                     f"(--skip-existing imports only the new runs)")
         con.execute(f"""INSERT INTO benchmark_runs SELECT run_id, {key}, model, hardware, batch_size, seq_len,
             precision, mode, runtime, threads, started_at, host, adapter, device_name, versions, status, error,
             wall_time_s, source, experiment_id, foreign_cpu_cores FROM __rows""")

@@ -199,3 +199,22 @@ def test_a_v1_store_with_runs_gains_the_busy_machine_column(tmp_path: Path) -> N
     assert _info(old)["busy_runs_superseded"] == 0
     old.save_measurement(Measurement.from_samples(c, [2.0, 2.1], foreign_cpu_cores=0.1))
     assert _info(old)["busy_runs_superseded"] == 1
+
+
+def test_import_skip_existing_merges_an_overlapping_export(tmp_path: Path) -> None:
+    s = _filled(tmp_path)
+    f = tmp_path / "runs.parquet"
+    export_measurements(s, f)
+    with pytest.raises(ImportRejectedError, match="--skip-existing"):
+        import_measurements(s, f)
+    assert import_measurements(s, f, skip_existing=True) == 0
+    extra = tmp_path / "extra.parquet"
+    pd.DataFrame([dict(GOOD, run_id="new-run-1")]).to_parquet(extra)
+    both = tmp_path / "both.parquet"
+    pd.concat([pd.read_parquet(f), pd.read_parquet(extra)], ignore_index=True).to_parquet(both)
+    before = s.measurements(status=None)
+    assert import_measurements(s, both, skip_existing=True) == 1
+    after = s.measurements(status=None)
+    assert len(after) == len(before) + 1 and "new-run-1" in set(after.run_id)
+    kept = after[after.run_id.isin(before.run_id)].sort_values("run_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, before.sort_values("run_id").reset_index(drop=True))
