@@ -7,9 +7,12 @@ and written atomically so an interrupted export never leaves a truncated model b
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,23 @@ from engine.catalog import ModelEntry, get_model
 
 OPSET = 18
 EXPORT_PRECISIONS = ("fp32", "int8")
+
+
+@contextlib.contextmanager
+def _quiet_exporters() -> Iterator[None]:
+    """Silence the exporters' advice while they run: the torch.onnx exporter logs one line per
+    torchvision op it skips, and onnxruntime's quantizer warns through the root logger that a
+    pre-processing pass is recommended. Neither is actionable for a user timing a model, and
+    they would land between the progress bar and the table. Errors still come through."""
+    names = ["", "torch.onnx", "onnxruntime"]
+    saved = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
 
 
 def onnx_cache_dir() -> Path:
@@ -84,7 +104,7 @@ def _export_fp32(entry: ModelEntry, path: Path) -> None:
     for n in ("input_ids", "pixel_values", "input_features", "decoder_input_ids"):
         if n in inputs:
             shapes[n] = {i: (dim.DYNAMIC) for i in input_axes(entry, n, inputs[n].dim())}
-    with _atomic(path) as tmp, torch.no_grad():
+    with _atomic(path) as tmp, torch.no_grad(), _quiet_exporters():
         prog = torch.onnx.export(wrapper, (), kwargs=inputs, input_names=names, output_names=["output"],
                                  dynamic_shapes=shapes, opset_version=OPSET, dynamo=True, external_data=False,
                                  optimize=True, verbose=False)
@@ -94,7 +114,7 @@ def _export_fp32(entry: ModelEntry, path: Path) -> None:
 def _quantize_int8(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with _atomic(dst) as tmp:
+    with _atomic(dst) as tmp, _quiet_exporters():
         quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
 
 

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import click
 
-from engine.cli.common import console, db_option, emit_json, json_option, split_csv
+from engine.cli.common import console, db_option, emit_json, fmt_number, json_option, split_csv
 
 
 @click.command("benchmark")
@@ -141,27 +141,33 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
     _table(results, saved=store is not None)
 
 
-def _fmt(x: Optional[float], nd: int = 2) -> str:
-    return "—" if x is None else f"{x:,.{nd}f}"
+def _fmt(x: Optional[float]) -> str:
+    """Three significant figures: a table of timings is read for magnitudes, the JSON has every digit."""
+    return fmt_number(x, missing="—")
 
 
 def _table(results: list[tuple[Any, Any, Optional[str]]], saved: bool) -> None:
     from rich.table import Table
 
+    from engine.cli.common import config_text
+
+    # model and configuration share one column, and the generative columns appear only when a
+    # run has them, so the table reads in 80 columns
+    generative = any(m.first_token_ms is not None or m.decode_token_ms is not None for _, m, _ in results)
     t = Table(title="Measurements" + (" (saved)" if saved else ""), show_lines=False)
-    for col, just in [("adapter", "left"), ("model", "left"), ("batch", "right"), ("seq", "right"),
-                      ("prec", "left"), ("mode", "left"), ("thr", "right"), ("status", "left"),
-                      ("median ms", "right"), ("p90 ms", "right"), ("items/s", "right"), ("peak MiB", "right"),
-                      ("1st tok ms", "right"), ("decode ms/tok", "right"), ("load s", "right")]:
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    t.add_column("model / configuration", overflow="fold")
+    cols = ["median\nms", "p90\nms", "items/s", "peak\nMiB"] + (["1st tok\nms", "decode\nms/tok"] if generative else [])
+    for col in cols + ["load\ns"]:
+        t.add_column(col, justify="right", no_wrap=True)
     failures = []
-    for a, m, _ in results:
+    for _, m, _ in results:
         c = m.config
         lat = m.latency
-        status = "[green]ok[/]" if m.ok else f"[red]{m.status}[/]"
-        t.add_row(a.name, c.model, str(c.batch_size), str(c.seq_len), c.precision, c.mode, str(c.threads), status,
-                  _fmt(lat.median_ms if lat else None), _fmt(lat.p90_ms if lat else None), _fmt(m.throughput, 1),
-                  _fmt(m.memory_peak_mib, 0), _fmt(m.first_token_ms), _fmt(m.decode_token_ms), _fmt(m.load_time_s, 1))
+        status = "" if m.ok else f" [red]{m.status}[/]"  # failures are also listed under the table
+        gen = [_fmt(m.first_token_ms), _fmt(m.decode_token_ms)] if generative else []
+        t.add_row(f"{c.model}{status}\n[dim]{config_text(c)}[/dim]",
+                  _fmt(lat.median_ms if lat else None), _fmt(lat.p90_ms if lat else None), _fmt(m.throughput),
+                  _fmt(m.memory_peak_mib), *gen, _fmt(m.load_time_s))
         if not m.ok:
             failures.append((c.key, m.status, (m.error or "").strip().splitlines()[0] if m.error else ""))
     out = console()
