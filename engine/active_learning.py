@@ -42,6 +42,14 @@ METRICS = ("throughput", "latency", "memory")
 MIN_RUNS = 3
 
 
+def _per_cost(sel: Any) -> str:
+    """How the strategy string names the cost: per benchmark-second (α = 1), per second**α, or not."""
+    if not sel.cost_aware:
+        return ""
+    a = sel.cost_exponent
+    return " per benchmark-second" if a is None or a == 1.0 else f" per benchmark-second^{a:g}"
+
+
 def _metric(name: str) -> str:
     m = str(name).strip().lower()
     aliases = {"latency_ms": "latency", "memory_mib": "memory"}
@@ -61,10 +69,15 @@ class ActiveLearningSystem:
 
     def __init__(self, db: Any = None, predictor: Union[str, Any] = "gp", space: Union[None, str, Sequence[Config]] = None,
                  acquisition: str = "eig", cost_aware: bool = True, mc_points: int = 128, seed: int = 0,
-                 memory_limit_mib: Optional[float] = None) -> None:
+                 memory_limit_mib: Optional[float] = None, cost_exponent: float = 1.0) -> None:
         from engine.acquisition.select import check_acquisition
 
         self.acquisition = check_acquisition(acquisition)
+        if not 0.0 <= cost_exponent <= 1.0:
+            raise InvalidValueError("cost_exponent", cost_exponent, "a number in [0, 1]")
+        # information / cost**this: 1 is information per benchmark-second; a loop cools it as its
+        # budget is spent, but a one-shot suggestion has no budget to cool, so the caller decides
+        self.cost_exponent = float(cost_exponent)
         self._db = db
         self._store: Any = None
         self._predictor_spec = predictor
@@ -135,7 +148,7 @@ class ActiveLearningSystem:
         cost = CostModel.from_store(self.store).predict(pool.configs, sub) if len(pool) else None
         sel = select(self.acquisition, predictor, pool.configs, budget, metric=metric, pending=pending,
                      cost=cost if self.cost_aware else None, predictions=sub, mc_points=self.mc_points,
-                     seed=self.seed)
+                     seed=self.seed, cost_exponent=self.cost_exponent)
         notes = list(sel.notes)
         if recommender is None:
             recommender = self._own_recommender(predictor, space)
@@ -165,10 +178,11 @@ class ActiveLearningSystem:
         payload = {
             "total_candidates": pool.space_size, "enhanced_candidates": len(pool), "excluded": pool.excluded,
             "final_recommendations": items, "optimization_metric": metric,
-            "strategy": f"{self.acquisition}{' per benchmark-second' if sel.cost_aware else ''} "
+            "strategy": f"{self.acquisition}{_per_cost(sel)} "
                         f"(predictor {getattr(predictor, 'name', '?')}, batch chosen jointly)",
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "acquisition": sel.acquisition, "mc_points": sel.mc_points, "selection_s": sel.elapsed_s,
+            "cost_exponent": sel.cost_exponent,
             "notes": notes, "reruns": reruns,
         }
         self.last_payload = payload

@@ -22,11 +22,15 @@ from engine.cli.common import console, db_option, emit_json, json_option
 @click.option("--emit-commands", type=click.Path(dir_okay=False), default=None,
               help="Write a shell script of matching `perfcast benchmark` lines (values shell-quoted).")
 @click.option("--no-cost", is_flag=True, help="Ignore the predicted benchmark cost (information per run, not per second).")
+@click.option("--cost-exponent", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+              help="Information / cost^this: 1 = per benchmark-second; lower favours informative costly runs "
+                   "(loops start at 0.5 and cool it as their budget is spent).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @db_option
 @json_option
 def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: str, output: Optional[str],
-            emit_commands: Optional[str], no_cost: bool, seed: int, db_path: Optional[str], as_json: bool) -> None:
+            emit_commands: Optional[str], no_cost: bool, cost_exponent: float, seed: int, db_path: Optional[str],
+            as_json: bool) -> None:
     """Choose the next benchmarks: most information per benchmark-second, chosen jointly.
 
     Candidates are the search space minus what is measured, what failed and what will not fit in
@@ -46,7 +50,7 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
 
     store = open_store(db_path)
     als = ActiveLearningSystem(store, predictor=predictor, space=space, acquisition=acquisition,
-                               cost_aware=not no_cost, seed=seed)
+                               cost_aware=not no_cost, seed=seed, cost_exponent=cost_exponent)
     payload = als.integrate_with_hardware_recommender(None, test_budget=budget, optimize_for=metric)
     payload["recommendation_id"] = store.save_json_record("recommendations", "active_learning", payload)
     if output:

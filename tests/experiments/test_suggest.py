@@ -109,3 +109,31 @@ def test_configurations_measured_only_on_a_busy_machine_are_listed_for_rerun_fir
     script = commands_script(payload["final_recommendations"], reruns=payload["reruns"])
     lines = [ln for ln in script.splitlines() if ln.startswith("perfcast benchmark")]
     assert len(lines) == 3 and shlex.split(lines[0])[shlex.split(lines[0]).index("--model") + 1] == configs[0].model
+
+
+def test_cost_exponent_reaches_the_selection(syn, fitted_gp, tmp_path) -> None:
+    """α = 0 divides by cost⁰ = 1, so it must pick what the cost-unaware selection picks."""
+    from engine.errors import InvalidValueError
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    gp, pool = fitted_gp
+    fz, configs, _ = syn
+    store = Store(tmp_path / "s.duckdb", seed=False)
+    path = tmp_path / "runs.csv"
+    oracle_frame(configs[:40]).drop(columns=["samples_ms"]).to_csv(path, index=False)
+    import_measurements(store, path)
+    space = configs[:40] + pool[:60]
+
+    def picks(**kw):
+        p = ActiveLearningSystem(store, predictor=gp, space=space, acquisition="eig", **kw).recommend_configurations(3)
+        return [it["config_key"] for it in p]
+
+    zero = ActiveLearningSystem(store, predictor=gp, space=space, cost_exponent=0.0)
+    payload = zero.integrate_with_hardware_recommender(_Recommender(), test_budget=3)
+    assert payload["cost_exponent"] == 0.0 and "^0" in payload["strategy"]
+    assert [it["config_key"] for it in payload["final_recommendations"]] == picks(cost_aware=False)
+    assert picks(cost_exponent=1.0) == picks()
+    assert picks(cost_exponent=0.0) != picks()  # the cost matters on this pool, so α is really used
+    with pytest.raises(InvalidValueError, match="cost_exponent"):
+        ActiveLearningSystem(store, predictor=gp, space=space, cost_exponent=1.5)
