@@ -264,15 +264,16 @@ def print_report(console: Any, curves: Sequence[Curve], title: str = "Learning c
     checkpoints = sorted({max(1, round(n_max * f)) for f in (0.25, 0.5, 0.75, 1.0)})
     rows = report_rows(curves, checkpoints)
     t = Table(title=title)
-    t.add_column("strategy")
-    t.add_column("source")
+    # strategy and source share a column and headers break over two lines: 80 columns suffice
+    t.add_column("strategy\n(source)", overflow="fold")
     for k in checkpoints:
-        t.add_column(f"APE @{k}", justify="right")
-    t.add_column("final 90% width", justify="right")
-    t.add_column("benchmark-s", justify="right")
+        t.add_column(f"APE\n@{k}", justify="right", no_wrap=True)
+    t.add_column("final\n90% width", justify="right", no_wrap=True)
+    t.add_column("bench-\nmark-s", justify="right", no_wrap=True)
     for r in rows:
-        t.add_row(r["strategy"], f"{r['source']} ×{r['seeds']}", *[_fmt(r[f"ape@{k}"]) for k in checkpoints],
-                  _fmt(r["final_width90"]), _fmt(r["benchmark_seconds"], pct=False))
+        t.add_row(f"{r['strategy']}\n[dim]{r['source']} ×{r['seeds']}[/dim]",
+                  *[_fmt(r[f"ape@{k}"]) for k in checkpoints], _fmt(r["final_width90"]),
+                  _fmt(r["benchmark_seconds"], pct=False))
     console.print(t)
     return rows
 

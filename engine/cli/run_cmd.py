@@ -14,6 +14,13 @@ def _fmt_pct(v: Optional[float]) -> str:
     return "–" if v is None else f"{v:.0%}"
 
 
+def _times(ratio: float, what: str) -> str:
+    """'1.27× fewer benchmarks', or for a ratio below one '1.33× more benchmarks' (not '0.75× fewer')."""
+    if ratio >= 1.0 or ratio <= 0.0:
+        return f"{ratio:.2f}× fewer {what}"
+    return f"{1.0 / ratio:.2f}× more {what}"
+
+
 class LoopDisplay:
     """Rich progress bar plus one line per acquisition step and per landed benchmark."""
 
@@ -264,8 +271,8 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
             if not row["ratio"] > 0:
                 con.print(f"{name} does not reach {goal} within the budget")
                 continue
-            con.print(f"{name} reaches {goal} with {row['ratio']:.2f}× fewer benchmarks and "
-                      f"{row['seconds_ratio']:.2f}× fewer benchmark-seconds{ci}")
+            con.print(f"{name} reaches {goal} with {_times(row['ratio'], 'benchmarks')} and "
+                      f"{_times(row['seconds_ratio'], 'benchmark-seconds')}{ci}")
     if plot:
         plot_report(plot, curves, title=f"{cfg.name} (replay)")
         if not as_json:
