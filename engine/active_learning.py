@@ -197,7 +197,8 @@ class ActiveLearningSystem:
         df = self.store.measurements()
         if not len(df) or "foreign_cpu_cores" not in df:
             return []
-        flagged = busy_only(df["config_key"].tolist(), df["threads"].tolist(), df["foreign_cpu_cores"].tolist())
+        flagged = busy_only(df["config_key"].tolist(), df["threads"].tolist(), df["foreign_cpu_cores"].tolist(),
+                            df["hardware"].tolist())
         out = []
         for c in space:
             if c.key in flagged:

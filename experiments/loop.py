@@ -205,15 +205,15 @@ class ExperimentLoop:
         from hardware.protocol import busy_only
 
         with self.store.connect() as con:
-            rows = con.execute("SELECT config_key, threads, foreign_cpu_cores, status FROM benchmark_runs "
+            rows = con.execute("SELECT config_key, threads, foreign_cpu_cores, status, hardware FROM benchmark_runs "
                                "WHERE experiment_id = ? ORDER BY started_at", [self.experiment_id]).fetchall()
-        ok = [r[:3] for r in rows if r[3] == "ok"]
-        keys, threads, foreign = zip(*ok) if ok else ((), (), ())
+        ok = [(r[0], r[1], r[2], r[4]) for r in rows if r[3] == "ok"]
+        keys, threads, foreign, hardware = zip(*ok) if ok else ((), (), (), ())
         tries: dict[str, int] = {}
         for r in rows:  # a rerun that failed counts too: the limit bounds attempts, not successes
             tries[r[0]] = tries.get(r[0], 0) + 1
         by_key = {c.key: c for c in self.space}
-        return [(by_key[k], least) for k, (least, _) in busy_only(keys, threads, foreign).items()
+        return [(by_key[k], least) for k, (least, _) in busy_only(keys, threads, foreign, hardware).items()
                 if k in by_key and k not in exclude and tries[k] <= limit]
 
     def _due_reruns(self, n_pick: int) -> list[tuple[Config, float]]:

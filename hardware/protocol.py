@@ -7,6 +7,7 @@ kept (``raw_samples``) so later models can look at the spread, not just the summ
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -109,22 +110,35 @@ def busy_machine(foreign_cpu_cores: Optional[float], threads_used: int, cores: O
     return foreign_cpu_cores > (n - used) + 0.25
 
 
-def busy_only(keys: Sequence[str], threads: Sequence[int],
-              foreign_cpu_cores: Sequence[Optional[float]]) -> dict[str, tuple[float, int]]:
+def cores_of(hardware_id: Optional[str]) -> Optional[int]:
+    """The logical core count a CPU id names (``cpu-amd-epyc-2c`` -> 2, the format of
+    :func:`hardware.detect.local_cpu_id`), else None (GPUs, catalog ids, other formats).
+
+    A run's foreign load must be judged against the cores of the machine that recorded it: 1.5
+    busy cores starve a 2-core VM but not a 64-core worker of the same Ray cluster."""
+    m = re.fullmatch(r"cpu-.+-(\d+)c", hardware_id or "")
+    return int(m.group(1)) if m and int(m.group(1)) > 0 else None
+
+
+def busy_only(keys: Sequence[str], threads: Sequence[int], foreign_cpu_cores: Sequence[Optional[float]],
+              hardware: Optional[Sequence[str]] = None) -> dict[str, tuple[float, int]]:
     """Configurations whose every successful run was timed on a busy machine.
 
     One row per successful run (parallel sequences). Returns key -> (the least foreign load among
     its runs, its number of runs), oldest key first. These are the runs worth repeating: the fits
     keep a busy run only while no quieter run of its configuration exists
     (``engine.models.targets.superseded_busy_runs``). A run without the figure (older stores,
-    imported data) is never called busy, so its configuration is never listed.
+    imported data) is never called busy, so its configuration is never listed. ``hardware`` (the
+    runs' hardware ids) judges each run against its own machine's cores (:func:`cores_of`); without
+    it, or for ids that name no core count, this machine's.
     """
     seen: dict[str, list[Optional[float]]] = {}
     busy: dict[str, bool] = {}
-    for k, t, f in zip(keys, threads, foreign_cpu_cores):
+    hw: Sequence[Optional[str]] = hardware if hardware is not None else [None] * len(keys)
+    for k, t, f, h in zip(keys, threads, foreign_cpu_cores, hw):
         f = None if f is None or f != f else float(f)  # NaN from a DataFrame = no figure
         seen.setdefault(k, []).append(f)
-        busy[k] = busy.get(k, True) and busy_machine(f, int(t))
+        busy[k] = busy.get(k, True) and busy_machine(f, int(t), cores_of(h))
     return {k: (min(f for f in fs if f is not None), len(fs)) for k, fs in seen.items() if busy[k]}
 
 
@@ -138,9 +152,10 @@ def _cores_used(threads_used: int, cores: Optional[int] = None) -> tuple[int, in
 
 def busy_note(m: "Measurement") -> Optional[str]:
     """One line for a person when a run's timing was probably slowed by other processes, else None."""
-    if not m.ok or not busy_machine(m.foreign_cpu_cores, m.config.threads):
+    cores = cores_of(m.config.hardware)
+    if not m.ok or not busy_machine(m.foreign_cpu_cores, m.config.threads, cores):
         return None
-    n, used = _cores_used(m.config.threads)
+    n, used = _cores_used(m.config.threads, cores)
     return (f"machine busy: other processes kept {m.foreign_cpu_cores:.2f} CPU cores busy while {m.config.key} "
             f"was timed on {used} of {n} cores; this timing is probably slow (rerun on a quiet machine)")
 

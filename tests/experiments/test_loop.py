@@ -20,6 +20,9 @@ from experiments.space import space_from_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 
+#: more foreign cores than any machine has: busy whatever its cores and the run's threads
+BUSY_LOAD = 1000.0
+
 
 def _cfg(**over):
     d = {"name": "syn", "search_space": {}, "acquisition": {"name": "eig", "q": 2, "mc_points": 64},
@@ -216,7 +219,7 @@ class _BusyFirstExecutor(OracleExecutor):
             busy = self.busy_left.get(k, 0) > 0
             if busy:
                 self.busy_left[k] -= 1
-            r.measurement.foreign_cpu_cores = float((os.cpu_count() or 1) + 1) if busy else 0.0
+            r.measurement.foreign_cpu_cores = BUSY_LOAD if busy else 0.0
         return r
 
 
@@ -239,7 +242,7 @@ def test_a_run_timed_on_a_busy_machine_is_rerun_once_and_the_rerun_counts_agains
     assert r.n_benchmarks == 6 and len(runs) == 6
     per_key = runs.groupby("config_key")["foreign_cpu_cores"].apply(sorted)
     # every configuration was busy once: each one measured gets exactly one quiet rerun
-    assert len(per_key) == 3 and all(v == [0.0, (os.cpu_count() or 1) + 1.0] for v in per_key)
+    assert len(per_key) == 3 and all(v == [0.0, BUSY_LOAD] for v in per_key)
     reruns = [p for p in r.prequential if p["rerun"]]
     assert len(reruns) == 3 and all(p["predicted"] is None and p["ape"] is None for p in reruns)
     assert sum(1 for k, p in events if k == "info" and str(p).startswith("rerunning ")) == 3
@@ -256,7 +259,7 @@ def test_busy_reruns_stop_after_the_limit_and_can_be_switched_off(syn, tmp_path)
 def test_a_busy_rerun_waits_for_a_quiet_machine_on_the_local_executor(syn, tmp_path, monkeypatch) -> None:
     import hardware.protocol as protocol
 
-    loads = iter([float((os.cpu_count() or 1) + 1)] * 2)  # still busy at the first two looks, then quiet
+    loads = iter([BUSY_LOAD] * 2)  # still busy at the first two looks, then quiet
     looks = []
     monkeypatch.setattr(protocol, "foreign_load", lambda seconds=1.0: looks.append(seconds) or next(loads, 0.0))
     fz, configs, _ = syn

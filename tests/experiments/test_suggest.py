@@ -15,6 +15,9 @@ OLD_ITEM_FIELDS = ("model_name", "model_type", "hardware", "batch_size", "expect
 OLD_TOP_FIELDS = ("total_candidates", "enhanced_candidates", "final_recommendations", "optimization_metric",
                   "strategy", "timestamp")
 
+#: more foreign cores than any machine has: busy whatever its cores and the run's threads
+BUSY_LOAD = 1000.0
+
 
 def test_run_sh_values_are_shell_quoted() -> None:
     item = {"model_name": "gpt2; rm -rf ~ 'x'", "hardware": "cpu-amd $(whoami)", "batch_size": 4, "seq_len": 64,
@@ -82,8 +85,6 @@ def test_suggest_needs_measurements_first(tmp_path) -> None:
 
 
 def test_configurations_measured_only_on_a_busy_machine_are_listed_for_rerun_first(syn, fitted_gp, tmp_path) -> None:
-    import os
-
     import pandas as pd
 
     from engine.store import Store
@@ -91,7 +92,7 @@ def test_configurations_measured_only_on_a_busy_machine_are_listed_for_rerun_fir
 
     gp, pool = fitted_gp
     fz, configs, _ = syn
-    busy = float((os.cpu_count() or 1) + 1)  # more foreign cores than the machine has: busy whatever the threads
+    busy = BUSY_LOAD
     df = oracle_frame(configs[:6]).drop(columns=["samples_ms"])
     df["foreign_cpu_cores"] = [busy, busy, 0.0, None, 0.0, 0.0]
     again = df.iloc[[1]].copy()  # config 1 also has a quiet rerun: repaired, not listed

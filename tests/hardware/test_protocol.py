@@ -105,3 +105,20 @@ def test_busy_note_names_the_run_and_the_load() -> None:
     assert note is not None and c.key in note and "0.90" in note
     assert busy_note(Measurement.from_samples(c, [1.0], foreign_cpu_cores=0.05)) is None
     assert busy_note(Measurement.failed(c, "oom", "x", foreign_cpu_cores=3.0)) is None
+
+
+def test_a_run_is_judged_against_the_cores_of_the_machine_that_recorded_it() -> None:
+    """1.5 busy cores starve a 2-core VM, not a 64-core worker: the CPU id names its core count."""
+    from engine.records import Measurement
+    from hardware.protocol import busy_note, busy_only, cores_of
+
+    assert cores_of("cpu-amd-epyc-2c") == 2 and cores_of("cpu-intel-xeon-platinum-8480-64c") == 64
+    assert cores_of("h100-sxm") is None and cores_of("cpu-x") is None and cores_of(None) is None
+    keys, threads, load = ["a", "b"], [8, 2], [1.5, 1.5]
+    flagged = busy_only(keys, threads, load, ["cpu-big-box-64c", "cpu-amd-epyc-2c"])
+    assert set(flagged) == {"b"}
+    big = CFG.with_(hardware="cpu-big-box-64c", threads=8)
+    small = CFG.with_(hardware="cpu-amd-epyc-2c", threads=2)
+    assert busy_note(Measurement.from_samples(big, [1.0], foreign_cpu_cores=1.5)) is None
+    note = busy_note(Measurement.from_samples(small, [1.0], foreign_cpu_cores=1.5))
+    assert note is not None and "2 of 2 cores" in note
