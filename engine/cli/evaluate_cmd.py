@@ -65,6 +65,7 @@ def evaluate(holdout: str, fraction: Optional[float], seed: int, predictors: str
 
 
 def _print(report, evaluation_id: str) -> None:  # type: ignore[no-untyped-def]
+    from rich import box
     from rich.table import Table
 
     out = console()
@@ -73,10 +74,11 @@ def _print(report, evaluation_id: str) -> None:  # type: ignore[no-untyped-def]
     out.print(f"holdout [bold]{report.holdout}[/] · {report.n_measurements} measurements · "
               f"{report.n_test} test rows · folds: {', '.join(folds)}")
     for metric in metrics:
-        t = Table(title=f"{metric}: held-out accuracy and calibration")
-        for col in ("predictor", "n", "median APE", "MAPE", "Spearman", "cover 50%", "cover 90%",
-                    "rel. width 90%", "CRPS (log)", "fit s"):
-            t.add_column(col, justify="left" if col == "predictor" else "right")
+        # a borderless box, two-line headers and unwrapped cells: the ten columns read in 80 columns
+        t = Table(title=f"{metric}: held-out accuracy and calibration", box=box.SIMPLE_HEAD, collapse_padding=True)
+        for col in ("predictor", "n", "median\nAPE", "MAPE", "Spear-\nman", "cover\n50%", "cover\n90%",
+                    "width\n90%", "CRPS\n(log)", "fit\ns"):
+            t.add_column(col, justify="left" if col == "predictor" else "right", no_wrap=True)
         for name, r in report.results.items():
             s = r.scores.get(metric)
             if r.error or s is None:
