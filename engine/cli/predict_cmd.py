@@ -54,8 +54,9 @@ def _interval(mp: Any) -> str:
 
 
 def _cell(mp: Any) -> str:
+    """Median over its 90% interval (two lines), so a cell never wraps in the middle of a number."""
     lo, hi = mp.interval(0.9)
-    return f"{_fmt(mp.median)} ({_fmt(lo)}–{_fmt(hi)})"
+    return f"{_fmt(mp.median)}\n[dim]{_fmt(lo)}–{_fmt(hi)}[/dim]"
 
 
 # -- train ------------------------------------------------------------------------------------------
@@ -231,16 +232,22 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
     order = list(range(len(preds)))
     if len(batches) == 1:  # a device comparison: best first
         order.sort(key=lambda i: preds[i].metrics[metric_name].median * (-1 if reverse else 1))
+    from rich import box
+
+    # borderless with collapsed padding: seven columns of two-line cells read in 80 columns
     table = Table(title=f"{model_name} · {precision} · {mode} · predictor {predictor}",
-                  caption="median (90% credible interval)")
-    for col in ("device", "batch", "throughput items/s", "latency ms", "memory MiB", "P(fits)", "nearby"):
-        table.add_column(col, justify="left" if col == "device" else "right", overflow="fold")
+                  caption="median, and under it the 90% credible interval", box=box.SIMPLE_HEAD,
+                  collapse_padding=True, pad_edge=False)
+    # the device that answered, and under it the platform name it was asked for (`cpu`, `cuda`)
+    labels = [f"{hw.id}\n[dim]as {hw.requested}[/dim]" if hw.was_platform else hw.id for hw in resolved]
+    table.add_column("device", overflow="fold")
+    for col in ("batch", "throughput\nitems/s", "latency\nms", "memory\nMiB", "P(fits)", "nearby"):
+        table.add_column(col, justify="right", no_wrap=True)
     for i in order:
         p, hw = preds[i], resolved[i]
         mem = p.metrics.get("memory_mib")
         fits = p.prob_fits_memory()
-        device = f"{hw.requested}→{hw.id}" if hw.was_platform else hw.id
-        table.add_row(device, str(p.config.batch_size), _cell(p.metrics["throughput"]), _cell(p.metrics["latency_ms"]),
+        table.add_row(labels[i], str(p.config.batch_size), _cell(p.metrics["throughput"]), _cell(p.metrics["latency_ms"]),
                       _cell(mem) if mem else "n/a", f"{fits:.2f}" if fits is not None else "n/a", str(p.n_nearby))
     out = console()
     out.print(table)

@@ -115,3 +115,17 @@ def test_evaluate_json_keyed_by_predictor_and_stored(capsys: pytest.CaptureFixtu
     assert Store(db).count("evaluations") == before + 1
     code, _, err = run(capsys, "evaluate", "--holdout", "random", "--predictors", "roofline,forest", "--db", db)
     assert code == 2 and "forest" in err
+
+
+def test_tables_read_in_80_columns(capsys: pytest.CaptureFixture[str], db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person's terminal is often 80 wide: no line longer, and no number cut to '…'."""
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = run(capsys, "compare-hardware", "--model", "gpt2", "--hardware", "cpu,snapdragon-8g3-npu,cuda",
+                         "--batch-sizes", "1,16", "--predictor", "roofline", "--db", db)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines and max(len(x) for x in lines) <= 80 and "…" not in out
+    assert any(x.startswith(" snapdragon-8g3-npu ") for x in lines)  # the longest id is not folded
+    code, out, err = run(capsys, "evaluate", "--holdout", "random", "--predictors", "roofline,baseline", "--db", db)
+    assert code == 0, err
+    assert max(len(x) for x in out.splitlines()) <= 80 and "…" not in out
