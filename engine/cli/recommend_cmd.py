@@ -84,25 +84,32 @@ def recommend_hardware(model: str, metric: str, available: Optional[str], detect
 
 
 def _render(r: Any, con: Any) -> None:
+    from rich import box
     from rich.table import Table
 
     from engine.recommend.recommender import UNITS
 
     n = f" × {r.gpu_count} GPUs" if r.gpu_count > 1 else ""
-    t = Table(title=f"{r.model} ({r.mode}{n}): P(best) for {r.metric} from {r.n_samples} joint posterior draws")
-    for col in ("hardware", "P(best)", f"{r.metric} ({UNITS[r.metric]}) median [90%]", "USD/1M items",
-                "bound", "measurements"):
-        t.add_column(col, justify="left" if col in ("hardware", "bound") else "right")
+    # borderless, collapsed padding, each interval under its median: the table reads in 80 columns
+    t = Table(title=f"{r.model} ({r.mode}{n}): P(best) for {r.metric} from {r.n_samples} joint posterior draws",
+              caption="median, and under it the 90% interval", box=box.SIMPLE_HEAD, collapse_padding=True,
+              pad_edge=False)
+    t.add_column("hardware", no_wrap=True)
+    for col in ("P(best)", f"{r.metric}\n{UNITS[r.metric]}", "USD per\n1M items"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("bound")
+    t.add_column("runs", justify="right")
     if r.gpu_count > 1:
-        t.add_column("scaling eff. [90%]", justify="right")
+        t.add_column("scaling\neff.", justify="right", no_wrap=True)
+
+    def cell(d: Any, fmt: Any = fmt_number) -> str:
+        return f"{fmt(d.median)}\n[dim]{fmt(d.q05)}–{fmt(d.q95)}[/dim]"
+
     for o in r.options:
-        cost = (f"{fmt_number(o.cost_per_1m_usd.median)} [{fmt_number(o.cost_per_1m_usd.q05)}–{fmt_number(o.cost_per_1m_usd.q95)}]"
-                if o.cost_per_1m_usd else "no price")
-        row = [o.hardware, f"{o.prob_best:.2f}", f"{fmt_number(o.metric.median)} [{fmt_number(o.metric.q05)}–{fmt_number(o.metric.q95)}]",
-               cost, o.bound or "?", str(o.n_measurements)]
-        if r.gpu_count > 1 and o.scaling_efficiency:
-            s = o.scaling_efficiency
-            row.append(f"{s.median:.2f} [{s.q05:.2f}–{s.q95:.2f}]")
+        row = [o.hardware, f"{o.prob_best:.2f}", cell(o.metric),
+               cell(o.cost_per_1m_usd) if o.cost_per_1m_usd else "no price", o.bound or "?", str(o.n_measurements)]
+        if r.gpu_count > 1:
+            row.append(cell(o.scaling_efficiency, lambda v: f"{v:.2f}") if o.scaling_efficiency else "–")
         t.add_row(*row)
     con.print(t)
     con.print(f"[bold]recommended:[/bold] {r.recommended}; fallbacks: "

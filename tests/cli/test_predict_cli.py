@@ -126,6 +126,9 @@ def test_tables_read_in_80_columns(capsys: pytest.CaptureFixture[str], db: str, 
     lines = out.splitlines()
     assert lines and max(len(x) for x in lines) <= 80 and "…" not in out
     assert any(x.startswith(" snapdragon-8g3-npu ") for x in lines)  # the longest id is not folded
-    code, out, err = run(capsys, "evaluate", "--holdout", "random", "--predictors", "roofline,baseline", "--db", db)
-    assert code == 0, err
-    assert max(len(x) for x in out.splitlines()) <= 80 and "…" not in out
+    for argv in (["evaluate", "--holdout", "random", "--predictors", "roofline,baseline"],
+                 ["recommend-hardware", "--model", "gpt2", "--mode", "training", "--gpu-count", "8",
+                  "--predictor", "roofline"]):
+        code, out, err = run(capsys, *argv, "--db", db)
+        assert code == 0, err
+        assert max(len(x) for x in out.splitlines()) <= 80 and "…" not in out, argv[0]
