@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 import click
 
-from engine.cli.common import console, db_option, emit_json, json_option, split_csv
+from engine.cli.common import console, db_option, emit_json, fmt_number, json_option, split_csv
 
 DEMO_CONFIG = "cpu-quick"
 
@@ -19,6 +19,20 @@ def _times(ratio: float, what: str) -> str:
     if ratio >= 1.0 or ratio <= 0.0:
         return f"{ratio:.2f}× fewer {what}"
     return f"{1.0 / ratio:.2f}× more {what}"
+
+
+def _short(config: Any) -> str:
+    """A configuration (or its key) as a person reads it: ``gpt2 cpu torch fp32 b8 s128 t1``; the
+    store and ``--json`` keep the full key."""
+    from engine.cli.common import config_text
+    from engine.config import Config
+
+    if isinstance(config, str):
+        try:
+            config = Config.from_key(config)
+        except Exception:  # noqa: BLE001 - an unparsable key is shown as it is
+            return config
+    return f"{config.model} {config_text(config)}"
 
 
 class LoopDisplay:
@@ -63,24 +77,26 @@ class LoopDisplay:
                 if "information_gain" in c:
                     ig = c.get("information_gain")
                     cost = c.get("cost_s")
-                    self.print(f"   → {c['config_key']}  info {ig if ig is None else round(ig, 3)} nats · "
-                               f"predicted {c.get('predicted', 0):.3g} · cost ~{cost or 0:.0f}s")
+                    self.print(f"   → {_short(c['config_key'])} · info {ig if ig is None else round(ig, 3)} nats · "
+                               f"predicted {fmt_number(c.get('predicted'))} · cost ~{cost or 0:.0f}s")
                 else:
-                    self.print(f"   → {c['config_key']}  ({c.get('reason', '')})")
+                    self.print(f"   → {_short(c['config_key'])} ({c.get('reason', '')})")
         elif kind == "result":
             m, entry = payload
             if m.ok:
                 pred = entry.get("predicted")
-                extra = f" (predicted {pred:.3g}, APE {entry['ape']:.0%})" if pred is not None and entry.get("ape") is not None else ""
+                extra = f" (predicted {fmt_number(pred)}, APE {entry['ape']:.0%})" if pred is not None and entry.get("ape") is not None else ""
                 again = " (rerun)" if entry.get("rerun") else ""
-                self.print(f"   [green]✓[/green] {m.config.key}{again}: {entry['observed']:.3g}{extra} in {m.wall_time_s or 0:.1f}s")
+                self.print(f"   [green]✓[/green] {_short(m.config)}{again}: {fmt_number(entry['observed'])}{extra} "
+                           f"in {m.wall_time_s or 0:.1f}s")
                 from hardware.protocol import busy_note
 
                 note = busy_note(m)
                 if note:
                     self.print(f"   [yellow]caution:[/] {note}")
             else:
-                self.print(f"   [red]✗[/red] {m.config.key}: {m.status}: {(m.error or '').splitlines()[0][:120] if m.error else ''}")
+                self.print(f"   [red]✗[/red] {_short(m.config)}: {m.status}: "
+                           f"{(m.error or '').splitlines()[0][:120] if m.error else ''}")
             self.progress.advance(self.task)
 
 
