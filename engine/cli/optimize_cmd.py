@@ -19,8 +19,6 @@ Examples:
 """
 
 
-
-
 @click.command(epilog=EXAMPLE)
 @click.option("--model", required=True, help="Catalog model name (perfcast models).")
 @click.option("--objective", default="throughput", show_default=True,

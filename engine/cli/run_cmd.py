@@ -16,7 +16,9 @@ def _fmt_pct(v: Optional[float]) -> str:
 
 def _times(ratio: float, what: str) -> str:
     """'1.27× fewer benchmarks', or for a ratio below one '1.33× more benchmarks' (not '0.75× fewer')."""
-    if ratio >= 1.0 or ratio <= 0.0:
+    if round(ratio, 2) == 1.0:
+        return f"as many {what}"
+    if ratio > 1.0 or ratio <= 0.0:
         return f"{ratio:.2f}× fewer {what}"
     return f"{1.0 / ratio:.2f}× more {what}"
 

@@ -4,5 +4,5 @@ from engine.cli.run_cmd import _times
 
 def test_ratio_wording() -> None:
     assert _times(1.27, "benchmarks") == "1.27× fewer benchmarks"
-    assert _times(1.0, "benchmarks") == "1.00× fewer benchmarks"
+    assert _times(1.0, "benchmarks") == "as many benchmarks"
     assert _times(0.75, "benchmark-seconds") == "1.33× more benchmark-seconds"
