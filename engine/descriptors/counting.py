@@ -251,7 +251,8 @@ def transformers_available() -> bool:
 
 @lru_cache(maxsize=4096)
 def pass_counts(model: str, seq_len: int, kind: str, method: str = "auto") -> PassCounts:
-    """Counts for (model, effective seq_len, kind), from memory, the disk cache, or a fresh count.
+    """Counts for (model, effective seq_len, kind), from memory, the disk cache, the packaged seed
+    (:mod:`engine.descriptors.seed`), or a fresh count.
 
     ``method="auto"`` uses the FLOP counter when transformers is installed and the analytic
     formulas (engine/descriptors/analytic.py) otherwise.
@@ -260,7 +261,10 @@ def pass_counts(model: str, seq_len: int, kind: str, method: str = "auto") -> Pa
     if method == "auto":
         method = "flop_counter" if transformers_available() else "analytic"
     key = cache_key(entry, seq_len, kind, method)
-    hit = _disk().get(key)
+    from engine.descriptors.seed import seed_counts
+
+    # the user's cache, else the packaged seed (same keys: another library version misses both)
+    hit = _disk().get(key) or seed_counts().get(key)
     if hit is not None:
         try:
             return PassCounts(**hit)

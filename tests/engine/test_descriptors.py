@@ -126,7 +126,11 @@ def test_describe_many_rejects_unknown_models_with_a_close_match() -> None:
 
 
 def test_counts_are_cached_on_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    counting.pass_counts("distilbert-base-uncased", 32, "forward")
+    from engine.descriptors.seed import seed_counts
+
+    entry = get_model("distilbert-base-uncased")
+    assert counting.cache_key(entry, 40, "forward", "flop_counter") not in seed_counts()  # really counted here
+    counting.pass_counts("distilbert-base-uncased", 40, "forward")
     path = counting._cache_file()
     assert path.exists()
     # a fresh process (empty memory caches) must read the file instead of counting again
@@ -137,8 +141,34 @@ def test_counts_are_cached_on_disk(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("recounted although the disk cache has it")
 
     monkeypatch.setattr(counting, "count_with_flop_counter", boom)
-    c = counting.pass_counts("distilbert-base-uncased", 32, "forward")
+    c = counting.pass_counts("distilbert-base-uncased", 40, "forward")
     assert c.flops > 0
+    counting.pass_counts.cache_clear()
+
+
+def test_the_packaged_seed_matches_a_fresh_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed spares a new install ~20 s of counting; its entries must be what counting gives."""
+    from engine.descriptors.seed import seed_counts
+
+    seed = seed_counts()
+    tag = counting._library_tag()
+    mine = {k: v for k, v in seed.items() if k.endswith(tag)}
+    if not mine:
+        pytest.skip(f"the seed was counted with other library versions than {tag} (it simply misses here)")
+    for name, seq, kind in (("bert-base-uncased", 128, "forward"), ("gpt2", 128, "train"), ("resnet50", 0, "forward")):
+        key = counting.cache_key(get_model(name), seq, kind, "flop_counter")
+        assert key in mine, key
+        fresh = counting.count_with_flop_counter(get_model(name), seq, kind)
+        assert counting.PassCounts(**mine[key]) == fresh
+    # a key the seed has is answered without counting
+    counting.pass_counts.cache_clear()
+    monkeypatch.setattr(counting, "_DISK", {})
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("recounted although the seed has it")
+
+    monkeypatch.setattr(counting, "count_with_flop_counter", boom)
+    assert counting.pass_counts("bert-base-uncased", 128, "forward").flops > 0
     counting.pass_counts.cache_clear()
 
 
