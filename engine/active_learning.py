@@ -161,9 +161,7 @@ class ActiveLearningSystem:
             cost_s = float(cost[pos[c.key]]) if cost is not None else None
             ig = it.information_gain
             items.append({
-                "model_name": c.model, "model_type": family, "hardware": c.hardware,
-                "batch_size": c.batch_size, "seq_len": c.seq_len, "precision": c.precision, "mode": c.mode,
-                "runtime": c.runtime, "threads": c.threads, "config_key": c.key,
+                "model_name": c.model, "model_type": family, **_item(c), "config_key": c.key,
                 "expected_information_gain": ig, "uncertainty": it.uncertainty, "diversity": it.diversity,
                 **hw,
                 "combined_score": (ig / cost_s) if ig is not None and cost_s else None,

@@ -227,10 +227,11 @@ class ExperimentLoop:
         way: it waits for a moment when none runs. Where benchmarks run on other machines (Ray)
         this one's load says nothing about theirs, and the reruns are submitted.
         """
-        due = self.busy_reruns({c.key for c in self.executor.pending()})[:n_pick]
+        pending = self.executor.pending()
+        due = self.busy_reruns({c.key for c in pending})[:n_pick]
         if not due or self.executor.name != "local":
             return due
-        if self.executor.pending():
+        if pending:
             return []
         from hardware.protocol import busy_machine, foreign_load
 
