@@ -79,6 +79,13 @@ def fmt_number(x: Optional[float], missing: str = "–") -> str:
     return f"{x:.3g}"
 
 
+def median_over_interval(median: Optional[float], lo: Optional[float], hi: Optional[float],
+                         fmt: Callable[[Optional[float]], str] = fmt_number) -> str:
+    """A table cell: the median, and under it (dimmed) its interval. Two short lines instead of one
+    long one, so a narrow table never wraps in the middle of a number."""
+    return f"{fmt(median)}\n[dim]{fmt(lo)}–{fmt(hi)}[/dim]"
+
+
 def config_text(c: Any) -> str:
     """A configuration in one short phrase for narrow tables: ``cpu torch int8 b1 s128 t2``.
 

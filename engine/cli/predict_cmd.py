@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 import click
 
-from engine.cli.common import console, db_option, emit_json, fmt_number, json_option, split_csv
+from engine.cli.common import console, db_option, emit_json, fmt_number, json_option, median_over_interval, split_csv
 
 PREDICTOR_CHOICES = ("gp", "hierarchical", "roofline")
 METRIC_ALIASES = {"latency": "latency_ms", "p90": "latency_p90_ms", "throughput": "throughput",
@@ -54,9 +54,8 @@ def _interval(mp: Any) -> str:
 
 
 def _cell(mp: Any) -> str:
-    """Median over its 90% interval (two lines), so a cell never wraps in the middle of a number."""
-    lo, hi = mp.interval(0.9)
-    return f"{_fmt(mp.median)}\n[dim]{_fmt(lo)}–{_fmt(hi)}[/dim]"
+    """Median over its 90% interval (see :func:`engine.cli.common.median_over_interval`)."""
+    return median_over_interval(mp.median, *mp.interval(0.9), fmt=_fmt)
 
 
 # -- train ------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import click
 
-from engine.cli.common import db_option, emit_json, json_option, split_csv, fmt_number
+from engine.cli.common import db_option, emit_json, fmt_number, json_option, median_over_interval, split_csv
 
 EXAMPLE = """\b
 Examples:
@@ -103,7 +103,7 @@ def _render(r: Any, con: Any) -> None:
         t.add_column("scaling\neff.", justify="right", no_wrap=True)
 
     def cell(d: Any, fmt: Any = fmt_number) -> str:
-        return f"{fmt(d.median)}\n[dim]{fmt(d.q05)}–{fmt(d.q95)}[/dim]"
+        return median_over_interval(d.median, d.q05, d.q95, fmt)
 
     for o in r.options:
         row = [o.hardware, f"{o.prob_best:.2f}", cell(o.metric),
