@@ -196,6 +196,12 @@ class PerformancePredictor:
             self._kinds = (counts, kinds)
         return self._kinds[1]
 
+    def unmeasured_kinds(self, hws: Iterable["ResolvedHardware"]) -> set[str]:
+        """The kinds among ``hws`` of which the store holds no successful measurement: the devices
+        whose answers extrapolate (see :meth:`extrapolation_warning`)."""
+        kinds = self.measured_kinds()
+        return {hw.kind for hw in hws if hw.kind not in kinds}
+
     def extrapolation_warning(self, hw: "ResolvedHardware") -> Optional[str]:
         """A one-paragraph caution when no device of ``hw``'s kind has been measured, else None.
 
@@ -204,9 +210,9 @@ class PerformancePredictor:
         overhead (tens of ms of framework time per pass) would be far too large for a GPU, where a
         small model's pass is a few ms of kernel launches: such an answer can be several times too
         slow, with an interval that need not contain the truth. Saying so is part of the answer."""
-        kinds = self.measured_kinds()
-        if hw.kind in kinds:
+        if not self.unmeasured_kinds([hw]):
             return None
+        kinds = self.measured_kinds()
         seen = ", ".join(f"{k} ({n} runs)" for k, n in sorted(kinds.items())) or "nothing"
         overhead = ""
         fitted = self._fitted[1] if self._fitted is not None else None

@@ -250,7 +250,7 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                       _cell(mem) if mem else "n/a", f"{fits:.2f}" if fits is not None else "n/a", str(p.n_nearby))
     out = console()
     out.print(table)
-    caution = unmeasured_kinds_caution((k for k, w in warning_of.items() if w), "rows",
+    caution = unmeasured_kinds_caution(pp.unmeasured_kinds(resolved), "rows",
                                        "; `perfcast predict` on one of them says more.")
     if caution:
         out.print(f"[yellow]caution:[/] {caution}")

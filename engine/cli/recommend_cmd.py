@@ -73,7 +73,7 @@ def recommend_hardware(model: str, metric: str, available: Optional[str], detect
         r = rec.recommend_hardware(model_name=model, batch_size=batch_size, optimization_metric=metric,
                                    precision=precision, seq_len=seq_len, mode=mode, runtime=runtime,
                                    gpu_count=gpu_count, n_samples=samples, seed=seed)
-    caution = unmeasured_kinds_caution({resolve(o.hardware, store).kind for o in r.options} - set(pp.measured_kinds()),
+    caution = unmeasured_kinds_caution(pp.unmeasured_kinds(resolve(o.hardware, store) for o in r.options),
                                        "options", ", and so can their P(best); one real run on each is the fix")
     if as_json:
         emit_json({**r.to_dict(), "warnings": [caution] if caution else []})
