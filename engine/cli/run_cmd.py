@@ -69,28 +69,34 @@ class LoopDisplay:
                 head = f"step {s.step}"
             else:
                 head = "final fit"
-            width = (f"pool width90 max {_fmt_pct(s.max_rel_width90)} mean {_fmt_pct(s.mean_rel_width90)}"
-                     if s.max_rel_width90 is not None else "no model yet")
-            ape = f" · held-out APE {_fmt_pct(s.heldout_median_ape)} (n={s.heldout_n})" if s.heldout_median_ape is not None else ""
+            # two lines, so that each fits an 80-column terminal: what was done, then what the posterior says
             self.print(f"[bold cyan]{head}[/bold cyan] · {s.n_benchmarks} runs, {s.benchmark_seconds:.0f} benchmark-s · "
-                       f"pool {s.pool_size} · {width}{ape} · {s.fitted} {s.fit_s:.1f}s, acquire {s.acquire_s:.1f}s"
-                       + (f" · info/cost^{s.cost_exponent:.2f}" if s.cost_exponent is not None and s.chosen else ""))
+                       f"{s.fitted} {s.fit_s:.1f}s, acquire {s.acquire_s:.1f}s")
+            width = (f"90% width max {_fmt_pct(s.max_rel_width90)} mean {_fmt_pct(s.mean_rel_width90)}"
+                     if s.max_rel_width90 is not None else "no model yet")
+            ape = ""
+            if s.heldout_median_ape is not None:
+                held = "" if s.heldout_n == s.pool_size else f" (n={s.heldout_n})"
+                ape = f" · held-out APE {_fmt_pct(s.heldout_median_ape)}{held}"
+            alpha = f" · info/cost^{s.cost_exponent:.2f}" if s.cost_exponent is not None and s.chosen else ""
+            self.print(f"   [dim]pool {s.pool_size} · {width}{ape}{alpha}[/dim]")
             for c in s.chosen:
                 if "information_gain" in c:
                     ig = c.get("information_gain")
                     cost = c.get("cost_s")
-                    self.print(f"   → {_short(c['config_key'])} · info {ig if ig is None else round(ig, 3)} nats · "
-                               f"predicted {fmt_number(c.get('predicted'))} · cost ~{cost or 0:.0f}s")
+                    # the prediction is printed with the result (as its APE) and kept in --json
+                    self.print(f"   → {_short(c['config_key'])} · {'n/a' if ig is None else f'{ig:.2f}'} nats, "
+                               f"~{cost or 0:.0f}s")
                 else:
                     self.print(f"   → {_short(c['config_key'])} ({c.get('reason', '')})")
         elif kind == "result":
             m, entry = payload
             if m.ok:
                 pred = entry.get("predicted")
-                extra = f" (predicted {fmt_number(pred)}, APE {entry['ape']:.0%})" if pred is not None and entry.get("ape") is not None else ""
+                extra = f" (APE {entry['ape']:.0%})" if pred is not None and entry.get("ape") is not None else ""
                 again = " (rerun)" if entry.get("rerun") else ""
                 self.print(f"   [green]✓[/green] {_short(m.config)}{again}: {fmt_number(entry['observed'])}{extra} "
-                           f"in {m.wall_time_s or 0:.1f}s")
+                           f"{m.wall_time_s or 0:.0f}s")
                 from hardware.protocol import busy_note
 
                 note = busy_note(m)

@@ -1,0 +1,22 @@
+"""The lines `perfcast run` prints per step must read in an 80-column terminal (a CI log, a pipe)."""
+from rich.console import Console
+
+from engine.cli.run_cmd import LoopDisplay
+from engine.config import Config
+from experiments.loop import StepRecord
+
+
+def test_a_step_prints_in_80_columns_without_wrapping() -> None:
+    con = Console(width=80, record=True, force_terminal=False, color_system=None)
+    key = Config(model="distilbert-base-uncased", hardware="cpu-amd-epyc-2c", batch_size=16, seq_len=128,
+                 precision="int8", runtime="onnxruntime", threads=2).key
+    step = StepRecord(step=12, n_benchmarks=48, benchmark_seconds=1234.5, n_train=530, pool_size=403,
+                      acquisition="eig", max_rel_width90=1.234, mean_rel_width90=0.456, heldout_median_ape=0.123,
+                      heldout_n=403, fit_s=12.3, acquire_s=4.5, cost_exponent=0.25, fitted="condition",
+                      chosen=[{"config_key": key, "information_gain": 0.1234, "cost_s": 12.0, "predicted": 123.456}])
+    with LoopDisplay(con, total=100, label="cpu-quick", quiet=False) as display:
+        display("step", step)
+    lines = [ln for ln in con.export_text().splitlines() if "step 12" in ln or "pool 403" in ln or "→" in ln]
+    assert len(lines) == 3, lines  # one header line, one posterior line, one chosen configuration, none wrapped
+    assert all(len(ln) <= 80 for ln in lines), lines
+    assert "held-out APE 12%" in lines[1] and "info/cost^0.25" in lines[1]
