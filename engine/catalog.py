@@ -2,17 +2,25 @@
 
 The YAML files ship inside the installed package (``configs`` is a package with data files), so
 a non-editable ``pip install .`` finds them through :mod:`importlib.resources`.
+
+A user adds their own entries without editing the package: ``PERFCAST_MODELS`` and
+``PERFCAST_HARDWARE`` name YAML files with the same schema (a top-level ``models:`` or
+``hardware:`` mapping), whose entries join the shipped ones — an in-house architecture, or a
+device the catalog does not ship. Every entry, shipped or not, goes through the same validation,
+so a typo in a user file is one line naming the file, the entry, the key and what is valid.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
-from engine.errors import UnknownNameError
+from engine.errors import InvalidValueError, UnknownNameError
 
 FAMILIES: tuple[str, ...] = ("text_embedding", "text_generation", "vision", "audio", "multimodal")
 PLATFORMS: tuple[str, ...] = ("cpu", "cuda", "rocm", "mps", "openvino", "qnn", "webgpu", "webnn")
@@ -30,6 +38,7 @@ class ModelEntry:
     image_size: Optional[int] = None
     audio_frames: Optional[int] = None
     max_seq_len: Optional[int] = None
+    origin: str = "shipped"  # "shipped", or the user catalog file the entry came from
 
     @property
     def has_sequence(self) -> bool:
@@ -54,6 +63,7 @@ class HardwareEntry:
     sources: dict[str, str] = field(default_factory=dict)
     detected: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    origin: str = "shipped"  # "shipped", or the user catalog file the entry came from
 
     def peak_flops(self, precision: str) -> float:
         """Peak FLOP/s at a precision, falling back to the nearest supported one (fp16<->bf16, fp32)."""
@@ -117,23 +127,133 @@ def _load_yaml(name: str) -> dict[str, Any]:
     return yaml.safe_load(text) or {}
 
 
+#: Environment variables naming a user's own catalog files (see the module docstring).
+USER_CATALOG_ENV: dict[str, str] = {"models": "PERFCAST_MODELS", "hardware": "PERFCAST_HARDWARE"}
+
+
+def user_catalog_file(section: str) -> Optional[Path]:
+    """The user catalog file for ``models`` or ``hardware`` named by its environment variable, if any."""
+    value = os.environ.get(USER_CATALOG_ENV[section], "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def _user_entries(section: str) -> tuple[str, dict[str, Any]]:
+    """(origin, raw entries) of the user catalog file for ``section``; ("", {}) when none is set."""
+    path = user_catalog_file(section)
+    if path is None:
+        return "", {}
+    env = USER_CATALOG_ENV[section]
+    shape = f"a YAML file with a top-level '{section}:' mapping (the schema of configs/{section}.yaml)"
+    if not path.is_file():
+        raise InvalidValueError(f"{env} file", str(path), f"an existing file: {shape}")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}: {getattr(e, 'problem', '')})" if mark is not None else ""
+        raise InvalidValueError(f"{env} file", f"{path}{where}", shape) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get(section), dict):
+        raise InvalidValueError(f"{env} file", str(path), shape)
+    return str(path), doc[section]
+
+
+def _merged(section: str, shipped: dict[str, Any], build: Any) -> dict[str, Any]:
+    """Shipped entries, then the user's; a user entry may not redefine a shipped name (the store's
+    runs of that name would then describe two different things)."""
+    out = {name: build(name, spec, "shipped") for name, spec in shipped.items()}
+    origin, raw = _user_entries(section)
+    for name, spec in raw.items():
+        name = str(name)
+        if name in out:
+            raise entry_error("model name" if section == "models" else "hardware id", name,
+                              f"{origin} (the shipped catalog defines it)", "another name")
+        out[name] = build(name, spec, origin)
+    return out
+
+
+def user_catalog_digest() -> str:
+    """A short hash of the user's own catalog entries ("" when there are none): fitted models are
+    cached per data *and* catalog, since a run of a user model counts only while its file is set."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    own = [asdict(e) for e in [*models().values(), *catalog_hardware().values()] if e.origin != "shipped"]
+    if not own:
+        return ""
+    return hashlib.sha1(json.dumps(own, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def entry_error(what: str, value: Any, where: str, valid: str) -> InvalidValueError:
+    """``invalid family 'text' of model 'x' in my-models.yaml; valid: ...``: the bad value first,
+    then the entry and file it sits in."""
+    err = InvalidValueError(what, value, valid)
+    err.args = (f"invalid {what} {value!r} of {where}; valid: {valid}",)
+    return err
+
+
+_MODEL_REQUIRED = ("family", "hf_config", "hf_model", "arch")
+_MODEL_KEYS = tuple(f.name for f in fields(ModelEntry) if f.name not in ("name", "origin"))
+
+
+def _model_entry(name: str, spec: Any, origin: str) -> ModelEntry:
+    where = f"model {name!r} in {origin if origin != 'shipped' else 'configs/models.yaml'}"
+    if not isinstance(spec, dict):
+        raise entry_error("entry", spec, where, "a mapping with the keys " + ", ".join(_MODEL_KEYS))
+    unknown = sorted(set(map(str, spec)) - set(_MODEL_KEYS))
+    if unknown:
+        raise entry_error("key", unknown[0], where, ", ".join(_MODEL_KEYS))
+    missing = [k for k in _MODEL_REQUIRED if k not in spec]
+    if missing:
+        raise entry_error("entry without", missing[0], where, "an entry with " + ", ".join(_MODEL_REQUIRED))
+    if spec["family"] not in FAMILIES:
+        raise entry_error("family", spec["family"], where, ", ".join(FAMILIES))
+    for key in ("hf_config", "hf_model"):
+        if not isinstance(spec[key], str) or not spec[key].isidentifier():
+            raise entry_error(key, spec[key], where, "the name of a transformers class, e.g. "
+                                    + ("LlamaConfig" if key == "hf_config" else "LlamaForCausalLM"))
+    if not isinstance(spec["arch"], dict):
+        raise entry_error("arch", spec["arch"], where, "a mapping of the config class's keyword arguments")
+    return ModelEntry(name=name, origin=origin, **spec)
+
+
 @lru_cache(maxsize=1)
 def models() -> dict[str, ModelEntry]:
-    raw = _load_yaml("models.yaml").get("models", {})
-    return {name: ModelEntry(name=name, **spec) for name, spec in raw.items()}
+    """The shipped model catalog plus the user's (``PERFCAST_MODELS``)."""
+    return _merged("models", _load_yaml("models.yaml").get("models", {}), _model_entry)
+
+
+_HW_KEYS = tuple(f.name for f in fields(HardwareEntry) if f.name not in ("id", "origin", "detected"))
+_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+def _hardware_entry(hid: str, spec: Any, origin: str) -> HardwareEntry:
+    where = f"hardware {hid!r} in {origin if origin != 'shipped' else 'configs/hardware.yaml'}"
+    if not isinstance(spec, dict):
+        raise entry_error("entry", spec, where, "a mapping with the keys " + ", ".join(_HW_KEYS))
+    unknown = sorted(set(map(str, spec)) - set(_HW_KEYS))
+    if unknown:
+        raise entry_error("key", unknown[0], where, ", ".join(_HW_KEYS))
+    if spec.get("kind") not in PLATFORMS:
+        raise entry_error("kind", spec.get("kind"), where, ", ".join(PLATFORMS))
+    peaks = spec.get("peak_tflops")
+    if not isinstance(peaks, dict) or set(map(str, peaks)) - set(_PRECISIONS) or not any(
+            isinstance(v, (int, float)) and v > 0 for v in peaks.values()):
+        raise entry_error("peak_tflops", peaks, where,
+                                "a mapping of fp32/fp16/bf16/int8 to TFLOP/s (TOPS for int8), at least one > 0")
+    for key in ("memory_bandwidth_gbs", "memory_gib"):
+        v = spec.get(key)
+        if not isinstance(v, (int, float)) or v <= 0:
+            raise entry_error(key, v, where, "a positive number (the roofline and the memory check need it)")
+    spec = {"name": hid, **spec, "peak_tflops": {p: peaks.get(p) for p in _PRECISIONS}}
+    return HardwareEntry(id=hid, origin=origin, **spec)
 
 
 @lru_cache(maxsize=1)
 def catalog_hardware() -> dict[str, HardwareEntry]:
-    """The spec-sheet devices of ``configs/hardware.yaml`` (no detection, no store)."""
-    raw = _load_yaml("hardware.yaml").get("hardware", {})
-    out = {}
-    for hid, spec in raw.items():
-        entry = HardwareEntry(id=hid, **spec)
-        if entry.kind not in PLATFORMS:
-            raise ValueError(f"configs/hardware.yaml: {hid} has invalid kind {entry.kind!r}; valid: {', '.join(PLATFORMS)}")
-        out[hid] = entry
-    return out
+    """The spec-sheet devices of ``configs/hardware.yaml`` plus the user's (``PERFCAST_HARDWARE``);
+    no detection, no store."""
+    return _merged("hardware", _load_yaml("hardware.yaml").get("hardware", {}), _hardware_entry)
 
 
 def _store_hardware(store: Any) -> dict[str, HardwareEntry]:
@@ -259,4 +379,8 @@ def get_model(name: str) -> ModelEntry:
     try:
         return models()[name]
     except KeyError:
-        raise UnknownNameError("model", name, models().keys()) from None
+        err = UnknownNameError("model", name, models().keys())
+        if user_catalog_file("models") is None and not err.suggestions:
+            # the likeliest cause of a name that matches nothing: an own model, its file not set here
+            err.args = (f"{err.args[0]} (own architectures: set {USER_CATALOG_ENV['models']}, see the README)",)
+        raise err from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.catalog import ModelEntry, get_model
+from engine.catalog import ModelEntry, entry_error, get_model
 from engine.errors import NotAvailableError
 
 if TYPE_CHECKING:
@@ -24,13 +24,28 @@ def _transformers() -> Any:
     return transformers
 
 
+def _hf_class(tf: Any, entry: ModelEntry, key: str) -> Any:
+    """The transformers class an entry names, or one line saying which entry names what."""
+    name = getattr(entry, key)
+    cls = getattr(tf, name, None)
+    if cls is None:
+        raise entry_error(key, name, f"model {entry.name!r} ({entry.origin})",
+                          f"a class of transformers {tf.__version__}, e.g. "
+                          + ("LlamaConfig" if key == "hf_config" else "LlamaForCausalLM"))
+    return cls
+
+
 def hf_config(entry: ModelEntry) -> Any:
     tf = _transformers()
-    cls = getattr(tf, entry.hf_config)
+    cls = _hf_class(tf, entry, "hf_config")
     arch = dict(entry.arch)
-    if entry.hf_config == "CLIPConfig":
-        return cls(text_config=arch.pop("text_config"), vision_config=arch.pop("vision_config"), **arch)
-    return cls(**arch)
+    try:
+        if entry.hf_config == "CLIPConfig":
+            return cls(text_config=arch.pop("text_config"), vision_config=arch.pop("vision_config"), **arch)
+        return cls(**arch)
+    except (TypeError, ValueError) as e:  # a user entry's arch that the config class rejects
+        raise entry_error("arch", entry.arch, f"model {entry.name!r} ({entry.origin})",
+                          f"keyword arguments {entry.hf_config} accepts ({str(e).splitlines()[0]})") from None
 
 
 def build_model(name_or_entry: str | ModelEntry, device: str = "cpu", dtype: "torch.dtype | None" = None) -> "torch.nn.Module":
@@ -41,7 +56,7 @@ def build_model(name_or_entry: str | ModelEntry, device: str = "cpu", dtype: "to
     tf = _transformers()
     cfg = hf_config(entry)
     cfg.use_cache = getattr(cfg, "use_cache", True)
-    model_cls = getattr(tf, entry.hf_model)
+    model_cls = _hf_class(tf, entry, "hf_model")
     with torch.device(device):
         model = model_cls(cfg)
     if dtype is not None:

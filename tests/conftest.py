@@ -11,6 +11,9 @@ def _isolated_paths(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     base = tmp_path_factory.mktemp("perfcast")
     monkeypatch.setenv("PERFCAST_DB", str(base / "default.duckdb"))
     monkeypatch.setenv("PERFCAST_CACHE", os.environ.get("PERFCAST_TEST_CACHE", str(base / "cache")))
+    # a developer's own catalog files must not change what the tests see
+    monkeypatch.delenv("PERFCAST_MODELS", raising=False)
+    monkeypatch.delenv("PERFCAST_HARDWARE", raising=False)
 
 
 SYNTHETIC_HARDWARE = ["cpu-syn-2c", "cpu-syn-16c", "gpu-syn-a"]

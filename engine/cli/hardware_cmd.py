@@ -13,7 +13,7 @@ PRECISION_COLS = ("fp32", "fp16", "bf16", "int8")
 
 @click.group()
 def hardware() -> None:
-    """Detect this machine's devices and list the hardware catalog.
+    """Detect this machine's devices and list the hardware catalog (plus your own in PERFCAST_HARDWARE).
 
     \b
     Examples:
@@ -51,7 +51,7 @@ def _table(entries: list[Any], title: str, width: int = 200) -> Any:
     if with_name:
         t.add_column("name", overflow="fold")
     for e in entries:
-        flag = " *" if e.detected else ""
+        flag = " *" if e.detected else (" †" if e.origin != "shipped" else "")
         ref = f" [ref: {e.reference_for}]" if e.reference_for else ""
         t.add_row(e.id + flag, e.kind, *(_peak(e.peak_tflops.get(p)) for p in PRECISION_COLS),
                   _num(e.memory_bandwidth_gbs, "{:,.0f}"), _num(e.memory_gib, "{:,.0f}"),
@@ -133,9 +133,10 @@ def list_(db_path: Optional[str], as_json: bool, kind: Optional[str], no_detect:
 
     Example: perfcast hardware list --kind cuda --json
     """
-    from engine.catalog import PLATFORMS, all_hardware
+    from engine.catalog import PLATFORMS, all_hardware, catalog_hardware
     from engine.errors import PerfcastError
 
+    catalog_hardware()  # a bad user catalog (PERFCAST_HARDWARE) is an error of its own, not a store problem
     store = None
     if db_path is not None:
         store = open_store(db_path)
@@ -155,7 +156,10 @@ def list_(db_path: Optional[str], as_json: bool, kind: Optional[str], no_detect:
         emit_json({"hardware": [e.to_dict() for e in rows]})
         return
     out = console()
-    out.print(_table(rows, f"Hardware ({len(rows)}; * = detected here; dense peak TFLOP/s (int8 TOPS))", out.width))
+    user = sorted({e.origin for e in rows if e.origin != "shipped" and not e.detected})
+    mark = f"; † = from {', '.join(user)}" if user else ""
+    out.print(_table(rows, f"Hardware ({len(rows)}; * = detected here{mark}; dense peak TFLOP/s (int8 TOPS))",
+                     out.width))
     if sources:
         _print_sources(out, rows)
     else:

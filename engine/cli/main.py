@@ -82,8 +82,18 @@ def cli() -> None:
     """
 
 
+def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                      line: Optional[str] = None) -> None:
+    """Warnings reach a CLI user as one line, like errors, not as a source location and a code line."""
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
 def main(argv: Optional[list[str]] = None) -> Any:
+    import warnings
+
     from engine.errors import PerfcastError
+
+    warnings.showwarning = _one_line_warning
 
     try:
         rv = cli.main(args=argv, prog_name="perfcast", standalone_mode=False)

@@ -57,7 +57,7 @@ def _bytes(x: Optional[float]) -> str:
 
 @click.group()
 def models() -> None:
-    """The model catalog (configs/models.yaml) and its computed descriptors.
+    """The model catalog (configs/models.yaml, plus your own in PERFCAST_MODELS) and its computed descriptors.
 
     \b
     Examples:
@@ -89,7 +89,7 @@ def list_(as_json: bool, family: Optional[str]) -> None:
         rel = (d.params / e.published_params - 1.0) if e.published_params else None
         rows.append({"model": name, "family": e.family, "params": d.params, "published_params": e.published_params,
                      "params_rel_diff": rel, "params_source": e.params_source, "flops_b1_s128": d.flops,
-                     "seq_len_effective": d.seq_len, "method": d.method})
+                     "seq_len_effective": d.seq_len, "method": d.method, "origin": e.origin})
     if as_json:
         emit_json({"models": rows})
         return
@@ -105,11 +105,15 @@ def list_(as_json: bool, family: Optional[str]) -> None:
     for r in rows:
         diff = "-" if r["params_rel_diff"] is None else f"{100 * r['params_rel_diff']:+.2f}%"
         pub = r["published_params"]
-        t.add_row(r["model"], r["family"], f"{r['params'] / 1e6:,.1f}M", f"{pub / 1e6:,.1f}M" if pub else "-",
+        mark = "*" if r["origin"] != "shipped" else ""  # a user model (PERFCAST_MODELS)
+        t.add_row(r["model"] + mark, r["family"], f"{r['params'] / 1e6:,.1f}M", f"{pub / 1e6:,.1f}M" if pub else "-",
                   diff, f"{r['flops_b1_s128'] / 1e9:,.0f}")
     out = console()
     out.print(t)
     out.print("counted with: " + ", ".join(sorted({r["method"] for r in rows})), highlight=False)
+    user = sorted({r["origin"] for r in rows if r["origin"] != "shipped"})
+    if user:
+        out.print(f"* from {', '.join(user)} (PERFCAST_MODELS)", highlight=False)
 
 
 @models.command()

@@ -96,14 +96,18 @@ def train(name: str, allow_bad_diagnostics: bool, refit: bool, db_path: Optional
         if v is not None and not isinstance(v, dict):
             v = v.to_dict() if hasattr(v, "to_dict") else getattr(v, "__dict__", {"value": str(v)})
         extras[attr] = v or None
-    payload = {"predictor": name, "n_measurements": n, "data_hash": data_hash, "cached": cached,
+    # the runs the fit used: busy runs a quieter rerun supersedes, and runs of models the catalog
+    # does not define here, are left out (see engine.models.targets)
+    n_fit = getattr(fitted, "n_train", None) or n
+    payload = {"predictor": name, "n_measurements": n, "n_fitted": n_fit, "data_hash": data_hash, "cached": cached,
                "seconds": round(elapsed, 3), **extras, "db": str(store.path)}
     if as_json:
         emit_json(payload)
         return
     c = console()
     how = "loaded from the cache (same data)" if cached else "fitted"
-    c.print(f"[bold]{name}[/] {how} on {n} measurements (data {data_hash}) in {elapsed:.2f} s")
+    used = f"{n} measurements" if n_fit == n else f"{n_fit} of {n} measurements"
+    c.print(f"[bold]{name}[/] {how} on {used} (data {data_hash}) in {elapsed:.2f} s")
     for attr, v in extras.items():
         if v:
             c.print(f"{attr}:")

@@ -33,9 +33,15 @@ def _opts_hash(kw: dict[str, Any]) -> str:
 
 
 def model_dir(name: str, data_hash: str, kw: Optional[dict[str, Any]] = None) -> Path:
+    """The cache directory of a fit: predictor, data, code version, options and the user's own
+    catalog entries (a run of a user model is fitted only while its ``PERFCAST_MODELS`` file is set)."""
+    from engine.catalog import user_catalog_digest
+
     cls = predictor_class(name)
     version = getattr(cls, "CACHE_VERSION", 1)
-    return cache_dir() / "models" / f"{name}-{data_hash}-v{version}-{_opts_hash(kw or {})}"
+    own = user_catalog_digest()
+    key = {**(kw or {}), "user_catalog": own} if own else (kw or {})
+    return cache_dir() / "models" / f"{name}-{data_hash}-v{version}-{_opts_hash(key)}"
 
 
 def save_predictor(predictor: Predictor, directory: Path) -> Path:

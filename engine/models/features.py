@@ -178,6 +178,8 @@ class Featurizer:
                  resolve_hardware: Optional[Callable[[str], Any]] = None) -> None:
         self._describe_many = describe_many or _default_describe_many
         self._resolve = resolve_hardware or _default_resolve_hardware
+        #: whether model names are catalog names (the real descriptors), not an injected world's
+        self.uses_catalog = describe_many is None
         self._desc: dict[tuple, tuple[float, float, float, float, float, str]] = {}
         self._hw: dict[str, HardwareFacts] = {}
 
@@ -268,6 +270,11 @@ def default_featurizer() -> Featurizer:
     if _DEFAULT is None:
         _DEFAULT = Featurizer()
     return _DEFAULT
+
+
+def uses_catalog(featurizer: Optional[Featurizer]) -> bool:
+    """Whether a predictor with this featuriser (None: the default) describes models from the catalog."""
+    return featurizer is None or featurizer.uses_catalog
 
 
 def featurize(configs: Sequence[Config] | "pd.DataFrame", featurizer: Optional[Featurizer] = None) -> FeatureFrame:

@@ -47,7 +47,7 @@ from engine.config import Config
 from engine.errors import InvalidValueError
 from engine.models.assemble import lognormal_set
 from engine.models.base import PredictionSet
-from engine.models.features import FeatureFrame, Featurizer, default_featurizer
+from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog
 from engine.models.gp_fast import FastPosterior, joint_marginals
 from engine.models.roofline import RooflinePredictor
 from engine.models.targets import targets_from_measurements
@@ -467,7 +467,7 @@ class GPPredictor:
             torch.set_num_threads(threads)
 
     def _fit(self, data: "pd.DataFrame") -> "GPPredictor":
-        tg = targets_from_measurements(data)
+        tg = targets_from_measurements(data, catalog_models_only=uses_catalog(self.featurizer))
         previous = {k: o.hyperparameters() for k, o in self.outputs.items()} if self.warm_start else {}
         self.roofline = RooflinePredictor(featurizer=self.featurizer).fit(tg.frame)
         ff = self._ff(tg.frame)

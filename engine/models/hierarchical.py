@@ -78,7 +78,7 @@ from engine.config import Config  # noqa: E402
 from engine.errors import DiagnosticsError, InvalidValueError  # noqa: E402
 from engine.models.assemble import draws_set  # noqa: E402
 from engine.models.base import PredictionSet  # noqa: E402
-from engine.models.features import FeatureFrame, Featurizer, default_featurizer  # noqa: E402
+from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog  # noqa: E402
 from engine.models.roofline import TRAINING_WEIGHT_FACTOR  # noqa: E402
 from engine.models.targets import targets_from_measurements  # noqa: E402
 
@@ -410,7 +410,7 @@ class HierarchicalPredictor:
         from numpyro.infer import MCMC, NUTS
 
         _enable_compilation_cache()
-        tg = targets_from_measurements(data)
+        tg = targets_from_measurements(data, catalog_models_only=uses_catalog(self.featurizer))
         ff = self._ff(tg.frame)
         self.encoding = Encoding.from_training(ff)
         arrays = _data_arrays(ff, self.encoding)

@@ -28,7 +28,7 @@ import numpy as np
 from engine.config import Config
 from engine.models.assemble import lognormal_set
 from engine.models.base import PredictionSet
-from engine.models.features import FeatureFrame, Featurizer, default_featurizer
+from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,7 +102,7 @@ class RooflinePredictor:
 
         from engine.models.targets import targets_from_measurements
 
-        tg = targets_from_measurements(data)
+        tg = targets_from_measurements(data, catalog_models_only=uses_catalog(self.featurizer))
         ff = self._ff(tg.frame)
         t_c, t_m = ff.phys["t_compute_ms"], ff.phys["t_memory_ms"]
         y = tg.log_latency

@@ -94,8 +94,32 @@ def superseded_busy_runs(df: "pd.DataFrame") -> np.ndarray:
     return (load > quietest + BUSY_SUPERSEDE_CORES).fillna(False).to_numpy(dtype=bool)
 
 
-def targets_from_measurements(data: "pd.DataFrame") -> Targets:
-    """Validate and convert a measurements frame (status ok rows only are used)."""
+def _known_models_only(df: "pd.DataFrame") -> "pd.DataFrame":
+    """Leave out, with a warning, runs of models the catalog no longer defines: a user model whose
+    ``PERFCAST_MODELS`` file is not set in this shell has no descriptors, and one such run must not
+    stop every fit on the store. The runs stay stored; setting the variable brings them back."""
+    if "model" not in df.columns or not len(df):
+        return df
+    import warnings
+
+    from engine.catalog import USER_CATALOG_ENV, models
+
+    known = models()
+    keep = df["model"].isin(list(known)).to_numpy()
+    if keep.all():
+        return df
+    unknown = sorted(set(df.loc[~keep, "model"]))
+    warnings.warn(f"left {int((~keep).sum())} stored runs out of the fit: their models are not in the catalog "
+                  f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}); set "
+                  f"{USER_CATALOG_ENV['models']} to the file that defines them", RuntimeWarning, stacklevel=3)
+    return df[keep].reset_index(drop=True)
+
+
+def targets_from_measurements(data: "pd.DataFrame", *, catalog_models_only: bool = False) -> Targets:
+    """Validate and convert a measurements frame (status ok rows only are used).
+
+    ``catalog_models_only``: leave out runs of models the catalog does not define (see
+    :func:`_known_models_only`); predictors set it when their featuriser reads the catalog."""
     if data is None or len(data) == 0:
         raise InvalidValueError("training data", "0 measurements", "at least 1 successful measurement")
     df = data
@@ -103,6 +127,8 @@ def targets_from_measurements(data: "pd.DataFrame") -> Targets:
         df = df[df["status"] == "ok"]
     df = df[df["latency_median_ms"].notna() & (df["latency_median_ms"] > 0)].reset_index(drop=True)
     df = df[~superseded_busy_runs(df)].reset_index(drop=True)
+    if catalog_models_only:
+        df = _known_models_only(df)
     if len(df) == 0:
         raise InvalidValueError("training data", "0 successful measurements", "at least 1 status-ok run")
     med = df["latency_median_ms"].to_numpy(dtype=float)
