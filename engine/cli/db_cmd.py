@@ -100,6 +100,62 @@ def import_(file: str, skip_existing: bool, db_path: str | None, as_json: bool) 
         click.echo(f"imported {n} runs from {file}" + (" (runs already stored were skipped)" if skip_existing else ""))
 
 
+@db.command("delete")
+@click.argument("run_ids", nargs=-1)
+@click.option("--model", default=None, help="Only runs of this model.")
+@click.option("--hardware", default=None, help="Only runs on this hardware id.")
+@click.option("--status", type=click.Choice(["ok", "failed", "timeout", "oom"]), default=None,
+              help="Only runs with this status.")
+@click.option("--source", type=click.Choice(["measured", "imported", "shipped"]), default=None,
+              help="Only runs from this source.")
+@click.option("--experiment", "experiment_id", default=None, help="Only runs of this experiment id.")
+@click.option("--yes", is_flag=True, help="Really delete; without it the command only lists what it would delete.")
+@db_option
+@json_option
+def delete(run_ids: tuple[str, ...], model: str | None, hardware: str | None, status: str | None,
+           source: str | None, experiment_id: str | None, yes: bool, db_path: str | None, as_json: bool) -> None:
+    """Delete runs (a bad measurement, a mistaken grid): lists them first, deletes with --yes.
+
+    RUN_IDS are full ids or prefixes of at least 6 characters (perfcast db export lists them);
+    the filters narrow the selection, and at least one id or filter is required. Results and raw
+    samples go with their runs, in one transaction; fitted models refit on the next prediction.
+
+    \b
+    Examples:
+      perfcast db delete 3f9c1a27                          # show the run
+      perfcast db delete 3f9c1a27 --yes                    # delete it
+      perfcast db delete --model gpt2 --status failed --yes
+    """
+    from engine.errors import InvalidValueError
+
+    filters = {"model": model, "hardware": hardware, "status": status, "source": source,
+               "experiment_id": experiment_id}
+    if not run_ids and all(v is None for v in filters.values()):
+        raise InvalidValueError("selection", "nothing", "one or more run ids, or --model/--hardware/--status/"
+                                "--source/--experiment (deleting every run is not offered: use a new --db)")
+    store = open_store(db_path)
+    runs = store.find_runs(list(run_ids), **filters)
+    deleted = store.delete_runs(runs["run_id"].tolist()) if yes else 0
+    if as_json:
+        emit_json({"selected": len(runs), "deleted": deleted, "run_ids": runs["run_id"].tolist()})
+        return
+    from engine.cli.common import config_text, console
+
+    out = console()
+    for r in runs.itertuples(index=False):
+        cfg = config_text({"hardware": r.hardware, "batch_size": r.batch_size, "seq_len": r.seq_len,
+                           "precision": r.precision, "mode": r.mode, "runtime": r.runtime, "threads": r.threads})
+        out.print(f"{r.run_id[:12]}  {r.model} {cfg}  {r.status}  {r.source}  {str(r.started_at)[:16]}",
+                  highlight=False)
+    if not len(runs):
+        out.print("no run matches", highlight=False)
+    elif yes:
+        out.print(f"deleted {deleted} run{'s' if deleted != 1 else ''} from {store.path}", highlight=False)
+    else:
+        out.print(f"{len(runs)} run{'s' if len(runs) != 1 else ''} would be deleted: add --yes "
+                  "(perfcast db export keeps a copy first)", highlight=False)
+
+
 @db.command("export")
 @click.argument("file", type=click.Path(dir_okay=False))
 @db_option

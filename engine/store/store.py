@@ -310,6 +310,51 @@ class Store:
         with self.connect() as con:
             return con.execute(sql, args).df()
 
+    def find_runs(self, run_ids: Sequence[str] = (), **equal: Optional[str]) -> "pd.DataFrame":
+        """Runs selected for deletion or inspection: each of ``run_ids`` is a full id or an
+        unambiguous prefix (at least 6 characters, as a user copies them), AND-ed with column
+        equalities (``model``, ``hardware``, ``status``, ``source``, ``experiment_id``; None = any).
+        An id that matches no run, or several, raises InvalidValueError naming it."""
+        from engine.errors import InvalidValueError
+
+        allowed = ("model", "hardware", "status", "source", "experiment_id")
+        clauses, args = [], []
+        for col, value in equal.items():
+            if col not in allowed:
+                raise ValueError(f"invalid run filter {col!r}; valid: {', '.join(allowed)}")
+            if value is not None:
+                clauses.append(f"{col} = ?")
+                args.append(value)
+        with self.connect() as con:
+            if run_ids:
+                full = []
+                for rid in run_ids:
+                    if len(rid) < 6:
+                        raise InvalidValueError("run id", rid, "a run id or a prefix of at least 6 characters")
+                    hits = [r[0] for r in con.execute(
+                        "SELECT run_id FROM benchmark_runs WHERE starts_with(run_id, ?) LIMIT 2", [rid]).fetchall()]
+                    if len(hits) != 1:
+                        raise InvalidValueError("run id", rid, "the id of a stored run (perfcast db export lists them)"
+                                                if not hits else "a longer prefix: it matches several runs")
+                    full.append(hits[0])
+                clauses.append(f"run_id IN ({', '.join('?' * len(full))})")
+                args.extend(full)
+            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+            return con.execute("SELECT run_id, model, hardware, batch_size, seq_len, precision, mode, runtime, "
+                               f"threads, status, source, started_at FROM benchmark_runs{where} "
+                               "ORDER BY started_at, run_id", args).df()
+
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        """Delete runs with their results and raw samples, in one transaction; returns how many."""
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return 0
+        q = ", ".join("?" * len(ids))
+        with self.transaction() as con:
+            for table in ("raw_samples", "benchmark_results", "benchmark_runs"):
+                con.execute(f"DELETE FROM {table} WHERE run_id IN ({q})", ids)
+        return len(ids)
+
     def configs_with_status(self, statuses: Sequence[str]) -> set[str]:
         """Canonical keys of configurations that have at least one run with one of ``statuses``."""
         q = ", ".join("?" * len(statuses))

@@ -1,6 +1,7 @@
 """The benchmark store: schema, one transaction per write, import validation, round trips, locks."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -218,3 +219,31 @@ def test_import_skip_existing_merges_an_overlapping_export(tmp_path: Path) -> No
     assert len(after) == len(before) + 1 and "new-run-1" in set(after.run_id)
     kept = after[after.run_id.isin(before.run_id)].sort_values("run_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, before.sort_values("run_id").reset_index(drop=True))
+
+
+def test_delete_lists_first_then_removes_a_run_with_its_results_and_samples(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli.main import cli
+    from engine.errors import InvalidValueError
+
+    s = _filled(tmp_path)
+    assert len(s.find_runs(model="bert-base-uncased", status="ok")) == 2
+    rid = s.measurements().query("runtime == 'onnxruntime'")["run_id"].iloc[0]
+    args = ["db", "delete", rid[:8], "--db", str(s.path), "--json"]
+    preview = CliRunner().invoke(cli, args)
+    assert preview.exit_code == 0, preview.output
+    assert json.loads(preview.output) == {"selected": 1, "deleted": 0, "run_ids": [rid]}
+    assert s.count("benchmark_runs") == 3  # listing deletes nothing
+    done = CliRunner().invoke(cli, [*args, "--yes"])
+    assert json.loads(done.output)["deleted"] == 1
+    assert (s.count("benchmark_runs"), s.count("benchmark_results"), s.count("raw_samples")) == (2, 1, 5)
+    assert rid not in set(s.measurements(status=None)["run_id"])
+    # a filter selects too; an unknown or too short id names itself and deletes nothing
+    assert s.find_runs(status="oom")["status"].tolist() == ["oom"]
+    for bad, fragment in (("zzzzzzzz", "id of a stored run"), ("ab", "at least 6 characters")):
+        with pytest.raises(InvalidValueError, match=fragment):
+            s.find_runs([bad])
+    assert s.count("benchmark_runs") == 2
+    nothing = CliRunner().invoke(cli, ["db", "delete", "--db", str(s.path)])
+    assert nothing.exit_code != 0 and s.count("benchmark_runs") == 2
