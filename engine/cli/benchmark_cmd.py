@@ -24,7 +24,8 @@ from engine.cli.common import console, db_option, emit_json, fmt_number, json_op
 @click.option("--precision", "precisions", default="fp32", show_default=True, help="fp32, fp16, bf16, int8 (comma-separated).")
 @click.option("--mode", "modes", default="inference", show_default=True, help="inference, training (comma-separated).")
 @click.option("--runtime", "runtime", default=None,
-              help="torch, onnxruntime, openvino: picks the adapter for a platform name (default: the platform's own).")
+              help="torch, onnxruntime, openvino (comma-separated for several): picks the adapter for a platform "
+                   "name (default: the platform's own).")
 @click.option("--threads", "threads", default="0", show_default=True, help="Thread counts (0 = runtime default).")
 @click.option("--iterations", type=click.IntRange(1), default=20, show_default=True, help="Minimum timed iterations.")
 @click.option("--warmup", type=click.IntRange(1), default=3, show_default=True, help="Warm-up iterations (the first is the load-time run).")
@@ -76,27 +77,31 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
     for m in mode_list:
         if m not in MODES:
             raise InvalidValueError("mode", m, ", ".join(MODES))
-    if runtime is not None and runtime not in RUNTIMES:
-        raise InvalidValueError("runtime", runtime, ", ".join(RUNTIMES))
+    runtimes: list[Optional[str]] = list(split_csv(runtime, what="runtime")) if runtime else [None]
+    for r in runtimes:
+        if r is not None and r not in RUNTIMES:
+            raise InvalidValueError("runtime", r, ", ".join(RUNTIMES))
     if executor == "ray":  # hardware ids come from the cluster's workers, not this machine
         from engine.cli.common import open_store
         from experiments.ray_benchmark import benchmark_on_ray
 
         spec_kw = dict(iterations=iterations, warmup=warmup, min_time_s=min_time_s, max_time_s=max(max_time_s, min_time_s),
                        time_limit_s=time_limit_s, memory_limit_mib=memory_limit_mib, decode_tokens=decode_tokens)
-        ray_results = benchmark_on_ray(split_csv(hardware, what="hardware"), runtime, model_names, batches, seqs, precs,
-                                       mode_list, thread_list, spec_kw, open_store(db_path) if save else None,
-                                       address, quiet=as_json)
+        store = open_store(db_path) if save else None
+        ray_results = []
+        for r in runtimes:  # one pass per runtime: a worker's targets are chosen per runtime
+            ray_results += benchmark_on_ray(split_csv(hardware, what="hardware"), r, model_names, batches, seqs, precs,
+                                            mode_list, thread_list, spec_kw, store, address, quiet=as_json)
         if as_json:
             emit_json([{**m.to_dict(), "run_id": rid, "saved": rid is not None} for _, m, rid in ray_results])
         else:
             _table(ray_results, saved=save)
         return
     adapters = []
-    for h in split_csv(hardware, what="hardware"):
-        a = resolve(h, runtime)
-        if runtime is not None and a.runtime != runtime:
-            raise InvalidValueError(f"runtime for adapter '{a.name}'", runtime, a.runtime)
+    for h, r in itertools.product(split_csv(hardware, what="hardware"), runtimes):
+        a = resolve(h, r)
+        if r is not None and a.runtime != r:
+            raise InvalidValueError(f"runtime for adapter '{a.name}'", r, a.runtime)
         ok, why = a.available()
         if not ok:
             raise NotAvailableError(f"{a.name}: {why}")

@@ -41,3 +41,40 @@ def test_unavailable_hardware_is_one_line_exit_2(capsys) -> None:  # type: ignor
 def test_unknown_model_suggests(capsys) -> None:  # type: ignore[no-untyped-def]
     assert _exit_code(["benchmark", "--model", "gtp2"]) == 2
     assert "did you mean 'gpt2'" in capsys.readouterr().err
+
+
+def test_several_runtimes_in_one_command(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`--runtime onnxruntime,openvino` benchmarks every configuration on each runtime's adapter
+    (the adapters are stand-ins here: what is checked is which adapters the command asks for)."""
+    import hardware.registry
+    from engine.records import Measurement
+
+    asked: list[tuple[str, object]] = []
+
+    class Stub:
+        def __init__(self, runtime: str) -> None:
+            self.name, self.runtime = f"stub-{runtime}", runtime
+
+        def available(self) -> tuple[bool, str]:
+            return True, ""
+
+        def hardware_id(self) -> str:
+            return "cpu-stub"
+
+        def run(self, spec):  # type: ignore[no-untyped-def]
+            return Measurement.from_samples(spec.config, [1.0, 1.1], adapter=self.name)
+
+    def resolve(h: str, runtime: object = None) -> Stub:
+        asked.append((h, runtime))
+        return Stub(str(runtime))
+
+    monkeypatch.setattr(hardware.registry, "resolve", resolve)
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "distilbert-base-uncased", "--hardware", "cpu",
+                                 "--runtime", "onnxruntime,openvino", "--precision", "fp32,int8", "--json"])
+    assert r.exit_code == 0, r.output
+    assert asked == [("cpu", "onnxruntime"), ("cpu", "openvino")]
+    rows = json.loads(r.stdout)
+    assert sorted((row["config"]["runtime"], row["config"]["precision"]) for row in rows) == [
+        ("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
+    assert _exit_code(["benchmark", "--model", "gpt2", "--runtime", "torch,onnx"]) == 2
+    assert "invalid runtime 'onnx'" in capsys.readouterr().err
