@@ -8,7 +8,8 @@ from typing import Any, Optional
 
 import click
 
-from engine.cli.common import config_text, db_option, emit_json, fmt_number, json_option, split_csv
+from engine.cli.common import (config_text, db_option, emit_json, fmt_number, json_option, median_over_interval,
+                                 split_csv)
 
 EXAMPLE = """\b
 Examples:
@@ -133,10 +134,11 @@ def _prices(text: Optional[str], hardware: list[str]) -> Optional[dict[str, floa
 
 
 def _interval(mi: Any) -> str:
-    return f"{fmt_number(mi.median)} [{fmt_number(mi.q05)}–{fmt_number(mi.q95)}]"
+    return median_over_interval(mi.median, mi.q05, mi.q95)
 
 
 def _render(result: Any, con: Any) -> None:
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
@@ -166,12 +168,15 @@ def _render(result: Any, con: Any) -> None:
     rows = result.pareto if result.pareto else result.alternatives
     if rows:
         title = "Pareto set" if result.pareto else escape("Alternatives (ranked by E[utility] × P(feasible))")
-        t = Table(title=title)
-        t.add_column("configuration")
+        # borderless, each interval under its median: five columns read in 80 columns (like compare-hardware)
+        t = Table(title=title, caption="median, and under it the 90% credible interval", box=box.SIMPLE_HEAD,
+                  collapse_padding=True, pad_edge=False)
+        t.add_column("configuration", overflow="fold")
         for m in shown:
-            t.add_column(f"{m} [90%]", justify="right")
-        t.add_column("P(feas.)", justify="right")
-        t.add_column("eval.", justify="center")
+            short = {"latency_ms": "latency", "latency_p90_ms": "p90 latency", "memory_mib": "memory"}.get(m, m)
+            t.add_column(f"{short}\n{UNITS.get(m, '')}", justify="right", no_wrap=True)
+        t.add_column("P(feas.)", justify="right", no_wrap=True)
+        t.add_column("eval.", justify="center", no_wrap=True)
         for a in rows:
             t.add_row(config_text(a.config), *[_interval(a.metrics[m]) if m in a.metrics else "–" for m in shown],
                       f"{a.prob_feasible:.2f}", "✓" if a.evaluated else "")

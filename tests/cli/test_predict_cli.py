@@ -128,7 +128,9 @@ def test_tables_read_in_80_columns(capsys: pytest.CaptureFixture[str], db: str, 
     assert any(x.startswith(" snapdragon-8g3-npu ") for x in lines)  # the longest id is not folded
     for argv in (["evaluate", "--holdout", "random", "--predictors", "roofline,baseline"],
                  ["recommend-hardware", "--model", "gpt2", "--mode", "training", "--gpu-count", "8",
-                  "--predictor", "roofline"]):
+                  "--predictor", "roofline"],
+                 ["optimize", "--model", "bert-base-uncased", "--objective", "throughput", "--max-latency-ms", "100",
+                  "--max-memory-mib", "8000"]):
         code, out, err = run(capsys, *argv, "--db", db)
         assert code == 0, err
         assert max(len(x) for x in out.splitlines()) <= 80 and "…" not in out, argv[0]
