@@ -40,6 +40,41 @@ def _available(target: str) -> bool:
     return importlib.util.find_spec(target.split(":")[0]) is not None
 
 
+def _complete_names(kind: str) -> Any:
+    """Shell completion of catalog names (``model``) or hardware ids and platforms (``hardware``),
+    including the last element of a comma-separated list (``--hardware cpu,h1`` → ``cpu,h100-sxm``)."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        from engine import catalog
+
+        try:
+            names = list(catalog.models()) if kind == "model" else [*catalog.PLATFORMS, *catalog.catalog_hardware()]
+        except Exception:  # a broken user catalog must not break the shell
+            return []
+        head, comma, tail = incomplete.rpartition(",")
+        return [f"{head}{comma}{n}" for n in names if n.startswith(tail)]
+
+    return complete
+
+
+_COMPLETED_OPTIONS = {"--model": "model", "--models": "model", "--hardware": "hardware", "--available": "hardware"}
+
+
+def _with_completions(cmd: click.Command) -> click.Command:
+    """Attach name completion to every ``--model``/``--hardware``-like option (and ``models show NAME``)."""
+    for p in cmd.params:
+        if p._custom_shell_complete is not None:  # a command's own completion wins
+            continue
+        kind = next((k for o, k in _COMPLETED_OPTIONS.items() if o in p.opts), None)
+        if kind is None and isinstance(p, click.Argument) and cmd.name == "show" and p.name == "name":
+            kind = "model"
+        if kind is not None:
+            p._custom_shell_complete = _complete_names(kind)
+    for sub in getattr(cmd, "commands", {}).values():
+        _with_completions(sub)
+    return cmd
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(n for n, (t, _) in COMMANDS.items() if _available(t))
@@ -49,7 +84,7 @@ class LazyGroup(click.Group):
         if entry is None or not _available(entry[0]):
             return None
         module, attr = entry[0].split(":")
-        return getattr(importlib.import_module(module), attr)
+        return _with_completions(getattr(importlib.import_module(module), attr))
 
     def invoke(self, ctx: click.Context) -> Any:
         """Turn perfcast's own errors into one red line and their exit code (also under CliRunner)."""
