@@ -205,13 +205,14 @@ def _model_entry(name: str, spec: Any, origin: str) -> ModelEntry:
         raise entry_error("key", unknown[0], where, ", ".join(_MODEL_KEYS))
     missing = [k for k in _MODEL_REQUIRED if k not in spec]
     if missing:
-        raise entry_error("entry without", missing[0], where, "an entry with " + ", ".join(_MODEL_REQUIRED))
+        raise entry_error("keys", sorted(map(str, spec)), where,
+                          f"keys including {', '.join(_MODEL_REQUIRED)} (missing: {', '.join(missing)})")
     if spec["family"] not in FAMILIES:
         raise entry_error("family", spec["family"], where, ", ".join(FAMILIES))
     for key in ("hf_config", "hf_model"):
         if not isinstance(spec[key], str) or not spec[key].isidentifier():
             raise entry_error(key, spec[key], where, "the name of a transformers class, e.g. "
-                                    + ("LlamaConfig" if key == "hf_config" else "LlamaForCausalLM"))
+                              + ("LlamaConfig" if key == "hf_config" else "LlamaForCausalLM"))
     if not isinstance(spec["arch"], dict):
         raise entry_error("arch", spec["arch"], where, "a mapping of the config class's keyword arguments")
     return ModelEntry(name=name, origin=origin, **spec)
@@ -240,7 +241,7 @@ def _hardware_entry(hid: str, spec: Any, origin: str) -> HardwareEntry:
     if not isinstance(peaks, dict) or set(map(str, peaks)) - set(_PRECISIONS) or not any(
             isinstance(v, (int, float)) and v > 0 for v in peaks.values()):
         raise entry_error("peak_tflops", peaks, where,
-                                "a mapping of fp32/fp16/bf16/int8 to TFLOP/s (TOPS for int8), at least one > 0")
+                          "a mapping of fp32/fp16/bf16/int8 to TFLOP/s (TOPS for int8), at least one > 0")
     for key in ("memory_bandwidth_gbs", "memory_gib"):
         v = spec.get(key)
         if not isinstance(v, (int, float)) or v <= 0:
