@@ -33,6 +33,20 @@ if TYPE_CHECKING:
 from engine.store.store import PREDICTION_STATS as STATS
 
 
+#: File types ``MatrixResult.write`` (and ``perfcast matrix --output``) writes.
+OUTPUT_SUFFIXES = (".json", ".csv", ".parquet")
+
+
+def check_output(path: str | Path) -> Path:
+    """The output path, or one line naming its file type and the valid ones."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        from engine.errors import InvalidValueError
+
+        raise InvalidValueError("--output file type", path.suffix or str(path), ", ".join(OUTPUT_SUFFIXES))
+    return path
+
+
 @dataclass
 class MatrixResult:
     payload: dict[str, Any]
@@ -44,6 +58,43 @@ class MatrixResult:
     hardware: list[str]  # requested names, in order
     batches: list[int]
     precisions: list[str]
+
+    def frame(self) -> "pd.DataFrame":
+        """The matrix as one tidy row per cell (``model, hardware, hardware_id, batch_size,
+        precision, <metric>_<stat>...``): what a spreadsheet or a dataframe wants."""
+        import pandas as pd
+
+        hw = self.payload["hardware"]
+        rows = {"model": [], "hardware": [], "hardware_id": [], "batch_size": [], "precision": []}
+        for m in self.models:
+            for h in self.hardware:
+                for b in self.batches:
+                    for p in self.precisions:
+                        for k, v in zip(rows, (m, h, hw[h]["id"], b, p)):
+                            rows[k].append(v)
+        df = pd.DataFrame(rows)  # the same cell order as the summaries (models x hardware x batch x precision)
+        w = self.payload["workload"]
+        df["seq_len"], df["mode"] = w["seq_len"], w["mode"]
+        df["runtime"] = [hw[h]["runtime"] for h in df["hardware"]]
+        for metric, stats in self.summaries.items():
+            for st in STATS:
+                df[f"{metric}_{st}"] = np.asarray(stats[st], dtype=float)
+        return df
+
+    def write(self, path: str | Path) -> Path:
+        """``.json``: the nested payload; ``.csv`` / ``.parquet``: :meth:`frame`."""
+        import json
+
+        path = check_output(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            path.write_text(json.dumps(self.payload, indent=2, default=str))
+        elif suffix == ".csv":
+            self.frame().to_csv(path, index=False)
+        else:
+            self.frame().to_parquet(path, index=False)
+        return path
 
     def heatmap(self, path: str | Path, metric: str = "latency_ms") -> Path:
         """Models x hardware at the first batch size and precision."""

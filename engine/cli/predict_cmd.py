@@ -270,7 +270,8 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
 @click.option("--batch-sizes", default="1", show_default=True)
 @click.option("--precision", "precisions", default="fp32", show_default=True, help="Comma-separated precisions.")
 @workload_options
-@click.option("--output", type=click.Path(dir_okay=False), default="matrix.json", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), default="matrix.json", show_default=True,
+              help=".json (nested by model, hardware, batch, precision) or .csv / .parquet (one row per cell).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="PNG heatmap of median latency (models x hardware, first batch size and precision).")
 @db_option
@@ -279,11 +280,10 @@ def matrix(models_csv: Optional[str], hardware: Optional[str], batch_sizes: str,
            mode: str, runtime: Optional[str], threads: int, predictor: str, output: str, plot_path: Optional[str],
            db_path: Optional[str], as_json: bool) -> None:
     """Prediction matrix over models x hardware x batch size x precision, every metric with intervals."""
-    import json
-    from pathlib import Path
-
     from engine.catalog import models as catalog_models
-    from engine.matrix import build_matrix
+    from engine.matrix import build_matrix, check_output
+
+    check_output(output)  # before any fitting
 
     names = split_csv(models_csv, what="model") or list(catalog_models())
     hws = split_csv(hardware, what="hardware") or _all_hardware_ids()
@@ -294,8 +294,7 @@ def matrix(models_csv: Optional[str], hardware: Optional[str], batch_sizes: str,
     result = build_matrix(pp, names, hws, batches, precs, seq_len=seq_len, mode=mode, runtime=runtime,
                           threads=threads, save=True)
     elapsed = time.perf_counter() - t0
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    Path(output).write_text(json.dumps(result.payload, indent=2, default=str))
+    result.write(output)
     if plot_path:
         result.heatmap(plot_path)
     summary = {"output": output, "plot": plot_path, "n_predictions": result.n, "predictor": predictor,

@@ -93,6 +93,19 @@ def test_matrix_json_and_heatmap(capsys: pytest.CaptureFixture[str], db: str, tm
     on_disk = json.loads(out.read_text())
     m = on_disk["models"]["resnet50"]["predictions"]["cuda"]["8"]["fp16"]["throughput"]
     assert set(m) == {"median", "mean", "q05", "q25", "q75", "q95"}
+    # the same matrix as one row per cell, for a spreadsheet: every cell agrees with the JSON
+    import pandas as pd
+
+    for suffix in ("csv", "parquet"):
+        flat = tmp_path / f"matrix.{suffix}"
+        run_json(capsys, "matrix", "--models", "gpt2,resnet50", "--hardware", "t4,cuda", "--batch-sizes", "1,8",
+                 "--precision", "fp32,fp16", "--predictor", "roofline", "--output", str(flat), "--db", db)
+        df = pd.read_csv(flat) if suffix == "csv" else pd.read_parquet(flat)
+        assert len(df) == 16 and {"model", "hardware", "hardware_id", "batch_size", "precision"} <= set(df.columns)
+        row = df[(df.model == "resnet50") & (df.hardware == "cuda") & (df.batch_size == 8) & (df.precision == "fp16")]
+        assert row["throughput_q95"].iloc[0] == pytest.approx(m["q95"], rel=1e-9)
+    code, _, err = run(capsys, "matrix", "--models", "gpt2", "--output", str(tmp_path / "m.xlsx"), "--db", db)
+    assert code == 2 and "invalid --output file type '.xlsx'" in err
 
 
 def test_train_json(capsys: pytest.CaptureFixture[str], db: str) -> None:
