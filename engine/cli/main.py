@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("engine.cli.run_cmd:demo", "The quick CPU loop (configs/experiments/cpu-quick.yaml)."),
     "optimize": ("engine.cli.optimize_cmd:optimize", "Bayesian optimisation of a deployment configuration."),
     "recommend-hardware": ("engine.cli.recommend_cmd:recommend_hardware", "Which hardware is best, with P(best)."),
+    "doctor": ("engine.cli.doctor_cmd:doctor", "What perfcast sees here: versions, adapters, store, catalogs."),
     "worker": ("engine.cli.workers_cmd:worker", "Join a Ray cluster as a benchmark worker."),
     "workers": ("engine.cli.workers_cmd:workers", "List the Ray cluster's benchmark workers."),
 }

@@ -1,0 +1,136 @@
+"""``perfcast doctor``: what perfcast sees on this machine, in one screen (or ``--json``).
+
+The first thing to run when something behaves oddly, and the thing to paste into a bug report:
+library versions (read from package metadata, nothing imported for them), which adapters can
+benchmark here and why the others cannot, where the store and caches are, whether the packaged
+descriptor counts match this install, and whether the user's own catalogs load.
+"""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+import sys
+from typing import Any, Optional
+
+import click
+
+from engine.cli.common import console, db_option, emit_json, json_option
+
+#: Distributions whose versions matter for measurements and fits (missing ones are optional extras).
+PACKAGES = ("torch", "transformers", "onnxruntime", "openvino", "botorch", "gpytorch", "numpyro", "jax", "arviz",
+            "duckdb", "ray")
+
+
+def _version(dist: str) -> Optional[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _adapters() -> dict[str, dict[str, Any]]:
+    from hardware.registry import adapter_names, get_adapter
+
+    out = {}
+    for name in adapter_names():
+        try:
+            ok, why = get_adapter(name).available()
+        except Exception as e:  # noqa: BLE001 - a broken optional runtime is a finding, not a crash
+            ok, why = False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        out[name] = {"available": bool(ok), "why": why or None}
+    return out
+
+
+def _store(db_path: Optional[str]) -> dict[str, Any]:
+    from engine.store.paths import default_db_path
+
+    path = default_db_path() if db_path is None else Path(db_path)
+    info: dict[str, Any] = {"path": str(path), "exists": path.exists()}
+    if path.exists():
+        from engine.cli.common import open_store
+
+        try:
+            store = open_store(str(path))
+            info.update(schema_version=store.schema_version(), runs=store.count("benchmark_runs"),
+                        size_mib=round(path.stat().st_size / 2**20, 2))
+        except Exception as e:  # noqa: BLE001 - a locked or damaged file is reported, not raised
+            info["error"] = str(e).splitlines()[0]
+    return info
+
+
+def _descriptor_seed() -> dict[str, Any]:
+    from engine.descriptors.counting import _library_tag
+    from engine.descriptors.seed import seed_counts
+
+    counts = seed_counts()
+    tag = _library_tag()
+    matching = sum(1 for k in counts if k.endswith(tag))
+    return {"entries": len(counts), "matching_this_install": matching, "library_tag": tag}
+
+
+def _user_catalogs() -> dict[str, Any]:
+    from engine import catalog
+
+    out: dict[str, Any] = {}
+    for section, env in catalog.USER_CATALOG_ENV.items():
+        path = catalog.user_catalog_file(section)
+        if path is None:
+            out[env] = None
+            continue
+        try:
+            entries = catalog.models() if section == "models" else catalog.catalog_hardware()
+            own = [n for n, e in entries.items() if e.origin != "shipped"]
+            out[env] = {"file": str(path), "entries": own}
+        except Exception as e:  # noqa: BLE001 - the validation error is the finding
+            out[env] = {"file": str(path), "error": str(e)}
+    return out
+
+
+def collect(db_path: Optional[str] = None) -> dict[str, Any]:
+    """Everything ``perfcast doctor`` reports, as one JSON-ready dict."""
+    from engine.store.paths import cache_dir
+
+    return {"perfcast": _version("perfcast"), "python": sys.version.split()[0], "platform": platform.platform(),
+            "packages": {p: _version(p) for p in PACKAGES}, "adapters": _adapters(), "store": _store(db_path),
+            "cache_dir": str(cache_dir()), "descriptor_seed": _descriptor_seed(), "user_catalogs": _user_catalogs()}
+
+
+@click.command()
+@db_option
+@json_option
+def doctor(db_path: Optional[str], as_json: bool) -> None:
+    """What perfcast sees here: versions, usable adapters, store, caches, your catalogs.
+
+    Example: perfcast doctor --json > doctor.json   # attach to a bug report
+    """
+    r = collect(db_path)
+    if as_json:
+        emit_json(r)
+        return
+    out = console()
+    out.print(f"[bold]perfcast {r['perfcast']}[/] · Python {r['python']} · {r['platform']}", highlight=False)
+    out.print("packages: " + ", ".join(f"{k} {v}" for k, v in r["packages"].items() if v), highlight=False)
+    missing = [k for k, v in r["packages"].items() if not v]
+    if missing:
+        out.print(f"[dim]not installed (optional): {', '.join(missing)}[/]", highlight=False)
+    for name, a in r["adapters"].items():
+        mark = "[green]✓[/]" if a["available"] else "[dim]✗[/]"
+        out.print(f"  {mark} {name}" + ("" if a["available"] else f" [dim]— {a['why']}[/]"), highlight=False)
+    s = r["store"]
+    state = (f"schema v{s['schema_version']}, {s['runs']} runs, {s['size_mib']} MiB" if "runs" in s
+             else s.get("error") or "not created yet: perfcast db init creates it")
+    out.print(f"store: {s['path']} ({state})", highlight=False)
+    out.print(f"cache: {r['cache_dir']}", highlight=False)
+    d = r["descriptor_seed"]
+    note = "" if d["matching_this_install"] else " — none match this install: first uses recount (slower, same numbers)"
+    out.print(f"descriptor seed: {d['matching_this_install']} of {d['entries']} counts match {d['library_tag']}{note}",
+              highlight=False)
+    for env, u in r["user_catalogs"].items():
+        if u is None:
+            out.print(f"{env}: not set", highlight=False)
+        elif "error" in u:
+            out.print(f"[red]{env}: {u['error']}[/]", highlight=False)
+        else:
+            out.print(f"{env}: {u['file']} ({len(u['entries'])} entries: {', '.join(u['entries'])})", highlight=False)

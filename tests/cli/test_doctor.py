@@ -1,0 +1,31 @@
+"""perfcast doctor: a report, never a failure, also when a user catalog is broken."""
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli.main import cli
+
+
+def test_doctor_reports_adapters_store_and_a_broken_user_catalog(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import catalog
+
+    db = tmp_path / "d.duckdb"
+    assert CliRunner().invoke(cli, ["db", "init", "--db", str(db), "--no-seed"]).exit_code == 0
+    bad = tmp_path / "m.yaml"
+    bad.write_text("models:\n  x: {family: text, hf_config: BertConfig, hf_model: BertModel, arch: {}}\n")
+    monkeypatch.setenv("PERFCAST_MODELS", str(bad))
+    catalog.models.cache_clear()
+    try:
+        r = CliRunner().invoke(cli, ["doctor", "--db", str(db), "--json"])
+    finally:
+        catalog.models.cache_clear()
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["adapters"]["torch-cpu"]["available"] is True
+    assert d["packages"]["torch"] and d["store"] == {**d["store"], "exists": True, "runs": 0, "schema_version": 2}
+    assert "invalid family 'text'" in d["user_catalogs"]["PERFCAST_MODELS"]["error"]
+    assert d["user_catalogs"]["PERFCAST_HARDWARE"] is None
+    assert d["descriptor_seed"]["entries"] > 0
