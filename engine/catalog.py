@@ -192,17 +192,24 @@ def entry_error(what: str, value: Any, where: str, valid: str) -> InvalidValueEr
     return err
 
 
+def _entry_keys(kind: str, name: str, spec: Any, origin: str, shipped_file: str, keys: tuple[str, ...]) -> str:
+    """Check that a catalog entry is a mapping of known keys; returns where it sits, for the
+    entry's other errors (``model 'x' in my-models.yaml``)."""
+    where = f"{kind} {name!r} in {shipped_file if origin == 'shipped' else origin}"
+    if not isinstance(spec, dict):
+        raise entry_error("entry", spec, where, "a mapping with the keys " + ", ".join(keys))
+    unknown = sorted(set(map(str, spec)) - set(keys))
+    if unknown:
+        raise entry_error("key", unknown[0], where, ", ".join(keys))
+    return where
+
+
 _MODEL_REQUIRED = ("family", "hf_config", "hf_model", "arch")
 _MODEL_KEYS = tuple(f.name for f in fields(ModelEntry) if f.name not in ("name", "origin"))
 
 
 def _model_entry(name: str, spec: Any, origin: str) -> ModelEntry:
-    where = f"model {name!r} in {origin if origin != 'shipped' else 'configs/models.yaml'}"
-    if not isinstance(spec, dict):
-        raise entry_error("entry", spec, where, "a mapping with the keys " + ", ".join(_MODEL_KEYS))
-    unknown = sorted(set(map(str, spec)) - set(_MODEL_KEYS))
-    if unknown:
-        raise entry_error("key", unknown[0], where, ", ".join(_MODEL_KEYS))
+    where = _entry_keys("model", name, spec, origin, "configs/models.yaml", _MODEL_KEYS)
     missing = [k for k in _MODEL_REQUIRED if k not in spec]
     if missing:
         raise entry_error("keys", sorted(map(str, spec)), where,
@@ -229,12 +236,7 @@ _PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 def _hardware_entry(hid: str, spec: Any, origin: str) -> HardwareEntry:
-    where = f"hardware {hid!r} in {origin if origin != 'shipped' else 'configs/hardware.yaml'}"
-    if not isinstance(spec, dict):
-        raise entry_error("entry", spec, where, "a mapping with the keys " + ", ".join(_HW_KEYS))
-    unknown = sorted(set(map(str, spec)) - set(_HW_KEYS))
-    if unknown:
-        raise entry_error("key", unknown[0], where, ", ".join(_HW_KEYS))
+    where = _entry_keys("hardware", hid, spec, origin, "configs/hardware.yaml", _HW_KEYS)
     if spec.get("kind") not in PLATFORMS:
         raise entry_error("kind", spec.get("kind"), where, ", ".join(PLATFORMS))
     peaks = spec.get("peak_tflops")
