@@ -40,10 +40,11 @@ def _short(config: Any) -> str:
 class LoopDisplay:
     """Rich progress bar plus one line per acquisition step and per landed benchmark."""
 
-    def __init__(self, con: Any, total: Optional[int], label: str, quiet: bool = False) -> None:
+    def __init__(self, con: Any, total: Optional[int], label: str, quiet: bool = False, unit: str = "ms") -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.quiet = quiet
+        self.unit = unit  # of a landed run's observed value: the loop's metric (latency ms, memory MiB)
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=con, transient=False, disable=quiet)
         self.task = self.progress.add_task(label, total=total)
@@ -95,7 +96,7 @@ class LoopDisplay:
                 pred = entry.get("predicted")
                 extra = f" (APE {entry['ape']:.0%})" if pred is not None and entry.get("ape") is not None else ""
                 again = " (rerun)" if entry.get("rerun") else ""
-                self.print(f"   [green]✓[/green] {_short(m.config)}{again}: {fmt_number(entry['observed'])}{extra} "
+                self.print(f"   [green]✓[/green] {_short(m.config)}{again}: {fmt_number(entry['observed'])} {self.unit}{extra} "
                            f"{m.wall_time_s or 0:.0f}s")
                 from hardware.protocol import busy_note
 
@@ -162,7 +163,8 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
                   f"acquisition {cfg.acquisition.name} (q={cfg.acquisition.q}, cost-aware={cfg.acquisition.cost_aware}) "
                   f"· executor {ex.name} · db {store.path}")
     try:
-        with LoopDisplay(con, total, f"{cfg.name} benchmarks", quiet=as_json) as display:
+        unit = "MiB" if cfg.acquisition.metric == "memory" else "ms"  # what the loop observes (experiments.loop)
+        with LoopDisplay(con, total, f"{cfg.name} benchmarks", quiet=as_json, unit=unit) as display:
             loop = ExperimentLoop(cfg, store, ex, space, mode="run", on_event=display)
             result = loop.run()
     finally:

@@ -14,9 +14,16 @@ def test_a_step_prints_in_80_columns_without_wrapping() -> None:
                       acquisition="eig", max_rel_width90=1.234, mean_rel_width90=0.456, heldout_median_ape=0.123,
                       heldout_n=403, fit_s=12.3, acquire_s=4.5, cost_exponent=0.25, fitted="condition",
                       chosen=[{"config_key": key, "information_gain": 0.1234, "cost_s": 12.0, "predicted": 123.456}])
+    from engine.records import Measurement
+
+    m = Measurement.from_samples(Config.from_key(key), [123.4, 125.0, 121.9])
     with LoopDisplay(con, total=100, label="cpu-quick", quiet=False) as display:
         display("step", step)
-    lines = [ln for ln in con.export_text().splitlines() if "step 12" in ln or "pool 403" in ln or "→" in ln]
-    assert len(lines) == 3, lines  # one header line, one posterior line, one chosen configuration, none wrapped
+        display("result", (m, {"observed": m.latency.median_ms, "predicted": 130.0, "ape": 0.05}))
+    lines = [ln for ln in con.export_text().splitlines()
+             if "step 12" in ln or "pool 403" in ln or "→" in ln or "✓" in ln]
+    # one header line, one posterior line, one chosen configuration, one landed result: none wrapped
+    assert len(lines) == 4, lines
     assert all(len(ln) <= 80 for ln in lines), lines
     assert "held-out APE 12%" in lines[1] and "info/cost^0.25" in lines[1]
+    assert ": 123 ms (APE 5%)" in lines[3]
