@@ -6,7 +6,8 @@ Heavy libraries (torch, jax, duckdb, pandas, matplotlib) are imported inside the
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
 
 import click
 
@@ -48,6 +49,17 @@ def _predictor(db_path: Optional[str], name: str, allow_bad: bool = False) -> An
     return PerformancePredictor(open_store(db_path), predictor=name, allow_bad_diagnostics=allow_bad)
 
 
+@contextmanager
+def fitting(predictor: str, cached: bool = False) -> Iterator[None]:
+    """A spinner on stderr while the predictor is loaded or fitted (seconds for the GP, tens of
+    seconds for NUTS); Rich shows it only on a terminal, so pipes and --json output stay clean."""
+    if cached:
+        yield
+        return
+    with console(stderr=True).status(f"fitting the {predictor} model on the store (once per change of the data)…"):
+        yield
+
+
 def _interval(mp: Any) -> str:
     lo, hi = mp.interval(0.9)
     return f"[{_fmt(lo)}, {_fmt(hi)}]"
@@ -86,7 +98,8 @@ def train(name: str, allow_bad_diagnostics: bool, refit: bool, db_path: Optional
     except ImportError:
         pass
     kwargs.update(_supported_kwargs(load_or_fit, refit=refit))
-    fitted = load_or_fit(name, store, **kwargs)
+    with fitting(name, cached):
+        fitted = load_or_fit(name, store, **kwargs)
     elapsed = time.perf_counter() - t0
     extras = {}
     for attr in ("diagnostics", "calibration"):
@@ -136,7 +149,8 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
     pp = _predictor(db_path, predictor)
     cfg, hw = pp.config(model_name, hardware, batch_size=batch_size, precision=precision, seq_len=seq_len,
                         mode=mode, runtime=runtime, threads=threads)
-    pred = pp.predict_many([cfg])[0]
+    with fitting(predictor):
+        pred = pp.predict_many([cfg])[0]
     warning = pp.extrapolation_warning(hw)
     if as_json:
         emit_json(prediction_record(pred, hw, latency_slo_ms, [warning] if warning else []))
@@ -211,7 +225,8 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                                 runtime=runtime, threads=threads)
             requests.append(cfg)
             resolved.append(hw)
-    preds = pp.predict_many(requests)  # one vectorised call for every (device, batch) pair
+    with fitting(predictor):
+        preds = pp.predict_many(requests)  # one vectorised call for every (device, batch) pair
     if plot_path:
         from engine import plots
 
@@ -291,8 +306,9 @@ def matrix(models_csv: Optional[str], hardware: Optional[str], batch_sizes: str,
     precs = split_csv(precisions, what="precision") or ["fp32"]
     pp = _predictor(db_path, predictor)
     t0 = time.perf_counter()
-    result = build_matrix(pp, names, hws, batches, precs, seq_len=seq_len, mode=mode, runtime=runtime,
-                          threads=threads, save=True)
+    with fitting(predictor):
+        result = build_matrix(pp, names, hws, batches, precs, seq_len=seq_len, mode=mode, runtime=runtime,
+                              threads=threads, save=True)
     elapsed = time.perf_counter() - t0
     result.write(output)
     if plot_path:
