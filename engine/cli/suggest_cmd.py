@@ -51,7 +51,8 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     store = open_store(db_path)
     als = ActiveLearningSystem(store, predictor=predictor, space=space, acquisition=acquisition,
                                cost_aware=not no_cost, seed=seed, cost_exponent=cost_exponent)
-    payload = als.integrate_with_hardware_recommender(None, test_budget=budget, optimize_for=metric)
+    with console(stderr=True).status(f"fitting {predictor} and choosing {budget} benchmarks jointly…"):
+        payload = als.integrate_with_hardware_recommender(None, test_budget=budget, optimize_for=metric)
     payload["recommendation_id"] = store.save_json_record("recommendations", "active_learning", payload)
     if output:
         with open(output, "w") as f:
