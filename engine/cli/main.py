@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("engine.cli.run_cmd:run", "Run a config-driven active-learning loop (fit, acquire, benchmark, refit)."),
     "replay": ("engine.cli.run_cmd:replay", "Replay a loop against the shipped dataset as an oracle."),
     "demo": ("engine.cli.run_cmd:demo", "The quick CPU loop (configs/experiments/cpu-quick.yaml)."),
+    "experiments": ("engine.cli.run_cmd:experiments_", "The loops run against this store: progress, spend, status."),
     "optimize": ("engine.cli.optimize_cmd:optimize", "Bayesian optimisation of a deployment configuration."),
     "recommend-hardware": ("engine.cli.recommend_cmd:recommend_hardware", "Which hardware is best, with P(best)."),
     "doctor": ("engine.cli.doctor_cmd:doctor", "What perfcast sees here: versions, adapters, store, catalogs."),

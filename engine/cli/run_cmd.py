@@ -314,3 +314,41 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
                                               {"curves": out["curves"], "seeds": seed_list})
     if as_json:
         emit_json(out)
+
+
+@click.command("experiments")
+@db_option
+@json_option
+def experiments_(db_path: Optional[str], as_json: bool) -> None:
+    """The loops run against this store: progress, spend, forecast error, status.
+
+    A loop that shows `running` but whose process is gone (killed, machine rebooted) resumes when
+    its `perfcast run CONFIG` is started again.
+
+    Example: perfcast experiments --json
+    """
+    from engine.cli.common import open_store
+    from experiments.history import summary
+
+    rows = [summary(e) for e in open_store(db_path).experiments()]
+    if as_json:
+        emit_json({"experiments": rows})
+        return
+    con = console()
+    if not rows:
+        con.print("no experiments in this store yet: perfcast demo runs one", highlight=False)
+        return
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title=f"Experiments ({len(rows)}), most recent first", box=box.SIMPLE_HEAD, pad_edge=False,
+              collapse_padding=True)
+    t.add_column("experiment", overflow="fold")
+    for col in ("status", "runs", "failed", "bench-s", "APE", "updated"):
+        t.add_column(col, justify="left" if col in ("status", "updated") else "right", no_wrap=True)
+    for r in rows:
+        ape = "–" if r["prequential_median_ape"] is None else f"{r['prequential_median_ape']:.0%}"
+        t.add_row(r["experiment_id"], r["status"], str(r["benchmarks"]), str(r["failed"]),
+                  fmt_number(r["benchmark_seconds"], missing="–"), ape, r["updated_at"][5:16])  # MM-DD HH:MM
+    con.print(t)
+    con.print("[dim]APE: median prequential error (each run against the forecast made when it was chosen)[/]")

@@ -292,6 +292,12 @@ class Store:
         return {"experiment_id": row[0], "name": row[1], "config": json.loads(row[2]), "status": row[3],
                 "created_at": row[4], "updated_at": row[5], "state": json.loads(row[6] or "{}")}
 
+    def experiments(self) -> list[dict[str, Any]]:
+        """Every stored experiment (loops run against this store), most recently updated first."""
+        with self.connect() as con:
+            ids = [r[0] for r in con.execute("SELECT experiment_id FROM experiments ORDER BY updated_at DESC").fetchall()]
+        return [e for e in (self.get_experiment(i) for i in ids) if e is not None]
+
     # -- reads --------------------------------------------------------------------------------
     def measurements(self, *, status: Optional[str] = "ok", where: str = "", params: Sequence[Any] = (),
                      with_samples: bool = False) -> "pd.DataFrame":

@@ -1,0 +1,28 @@
+"""perfcast experiments: the loops a store holds, read back from their saved state."""
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from engine.cli.main import cli
+from engine.store import Store
+
+
+def test_experiments_lists_progress_spend_and_forecast_error(tmp_path: Path) -> None:
+    s = Store(tmp_path / "e.duckdb", seed=False)
+    state = {"mode": "run", "steps": [{"benchmark_seconds": 12.5, "max_rel_width90": 0.4}],
+             "prequential": [{"status": "ok", "ape": 0.1}, {"status": "ok", "ape": 0.3},
+                             {"status": "oom", "ape": None}, {"status": "ok", "ape": None}]}
+    s.upsert_experiment("lab-run-abc", "lab", {"acquisition": {"name": "eig"}}, "running", state)
+    s.upsert_experiment("old-run-def", "old", {"acquisition": {"name": "random"}}, "finished",
+                        {"mode": "run", "steps": [], "prequential": [], "stopped_because": "run budget spent"})
+    r = CliRunner().invoke(cli, ["experiments", "--db", str(s.path), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {x["experiment_id"]: x for x in json.loads(r.output)["experiments"]}
+    lab = rows["lab-run-abc"]
+    assert (lab["benchmarks"], lab["failed"], lab["benchmark_seconds"], lab["acquisition"]) == (4, 1, 12.5, "eig")
+    assert abs(lab["prequential_median_ape"] - 0.2) < 1e-12 and lab["status"] == "running"
+    assert rows["old-run-def"]["prequential_median_ape"] is None
+    assert rows["old-run-def"]["stopped_because"] == "run budget spent"
+    table = CliRunner().invoke(cli, ["experiments", "--db", str(s.path)])
+    assert "lab-run-abc" in table.output and "20%" in table.output
