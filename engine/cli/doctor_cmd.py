@@ -8,8 +8,8 @@ descriptor counts match this install, and whether the user's own catalogs load.
 from __future__ import annotations
 
 import platform
-from pathlib import Path
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import click
@@ -124,7 +124,7 @@ def doctor(db_path: Optional[str], as_json: bool) -> None:
     out.print(f"store: {s['path']} ({state})", highlight=False)
     out.print(f"cache: {r['cache_dir']}", highlight=False)
     d = r["descriptor_seed"]
-    note = "" if d["matching_this_install"] else " — none match this install: first uses recount (slower, same numbers)"
+    note = "" if d["matching_this_install"] else " — none match this install: first uses recount (slower)"
     out.print(f"descriptor seed: {d['matching_this_install']} of {d['entries']} counts match {d['library_tag']}{note}",
               highlight=False)
     for env, u in r["user_catalogs"].items():

@@ -96,8 +96,8 @@ class LoopDisplay:
                 pred = entry.get("predicted")
                 extra = f" (APE {entry['ape']:.0%})" if pred is not None and entry.get("ape") is not None else ""
                 again = " (rerun)" if entry.get("rerun") else ""
-                self.print(f"   [green]✓[/green] {_short(m.config)}{again}: {fmt_number(entry['observed'])} {self.unit}{extra} "
-                           f"{m.wall_time_s or 0:.0f}s")
+                value = f"{fmt_number(entry['observed'])} {self.unit}"
+                self.print(f"   [green]✓[/green] {_short(m.config)}{again}: {value}{extra} {m.wall_time_s or 0:.0f}s")
                 from hardware.protocol import busy_note
 
                 note = busy_note(m)

@@ -295,7 +295,8 @@ class Store:
     def experiments(self) -> list[dict[str, Any]]:
         """Every stored experiment (loops run against this store), most recently updated first."""
         with self.connect() as con:
-            ids = [r[0] for r in con.execute("SELECT experiment_id FROM experiments ORDER BY updated_at DESC").fetchall()]
+            rows = con.execute("SELECT experiment_id FROM experiments ORDER BY updated_at DESC").fetchall()
+        ids = [r[0] for r in rows]
         return [e for e in (self.get_experiment(i) for i in ids) if e is not None]
 
     # -- reads --------------------------------------------------------------------------------
