@@ -134,6 +134,14 @@ def _warm_descriptors(df: "pd.DataFrame") -> None:
         pass
 
 
+def _software_paths(test: "pd.DataFrame", column: str) -> np.ndarray:
+    """runtime/precision/mode of the test rows ``_score_fold`` scores (those that observed ``column``)."""
+    y = test[column].to_numpy(dtype=float)
+    ok = np.isfinite(y) & (y > 0)
+    label = test["runtime"].astype(str) + "/" + test["precision"].astype(str) + "/" + test["mode"].astype(str)
+    return label.to_numpy()[ok]
+
+
 def _score_fold(pset: "PredictionSet", test: "pd.DataFrame", positions: np.ndarray, metric: str,
                 column: str) -> Optional[RowScores]:
     """Row scores for the test rows that observed ``column`` (None if the predictor lacks it)."""
@@ -159,6 +167,9 @@ class PredictorResult:
     exit_code: int = 0
     point_estimate: bool = False
     fold_median_ape: dict[str, float] = field(default_factory=dict)  # latency, per held-out group
+    #: latency scores per software path (runtime/precision/mode): the pooled coverage can hide a
+    #: path whose intervals are too narrow (int8 on the shipped data), so each is scored alone
+    by_path: dict[str, Scores] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {m: s.to_dict() for m, s in self.scores.items()}
@@ -166,6 +177,7 @@ class PredictorResult:
         d["predict_s"] = round(self.predict_s, 3)
         d["intervals"] = "n/a (point prediction)" if self.point_estimate else "predictive distribution"
         d["per_fold_latency_median_ape"] = self.fold_median_ape
+        d["latency_by_software_path"] = {k: v.to_dict() for k, v in self.by_path.items()}
         if self.error:
             d["error"] = self.error
         return d
@@ -218,6 +230,7 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
     for name in predictors:
         res = PredictorResult(name)
         pooled: dict[str, list[RowScores]] = {m: [] for m in EVAL_METRICS}
+        paths: list[np.ndarray] = []  # software path of each pooled latency row, fold by fold
         try:
             for fold in folds:
                 if progress:
@@ -241,11 +254,16 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
                         pooled[metric].append(rs)
                         if metric == "latency_ms":
                             res.fold_median_ape[fold.name] = float(np.median(np.abs(rs.q[2] - rs.y) / rs.y))
+                            paths.append(_software_paths(test, column))
         except PerfcastError as e:
             res.error, res.exit_code = str(e), e.exit_code
         if res.error is None:  # partial folds would be a different (easier or harder) test
             res.scores = {m: aggregate(RowScores.concat(parts), point=res.point_estimate)
                           for m, parts in pooled.items() if parts}
+            if pooled["latency_ms"]:
+                rows, labels = RowScores.concat(pooled["latency_ms"]), np.concatenate(paths)
+                res.by_path = {p: aggregate(rows.subset(labels == p), point=res.point_estimate)
+                               for p in sorted(set(labels))}
         results[name] = res
     return EvaluationReport(holdout=holdout, fraction=fraction, seed=seed, n_measurements=len(df),
                             folds=[f.name for f in folds], n_test=int(sum(len(f.test) for f in folds)),

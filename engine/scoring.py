@@ -102,6 +102,10 @@ class RowScores:
         return cls(np.concatenate([p.y for p in parts]), np.concatenate([p.q for p in parts], axis=1),
                    np.concatenate([p.crps_log for p in parts]), np.concatenate([p.crps for p in parts]))
 
+    def subset(self, mask: np.ndarray) -> "RowScores":
+        """The rows where ``mask`` holds (e.g. one software path), to score them on their own."""
+        return RowScores(self.y[mask], self.q[:, mask], self.crps_log[mask], self.crps[mask])
+
 
 def row_scores(y: np.ndarray, *, mu_log: Optional[np.ndarray] = None, sigma_log: Optional[np.ndarray] = None,
                samples: Optional[np.ndarray] = None) -> RowScores:

@@ -20,7 +20,7 @@ def _num(x: Optional[float], digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-@click.command(epilog=("Examples:\n\n  perfcast evaluate --holdout random --fraction 0.2 --seed 0\n\n"
+@click.command(epilog=("Examples:\n\n  perfcast evaluate --holdout random --fraction 0.2 --seed 0 --by-path\n\n"
                        "  perfcast evaluate --holdout model --predictors roofline,baseline,gp --json"))
 @click.option("--holdout", type=click.Choice(HOLDOUTS), default="random", show_default=True,
               help="random configurations, or leave-one-hardware/model/family-out.")
@@ -30,10 +30,12 @@ def _num(x: Optional[float], digits: int = 3) -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--predictors", default=ALL_PREDICTORS, show_default=True, help="Comma-separated subset.")
 @click.option("--allow-bad-diagnostics", is_flag=True, help="Score hierarchical fits even if r_hat/divergences fail.")
+@click.option("--by-path", is_flag=True,
+              help="Also print latency scores per software path (runtime/precision/mode); --json always has them.")
 @db_option
 @json_option
 def evaluate(holdout: str, fraction: Optional[float], seed: int, predictors: str, allow_bad_diagnostics: bool,
-             db_path: Optional[str], as_json: bool) -> None:
+             by_path: bool, db_path: Optional[str], as_json: bool) -> None:
     """Fit each predictor on a train split and score it on held-out measurements.
 
     Scores: median APE and MAPE of the posterior median, Spearman rank correlation, empirical
@@ -58,13 +60,13 @@ def evaluate(holdout: str, fraction: Optional[float], seed: int, predictors: str
     if as_json:
         emit_json(payload)
     else:
-        _print(report, payload["_meta"]["evaluation_id"])
+        _print(report, payload["_meta"]["evaluation_id"], by_path)
     codes = [r.exit_code for r in report.results.values() if r.error]
     if codes:
         sys.exit(max(codes))
 
 
-def _print(report, evaluation_id: str) -> None:  # type: ignore[no-untyped-def]
+def _print(report, evaluation_id: str, by_path: bool = False) -> None:  # type: ignore[no-untyped-def]
     from rich import box
     from rich.table import Table
 
@@ -95,6 +97,18 @@ def _print(report, evaluation_id: str) -> None:  # type: ignore[no-untyped-def]
         for fold in report.folds:
             t.add_row(fold, *[_pct(report.results[n].fold_median_ape.get(fold)) for n in names])
         out.print(t)
+    if by_path:
+        for name, r in report.results.items():
+            if r.error or r.point_estimate or not r.by_path:
+                continue
+            t = Table(title=f"{name}: latency per software path",
+                      box=box.SIMPLE_HEAD, collapse_padding=True)
+            for col in ("runtime/precision/mode", "n", "median\nAPE", "cover\n50%", "cover\n90%", "width\n90%"):
+                t.add_column(col, justify="left" if col.startswith("runtime") else "right", no_wrap=True)
+            for path, sc in r.by_path.items():
+                t.add_row(path, str(sc.n), _pct(sc.median_ape), _pct(sc.coverage_50), _pct(sc.coverage_90),
+                          _num(sc.mean_rel_width_90, 2))
+            out.print(t)
     for name, r in report.results.items():
         if r.error:
             out.print(f"[red]{name} failed: {r.error}[/]")

@@ -156,3 +156,26 @@ def test_an_overflowing_draw_keeps_the_log_crps_finite() -> None:
     draws[0, 1] = np.inf  # a heavy-tailed posterior predictive can overflow
     s = aggregate(row_scores(np.array([1.0, 2.0, 3.0]), samples=draws))
     assert s.crps_log is not None and np.isfinite(s.crps_log)
+
+
+def test_scores_per_software_path_expose_a_path_the_pooled_coverage_hides() -> None:
+    """The truth is twice as noisy on int8 as the predictor believes: pooled 90% coverage still
+    looks passable, the int8 path's own coverage does not."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for k in range(800):
+        b, int8 = int(rng.choice([1, 2, 4, 8])), k % 4 == 0
+        c = Config("gpt2", ["t4", "l4"][k % 2], b, seq_len=k, precision="int8" if int8 else "fp32")
+        sd = 0.6 if int8 else 0.3
+        rows.append({**c.to_dict(), "config_key": c.key,
+                     "latency_median_ms": float(np.exp(np.log(10.0 * b) + sd * rng.standard_normal()))})
+    rep = evaluate(pd.DataFrame(rows), "hardware", predictors=["gp"], factory=lambda name: _Oracle(0.3))
+    r = rep.results["gp"]
+    by = r.by_path
+    assert set(by) == {"torch/fp32/inference", "torch/int8/inference"}
+    assert sum(s.n for s in by.values()) == r.scores["latency_ms"].n == 800
+    assert by["torch/fp32/inference"].coverage_90 == pytest.approx(0.9, abs=0.04)
+    assert by["torch/int8/inference"].coverage_90 < 0.7
+    pooled = sum(s.n * s.coverage_90 for s in by.values()) / 800
+    assert r.scores["latency_ms"].coverage_90 == pytest.approx(pooled)
+    assert rep.to_dict()["gp"]["latency_by_software_path"]["torch/int8/inference"]["n"] == 200
