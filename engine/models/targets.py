@@ -109,7 +109,8 @@ def _known_models_only(df: "pd.DataFrame") -> "pd.DataFrame":
     if keep.all():
         return df
     unknown = sorted(set(df.loc[~keep, "model"]))
-    warnings.warn(f"left {int((~keep).sum())} stored runs out of the fit: their models are not in the catalog "
+    n = int((~keep).sum())
+    warnings.warn(f"left {n} stored run{'s' if n != 1 else ''} out of the fit: their models are not in the catalog "
                   f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}); set "
                   f"{USER_CATALOG_ENV['models']} to the file that defines them", RuntimeWarning, stacklevel=3)
     return df[keep].reset_index(drop=True)
