@@ -73,8 +73,12 @@ class MatrixResult:
                         for k, v in zip(rows, (m, h, hw[h]["id"], b, p)):
                             rows[k].append(v)
         df = pd.DataFrame(rows)  # the same cell order as the summaries (models x hardware x batch x precision)
+        from engine.catalog import get_model
+        from engine.workloads import effective_seq_len
+
         w = self.payload["workload"]
-        df["seq_len"], df["mode"] = w["seq_len"], w["mode"]
+        seq = {m: effective_seq_len(get_model(m), w["seq_len"]) for m in self.models}  # vision models: 0
+        df["seq_len"], df["mode"] = [seq[m] for m in df["model"]], w["mode"]
         df["runtime"] = [hw[h]["runtime"] for h in df["hardware"]]
         for metric, stats in self.summaries.items():
             for st in STATS:

@@ -104,6 +104,7 @@ def test_matrix_json_and_heatmap(capsys: pytest.CaptureFixture[str], db: str, tm
         assert len(df) == 16 and {"model", "hardware", "hardware_id", "batch_size", "precision"} <= set(df.columns)
         row = df[(df.model == "resnet50") & (df.hardware == "cuda") & (df.batch_size == 8) & (df.precision == "fp16")]
         assert row["throughput_q95"].iloc[0] == pytest.approx(m["q95"], rel=1e-9)
+        assert row["seq_len"].iloc[0] == 0 and set(df[df.model == "gpt2"]["seq_len"]) == {128}  # as predicted
     code, _, err = run(capsys, "matrix", "--models", "gpt2", "--output", str(tmp_path / "m.xlsx"), "--db", db)
     assert code == 2 and "invalid --output file type '.xlsx'" in err
 
