@@ -12,11 +12,12 @@ so a typo in a user file is one line naming the file, the entry, the key and wha
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import yaml
 
@@ -169,6 +170,53 @@ def _merged(section: str, shipped: dict[str, Any], build: Any) -> dict[str, Any]
                               f"{origin} (the shipped catalog defines it)", "another name")
         out[name] = build(name, spec, origin)
     return out
+
+
+def user_catalog_payload() -> dict[str, str]:
+    """The user's catalog files as text, keyed by their environment variable: what a driver sends
+    with a benchmark to a machine that does not have the files (a Ray worker)."""
+    out = {}
+    for section, env in USER_CATALOG_ENV.items():
+        path = user_catalog_file(section)
+        if path is not None and path.is_file():
+            out[env] = path.read_text()
+    return out
+
+
+@contextmanager
+def user_catalog_env(payload: Optional[dict[str, str]]) -> Iterator[None]:
+    """Within the block, the catalogs include the entries of ``payload`` (see
+    :func:`user_catalog_payload`): each text is written to a temporary file its variable names,
+    the catalog caches are dropped on the way in and out, and the environment is restored after.
+    Benchmark children started inside the block inherit the variables (hardware.isolation)."""
+    if not payload:
+        yield
+        return
+    import tempfile
+
+    saved = {env: os.environ.get(env) for env in USER_CATALOG_ENV.values()}
+    with tempfile.TemporaryDirectory(prefix="perfcast-catalog-") as tmp:
+        for env, text in payload.items():
+            if env in saved:
+                path = Path(tmp) / f"{env.lower()}.yaml"
+                path.write_text(text)
+                os.environ[env] = str(path)
+        refresh_catalogs()
+        try:
+            yield
+        finally:
+            for env, value in saved.items():
+                if value is None:
+                    os.environ.pop(env, None)
+                else:
+                    os.environ[env] = value
+            refresh_catalogs()
+
+
+def refresh_catalogs() -> None:
+    """Read the catalogs again (the environment naming the user's files may have changed)."""
+    models.cache_clear()
+    catalog_hardware.cache_clear()
 
 
 def user_catalog_digest() -> str:

@@ -105,6 +105,7 @@ class RayExecutor:
         self.node_of: dict[str, str] = {}  # config key -> node id that measured it
         self.late: list[RayResult] = []  # results that finished while run() waited for another
         self._space: Optional[list[Config]] = None  # what check() accepted: what free() counts for
+        self._catalog: dict[str, Any] = {}  # {"user_catalog": {env var: YAML text}} sent with each task
 
     # -- connection ---------------------------------------------------------------------------
     def _ensure(self) -> Any:
@@ -120,6 +121,11 @@ class RayExecutor:
             # carries a whole dataset)
             self._runner_ref = ray.put(self._runner)
             self._remote = ray.remote(ray_task)
+            # the driver's own catalog files travel with every task: a worker has not got them
+            from engine.catalog import user_catalog_payload
+
+            own = user_catalog_payload()
+            self._catalog = {"user_catalog": own} if own else {}
         return ray
 
     def close(self) -> None:
@@ -198,7 +204,7 @@ class RayExecutor:
         ref = self._remote.options(
             num_cpus=0, resources=task_resources(cfg), max_retries=self.max_retries, retry_exceptions=False,
             name=f"perfcast-benchmark:{cfg.model}:b{cfg.batch_size}:s{cfg.seq_len}:{cfg.precision}",
-        ).remote(self._runner_ref, spec.to_dict(), task_id)
+        ).remote(self._runner_ref, {**spec.to_dict(), **self._catalog}, task_id)
         handle = RayHandle(task_id, cfg, spec, ref)
         self._inflight[ref] = handle
         self._log(f"submitted {cfg.key} as task {task_id}")

@@ -132,10 +132,14 @@ def ray_task(runner: Runner, spec_dict: dict[str, Any], task_id: str) -> dict[st
     t0 = time.time()
     from engine.config import Config
 
+    from engine.catalog import user_catalog_env
+
+    spec_dict = dict(spec_dict)
+    own = spec_dict.pop("user_catalog", None)  # the driver's own models/devices (see RayExecutor.submit)
     key = Config(**spec_dict["config"]).key
     info = {"node_id": node_id, "host": socket.gethostname(), "pid": os.getpid(), "config": key,
             "started_at": t0}
-    with _registered(task_id, info):
+    with _registered(task_id, info), user_catalog_env(own):
         m = runner(spec_dict)
     m.versions = {**(m.versions or {}), "ray": ray.__version__, "ray_node_id": node_id}
     return {"measurement": m.to_dict(), "node_id": node_id, "host": socket.gethostname(), "pid": os.getpid(),

@@ -104,6 +104,10 @@ def _child_main(adapter_name: str, spec_dict: dict[str, Any], conn: Any,
         for k in [k for k in os.environ if k.startswith("PERFCAST_")]:
             os.environ.pop(k)
         os.environ.update(env)
+        # and the catalogs the forkserver cached may name other user files (PERFCAST_MODELS)
+        from engine.catalog import refresh_catalogs
+
+        refresh_catalogs()
     _raise_priority(os.environ.get("PERFCAST_BENCH_NICE"))
     spec = BenchmarkSpec.from_dict(spec_dict)
     m = run_inline_safely(adapter_name, spec)

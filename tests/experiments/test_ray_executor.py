@@ -226,6 +226,20 @@ def test_real_cpu_benchmarks_run_on_the_worker_with_the_cpu(cluster: Any, tmp_pa
         df = Store(db, seed=False).measurements()
         df = df[df["source"] == "measured"]  # the store was seeded with the shipped dataset
         assert sorted(df["batch_size"]) == [1, 2] and (df["latency_median_ms"] > 0).all()
+        # a model only the driver's PERFCAST_MODELS file defines: its text travels with the task
+        from engine.catalog import user_catalog_env
+
+        tiny = ("models:\n  tiny-bert-test:\n    family: text_embedding\n    hf_config: BertConfig\n"
+                "    hf_model: BertModel\n    arch: {vocab_size: 1000, hidden_size: 32, num_hidden_layers: 2,"
+                " num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 64}\n")
+        with user_catalog_env({"PERFCAST_MODELS": tiny}):
+            code = main(["benchmark", "--executor", "ray", "--address", cluster.address, "--model", "tiny-bert-test",
+                         "--hardware", "cpu", "--batch-sizes", "1", "--seq-lengths", "8", "--iterations", "2",
+                         "--warmup", "1", "--min-time", "0.1", "--max-time", "2", "--json"])
+        assert code in (None, 0)
+        own = json.loads(capsys.readouterr().out)
+        assert [m["status"] for m in own] == ["ok"], own
+        assert own[0]["versions"]["ray_node_id"] == cpu_node
     finally:
         cluster.kill_node("cpu")
 
