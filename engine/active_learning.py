@@ -70,14 +70,12 @@ class ActiveLearningSystem:
     def __init__(self, db: Any = None, predictor: Union[str, Any] = "gp", space: Union[None, str, Sequence[Config]] = None,
                  acquisition: str = "eig", cost_aware: bool = True, mc_points: int = 128, seed: int = 0,
                  memory_limit_mib: Optional[float] = None, cost_exponent: float = 1.0) -> None:
-        from engine.acquisition.select import check_acquisition
+        from engine.acquisition.select import check_acquisition, check_cost_exponent
 
         self.acquisition = check_acquisition(acquisition)
-        if not 0.0 <= cost_exponent <= 1.0:
-            raise InvalidValueError("cost_exponent", cost_exponent, "a number in [0, 1]")
         # information / cost**this: 1 is information per benchmark-second; a loop cools it as its
         # budget is spent, but a one-shot suggestion has no budget to cool, so the caller decides
-        self.cost_exponent = float(cost_exponent)
+        self.cost_exponent = check_cost_exponent(cost_exponent)
         self._db = db
         self._store: Any = None
         self._predictor_spec = predictor

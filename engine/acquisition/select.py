@@ -56,6 +56,13 @@ def check_acquisition(name: str) -> str:
     return name
 
 
+def check_cost_exponent(value: float) -> float:
+    """The exponent of information / cost**α: 0 ignores cost, 1 is information per benchmark-second."""
+    if not 0.0 <= value <= 1.0:
+        raise InvalidValueError("cost_exponent", value, "a number in [0, 1]")
+    return float(value)
+
+
 @dataclass
 class SelectedItem:
     config: Config
@@ -214,8 +221,7 @@ def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: in
     check_acquisition(acquisition)
     if q < 1:
         raise InvalidValueError("q", q, "an integer >= 1")
-    if not 0.0 <= cost_exponent <= 1.0:
-        raise InvalidValueError("cost_exponent", cost_exponent, "a number in [0, 1]")
+    check_cost_exponent(cost_exponent)
     if not 64 <= mc_points <= 4096 and acquisition == "eig":
         raise InvalidValueError("mc_points", mc_points, "an integer in [64, 4096]")
     pmetric = PREDICTION_METRIC.get(metric)
