@@ -17,11 +17,11 @@ def test_doctor_reports_adapters_store_and_a_broken_user_catalog(tmp_path: Path,
     bad = tmp_path / "m.yaml"
     bad.write_text("models:\n  x: {family: text, hf_config: BertConfig, hf_model: BertModel, arch: {}}\n")
     monkeypatch.setenv("PERFCAST_MODELS", str(bad))
-    catalog.models.cache_clear()
+    catalog.refresh_catalogs()
     try:
         r = CliRunner().invoke(cli, ["doctor", "--db", str(db), "--json"])
     finally:
-        catalog.models.cache_clear()
+        catalog.refresh_catalogs()
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert d["adapters"]["torch-cpu"]["available"] is True

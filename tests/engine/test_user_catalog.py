@@ -33,11 +33,9 @@ HARDWARE = """hardware:
 @pytest.fixture(autouse=True)
 def _fresh_catalogs() -> Iterator[None]:
     """The catalogs are cached per process: read them again under each test's environment."""
-    catalog.models.cache_clear()
-    catalog.catalog_hardware.cache_clear()
+    catalog.refresh_catalogs()
     yield
-    catalog.models.cache_clear()
-    catalog.catalog_hardware.cache_clear()
+    catalog.refresh_catalogs()
 
 
 def _own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models: str = MODELS, hardware: str = HARDWARE) -> Path:
@@ -51,7 +49,7 @@ def _own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models: str = MODELS, 
 def test_own_entries_join_the_shipped_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shipped = set(catalog.models())
     _own(tmp_path, monkeypatch)
-    catalog.models.cache_clear()
+    catalog.refresh_catalogs()
     m = catalog.get_model("my-bert-6l")
     assert m.origin == str(tmp_path / "models.yaml") and m.arch["num_hidden_layers"] == 6
     assert set(catalog.models()) == shipped | {"my-bert-6l"}
@@ -113,7 +111,7 @@ def test_a_missing_file_and_an_unknown_class_are_named(tmp_path: Path, monkeypat
     with pytest.raises(InvalidValueError, match="invalid PERFCAST_MODELS file .*nope.yaml"):
         catalog.models()
     _own(tmp_path, monkeypatch, MODELS.replace("hf_model: BertModel", "hf_model: BertModell"))
-    catalog.models.cache_clear()
+    catalog.refresh_catalogs()
     with pytest.raises(InvalidValueError, match="invalid hf_model 'BertModell' of model 'my-bert-6l'"):
         build_model("my-bert-6l", device="meta")
 
@@ -153,6 +151,6 @@ def test_runs_of_a_model_no_longer_defined_are_left_out_of_fits_not_fatal(tmp_pa
     # with the file set, the run counts, and the fit is cached apart from the one without it
     without = model_dir("gp", "h", {})
     _own(tmp_path, monkeypatch)
-    catalog.models.cache_clear()
+    catalog.refresh_catalogs()
     assert len(targets_from_measurements(pd.concat([data, gone], ignore_index=True), catalog_models_only=True)) == 21
     assert model_dir("gp", "h", {}) != without
