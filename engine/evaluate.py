@@ -134,12 +134,16 @@ def _warm_descriptors(df: "pd.DataFrame") -> None:
         pass
 
 
-def _software_paths(test: "pd.DataFrame", column: str) -> np.ndarray:
-    """runtime/precision/mode of the test rows ``_score_fold`` scores (those that observed ``column``)."""
+def _observed(test: "pd.DataFrame", column: str) -> np.ndarray:
+    """The test rows that observed ``column`` (a positive, finite value): the rows that are scored."""
     y = test[column].to_numpy(dtype=float)
-    ok = np.isfinite(y) & (y > 0)
+    return np.isfinite(y) & (y > 0)
+
+
+def _software_paths(test: "pd.DataFrame", column: str) -> np.ndarray:
+    """runtime/precision/mode of the test rows ``_score_fold`` scores."""
     label = test["runtime"].astype(str) + "/" + test["precision"].astype(str) + "/" + test["mode"].astype(str)
-    return label.to_numpy()[ok]
+    return label.to_numpy()[_observed(test, column)]
 
 
 def _score_fold(pset: "PredictionSet", test: "pd.DataFrame", positions: np.ndarray, metric: str,
@@ -148,7 +152,7 @@ def _score_fold(pset: "PredictionSet", test: "pd.DataFrame", positions: np.ndarr
     if metric not in pset.mu_log and metric not in pset.samples:
         return None
     y = test[column].to_numpy(dtype=float)
-    ok = np.isfinite(y) & (y > 0)
+    ok = _observed(test, column)
     if not ok.any():
         return None
     cols = positions[ok]
