@@ -143,9 +143,7 @@ def delete(run_ids: tuple[str, ...], model: str | None, hardware: str | None, st
 
     out = console()
     for r in runs.itertuples(index=False):
-        cfg = config_text({"hardware": r.hardware, "batch_size": r.batch_size, "seq_len": r.seq_len,
-                           "precision": r.precision, "mode": r.mode, "runtime": r.runtime, "threads": r.threads})
-        out.print(f"{r.run_id[:12]}  {r.model} {cfg}  {r.status}  {r.source}  {str(r.started_at)[:16]}",
+        out.print(f"{r.run_id[:12]}  {r.model} {config_text(r._asdict())}  {r.status}  {r.source}  {str(r.started_at)[:16]}",
                   highlight=False)
     if not len(runs):
         out.print("no run matches", highlight=False)

@@ -61,11 +61,11 @@ def _store(db_path: Optional[str]) -> dict[str, Any]:
 
 
 def _descriptor_seed() -> dict[str, Any]:
-    from engine.descriptors.counting import _library_tag
+    from engine.descriptors.counting import library_tag
     from engine.descriptors.seed import seed_counts
 
     counts = seed_counts()
-    tag = _library_tag()
+    tag = library_tag()
     matching = sum(1 for k in counts if k.endswith(tag))
     return {"entries": len(counts), "matching_this_install": matching, "library_tag": tag}
 

@@ -96,7 +96,9 @@ def _disk_put(key: str, counts: PassCounts) -> None:
             pass
 
 
-def _library_tag() -> str:
+def library_tag() -> str:
+    """The transformers and torch versions that counted: part of every count's cache key, because a
+    new version may build a model with other operations (``perfcast doctor`` reports it)."""
     try:
         from importlib.metadata import version
 
@@ -109,7 +111,7 @@ def cache_key(entry: ModelEntry, seq_len: int, kind: str, method: str) -> str:
     """Model name + a hash of its architecture (edits to models.yaml invalidate) + shape + kind."""
     arch = hashlib.sha1(json.dumps([entry.hf_config, entry.hf_model, entry.arch, entry.image_size,
                                     entry.audio_frames, entry.max_seq_len], sort_keys=True).encode()).hexdigest()[:10]
-    lib = _library_tag() if method == "flop_counter" else "analytic"
+    lib = library_tag() if method == "flop_counter" else "analytic"
     return f"{entry.name}|{arch}|s{seq_len}|{kind}|{method}|{lib}"
 
 
