@@ -5,7 +5,9 @@ Standard transformer arithmetic from the architecture hyperparameters in configs
 attention width a (= heads x head_dim), key/value width k (grouped-query attention: k < a),
 feed-forward width f (m = 3 matrices when gated, as in Llama/Mistral, else 2):
 
-    linear FLOPs per token  = 2 (2 h a + 2 h k + m h f)           (= 2 x non-embedding params)
+    linear FLOPs per token  = 2 (2 h a + 2 h k + m h f)           (= 2 x non-embedding params;
+                                                                   ``linear_flops``, with the LM head
+                                                                   and cross-attention projections)
     attention FLOPs         = 4 t_q t_kv a                        (QK^T and AV)
     cross-attention         = 4 h a (t_q + t_enc) + 4 t_q t_enc a (encoder-decoder models)
     LM head                 = 2 h V per token
@@ -36,12 +38,14 @@ REFERENCE_FILE = "descriptor_reference.json"
 @dataclass
 class _Work:
     flops: float = 0.0
+    linear: float = 0.0  # of flops: weight matmuls (Linear layers), what int8 dynamic quantization runs in int8
     acts: float = 0.0
     largest: float = 0.0
     kv: float = 0.0
 
-    def add(self, flops: float, acts: float, largest: float) -> None:
+    def add(self, flops: float, acts: float, largest: float, linear: float = 0.0) -> None:
         self.flops += flops
+        self.linear += linear
         self.acts += acts
         self.largest = max(self.largest, largest)
 
@@ -58,16 +62,19 @@ def _stack(w: _Work, layers: int, h: int, f: int, tokens: int, *, attend: int | 
     attend = tokens if attend is None else attend
     m = 3 if gated else 2
     lin = 2.0 * (2 * h * a + 2 * h * k + m * h * f)
-    flops = layers * (lin * tokens + 4.0 * tokens * attend * a)
+    linear = layers * lin * tokens
+    flops = linear + layers * 4.0 * tokens * attend * a
     acts = layers * tokens * (a + 2 * k + 4 * h + m * f)
     if cross:
-        flops += layers * (4.0 * h * a * (tokens + (0 if cross_cached else cross)) + 4.0 * tokens * cross * a)
+        projections = layers * 4.0 * h * a * (tokens + (0 if cross_cached else cross))
+        linear += projections
+        flops += projections + layers * 4.0 * tokens * cross * a
         acts += layers * (tokens * 2 * a + cross * 2 * a)
-    w.add(flops, acts, tokens * max(f, a, h))
+    w.add(flops, acts, tokens * max(f, a, h), linear=linear)
 
 
 def _lm_head(w: _Work, h: int, vocab: int, tokens: int) -> None:
-    w.add(2.0 * h * vocab * tokens, float(vocab * tokens), float(vocab * tokens))
+    w.add(2.0 * h * vocab * tokens, float(vocab * tokens), float(vocab * tokens), linear=2.0 * h * vocab * tokens)
 
 
 def _reference() -> dict[str, Any]:
@@ -92,7 +99,7 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
         f = a.get("intermediate_size", a.get("hidden_dim"))
         _stack(w, L, h, f, s)
         if cfg != "DistilBertConfig":
-            w.add(2.0 * h * h, h, h)  # pooler on the first token
+            w.add(2.0 * h * h, h, h, linear=2.0 * h * h)  # pooler on the first token
         emb = (a["vocab_size"] + a.get("max_position_embeddings", 512)) * h
     elif cfg in ("GPT2Config", "OPTConfig", "LlamaConfig", "MistralConfig"):
         L = a.get("num_hidden_layers", a.get("n_layer"))
@@ -124,7 +131,7 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
         patches = (img // p) ** 2
         w.add(2.0 * a.get("num_channels", 3) * p * p * h * patches, patches * h, patches * h)
         _stack(w, a["num_hidden_layers"], h, a["intermediate_size"], patches + 1)
-        w.add(2.0 * h * h, h, h)
+        w.add(2.0 * h * h, h, h, linear=2.0 * h * h)
         emb = (patches + 1) * h
     elif cfg == "WhisperConfig":
         h, mel = a["d_model"], a["num_mel_bins"]
@@ -148,7 +155,7 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
         w.add(2.0 * 3 * p * p * hv * patches, patches * hv, patches * hv)
         _stack(w, v["num_hidden_layers"], hv, v["intermediate_size"], patches + 1)
         proj = a.get("projection_dim", 512)
-        w.add(2.0 * (t["hidden_size"] + hv) * proj, 2 * proj, proj)
+        w.add(2.0 * (t["hidden_size"] + hv) * proj, 2 * proj, proj, linear=2.0 * (t["hidden_size"] + hv) * proj)
         emb = t["vocab_size"] * t["hidden_size"] + t.get("max_position_embeddings", 77) * t["hidden_size"] + (patches + 1) * hv
     else:
         ref = _reference().get(entry.name)
@@ -161,16 +168,17 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
         r = ref[key]
         return PassCounts(model=entry.name, seq_len=seq_len, kind=kind, params=int(ref["params"]),
                           embedding_params=int(ref.get("embedding_params", 0)), flops=float(r["flops"]),
+                          linear_flops=float(r["linear_flops"]),
                           activation_elems=float(r["activation_elems"]), max_activation_elems=float(r["max_activation_elems"]),
                           kv_cache_elems=0.0, method="analytic",
                           note=f"per-image figures counted once with FlopCounterMode ({REFERENCE_FILE})")
-    flops = w.flops * (3.0 if kind == "train" else 1.0)
+    flops, linear = (w.flops * 3.0, w.linear * 3.0) if kind == "train" else (w.flops, w.linear)
     if kind == "train":
         note += "; training FLOPs = 3 x forward"
     params = int(entry.published_params or 0)
     kv = w.kv if (decode or (kind == "forward" and entry.family == "text_generation")) else 0.0
     return PassCounts(model=entry.name, seq_len=seq_len, kind=kind, params=params, embedding_params=int(emb),
-                      flops=flops, activation_elems=w.acts, max_activation_elems=w.largest, kv_cache_elems=kv,
+                      flops=flops, linear_flops=linear, activation_elems=w.acts, max_activation_elems=w.largest, kv_cache_elems=kv,
                       method="analytic", note=note)
 
 
@@ -187,9 +195,11 @@ def write_reference(path: str | None = None) -> dict[str, Any]:
         fwd = count_with_flop_counter(entry, 0, "forward")
         train = count_with_flop_counter(entry, 0, "train")
         out[name] = {"params": fwd.params, "embedding_params": fwd.embedding_params,
-                     "forward": {"flops": fwd.flops, "activation_elems": fwd.activation_elems,
+                     "forward": {"flops": fwd.flops, "linear_flops": fwd.linear_flops,
+                                 "activation_elems": fwd.activation_elems,
                                  "max_activation_elems": fwd.max_activation_elems},
-                     "train": {"flops": train.flops, "activation_elems": train.activation_elems,
+                     "train": {"flops": train.flops, "linear_flops": train.linear_flops,
+                               "activation_elems": train.activation_elems,
                                "max_activation_elems": train.max_activation_elems},
                      "counted_with": "torch.utils.flop_counter.FlopCounterMode on meta, batch 1, image_size "
                                      f"{entry.image_size or 224}"}

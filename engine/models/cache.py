@@ -3,7 +3,8 @@
 A fit costs seconds (GP) to tens of seconds (NUTS); a ``perfcast predict`` must not pay that every
 time. ``load_or_fit(name, store)`` looks for ``<cache_dir>/models/<name>-<data_hash>-<opts>/`` and
 reuses it until the measurements change (``Store.data_hash()``), or the predictor's
-``CACHE_VERSION`` (its code's format) changes.
+``CACHE_VERSION`` (its code's format) or ``features.FEATURES_VERSION`` (what it sees of a
+configuration) changes.
 
 A predictor may define ``save(directory)`` and ``load(directory)`` (classmethod) — the GP stores a
 torch state dict, the hierarchical model its posterior draws plus the ArviZ netcdf file; otherwise
@@ -36,9 +37,11 @@ def model_dir(name: str, data_hash: str, kw: Optional[dict[str, Any]] = None) ->
     """The cache directory of a fit: predictor, data, code version, options and the user's own
     catalog entries (a run of a user model is fitted only while its ``PERFCAST_MODELS`` file is set)."""
     from engine.catalog import user_catalog_digest
+    from engine.models.features import FEATURES_VERSION
 
     cls = predictor_class(name)
-    version = getattr(cls, "CACHE_VERSION", 1)
+    # the predictor's code version and the featuriser's: a fit on other features is not reused
+    version = f"{getattr(cls, 'CACHE_VERSION', 1)}.{FEATURES_VERSION}"
     own = user_catalog_digest()
     key = {**(kw or {}), "user_catalog": own} if own else (kw or {})
     return cache_dir() / "models" / f"{name}-{data_hash}-v{version}-{_opts_hash(key)}"

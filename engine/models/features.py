@@ -10,6 +10,18 @@ Speed: descriptors are computed once per distinct *workload* (model, batch, seq_
 mode, runtime) and hardware figures once per distinct (hardware, precision); everything else is
 numpy over arrays, so 100k configurations (a prediction matrix) featurise in well under a second
 once the few distinct workloads are cached.
+
+int8 is dynamic quantization in every perfcast adapter (torch's ``quantize_dynamic`` of Linear
+layers, ONNX Runtime's of MatMul weights): only the weight matmuls run in int8, while attention's
+batched products and convolutions stay in fp32. So an int8 pass's ideal compute time is its
+``linear_flops`` at the int8 peak plus the rest at the fp32 peak, not all FLOPs at the int8 peak:
+for resnet50 (0.1% linear) that is 4.4x on the shipped CPU, the gap the shipped torch runs show
+(int8 1.09x fp32's time for resnet50, 0.2-0.35x for the text transformers). On the ten random
+splits of the shipped data it took the roofline's median APE on int8 runs from 36% to 26% and the
+GP's from 12.1% to 11.4%.
+
+FEATURES_VERSION is part of every fitted model's cache key: bump it when what a predictor sees of
+a configuration changes, so no fit made with the old features is reused.
 """
 from __future__ import annotations
 
@@ -26,6 +38,8 @@ if TYPE_CHECKING:
 
 FAMILIES: tuple[str, ...] = ("text_embedding", "text_generation", "vision", "audio", "multimodal")
 KINDS: tuple[str, ...] = ("cpu", "cuda", "rocm", "mps", "openvino", "qnn", "webgpu", "webnn")
+
+FEATURES_VERSION = 2  # 2: int8 compute time from linear_flops (see the module docstring)
 
 #: Continuous feature columns (log scale where the quantity is multiplicative).
 CONTINUOUS: tuple[str, ...] = (
@@ -109,10 +123,12 @@ def _default_describe_many(configs: Sequence[Config]) -> "pd.DataFrame":
 class FeatureFrame:
     """Featurised configurations: the matrix ``X`` plus the physics and categorical columns.
 
-    Physics columns (arrays of length n): ``flops``, ``bytes`` (per pass), ``params``,
+    Physics columns (arrays of length n): ``flops``, ``linear_flops`` (of them, weight matmuls),
+    ``bytes`` (per pass), ``params``,
     ``weight_bytes``, ``activation_bytes``, ``peak`` (FLOP/s at the precision, scaled to the threads
     used on a CPU), ``bandwidth`` (bytes/s), ``memory_capacity_mib`` (nan if unknown), ``batch``,
-    ``t_compute_ms`` and ``t_memory_ms`` (ideal roofline times at efficiency 1, in ms).
+    ``t_compute_ms`` and ``t_memory_ms`` (ideal roofline times at efficiency 1, in ms; int8's
+    non-linear FLOPs at the fp32 peak, see the module docstring).
     Categorical columns (object arrays): ``model``, ``hardware``, ``kind``, ``family``,
     ``precision``, ``runtime``, ``mode``.
     """
@@ -180,7 +196,7 @@ class Featurizer:
         self._resolve = resolve_hardware or _default_resolve_hardware
         #: whether model names are catalog names (the real descriptors), not an injected world's
         self.uses_catalog = describe_many is None
-        self._desc: dict[tuple, tuple[float, float, float, float, float, str]] = {}
+        self._desc: dict[tuple, tuple[float, float, float, float, float, float, str]] = {}
         self._hw: dict[str, HardwareFacts] = {}
 
     # -- cached look-ups ----------------------------------------------------------------------
@@ -205,9 +221,12 @@ class Featurizer:
             from engine.catalog import get_model
 
             fams = [get_model(c.model).family for c in configs]
+        # an injected world without a linear/other split runs all its FLOPs at the precision's peak
+        linear = d["linear_flops"] if "linear_flops" in d.columns else d["flops"]
         for i, key in enumerate(missing):
             self._desc[key] = (float(d["flops"].iat[i]), float(d["bytes_moved"].iat[i]), float(d["params"].iat[i]),
-                               float(d["weight_bytes"].iat[i]), float(d["activation_bytes"].iat[i]), str(fams[i]))
+                               float(d["weight_bytes"].iat[i]), float(d["activation_bytes"].iat[i]),
+                               float(linear.iat[i]), str(fams[i]))
 
     # -- main entry -----------------------------------------------------------------------------
     def __call__(self, configs: Sequence[Config] | "pd.DataFrame") -> FeatureFrame:
@@ -216,10 +235,10 @@ class Featurizer:
         # descriptors per distinct workload
         wl_codes, wl_df = _factorize_rows(df, list(_WORKLOAD_COLS))
         self._descriptors(wl_df)
-        table = np.array([self._desc[tuple(r)][:5] for r in wl_df.itertuples(index=False, name=None)],
-                         dtype=float).reshape(-1, 5)
-        fam_u = np.array([self._desc[tuple(r)][5] for r in wl_df.itertuples(index=False, name=None)], dtype=object)
-        flops, nbytes, params, wbytes, abytes = (table[wl_codes, j] for j in range(5))
+        table = np.array([self._desc[tuple(r)][:6] for r in wl_df.itertuples(index=False, name=None)],
+                         dtype=float).reshape(-1, 6)
+        fam_u = np.array([self._desc[tuple(r)][6] for r in wl_df.itertuples(index=False, name=None)], dtype=object)
+        flops, nbytes, params, wbytes, abytes, linear = (table[wl_codes, j] for j in range(6))
         family = fam_u[wl_codes]
 
         # hardware per distinct (hardware, precision, threads)
@@ -231,15 +250,17 @@ class Featurizer:
             f = self.hardware(hid)
             used = f.cores if (thr == 0 or f.kind != "cpu") else min(int(thr), f.cores)
             scale = used / f.cores if f.kind == "cpu" else 1.0
-            rows.append((f.peak(prec) * scale, f.bandwidth_bytes_s, f.memory_mib or np.nan, used))
+            # int8's non-linear FLOPs run at the fp32 peak (module docstring)
+            other = f.peak("fp32") if prec == "int8" else f.peak(prec)
+            rows.append((f.peak(prec) * scale, f.bandwidth_bytes_s, f.memory_mib or np.nan, used, other * scale))
             kinds.append(f.kind)
-        hw_table = np.array(rows, dtype=float).reshape(-1, 4)
-        peak, bw, cap, threads_used = (hw_table[hw_codes, j] for j in range(4))
+        hw_table = np.array(rows, dtype=float).reshape(-1, 5)
+        peak, bw, cap, threads_used, peak_other = (hw_table[hw_codes, j] for j in range(5))
         kind = np.array(kinds, dtype=object)[hw_codes]
 
         batch = df["batch_size"].to_numpy(dtype=float)
         seq = df["seq_len"].to_numpy(dtype=float)
-        t_c = flops / peak * 1e3
+        t_c = (linear / peak + (flops - linear) / peak_other) * 1e3
         t_m = nbytes / bw * 1e3
         cont = np.column_stack([
             np.log(flops), np.log(nbytes), np.log(params), np.log(batch), np.log1p(seq), np.log(threads_used),
@@ -254,7 +275,7 @@ class Featurizer:
             arr = cats[col]
             onehots.append(np.column_stack([(arr == v) for v in vals]).astype(float))
         X = np.concatenate([cont, *onehots], axis=1)
-        phys = {"flops": flops, "bytes": nbytes, "params": params, "weight_bytes": wbytes,
+        phys = {"flops": flops, "linear_flops": linear, "bytes": nbytes, "params": params, "weight_bytes": wbytes,
                 "activation_bytes": abytes, "peak": peak, "bandwidth": bw, "memory_capacity_mib": cap,
                 "batch": batch, "seq_len": seq, "threads_used": threads_used, "t_compute_ms": t_c,
                 "t_memory_ms": t_m}

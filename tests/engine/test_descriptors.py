@@ -181,5 +181,18 @@ def test_analytic_fallback_agrees_with_the_flop_counter(name: str) -> None:
         fc = counting.pass_counts(name, s, kind, "flop_counter")
         an = counting.pass_counts(name, s, kind, "analytic")
         assert an.flops == pytest.approx(fc.flops, rel=0.05), kind
+        # the int8 roofline runs only these in int8: the formulas must split FLOPs as the counter does
+        assert an.linear_flops == pytest.approx(fc.linear_flops, rel=0.05, abs=0.01 * fc.flops), kind
         assert an.params == pytest.approx(fc.params, rel=0.02)
         assert math.isclose(an.activation_elems, fc.activation_elems, rel_tol=0.35)
+
+
+def test_linear_flops_are_the_weight_matmuls() -> None:
+    """Convolutions and attention's batched products are not linear FLOPs; Linear layers are."""
+    resnet = counting.pass_counts("resnet50", 0, "forward", "flop_counter")
+    assert resnet.linear_flops == pytest.approx(2 * 2048 * 1000)  # only the classifier head is a Linear
+    bert = counting.pass_counts("bert-base-uncased", 256, "forward", "flop_counter")
+    attention = 12 * 4 * 256 * 256 * 768  # QK^T and AV per layer, batch 1
+    assert bert.flops - bert.linear_flops == pytest.approx(attention, rel=0.01)
+    whisper = counting.pass_counts("whisper-tiny", 64, "forward", "flop_counter")
+    assert 0.3 < whisper.linear_flops / whisper.flops < 0.9  # its audio front end is two Conv1d layers

@@ -45,3 +45,21 @@ def test_factorize_rows_matches_pandas_multiindex() -> None:
     ref_codes, ref_uniq = pd.MultiIndex.from_frame(df).factorize()
     np.testing.assert_array_equal(codes, ref_codes)
     assert list(uniq.itertuples(index=False, name=None)) == list(ref_uniq)
+
+
+def test_int8_runs_only_linear_flops_at_the_int8_peak() -> None:
+    """Dynamic quantization leaves convolutions in fp32: resnet50's int8 pass is no faster on paper,
+    a text transformer's is nearly the int8/fp32 peak ratio faster (catalog descriptors, seeded)."""
+    from engine.models.features import Featurizer
+
+    hw = "cpu-amd-epyc-2c"
+    resnet = Config("resnet50", hw, 4, 0, "fp32", "inference", "torch", 2)
+    bert = Config("bert-base-uncased", hw, 4, 64, "fp32", "inference", "torch", 2)
+    ff = Featurizer()([resnet, resnet.with_(precision="int8"), bert, bert.with_(precision="int8")])
+    t = ff.phys["t_compute_ms"]
+    facts = Featurizer().hardware(hw)
+    speedup = facts.peak("int8") / facts.peak("fp32")
+    assert speedup > 3
+    assert t[1] / t[0] > 0.99  # only the 2048x1000 classifier head is a Linear
+    assert 1 / speedup < t[3] / t[2] < 1.1 / speedup
+    assert ff.phys["linear_flops"][0] < 0.001 * ff.phys["flops"][0]
