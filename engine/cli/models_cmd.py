@@ -170,6 +170,12 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, me
 
     row("parameters", f"{d.params:,}", f"{dec.params:,}" if dec else "")
     row("FLOPs", _si(d.flops, "FLOP"), _si(dec.flops, "FLOP") if dec else "")
+
+    def share(x: Any) -> str:
+        return f"{x.linear_flops / x.flops:.1%}" if x.flops else "–"
+
+    # the part int8 dynamic quantization runs in int8 (the roofline's int8 compute time rests on it)
+    row("  in weight matmuls (int8)", share(d), share(dec) if dec else "")
     row("bytes moved", _bytes(d.bytes_moved), _bytes(dec.bytes_moved) if dec else "")
     row("  weights", _bytes(d.weight_bytes), _bytes(dec.weight_bytes) if dec else "")
     row("  activations", _bytes(d.activation_bytes), _bytes(dec.activation_bytes) if dec else "")

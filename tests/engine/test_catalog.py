@@ -127,6 +127,16 @@ def test_models_show_json_has_descriptors() -> None:
     data = json.loads(res.output)
     assert data["descriptor"]["flops"] > 0 and data["descriptor"]["batch_size"] == 2
     assert data["decode"]["kv_cache_bytes"] > 0
+    assert 0.9 < data["descriptor"]["linear_flops"] / data["descriptor"]["flops"] <= 1.0
+
+
+def test_models_show_reports_the_int8_share() -> None:
+    from engine.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["models", "show", "resnet50", "--batch-size", "2"])
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if "weight matmuls" in ln)
+    assert line.split()[-1] == "0.1%"  # convolutions are not quantized dynamically
 
 
 def test_models_list_json_params_within_2_percent() -> None:
