@@ -4,12 +4,12 @@ A model built on ``device="meta"`` has shapes but no storage, so counting even l
 well under a second and no memory. One pass gives, at batch 1:
 
 * ``flops``: what :class:`torch.utils.flop_counter.FlopCounterMode` counts (matmuls, convolutions,
-  attention; multiply-add = 2 FLOPs).
+  attention; multiply-add = 2 FLOPs). Training runs the backward on meta too (it works for every
+  catalog model), so training FLOPs are counted, not assumed to be 3x forward.
 * ``linear_flops``: the part of ``flops`` in 2-D matrix products (``aten.mm``/``aten.addmm``): the
   weight matmuls of ``nn.Linear`` (and GPT-2's ``Conv1D``) layers. It is what int8 dynamic
   quantization runs in int8; attention's batched products and convolutions stay in float (0.1% of
-  resnet50's FLOPs are linear, 62% of whisper-tiny's, 95-100% of the text transformers'). Training runs the backward on meta too (it works for every
-  catalog model), so training FLOPs are counted, not assumed to be 3x forward.
+  resnet50's FLOPs are linear, 62% of whisper-tiny's, 90-100% of the text transformers').
 * ``activation_elems``: elements of every floating-point tensor output by a leaf module (Linear,
   LayerNorm, activation, Conv, ...), via forward hooks: the activations written to and read back
   from memory. ``max_activation_elems`` is the largest single one (inference working set).
