@@ -143,8 +143,8 @@ def delete(run_ids: tuple[str, ...], model: str | None, hardware: str | None, st
 
     out = console()
     for r in runs.itertuples(index=False):
-        out.print(f"{r.run_id[:12]}  {r.model} {config_text(r._asdict())}  {r.status}  {r.source}  {str(r.started_at)[:16]}",
-                  highlight=False)
+        out.print(f"{r.run_id[:12]}  {r.model} {config_text(r._asdict())}  {r.status}  {r.source}  "
+                  f"{str(r.started_at)[:16]}", highlight=False)
     if not len(runs):
         out.print("no run matches", highlight=False)
     elif yes:

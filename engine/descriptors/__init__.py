@@ -233,7 +233,8 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
     live = np.where(train, acts, 2 * maxact1 * b * w)
     out = pd.DataFrame({
         "model": df["model"].to_numpy(), "family": np.asarray(families, dtype=object)[codes],
-        "flops": flops1 * b, "linear_flops": linear1 * b, "bytes_moved": moved, "params": params, "weight_bytes": weights,
+        "flops": flops1 * b, "linear_flops": linear1 * b, "bytes_moved": moved, "params": params,
+        "weight_bytes": weights,
         "activation_bytes": acts, "state_bytes": state, "kv_cache_bytes": kv,
         "memory_bytes": weights + state + live + kv, "seq_len_effective": seq_eff,
         "method": np.asarray(methods, dtype=object)[codes]})

@@ -178,7 +178,8 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
     params = int(entry.published_params or 0)
     kv = w.kv if (decode or (kind == "forward" and entry.family == "text_generation")) else 0.0
     return PassCounts(model=entry.name, seq_len=seq_len, kind=kind, params=params, embedding_params=int(emb),
-                      flops=flops, linear_flops=linear, activation_elems=w.acts, max_activation_elems=w.largest, kv_cache_elems=kv,
+                      flops=flops, linear_flops=linear, activation_elems=w.acts, max_activation_elems=w.largest,
+                      kv_cache_elems=kv,
                       method="analytic", note=note)
 
 

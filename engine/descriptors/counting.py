@@ -34,7 +34,8 @@ from typing import Any, Iterator
 
 from engine.catalog import ModelEntry, get_model
 
-COUNT_VERSION = 3  # 3: linear_flops; bump when counting.py or analytic.py change what they count (invalidates the disk cache)
+# bump when counting.py or analytic.py change what they count (invalidates the disk cache); 3: linear_flops
+COUNT_VERSION = 3
 KINDS = ("forward", "train", "decode")
 
 

@@ -16,8 +16,9 @@ layers; ONNX Runtime's of the nodes with weights, which OpenVINO also reads): th
 run in int8, while attention's batched products and, in torch, convolutions stay in fp32 (ONNX
 Runtime's int8 convolutions are slower than its fp32 ones on the shipped CPU, which the GP learns).
 So an int8 pass's ideal compute time is its ``linear_flops`` at the int8 peak plus the rest at the
-fp32 peak, not all FLOPs at the int8 peak: for resnet50 (0.1% linear) that is 4.4x on the shipped CPU, the gap the shipped torch runs show
-(int8 1.09x fp32's time for resnet50, 0.2-0.35x for the text transformers). On the ten random
+fp32 peak, not all FLOPs at the int8 peak: for resnet50 (0.1% linear) that is 4.4x on the shipped
+CPU, the gap the shipped torch runs show (int8 1.09x fp32's time for resnet50, 0.2-0.35x for the
+text transformers). On the ten random
 splits of the shipped data it took the roofline's median APE on int8 runs from 36% to 26% and the
 GP's from 12.1% to 11.4%.
 
