@@ -283,21 +283,25 @@ class Store:
                         [experiment_id, name, json.dumps(config, default=str), status, created, now,
                          json.dumps(state or {}, default=str)])
 
-    def get_experiment(self, experiment_id: str) -> Optional[dict[str, Any]]:
-        with self.connect() as con:
-            row = con.execute("SELECT experiment_id, name, config, status, created_at, updated_at, state "
-                              "FROM experiments WHERE experiment_id = ?", [experiment_id]).fetchone()
-        if not row:
-            return None
+    _EXPERIMENT_COLUMNS = "experiment_id, name, config, status, created_at, updated_at, state"
+
+    @staticmethod
+    def _experiment(row: Sequence[Any]) -> dict[str, Any]:
+        """One ``experiments`` row (in ``_EXPERIMENT_COLUMNS`` order) with its JSON columns parsed."""
         return {"experiment_id": row[0], "name": row[1], "config": json.loads(row[2]), "status": row[3],
                 "created_at": row[4], "updated_at": row[5], "state": json.loads(row[6] or "{}")}
+
+    def get_experiment(self, experiment_id: str) -> Optional[dict[str, Any]]:
+        with self.connect() as con:
+            row = con.execute(f"SELECT {self._EXPERIMENT_COLUMNS} FROM experiments WHERE experiment_id = ?",
+                              [experiment_id]).fetchone()
+        return self._experiment(row) if row else None
 
     def experiments(self) -> list[dict[str, Any]]:
         """Every stored experiment (loops run against this store), most recently updated first."""
         with self.connect() as con:
-            rows = con.execute("SELECT experiment_id FROM experiments ORDER BY updated_at DESC").fetchall()
-        ids = [r[0] for r in rows]
-        return [e for e in (self.get_experiment(i) for i in ids) if e is not None]
+            rows = con.execute(f"SELECT {self._EXPERIMENT_COLUMNS} FROM experiments ORDER BY updated_at DESC").fetchall()
+        return [self._experiment(r) for r in rows]
 
     # -- reads --------------------------------------------------------------------------------
     def measurements(self, *, status: Optional[str] = "ok", where: str = "", params: Sequence[Any] = (),
