@@ -21,6 +21,7 @@ from typing import Any, Iterator, Optional
 
 import yaml
 
+from engine.config import PRECISIONS
 from engine.errors import InvalidValueError, UnknownNameError
 
 FAMILIES: tuple[str, ...] = ("text_embedding", "text_generation", "vision", "audio", "multimodal")
@@ -253,6 +254,8 @@ def _entry_keys(kind: str, name: str, spec: Any, origin: str, shipped_file: str,
 
 
 _MODEL_REQUIRED = ("family", "hf_config", "hf_model", "arch")
+#: what a valid transformers class name looks like, for the errors of ``hf_config`` / ``hf_model``
+HF_CLASS_EXAMPLE = {"hf_config": "LlamaConfig", "hf_model": "LlamaForCausalLM"}
 _MODEL_KEYS = tuple(f.name for f in fields(ModelEntry) if f.name not in ("name", "origin"))
 
 
@@ -266,8 +269,7 @@ def _model_entry(name: str, spec: Any, origin: str) -> ModelEntry:
         raise entry_error("family", spec["family"], where, ", ".join(FAMILIES))
     for key in ("hf_config", "hf_model"):
         if not isinstance(spec[key], str) or not spec[key].isidentifier():
-            raise entry_error(key, spec[key], where, "the name of a transformers class, e.g. "
-                              + ("LlamaConfig" if key == "hf_config" else "LlamaForCausalLM"))
+            raise entry_error(key, spec[key], where, f"the name of a transformers class, e.g. {HF_CLASS_EXAMPLE[key]}")
     if not isinstance(spec["arch"], dict):
         raise entry_error("arch", spec["arch"], where, "a mapping of the config class's keyword arguments")
     return ModelEntry(name=name, origin=origin, **spec)
@@ -280,7 +282,6 @@ def models() -> dict[str, ModelEntry]:
 
 
 _HW_KEYS = tuple(f.name for f in fields(HardwareEntry) if f.name not in ("id", "origin", "detected"))
-_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 def _hardware_entry(hid: str, spec: Any, origin: str) -> HardwareEntry:
@@ -288,7 +289,7 @@ def _hardware_entry(hid: str, spec: Any, origin: str) -> HardwareEntry:
     if spec.get("kind") not in PLATFORMS:
         raise entry_error("kind", spec.get("kind"), where, ", ".join(PLATFORMS))
     peaks = spec.get("peak_tflops")
-    if not isinstance(peaks, dict) or set(map(str, peaks)) - set(_PRECISIONS) or not any(
+    if not isinstance(peaks, dict) or set(map(str, peaks)) - set(PRECISIONS) or not any(
             isinstance(v, (int, float)) and v > 0 for v in peaks.values()):
         raise entry_error("peak_tflops", peaks, where,
                           "a mapping of fp32/fp16/bf16/int8 to TFLOP/s (TOPS for int8), at least one > 0")
@@ -296,7 +297,7 @@ def _hardware_entry(hid: str, spec: Any, origin: str) -> HardwareEntry:
         v = spec.get(key)
         if not isinstance(v, (int, float)) or v <= 0:
             raise entry_error(key, v, where, "a positive number (the roofline and the memory check need it)")
-    spec = {"name": hid, **spec, "peak_tflops": {p: peaks.get(p) for p in _PRECISIONS}}
+    spec = {"name": hid, **spec, "peak_tflops": {p: peaks.get(p) for p in PRECISIONS}}
     return HardwareEntry(id=hid, origin=origin, **spec)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.catalog import ModelEntry, entry_error, get_model
+from engine.catalog import HF_CLASS_EXAMPLE, ModelEntry, entry_error, get_model
 from engine.errors import NotAvailableError
 
 if TYPE_CHECKING:
@@ -30,8 +30,7 @@ def _hf_class(tf: Any, entry: ModelEntry, key: str) -> Any:
     cls = getattr(tf, name, None)
     if cls is None:
         raise entry_error(key, name, f"model {entry.name!r} ({entry.origin})",
-                          f"a class of transformers {tf.__version__}, e.g. "
-                          + ("LlamaConfig" if key == "hf_config" else "LlamaForCausalLM"))
+                          f"a class of transformers {tf.__version__}, e.g. {HF_CLASS_EXAMPLE[key]}")
     return cls
 
 
