@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from engine.cli.common import db_option, emit_json, json_option, open_store
+from engine.records import RUN_STATUSES
 
 
 @click.group()
@@ -104,7 +105,7 @@ def import_(file: str, skip_existing: bool, db_path: str | None, as_json: bool) 
 @click.argument("run_ids", nargs=-1)
 @click.option("--model", default=None, help="Only runs of this model.")
 @click.option("--hardware", default=None, help="Only runs on this hardware id.")
-@click.option("--status", type=click.Choice(["ok", "failed", "timeout", "oom"]), default=None,
+@click.option("--status", type=click.Choice(RUN_STATUSES), default=None,
               help="Only runs with this status.")
 @click.option("--source", type=click.Choice(["measured", "imported", "shipped"]), default=None,
               help="Only runs from this source.")
@@ -157,7 +158,7 @@ def delete(run_ids: tuple[str, ...], model: str | None, hardware: str | None, st
 @db.command("export")
 @click.argument("file", type=click.Path(dir_okay=False))
 @db_option
-@click.option("--status", type=click.Choice(["ok", "failed", "timeout", "oom"]), default=None,
+@click.option("--status", type=click.Choice(RUN_STATUSES), default=None,
               help="Only runs with this status (default: all).")
 @json_option
 def export(file: str, db_path: str | None, status: str | None, as_json: bool) -> None:
