@@ -42,7 +42,6 @@ def main() -> int:
     from engine.store import Store
     from experiments.config import load_config
     from experiments.space import expand_space
-    from hardware.base import BenchmarkSpec
     from hardware.protocol import busy_note
     from hardware.registry import resolve
 
@@ -62,13 +61,9 @@ def main() -> int:
     print(f"GP fitted on {len(data)} shipped runs in {time.perf_counter() - t0:.1f} s; predictions written "
           f"down before any run", flush=True)
 
-    b = cfg.benchmark
     rows = []
     for i, c in enumerate(picks):
-        spec = BenchmarkSpec(c, iterations=b.iterations, warmup=b.warmup, min_time_s=b.min_time_s,
-                             max_time_s=b.max_time_s, time_limit_s=b.time_limit_s,
-                             memory_limit_mib=b.memory_limit_mib)
-        m = resolve("cpu", c.runtime).run(spec)
+        m = resolve("cpu", c.runtime).run(cfg.benchmark.spec(c))
         y = m.latency.median_ms if m.ok else None
         busy = busy_note(m) if m.ok else None
         row = {"config_key": c.key, "status": m.status, "observed_ms": y, "busy": busy is not None,

@@ -13,12 +13,16 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.config import MODES, PRECISIONS, RUNTIMES
 from engine.errors import PerfcastError, UnknownNameError
+
+if TYPE_CHECKING:
+    from engine.config import Config
+    from hardware.base import BenchmarkSpec
 
 ACQUISITION_NAMES = ("eig", "bald", "max-variance", "random")
 PREDICTOR_KINDS = ("gp", "hierarchical")
@@ -113,6 +117,15 @@ class BenchmarkSettings(_Strict):
     rerun_busy: int = Field(1, ge=0, description=(
         "reruns a loop spends on a configuration whose every successful run was timed while other "
         "processes needed its cores (hardware.protocol.busy_machine); 0 never reruns"))
+
+    def spec(self, config: Config) -> "BenchmarkSpec":
+        """The isolated benchmark of ``config`` with this measuring plan (what a loop submits)."""
+        from hardware.base import BenchmarkSpec
+
+        return BenchmarkSpec(config, iterations=self.iterations, warmup=self.warmup, min_time_s=self.min_time_s,
+                             max_time_s=self.max_time_s, max_iterations=self.max_iterations,
+                             time_limit_s=self.time_limit_s, memory_limit_mib=self.memory_limit_mib,
+                             decode_tokens=self.decode_tokens, isolate=True)
 
 
 class ReplaySettings(_Strict):

@@ -172,12 +172,7 @@ class ExperimentLoop:
             pass
 
     def spec_for(self, config: Config) -> Any:
-        from hardware.base import BenchmarkSpec
-
-        b = self.cfg.benchmark
-        return BenchmarkSpec(config, iterations=b.iterations, warmup=b.warmup, min_time_s=b.min_time_s,
-                             max_time_s=b.max_time_s, max_iterations=b.max_iterations, time_limit_s=b.time_limit_s,
-                             memory_limit_mib=b.memory_limit_mib, decode_tokens=b.decode_tokens, isolate=True)
+        return self.cfg.benchmark.spec(config)
 
     def committed(self) -> tuple[int, int, float, set[str]]:
         """(runs, failed runs, benchmark-seconds, config keys) this experiment has in the store."""
