@@ -8,13 +8,31 @@ models' feature rows and the CLI's arguments can never drift apart.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from engine.errors import InvalidValueError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
 MODES: tuple[str, ...] = ("inference", "training")
 RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime", "openvino", "qnn", "webgpu", "webnn")
+#: The columns of a run's software path (e.g. ``onnxruntime/int8/inference``): runs on one path
+#: share kernels, quantisation and graph optimisations, so the GP gives the path its own group term
+#: and the evaluation reports coverage per path.
+SOFTWARE_PATH: tuple[str, ...] = ("runtime", "precision", "mode")
+
+
+def joined_labels(table: Mapping[str, Any], columns: Sequence[str]) -> "np.ndarray":
+    """Row labels ``a/b/...`` of categorical columns of a table (a DataFrame or a dict of arrays),
+    one vectorised string join per column."""
+    import numpy as np
+
+    out = np.asarray(table[columns[0]]).astype(str)
+    for c in columns[1:]:
+        out = np.char.add(np.char.add(out, "/"), np.asarray(table[c]).astype(str))
+    return out
 
 
 @dataclass(frozen=True, order=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from engine.config import Config
+from engine.config import SOFTWARE_PATH, Config, joined_labels
 from engine.errors import InvalidValueError, PerfcastError
 from engine.scoring import RowScores, Scores, aggregate, row_scores
 
@@ -142,8 +142,7 @@ def _observed(test: "pd.DataFrame", column: str) -> np.ndarray:
 
 def _software_paths(test: "pd.DataFrame", column: str) -> np.ndarray:
     """runtime/precision/mode of the test rows ``_score_fold`` scores."""
-    label = test["runtime"].astype(str) + "/" + test["precision"].astype(str) + "/" + test["mode"].astype(str)
-    return label.to_numpy()[_observed(test, column)]
+    return joined_labels(test, SOFTWARE_PATH)[_observed(test, column)]
 
 
 def _score_fold(pset: "PredictionSet", test: "pd.DataFrame", positions: np.ndarray, metric: str,

@@ -7,8 +7,7 @@ import click
 
 from engine.cli.common import console, db_option, emit_json, json_option, open_store
 from engine.cli.models_cmd import user_errors
-
-PRECISION_COLS = ("fp32", "fp16", "bf16", "int8")
+from engine.config import PRECISIONS
 
 
 @click.group()
@@ -43,7 +42,7 @@ def _table(entries: list[Any], title: str, width: int = 200) -> Any:
     t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
     t.add_column("id", style="bold", no_wrap=True)
     t.add_column("kind", no_wrap=True)
-    for p in PRECISION_COLS:
+    for p in PRECISIONS:
         t.add_column(p, justify="right", no_wrap=True)
     t.add_column("GB/s", justify="right", no_wrap=True)
     t.add_column("GiB", justify="right", no_wrap=True)
@@ -53,7 +52,7 @@ def _table(entries: list[Any], title: str, width: int = 200) -> Any:
     for e in entries:
         flag = " *" if e.detected else (" †" if e.origin != "shipped" else "")
         ref = f" [ref: {e.reference_for}]" if e.reference_for else ""
-        t.add_row(e.id + flag, e.kind, *(_peak(e.peak_tflops.get(p)) for p in PRECISION_COLS),
+        t.add_row(e.id + flag, e.kind, *(_peak(e.peak_tflops.get(p)) for p in PRECISIONS),
                   _num(e.memory_bandwidth_gbs, "{:,.0f}"), _num(e.memory_gib, "{:,.0f}"),
                   _num(e.price_per_hour_usd, "{:,.2f}"), *([e.name + ref] if with_name else []))
     return t

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Sequence
 import numpy as np
 import torch
 
-from engine.config import Config
+from engine.config import SOFTWARE_PATH, Config, joined_labels
 from engine.errors import InvalidValueError
 from engine.models.assemble import lognormal_set
 from engine.models.base import PredictionSet
@@ -92,13 +92,13 @@ def group_labels(ff: FeatureFrame, group: str) -> np.ndarray:
     30-60 benchmarks fell by about one point on 12 replay seeds; random sampling's barely moved).
     """
     if group == "software":
-        return _joined(ff, "runtime", "precision", "mode")
+        return joined_labels(ff.cats, SOFTWARE_PATH)
     return ff.cats[group]
 
 
 def calibration_strata(ff: FeatureFrame) -> np.ndarray:
     """The stratum of each row for the calibration (mode/precision: where the misfit differs)."""
-    return _joined(ff, "mode", "precision")
+    return joined_labels(ff.cats, ("mode", "precision"))
 
 
 class StrataCodes(NamedTuple):
@@ -112,14 +112,6 @@ class StrataCodes(NamedTuple):
 def factorise(strata: np.ndarray) -> StrataCodes:
     labels, inv = np.unique(np.asarray(strata).astype(str), return_inverse=True)  # few distinct
     return StrataCodes(labels, inv.reshape(-1))
-
-
-def _joined(ff: FeatureFrame, *columns: str) -> np.ndarray:
-    """Row labels ``a/b/...`` of categorical columns (one vectorised string join per column)."""
-    out = ff.cats[columns[0]].astype(str)
-    for c in columns[1:]:
-        out = np.char.add(np.char.add(out, "/"), ff.cats[c].astype(str))
-    return out
 
 
 @dataclass
