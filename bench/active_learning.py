@@ -179,7 +179,11 @@ def main() -> None:
     if args.plot:
         plot_report(args.plot, list(curves.values()), title=f"replay on {args.dataset}")
     random_n = benchmarks_to_reach(rnd, target)
-    eig_n = benchmarks_to_reach(curves["eig"], target) if "eig" in curves else None
+    if "eig" not in curves:
+        eig_n = "n/a"  # not among --strategies (">runs" would read as "never reached")
+    else:
+        reached = benchmarks_to_reach(curves["eig"], target)
+        eig_n = str(reached) if reached is not None else f">{runs}"
     # the same rule as the bootstrap line and `perfcast replay`: eig never reaching the target = 0
     ratio, seconds_ratio = (ratios_to_reach(results["random"], results["eig"], target_n, runs) if "eig" in results
                             else (float("nan"), float("nan")))
@@ -189,7 +193,7 @@ def main() -> None:
               f"ratio 90% interval {est.ratio_ci90[0]:.2f}-{est.ratio_ci90[1]:.2f}, seconds_ratio "
               f"{est.seconds_ratio_ci90[0]:.2f}-{est.seconds_ratio_ci90[1]:.2f}, P(ratio >= 2) = {est.p_ratio_ge_2:.2f}")
     step = float("nan") if args.skip_step else step_time()
-    print(f"random_n={random_n} eig_n={eig_n if eig_n is not None else f'>{runs}'} ratio={ratio:.2f} "
+    print(f"random_n={random_n} eig_n={eig_n} ratio={ratio:.2f} "
           f"seconds_ratio={seconds_ratio:.2f} step_s={step:.2f}")
 
 
