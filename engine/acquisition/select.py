@@ -322,10 +322,11 @@ def cooled_cost_exponent(spent_fraction: Optional[float], start: float = 1.0) ->
     leaves the informative, costly corners for last — replayed on the shipped data
     (``bench/active_learning.py``) it needed more benchmarks than random. Cooling spends cheaply
     while the map is rough and lets information decide once most of the budget is gone. The loops
-    start at 0.5 (``acquisition.cost_exponent``): on 36 replay seeds, start 0.5 needed 1.27× fewer
-    benchmarks and 1.55× fewer benchmark-seconds than random, start 1 1.08× / 1.43×, and ignoring
-    cost (0) 1.17× / 1.19×; its held-out error was 1.0 point lower than start 1's over 20-60
-    benchmarks (s.e. 0.35). Without a budget (``None``) nothing cools: α = start.
+    start at 0.25 (``acquisition.cost_exponent``): on 36 replay seeds (session 10), start 0.25
+    needed 1.56× fewer benchmarks and 1.81× fewer benchmark-seconds than random, start 0.5 1.40× /
+    1.72×, and ignoring cost (0) 1.56× / 1.61×; on 12 fresh seeds 1.50× / 1.72× against start 0.5's
+    1.36× / 1.65× (start 1, session 6: 1.08× / 1.43×). Without a budget (``None``) nothing cools:
+    α = start.
     """
     if spent_fraction is None:
         return float(start)

@@ -24,7 +24,7 @@ from engine.cli.common import console, db_option, emit_json, json_option
 @click.option("--no-cost", is_flag=True, help="Ignore the predicted benchmark cost (information per run, not per second).")
 @click.option("--cost-exponent", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Information / cost^this: 1 = per benchmark-second; lower favours informative costly runs "
-                   "(loops start at 0.5 and cool it as their budget is spent).")
+                   "(loops start at 0.25 and cool it as their budget is spent).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @db_option
 @json_option

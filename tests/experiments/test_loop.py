@@ -54,10 +54,11 @@ def test_replay_loop_spends_the_budget_and_commits_every_run(syn, tmp_path) -> N
     acquired = [s for s in r.steps if s.chosen and s.fitted != "initial design"]
     assert acquired and all(s.heldout_median_ape is not None and s.mean_rel_width90 is not None for s in acquired)
     assert all(c["information_gain"] is not None and c["cost_s"] > 0 for s in acquired for c in s.chosen)
-    # EI-cool from 0.5: information / cost**α with α = 0.5 × (1 − share of the 10-run budget spent)
+    # EI-cool from the default start: information / cost**α, α = start × (1 − share of the 10-run budget spent)
+    start = cfg.acquisition.cost_exponent
     alphas = [s.cost_exponent for s in acquired]
-    assert alphas == sorted(alphas, reverse=True) and alphas[0] < 0.5 and alphas[-1] > 0.0
-    assert all(a == pytest.approx(0.5 * (1 - s.n_benchmarks / 10)) for a, s in zip(alphas, acquired))
+    assert alphas == sorted(alphas, reverse=True) and alphas[0] < start and alphas[-1] > 0.0
+    assert all(a == pytest.approx(start * (1 - s.n_benchmarks / 10)) for a, s in zip(alphas, acquired))
     assert r.steps[-1].chosen == []  # the final evaluation after the last benchmark
     assert events.count("result") == 10
     exp = store.get_experiment(loop.experiment_id)
