@@ -35,8 +35,11 @@ class ExperimentConfigError(PerfcastError):
     exit_code = 2
 
 
-#: (section, key) of settings added after experiment ids existed: part of the id only when changed
-DIGEST_IF_CHANGED: tuple[tuple[str, str], ...] = (("acquisition", "cost_exponent"),)
+#: (section, key, value) of settings added after experiment ids existed: part of the id only when
+#: they differ from ``value``, the one every id stored before them was computed at. It is fixed, not
+#: the field's current default, so a loop stored at that value keeps its id when the default moves
+#: (cost_exponent's went from 0.5 to 0.25 in session 10; a config that says 0.5 still resumes).
+DIGEST_IF_CHANGED: tuple[tuple[str, str, Any], ...] = (("acquisition", "cost_exponent", 0.5),)
 
 
 class _Strict(BaseModel):
@@ -154,12 +157,11 @@ class ExperimentConfig(_Strict):
         ``benchmark.rerun_busy`` is left out: it says how to repair a disturbed run, not which
         experiment this is, and leaving it out keeps the ids of experiments stored before it
         existed, so they still resume. Settings added later (:data:`DIGEST_IF_CHANGED`) count
-        only when they differ from their default, for the same reason.
+        only when they differ from the value the stored ids were computed at, for the same reason.
         """
         d = self.model_dump(mode="json", exclude={"benchmark": {"rerun_busy"}})
-        for section, key in DIGEST_IF_CHANGED:  # added later: at its default, the id stays what it was
-            default = type(self).model_fields[section].default_factory().model_dump(mode="json")[key]
-            if d[section][key] == default:
+        for section, key, stored_at in DIGEST_IF_CHANGED:  # added later: at that value, the id stays
+            if d[section][key] == stored_at:
                 del d[section][key]
         text = json.dumps(d, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]

@@ -60,9 +60,11 @@ def test_experiment_id_is_stable_and_depends_on_the_settings() -> None:
 
 
 def test_settings_added_later_keep_experiment_ids_unless_changed() -> None:
-    """A loop stored before cost_exponent / rerun_busy existed must still resume under its id."""
+    """A loop stored before cost_exponent / rerun_busy existed, or at cost_exponent 0.5 (the default
+    until session 10), must still resume under its id; the new default 0.25 is a different loop."""
     base = {"name": "ids", "search_space": {}}
-    default = parse_config(base).acquisition.cost_exponent
-    same = parse_config({**base, "acquisition": {"cost_exponent": default}, "benchmark": {"rerun_busy": 3}})
-    assert parse_config(base).experiment_id() == same.experiment_id()
+    same = parse_config({**base, "acquisition": {"cost_exponent": 0.5}, "benchmark": {"rerun_busy": 3}})
+    assert same.experiment_id() == "ids-run-b9067421a8"  # what the code before session 10 computed
+    assert parse_config(base).acquisition.cost_exponent == 0.25
+    assert parse_config(base).experiment_id() != same.experiment_id()
     assert parse_config({**base, "acquisition": {"cost_exponent": 1.0}}).experiment_id() != same.experiment_id()
