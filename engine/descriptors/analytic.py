@@ -49,6 +49,10 @@ class _Work:
         self.acts += acts
         self.largest = max(self.largest, largest)
 
+    def add_matmul(self, flops: float, acts: float, largest: float) -> None:
+        """A weight matmul (a Linear layer): all of its FLOPs are linear."""
+        self.add(flops, acts, largest, linear=flops)
+
 
 def _stack(w: _Work, layers: int, h: int, f: int, tokens: int, *, attend: int | None = None, inner: int | None = None,
            kv_dim: int | None = None, gated: bool = False, cross: int = 0, cross_cached: bool = False) -> None:
@@ -74,7 +78,7 @@ def _stack(w: _Work, layers: int, h: int, f: int, tokens: int, *, attend: int | 
 
 
 def _lm_head(w: _Work, h: int, vocab: int, tokens: int) -> None:
-    w.add(2.0 * h * vocab * tokens, float(vocab * tokens), float(vocab * tokens), linear=2.0 * h * vocab * tokens)
+    w.add_matmul(2.0 * h * vocab * tokens, float(vocab * tokens), float(vocab * tokens))
 
 
 def _reference() -> dict[str, Any]:
@@ -99,7 +103,7 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
         f = a.get("intermediate_size", a.get("hidden_dim"))
         _stack(w, L, h, f, s)
         if cfg != "DistilBertConfig":
-            w.add(2.0 * h * h, h, h, linear=2.0 * h * h)  # pooler on the first token
+            w.add_matmul(2.0 * h * h, h, h)  # pooler on the first token
         emb = (a["vocab_size"] + a.get("max_position_embeddings", 512)) * h
     elif cfg in ("GPT2Config", "OPTConfig", "LlamaConfig", "MistralConfig"):
         L = a.get("num_hidden_layers", a.get("n_layer"))
@@ -131,7 +135,7 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
         patches = (img // p) ** 2
         w.add(2.0 * a.get("num_channels", 3) * p * p * h * patches, patches * h, patches * h)
         _stack(w, a["num_hidden_layers"], h, a["intermediate_size"], patches + 1)
-        w.add(2.0 * h * h, h, h, linear=2.0 * h * h)
+        w.add_matmul(2.0 * h * h, h, h)
         emb = (patches + 1) * h
     elif cfg == "WhisperConfig":
         h, mel = a["d_model"], a["num_mel_bins"]
@@ -155,7 +159,7 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
         w.add(2.0 * 3 * p * p * hv * patches, patches * hv, patches * hv)
         _stack(w, v["num_hidden_layers"], hv, v["intermediate_size"], patches + 1)
         proj = a.get("projection_dim", 512)
-        w.add(2.0 * (t["hidden_size"] + hv) * proj, 2 * proj, proj, linear=2.0 * (t["hidden_size"] + hv) * proj)
+        w.add_matmul(2.0 * (t["hidden_size"] + hv) * proj, 2 * proj, proj)
         emb = t["vocab_size"] * t["hidden_size"] + t.get("max_position_embeddings", 77) * t["hidden_size"] + (patches + 1) * hv
     else:
         ref = _reference().get(entry.name)
