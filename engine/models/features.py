@@ -33,13 +33,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from engine.catalog import FAMILIES, PLATFORMS, get_model
 from engine.config import CONFIG_COLUMNS, MODES, PRECISIONS, RUNTIMES, Config
 
 if TYPE_CHECKING:
     import pandas as pd
 
-FAMILIES: tuple[str, ...] = ("text_embedding", "text_generation", "vision", "audio", "multimodal")
-KINDS: tuple[str, ...] = ("cpu", "cuda", "rocm", "mps", "openvino", "qnn", "webgpu", "webnn")
 
 FEATURES_VERSION = 2  # 2: int8 compute time from linear_flops (see the module docstring)
 
@@ -51,7 +50,7 @@ CONTINUOUS: tuple[str, ...] = (
 #: One-hot columns, in order.
 ONE_HOT: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("precision", PRECISIONS), ("mode", MODES), ("runtime", RUNTIMES), ("family", FAMILIES),
-    ("kind", KINDS),
+    ("kind", PLATFORMS),
 )
 FEATURE_NAMES: tuple[str, ...] = CONTINUOUS + tuple(f"{col}={v}" for col, vals in ONE_HOT for v in vals)
 
@@ -220,8 +219,6 @@ class Featurizer:
         if "family" in d.columns:
             fams = d["family"].tolist()
         else:
-            from engine.catalog import get_model
-
             fams = [get_model(c.model).family for c in configs]
         # an injected world without a linear/other split runs all its FLOPs at the precision's peak
         linear = d["linear_flops"] if "linear_flops" in d.columns else d["flops"]
