@@ -299,6 +299,15 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
                 continue
             con.print(f"{name} reaches {goal} with {_times(row['ratio'], 'benchmarks')} and "
                       f"{_times(row['seconds_ratio'], 'benchmark-seconds')}{ci}")
+        for name, row in savings.items():
+            if row.get("mean_gap") is None or row["mean_gap"] != row["mean_gap"]:
+                continue
+            lo, hi = row["gap_range"]
+            se = f"s.e. {100 * row['gap_se']:.1f}, " if row.get("gap_se") is not None else ""
+            side = "below" if row["mean_gap"] < 0 else "above"
+            con.print(f"{name}'s held-out error, seed by seed over {lo}–{hi} benchmarks: "
+                      f"{100 * abs(row['mean_gap']):.1f} points {side} random's ({se}lower on "
+                      f"{row['share_better']:.0%} of {row['seeds']} seed{'s' if row['seeds'] != 1 else ''})")
     if plot:
         plot_report(plot, curves, title=f"{cfg.name} (replay)")
         if not as_json:

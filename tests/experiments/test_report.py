@@ -51,6 +51,11 @@ def test_savings_vs_random_for_each_strategy_with_an_interval() -> None:
     assert out["eig"]["target_n"] == 60 and out["eig"]["target_ape"] == pytest.approx(0.7)
     assert out["eig"]["ratio"] == pytest.approx(2.0) and out["eig"]["ratio_ci90"] == pytest.approx([2.0, 2.0])
     assert out["max-variance"]["ratio"] == pytest.approx(1.0)
+    # eig's error is 0.005·n lower, n read off steps every 10 benchmarks, averaged over n = 20..60
+    stepped = [10 * (n // 10) for n in range(20, 61)]
+    assert out["eig"]["gap_range"] == [20, 60]
+    assert out["eig"]["mean_gap"] == pytest.approx(-0.005 * sum(stepped) / len(stepped))
+    assert out["eig"]["share_better"] == 1.0 and out["max-variance"]["mean_gap"] == pytest.approx(0.0)
     one_seed = savings_vs_random({k: v[:1] for k, v in results.items()})
     assert "ratio_ci90" not in one_seed["eig"] and one_seed["eig"]["seeds"] == 1
     assert savings_vs_random({"eig": results["eig"]}) == {}
@@ -65,3 +70,22 @@ def test_a_strategy_that_never_reaches_the_target_saves_nothing_and_one_seed_is_
     est = ratio_with_interval(base, [_linear(0.010, 1.0)], target_n=60, n_max=100, n_boot=0)
     assert est.ratio == pytest.approx(2.0) and est.n_boot == 0
     assert all(v != v for v in est.ratio_ci90)  # no interval from a point estimate
+
+
+def test_paired_gap_reads_every_seed_and_knows_luck_from_a_gain() -> None:
+    from experiments.report import paired_gap
+
+    base = [_linear(0.005, 1.0) for _ in range(6)]
+    better = [_replay({n: 1.0 - 0.005 * n - 0.02 for n in range(0, 101, 10)}, 1.0) for _ in range(6)]
+    gap = paired_gap(base, better, lo=20, hi=60)
+    assert gap.mean_gap == pytest.approx(-0.02) and gap.se == pytest.approx(0.0, abs=1e-12)
+    assert gap.share_better == 1.0 and gap.seeds == 6
+    # half the seeds gain 2 points, half lose 2: no gain, and a standard error that says so
+    mixed = [_replay({n: 1.0 - 0.005 * n + (0.02 if i % 2 else -0.02) for n in range(0, 101, 10)}, 1.0)
+             for i in range(6)]
+    gap = paired_gap(base, mixed)
+    assert gap.mean_gap == pytest.approx(0.0, abs=1e-12) and gap.se > 0.005 and gap.share_better == 0.5
+    with pytest.raises(ValueError, match="paired"):
+        paired_gap(base, mixed[:3])
+    with pytest.raises(ValueError, match="invalid benchmark range 60..20"):
+        paired_gap(base, mixed, lo=60, hi=20)
