@@ -58,6 +58,9 @@ def test_replay_and_suggest_cli(tmp_path) -> None:
     out = json.loads(r.stdout)
     assert [c["strategy"] for c in out["curves"]] == ["eig", "random"]
     assert set(out["savings_vs_random"]) == {"eig"} and out["savings_vs_random"]["eig"]["seeds"] == 1
+    gap = out["savings_vs_random"]["eig"]
+    assert gap["gap_range"] == [2, 5] and gap["gap_se"] is None  # one seed: a gap, no standard error
+    assert gap["mean_gap"] is not None and -1 < gap["mean_gap"] < 1
     for runs in out["runs"].values():
         assert runs[0]["n_benchmarks"] == 8
     assert plot.exists() and plot.stat().st_size > 1000
