@@ -125,7 +125,7 @@ def main() -> None:
 
     from experiments.config import load_config
     from experiments.replay import load_dataset
-    from experiments.report import (benchmarks_to_reach, compare, curve_of, paired_gap, plot_report,
+    from experiments.report import (benchmarks_to_reach, compare, curve_of, gap_range, paired_gap, plot_report,
                                     ratio_with_interval, ratios_to_reach, seconds_to_reach)
 
     factory = score_factory = None
@@ -200,8 +200,8 @@ def main() -> None:
               f"{est.seconds_ratio_ci90[0]:.2f}-{est.seconds_ratio_ci90[1]:.2f}, P(ratio >= 2) = {est.p_ratio_ge_2:.2f}")
     for name in (k for k in results if k != "random"):
         if len(results[name]) > 1:
-            g = paired_gap(results["random"], results[name], lo=min(int(round(0.2 * runs)), target_n), hi=target_n,
-                           n_max=runs)  # 20-60 of the default 100, as in `perfcast replay`
+            lo, hi = gap_range(runs, target_n)  # 20-60 of the default 100, as in `perfcast replay`
+            g = paired_gap(results["random"], results[name], lo=lo, hi=hi, n_max=runs)
             print(f"paired gap {name} - random, mean held-out APE over {g.lo}-{g.hi} benchmarks: "
                   f"{100 * g.mean_gap:+.2f} points (s.e. {100 * g.se:.2f}), {name} lower on {g.share_better:.0%} "
                   f"of {g.seeds} seeds")

@@ -181,6 +181,17 @@ class PairedGap:
     hi: int
 
 
+#: The paired gap starts at this share of the budget (20 of 100 benchmarks): before it every
+#: strategy is still mostly its random initial design.
+GAP_FROM = 0.2
+
+
+def gap_range(n_max: int, target_n: int) -> tuple[int, int]:
+    """Benchmarks over which the paired gap is averaged: :data:`GAP_FROM` of the budget up to the
+    ratio's target (20-60 of 100; never an empty range when the target is early)."""
+    return min(int(round(GAP_FROM * n_max)), target_n), target_n
+
+
 def paired_gap(base: Sequence["LoopResult"], other: Sequence["LoopResult"], lo: int = 20, hi: int = 60,
                n_max: Optional[int] = None) -> PairedGap:
     """Paired per-seed difference in mean held-out error over ``lo``..``hi`` benchmarks (see PairedGap)."""
@@ -226,7 +237,8 @@ def savings_vs_random(results: dict[str, Sequence["LoopResult"]], target_fractio
                                "seconds_ratio": est.seconds_ratio, "seeds": len(runs)}
         if len(runs) > 1:
             row.update(ratio_ci90=list(est.ratio_ci90), seconds_ratio_ci90=list(est.seconds_ratio_ci90))
-        gap = paired_gap(results["random"], runs, lo=int(round(0.2 * n_max)), hi=target_n, n_max=n_max)
+        lo, hi = gap_range(n_max, target_n)
+        gap = paired_gap(results["random"], runs, lo=lo, hi=hi, n_max=n_max)
         row.update(mean_gap=gap.mean_gap, gap_se=None if gap.se != gap.se else gap.se,
                    share_better=gap.share_better, gap_range=[gap.lo, gap.hi])
         out[name] = row
