@@ -39,8 +39,9 @@ Figures (printed last, one line):
 The lines before it give 90% intervals of ratio and seconds_ratio from resampling the paired seeds
 and the share of resamples with ratio >= 2 (how much of a ratio is seed luck), and the paired gap:
 each strategy's held-out error minus random's, averaged seed by seed over 20-60 benchmarks (20% of
---max-runs to --target-n), with its standard error. The ratio reads where two flat curves cross and jumps a batch at a time; the
-gap uses every seed's whole curve, so it is the figure to compare variants by. Session 11:
+--max-runs to --target-n), with its standard error. The ratio reads where two flat curves cross and
+jumps a batch at a time; the gap uses every seed's whole curve, so it is the figure to compare
+variants by. Session 11:
 refitting every 5 steps instead of 10 moved the ratio from 1.56 to 1.75 on seeds 0-35 and from 1.50
 to 1.25 on seeds 36-47, while over all 48 seeds eig's own error moved by -0.07 points (s.e. 0.09)
 and the gap to random from -2.38 to -2.17 (s.e. 0.25).

@@ -239,7 +239,8 @@ def savings_vs_random(results: dict[str, Sequence["LoopResult"]], target_fractio
             row.update(ratio_ci90=list(est.ratio_ci90), seconds_ratio_ci90=list(est.seconds_ratio_ci90))
         lo, hi = gap_range(n_max, target_n)
         gap = paired_gap(results["random"], runs, lo=lo, hi=hi, n_max=n_max)
-        row.update(mean_gap=gap.mean_gap, gap_se=None if gap.se != gap.se else gap.se,
+        row.update(mean_gap=None if gap.mean_gap != gap.mean_gap else gap.mean_gap,
+                   gap_se=None if gap.se != gap.se else gap.se,
                    share_better=gap.share_better, gap_range=[gap.lo, gap.hi])
         out[name] = row
     return out
