@@ -63,3 +63,23 @@ def test_int8_runs_only_linear_flops_at_the_int8_peak() -> None:
     assert t[1] / t[0] > 0.99  # only the 2048x1000 classifier head is a Linear
     assert 1 / speedup < t[3] / t[2] < 1.1 / speedup
     assert ff.phys["linear_flops"][0] < 0.001 * ff.phys["flops"][0]
+
+
+def test_openvino_int8_runs_its_matmuls_at_the_fp32_peak() -> None:
+    """OpenVINO compiles the dynamically quantized graph at the f32 hint, so an openvino/int8 pass
+    is priced like openvino/fp32's, while onnxruntime/int8 (the same graph) keeps the int8 peak."""
+    from engine.models.features import Featurizer, linear_precision
+    from hardware.openvino_adapter import HINTS
+
+    assert HINTS["int8"] == "f32", "the rule below follows the adapter's hint for int8"
+    assert linear_precision("openvino", "int8") == "fp32"
+    assert linear_precision("onnxruntime", "int8") == "int8"
+    assert linear_precision("openvino", "bf16") == "bf16"
+    hw = "cpu-amd-epyc-2c"
+    ov32 = Config("bert-base-uncased", hw, 4, 64, "fp32", "inference", "openvino", 2)
+    rows = [ov32, ov32.with_(precision="int8"), ov32.with_(precision="int8", runtime="onnxruntime")]
+    ff = Featurizer()(rows)
+    t, peak = ff.phys["t_compute_ms"], ff.phys["peak"]
+    assert peak[1] == peak[0] and peak[2] > 3 * peak[0]
+    np.testing.assert_allclose(t[1], ff.phys["flops"][1] / peak[0] * 1e3)
+    assert t[2] < t[1] / 3
