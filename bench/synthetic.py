@@ -58,8 +58,16 @@ def synthetic_hardware(hardware_id: str) -> HardwareFacts:
     return HardwareFacts(hardware_id, kind, {k: v * 1e12 for k, v in peaks.items()}, bw * 1e9, mem * 1024, cores)
 
 
+def synthetic_matmul_precision(runtime: str, precision: str) -> str:
+    """This world's rule: weight matmuls run at the configuration's precision on every runtime."""
+    return precision
+
+
 def synthetic_featurizer() -> Featurizer:
-    return Featurizer(describe_many=synthetic_describe_many, resolve_hardware=synthetic_hardware)
+    """The featuriser of this world: its descriptors, its devices, and its physics, where every
+    runtime runs int8 at the int8 peak (``_truth``), OpenVINO included (unlike the real adapter)."""
+    return Featurizer(describe_many=synthetic_describe_many, resolve_hardware=synthetic_hardware,
+                      matmul_precision=synthetic_matmul_precision)
 
 
 def _truth(c: Config, rng_effects: dict[str, float]) -> tuple[float, float]:

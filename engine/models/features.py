@@ -210,12 +210,17 @@ class Featurizer:
 
     ``describe_many`` and ``resolve_hardware`` default to :func:`engine.descriptors.describe_many`
     and :func:`engine.catalog.resolve_hardware`; tests and synthetic benchmarks inject their own.
+    ``matmul_precision`` (runtime, precision → the precision weight matmuls run at) defaults to the
+    real adapters' rule, :func:`linear_precision`; an injected world whose physics differs (bench/
+    synthetic.py runs int8 at the int8 peak on every runtime) passes its own.
     """
 
     def __init__(self, describe_many: Optional[Callable[[Sequence[Config]], "pd.DataFrame"]] = None,
-                 resolve_hardware: Optional[Callable[[str], Any]] = None) -> None:
+                 resolve_hardware: Optional[Callable[[str], Any]] = None,
+                 matmul_precision: Optional[Callable[[str, str], str]] = None) -> None:
         self._describe_many = describe_many or _default_describe_many
         self._resolve = resolve_hardware or _default_resolve_hardware
+        self._matmul_precision = matmul_precision or linear_precision
         #: whether model names are catalog names (the real descriptors), not an injected world's
         self.uses_catalog = describe_many is None
         self._desc: dict[tuple, tuple[float, float, float, float, float, float, str]] = {}
@@ -272,7 +277,7 @@ class Featurizer:
             scale = used / f.cores if f.kind == "cpu" else 1.0
             # weight matmuls at the precision they really run at; int8's other FLOPs at the fp32
             # peak (module docstring)
-            linear_peak = f.peak(linear_precision(rt, prec))
+            linear_peak = f.peak(self._matmul_precision(rt, prec))
             other = f.peak("fp32") if prec == "int8" else f.peak(prec)
             rows.append((linear_peak * scale, f.bandwidth_bytes_s, f.memory_mib or np.nan, used, other * scale))
             kinds.append(f.kind)

@@ -83,3 +83,11 @@ def test_openvino_int8_runs_its_matmuls_at_the_fp32_peak() -> None:
     assert peak[1] == peak[0] and peak[2] > 3 * peak[0]
     np.testing.assert_allclose(t[1], ff.phys["flops"][1] / peak[0] * 1e3)
     assert t[2] < t[1] / 3
+
+
+def test_an_injected_world_keeps_its_own_int8_physics(featurizer) -> None:
+    """bench/synthetic.py's truth runs int8 at the int8 peak on every runtime: its featuriser must
+    price it so (the real OpenVINO rule would put a bias into that world's prior mean)."""
+    c = Config("syn-bert-m", "cpu-syn-16c", 4, 128, "int8", "inference", "openvino", 0)
+    ff = featurizer([c, c.with_(runtime="torch")])
+    assert ff.phys["peak"][0] == ff.phys["peak"][1]
