@@ -9,9 +9,9 @@ throughput) and P(cheapest). With ``gpu_count > 1`` (training) each draw is mult
 the data-parallel scaling efficiency (:mod:`engine.recommend.scaling`, a prior).
 
 The explanation is the roofline's: the workload's arithmetic intensity (FLOPs per byte moved,
-from :mod:`engine.descriptors`) against the device's ridge point (peak FLOP/s ÷ bandwidth) says
-whether the device would be compute- or memory-bound, and the store says how many measurements of
-this model on that device the posterior rests on.
+from :mod:`engine.descriptors`) against the device's ridge point (the FLOP/s the pass runs at, as
+the models price it, ÷ bandwidth) says whether the device would be compute- or memory-bound, and the
+store says how many measurements of this model on that device the posterior rests on.
 """
 from __future__ import annotations
 
@@ -290,13 +290,20 @@ class HardwareRecommender:
 
 
 def _roofline_bound(cfg: Config, entry: Any) -> tuple[Optional[float], Optional[float], str]:
-    """(arithmetic intensity, ridge point, 'compute' | 'memory') of a workload on a device."""
-    try:
-        from engine.descriptors import describe
+    """(arithmetic intensity, ridge point, 'compute' | 'memory') of a workload on a device.
 
-        d = describe(cfg)
-        ai = float(d.arithmetic_intensity)
-        ridge = float(entry.peak_flops(cfg.precision)) / (float(entry.memory_bandwidth_gbs) * 1e9)
+    The ridge point is the one the models use (:mod:`engine.models.features`): the peak that the
+    pass's FLOPs really run at — an int8 pass's non-matmul FLOPs and OpenVINO's int8 matmuls at the
+    fp32 peak, a CPU's peak scaled to the threads used — divided by the bandwidth of ``entry``, the
+    device as the recommender resolved it. The nominal peak at the precision alone would call an
+    int8 pass compute-bound against a ridge point it never reaches."""
+    try:
+        from engine.models.features import Featurizer
+
+        phys = Featurizer(resolve_hardware=lambda _id: entry)([cfg]).phys
+        flops, nbytes, t_compute_ms = (float(phys[k][0]) for k in ("flops", "bytes", "t_compute_ms"))
+        ai = flops / nbytes
+        ridge = flops / (t_compute_ms / 1e3) / float(phys["bandwidth"][0])
     except Exception:  # noqa: BLE001 - no descriptor or no spec figures: no roofline sentence
         return None, None, ""
     return ai, ridge, "compute" if ai >= ridge else "memory"
