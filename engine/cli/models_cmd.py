@@ -176,6 +176,13 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, me
 
     # the part int8 dynamic quantization runs in int8 (the roofline's int8 compute time rests on it)
     row("  in weight matmuls (int8)", share(d), share(dec) if dec else "")
+
+    def tied(x: Any) -> str:
+        return f"{x.tied_head_flops / x.flops:.1%}" if x.flops else "–"
+
+    if d.tied_head_flops or (dec and dec.tied_head_flops):
+        # ONNX Runtime's int8 graph runs an LM head tied to the input embedding in fp32
+        row("    of which a tied LM head", tied(d), tied(dec) if dec else "")
     row("bytes moved", _bytes(d.bytes_moved), _bytes(dec.bytes_moved) if dec else "")
     row("  weights", _bytes(d.weight_bytes), _bytes(dec.weight_bytes) if dec else "")
     row("  activations", _bytes(d.activation_bytes), _bytes(dec.activation_bytes) if dec else "")

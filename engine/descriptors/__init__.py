@@ -68,6 +68,7 @@ class Descriptor:
     peak_activation_bytes: float = 0.0  # working set of activations (see module docstring)
     linear_flops: float = 0.0  # of flops: weight matmuls (Linear layers), what int8 dynamic quantization runs in int8
     note: str = ""
+    tied_head_flops: float = 0.0  # of linear_flops: an LM head tied to the input embedding (counting.py)
 
     @property
     def arithmetic_intensity(self) -> float:
@@ -124,7 +125,8 @@ def _build(counts: "PassCounts", family: str, batch: int, precision: str, mode: 
                       bytes_moved=moved, weight_bytes=weights, activation_bytes=acts, method=counts.method,
                       batch_size=batch, seq_len=counts.seq_len, precision=precision, mode=mode,
                       state_bytes=state, kv_cache_bytes=kv, peak_activation_bytes=live,
-                      linear_flops=counts.linear_flops * batch, note=counts.note)
+                      linear_flops=counts.linear_flops * batch, note=counts.note,
+                      tied_head_flops=counts.tied_head_flops * batch)
 
 
 def describe(config: Config, method: str = "auto") -> Descriptor:
@@ -164,7 +166,7 @@ def describe_decode(config: Config, method: str = "auto") -> Descriptor:
 def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "auto") -> "pd.DataFrame":
     """Descriptors of many configurations as a DataFrame, one row per input row, in order.
 
-    Columns: model, family, flops, linear_flops, bytes_moved, params, weight_bytes, activation_bytes,
+    Columns: model, family, flops, linear_flops, tied_head_flops, bytes_moved, params, weight_bytes, activation_bytes,
     state_bytes, kv_cache_bytes, memory_bytes, seq_len_effective, method. Counts are taken once per
     distinct (model, effective seq_len, mode) and scaled by batch and precision with numpy, so 100k
     configurations cost a few distinct counts plus vectorised arithmetic.
@@ -186,7 +188,7 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
                            "seq_len": [c.seq_len for c in configs], "precision": [c.precision for c in configs],
                            "mode": [c.mode for c in configs]})
     n = len(df)
-    cols = ["model", "family", "flops", "linear_flops", "bytes_moved", "params", "weight_bytes", "activation_bytes",
+    cols = ["model", "family", "flops", "linear_flops", "tied_head_flops", "bytes_moved", "params", "weight_bytes", "activation_bytes",
             "state_bytes", "kv_cache_bytes", "memory_bytes", "seq_len_effective", "method"]
     if n == 0:
         return pd.DataFrame(columns=cols)
@@ -215,11 +217,12 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
         model = m_uni[int(u // 2) // len(e_uni)]
         seq = int(e_uni[int(u // 2) % len(e_uni)])
         c = pass_counts(model, seq, "train" if u % 2 else "forward", method)
-        table.append((c.params, c.flops, c.activation_elems, c.max_activation_elems, c.kv_cache_elems, c.linear_flops))
+        table.append((c.params, c.flops, c.activation_elems, c.max_activation_elems, c.kv_cache_elems, c.linear_flops,
+                      c.tied_head_flops))
         families.append(get_model(model).family)
         methods.append(c.method)
     t = np.asarray(table, dtype=float)
-    params, flops1, act1, maxact1, kv1, linear1 = (t[codes, j] for j in range(6))
+    params, flops1, act1, maxact1, kv1, linear1, tied1 = (t[codes, j] for j in range(7))
     b = df["batch_size"].to_numpy(dtype=float)
     p_codes, p_uni = pd.factorize(df["precision"])
     w = np.array([WIDTH[p] for p in p_uni], dtype=float)[p_codes]
@@ -233,7 +236,7 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
     live = np.where(train, acts, 2 * maxact1 * b * w)
     out = pd.DataFrame({
         "model": df["model"].to_numpy(), "family": np.asarray(families, dtype=object)[codes],
-        "flops": flops1 * b, "linear_flops": linear1 * b, "bytes_moved": moved, "params": params,
+        "flops": flops1 * b, "linear_flops": linear1 * b, "tied_head_flops": tied1 * b, "bytes_moved": moved, "params": params,
         "weight_bytes": weights,
         "activation_bytes": acts, "state_bytes": state, "kv_cache_bytes": kv,
         "memory_bytes": weights + state + live + kv, "seq_len_effective": seq_eff,

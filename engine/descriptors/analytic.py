@@ -10,7 +10,8 @@ feed-forward width f (m = 3 matrices when gated, as in Llama/Mistral, else 2):
                                                                    and cross-attention projections)
     attention FLOPs         = 4 t_q t_kv a                        (QK^T and AV)
     cross-attention         = 4 h a (t_q + t_enc) + 4 t_q t_enc a (encoder-decoder models)
-    LM head                 = 2 h V per token
+    LM head                 = 2 h V per token                     (``tied_head_flops`` too when
+                                                                   it shares the input embedding)
 
 so a decoder-only forward at sequence s is ~ 2 N s + 4 L s^2 h. Activations per token per layer
 (leaf-module outputs): a + 2 k + 4 h + m f. Training is 3x the forward FLOPs (the backward does two
@@ -42,6 +43,7 @@ class _Work:
     acts: float = 0.0
     largest: float = 0.0
     kv: float = 0.0
+    tied: float = 0.0  # of linear: an LM head whose weight is the input embedding (counting.py's tied_head_flops)
 
     def add(self, flops: float, acts: float, largest: float, linear: float = 0.0) -> None:
         self.flops += flops
@@ -77,8 +79,17 @@ def _stack(w: _Work, layers: int, h: int, f: int, tokens: int, *, attend: int | 
     w.add(flops, acts, tokens * max(f, a, h), linear=linear)
 
 
-def _lm_head(w: _Work, h: int, vocab: int, tokens: int) -> None:
-    w.add_matmul(2.0 * h * vocab * tokens, float(vocab * tokens), float(vocab * tokens))
+def _lm_head(w: _Work, h: int, vocab: int, tokens: int, tied: bool) -> None:
+    flops = 2.0 * h * vocab * tokens
+    w.add_matmul(flops, float(vocab * tokens), float(vocab * tokens))
+    if tied:
+        w.tied += flops
+
+
+def _tied(arch: dict[str, Any], default: bool) -> bool:
+    """Whether the LM head shares the input embedding's weight (transformers' ``tie_word_embeddings``,
+    whose default is True for GPT-2, OPT, T5 and Whisper and False for Llama and Mistral)."""
+    return bool(arch.get("tie_word_embeddings", default))
 
 
 def _reference() -> dict[str, Any]:
@@ -115,7 +126,7 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
         gated = cfg in ("LlamaConfig", "MistralConfig")
         tokens = 1 if decode else s
         _stack(w, L, h, f, tokens, attend=s + 1 if decode else s, kv_dim=kv_dim, gated=gated)
-        _lm_head(w, h, a["vocab_size"], tokens)
+        _lm_head(w, h, a["vocab_size"], tokens, _tied(a, not gated))
         w.kv = 2.0 * L * s * kv_dim
         emb = a["vocab_size"] * h + (a.get("n_positions", a.get("max_position_embeddings", 0)) * h
                                      if cfg in ("GPT2Config", "OPTConfig") else 0)
@@ -127,7 +138,7 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
             _stack(w, Le, h, f, s, inner=inner)
         tokens = 1 if decode else s
         _stack(w, Ld, h, f, tokens, attend=s + 1 if decode else s, inner=inner, cross=s, cross_cached=decode)
-        _lm_head(w, h, a["vocab_size"], tokens)
+        _lm_head(w, h, a["vocab_size"], tokens, _tied(a, True))
         w.kv = 2.0 * Ld * s * inner * 2  # self- and cross-attention caches
         emb = a["vocab_size"] * h
     elif cfg == "ViTConfig":
@@ -147,7 +158,7 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
         tokens = 1 if decode else s
         _stack(w, a["decoder_layers"], h, a["decoder_ffn_dim"], tokens, attend=s + 1 if decode else s, cross=enc_t,
                cross_cached=decode)
-        _lm_head(w, h, a["vocab_size"], tokens)
+        _lm_head(w, h, a["vocab_size"], tokens, _tied(a, True))
         w.kv = 2.0 * a["decoder_layers"] * h * (s + enc_t)
         emb = a["vocab_size"] * h + a.get("max_target_positions", 448) * h + enc_t * h
     elif cfg == "CLIPConfig":
@@ -176,7 +187,8 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
                           activation_elems=float(r["activation_elems"]), max_activation_elems=float(r["max_activation_elems"]),
                           kv_cache_elems=0.0, method="analytic",
                           note=f"per-image figures counted once with FlopCounterMode ({REFERENCE_FILE})")
-    flops, linear = (w.flops * 3.0, w.linear * 3.0) if kind == "train" else (w.flops, w.linear)
+    scale = 3.0 if kind == "train" else 1.0
+    flops, linear, tied = w.flops * scale, w.linear * scale, w.tied * scale
     if kind == "train":
         note += "; training FLOPs = 3 x forward"
     params = int(entry.published_params or 0)
@@ -184,7 +196,7 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
     return PassCounts(model=entry.name, seq_len=seq_len, kind=kind, params=params, embedding_params=int(emb),
                       flops=flops, linear_flops=linear, activation_elems=w.acts, max_activation_elems=w.largest,
                       kv_cache_elems=kv,
-                      method="analytic", note=note)
+                      method="analytic", note=note, tied_head_flops=tied)
 
 
 def write_reference(path: str | None = None) -> dict[str, Any]:

@@ -10,6 +10,13 @@ well under a second and no memory. One pass gives, at batch 1:
   weight matmuls of ``nn.Linear`` (and GPT-2's ``Conv1D``) layers. It is what int8 dynamic
   quantization runs in int8; attention's batched products and convolutions stay in float (0.1% of
   resnet50's FLOPs are linear, 62% of whisper-tiny's, 90-100% of the text transformers').
+* ``tied_head_flops``: the part of ``linear_flops`` in the output projection whose weight *is* the
+  input embedding (GPT-2's, T5's and Whisper's LM head; ``get_output_embeddings()`` sharing its
+  ``weight`` with ``get_input_embeddings()``), from FlopCounterMode's per-module counts. ONNX
+  Runtime's dynamic quantization cannot make that shared weight a ``MatMulInteger`` operand: its
+  int8 graph stores it once and runs ``DequantizeLinear`` → ``Transpose`` → an fp32 ``MatMul``
+  (27-31% of gpt2's and t5-small's linear FLOPs), so the roofline prices it at the fp32 peak there
+  (:func:`engine.models.features.tied_head_precision`).
 * ``activation_elems``: elements of every floating-point tensor output by a leaf module (Linear,
   LayerNorm, activation, Conv, ...), via forward hooks: the activations written to and read back
   from memory. ``max_activation_elems`` is the largest single one (inference working set).
@@ -34,8 +41,9 @@ from typing import Any, Iterator
 
 from engine.catalog import ModelEntry, get_model
 
-# bump when counting.py or analytic.py change what they count (invalidates the disk cache); 3: linear_flops
-COUNT_VERSION = 3
+# bump when counting.py or analytic.py change what they count (invalidates the disk cache); 3: linear_flops;
+# 4: tied_head_flops
+COUNT_VERSION = 4
 KINDS = ("forward", "train", "decode")
 
 
@@ -55,6 +63,7 @@ class PassCounts:
     kv_cache_elems: float
     method: str  # flop_counter | analytic
     note: str = ""
+    tied_head_flops: float = 0.0  # of ``linear_flops``: the LM head tied to the input embedding (docstring)
 
 
 # -- the on-disk cache ----------------------------------------------------------------------------
@@ -191,6 +200,26 @@ def linear_flops(counter: Any) -> float:
     return float(sum(v for op, v in ops.items() if getattr(op, "__name__", str(op)).split(".")[-1] in LINEAR_OPS))
 
 
+def tied_head_flops(model: Any, counter: Any) -> float:
+    """FLOPs a :class:`FlopCounterMode` counted in ``model``'s output projection when its weight is the
+    input embedding's (0 when the model has no such head or does not tie it)."""
+    get_out = getattr(model, "get_output_embeddings", None)
+    get_in = getattr(model, "get_input_embeddings", None)
+    if get_out is None or get_in is None:
+        return 0.0
+    try:
+        head, emb = get_out(), get_in()
+    except (NotImplementedError, AttributeError):
+        return 0.0
+    if head is None or emb is None or getattr(head, "weight", None) is not getattr(emb, "weight", False):
+        return 0.0
+    name = next((n for n, m in model.named_modules() if m is head), None)
+    if not name:
+        return 0.0
+    ops = counter.get_flop_counts().get(f"{type(model).__name__}.{name}", {})
+    return float(sum(ops.values()))
+
+
 def count_with_flop_counter(entry: ModelEntry, seq_len: int, kind: str, batch: int = 1) -> PassCounts:
     """Build the model on meta, run one pass under FlopCounterMode, count everything.
 
@@ -253,7 +282,8 @@ def count_with_flop_counter(entry: ModelEntry, seq_len: int, kind: str, batch: i
     return PassCounts(model=entry.name, seq_len=seq_len, kind=kind, params=params, embedding_params=emb,
                       flops=float(counter.get_total_flops()), linear_flops=linear_flops(counter),
                       activation_elems=hooks.total,
-                      max_activation_elems=hooks.largest, kv_cache_elems=kv, method="flop_counter", note=note)
+                      max_activation_elems=hooks.largest, kv_cache_elems=kv, method="flop_counter", note=note,
+                      tied_head_flops=tied_head_flops(model, counter))
 
 
 def supports_decode(entry: ModelEntry) -> bool:

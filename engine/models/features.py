@@ -32,6 +32,12 @@ FLOPs at the fp32 peak. The shipped runs agree: openvino/int8 took a median 1.07
 time (12 matched configurations), and with the int8 peak the roofline under-predicted them by
 e^0.93 (2.5x), the largest bias of any software path; with the fp32 peak by e^-0.11.
 
+ONNX Runtime has one exception of its own (:func:`tied_head_precision`): an LM head whose weight is
+the input embedding (gpt2, t5-small, whisper-tiny; the descriptors' ``tied_head_flops``) is not
+quantized to a ``MatMulInteger`` but dequantized for an fp32 ``MatMul`` (read from the int8 ONNX
+graphs), so those FLOPs run at the fp32 peak there. They are 27-31% of gpt2's and t5-small's linear
+FLOPs, and the roofline under-predicted their onnxruntime/int8 runs by e^0.5-0.7 without this.
+
 FEATURES_VERSION is part of every fitted model's cache key: bump it when what a predictor sees of
 a configuration changes, so no fit made with the old features is reused.
 """
@@ -50,7 +56,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-FEATURES_VERSION = 3  # 2: int8 compute time from linear_flops; 3: openvino/int8 at the fp32 peak (module docstring)
+# 2: int8 compute time from linear_flops; 3: openvino/int8 at the fp32 peak; 4: onnxruntime/int8's tied LM
+# head at the fp32 peak (module docstring)
+FEATURES_VERSION = 4
 
 #: Continuous feature columns (log scale where the quantity is multiplicative).
 CONTINUOUS: tuple[str, ...] = (
@@ -120,6 +128,16 @@ def linear_precision(runtime: str, precision: str) -> str:
     return precision
 
 
+def tied_head_precision(runtime: str, precision: str) -> str:
+    """The precision an LM head tied to the input embedding (``tied_head_flops``) runs at on ``runtime``.
+
+    ONNX Runtime's dynamic quantization leaves that shared weight to a ``DequantizeLinear`` and an
+    fp32 ``MatMul`` (module docstring); every other runtime runs it like the other weight matmuls."""
+    if precision == "int8" and runtime == "onnxruntime":
+        return "fp32"
+    return linear_precision(runtime, precision)
+
+
 def _default_resolve_hardware(hardware_id: str) -> Any:
     """``engine.catalog.resolve_hardware`` (catalog + detected devices)."""
     from engine import catalog
@@ -146,6 +164,7 @@ class FeatureFrame:
     """Featurised configurations: the matrix ``X`` plus the physics and categorical columns.
 
     Physics columns (arrays of length n): ``flops``, ``linear_flops`` (of them, weight matmuls),
+    ``tied_head_flops`` (of those, an LM head tied to the input embedding),
     ``bytes`` (per pass), ``params``,
     ``weight_bytes``, ``activation_bytes``, ``peak`` (FLOP/s at the precision, scaled to the threads
     used on a CPU), ``bandwidth`` (bytes/s), ``memory_capacity_mib`` (nan if unknown), ``batch``,
@@ -212,18 +231,22 @@ class Featurizer:
     and :func:`engine.catalog.resolve_hardware`; tests and synthetic benchmarks inject their own.
     ``matmul_precision`` (runtime, precision → the precision weight matmuls run at) defaults to the
     real adapters' rule, :func:`linear_precision`; an injected world whose physics differs (bench/
-    synthetic.py runs int8 at the int8 peak on every runtime) passes its own.
+    synthetic.py runs int8 at the int8 peak on every runtime) passes its own. ``tied_precision``
+    (the same for an LM head tied to the input embedding) defaults to :func:`tied_head_precision`
+    with the default matmul rule and to the injected matmul rule otherwise.
     """
 
     def __init__(self, describe_many: Optional[Callable[[Sequence[Config]], "pd.DataFrame"]] = None,
                  resolve_hardware: Optional[Callable[[str], Any]] = None,
-                 matmul_precision: Optional[Callable[[str, str], str]] = None) -> None:
+                 matmul_precision: Optional[Callable[[str, str], str]] = None,
+                 tied_precision: Optional[Callable[[str, str], str]] = None) -> None:
         self._describe_many = describe_many or _default_describe_many
         self._resolve = resolve_hardware or _default_resolve_hardware
         self._matmul_precision = matmul_precision or linear_precision
+        self._tied_precision = tied_precision or (matmul_precision or tied_head_precision)
         #: whether model names are catalog names (the real descriptors), not an injected world's
         self.uses_catalog = describe_many is None
-        self._desc: dict[tuple, tuple[float, float, float, float, float, float, str]] = {}
+        self._desc: dict[tuple, tuple[float, float, float, float, float, float, float, str]] = {}
         self._hw: dict[str, HardwareFacts] = {}
 
     # -- cached look-ups ----------------------------------------------------------------------
@@ -246,12 +269,14 @@ class Featurizer:
             fams = d["family"].tolist()
         else:
             fams = [get_model(c.model).family for c in configs]
-        # an injected world without a linear/other split runs all its FLOPs at the precision's peak
+        # an injected world without a linear/other split runs all its FLOPs at the precision's peak,
+        # and one without tied heads has none
         linear = d["linear_flops"] if "linear_flops" in d.columns else d["flops"]
+        tied = d["tied_head_flops"] if "tied_head_flops" in d.columns else 0.0 * linear
         for i, key in enumerate(missing):
             self._desc[key] = (float(d["flops"].iat[i]), float(d["bytes_moved"].iat[i]), float(d["params"].iat[i]),
                                float(d["weight_bytes"].iat[i]), float(d["activation_bytes"].iat[i]),
-                               float(linear.iat[i]), str(fams[i]))
+                               float(linear.iat[i]), float(tied.iat[i]), str(fams[i]))
 
     # -- main entry -----------------------------------------------------------------------------
     def __call__(self, configs: Sequence[Config] | "pd.DataFrame") -> FeatureFrame:
@@ -260,10 +285,10 @@ class Featurizer:
         # descriptors per distinct workload
         wl_codes, wl_df = _factorize_rows(df, list(_WORKLOAD_COLS))
         self._descriptors(wl_df)
-        table = np.array([self._desc[tuple(r)][:6] for r in wl_df.itertuples(index=False, name=None)],
-                         dtype=float).reshape(-1, 6)
-        fam_u = np.array([self._desc[tuple(r)][6] for r in wl_df.itertuples(index=False, name=None)], dtype=object)
-        flops, nbytes, params, wbytes, abytes, linear = (table[wl_codes, j] for j in range(6))
+        table = np.array([self._desc[tuple(r)][:7] for r in wl_df.itertuples(index=False, name=None)],
+                         dtype=float).reshape(-1, 7)
+        fam_u = np.array([self._desc[tuple(r)][7] for r in wl_df.itertuples(index=False, name=None)], dtype=object)
+        flops, nbytes, params, wbytes, abytes, linear, tied = (table[wl_codes, j] for j in range(7))
         family = fam_u[wl_codes]
 
         # hardware per distinct (hardware, precision, runtime, threads)
@@ -275,19 +300,21 @@ class Featurizer:
             f = self.hardware(hid)
             used = f.cores if (thr == 0 or f.kind != "cpu") else min(int(thr), f.cores)
             scale = used / f.cores if f.kind == "cpu" else 1.0
-            # weight matmuls at the precision they really run at; int8's other FLOPs at the fp32
-            # peak (module docstring)
+            # weight matmuls (and a tied LM head) at the precision they really run at; int8's other
+            # FLOPs at the fp32 peak (module docstring)
             linear_peak = f.peak(self._matmul_precision(rt, prec))
+            tied_peak = f.peak(self._tied_precision(rt, prec))
             other = f.peak("fp32") if prec == "int8" else f.peak(prec)
-            rows.append((linear_peak * scale, f.bandwidth_bytes_s, f.memory_mib or np.nan, used, other * scale))
+            rows.append((linear_peak * scale, f.bandwidth_bytes_s, f.memory_mib or np.nan, used, other * scale,
+                         tied_peak * scale))
             kinds.append(f.kind)
-        hw_table = np.array(rows, dtype=float).reshape(-1, 5)
-        peak, bw, cap, threads_used, peak_other = (hw_table[hw_codes, j] for j in range(5))
+        hw_table = np.array(rows, dtype=float).reshape(-1, 6)
+        peak, bw, cap, threads_used, peak_other, peak_tied = (hw_table[hw_codes, j] for j in range(6))
         kind = np.array(kinds, dtype=object)[hw_codes]
 
         batch = df["batch_size"].to_numpy(dtype=float)
         seq = df["seq_len"].to_numpy(dtype=float)
-        t_c = (linear / peak + (flops - linear) / peak_other) * 1e3
+        t_c = ((linear - tied) / peak + tied / peak_tied + (flops - linear) / peak_other) * 1e3
         t_m = nbytes / bw * 1e3
         cont = np.column_stack([
             np.log(flops), np.log(nbytes), np.log(params), np.log(batch), np.log1p(seq), np.log(threads_used),
@@ -302,7 +329,7 @@ class Featurizer:
             arr = cats[col]
             onehots.append(np.column_stack([(arr == v) for v in vals]).astype(float))
         X = np.concatenate([cont, *onehots], axis=1)
-        phys = {"flops": flops, "linear_flops": linear, "bytes": nbytes, "params": params, "weight_bytes": wbytes,
+        phys = {"flops": flops, "linear_flops": linear, "tied_head_flops": tied, "bytes": nbytes, "params": params, "weight_bytes": wbytes,
                 "activation_bytes": abytes, "peak": peak, "bandwidth": bw, "memory_capacity_mib": cap,
                 "batch": batch, "seq_len": seq, "threads_used": threads_used, "t_compute_ms": t_c,
                 "t_memory_ms": t_m}

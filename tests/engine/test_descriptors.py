@@ -183,6 +183,8 @@ def test_analytic_fallback_agrees_with_the_flop_counter(name: str) -> None:
         assert an.flops == pytest.approx(fc.flops, rel=0.05), kind
         # the int8 roofline runs only these in int8: the formulas must split FLOPs as the counter does
         assert an.linear_flops == pytest.approx(fc.linear_flops, rel=0.05, abs=0.01 * fc.flops), kind
+        # ... and onnxruntime/int8 runs a tied LM head in fp32: the formulas must find the same head
+        assert an.tied_head_flops == pytest.approx(fc.tied_head_flops, rel=0.05, abs=0.01 * fc.flops), kind
         assert an.params == pytest.approx(fc.params, rel=0.02)
         assert math.isclose(an.activation_elems, fc.activation_elems, rel_tol=0.35)
 
@@ -196,3 +198,18 @@ def test_linear_flops_are_the_weight_matmuls() -> None:
     assert bert.flops - bert.linear_flops == pytest.approx(attention, rel=0.01)
     whisper = counting.pass_counts("whisper-tiny", 64, "forward", "flop_counter")
     assert 0.3 < whisper.linear_flops / whisper.flops < 0.9  # its audio front end is two Conv1d layers
+
+
+def test_tied_head_flops_are_the_lm_head_that_shares_the_input_embedding() -> None:
+    """gpt2's LM head is its token embedding transposed (2 h V FLOPs per token); BERT has no head,
+    and a Llama-style model that does not tie its head has none either."""
+    gpt2 = counting.pass_counts("gpt2", 128, "forward", "flop_counter")
+    assert gpt2.tied_head_flops == pytest.approx(2 * 768 * 50257 * 128)
+    assert gpt2.tied_head_flops < gpt2.linear_flops
+    t5 = counting.pass_counts("t5-small", 64, "forward", "flop_counter")
+    assert t5.tied_head_flops == pytest.approx(2 * 512 * 32128 * 64)
+    assert counting.pass_counts("bert-base-uncased", 128, "forward", "flop_counter").tied_head_flops == 0.0
+    untied = [m for m, e in models().items() if e.hf_config in ("LlamaConfig", "MistralConfig")
+              and not e.arch.get("tie_word_embeddings", False)]
+    for name in untied[:1]:
+        assert counting.pass_counts(name, 16, "forward", "flop_counter").tied_head_flops == 0.0

@@ -85,6 +85,28 @@ def test_openvino_int8_runs_its_matmuls_at_the_fp32_peak() -> None:
     assert t[2] < t[1] / 3
 
 
+def test_onnxruntime_int8_runs_a_tied_lm_head_at_the_fp32_peak() -> None:
+    """ONNX Runtime's int8 graph dequantizes gpt2's tied LM head for an fp32 MatMul: that head is
+    priced at the fp32 peak there, and at the int8 peak with torch's dynamic quantization."""
+    from engine.models.features import Featurizer, tied_head_precision
+
+    assert tied_head_precision("onnxruntime", "int8") == "fp32"
+    assert tied_head_precision("torch", "int8") == "int8"
+    assert tied_head_precision("openvino", "int8") == "fp32"
+    assert tied_head_precision("onnxruntime", "fp16") == "fp16"
+    hw = "cpu-amd-epyc-2c"
+    gpt2 = Config("gpt2", hw, 4, 64, "int8", "inference", "torch", 2)
+    bert = Config("bert-base-uncased", hw, 4, 64, "int8", "inference", "torch", 2)
+    f = Featurizer()
+    ff = f([gpt2, gpt2.with_(runtime="onnxruntime"), bert, bert.with_(runtime="onnxruntime")])
+    t, tied = ff.phys["t_compute_ms"], ff.phys["tied_head_flops"]
+    facts = f.hardware(hw)
+    p8, p32 = facts.peak("int8"), facts.peak("fp32")
+    assert tied[0] == tied[1] == 2 * 768 * 50257 * 64 * 4 and tied[2] == 0.0
+    np.testing.assert_allclose(t[1] - t[0], tied[0] * (1 / p32 - 1 / p8) * 1e3, rtol=1e-9)
+    assert t[3] == t[2]  # no tied head: both runtimes price BERT alike
+
+
 def test_an_injected_world_keeps_its_own_int8_physics(featurizer) -> None:
     """bench/synthetic.py's truth runs int8 at the int8 peak on every runtime: its featuriser must
     price it so (the real OpenVINO rule would put a bias into that world's prior mean)."""
