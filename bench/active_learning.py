@@ -76,6 +76,22 @@ def synthetic_oracle(n: int = 400, seed: int = 11):
     return df, synthetic_featurizer()
 
 
+def fit_library_versions() -> dict[str, str]:
+    """Versions of the libraries a replay's fits and scores depend on. A replay repeats bit for bit
+    in one environment (session 13: one seed, twice in a process, in a new process, with one thread
+    and with an empty cache), but the same code gave eig_n 36 in session 12 and 40 in session 13,
+    with a rebuilt environment in between; printing the versions lets two figures be compared."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for p in ("torch", "botorch", "gpytorch", "linear_operator", "scipy", "numpy", "scikit-learn"):
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            out[p] = "absent"
+    return out
+
+
 def step_time(reps: int = 3) -> float:
     """Median seconds of one acquisition step on a 10,000-candidate pool with q = 4."""
     from bench.synthetic import random_configs, synthetic_featurizer, synthetic_measurements
@@ -164,6 +180,8 @@ def main() -> None:
           f"{cfg.acquisition.cost_exponent:g}, "
           f"scoring={'fresh fit per step' if args.fresh_scoring else 'the loop posterior'}",
           flush=True)
+    # a replay repeats bit for bit in one environment; between environments it may not (above)
+    print("libraries: " + ", ".join(f"{p} {v}" for p, v in fit_library_versions().items()), flush=True)
     t0 = time.perf_counter()
     results = {}
     for s in strategies:
