@@ -77,10 +77,12 @@ def synthetic_oracle(n: int = 400, seed: int = 11):
 
 
 def fit_library_versions() -> dict[str, str]:
-    """Versions of the libraries a replay's fits and scores depend on. A replay repeats bit for bit
-    in one environment (session 13: one seed, twice in a process, in a new process, with one thread
-    and with an empty cache), but the same code gave eig_n 36 in session 12 and 40 in session 13,
-    with a rebuilt environment in between; printing the versions lets two figures be compared."""
+    """Versions of the libraries a replay's fits and scores depend on, and the host's CPU model.
+
+    A replay repeats bit for bit in one environment (session 13: one seed, twice in a process, in a
+    new process, with one thread and with an empty cache), but the same code gave eig_n 36 in
+    session 12 and 40 in session 13, with a rebuilt environment and possibly another host CPU (whose
+    BLAS kernels round differently) in between; printing both lets two figures be compared."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
@@ -89,7 +91,21 @@ def fit_library_versions() -> dict[str, str]:
             out[p] = version(p)
         except PackageNotFoundError:
             out[p] = "absent"
+    out["cpu"] = _cpu_model()
     return out
+
+
+def _cpu_model() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def step_time(reps: int = 3) -> float:
@@ -181,7 +197,7 @@ def main() -> None:
           f"scoring={'fresh fit per step' if args.fresh_scoring else 'the loop posterior'}",
           flush=True)
     # a replay repeats bit for bit in one environment; between environments it may not (above)
-    print("libraries: " + ", ".join(f"{p} {v}" for p, v in fit_library_versions().items()), flush=True)
+    print("environment: " + ", ".join(f"{p} {v}" for p, v in fit_library_versions().items()), flush=True)
     t0 = time.perf_counter()
     results = {}
     for s in strategies:
