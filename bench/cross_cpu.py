@@ -1,0 +1,169 @@
+"""Cross-CPU generalisation on perfcast's own measurements: fit on one CPU, predict another.
+
+    python bench/cross_cpu.py                                  # shipped (AMD EPYC) <-> the Intel Xeon runs
+    python bench/cross_cpu.py --predictors roofline,gp --transfer 0,4,8,16,32 --seeds 5
+
+perfcast's promise is to predict a device it has not measured, or barely. bench/cross_hardware.py
+checks it on public GPU tables (other people's measurements, training only); this bench on two
+CPUs measured by perfcast's own adapters, every runtime and precision. The shipped dataset
+was measured on one CPU (an AMD EPYC Zen 4 VM slice, ``cpu-amd-epyc-2c``);
+``bench/data/cpu-intel-xeon-amx-2c.parquet`` holds the same grid (``python -m experiments.grid``, the
+same plan and seed, so the same configurations) measured on another (an Intel Xeon with AVX-512
+FP16 and AMX, ``cpu-intel-xeon-amx-2c``) by the same adapters. Its provenance is in
+``bench/data/cpu-intel-xeon-amx-2c.json``. Both devices' peak figures are in configs/hardware.yaml,
+as ``perfcast hardware detect`` measured them.
+
+1. **Leave one device out.** Each predictor is fitted on all runs of one CPU and scored on every
+   run of the other (latency): median APE of the posterior median, Spearman rank correlation,
+   empirical coverage of the 50% and 90% intervals, CRPS on the log scale. Nothing of the held-out
+   device is seen but its spec (measured peaks and bandwidth, through the roofline features).
+2. **Transfer.** The GP fitted on the other device plus k random configurations of the held-out
+   one (k = ``--transfer``), scored on the held-out device's remaining configurations, over
+   ``--seeds`` draws: how fast a handful of runs on new hardware pays off.
+
+Printed last, one line: ``amd_to_intel_gp_ape=.. intel_to_amd_gp_ape=.. gp_cov90=.. roofline_ape=..
+transfer8_ape=..`` (median APEs and the GP's 90% coverage pooled over both directions).
+This is an evaluation, not a timed test; it takes a few minutes here (GP fits of ~500 runs).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+OTHER_CPU = ROOT / "bench" / "data" / "cpu-intel-xeon-amx-2c.parquet"
+SHORT = {"cpu-amd-epyc-2c": "amd", "cpu-intel-xeon-amx-2c": "intel"}
+
+
+def load_both(other: Path = OTHER_CPU) -> "Any":
+    """Successful runs of the shipped dataset plus ``other``, as one measurements frame."""
+    from engine.errors import NotAvailableError
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    if not other.exists():
+        raise NotAvailableError(f"{other} is missing: measure another device with `python -m experiments.grid "
+                                "--db out/other.duckdb --export-every 0` and export it with `perfcast db export`")
+    with tempfile.TemporaryDirectory(prefix="perfcast-xhw-") as tmp:
+        store = Store(Path(tmp) / "both.duckdb", seed=True)
+        import_measurements(store, other, source="measured")
+        return store.measurements(status="ok").reset_index(drop=True)
+
+
+def _fit_predict(name: str, train: "Any", test: "Any") -> tuple[np.ndarray, np.ndarray]:
+    """(quantiles (5, n) of latency, observed latency (n,)) for the test rows."""
+    from engine.config import Config
+    from engine.evaluate import default_factory
+    from engine.scoring import QUANTILES
+
+    model = default_factory(name, allow_bad_diagnostics=True)
+    model.fit(train)
+    configs = [Config.from_mapping(r) for r in test.to_dict("records")]
+    uniq = sorted(set(configs), key=lambda c: c.key)
+    where = {c: i for i, c in enumerate(uniq)}
+    cols = np.array([where[c] for c in configs], dtype=int)
+    q = model.predict(uniq).quantiles("latency_ms", QUANTILES)[:, cols]
+    return q, test["latency_median_ms"].to_numpy(dtype=float)
+
+
+def scores(q: np.ndarray, y: np.ndarray, point: bool = False) -> dict[str, float]:
+    """Median APE, Spearman, 50/90% coverage (nan for a point prediction) of latency quantiles."""
+    from scipy.stats import spearmanr
+
+    ape = np.abs(q[2] - y) / y
+    out = {"n": float(len(y)), "median_ape": float(np.median(ape)),
+           "spearman": float(spearmanr(q[2], y).statistic)}
+    if point:
+        out.update(cov50=float("nan"), cov90=float("nan"), log_ratio_median=float(np.median(np.log(y / q[2]))))
+    else:
+        out.update(cov50=float(np.mean((q[1] <= y) & (y <= q[3]))), cov90=float(np.mean((q[0] <= y) & (y <= q[4]))),
+                   log_ratio_median=float(np.median(np.log(y / q[2]))))
+    return out
+
+
+def leave_one_device_out(df: "Any", predictors: Sequence[str]) -> dict[tuple[str, str], dict[str, float]]:
+    out = {}
+    for held in sorted(df["hardware"].unique()):
+        train, test = df[df["hardware"] != held], df[df["hardware"] == held]
+        for name in predictors:
+            t0 = time.perf_counter()
+            q, y = _fit_predict(name, train, test)
+            s = scores(q, y, point=name == "baseline")
+            s["seconds"] = time.perf_counter() - t0
+            out[(held, name)] = s
+            print(f"  {name:>12} -> {held}: median APE {s['median_ape']:6.1%}  Spearman {s['spearman']:.3f}  "
+                  f"cover 50% {s['cov50']:6.1%}  90% {s['cov90']:6.1%}  median log(measured/predicted) "
+                  f"{s['log_ratio_median']:+.2f}  ({s['n']:.0f} runs, {s['seconds']:.0f} s)", flush=True)
+    return out
+
+
+def transfer(df: "Any", ks: Sequence[int], seeds: int) -> dict[tuple[str, int], list[dict[str, float]]]:
+    """GP on the other device + k random configurations of the held-out one, scored on the rest."""
+    import pandas as pd
+
+    out: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for held in sorted(df["hardware"].unique()):
+        other, target = df[df["hardware"] != held], df[df["hardware"] == held]
+        keys = np.array(sorted(target["config_key"].unique()))
+        for k in ks:
+            for s in range(seeds if k else 1):
+                rng = np.random.default_rng(s)
+                pick = set(rng.choice(keys, size=k, replace=False)) if k else set()
+                seen = target["config_key"].isin(pick)
+                q, y = _fit_predict("gp", pd.concat([other, target[seen]]), target[~seen])
+                out.setdefault((held, k), []).append(scores(q, y))
+            r = out[(held, k)]
+            print(f"  gp, {k:>3} runs of {held} added: median APE {np.mean([x['median_ape'] for x in r]):6.1%}  "
+                  f"cover 50% {np.mean([x['cov50'] for x in r]):6.1%}  90% {np.mean([x['cov90'] for x in r]):6.1%}"
+                  f"  ({len(r)} draw{'s' if len(r) > 1 else ''})", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--other", default=str(OTHER_CPU), help="measurements of the second device (Parquet export)")
+    ap.add_argument("--predictors", default="roofline,baseline,gp")
+    ap.add_argument("--transfer", default="0,4,8,16,32", help="runs of the held-out device added to the GP")
+    ap.add_argument("--seeds", type=int, default=5, help="random draws per transfer size")
+    args = ap.parse_args()
+
+    df = load_both(Path(args.other))
+    devices = sorted(df["hardware"].unique())
+    if len(devices) != 2:
+        raise SystemExit(f"need runs on exactly two devices, got {devices}")
+    counts = df.groupby("hardware").size().to_dict()
+    common = set.intersection(*(set(df.loc[df["hardware"] == h, "config_key"].str.replace(h, "", regex=False))
+                                for h in devices))
+    print(f"{len(df)} successful runs: " + ", ".join(f"{h} {n}" for h, n in counts.items())
+          + f"; {len(common)} configurations measured on both", flush=True)
+    print("leave one device out (fit on the other, score every run of this one):", flush=True)
+    lodo = leave_one_device_out(df, [p for p in args.predictors.split(",") if p])
+    ks = [int(k) for k in args.transfer.split(",") if k != ""]
+    print("transfer (GP on the other device plus k random configurations of this one):", flush=True)
+    tr = transfer(df, ks, args.seeds) if ks else {}
+
+    def ape(h: str, name: str) -> str:
+        s = lodo.get((h, name))
+        return f"{s['median_ape']:.3f}" if s else "n/a"
+
+    amd, intel = "cpu-amd-epyc-2c", "cpu-intel-xeon-amx-2c"
+    gp = [lodo[(h, "gp")] for h in devices if (h, "gp") in lodo]
+    cov90 = (sum(s["cov90"] * s["n"] for s in gp) / sum(s["n"] for s in gp)) if gp else float("nan")
+    roof = [lodo[(h, "roofline")] for h in devices if (h, "roofline") in lodo]
+    roof_ape = np.mean([s["median_ape"] for s in roof]) if roof else float("nan")
+    k8 = [x["median_ape"] for h in devices for x in tr.get((h, 8), [])]
+    print(f"amd_to_intel_gp_ape={ape(intel, 'gp')} intel_to_amd_gp_ape={ape(amd, 'gp')} gp_cov90={cov90:.3f} "
+          f"roofline_ape={roof_ape:.3f} transfer8_ape={np.mean(k8) if k8 else float('nan'):.3f}")
+
+
+if __name__ == "__main__":
+    main()
