@@ -166,9 +166,9 @@ def describe_decode(config: Config, method: str = "auto") -> Descriptor:
 def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "auto") -> "pd.DataFrame":
     """Descriptors of many configurations as a DataFrame, one row per input row, in order.
 
-    Columns: model, family, flops, linear_flops, tied_head_flops, bytes_moved, params, weight_bytes, activation_bytes,
-    state_bytes, kv_cache_bytes, memory_bytes, seq_len_effective, method. Counts are taken once per
-    distinct (model, effective seq_len, mode) and scaled by batch and precision with numpy, so 100k
+    Columns: model, family, flops, linear_flops, tied_head_flops, bytes_moved, params, weight_bytes,
+    activation_bytes, state_bytes, kv_cache_bytes, memory_bytes, seq_len_effective, method. Counts are
+    taken once per distinct (model, effective seq_len, mode) and scaled by batch and precision with numpy, so 100k
     configurations cost a few distinct counts plus vectorised arithmetic.
     ``configs`` is a sequence of :class:`Config` or a DataFrame with columns model, batch_size,
     seq_len, precision, mode.
@@ -188,8 +188,8 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
                            "seq_len": [c.seq_len for c in configs], "precision": [c.precision for c in configs],
                            "mode": [c.mode for c in configs]})
     n = len(df)
-    cols = ["model", "family", "flops", "linear_flops", "tied_head_flops", "bytes_moved", "params", "weight_bytes", "activation_bytes",
-            "state_bytes", "kv_cache_bytes", "memory_bytes", "seq_len_effective", "method"]
+    cols = ["model", "family", "flops", "linear_flops", "tied_head_flops", "bytes_moved", "params", "weight_bytes",
+            "activation_bytes", "state_bytes", "kv_cache_bytes", "memory_bytes", "seq_len_effective", "method"]
     if n == 0:
         return pd.DataFrame(columns=cols)
     bad_p = set(df["precision"].unique()) - set(PRECISIONS)
@@ -236,8 +236,8 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
     live = np.where(train, acts, 2 * maxact1 * b * w)
     out = pd.DataFrame({
         "model": df["model"].to_numpy(), "family": np.asarray(families, dtype=object)[codes],
-        "flops": flops1 * b, "linear_flops": linear1 * b, "tied_head_flops": tied1 * b, "bytes_moved": moved, "params": params,
-        "weight_bytes": weights,
+        "flops": flops1 * b, "linear_flops": linear1 * b, "tied_head_flops": tied1 * b, "bytes_moved": moved,
+        "params": params, "weight_bytes": weights,
         "activation_bytes": acts, "state_bytes": state, "kv_cache_bytes": kv,
         "memory_bytes": weights + state + live + kv, "seq_len_effective": seq_eff,
         "method": np.asarray(methods, dtype=object)[codes]})
