@@ -11,7 +11,8 @@ was measured on one CPU (an AMD EPYC Zen 4 VM slice, ``cpu-amd-epyc-2c``);
 same plan and seed, so the same configurations) measured on another (an Intel Xeon with AVX-512
 FP16 and AMX, ``cpu-intel-xeon-amx-2c``) by the same adapters. Its provenance is in
 ``bench/data/cpu-intel-xeon-amx-2c.json``. Both devices' peak figures are in configs/hardware.yaml,
-as ``perfcast hardware detect`` measured them.
+as ``perfcast hardware detect`` measured them (the Xeon's int8 peak with a dynamically quantized
+``Linear``, the EPYC's, measured before that change, with ``torch._int_mm``: see the README).
 
 1. **Leave one device out.** Each predictor is fitted on all runs of one CPU and scored on every
    run of the other (latency): median APE of the posterior median, Spearman rank correlation,
@@ -41,7 +42,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 OTHER_CPU = ROOT / "bench" / "data" / "cpu-intel-xeon-amx-2c.parquet"
-SHORT = {"cpu-amd-epyc-2c": "amd", "cpu-intel-xeon-amx-2c": "intel"}
 
 
 def load_both(other: Path = OTHER_CPU) -> "Any":
