@@ -96,6 +96,25 @@ def space_from_dataset(sp: SearchSpace, data: "pd.DataFrame") -> list[Config]:
     return list(dict.fromkeys(configs_from_frame(df)))
 
 
+def replay_space_elsewhere(sp: SearchSpace, data: "pd.DataFrame", need: int) -> Optional[tuple[str, SearchSpace]]:
+    """(device, ``sp`` pointed at it): the device of ``data`` that holds the most configurations of
+    ``sp``'s other axes, when it holds at least ``need``; None otherwise, or when ``sp`` names no device.
+
+    A real loop's search space says ``hardware: [cpu]``, i.e. this machine's CPU. When that CPU is
+    not in the shipped data (any machine but the one that recorded them), the baselines of the
+    after-run report can still be replayed on the same models, batches, sequences, precisions and
+    runtimes as measured on the shipped device: the same pool in every axis but the device."""
+    if not sp.hardware or "hardware" not in data:
+        return None
+    best: Optional[tuple[int, str, SearchSpace]] = None
+    for device in sorted(data["hardware"].unique()):
+        alt = sp.model_copy(update={"hardware": [str(device)]})
+        n = len(space_from_dataset(alt, data))
+        if n >= need and (best is None or n > best[0]):
+            best = (n, str(device), alt)
+    return None if best is None else (best[1], best[2])
+
+
 def adapter_for(config: Config) -> tuple[Optional[str], str]:
     """(adapter on THIS machine that measures ``config``, "") or (None, why)."""
     from experiments.ray_cluster import adapter_for_here

@@ -115,7 +115,7 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
     from engine.errors import NotAvailableError
     from experiments.replay import load_dataset
     from experiments.report import compare, curve_of
-    from experiments.space import space_from_dataset
+    from experiments.space import replay_space_elsewhere, space_from_dataset
 
     try:
         data = load_dataset(cfg.replay.dataset)
@@ -123,18 +123,28 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
         return [], f"baselines not replayed: {e}"
     pool = space_from_dataset(cfg.search_space, data)
     need = max(2 * max(result.n_benchmarks, 1), cfg.replay.initial_runs + 4)
+    space, where = cfg.search_space, ""
     if len(pool) < need:
-        return [], (f"baselines not replayed: the shipped dataset has {len(pool)} configurations of this search space "
-                    f"(need >= {need} to replay {result.n_benchmarks} benchmarks)")
+        # this machine's device is not in the shipped data: the same pool as measured on the device
+        # that is (every axis but the device), said so in the note
+        elsewhere = replay_space_elsewhere(cfg.search_space, data, need)
+        if elsewhere is None:
+            return [], (f"baselines not replayed: the shipped dataset has {len(pool)} configurations of this search "
+                        f"space (need >= {need} to replay {result.n_benchmarks} benchmarks)")
+        device, space = elsewhere
+        pool = space_from_dataset(space, data)
+        where = (f" as measured on {device} (this machine's device is not in the shipped data, so the baselines ran "
+                 "on another device than the real run)")
     rcfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": max(result.n_benchmarks, 1),
                                                                           "benchmark_seconds": None}),
-                                  "stop": cfg.stop.model_copy(update={"max_rel_width90": None})})
+                                  "stop": cfg.stop.model_copy(update={"max_rel_width90": None}),
+                                  "search_space": space})
     if not quiet:
         con.print(f"[dim]replaying {cfg.acquisition.name}, random and max-variance on the {len(pool)} configurations "
-                  f"of this search space in the shipped dataset…[/dim]")
+                  f"of this search space in the shipped dataset{where}…[/dim]")
     res = compare(rcfg, data, [cfg.acquisition.name, "random", "max-variance"], cfg.replay.seeds)
     return [curve_of(k, v, n_max=max(result.n_benchmarks, 1)) for k, v in res.items()], \
-        f"baselines replayed on the {len(pool)} shipped configurations of this search space"
+        f"baselines replayed on the {len(pool)} shipped configurations of this search space{where}"
 
 
 def run_experiment(config: str, executor: str, workers: int, db_path: Optional[str], plot: Optional[str],
