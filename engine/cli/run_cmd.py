@@ -129,8 +129,9 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
         # that is (every axis but the device), said so in the note
         elsewhere = replay_space_elsewhere(cfg.search_space, data, need)
         if elsewhere is None:
+            other = " here, nor that many on another device" if cfg.search_space.hardware else ""
             return [], (f"baselines not replayed: the shipped dataset has {len(pool)} configurations of this search "
-                        f"space (need >= {need} to replay {result.n_benchmarks} benchmarks)")
+                        f"space{other} (need >= {need} to replay {result.n_benchmarks} benchmarks)")
         device, space = elsewhere
         pool = space_from_dataset(space, data)
         where = (f" as measured on {device} (this machine's device is not in the shipped data, so the baselines ran "
