@@ -59,35 +59,24 @@ def load_both(other: Path = OTHER_CPU) -> "Any":
         return store.measurements(status="ok").reset_index(drop=True)
 
 
-def _fit_predict(name: str, train: "Any", test: "Any") -> tuple[np.ndarray, np.ndarray]:
-    """(quantiles (5, n) of latency, observed latency (n,)) for the test rows."""
-    from engine.config import Config
-    from engine.evaluate import default_factory
-    from engine.scoring import QUANTILES
+def fit_and_score(name: str, train: "Any", test: "Any") -> dict[str, float]:
+    """Fit predictor ``name`` on ``train``; latency scores on ``test`` with evaluate's own scoring
+    (:func:`engine.evaluate.score_rows`, :func:`engine.scoring.aggregate`), plus the median
+    log(measured / predicted), the bias a device change leaves."""
+    from engine.evaluate import default_factory, distinct_configs, score_rows
+    from engine.scoring import aggregate
 
     model = default_factory(name, allow_bad_diagnostics=True)
     model.fit(train)
-    configs = [Config.from_mapping(r) for r in test.to_dict("records")]
-    uniq = sorted(set(configs), key=lambda c: c.key)
-    where = {c: i for i, c in enumerate(uniq)}
-    cols = np.array([where[c] for c in configs], dtype=int)
-    q = model.predict(uniq).quantiles("latency_ms", QUANTILES)[:, cols]
-    return q, test["latency_median_ms"].to_numpy(dtype=float)
-
-
-def scores(q: np.ndarray, y: np.ndarray, point: bool = False) -> dict[str, float]:
-    """Median APE, Spearman, 50/90% coverage (nan for a point prediction) of latency quantiles."""
-    from scipy.stats import spearmanr
-
-    ape = np.abs(q[2] - y) / y
-    out = {"n": float(len(y)), "median_ape": float(np.median(ape)),
-           "spearman": float(spearmanr(q[2], y).statistic)}
-    if point:
-        out.update(cov50=float("nan"), cov90=float("nan"), log_ratio_median=float(np.median(np.log(y / q[2]))))
-    else:
-        out.update(cov50=float(np.mean((q[1] <= y) & (y <= q[3]))), cov90=float(np.mean((q[0] <= y) & (y <= q[4]))),
-                   log_ratio_median=float(np.median(np.log(y / q[2]))))
-    return out
+    uniq, positions = distinct_configs(test)
+    rows = score_rows(model.predict(uniq), test, positions, "latency_ms", "latency_median_ms")
+    assert rows is not None, "every successful run has a latency"
+    sc = aggregate(rows, point=bool(getattr(model, "point_estimate", False)))
+    nan = float("nan")
+    return {"n": float(sc.n), "median_ape": float(sc.median_ape), "spearman": sc.spearman or nan,
+            "cov50": nan if sc.coverage_50 is None else sc.coverage_50,
+            "cov90": nan if sc.coverage_90 is None else sc.coverage_90,
+            "log_ratio_median": float(np.median(np.log(rows.y / rows.q[2])))}
 
 
 def leave_one_device_out(df: "Any", predictors: Sequence[str]) -> dict[tuple[str, str], dict[str, float]]:
@@ -96,8 +85,7 @@ def leave_one_device_out(df: "Any", predictors: Sequence[str]) -> dict[tuple[str
         train, test = df[df["hardware"] != held], df[df["hardware"] == held]
         for name in predictors:
             t0 = time.perf_counter()
-            q, y = _fit_predict(name, train, test)
-            s = scores(q, y, point=name == "baseline")
+            s = fit_and_score(name, train, test)
             s["seconds"] = time.perf_counter() - t0
             out[(held, name)] = s
             print(f"  {name:>12} -> {held}: median APE {s['median_ape']:6.1%}  Spearman {s['spearman']:.3f}  "
@@ -119,8 +107,8 @@ def transfer(df: "Any", ks: Sequence[int], seeds: int) -> dict[tuple[str, int], 
                 rng = np.random.default_rng(s)
                 pick = set(rng.choice(keys, size=k, replace=False)) if k else set()
                 seen = target["config_key"].isin(pick)
-                q, y = _fit_predict("gp", pd.concat([other, target[seen]]), target[~seen])
-                out.setdefault((held, k), []).append(scores(q, y))
+                out.setdefault((held, k), []).append(fit_and_score("gp", pd.concat([other, target[seen]]),
+                                                                   target[~seen]))
             r = out[(held, k)]
             print(f"  gp, {k:>3} runs of {held} added: median APE {np.mean([x['median_ape'] for x in r]):6.1%}  "
                   f"cover 50% {np.mean([x['cov50'] for x in r]):6.1%}  90% {np.mean([x['cov90'] for x in r]):6.1%}"

@@ -141,12 +141,21 @@ def _observed(test: "pd.DataFrame", column: str) -> np.ndarray:
 
 
 def _software_paths(test: "pd.DataFrame", column: str) -> np.ndarray:
-    """runtime/precision/mode of the test rows ``_score_fold`` scores."""
+    """runtime/precision/mode of the test rows ``score_rows`` scores."""
     return joined_labels(test, SOFTWARE_PATH)[_observed(test, column)]
 
 
-def _score_fold(pset: "PredictionSet", test: "pd.DataFrame", positions: np.ndarray, metric: str,
-                column: str) -> Optional[RowScores]:
+def distinct_configs(test: "pd.DataFrame") -> tuple[list[Config], np.ndarray]:
+    """The distinct configurations of measurement rows (predicted once each, repeats share them)
+    and each row's position among them."""
+    configs = [Config.from_mapping(r) for r in test.to_dict("records")]
+    uniq = sorted(set(configs), key=lambda c: c.key)
+    where = {c: i for i, c in enumerate(uniq)}
+    return uniq, np.array([where[c] for c in configs], dtype=int)
+
+
+def score_rows(pset: "PredictionSet", test: "pd.DataFrame", positions: np.ndarray, metric: str,
+               column: str) -> Optional[RowScores]:
     """Row scores for the test rows that observed ``column`` (None if the predictor lacks it)."""
     if metric not in pset.mu_log and metric not in pset.samples:
         return None
@@ -244,15 +253,12 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
                 t0 = time.perf_counter()
                 model.fit(train)
                 res.fit_s += time.perf_counter() - t0
-                configs = [Config.from_mapping(r) for r in test.to_dict("records")]
-                uniq = sorted(set(configs), key=lambda c: c.key)
-                where = {c: i for i, c in enumerate(uniq)}
-                positions = np.array([where[c] for c in configs], dtype=int)
+                uniq, positions = distinct_configs(test)
                 t0 = time.perf_counter()
                 pset = model.predict(uniq)
                 res.predict_s += time.perf_counter() - t0
                 for metric, column in EVAL_METRICS.items():
-                    rs = _score_fold(pset, test, positions, metric, column) if column in test else None
+                    rs = score_rows(pset, test, positions, metric, column) if column in test else None
                     if rs is not None:
                         pooled[metric].append(rs)
                         if metric == "latency_ms":
