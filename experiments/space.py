@@ -96,9 +96,11 @@ def space_from_dataset(sp: SearchSpace, data: "pd.DataFrame") -> list[Config]:
     return list(dict.fromkeys(configs_from_frame(df)))
 
 
-def replay_space_elsewhere(sp: SearchSpace, data: "pd.DataFrame", need: int) -> Optional[tuple[str, SearchSpace]]:
-    """(device, ``sp`` pointed at it): the device of ``data`` that holds the most configurations of
-    ``sp``'s other axes, when it holds at least ``need``; None otherwise, or when ``sp`` names no device.
+def replay_space_elsewhere(sp: SearchSpace, data: "pd.DataFrame",
+                           need: int) -> Optional[tuple[str, SearchSpace, list[Config]]]:
+    """(device, ``sp`` pointed at it, its configurations in ``data``): the device of ``data`` that
+    holds the most configurations of ``sp``'s other axes, when it holds at least ``need``; None
+    otherwise, or when ``sp`` names no device.
 
     A real loop's search space says ``hardware: [cpu]``, i.e. this machine's CPU. When that CPU is
     not in the shipped data (any machine but the one that recorded them), the baselines of the
@@ -106,13 +108,13 @@ def replay_space_elsewhere(sp: SearchSpace, data: "pd.DataFrame", need: int) -> 
     runtimes as measured on the shipped device: the same pool in every axis but the device."""
     if not sp.hardware or "hardware" not in data:
         return None
-    best: Optional[tuple[int, str, SearchSpace]] = None
+    best: Optional[tuple[str, SearchSpace, list[Config]]] = None
     for device in sorted(data["hardware"].unique()):
         alt = sp.model_copy(update={"hardware": [str(device)]})
-        n = len(space_from_dataset(alt, data))
-        if n >= need and (best is None or n > best[0]):
-            best = (n, str(device), alt)
-    return None if best is None else (best[1], best[2])
+        pool = space_from_dataset(alt, data)
+        if len(pool) >= need and (best is None or len(pool) > len(best[2])):
+            best = (str(device), alt, pool)
+    return best
 
 
 def adapter_for(config: Config) -> tuple[Optional[str], str]:

@@ -132,8 +132,7 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
             other = " here, nor that many on another device" if cfg.search_space.hardware else ""
             return [], (f"baselines not replayed: the shipped dataset has {len(pool)} configurations of this search "
                         f"space{other} (need >= {need} to replay {result.n_benchmarks} benchmarks)")
-        device, space = elsewhere
-        pool = space_from_dataset(space, data)
+        device, space, pool = elsewhere
         where = (f" as measured on {device} (this machine's device is not in the shipped data, so the baselines ran "
                  "on another device than the real run)")
     rcfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": max(result.n_benchmarks, 1),

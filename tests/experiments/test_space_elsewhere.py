@@ -23,10 +23,10 @@ def test_the_device_with_most_of_the_space_answers_and_only_the_device_changes()
     data = _data()
     sp = SearchSpace(models=["gpt2", "distilbert-base-uncased"], hardware=["cpu-this-machine-2c"], batch_sizes=[1, 2, 4])
     assert space_from_dataset(sp, data) == []  # this machine is not in the data
-    device, alt = replay_space_elsewhere(sp, data, need=4)
+    device, alt, pool = replay_space_elsewhere(sp, data, need=4)
     assert device == "cpu-amd-epyc-2c"  # 6 configurations there against 3 on the other
     assert alt.models == sp.models and alt.batch_sizes == sp.batch_sizes and alt.hardware == [device]
-    pool = space_from_dataset(alt, data)
+    assert pool == space_from_dataset(alt, data)
     assert len(pool) == 6 and {c.hardware for c in pool} == {device} and {c.batch_size for c in pool} == {1, 2, 4}
 
 
