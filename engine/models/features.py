@@ -231,19 +231,17 @@ class Featurizer:
     and :func:`engine.catalog.resolve_hardware`; tests and synthetic benchmarks inject their own.
     ``matmul_precision`` (runtime, precision → the precision weight matmuls run at) defaults to the
     real adapters' rule, :func:`linear_precision`; an injected world whose physics differs (bench/
-    synthetic.py runs int8 at the int8 peak on every runtime) passes its own. ``tied_precision``
-    (the same for an LM head tied to the input embedding) defaults to :func:`tied_head_precision`
-    with the default matmul rule and to the injected matmul rule otherwise.
+    synthetic.py runs int8 at the int8 peak on every runtime) passes its own, and then an LM head
+    tied to the input embedding follows that rule too (with the default, :func:`tied_head_precision`).
     """
 
     def __init__(self, describe_many: Optional[Callable[[Sequence[Config]], "pd.DataFrame"]] = None,
                  resolve_hardware: Optional[Callable[[str], Any]] = None,
-                 matmul_precision: Optional[Callable[[str, str], str]] = None,
-                 tied_precision: Optional[Callable[[str, str], str]] = None) -> None:
+                 matmul_precision: Optional[Callable[[str, str], str]] = None) -> None:
         self._describe_many = describe_many or _default_describe_many
         self._resolve = resolve_hardware or _default_resolve_hardware
         self._matmul_precision = matmul_precision or linear_precision
-        self._tied_precision = tied_precision or (matmul_precision or tied_head_precision)
+        self._tied_precision = matmul_precision or tied_head_precision
         #: whether model names are catalog names (the real descriptors), not an injected world's
         self.uses_catalog = describe_many is None
         self._desc: dict[tuple, tuple[float, float, float, float, float, float, float, str]] = {}
