@@ -85,27 +85,16 @@ def fit_library_versions() -> dict[str, str]:
     BLAS kernels round differently) in between; printing both lets two figures be compared."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from hardware.detect import cpu_model_name
+
     out = {}
     for p in ("torch", "botorch", "gpytorch", "linear_operator", "scipy", "numpy", "scikit-learn"):
         try:
             out[p] = version(p)
         except PackageNotFoundError:
             out[p] = "absent"
-    out["cpu"] = _cpu_model()
+    out["cpu"] = cpu_model_name()
     return out
-
-
-def _cpu_model() -> str:
-    import platform
-
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def step_time(reps: int = 3) -> float:
