@@ -132,7 +132,7 @@ class BenchmarkSettings(_Strict):
 
 
 class ReplaySettings(_Strict):
-    dataset: str = "shipped"  # "shipped" or a path to a Parquet/CSV export
+    dataset: str = "shipped"  # "shipped", a bundled replay grid (experiments.replay.bundled_datasets) or an export's path
     initial_runs: int = Field(5, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [0])
 

@@ -28,10 +28,37 @@ def _scratch() -> Optional[str]:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
+REPLAY_DIR = ("data", "replay")  # engine/data/replay/<name>.parquet: recorded grids shipped for replay only
+
+
+def bundled_datasets() -> dict[str, Path]:
+    """Name -> file of the recorded datasets shipped for replay only (never loaded into a store).
+
+    The shipped dataset seeds every new store, so adding runs to it moves every figure the
+    predictors are evaluated on. A loop's after-run baselines need something else: every
+    configuration of the loop's own search space measured once (a dense grid), which the shipped
+    dataset's random sample of a much larger grid does not hold. Those grids live here."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("engine").joinpath(*REPLAY_DIR)))
+    return {p.stem: p for p in sorted(folder.glob("*.parquet"))} if folder.is_dir() else {}
+
+
+def dataset_names() -> list[str]:
+    """Every name ``replay.dataset`` accepts besides a path."""
+    return ["shipped", *bundled_datasets()]
+
+
 def load_dataset(spec: str = "shipped") -> "pd.DataFrame":
-    """Every run (ok and failed, with raw samples) of the shipped dataset or of an export file."""
+    """Every run (ok and failed, with raw samples) of the shipped dataset, of a bundled replay grid
+    (``bundled_datasets``) or of an export file."""
+    from engine.errors import InvalidValueError
     from engine.store import Store
 
+    bundled = bundled_datasets()
+    if spec != "shipped" and spec not in bundled and not Path(spec).exists():
+        raise InvalidValueError("replay.dataset", spec, f"one of {', '.join(dataset_names())}, or the path of an "
+                                "exported CSV, Parquet or JSON file")
     with tempfile.TemporaryDirectory(prefix="perfcast-replay-") as tmp:
         if spec == "shipped":
             from engine.store.seed import shipped_dataset_path
@@ -44,7 +71,7 @@ def load_dataset(spec: str = "shipped") -> "pd.DataFrame":
             from engine.store.transfer import import_measurements
 
             store = Store(Path(tmp) / "oracle.duckdb", seed=False)
-            import_measurements(store, spec)
+            import_measurements(store, bundled.get(spec, spec))
         return store.measurements(status=None, with_samples=True)
 
 

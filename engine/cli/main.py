@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("engine.cli.evaluate_cmd:evaluate", "Held-out accuracy and calibration of every predictor."),
     "suggest": ("engine.cli.suggest_cmd:suggest", "Choose the most informative benchmarks to run next."),
     "run": ("engine.cli.run_cmd:run", "Run a config-driven active-learning loop (fit, acquire, benchmark, refit)."),
-    "replay": ("engine.cli.run_cmd:replay", "Replay a loop against the shipped dataset as an oracle."),
+    "replay": ("engine.cli.run_cmd:replay", "Replay a loop against recorded measurements as an oracle."),
     "demo": ("engine.cli.run_cmd:demo", "The quick CPU loop (configs/experiments/cpu-quick.yaml)."),
     "experiments": ("engine.cli.run_cmd:experiments_", "The loops run against this store: progress, spend, status."),
     "optimize": ("engine.cli.optimize_cmd:optimize", "Bayesian optimisation of a deployment configuration."),

@@ -111,16 +111,18 @@ class LoopDisplay:
 
 def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[list[Any], str]:
     """Replay random and max-variance (and the chosen acquisition) on the same pool, if the
-    shipped dataset covers it; returns the curves and a one-line note of what was done."""
-    from engine.errors import NotAvailableError
+    config's replay dataset (``replay.dataset``: the shipped runs or a bundled grid of the space)
+    covers it; returns the curves and a one-line note of what was done."""
+    from engine.errors import InvalidValueError, NotAvailableError
     from experiments.replay import load_dataset
     from experiments.report import compare, curve_of
     from experiments.space import replay_space_elsewhere, space_from_dataset
 
     try:
         data = load_dataset(cfg.replay.dataset)
-    except NotAvailableError as e:
+    except (NotAvailableError, InvalidValueError) as e:
         return [], f"baselines not replayed: {e}"
+    what = "the shipped dataset" if cfg.replay.dataset == "shipped" else f"the replay dataset {cfg.replay.dataset!r}"
     pool = space_from_dataset(cfg.search_space, data)
     need = max(2 * max(result.n_benchmarks, 1), cfg.replay.initial_runs + 4)
     space, where = cfg.search_space, ""
@@ -130,21 +132,38 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
         elsewhere = replay_space_elsewhere(cfg.search_space, data, need)
         if elsewhere is None:
             other = " here, nor that many on another device" if cfg.search_space.hardware else ""
-            return [], (f"baselines not replayed: the shipped dataset has {len(pool)} configurations of this search "
+            return [], (f"baselines not replayed: {what} has {len(pool)} configurations of this search "
                         f"space{other} (need >= {need} to replay {result.n_benchmarks} benchmarks)")
         device, space, pool = elsewhere
-        where = (f" as measured on {device} (this machine's device is not in the shipped data, so the baselines ran "
-                 "on another device than the real run)")
+        where = (f" as measured on {device} (this machine's device is not in it, so the baselines ran on another "
+                 "device than the real run)")
     rcfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": max(result.n_benchmarks, 1),
                                                                           "benchmark_seconds": None}),
                                   "stop": cfg.stop.model_copy(update={"max_rel_width90": None}),
                                   "search_space": space})
     if not quiet:
         con.print(f"[dim]replaying {cfg.acquisition.name}, random and max-variance on the {len(pool)} configurations "
-                  f"of this search space in the shipped dataset{where}…[/dim]")
+                  f"of this search space in {what}{where}…[/dim]")
     res = compare(rcfg, data, [cfg.acquisition.name, "random", "max-variance"], cfg.replay.seeds)
     return [curve_of(k, v, n_max=max(result.n_benchmarks, 1)) for k, v in res.items()], \
-        f"baselines replayed on the {len(pool)} shipped configurations of this search space{where}"
+        f"baselines replayed on the {len(pool)} configurations of this search space in {what}{where}"
+
+
+def _space_in_dataset(cfg: Any, data: Any) -> tuple[Any, str]:
+    """``cfg`` as is when the replay data hold its search space; else pointed at the device of the
+    data that holds most of it (a real loop's ``hardware: [cpu]`` is this machine's CPU, which a
+    recorded dataset rarely holds), with a line saying so."""
+    from experiments.space import replay_space_elsewhere, space_from_dataset
+
+    if space_from_dataset(cfg.search_space, data):
+        return cfg, ""
+    elsewhere = replay_space_elsewhere(cfg.search_space, data, need=cfg.replay.initial_runs + 1)
+    if elsewhere is None:
+        return cfg, ""  # run_replay says that nothing matches
+    device, space, pool = elsewhere
+    return (cfg.model_copy(update={"search_space": space}),
+            f"this machine's device is not in the replay data: replaying the {len(pool)} configurations of this "
+            f"search space as measured on {device}")
 
 
 def run_experiment(config: str, executor: str, workers: int, db_path: Optional[str], plot: Optional[str],
@@ -214,14 +233,14 @@ EXECUTOR_CHOICES = click.Choice(["local", "ray"])
               help="Ray head to connect to (with --executor ray; default: RAY_ADDRESS, else the cluster running here).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the learning-curve figure (PNG).")
 @click.option("--compare/--no-compare", "compare_baselines", default=True, show_default=True,
-              help="Replay random and max-variance on the same pool afterwards (when the shipped data covers it).")
+              help="Replay random and max-variance on the same pool afterwards (when the config's replay dataset covers it).")
 @db_option
 @json_option
 def run(config: str, executor: str, workers: int, address: Optional[str], plot: Optional[str], compare_baselines: bool,
         db_path: Optional[str], as_json: bool) -> None:
     """Run an active-learning loop from a YAML config: fit → acquire → benchmark → store → refit.
 
-    CONFIG is a path or the name of a shipped config (cpu-quick, cpu-full, replay-shipped).
+    CONFIG is a path or the name of a shipped config (cpu-quick, cpu-quick-grid, cpu-full, replay-shipped).
     Every measurement is committed as it lands; run the same command again after an
     interruption (even kill -9) and it resumes where the store says it stopped.
 
@@ -253,21 +272,26 @@ def demo(plot: Optional[str], db_path: Optional[str], as_json: bool) -> None:
 @click.option("--strategies", default=None,
               help="Comma-separated acquisitions to compare (default: the config's, random, max-variance).")
 @click.option("--seeds", default=None, help="Comma-separated seeds (default: the config's replay.seeds).")
-@click.option("--dataset", default=None, help="Oracle data: 'shipped' or an exported CSV/Parquet/JSON file.")
+@click.option("--dataset", default=None,
+              help="Oracle data (default: the config's replay.dataset): 'shipped', a bundled replay grid "
+                   "(cpu-quick-grid), or an exported CSV/Parquet/JSON file.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the learning-curve figure (PNG).")
 @db_option
 @json_option
 def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset: Optional[str], plot: Optional[str],
            db_path: Optional[str], as_json: bool) -> None:
-    """Replay a loop with the shipped dataset as the oracle: fast, reproducible strategy comparison.
+    """Replay a loop with recorded measurements as the oracle: fast, reproducible strategy comparison.
 
     Each strategy and seed runs the same loop in a fresh temporary database on the pool of
     configurations the dataset has (filtered by the config's search space); measured values and
-    their recorded benchmark cost are looked up, not run. --db records the summary (experiments table).
+    their recorded benchmark cost are looked up, not run. A search space on this machine's CPU that
+    the data lack is replayed on the data's device, and the output says so. --db records the summary
+    (experiments table).
 
     \b
     Examples:
       perfcast replay replay-shipped --plot replay.png
+      perfcast replay cpu-quick --seeds 0,1,2,3            # the demo's space, on its bundled grid
       perfcast replay configs/experiments/replay-shipped.yaml --strategies eig,random --seeds 0,1,2 --json
     """
     from engine.acquisition.select import check_acquisition
@@ -282,6 +306,9 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
     seed_list = split_csv(seeds, int, "seed") or list(cfg.replay.seeds)
     data = load_dataset(dataset or cfg.replay.dataset)
     con = console(stderr=as_json)
+    cfg, where = _space_in_dataset(cfg, data)
+    if where and not as_json:
+        con.print(f"[dim]{where}[/dim]")
     results: dict[str, list[Any]] = {}
     total = len(dict.fromkeys(strats)) * len(seed_list)
     with LoopDisplay(con, total, "replays", quiet=as_json) as display:

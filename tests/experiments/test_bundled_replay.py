@@ -1,0 +1,64 @@
+"""The demo's replay grid: every configuration of cpu-quick's space measured once, shipped for
+replay only, so the after-run report can show baselines on the same pool."""
+from __future__ import annotations
+
+import types
+
+import pytest
+from rich.console import Console
+
+from engine.catalog import catalog_hardware
+from engine.errors import InvalidValueError
+from experiments.config import load_config
+from experiments.replay import bundled_datasets, dataset_names, load_dataset
+from experiments.space import expand_space, space_from_dataset
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return load_dataset("cpu-quick-grid")
+
+
+def test_the_grid_holds_every_configuration_of_the_demo_space_once(grid) -> None:
+    cfg = load_config("cpu-quick")
+    assert cfg.replay.dataset == "cpu-quick-grid" and "cpu-quick-grid" in bundled_datasets()
+    (device,) = grid["hardware"].unique()
+    assert device in catalog_hardware()  # resolvable on any machine, not only the one that measured it
+    here = cfg.search_space.model_copy(update={"hardware": [device]})
+    wanted = {c.key for c in expand_space(here)}
+    assert len(wanted) == 48
+    assert {c.key for c in space_from_dataset(here, grid)} == wanted
+    assert (grid["status"] == "ok").all() and grid["config_key"].is_unique
+    assert (grid["latency_median_ms"] > 0).all() and (grid["wall_time_s"] > 0).all()
+    assert grid["source"].ne("shipped").all()
+
+
+def test_an_unknown_dataset_name_is_refused_with_the_valid_ones() -> None:
+    with pytest.raises(InvalidValueError, match=r"replay.dataset 'cpu-quik-grid'.*shipped, cpu-quick-grid"):
+        load_dataset("cpu-quik-grid")
+    assert dataset_names()[0] == "shipped"
+
+
+def test_replay_points_a_real_loops_cpu_at_the_device_the_data_hold(grid) -> None:
+    from engine.cli.run_cmd import _space_in_dataset
+
+    cfg = load_config("cpu-quick")
+    moved, line = _space_in_dataset(cfg, grid)
+    (device,) = grid["hardware"].unique()
+    assert moved.search_space.hardware == [device] and moved.search_space.models == cfg.search_space.models
+    assert f"48 configurations of this search space as measured on {device}" in line
+    same, nothing = _space_in_dataset(moved, grid)
+    assert same is moved and nothing == ""
+
+
+def test_the_demos_report_replays_its_baselines_on_the_grid(grid) -> None:
+    from engine.cli.run_cmd import _compare_after_run
+
+    cfg = load_config("cpu-quick")
+    cfg = cfg.model_copy(update={"replay": cfg.replay.model_copy(update={"seeds": [0]})})
+    curves, note = _compare_after_run(cfg, types.SimpleNamespace(n_benchmarks=4), Console(quiet=True), True)
+    assert [c.strategy for c in curves] == ["eig", "random", "max-variance"]
+    assert all(c.seeds == 1 and c.source == "replay" for c in curves)
+    assert all(c.ape_by_n[3] > 0 for c in curves)  # each scored on the grid's held-out configurations
+    assert note.startswith("baselines replayed on the 48 configurations of this search space in the replay "
+                           "dataset 'cpu-quick-grid'")
