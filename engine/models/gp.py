@@ -7,7 +7,9 @@ Per metric (median latency, p90 latency, peak memory) one ``SingleTaskGP`` on
 so the roofline is the prior mean (with a learned constant offset) and the GP learns where and by
 how much the hardware/runtime deviate from it. The kernel (:mod:`engine.models.gp_kernel`) adds
 device-, family-, model- and software-path-specific terms (software path = runtime × precision ×
-mode) so never-measured devices, models or runtime/precision combinations get wide intervals.
+mode) and, with two or more devices in the data, a device × software-path term, so never-measured
+devices, models, runtime/precision combinations, or paths never run on this device get wide
+intervals.
 
 Noise is heteroskedastic: each run's ``train_Yvar`` is the sampling variance of its log median
 from the raw samples (:func:`engine.models.targets.log_median_variance`); on top of it a learned
@@ -62,16 +64,21 @@ _warnings.filterwarnings("ignore", message="Very small noise values detected")
 if TYPE_CHECKING:
     import pandas as pd
 
-GROUPS: tuple[str, ...] = ("hardware", "family", "model", "software")
+GROUPS: tuple[str, ...] = ("hardware", "family", "model", "software", "hardware_software")
+#: Terms a design leaves out when its training data hold a single device: there
+#: ``hardware_software`` equals ``software`` row for row, a second copy of one variance component
+#: (measured in session 14: 90% coverage of the ten random splits 87.9% -> 86.9% with it).
+MULTI_DEVICE_GROUPS: frozenset[str] = frozenset({"hardware_software"})
 #: Group terms whose kernel scale stays at its prior value (few groups: MAP would collapse them).
-FIXED_GROUPS: frozenset[str] = frozenset({"hardware", "family"})
+FIXED_GROUPS: frozenset[str] = frozenset({"hardware", "family", "hardware_software"})
 #: Features the GP's smooth kernel sees (family and model identity enter through the group terms;
 #: the separate compute/memory roofline times are linear in the columns below and are left out).
 GP_FEATURES: tuple[str, ...] = ("log_flops", "log_bytes", "log_params", "log_batch", "log_seq1", "log_threads",
                                 "log_peak", "log_bw", "log_t_roof", "log_intensity")
 GP_ONE_HOT: tuple[str, ...] = ("precision", "mode", "runtime", "kind")
 #: Prior log-scale spreads of the group terms per metric (see GPPredictor).
-MEMORY_PRIOR_SD: dict[str, float] = {"hardware": 0.3, "family": 0.2, "model": 0.1, "software": 0.1}
+MEMORY_PRIOR_SD: dict[str, float] = {"hardware": 0.3, "family": 0.2, "model": 0.1, "software": 0.1,
+                                     "hardware_software": 0.1}
 Z90 = 1.6448536269514722
 #: Shrinkage of a stratum's calibration towards the global one (in runs; see OutputGP.calibrate).
 STRATUM_PSEUDO_COUNT = 40
@@ -93,6 +100,8 @@ def group_labels(ff: FeatureFrame, group: str) -> np.ndarray:
     """
     if group == "software":
         return joined_labels(ff.cats, SOFTWARE_PATH)
+    if group == "hardware_software":
+        return joined_labels(ff.cats, ("hardware", *SOFTWARE_PATH))
     return ff.cats[group]
 
 
@@ -131,13 +140,20 @@ class Design:
         width = np.maximum(hi - lo, 1.0)  # at least one log unit: no blow-up on near-constant columns
         mid = (lo + hi) / 2
         bounds = np.stack([mid - width / 2, mid + width / 2])
-        vocab = {g: {v: i for i, v in enumerate(sorted(set(group_labels(ff, g))))} for g in GROUPS}
+        one_device = len(set(ff.cats["hardware"])) < 2
+        vocab = {g: {v: i for i, v in enumerate(sorted(set(group_labels(ff, g))))} for g in GROUPS
+                 if not (one_device and g in MULTI_DEVICE_GROUPS)}
         return cls(keep, bounds, vocab)
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The kernel's group terms, in the order of :meth:`matrix`'s code columns."""
+        return tuple(self.vocab)
 
     def matrix(self, ff: FeatureFrame) -> np.ndarray:
         """Feature columns + one integer code column per group (unseen values get fresh codes)."""
         codes = []
-        for g in GROUPS:
+        for g in self.groups:
             voc = self.vocab[g]
             arr = group_labels(ff, g)
             uniq, inv = np.unique(arr.astype(str), return_inverse=True)
@@ -160,6 +176,7 @@ class OutputGP:
         self.y = torch.as_tensor(y, dtype=torch.float64).unsqueeze(-1)
         self.yvar = torch.as_tensor(yvar, dtype=torch.float64).unsqueeze(-1)
         self.n_feat = len(design.columns)
+        self.groups = design.groups
         self.bounds = torch.as_tensor(design.bounds, dtype=torch.float64)
         self.prior_sd_log = dict(prior_sd_log)
         self.noise_floor_sd = noise_floor_sd
@@ -194,10 +211,11 @@ class OutputGP:
         s2 = self.y_std**2
         sds = self.prior_sd_log
         # prior medians of the kernel scales, in the standardised outcome's units
-        prior_scales = [max(1.0 - sum(sds[g] ** 2 for g in GROUPS) / s2, 0.25)] + [sds[g] ** 2 / s2 for g in GROUPS]
+        groups = self.groups
+        prior_scales = [max(1.0 - sum(sds[g] ** 2 for g in groups) / s2, 0.25)] + [sds[g] ** 2 / s2 for g in groups]
         # hardware and family scales are fixed at their prior (few groups: MAP would collapse them)
-        kernel = GroupScaleKernel(list(range(d)), list(range(d, d + len(GROUPS))), prior_scales,
-                                  fixed=[False] + [g in FIXED_GROUPS for g in GROUPS])
+        kernel = GroupScaleKernel(list(range(d)), list(range(d, d + len(groups))), prior_scales,
+                                  fixed=[False] + [g in FIXED_GROUPS for g in groups])
         model = SingleTaskGP(X, y, train_Yvar=yvar, covar_module=kernel,
                              input_transform=Normalize(d=X.shape[-1], indices=list(range(d)), bounds=self.bounds),
                              outcome_transform=Standardize(m=1))
@@ -405,15 +423,20 @@ class GPPredictor:
     Prior spreads (log scale) of the group terms: ``hardware_sd`` — how far a device's behaviour
     may depart from what its spec sheet and the other devices suggest; ``family_sd`` and
     ``model_sd`` likewise for model families and individual models; ``software_sd`` for software
-    paths (runtime × precision × mode, see :func:`group_labels`).
+    paths (runtime × precision × mode, see :func:`group_labels`); ``hardware_software_sd`` for
+    one path's departure on one device (fixed at its prior; active with two or more devices).
+    0.3 was chosen on bench/cross_cpu.py (two CPUs, k runs of one added to the other's, 5 draws):
+    0.5 covered a little more on the Intel Xeon (88.7/88.0% against 87.0/87.0% at k = 16/32) and
+    over-covered more on the EPYC (96.7/95.6% against 95.3/94.6%), at about the same error.
     """
 
     name = "gp"
-    CACHE_VERSION = 3  # 2: per-stratum calibration; 3: software-path group term
+    CACHE_VERSION = 4  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path
 
     def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,
-                 model_sd: float = 0.25, software_sd: float = 0.3, noise_floor_sd: float = 0.01,
+                 model_sd: float = 0.25, software_sd: float = 0.3, hardware_software_sd: float = 0.3,
+                 noise_floor_sd: float = 0.01,
                  drift_sd_prior: float = 0.04,
                  calibrate: bool = True, warm_start: bool = True, seed: int = 0) -> None:
         self.featurizer = featurizer
@@ -422,7 +445,7 @@ class GPPredictor:
         self.maxiter_warm = maxiter_warm
         self.chunk_size = chunk_size
         self.prior_sd_log = {"hardware": hardware_sd, "family": family_sd, "model": model_sd,
-                             "software": software_sd}
+                             "software": software_sd, "hardware_software": hardware_software_sd}
         self.noise_floor_sd = noise_floor_sd
         self.drift_sd_prior = drift_sd_prior
         self.do_calibrate = calibrate

@@ -1,7 +1,8 @@
 """The GP's covariance: a smooth kernel over features times shared + group-specific scales.
 
     k(x, x') = m(x_c, x'_c) · (s_shared + s_hw·[hw = hw'] + s_family·[fam = fam'] + s_model·[model = model']
-                               + s_sw·[software path = software path'])
+                               + s_sw·[software path = software path']
+                               + s_hw×sw·[hw = hw' and software path = software path'])
 
 ``m`` is an RBF kernel (BoTorch's default family, with its dimension-scaled lengthscale prior;
 cheaper than Matern at prediction time: one matrix product per chunk) with ARD lengthscales over the continuous/one-hot features (one set
@@ -12,7 +13,11 @@ device shares only ``s_shared`` with the training data, so its posterior keeps a
 roofline — however many other devices were measured. After a few runs on that device the
 ``s_hw`` term is pinned down there and the interval shrinks. The software-path term (runtime ×
 precision × mode, :func:`engine.models.gp.group_labels`) does the same for a runtime/precision
-combination never measured.
+combination never measured. The device × software-path term does it for a path measured on other
+devices but not on this one: a new CPU's bf16 or int8 kernels (AMX, VNNI) depart from the
+roofline by their own amount, which neither the device's offset nor the path's offset on the
+other devices predicts. It is left out when the training data hold one device (it would equal
+the software-path term; :data:`engine.models.gp.MULTI_DEVICE_GROUPS`).
 
 The scales are learned (MAP) with log-normal priors centred on physically reasonable log-scale
 deviations (see :class:`engine.models.gp.GPPredictor`); with a single device in the data the

@@ -185,3 +185,23 @@ def test_a_failed_hyperparameter_fit_does_not_kill_the_fit(featurizer, train_df,
     assert ("kept the point it reached" in note) if fails == 1 else ("kept the starting" in note)
     ps = gp.predict(configs_from_frame(train_df.iloc[60:80]))
     assert np.all(np.isfinite(ps.mu_log["latency_ms"])) and np.all(ps.sigma_log["latency_ms"] > 0)
+
+
+def test_a_path_unmeasured_on_one_device_stays_uncertain_there(featurizer, train_df):
+    """A software path measured on one device but not on another: on the other it gets a wider
+    interval than a path measured there (the device × software-path term keeps its prior variance;
+    3.7x here, 1.8x without the term, when one device's offset and the path's shared offset made
+    the pair look known), and a design fitted on a single device leaves the term out."""
+    from engine.models.gp import Design
+
+    path = train_df["runtime"] + "/" + train_df["precision"] + "/" + train_df["mode"]
+    hole = (train_df["hardware"] == "gpu-syn-a") & (path == "onnxruntime/fp32/inference")
+    assert hole.sum() >= 5 and ((path == "onnxruntime/fp32/inference") & ~hole).sum() >= 5  # measured elsewhere
+    gp = _fit(featurizer, train_df[~hole])
+    assert "hardware_software" in gp.design.groups
+    unmeasured = configs_from_frame(train_df[hole])
+    measured = [c.with_(runtime="torch") for c in unmeasured]  # torch/fp32 is measured on that device
+    assert np.median(_log_width(gp.predict(unmeasured))) > 2.5 * np.median(_log_width(gp.predict(measured)))
+    one = train_df[train_df["hardware"] == "gpu-syn-a"]
+    single = Design.from_training(featurizer(configs_from_frame(one)))
+    assert "hardware_software" not in single.groups and "software" in single.groups
