@@ -205,3 +205,19 @@ def test_a_path_unmeasured_on_one_device_stays_uncertain_there(featurizer, train
     one = train_df[train_df["hardware"] == "gpu-syn-a"]
     single = Design.from_training(featurizer(configs_from_frame(one)))
     assert "hardware_software" not in single.groups and "software" in single.groups
+
+
+def test_one_device_leaves_the_roofline_time_out(featurizer, train_df):
+    """A design fitted on one device leaves the roofline time out of the smooth kernel (a faster
+    device's shorter roofline times would land on the points of the old device's smaller
+    workloads), while two devices keep it; the peak stays in either case."""
+    from engine.models.gp import DEVICE_FEATURES, Design
+
+    def kept(df):
+        ff = featurizer(configs_from_frame(df))
+        return {ff.names[j] for j in Design.from_training(ff).columns}
+
+    two = kept(train_df)
+    one = kept(train_df[train_df["hardware"] == "gpu-syn-a"])
+    assert DEVICE_FEATURES <= two  # they vary across the two devices
+    assert not (DEVICE_FEATURES & one) and {"log_flops", "log_batch", "log_peak"} <= one
