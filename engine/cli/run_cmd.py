@@ -349,7 +349,8 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
         plot_report(plot, curves, title=f"{cfg.name} (replay)")
         if not as_json:
             con.print(f"plot written to {plot}")
-    out = {"experiment": cfg.name, "strategies": strats, "seeds": seed_list, "curves": [c.to_dict() for c in curves],
+    out = {"experiment": cfg.name, "strategies": strats, "seeds": seed_list, "replayed_on": where or None,
+           "curves": [c.to_dict() for c in curves],
            "savings_vs_random": savings,
            "runs": {k: [r.to_dict() for r in v] for k, v in results.items()}, "plot": plot}
     if db_path:

@@ -227,7 +227,7 @@ class OutputGP:
         # prior medians of the kernel scales, in the standardised outcome's units
         groups = self.groups
         prior_scales = [max(1.0 - sum(sds[g] ** 2 for g in groups) / s2, 0.25)] + [sds[g] ** 2 / s2 for g in groups]
-        # hardware and family scales are fixed at their prior (few groups: MAP would collapse them)
+        # hardware, family and device × path scales are fixed at their prior (few groups: MAP would collapse them)
         kernel = GroupScaleKernel(list(range(d)), list(range(d, d + len(groups))), prior_scales,
                                   fixed=[False] + [g in FIXED_GROUPS for g in groups])
         model = SingleTaskGP(X, y, train_Yvar=yvar, covar_module=kernel,
