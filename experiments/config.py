@@ -135,6 +135,17 @@ class ReplaySettings(_Strict):
     dataset: str = "shipped"  # "shipped", a bundled replay grid (experiments.replay.bundled_datasets) or an export's path
     initial_runs: int = Field(5, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [0])
+    prior: Literal["none", "shipped"] = Field("none", description=(
+        "what each replay's store holds before its first pick: nothing, or the shipped runs, as a real "
+        "loop's store does (then the replay starts from the model a real run starts from, on a grid of "
+        "another device; the initial design is skipped because the store already has runs)"))
+
+    @field_validator("prior")
+    @classmethod
+    def _no_leak(cls, v: str, info: Any) -> str:
+        if v == "shipped" and info.data.get("dataset") == "shipped":
+            raise ValueError("the shipped runs cannot be both the oracle and the prior; use prior: none")
+        return v
 
 
 class ExperimentConfig(_Strict):

@@ -1,8 +1,9 @@
 """Replay: the same loop, with a recorded dataset as the oracle instead of real benchmarks.
 
-Every replay runs in its own fresh database (nothing measured yet), on the pool of configurations
-the dataset has (filtered by the config's search space), starting with ``replay.initial_runs``
-random picks. The oracle answers each pick with the recorded run — including its recorded
+Every replay runs in its own fresh database (nothing measured yet, or, with ``replay.prior:
+shipped``, only the shipped runs, as a real loop's store), on the pool of configurations the
+dataset has (filtered by the config's search space), starting with ``replay.initial_runs`` random
+picks when the store holds fewer configurations than that. The oracle answers each pick with the recorded run — including its recorded
 benchmark cost (``wall_time_s``) — and knows the true value of every configuration not yet
 acquired, which gives an exact held-out learning curve. Seeds make it reproducible.
 """
@@ -102,7 +103,8 @@ def run_replay(cfg: "ExperimentConfig", data: "pd.DataFrame", *, acquisition: Op
         predictor_factory = lambda: get_predictor(kind, **opts)  # noqa: E731
     exp_id = f"{cfg.name}-replay-{cfg.acquisition.name}-s{seed}-{cfg.digest()}"
     with tempfile.TemporaryDirectory(prefix="perfcast-replay-", dir=_scratch()) as tmp:
-        store = Store(db_path or Path(tmp) / "replay.duckdb", seed=False)
+        # prior "shipped": the store starts as a real loop's does (seeded), on a grid of another device
+        store = Store(db_path or Path(tmp) / "replay.duckdb", seed=cfg.replay.prior == "shipped")
         loop = ExperimentLoop(cfg, store, oracle, space, mode="replay", truth=oracle.truth, seed=cfg.seed + seed,
                               predictor_factory=predictor_factory, on_event=on_event, experiment_id=exp_id,
                               initial_design=cfg.replay.initial_runs, score_factory=score_factory)

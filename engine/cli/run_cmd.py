@@ -145,8 +145,10 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
         con.print(f"[dim]replaying {cfg.acquisition.name}, random and max-variance on the {len(pool)} configurations "
                   f"of this search space in {what}{where}…[/dim]")
     res = compare(rcfg, data, [cfg.acquisition.name, "random", "max-variance"], cfg.replay.seeds)
+    start = ("each replay starting, as the real run did, from a store holding the shipped runs"
+             if cfg.replay.prior == "shipped" else "each replay starting from an empty store")
     return [curve_of(k, v, n_max=max(result.n_benchmarks, 1)) for k, v in res.items()], \
-        f"baselines replayed on the {len(pool)} configurations of this search space in {what}{where}"
+        f"baselines replayed on the {len(pool)} configurations of this search space in {what}{where}; {start}"
 
 
 def _space_in_dataset(cfg: Any, data: Any) -> tuple[Any, str]:
@@ -304,6 +306,11 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
     for s in strats:
         check_acquisition(s)
     seed_list = split_csv(seeds, int, "seed") or list(cfg.replay.seeds)
+    if dataset == "shipped" and cfg.replay.prior == "shipped":
+        from engine.errors import InvalidValueError
+
+        raise InvalidValueError("--dataset", dataset, f"another dataset than {cfg.name}'s prior (replay.prior: shipped "
+                                "seeds each replay with the shipped runs, so they cannot be the oracle too)")
     data = load_dataset(dataset or cfg.replay.dataset)
     con = console(stderr=as_json)
     cfg, where = _space_in_dataset(cfg, data)

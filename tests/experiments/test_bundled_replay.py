@@ -79,3 +79,24 @@ def test_perfcast_replay_cpu_quick_runs_on_the_grid_and_says_where() -> None:
         "48 configurations of this search space as measured on cpu-intel-xeon-amx-2c" in out["replayed_on"]
     (run,) = out["runs"]["random"]
     assert run["n_benchmarks"] == 7
+
+
+def test_a_replay_with_the_shipped_prior_starts_where_the_real_run_starts(grid) -> None:
+    """prior: shipped seeds each replay's store as a real loop's is: no random initial design, the
+    first pick comes from a model fitted on the shipped runs; the shipped runs cannot also be the
+    oracle."""
+    from engine.cli.run_cmd import _space_in_dataset
+    from experiments.config import ExperimentConfigError, ReplaySettings, parse_config
+    from experiments.replay import run_replay
+
+    cfg = load_config("cpu-quick")
+    assert cfg.replay.prior == "shipped"
+    cfg, _ = _space_in_dataset(cfg, grid)
+    cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": 2, "benchmark_seconds": None})})
+    first = run_replay(cfg, grid, acquisition="eig", seed=0).steps[0]
+    assert first.fitted == "fit" and first.n_train >= 400 and first.heldout_median_ape is not None
+    bare = cfg.model_copy(update={"replay": ReplaySettings(dataset="cpu-quick-grid", initial_runs=3)})
+    assert run_replay(bare, grid, acquisition="eig", seed=0).steps[0].fitted == "initial design"
+    with pytest.raises(ExperimentConfigError, match=r"replay.prior 'shipped'.*both the oracle and the prior"):
+        parse_config({"name": "x", "search_space": {"models": ["gpt2"]},
+                      "replay": {"dataset": "shipped", "prior": "shipped"}}, "x.yaml")
