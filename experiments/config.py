@@ -39,7 +39,8 @@ class ExperimentConfigError(PerfcastError):
 #: they differ from ``value``, the one every id stored before them was computed at. It is fixed, not
 #: the field's current default, so a loop stored at that value keeps its id when the default moves
 #: (cost_exponent's went from 0.5 to 0.25 in session 10; a config that says 0.5 still resumes).
-DIGEST_IF_CHANGED: tuple[tuple[str, str, Any], ...] = (("acquisition", "cost_exponent", 0.5),)
+DIGEST_IF_CHANGED: tuple[tuple[str, str, Any], ...] = (("acquisition", "cost_exponent", 0.5),
+                                                       ("replay", "prior", "none"))  # session 14
 
 
 class _Strict(BaseModel):

@@ -68,3 +68,7 @@ def test_settings_added_later_keep_experiment_ids_unless_changed() -> None:
     assert parse_config(base).acquisition.cost_exponent == 0.25
     assert parse_config(base).experiment_id() != same.experiment_id()
     assert parse_config({**base, "acquisition": {"cost_exponent": 1.0}}).experiment_id() != same.experiment_id()
+    # replay.prior (session 14) at its default keeps the id; the shipped prior is another loop
+    prior = {**base, "acquisition": {"cost_exponent": 0.5}, "replay": {"dataset": "cpu-quick-grid"}}
+    other = parse_config({**prior, "replay": {"dataset": "cpu-quick-grid", "prior": "shipped"}})
+    assert parse_config(prior).experiment_id() != other.experiment_id()
