@@ -9,7 +9,9 @@ how much the hardware/runtime deviate from it. The kernel (:mod:`engine.models.g
 device-, family-, model- and software-path-specific terms (software path = runtime × precision ×
 mode) and, with two or more devices in the data, a device × software-path term, so never-measured
 devices, models, runtime/precision combinations, or paths never run on this device get wide
-intervals.
+intervals. A per-device overhead term (linear in the overhead's share of the roofline time) lets a
+device's short passes teach its per-pass overhead rather than its speed; on a one-device fit the
+roofline's overhead is that device's, so the term only speaks for other devices.
 
 Noise is heteroskedastic: each run's ``train_Yvar`` is the sampling variance of its log median
 from the raw samples (:func:`engine.models.targets.log_median_variance`); on top of it a learned
@@ -117,6 +119,13 @@ def group_labels(ff: FeatureFrame, group: str) -> np.ndarray:
     return ff.cats[group]
 
 
+def overhead_share(ff: FeatureFrame, overhead_ms: float, eff_compute: float, eff_memory: float) -> np.ndarray:
+    """ω = o / (o + t): the share of each row's roofline time that is the fixed per-pass overhead
+    (the input of the kernel's per-device overhead term, :mod:`engine.models.gp_kernel`)."""
+    t = np.maximum(ff.phys["t_compute_ms"] / eff_compute, ff.phys["t_memory_ms"] / eff_memory)
+    return overhead_ms / (overhead_ms + t)
+
+
 def calibration_strata(ff: FeatureFrame) -> np.ndarray:
     """The stratum of each row for the calibration (mode/precision: where the misfit differs)."""
     return joined_labels(ff.cats, ("mode", "precision"))
@@ -142,9 +151,16 @@ class Design:
     columns: list[int]
     bounds: np.ndarray  # (2, len(columns))
     vocab: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: the roofline's (overhead ms, compute efficiency, memory efficiency) when the kernel has the
+    #: per-device overhead term: its input ω, the overhead's share of the roofline time, is the
+    #: matrix's last column
+    overhead: Optional[tuple[float, float, float]] = None
+    #: the single device a one-device fit saw: its rows get ω = 0 (the roofline's overhead was
+    #: fitted on it alone, so its deviation from that overhead is zero by construction)
+    overhead_fitted_on: Optional[str] = None
 
     @classmethod
-    def from_training(cls, ff: FeatureFrame) -> "Design":
+    def from_training(cls, ff: FeatureFrame, overhead: Optional[tuple[float, float, float]] = None) -> "Design":
         X = ff.X
         one_device = len(set(ff.cats["hardware"])) < 2
         keep = [j for j, name in enumerate(ff.names) if name in GP_FEATURES or name.split("=")[0] in GP_ONE_HOT]
@@ -157,7 +173,8 @@ class Design:
         bounds = np.stack([mid - width / 2, mid + width / 2])
         vocab = {g: {v: i for i, v in enumerate(sorted(set(group_labels(ff, g))))} for g in GROUPS
                  if not (one_device and g in MULTI_DEVICE_GROUPS)}
-        return cls(keep, bounds, vocab)
+        fitted_on = str(ff.cats["hardware"][0]) if one_device and overhead is not None and len(ff) else None
+        return cls(keep, bounds, vocab, overhead, fitted_on)
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -174,7 +191,13 @@ class Design:
             extra = iter(range(len(voc), len(voc) + len(uniq)))
             table = np.array([voc[u] if u in voc else next(extra) for u in uniq], dtype=float)
             codes.append(table[inv])
-        return np.column_stack([ff.X[:, self.columns], *codes])
+        extra = []
+        if self.overhead is not None:
+            omega = overhead_share(ff, *self.overhead)
+            if self.overhead_fitted_on is not None:
+                omega = np.where(np.asarray(ff.cats["hardware"]).astype(str) == self.overhead_fitted_on, 0.0, omega)
+            extra.append(omega)
+        return np.column_stack([ff.X[:, self.columns], *codes, *extra])
 
     def seen(self, ff: FeatureFrame, group: str) -> np.ndarray:
         voc = self.vocab[group]
@@ -191,6 +214,7 @@ class OutputGP:
         self.yvar = torch.as_tensor(yvar, dtype=torch.float64).unsqueeze(-1)
         self.n_feat = len(design.columns)
         self.groups = design.groups
+        self.has_overhead = design.overhead is not None
         self.bounds = torch.as_tensor(design.bounds, dtype=torch.float64)
         self.prior_sd_log = dict(prior_sd_log)
         self.noise_floor_sd = noise_floor_sd
@@ -227,9 +251,17 @@ class OutputGP:
         # prior medians of the kernel scales, in the standardised outcome's units
         groups = self.groups
         prior_scales = [max(1.0 - sum(sds[g] ** 2 for g in groups) / s2, 0.25)] + [sds[g] ** 2 / s2 for g in groups]
+        # (the overhead term, below, leaves the shared scale's prior as it is: its variance ω²·s_oh
+        # is small except on short passes)
         # hardware, family and device × path scales are fixed at their prior (few groups: MAP would collapse them)
+        oh_dims, oh_scale = None, 0.0
+        if getattr(self, "has_overhead", False) and "hardware" in groups:
+            oh_dims = (d + len(groups), d + groups.index("hardware"))
+            oh_scale = sds.get("overhead", 0.0) ** 2 / s2
+            oh_dims = oh_dims if oh_scale > 0 else None
         kernel = GroupScaleKernel(list(range(d)), list(range(d, d + len(groups))), prior_scales,
-                                  fixed=[False] + [g in FIXED_GROUPS for g in groups])
+                                  fixed=[False] + [g in FIXED_GROUPS for g in groups],
+                                  overhead_dims=oh_dims, overhead_scale=oh_scale)
         model = SingleTaskGP(X, y, train_Yvar=yvar, covar_module=kernel,
                              input_transform=Normalize(d=X.shape[-1], indices=list(range(d)), bounds=self.bounds),
                              outcome_transform=Standardize(m=1))
@@ -302,6 +334,7 @@ class OutputGP:
         state = self._hyper_state(self.model)
         if include_fixed:
             state["covar_module.fixed_values"] = self.model.covar_module.fixed_values.detach().clone()
+            state["covar_module.fixed_overhead_scale"] = self.model.covar_module.fixed_overhead_scale.detach().clone()
         return state
 
     # -- prediction ------------------------------------------------------------------------------
@@ -438,20 +471,25 @@ class GPPredictor:
     may depart from what its spec sheet and the other devices suggest; ``family_sd`` and
     ``model_sd`` likewise for model families and individual models; ``software_sd`` for software
     paths (runtime × precision × mode, see :func:`group_labels`); ``hardware_software_sd`` for
-    one path's departure on one device (fixed at its prior; active with two or more devices).
-    0.3 was chosen on bench/cross_cpu.py (two CPUs, k runs of one added to the other's, 5 draws):
-    0.5 covered a little more on the Intel Xeon (88.7/88.0% against 87.0/87.0% at k = 16/32) and
-    over-covered more on the EPYC (96.7/95.6% against 95.3/94.6%), at about the same error.
+    one path's departure on one device (fixed at its prior; active with two or more devices);
+    ``overhead_sd`` for a device's per-pass overhead around the roofline's (log scale, fixed;
+    0 turns the term off). 0.5 was chosen over 1.0 in session 15 (docs/evaluation.md): with 1.0
+    the public GPU table's 90% intervals were 1.9× as wide as without the term (0.5: 1.2×; CRPS
+    0.242 and 0.199 against 0.187) and eig's first picks on a new CPU chased overheads (held-out
+    error 15.6% after 2 benchmarks against 7.0%). ``hardware_software_sd`` 0.3 was chosen on
+    bench/cross_cpu.py (two CPUs, k runs of one added to the other's, 5 draws): 0.5 covered a
+    little more on the Intel Xeon (88.7/88.0% against 87.0/87.0% at k = 16/32) and over-covered
+    more on the EPYC (96.7/95.6% against 95.3/94.6%), at about the same error.
     """
 
     name = "gp"
-    CACHE_VERSION = 6  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
-    # 5, 6: no roofline-time feature on one device
+    CACHE_VERSION = 7  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
+    # 5, 6: no roofline-time feature on one device; 7: per-device overhead term
 
     def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,
                  model_sd: float = 0.25, software_sd: float = 0.3, hardware_software_sd: float = 0.3,
-                 noise_floor_sd: float = 0.01,
+                 overhead_sd: float = 0.5, noise_floor_sd: float = 0.01,
                  drift_sd_prior: float = 0.04,
                  calibrate: bool = True, warm_start: bool = True, seed: int = 0) -> None:
         self.featurizer = featurizer
@@ -460,7 +498,8 @@ class GPPredictor:
         self.maxiter_warm = maxiter_warm
         self.chunk_size = chunk_size
         self.prior_sd_log = {"hardware": hardware_sd, "family": family_sd, "model": model_sd,
-                             "software": software_sd, "hardware_software": hardware_software_sd}
+                             "software": software_sd, "hardware_software": hardware_software_sd,
+                             "overhead": overhead_sd}
         self.noise_floor_sd = noise_floor_sd
         self.drift_sd_prior = drift_sd_prior
         self.do_calibrate = calibrate
@@ -501,7 +540,9 @@ class GPPredictor:
         previous = {k: o.hyperparameters() for k, o in self.outputs.items()} if self.warm_start else {}
         self.roofline = RooflinePredictor(featurizer=self.featurizer).fit(tg.frame)
         ff = self._ff(tg.frame)
-        self.design = Design.from_training(ff)
+        rp = self.roofline.params
+        self.design = Design.from_training(ff, (rp.overhead_ms, rp.eff_compute, rp.eff_memory)
+                                           if self.prior_sd_log.get("overhead", 0.0) > 0 else None)
         X = self.design.matrix(ff)
         strata = calibration_strata(ff)
         log_roof = np.log(self.roofline.latency_ms(ff))

@@ -19,7 +19,10 @@ final subtraction is of O(1) numbers, far above float32 round-off). The kernel b
 exp(z*·z_j − ‖z*‖²/2 + [log w(g*, g_j) − ‖z_j‖²/2]): the bracket depends only on the test row's
 combination of group codes (few distinct ones) and the training row, so it is tabulated per chunk
 and gathered, and the block costs one gather, one ``addmm`` and one in-place ``exp`` (the input
-normalisation is folded into one affine map). That took 100k predictions from 3.4 s to about 1 s. Outputs that share kernel
+normalisation is folded into one affine map). That took 100k predictions from 3.4 s to about 1 s.
+The kernel's per-device overhead term s_oh·ω ω'·[hw = hw'] is not of that form; its share of
+k*ᵀB is s_oh·ω*·V[hw*] with V[c] = Σ_{j on device c} ω_j B_j, tabulated once per fit (zero for a
+device without training runs), and it adds s_oh·ω*² to the prior variance. Outputs that share kernel
 hyperparameters (median and p90 latency) share the kernel evaluation. Cost O(n·r) per point,
 memory O(chunk·n): a 100k×100k covariance is never built.
 """
@@ -54,6 +57,14 @@ class FastPosterior:
             Z = Xt.index_select(-1, self.cont).to(torch.float64) / self.ls
             G = Xt.index_select(-1, self.groups).round().long()
             K = rbf(Z, Z, (Z * Z).sum(-1)) * self._group_factor(G, G)
+            # the per-device overhead term s_oh·ω ω'·[hw = hw'] (gp_kernel), when the kernel has it
+            self.oh_scale = float(kern.fixed_overhead_scale) if kern.overhead_dims.numel() == 2 else 0.0
+            if self.oh_scale > 0:
+                self.oh_col = int(kern.overhead_dims[0])
+                self.oh_group = int((self.groups == kern.overhead_dims[1]).nonzero()[0, 0])
+                om = Xt[:, self.oh_col].to(torch.float64)
+                hw = G[:, self.oh_group]
+                K = K + self.oh_scale * om.unsqueeze(-1) * om.unsqueeze(-2) * (hw.unsqueeze(-1) == hw.unsqueeze(-2))
             noise = (model.likelihood.noise_covar.noise.reshape(-1)
                      + model.likelihood.second_noise_covar.noise.reshape(-1)).to(torch.float64)
             ot = model.outcome_transform
@@ -88,6 +99,13 @@ class FastPosterior:
             self.sq = (self.Z * self.Z).sum(-1)
             self.B = B.to(dtype)
             self.prior_diag = float(self.scales.sum())
+            if self.oh_scale > 0:
+                # Σ_j [hw_j = c] ω_j B_j per training device code c: the overhead term's share of k*ᵀB
+                # is s_oh · ω* · V[hw*] (zero for a device without training runs)
+                self.oh_codes = int(hw.max()) + 1
+                V = torch.zeros((self.oh_codes, B.shape[1]), dtype=torch.float64)
+                V.index_add_(0, hw, om.unsqueeze(-1) * B)
+                self.oh_V = V.to(dtype)
 
     def _variance_basis(self, evals: torch.Tensor, U: torch.Tensor, noise: torch.Tensor, rank_tol: float,
                         max_rank: int, alpha: torch.Tensor) -> torch.Tensor:
@@ -113,7 +131,8 @@ class FastPosterior:
 
     def signature(self) -> tuple:
         """Equal for caches whose kernels (and training inputs) coincide: they can share work."""
-        return (tuple(self.ls.tolist()), tuple(self.scales.tolist()), tuple(self.combo_of.tolist()), self.Z.shape)
+        return (tuple(self.ls.tolist()), tuple(self.scales.tolist()), tuple(self.combo_of.tolist()), self.Z.shape,
+                getattr(self, "oh_scale", 0.0))
 
     def _affine(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(scale, shift) with Z = X[:, cont]·scale + shift, when the input transform is affine.
@@ -122,7 +141,8 @@ class FastPosterior:
         transform's per-chunk copies (a third of the time of a 100k prediction). Anything that is not
         affine (a future warping transform) falls back to calling the transform."""
         if not hasattr(self, "_affine_cache"):
-            d = int(max(int(self.cont.max()), int(self.groups.max()) if self.groups.numel() else 0)) + 1
+            d = int(max(int(self.cont.max()), int(self.groups.max()) if self.groups.numel() else 0,
+                         getattr(self, "oh_col", 0))) + 1
             probe = torch.stack([torch.full((d,), float(v), dtype=torch.float64) for v in (0.0, 1.0, 2.0)])
             with torch.no_grad():
                 out = self.input_transform(probe)
@@ -165,21 +185,35 @@ class FastPosterior:
             table = torch.log(w).to(self.dtype) - 0.5 * self.sq.unsqueeze(0)
         return table, inv
 
-    def _products(self, Z: torch.Tensor, G: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-        """k*ᵀ B for one chunk of scaled inputs ``Z`` and group codes ``G`` (see :meth:`log_weights`)."""
+    def _products(self, Z: torch.Tensor, G: torch.Tensor, B: torch.Tensor,
+                  om: "torch.Tensor | None" = None, V: "torch.Tensor | None" = None) -> torch.Tensor:
+        """k*ᵀ B for one chunk of scaled inputs ``Z`` and group codes ``G`` (see :meth:`log_weights`);
+        with the overhead term, plus s_oh · ω* · V[hw*] (``om`` = ω*, ``V`` = the per-device sums of
+        ω_j B_j for the same columns as ``B``)."""
         table, inv = self.log_weights(G)  # tabulated per chunk: memory stays O(chunk · n)
         E = table.index_select(0, inv)  # chunk × n (a fresh tensor: safe to work in place)
         E.addmm_(Z, self.Z.T)
         E.sub_(0.5 * (Z * Z).sum(-1, keepdim=True))
         E.exp_()
-        return E @ B
+        KB = E @ B
+        if om is not None and V is not None:
+            hw = G[:, self.oh_group]
+            seen = hw < V.shape[0]
+            rows = V.index_select(0, hw.clamp_max(V.shape[0] - 1)) * seen.unsqueeze(-1).to(V.dtype)
+            KB += (self.oh_scale * om).unsqueeze(-1).to(KB.dtype) * rows
+        return KB
 
-    def _finish(self, KB: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def overhead_inputs(self, X: torch.Tensor) -> "torch.Tensor | None":
+        """ω of raw rows (None without the overhead term)."""
+        return X[:, self.oh_col].to(torch.float64) if getattr(self, "oh_scale", 0.0) > 0 else None
+
+    def _finish(self, KB: torch.Tensor, om: "torch.Tensor | None" = None) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance in outcome units; a mean-only cache returns the variance as nan."""
         m = (self.y_mean + self.y_std * (self.const + KB[:, 0].to(torch.float64))).numpy()
         if self.mean_only:
             return m, np.full(m.shape, np.nan)
-        v = self.prior_diag - (KB[:, 1:] ** 2).sum(-1).to(torch.float64)
+        prior = self.prior_diag + (self.oh_scale * om**2 if om is not None else 0.0)
+        v = prior - (KB[:, 1:] ** 2).sum(-1).to(torch.float64)
         return m, (self.y_std**2 * v.clamp_min(0)).numpy()
 
     def __call__(self, X: torch.Tensor, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
@@ -196,11 +230,14 @@ def joint_marginals(fasts: Sequence[FastPosterior], X: torch.Tensor, chunk: int 
     with torch.no_grad():
         Z, G = head._inputs(X)
         B = torch.cat([f.B for f in fasts], dim=1)
+        om_all = head.overhead_inputs(X)
+        V = torch.cat([f.oh_V for f in fasts], dim=1) if om_all is not None else None
         for i in range(0, X.shape[0], chunk):
-            KB = head._products(Z[i:i + chunk], G[i:i + chunk], B)
+            om = om_all[i:i + chunk] if om_all is not None else None
+            KB = head._products(Z[i:i + chunk], G[i:i + chunk], B, om, V)
             start = 0
             for j, (f, w) in enumerate(zip(fasts, widths)):
-                parts[j].append(f._finish(KB[:, start:start + w]))
+                parts[j].append(f._finish(KB[:, start:start + w], om))
                 start += w
     out = []
     for p in parts:
