@@ -11,7 +11,7 @@ Replay mode: the configurations of the oracle dataset, filtered by whatever axes
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from engine.config import Config
 from experiments.config import ExperimentConfigError, SearchSpace
@@ -115,6 +115,26 @@ def replay_space_elsewhere(sp: SearchSpace, data: "pd.DataFrame",
         if len(pool) >= need and (best is None or len(pool) > len(best[2])):
             best = (str(device), alt, pool)
     return best
+
+
+class ReplayPool(NamedTuple):
+    """Where a search space is replayed: ``device`` is None when the data hold the space as given,
+    else the device of the data it was pointed at (``space`` says so too)."""
+
+    device: Optional[str]
+    space: SearchSpace
+    configs: list[Config]
+
+
+def replay_pool(sp: SearchSpace, data: "pd.DataFrame", need: int) -> Optional[ReplayPool]:
+    """``sp``'s configurations in ``data`` if there are at least ``need``; else the same axes on the
+    device of ``data`` that holds most of them (:func:`replay_space_elsewhere`); None if neither.
+    The one rule behind ``perfcast replay`` of a real loop's config and the after-run baselines."""
+    here = space_from_dataset(sp, data)
+    if len(here) >= need:
+        return ReplayPool(None, sp, here)
+    elsewhere = replay_space_elsewhere(sp, data, need)
+    return ReplayPool(*elsewhere) if elsewhere is not None else None
 
 
 def adapter_for(config: Config) -> tuple[Optional[str], str]:

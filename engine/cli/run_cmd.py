@@ -116,27 +116,26 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
     from engine.errors import InvalidValueError, NotAvailableError
     from experiments.replay import load_dataset
     from experiments.report import compare, curve_of
-    from experiments.space import replay_space_elsewhere, space_from_dataset
+    from experiments.space import replay_pool, space_from_dataset
 
     try:
         data = load_dataset(cfg.replay.dataset)
     except (NotAvailableError, InvalidValueError) as e:
         return [], f"baselines not replayed: {e}"
     what = "the shipped dataset" if cfg.replay.dataset == "shipped" else f"the replay dataset {cfg.replay.dataset!r}"
-    pool = space_from_dataset(cfg.search_space, data)
     need = max(2 * max(result.n_benchmarks, 1), cfg.replay.initial_runs + 4)
-    space, where = cfg.search_space, ""
-    if len(pool) < need:
-        # this machine's device is not in the shipped data: the same pool as measured on the device
-        # that is (every axis but the device), said so in the note
-        elsewhere = replay_space_elsewhere(cfg.search_space, data, need)
-        if elsewhere is None:
-            other = " here, nor that many on another device" if cfg.search_space.hardware else ""
-            return [], (f"baselines not replayed: {what} has {len(pool)} configurations of this search "
-                        f"space{other} (need >= {need} to replay {result.n_benchmarks} benchmarks)")
-        device, space, pool = elsewhere
-        where = (f" as measured on {device} (this machine's device is not in it, so the baselines ran on another "
-                 "device than the real run)")
+    # this machine's device may not be in the data: then the same pool as measured on the device
+    # that is (every axis but the device), said so in the note
+    found = replay_pool(cfg.search_space, data, need)
+    if found is None:
+        other = " here, nor that many on another device" if cfg.search_space.hardware else ""
+        return [], (f"baselines not replayed: {what} has {len(space_from_dataset(cfg.search_space, data))} "
+                    f"configurations of this search space{other} (need >= {need} to replay "
+                    f"{result.n_benchmarks} benchmarks)")
+    space, pool = found.space, found.configs
+    where = "" if found.device is None else (
+        f" as measured on {found.device} (this machine's device is not in it, so the baselines ran on another "
+        "device than the real run)")
     rcfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": max(result.n_benchmarks, 1),
                                                                           "benchmark_seconds": None}),
                                   "stop": cfg.stop.model_copy(update={"max_rel_width90": None}),
@@ -152,20 +151,18 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
 
 
 def _space_in_dataset(cfg: Any, data: Any) -> tuple[Any, str]:
-    """``cfg`` as is when the replay data hold its search space; else pointed at the device of the
-    data that holds most of it (a real loop's ``hardware: [cpu]`` is this machine's CPU, which a
-    recorded dataset rarely holds), with a line saying so."""
-    from experiments.space import replay_space_elsewhere, space_from_dataset
+    """``cfg`` as is when the replay data hold enough of its search space (a random initial design
+    and one pick); else pointed at the device of the data that holds most of it (a real loop's
+    ``hardware: [cpu]`` is this machine's CPU, which a recorded dataset rarely holds), with a line
+    saying so."""
+    from experiments.space import replay_pool
 
-    if space_from_dataset(cfg.search_space, data):
-        return cfg, ""
-    elsewhere = replay_space_elsewhere(cfg.search_space, data, need=cfg.replay.initial_runs + 1)
-    if elsewhere is None:
-        return cfg, ""  # run_replay says that nothing matches
-    device, space, pool = elsewhere
-    return (cfg.model_copy(update={"search_space": space}),
-            f"this machine's device is not in the replay data: replaying the {len(pool)} configurations of this "
-            f"search space as measured on {device}")
+    found = replay_pool(cfg.search_space, data, need=cfg.replay.initial_runs + 1)
+    if found is None or found.device is None:
+        return cfg, ""  # as given (run_replay says so when too little of it is in the data)
+    return (cfg.model_copy(update={"search_space": found.space}),
+            f"this machine's device is not in the replay data: replaying the {len(found.configs)} configurations of "
+            f"this search space as measured on {found.device}")
 
 
 def run_experiment(config: str, executor: str, workers: int, db_path: Optional[str], plot: Optional[str],

@@ -35,3 +35,19 @@ def test_none_when_no_device_holds_enough_or_the_space_names_no_device() -> None
     sp = SearchSpace(models=["gpt2"], hardware=["cpu-this-machine-2c"], batch_sizes=[1])
     assert replay_space_elsewhere(sp, data, need=2) is None
     assert replay_space_elsewhere(SearchSpace(models=["gpt2"]), data, need=1) is None
+
+
+def test_replay_pool_prefers_the_space_as_given_then_another_device() -> None:
+    """One rule for `perfcast replay` and the after-run baselines: the space as given when the data
+    hold at least ``need`` of it, else the device holding most of it, else None."""
+    from experiments.space import replay_pool
+
+    data = _data()
+    here = SearchSpace(models=["gpt2"], hardware=["cpu-other-4c"], batch_sizes=[1, 2, 4])
+    found = replay_pool(here, data, need=3)
+    assert found is not None and found.device is None and found.space == here and len(found.configs) == 3
+    # the same space but more needed than this device holds: pointed at the device that has more
+    wide = here.model_copy(update={"models": ["gpt2", "distilbert-base-uncased"]})
+    found = replay_pool(wide, data, need=4)
+    assert found is not None and found.device == "cpu-amd-epyc-2c" and found.space.hardware == ["cpu-amd-epyc-2c"]
+    assert replay_pool(wide, data, need=7) is None
