@@ -53,7 +53,7 @@ from engine.models.assemble import lognormal_set
 from engine.models.base import PredictionSet
 from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog
 from engine.models.gp_fast import FastPosterior, joint_marginals
-from engine.models.roofline import RooflinePredictor
+from engine.models.roofline import RooflineParams, RooflinePredictor, roofline_latency_ms
 from engine.models.targets import targets_from_measurements
 
 # gpytorch rounds per-run sampling variances below 1e-6 up to 1e-6 and warns each time; tiny
@@ -119,11 +119,10 @@ def group_labels(ff: FeatureFrame, group: str) -> np.ndarray:
     return ff.cats[group]
 
 
-def overhead_share(ff: FeatureFrame, overhead_ms: float, eff_compute: float, eff_memory: float) -> np.ndarray:
+def overhead_share(ff: FeatureFrame, p: RooflineParams) -> np.ndarray:
     """ω = o / (o + t): the share of each row's roofline time that is the fixed per-pass overhead
     (the input of the kernel's per-device overhead term, :mod:`engine.models.gp_kernel`)."""
-    t = np.maximum(ff.phys["t_compute_ms"] / eff_compute, ff.phys["t_memory_ms"] / eff_memory)
-    return overhead_ms / (overhead_ms + t)
+    return p.overhead_ms / roofline_latency_ms(ff, p)
 
 
 def calibration_strata(ff: FeatureFrame) -> np.ndarray:
@@ -151,16 +150,15 @@ class Design:
     columns: list[int]
     bounds: np.ndarray  # (2, len(columns))
     vocab: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: the roofline's (overhead ms, compute efficiency, memory efficiency) when the kernel has the
-    #: per-device overhead term: its input ω, the overhead's share of the roofline time, is the
-    #: matrix's last column
-    overhead: Optional[tuple[float, float, float]] = None
+    #: the fitted roofline's parameters when the kernel has the per-device overhead term: its input
+    #: ω, the overhead's share of the roofline time, is the matrix's last column
+    overhead: Optional[RooflineParams] = None
     #: the single device a one-device fit saw: its rows get ω = 0 (the roofline's overhead was
     #: fitted on it alone, so its deviation from that overhead is zero by construction)
     overhead_fitted_on: Optional[str] = None
 
     @classmethod
-    def from_training(cls, ff: FeatureFrame, overhead: Optional[tuple[float, float, float]] = None) -> "Design":
+    def from_training(cls, ff: FeatureFrame, overhead: Optional[RooflineParams] = None) -> "Design":
         X = ff.X
         one_device = len(set(ff.cats["hardware"])) < 2
         keep = [j for j, name in enumerate(ff.names) if name in GP_FEATURES or name.split("=")[0] in GP_ONE_HOT]
@@ -182,7 +180,8 @@ class Design:
         return tuple(self.vocab)
 
     def matrix(self, ff: FeatureFrame) -> np.ndarray:
-        """Feature columns + one integer code column per group (unseen values get fresh codes)."""
+        """Feature columns + one integer code column per group (unseen values get fresh codes), then
+        ω when the design has the overhead term."""
         codes = []
         for g in self.groups:
             voc = self.vocab[g]
@@ -193,7 +192,7 @@ class Design:
             codes.append(table[inv])
         extra = []
         if self.overhead is not None:
-            omega = overhead_share(ff, *self.overhead)
+            omega = overhead_share(ff, self.overhead)
             if self.overhead_fitted_on is not None:
                 omega = np.where(np.asarray(ff.cats["hardware"]).astype(str) == self.overhead_fitted_on, 0.0, omega)
             extra.append(omega)
@@ -254,14 +253,11 @@ class OutputGP:
         # (the overhead term, below, leaves the shared scale's prior as it is: its variance ω²·s_oh
         # is small except on short passes)
         # hardware, family and device × path scales are fixed at their prior (few groups: MAP would collapse them)
-        oh_dims, oh_scale = None, 0.0
-        if getattr(self, "has_overhead", False) and "hardware" in groups:
-            oh_dims = (d + len(groups), d + groups.index("hardware"))
-            oh_scale = sds.get("overhead", 0.0) ** 2 / s2
-            oh_dims = oh_dims if oh_scale > 0 else None
+        oh_sd = sds.get("overhead", 0.0) if getattr(self, "has_overhead", False) and "hardware" in groups else 0.0
+        oh_dims = (d + len(groups), d + groups.index("hardware")) if oh_sd > 0 else None
         kernel = GroupScaleKernel(list(range(d)), list(range(d, d + len(groups))), prior_scales,
                                   fixed=[False] + [g in FIXED_GROUPS for g in groups],
-                                  overhead_dims=oh_dims, overhead_scale=oh_scale)
+                                  overhead_dims=oh_dims, overhead_scale=oh_sd**2 / s2)
         model = SingleTaskGP(X, y, train_Yvar=yvar, covar_module=kernel,
                              input_transform=Normalize(d=X.shape[-1], indices=list(range(d)), bounds=self.bounds),
                              outcome_transform=Standardize(m=1))
@@ -483,8 +479,9 @@ class GPPredictor:
     """
 
     name = "gp"
-    CACHE_VERSION = 7  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
-    # 5, 6: no roofline-time feature on one device; 7: per-device overhead term
+    CACHE_VERSION = 8  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
+    # 5, 6: no roofline-time feature on one device; 7: per-device overhead term; 8: the design keeps the
+    # roofline's parameters, not a tuple of three of them
 
     def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,
@@ -540,8 +537,7 @@ class GPPredictor:
         previous = {k: o.hyperparameters() for k, o in self.outputs.items()} if self.warm_start else {}
         self.roofline = RooflinePredictor(featurizer=self.featurizer).fit(tg.frame)
         ff = self._ff(tg.frame)
-        rp = self.roofline.params
-        self.design = Design.from_training(ff, (rp.overhead_ms, rp.eff_compute, rp.eff_memory)
+        self.design = Design.from_training(ff, self.roofline.params
                                            if self.prior_sd_log.get("overhead", 0.0) > 0 else None)
         X = self.design.matrix(ff)
         strata = calibration_strata(ff)

@@ -55,10 +55,13 @@ class RooflineParams:
     mem_overhead_mib: float = 300.0
 
 
+def roofline_time_ms(ff: FeatureFrame, p: RooflineParams) -> np.ndarray:
+    """The compute/memory part of the roofline: max(FLOPs / (eff_c · peak), bytes / (eff_m · bw))."""
+    return np.maximum(ff.phys["t_compute_ms"] / p.eff_compute, ff.phys["t_memory_ms"] / p.eff_memory)
+
+
 def roofline_latency_ms(ff: FeatureFrame, p: RooflineParams) -> np.ndarray:
-    t_c = ff.phys["t_compute_ms"] / p.eff_compute
-    t_m = ff.phys["t_memory_ms"] / p.eff_memory
-    return p.overhead_ms + np.maximum(t_c, t_m)
+    return p.overhead_ms + roofline_time_ms(ff, p)
 
 
 def roofline_memory_mib(ff: FeatureFrame, p: RooflineParams) -> np.ndarray:

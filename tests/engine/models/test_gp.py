@@ -267,10 +267,11 @@ def test_one_device_design_keeps_the_overhead_term_for_other_devices(featurizer,
     term cannot move single-device fits); any other device's rows keep their ω, and with two
     devices every row does."""
     from engine.models.gp import Design
+    from engine.models.roofline import RooflineParams
 
     one = train_df[train_df["hardware"] == "gpu-syn-a"]
     other = train_df[train_df["hardware"] != "gpu-syn-a"]
-    overhead = (1.0, 0.3, 0.6)
+    overhead = RooflineParams(overhead_ms=1.0, eff_compute=0.3, eff_memory=0.6)
     single = Design.from_training(featurizer(configs_from_frame(one)), overhead)
     assert single.overhead_fitted_on == "gpu-syn-a"
     assert np.all(single.matrix(featurizer(configs_from_frame(one)))[:, -1] == 0)
