@@ -294,7 +294,7 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
       perfcast replay configs/experiments/replay-shipped.yaml --strategies eig,random --seeds 0,1,2 --json
     """
     from engine.acquisition.select import check_acquisition
-    from experiments.config import load_config
+    from experiments.config import load_config, prior_is_oracle
     from experiments.replay import load_dataset, run_replay
     from experiments.report import curve_of, plot_report, print_report, savings_vs_random
 
@@ -303,7 +303,7 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
     for s in strats:
         check_acquisition(s)
     seed_list = split_csv(seeds, int, "seed") or list(cfg.replay.seeds)
-    if dataset == "shipped" and cfg.replay.prior == "shipped":
+    if dataset is not None and prior_is_oracle(dataset, cfg.replay.prior):
         from engine.errors import InvalidValueError
 
         raise InvalidValueError("--dataset", dataset, f"another dataset than {cfg.name}'s prior (replay.prior: shipped "

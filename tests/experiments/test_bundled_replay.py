@@ -100,3 +100,15 @@ def test_a_replay_with_the_shipped_prior_starts_where_the_real_run_starts(grid) 
     with pytest.raises(ExperimentConfigError, match=r"replay.prior 'shipped'.*both the oracle and the prior"):
         parse_config({"name": "x", "search_space": {"models": ["gpt2"]},
                       "replay": {"dataset": "shipped", "prior": "shipped"}}, "x.yaml")
+
+
+def test_replay_refuses_the_shipped_runs_as_oracle_of_a_loop_whose_prior_they_are() -> None:
+    """`--dataset shipped` bypasses the config's validation; the same rule
+    (experiments.config.prior_is_oracle) refuses it there, in one line naming the value."""
+    from click.testing import CliRunner
+
+    from engine.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["replay", "cpu-quick", "--dataset", "shipped", "--seeds", "0"])
+    assert r.exit_code != 0
+    assert "--dataset 'shipped'" in r.output and "cannot be the oracle too" in r.output
