@@ -253,7 +253,7 @@ class OutputGP:
         # (the overhead term, below, leaves the shared scale's prior as it is: its variance ω²·s_oh
         # is small except on short passes)
         # hardware, family and device × path scales are fixed at their prior (few groups: MAP would collapse them)
-        oh_sd = sds.get("overhead", 0.0) if getattr(self, "has_overhead", False) and "hardware" in groups else 0.0
+        oh_sd = sds.get("overhead", 0.0) if self.has_overhead and "hardware" in groups else 0.0
         oh_dims = (d + len(groups), d + groups.index("hardware")) if oh_sd > 0 else None
         kernel = GroupScaleKernel(list(range(d)), list(range(d, d + len(groups))), prior_scales,
                                   fixed=[False] + [g in FIXED_GROUPS for g in groups],

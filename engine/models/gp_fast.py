@@ -102,8 +102,7 @@ class FastPosterior:
             if self.oh_scale > 0:
                 # Σ_j [hw_j = c] ω_j B_j per training device code c: the overhead term's share of k*ᵀB
                 # is s_oh · ω* · V[hw*] (zero for a device without training runs)
-                self.oh_codes = int(hw.max()) + 1
-                V = torch.zeros((self.oh_codes, B.shape[1]), dtype=torch.float64)
+                V = torch.zeros((int(hw.max()) + 1, B.shape[1]), dtype=torch.float64)
                 V.index_add_(0, hw, om.unsqueeze(-1) * B)
                 self.oh_V = V.to(dtype)
 
@@ -132,7 +131,7 @@ class FastPosterior:
     def signature(self) -> tuple:
         """Equal for caches whose kernels (and training inputs) coincide: they can share work."""
         return (tuple(self.ls.tolist()), tuple(self.scales.tolist()), tuple(self.combo_of.tolist()), self.Z.shape,
-                getattr(self, "oh_scale", 0.0))
+                self.oh_scale)
 
     def _affine(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(scale, shift) with Z = X[:, cont]·scale + shift, when the input transform is affine.
@@ -205,7 +204,7 @@ class FastPosterior:
 
     def overhead_inputs(self, X: torch.Tensor) -> "torch.Tensor | None":
         """ω of raw rows (None without the overhead term)."""
-        return X[:, self.oh_col].to(torch.float64) if getattr(self, "oh_scale", 0.0) > 0 else None
+        return X[:, self.oh_col].to(torch.float64) if self.oh_scale > 0 else None
 
     def _finish(self, KB: torch.Tensor, om: "torch.Tensor | None" = None) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance in outcome units; a mean-only cache returns the variance as nan."""
