@@ -203,6 +203,11 @@ def main() -> None:
     for n in sorted({5, 10, 20, 30, 40, 60, 80, 100, runs} & set(range(runs + 1))):
         print(f"{n:>4} " + " ".join(f"{c.ape_by_n[n]:>14.2%}" if np.isfinite(c.ape_by_n[n]) else f"{'-':>14}"
                                     for c in curves.values()))
+    print("held-out coverage of the 50% / 90% intervals (mean of seeds; the pool the strategy left out):")
+    for n in sorted({10, 20, 30, 40, 60, 80, 100, runs} & set(range(runs + 1))):
+        print(f"{n:>4} " + " ".join(f"{c.cover50_by_n[n]:>6.1%} /{c.cover90_by_n[n]:>6.1%}"
+                                    if c.cover90_by_n is not None and np.isfinite(c.cover90_by_n[n]) else f"{'-':>14}"
+                                    for c in curves.values()))
     for k, c in curves.items():
         print(f"  {k}: reaches target after {benchmarks_to_reach(c, target)} benchmarks / "
               f"{seconds_to_reach(c, target)} benchmark-s")

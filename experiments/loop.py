@@ -60,6 +60,11 @@ class StepRecord:
     mean_rel_width90: Optional[float] = None
     heldout_median_ape: Optional[float] = None
     heldout_n: int = 0
+    # empirical coverage of the posterior's central 50% / 90% intervals on the held-out pool: under
+    # active learning the runs are chosen, not drawn, so the leave-one-out calibration of the
+    # training runs need not carry over to what was left out (this is where that shows)
+    heldout_cover50: Optional[float] = None
+    heldout_cover90: Optional[float] = None
     fit_s: float = 0.0
     acquire_s: float = 0.0
     cost_exponent: Optional[float] = None  # information / cost**this (cost-aware acquisitions)
@@ -89,6 +94,8 @@ class LoopResult:
         return {"n_benchmarks": [s.n_benchmarks for s in self.steps],
                 "benchmark_seconds": [s.benchmark_seconds for s in self.steps],
                 "heldout_median_ape": [s.heldout_median_ape for s in self.steps],
+                "heldout_cover50": [s.heldout_cover50 for s in self.steps],
+                "heldout_cover90": [s.heldout_cover90 for s in self.steps],
                 "mean_rel_width90": [s.mean_rel_width90 for s in self.steps],
                 "max_rel_width90": [s.max_rel_width90 for s in self.steps]}
 
@@ -125,6 +132,21 @@ def _median_ape(pred: np.ndarray, truth: Sequence[Optional[float]]) -> tuple[Opt
     if not ok.any():
         return None, 0
     return float(np.median(np.abs(pred[ok] - t[ok]) / t[ok])), int(ok.sum())
+
+
+#: quantiles the held-out scoring reads: the 90% interval, the 50% interval, the median
+SCORE_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def _coverage(q: np.ndarray, truth: Sequence[Optional[float]]) -> tuple[Optional[float], Optional[float]]:
+    """Share of the known truths inside the 50% and the 90% interval (``q``: rows of
+    :data:`SCORE_QUANTILES`, one column per configuration)."""
+    t = np.array([np.nan if v is None else v for v in truth], dtype=float)
+    ok = np.isfinite(t) & (t > 0)
+    if not ok.any():
+        return None, None
+    t, q = t[ok], q[:, ok]
+    return float(np.mean((t >= q[1]) & (t <= q[3]))), float(np.mean((t >= q[0]) & (t <= q[4])))
 
 
 class ExperimentLoop:
@@ -391,10 +413,12 @@ class ExperimentLoop:
         if self.truth is not None and pool_idx:
             if self._score_factory is not None:
                 fresh = self._score_factory().fit(data)
-                med = fresh.predict(cand).quantiles(self.pmetric, [0.5])[0]
+                qs = fresh.predict(cand).quantiles(self.pmetric, list(SCORE_QUANTILES))
             else:
-                med = preds.quantiles(self.pmetric, [0.5])[0][pool_idx]
-            rec.heldout_median_ape, rec.heldout_n = _median_ape(med, self.truth(cand, self.truth_col))
+                qs = preds.quantiles(self.pmetric, list(SCORE_QUANTILES))[:, pool_idx]
+            truth = self.truth(cand, self.truth_col)
+            rec.heldout_median_ape, rec.heldout_n = _median_ape(qs[2], truth)
+            rec.heldout_cover50, rec.heldout_cover90 = _coverage(qs, truth)
 
     def final_evaluation(self, runs: int, seconds: float) -> Optional[StepRecord]:
         """Fit on everything and score once more, so the curve ends after the last benchmark."""

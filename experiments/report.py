@@ -1,8 +1,9 @@
 """Learning curves: held-out error and interval width vs benchmarks and vs benchmark-seconds.
 
 A curve is read off the loop's step records: at each acquisition the posterior (fitted on what
-had been measured) is scored — held-out median APE where the truth is known, and the mean
-relative 90% interval width over the remaining pool. Curves of several seeds are put on a common
+had been measured) is scored — held-out median APE and the empirical coverage of its 50% and 90%
+intervals where the truth is known, and the mean relative 90% interval width over the remaining
+pool. Curves of several seeds are put on a common
 grid (the value of the last step at or before each grid point) and averaged.
 
 ``compare`` puts the chosen acquisition beside ``random`` and ``max-variance`` on the same pool;
@@ -36,6 +37,10 @@ class Curve:
     seeds: int
     source: str = "replay"  # replay | real run (prequential)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: mean over seeds of the held-out pool's empirical coverage of the 50% / 90% intervals (nan
+    #: where unknown: a real run knows no held-out truth)
+    cover50_by_n: Optional[np.ndarray] = None
+    cover90_by_n: Optional[np.ndarray] = None
 
     def to_dict(self) -> dict[str, Any]:
         def lst(a: np.ndarray) -> list[Optional[float]]:
@@ -45,7 +50,10 @@ class Curve:
                 "n_benchmarks": lst(self.n_grid), "heldout_median_ape": lst(self.ape_by_n),
                 "mean_rel_width90": lst(self.width_by_n), "benchmark_seconds_at_n": lst(self.seconds_by_n),
                 "seconds_grid": lst(self.s_grid), "heldout_median_ape_by_seconds": lst(self.ape_by_s),
-                "mean_rel_width90_by_seconds": lst(self.width_by_s), **self.extra}
+                "mean_rel_width90_by_seconds": lst(self.width_by_s),
+                "heldout_cover50": lst(self.cover50_by_n) if self.cover50_by_n is not None else None,
+                "heldout_cover90": lst(self.cover90_by_n) if self.cover90_by_n is not None else None,
+                **self.extra}
 
 
 def _step_fn(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -71,8 +79,11 @@ def curve_of(strategy: str, results: Sequence["LoopResult"], n_max: Optional[int
     s_max = s_max or max(r.benchmark_seconds for r in results)
     n_grid = np.arange(0, n_max + 1, dtype=float)
     s_grid = np.linspace(0.0, max(s_max, 1e-9), n_s)
-    ape_n, wid_n, sec_n, ape_s, wid_s = [], [], [], [], []
+    ape_n, wid_n, sec_n, ape_s, wid_s, c50_n, c90_n = [], [], [], [], [], [], []
     for r in results:
+        for key, rows in (("heldout_cover50", c50_n), ("heldout_cover90", c90_n)):
+            n, _, c = _points(r, key)
+            rows.append(_step_fn(n, c, n_grid) if len(n) else np.full(len(n_grid), np.nan))
         n, s, a = _points(r, "heldout_median_ape")
         ape_n.append(_step_fn(n, a, n_grid) if len(n) else np.full(len(n_grid), np.nan))
         ape_s.append(_step_fn(s, a, s_grid) if len(s) else np.full(len(s_grid), np.nan))
@@ -93,7 +104,7 @@ def curve_of(strategy: str, results: Sequence["LoopResult"], n_max: Optional[int
                 return np.nanmean(arr, axis=0)
 
     return Curve(strategy, n_grid, mean(ape_n), mean(wid_n), mean(sec_n), s_grid, mean(ape_s), mean(wid_s),
-                 len(results))
+                 len(results), cover50_by_n=mean(c50_n), cover90_by_n=mean(c90_n))
 
 
 def benchmarks_to_reach(curve: Curve, target: float) -> Optional[int]:
@@ -309,6 +320,11 @@ def report_rows(curves: Sequence[Curve], checkpoints: Sequence[int]) -> list[dic
         row["final_width90"] = float(c.width_by_n[finw[-1]]) if len(finw) else None
         fins = np.nonzero(np.isfinite(c.seconds_by_n))[0]
         row["benchmark_seconds"] = float(c.seconds_by_n[fins[-1]]) if len(fins) else None
+        for level, arr in ((50, c.cover50_by_n), (90, c.cover90_by_n)):
+            # averaged over the benchmarks the curve has a value at (one figure per strategy: the
+            # coverage of its posterior on what it left out, along the whole run)
+            fin = np.isfinite(arr) if arr is not None else None
+            row[f"heldout_cover{level}"] = float(np.mean(arr[fin])) if fin is not None and fin.any() else None
         rows.append(row)
     return rows
 
@@ -327,10 +343,15 @@ def print_report(console: Any, curves: Sequence[Curve], title: str = "Learning c
     for k in checkpoints:
         t.add_column(f"APE\n@{k}", justify="right", no_wrap=True)
     t.add_column("final\n90% width", justify="right", no_wrap=True)
+    covered = any(r["heldout_cover90"] is not None for r in rows)
+    if covered:
+        t.add_column("cover\n50/90", justify="right", no_wrap=True)  # held-out, mean along the curve
     t.add_column("bench-\nmark-s", justify="right", no_wrap=True)
     for r in rows:
+        cover = ([f"{100 * (r['heldout_cover50'] or 0):.0f}/{100 * r['heldout_cover90']:.0f}%"
+                  if r["heldout_cover90"] is not None else "–"] if covered else [])
         t.add_row(f"{r['strategy']}\n[dim]{r['source']} ×{r['seeds']}[/dim]",
-                  *[_fmt(r[f"ape@{k}"]) for k in checkpoints], _fmt(r["final_width90"]),
+                  *[_fmt(r[f"ape@{k}"]) for k in checkpoints], _fmt(r["final_width90"]), *cover,
                   _fmt(r["benchmark_seconds"], pct=False))
     console.print(t)
     return rows

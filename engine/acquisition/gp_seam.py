@@ -91,3 +91,12 @@ def condition_gp(predictor: Any, data: "pd.DataFrame") -> bool:
     finally:
         predictor.maxiter_warm, predictor.warm_start = saved
     return True
+
+
+def roughness_var(predictor: Any, metric: str = "latency_ms") -> float:
+    """τ² of ``metric``'s GP output (log units): the part of a new run's variance that no benchmark
+    of another configuration reduces (:meth:`engine.models.gp.OutputGP.calibrate`); 0 without one."""
+    if not is_gp(predictor):
+        return 0.0
+    out = predictor.outputs.get(output_name(metric))
+    return float(getattr(out, "roughness", 0.0)) ** 2 if out is not None else 0.0

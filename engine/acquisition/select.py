@@ -192,15 +192,16 @@ def batch_diagnostics(sigma: np.ndarray, noise_var: float, n_sel: int) -> tuple[
 
 
 # -- the entry point -------------------------------------------------------------------------------
-def calibration_weights(src: Any, sd_log: np.ndarray, mc_index: np.ndarray) -> np.ndarray:
+def calibration_weights(src: Any, sd_log: np.ndarray, mc_index: np.ndarray, floor_var: float = 0.0) -> np.ndarray:
     """s_m² per integration point m: the reported predictive variance (calibrated, per stratum)
-    over the covariance source's own (latent + new-run noise).
+    over the covariance source's own (latent + new-run noise + ``floor_var``, the GP's roughness
+    τ²: reported, but no benchmark reduces it, so it is the multiplier's, not the weight's).
 
     The calibration widens the intervals where leave-one-out errors are larger than the model
     believes (int8 and training runs on the shipped data); weighting the integral with it makes
     the acquisition reduce the uncertainty that is reported, not the uncalibrated one."""
     m = np.asarray(mc_index, dtype=int)
-    own = src.variance().numpy()[m] + float(src.noise_var)
+    own = src.variance().numpy()[m] + float(src.noise_var) + float(floor_var)
     w = np.asarray(sd_log, dtype=float)[m] ** 2 / np.maximum(own, 1e-300)
     return np.where(np.isfinite(w), w, 1.0)
 
@@ -259,6 +260,7 @@ def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: in
         from botorch.optim import optimize_acqf_discrete
 
         from engine.acquisition.functions import BatchBALD, IntegratedVarianceReduction
+        from engine.acquisition.gp_seam import roughness_var
 
         src = _source(acquisition, predictor, table, mc_index, pmetric, seed, n_draws)
         cost_t = None
@@ -269,7 +271,8 @@ def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: in
         acq: Any
         if acquisition == "eig":
             acq = IntegratedVarianceReduction(src, cost=cost_t, X_pending=X_pending,
-                                              mc_weights=calibration_weights(src, sd_log, mc_index))
+                                              mc_weights=calibration_weights(src, sd_log, mc_index,
+                                                                             roughness_var(predictor, pmetric)))
             ipv = acq.integrated_variance()
         else:
             acq = BatchBALD(src, cost=cost_t, X_pending=X_pending)

@@ -94,6 +94,14 @@ DEVICE_FEATURES: frozenset[str] = frozenset({"log_t_roof"})
 MEMORY_PRIOR_SD: dict[str, float] = {"hardware": 0.3, "family": 0.2, "model": 0.1, "software": 0.1,
                                      "hardware_software": 0.1}
 Z90 = 1.6448536269514722
+#: Prior median (log units) of a configuration's roughness: its own departure from the smooth
+#: surface, shared by its repeated runs and by no other configuration (see OutputGP.calibrate).
+#: Chosen from replays on random designs, whose close pairs of configurations show it (maximum
+#: likelihood 0.16-0.27 on five of six seeds at 60 runs, median 0.22; docs/active-learning.md
+#: "Session 17"). 0.15 was measured too: eig's held-out 90% coverage at 60-100 runs 85-86%, 87-90% with 0.2.
+ROUGHNESS_PRIOR = 0.2
+#: Prior spread of log(roughness) around it.
+ROUGHNESS_PRIOR_SD = 0.5
 #: Shrinkage of a stratum's calibration towards the global one (in runs; see OutputGP.calibrate).
 STRATUM_PSEUDO_COUNT = 40
 #: Asymptotic Var(p90) / Var(median) of a normal sample: (0.09/φ(1.2816)²) / (π/2).
@@ -128,6 +136,33 @@ def overhead_share(ff: FeatureFrame, p: RooflineParams) -> np.ndarray:
 def calibration_strata(ff: FeatureFrame) -> np.ndarray:
     """The stratum of each row for the calibration (mode/precision: where the misfit differs)."""
     return joined_labels(ff.cats, ("mode", "precision"))
+
+
+def fit_roughness(resid: np.ndarray, sd: np.ndarray, prior_median: float,
+                  prior_sd: float = ROUGHNESS_PRIOR_SD) -> float:
+    """MAP roughness τ from leave-one-out residuals ``resid`` with model spreads ``sd`` (log units).
+
+    The residuals are read as N(0, c²·sd² + τ²): c rescales what the GP knows it does not know,
+    τ adds what it cannot know (a configuration's own departure from the smooth surface). Both
+    are fitted by maximising that likelihood with a log-normal prior (median ``prior_median``,
+    log-sd ``prior_sd``) on τ and none on c; c is discarded (the quantile calibration that
+    follows sets the multipliers, with τ in the spread).
+    """
+    from scipy.optimize import minimize
+
+    e2 = np.asarray(resid, float) ** 2
+    v = np.asarray(sd, float) ** 2
+    if not len(e2):
+        return float(prior_median)
+    loc = math.log(prior_median)
+
+    def neg_log_post(p: np.ndarray) -> float:
+        tot = np.exp(2 * p[0]) * v + np.exp(2 * p[1])
+        return float(0.5 * np.sum(np.log(tot) + e2 / tot) + 0.5 * ((p[1] - loc) / prior_sd) ** 2)
+
+    best = minimize(neg_log_post, np.array([0.0, loc]), method="Nelder-Mead",
+                    options={"xatol": 1e-4, "fatol": 1e-6, "maxiter": 400})
+    return float(np.exp(best.x[1]))
 
 
 class StrataCodes(NamedTuple):
@@ -222,6 +257,10 @@ class OutputGP:
         self.y_std = self.y_std if self.y_std > 1e-3 else 1.0
         self.calibration = 1.0
         self.loo_coverage90: Optional[float] = None
+        # roughness τ (log units): each configuration's own departure from the smooth surface, which
+        # no other configuration's runs inform (see calibrate); None = no such term (memory)
+        self.roughness_prior: Optional[float] = None
+        self.roughness = 0.0
         # per-stratum spread multipliers (see calibrate); a stratum never seen uses `calibration`
         self.strata: Optional[np.ndarray] = None
         self.stratum_calibration: dict[str, float] = {}
@@ -339,6 +378,11 @@ class OutputGP:
         extra = float(self.model.likelihood.second_noise_covar.noise.detach().reshape(-1)[0]) * self.y_std**2
         return float(self.yvar.median()) + extra
 
+    def unexplained_var(self) -> float:
+        """Variance (log units) a new run of an unmeasured configuration has beyond the latent
+        surface: run-to-run noise plus the configuration's roughness τ²."""
+        return self.new_noise_var() + self.roughness**2
+
     def latent(self, X: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and variance of the latent correction, chunked, diagonal only."""
         return self.fast(torch.as_tensor(X, dtype=torch.float64), chunk)
@@ -359,7 +403,7 @@ class OutputGP:
 
     def from_latent(self, mu: np.ndarray, var: np.ndarray,
                     strata: "Optional[np.ndarray | StrataCodes]" = None) -> tuple[np.ndarray, np.ndarray]:
-        return mu, self.scale_for(strata, len(mu)) * np.sqrt(var + self.new_noise_var())
+        return mu, self.scale_for(strata, len(mu)) * np.sqrt(var + self.unexplained_var())
 
     def joint_draws(self, X: np.ndarray, n: int, seed: int, strata: Optional[np.ndarray] = None) -> np.ndarray:
         """(n, m) joint draws of a new measurement's correction (full covariance, small m)."""
@@ -376,7 +420,7 @@ class OutputGP:
             eye = torch.eye(cov.shape[-1], dtype=cov.dtype)
             L = torch.linalg.cholesky(cov + 1e-9 * eye)
             z = torch.randn((n, cov.shape[-1]), generator=gen, dtype=cov.dtype)
-            eps = torch.randn((n, cov.shape[-1]), generator=gen, dtype=cov.dtype) * math.sqrt(self.new_noise_var())
+            eps = torch.randn((n, cov.shape[-1]), generator=gen, dtype=cov.dtype) * math.sqrt(self.unexplained_var())
             scale = torch.as_tensor(self.scale_for(strata, cov.shape[-1]), dtype=cov.dtype)
             draws = mean + scale * (z @ L.T + eps)
         return draws.numpy()
@@ -384,7 +428,14 @@ class OutputGP:
     # -- calibration -----------------------------------------------------------------------------
     def loo_zscores(self) -> np.ndarray:
         """Closed-form leave-one-CONFIGURATION-out z-scores of the training runs (fixed hyperparameters),
-        each residual divided by the predictive sd a new run of that configuration would get.
+        each residual divided by the predictive sd a new run of that configuration would get
+        (latent + run noise + roughness, :meth:`unexplained_var`). See :meth:`loo_residuals`."""
+        resid, sd = self.loo_residuals()
+        return resid / np.sqrt(sd**2 + self.roughness**2)
+
+    def loo_residuals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Leave-one-configuration-out residuals of the training runs and the predictive sd (latent +
+        run noise, no roughness) a new run of that configuration would get, both in log units.
 
         Repeated runs of one configuration share a feature row. Leaving out one run while its
         twin stays in training would grade the GP on an almost-seen point and make the calibrated
@@ -406,6 +457,7 @@ class OutputGP:
             new_noise = self.new_noise_var() / self.y_std**2  # standardised units, like K
             _, group = np.unique(self.X.detach().cpu().numpy(), axis=0, return_inverse=True)
             z = torch.empty_like(alpha)
+            sd = torch.empty_like(alpha)
             for g in np.unique(group):
                 idx = torch.as_tensor(np.flatnonzero(group == g))
                 cov = torch.linalg.inv(Kinv[idx][:, idx])
@@ -414,8 +466,9 @@ class OutputGP:
                 # noise), not with this run's own noise: the calibration then applies to exactly
                 # the predictive distribution that is reported
                 latent = (torch.diagonal(cov) - noise[idx]).clamp_min(0.0)
-                z[idx] = resid / torch.sqrt(latent + new_noise)
-        return z.numpy()
+                z[idx] = resid
+                sd[idx] = torch.sqrt(latent + new_noise)
+        return z.numpy() * self.y_std, sd.numpy() * self.y_std
 
     def calibrate(self) -> None:
         """Global LOO spread multiplier, then one per stratum shrunk towards it.
@@ -426,9 +479,22 @@ class OutputGP:
         of the run) therefore gets its own multiplier from its own LOO z-scores — a Mondrian split
         of the calibration set — shrunk towards the global one with a pseudo-count of
         :data:`STRATUM_PSEUDO_COUNT` runs, so a stratum with a handful of runs mostly keeps the
-        global value."""
+        global value.
+
+        Before the multipliers, a latency output estimates its roughness τ (:func:`fit_roughness`):
+        the part of a configuration's value that no other configuration tells, so that a
+        prediction next to measured runs keeps at least τ of spread. A multiplier alone cannot
+        stand in for it. Under active learning the runs are spread apart on purpose, so every
+        leave-one-out prediction is far from the other runs, wide, and covered; the configurations
+        left between them get small posterior variances and, with the multiplier fitted on the
+        far ones, intervals that covered 77% of them (eig replays at 60 runs, six seeds; 90% after
+        random designs). The leave-one-out residuals of a spread-out design say little about τ,
+        so its prior (:data:`ROUGHNESS_PRIOR`) speaks there; a random design's close pairs pin it.
+        """
         if self.X.shape[0] < 10:
             return
+        if self.roughness_prior:
+            self.roughness = fit_roughness(*self.loo_residuals(), self.roughness_prior)
         z = np.abs(self.loo_zscores())
         self.calibration = float(np.clip(np.quantile(z, 0.9) / Z90, 0.8, 3.0))
         self.stratum_calibration = {}
@@ -476,18 +542,20 @@ class GPPredictor:
     bench/cross_cpu.py (two CPUs, k runs of one added to the other's, 5 draws): 0.5 covered a
     little more on the Intel Xeon (88.7/88.0% against 87.0/87.0% at k = 16/32) and over-covered
     more on the EPYC (96.7/95.6% against 95.3/94.6%), at about the same error.
+    ``roughness_prior``: prior median of a latency output's roughness τ (log units; 0 turns the
+    term off, see :meth:`OutputGP.calibrate` and :data:`ROUGHNESS_PRIOR`).
     """
 
     name = "gp"
-    CACHE_VERSION = 8  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
+    CACHE_VERSION = 9  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
     # 5, 6: no roofline-time feature on one device; 7: per-device overhead term; 8: the design keeps the
-    # roofline's parameters, not a tuple of three of them
+    # roofline's parameters, not a tuple of three of them; 9: the latency outputs' roughness term
 
     def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,
                  model_sd: float = 0.25, software_sd: float = 0.3, hardware_software_sd: float = 0.3,
                  overhead_sd: float = 0.5, noise_floor_sd: float = 0.01,
-                 drift_sd_prior: float = 0.04,
+                 drift_sd_prior: float = 0.04, roughness_prior: float = ROUGHNESS_PRIOR,
                  calibrate: bool = True, warm_start: bool = True, seed: int = 0) -> None:
         self.featurizer = featurizer
         self.max_fit_points = max_fit_points
@@ -499,6 +567,7 @@ class GPPredictor:
                              "overhead": overhead_sd}
         self.noise_floor_sd = noise_floor_sd
         self.drift_sd_prior = drift_sd_prior
+        self.roughness_prior = roughness_prior
         self.do_calibrate = calibrate
         self.warm_start = warm_start
         self.seed = seed
@@ -556,6 +625,8 @@ class GPPredictor:
             sds = MEMORY_PRIOR_SD if metric == "memory_mib" else self.prior_sd_log
             out = OutputGP(X[mask], y[mask], yv[mask], self.design, sds, self.noise_floor_sd, self.drift_sd_prior)
             out.strata = strata[mask]
+            if metric != "memory_mib":
+                out.roughness_prior = self.roughness_prior
             init = previous.get(metric)
             if metric == "latency_p90_ms" and "latency_ms" in self.outputs:
                 # p90 is the median's surface times a tail factor: share the kernel hyperparameters
@@ -583,7 +654,7 @@ class GPPredictor:
     @property
     def calibration(self) -> dict[str, dict[str, Optional[float]]]:
         """Per metric: the LOO-CV spread multiplier and the LOO 90% coverage after it."""
-        return {k: {"scale": o.calibration, "loo_coverage90": o.loo_coverage90,
+        return {k: {"scale": o.calibration, "loo_coverage90": o.loo_coverage90, "roughness": round(o.roughness, 4),
                     "scale_by_stratum": {st: round(v, 4) for st, v in o.stratum_calibration.items()}}
                 for k, o in self.outputs.items()}
 

@@ -53,6 +53,8 @@ def test_replay_loop_spends_the_budget_and_commits_every_run(syn, tmp_path) -> N
     assert runs["config_key"].is_unique
     acquired = [s for s in r.steps if s.chosen and s.fitted != "initial design"]
     assert acquired and all(s.heldout_median_ape is not None and s.mean_rel_width90 is not None for s in acquired)
+    # every scored step says how often the held-out truths fell inside its 50% and 90% intervals
+    assert all(0.0 <= s.heldout_cover50 <= s.heldout_cover90 <= 1.0 for s in acquired)
     assert all(c["information_gain"] is not None and c["cost_s"] > 0 for s in acquired for c in s.chosen)
     # EI-cool from the default start: information / cost**α, α = start × (1 − share of the 10-run budget spent)
     start = cfg.acquisition.cost_exponent

@@ -89,3 +89,36 @@ def test_paired_gap_reads_every_seed_and_knows_luck_from_a_gain() -> None:
         paired_gap(base, mixed[:3])
     with pytest.raises(ValueError, match="invalid benchmark range 60..20"):
         paired_gap(base, mixed, lo=60, hi=20)
+
+
+def test_held_out_coverage_counts_truths_inside_each_interval() -> None:
+    import numpy as np
+
+    from experiments.loop import SCORE_QUANTILES, _coverage
+
+    assert SCORE_QUANTILES == (0.05, 0.25, 0.5, 0.75, 0.95)
+    # three configurations with intervals [lo90, lo50, median, hi50, hi90] in columns
+    q = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [3.0, 3.0, 3.0], [4.0, 4.0, 4.0], [5.0, 5.0, 5.0]])
+    c50, c90 = _coverage(q, [3.0, 4.5, 6.0])  # inside both, inside the 90% only, outside both
+    assert c50 == pytest.approx(1 / 3) and c90 == pytest.approx(2 / 3)
+    assert _coverage(q, [None, None, None]) == (None, None)  # nothing known: nothing claimed
+    c50, c90 = _coverage(q, [None, 3.0, float("nan")])  # unknown truths are left out, not counted as misses
+    assert (c50, c90) == (1.0, 1.0)
+
+
+def test_curves_average_held_out_coverage_and_the_report_shows_it() -> None:
+    from experiments.report import curve_of, report_rows
+
+    def with_cover(c90: float) -> LoopResult:
+        r = _linear(0.005, 1.0)
+        for s in r.steps:
+            s.heldout_cover50, s.heldout_cover90 = c90 / 2, c90
+        return r
+
+    c = curve_of("eig", [with_cover(0.8), with_cover(0.9)], n_max=100)
+    assert c.cover90_by_n[50] == pytest.approx(0.85) and c.cover50_by_n[50] == pytest.approx(0.425)
+    assert c.to_dict()["heldout_cover90"][50] == pytest.approx(0.85)
+    row = report_rows([c], [50, 100])[0]
+    assert row["heldout_cover90"] == pytest.approx(0.85)
+    plain = report_rows([curve_of("random", [_linear(0.005, 1.0)], n_max=100)], [50])[0]
+    assert plain["heldout_cover90"] is None  # no coverage recorded: none reported

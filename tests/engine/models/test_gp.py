@@ -280,3 +280,44 @@ def test_one_device_design_keeps_the_overhead_term_for_other_devices(featurizer,
     both = Design.from_training(featurizer(configs_from_frame(train_df)), overhead)
     assert both.overhead_fitted_on is None
     assert np.all(both.matrix(featurizer(configs_from_frame(one)))[:, -1] > 0)
+
+
+def test_fit_roughness_recovers_a_floor_and_keeps_its_prior_without_evidence() -> None:
+    """Residuals N(0, c²·sd² + τ²): with spreads from tiny to large the floor τ is identified; with
+    every spread large (a spread-out active-learning design) the data cannot tell it from c, and
+    the prior speaks."""
+    from engine.models.gp import fit_roughness
+
+    rng = np.random.default_rng(0)
+    sd = np.exp(rng.uniform(np.log(0.01), np.log(0.5), 600))
+    resid = rng.normal(0.0, np.sqrt((1.2 * sd) ** 2 + 0.1**2))
+    assert 0.08 < fit_roughness(resid, sd, prior_median=0.3) < 0.125  # the data pull it from 0.3 to 0.1
+    wide = np.full(30, 0.6)
+    tau = fit_roughness(rng.normal(0.0, 0.6, 30), wide, prior_median=0.15)
+    assert 0.15 / 1.5 < tau < 0.15 * 1.5
+
+
+def test_roughness_keeps_spread_next_to_measured_runs(featurizer) -> None:
+    """Each configuration carries its own departure (shared by its repeated runs) from the smooth
+    surface: the GP estimates it, and a new run of a measured configuration keeps at least that
+    much spread; with the term off, the spread there is only the run noise."""
+    from bench.synthetic import random_configs, synthetic_measurements
+
+    df = synthetic_measurements(random_configs(240, SEEN, seed=7), seed=7)
+    rng = np.random.default_rng(1)
+    keys = pd.Series([c.key for c in configs_from_frame(df)])
+    own = dict(zip(keys.unique(), np.exp(rng.normal(0.0, 0.15, keys.nunique()))))
+    factor = keys.map(own).to_numpy()
+    for col in ("latency_median_ms", "latency_p90_ms"):
+        df[col] = df[col] * factor
+    df["samples_ms"] = [list(np.asarray(s) * f) for s, f in zip(df["samples_ms"], factor)]
+    on = GPPredictor(featurizer=featurizer, maxiter=30).fit(df)
+    off = GPPredictor(featurizer=featurizer, maxiter=30, roughness_prior=0.0).fit(df)
+    tau = on.outputs["latency_ms"].roughness
+    assert 0.05 < tau < 0.3 and off.outputs["latency_ms"].roughness == 0.0
+    assert on.calibration["latency_ms"]["roughness"] == pytest.approx(tau, abs=1e-4)
+    configs = configs_from_frame(df.loc[~keys.duplicated().to_numpy()].iloc[:30])
+    sd_on = on.predict(configs).sigma_log["latency_ms"]
+    scale = min(on.outputs["latency_ms"].stratum_calibration.values() or [on.outputs["latency_ms"].calibration])
+    assert np.all(sd_on >= scale * tau * 0.999)
+    assert on.outputs["memory_mib"].roughness == 0.0  # memory is not rough: no floor there
