@@ -378,10 +378,27 @@ class OutputGP:
         extra = float(self.model.likelihood.second_noise_covar.noise.detach().reshape(-1)[0]) * self.y_std**2
         return float(self.yvar.median()) + extra
 
-    def unexplained_var(self) -> float:
-        """Variance (log units) a new run of an unmeasured configuration has beyond the latent
-        surface: run-to-run noise plus the configuration's roughness τ²."""
-        return self.new_noise_var() + self.roughness**2
+    def unexplained_var(self, measured: Optional[np.ndarray] = None) -> "float | np.ndarray":
+        """Variance (log units) a new run has beyond the latent surface: run-to-run noise, plus the
+        configuration's roughness τ² where it was never measured (``measured``: a mask per row,
+        :meth:`measured`; None = all unmeasured). A measured configuration's own runs pin its
+        departure, which the posterior there already holds."""
+        if measured is None or not self.roughness:
+            return self.new_noise_var() + self.roughness**2
+        return self.new_noise_var() + self.roughness**2 * (~np.asarray(measured, bool))
+
+    def measured(self, X: np.ndarray) -> np.ndarray:
+        """Which rows of the model-input matrix ``X`` are configurations this output was trained on
+        (the same design row; all-False without a roughness term, where it would not matter)."""
+        X = np.asarray(X, dtype=np.float64)
+        if not self.roughness or not len(X):
+            return np.zeros(len(X), dtype=bool)
+        T = self.X.detach().cpu().numpy().astype(np.float64)
+
+        def rows(M: np.ndarray) -> np.ndarray:  # each row as one opaque value: a vectorised membership test
+            return np.ascontiguousarray(M).view(np.dtype((np.void, M.dtype.itemsize * M.shape[1]))).ravel()
+
+        return np.isin(rows(X), rows(T))
 
     def latent(self, X: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and variance of the latent correction, chunked, diagonal only."""
@@ -401,9 +418,9 @@ class OutputGP:
                              dtype=float)
         return per_label[codes.inverse]
 
-    def from_latent(self, mu: np.ndarray, var: np.ndarray,
-                    strata: "Optional[np.ndarray | StrataCodes]" = None) -> tuple[np.ndarray, np.ndarray]:
-        return mu, self.scale_for(strata, len(mu)) * np.sqrt(var + self.unexplained_var())
+    def from_latent(self, mu: np.ndarray, var: np.ndarray, strata: "Optional[np.ndarray | StrataCodes]" = None,
+                    measured: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+        return mu, self.scale_for(strata, len(mu)) * np.sqrt(var + self.unexplained_var(measured))
 
     def joint_draws(self, X: np.ndarray, n: int, seed: int, strata: Optional[np.ndarray] = None) -> np.ndarray:
         """(n, m) joint draws of a new measurement's correction (full covariance, small m)."""
@@ -420,7 +437,9 @@ class OutputGP:
             eye = torch.eye(cov.shape[-1], dtype=cov.dtype)
             L = torch.linalg.cholesky(cov + 1e-9 * eye)
             z = torch.randn((n, cov.shape[-1]), generator=gen, dtype=cov.dtype)
-            eps = torch.randn((n, cov.shape[-1]), generator=gen, dtype=cov.dtype) * math.sqrt(self.unexplained_var())
+            extra = torch.as_tensor(np.broadcast_to(self.unexplained_var(self.measured(X)), (cov.shape[-1],)).copy(),
+                                    dtype=cov.dtype)
+            eps = torch.randn((n, cov.shape[-1]), generator=gen, dtype=cov.dtype) * torch.sqrt(extra)
             scale = torch.as_tensor(self.scale_for(strata, cov.shape[-1]), dtype=cov.dtype)
             draws = mean + scale * (z @ L.T + eps)
         return draws.numpy()
@@ -456,7 +475,7 @@ class OutputGP:
             alpha = Kinv @ r
             new_noise = self.new_noise_var() / self.y_std**2  # standardised units, like K
             _, group = np.unique(self.X.detach().cpu().numpy(), axis=0, return_inverse=True)
-            z = torch.empty_like(alpha)
+            res = torch.empty_like(alpha)
             sd = torch.empty_like(alpha)
             for g in np.unique(group):
                 idx = torch.as_tensor(np.flatnonzero(group == g))
@@ -466,9 +485,9 @@ class OutputGP:
                 # noise), not with this run's own noise: the calibration then applies to exactly
                 # the predictive distribution that is reported
                 latent = (torch.diagonal(cov) - noise[idx]).clamp_min(0.0)
-                z[idx] = resid
+                res[idx] = resid
                 sd[idx] = torch.sqrt(latent + new_noise)
-        return z.numpy() * self.y_std, sd.numpy() * self.y_std
+        return res.numpy() * self.y_std, sd.numpy() * self.y_std
 
     def calibrate(self) -> None:
         """Global LOO spread multiplier, then one per stratum shrunk towards it.
@@ -676,6 +695,17 @@ class GPPredictor:
             shared.setdefault(gp.fast.signature(), []).append(metric)
         Xt = torch.as_tensor(X, dtype=torch.float64)
         strata = factorise(calibration_strata(ff))
+        masks: list[tuple[torch.Tensor, np.ndarray]] = []  # measured rows, once per distinct training set
+
+        def measured(o: OutputGP) -> Optional[np.ndarray]:
+            if not o.roughness:
+                return None
+            for T, m in masks:
+                if T.shape == o.X.shape and torch.equal(T, o.X):
+                    return m
+            masks.append((o.X, o.measured(X)))
+            return masks[-1][1]
+
         for metrics in shared.values():
             marg = dict(zip(metrics, joint_marginals([self.outputs[m].fast for m in metrics], Xt, self.chunk_size)))
             for metric in metrics:
@@ -686,7 +716,7 @@ class GPPredictor:
                         raise RuntimeError(f"{metric} shares {src}'s kernel but their caches differ")
                     var_lat = marg[src][1] * (self.outputs[metric].y_std / self.outputs[src].y_std) ** 2
                 base = np.log(self.roofline.memory_mib(ff)) if metric == "memory_mib" else log_roof
-                mu, sd = self.outputs[metric].from_latent(mu_lat, var_lat, strata)
+                mu, sd = self.outputs[metric].from_latent(mu_lat, var_lat, strata, measured(self.outputs[metric]))
                 out[metric] = (base + mu, sd)
         return lognormal_set(configs, self.name, ff.phys["batch"], latency=out["latency_ms"],
                              p90=out.get("latency_p90_ms"), memory=out.get("memory_mib"))

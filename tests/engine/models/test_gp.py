@@ -299,8 +299,9 @@ def test_fit_roughness_recovers_a_floor_and_keeps_its_prior_without_evidence() -
 
 def test_roughness_keeps_spread_next_to_measured_runs(featurizer) -> None:
     """Each configuration carries its own departure (shared by its repeated runs) from the smooth
-    surface: the GP estimates it, and a new run of a measured configuration keeps at least that
-    much spread; with the term off, the spread there is only the run noise."""
+    surface: the GP estimates it, and an unmeasured configuration keeps at least that much spread,
+    however close measured ones are; a measured configuration, whose runs pin its departure, does
+    not get it."""
     from bench.synthetic import random_configs, synthetic_measurements
 
     df = synthetic_measurements(random_configs(240, SEEN, seed=7), seed=7)
@@ -316,8 +317,18 @@ def test_roughness_keeps_spread_next_to_measured_runs(featurizer) -> None:
     tau = on.outputs["latency_ms"].roughness
     assert 0.05 < tau < 0.3 and off.outputs["latency_ms"].roughness == 0.0
     assert on.calibration["latency_ms"]["roughness"] == pytest.approx(tau, abs=1e-4)
-    configs = configs_from_frame(df.loc[~keys.duplicated().to_numpy()].iloc[:30])
-    sd_on = on.predict(configs).sigma_log["latency_ms"]
-    scale = min(on.outputs["latency_ms"].stratum_calibration.values() or [on.outputs["latency_ms"].calibration])
-    assert np.all(sd_on >= scale * tau * 0.999)
+    out = on.outputs["latency_ms"]
+    scale = min(out.stratum_calibration.values() or [out.calibration])
+    fresh = [c for c in random_configs(80, SEEN, seed=8) if c.key not in set(keys)][:30]
+    assert len(fresh) == 30
+    sd_new = on.predict(fresh).sigma_log["latency_ms"]
+    assert np.all(sd_new >= scale * tau * 0.999)
+    measured = configs_from_frame(df.loc[~keys.duplicated().to_numpy()].iloc[:30])
+    ff = on._ff(measured)
+    assert out.measured(on.design.matrix(ff)).all() and not out.measured(on.design.matrix(on._ff(fresh))).any()
+    sd_seen = on.predict(measured).sigma_log["latency_ms"]
+    assert np.median(sd_seen) < scale * tau  # its own runs pin it: no floor
+    draws = np.log(on.sample(measured[:5] + fresh[:5], 400, seed=0))
+    spread = draws.std(0)
+    assert spread[5:].min() > spread[:5].max()  # joint draws: the floor on the unmeasured ones only
     assert on.outputs["memory_mib"].roughness == 0.0  # memory is not rough: no floor there
