@@ -99,4 +99,4 @@ def roughness_var(predictor: Any, metric: str = "latency_ms") -> float:
     if not is_gp(predictor):
         return 0.0
     out = predictor.outputs.get(output_name(metric))
-    return float(getattr(out, "roughness", 0.0)) ** 2 if out is not None else 0.0
+    return float(out.roughness) ** 2 if out is not None else 0.0
