@@ -512,9 +512,10 @@ class OutputGP:
         """
         if self.X.shape[0] < 10:
             return
+        resid, sd = self.loo_residuals()  # once: the roughness and the multipliers both read them
         if self.roughness_prior:
-            self.roughness = fit_roughness(*self.loo_residuals(), self.roughness_prior)
-        z = np.abs(self.loo_zscores())
+            self.roughness = fit_roughness(resid, sd, self.roughness_prior)
+        z = np.abs(resid / np.sqrt(sd**2 + self.roughness**2))  # = loo_zscores()
         self.calibration = float(np.clip(np.quantile(z, 0.9) / Z90, 0.8, 3.0))
         self.stratum_calibration = {}
         codes = None
