@@ -318,7 +318,7 @@ def test_roughness_keeps_spread_next_to_measured_runs(featurizer) -> None:
     assert 0.05 < tau < 0.3 and off.outputs["latency_ms"].roughness == 0.0
     assert on.calibration["latency_ms"]["roughness"] == pytest.approx(tau, abs=1e-4)
     out = on.outputs["latency_ms"]
-    scale = min(out.stratum_calibration.values() or [out.calibration])
+    scale = min([*out.stratum_calibration.values(), out.calibration])  # the smallest multiplier any row gets
     fresh = [c for c in random_configs(80, SEEN, seed=8) if c.key not in set(keys)][:30]
     assert len(fresh) == 30
     sd_new = on.predict(fresh).sigma_log["latency_ms"]
