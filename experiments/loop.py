@@ -126,9 +126,14 @@ def _distinct_configs(data: Any) -> int:
     return len(data)
 
 
-def _median_ape(pred: np.ndarray, truth: Sequence[Optional[float]]) -> tuple[Optional[float], int]:
+def _known(truth: Sequence[Optional[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The truths as floats and the mask of those known (finite, positive)."""
     t = np.array([np.nan if v is None else v for v in truth], dtype=float)
-    ok = np.isfinite(t) & (t > 0)
+    return t, np.isfinite(t) & (t > 0)
+
+
+def _median_ape(pred: np.ndarray, truth: Sequence[Optional[float]]) -> tuple[Optional[float], int]:
+    t, ok = _known(truth)
     if not ok.any():
         return None, 0
     return float(np.median(np.abs(pred[ok] - t[ok]) / t[ok])), int(ok.sum())
@@ -141,8 +146,7 @@ SCORE_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
 def _coverage(q: np.ndarray, truth: Sequence[Optional[float]]) -> tuple[Optional[float], Optional[float]]:
     """Share of the known truths inside the 50% and the 90% interval (``q``: rows of
     :data:`SCORE_QUANTILES`, one column per configuration)."""
-    t = np.array([np.nan if v is None else v for v in truth], dtype=float)
-    ok = np.isfinite(t) & (t > 0)
+    t, ok = _known(truth)
     if not ok.any():
         return None, None
     t, q = t[ok], q[:, ok]

@@ -406,7 +406,7 @@ class OutputGP:
 
     def predictive(self, X: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
         """Mean and calibrated sd of a new measurement's log-scale correction."""
-        return self.from_latent(*self.latent(X, chunk))
+        return self.from_latent(*self.latent(X, chunk), measured=self.measured(X))
 
     def scale_for(self, strata: "Optional[np.ndarray | StrataCodes]", n: int) -> np.ndarray:
         """The calibrated spread multiplier of each row (its stratum's, else the global one).
@@ -445,13 +445,6 @@ class OutputGP:
         return draws.numpy()
 
     # -- calibration -----------------------------------------------------------------------------
-    def loo_zscores(self) -> np.ndarray:
-        """Closed-form leave-one-CONFIGURATION-out z-scores of the training runs (fixed hyperparameters),
-        each residual divided by the predictive sd a new run of that configuration would get
-        (latent + run noise + roughness, :meth:`unexplained_var`). See :meth:`loo_residuals`."""
-        resid, sd = self.loo_residuals()
-        return resid / np.sqrt(sd**2 + self.roughness**2)
-
     def loo_residuals(self) -> tuple[np.ndarray, np.ndarray]:
         """Leave-one-configuration-out residuals of the training runs and the predictive sd (latent +
         run noise, no roughness) a new run of that configuration would get, both in log units.
@@ -515,7 +508,8 @@ class OutputGP:
         resid, sd = self.loo_residuals()  # once: the roughness and the multipliers both read them
         if self.roughness_prior:
             self.roughness = fit_roughness(resid, sd, self.roughness_prior)
-        z = np.abs(resid / np.sqrt(sd**2 + self.roughness**2))  # = loo_zscores()
+        # z-scores against the spread a new run would get: latent + run noise + roughness
+        z = np.abs(resid / np.sqrt(sd**2 + self.roughness**2))
         self.calibration = float(np.clip(np.quantile(z, 0.9) / Z90, 0.8, 3.0))
         self.stratum_calibration = {}
         codes = None
@@ -696,17 +690,9 @@ class GPPredictor:
             shared.setdefault(gp.fast.signature(), []).append(metric)
         Xt = torch.as_tensor(X, dtype=torch.float64)
         strata = factorise(calibration_strata(ff))
-        masks: list[tuple[torch.Tensor, np.ndarray]] = []  # measured rows, once per distinct training set
-
-        def measured(o: OutputGP) -> Optional[np.ndarray]:
-            if not o.roughness:
-                return None
-            for T, m in masks:
-                if T.shape == o.X.shape and torch.equal(T, o.X):
-                    return m
-            masks.append((o.X, o.measured(X)))
-            return masks[-1][1]
-
+        # measured configurations, once: the latency outputs (median, p90) share every training row,
+        # and memory, trained on a subset, has no roughness floor to leave out
+        seen = self.outputs["latency_ms"].measured(X)
         for metrics in shared.values():
             marg = dict(zip(metrics, joint_marginals([self.outputs[m].fast for m in metrics], Xt, self.chunk_size)))
             for metric in metrics:
@@ -717,7 +703,7 @@ class GPPredictor:
                         raise RuntimeError(f"{metric} shares {src}'s kernel but their caches differ")
                     var_lat = marg[src][1] * (self.outputs[metric].y_std / self.outputs[src].y_std) ** 2
                 base = np.log(self.roofline.memory_mib(ff)) if metric == "memory_mib" else log_roof
-                mu, sd = self.outputs[metric].from_latent(mu_lat, var_lat, strata, measured(self.outputs[metric]))
+                mu, sd = self.outputs[metric].from_latent(mu_lat, var_lat, strata, seen)
                 out[metric] = (base + mu, sd)
         return lognormal_set(configs, self.name, ff.phys["batch"], latency=out["latency_ms"],
                              p90=out.get("latency_p90_ms"), memory=out.get("memory_mib"))
