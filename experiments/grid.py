@@ -171,14 +171,27 @@ def run_counts(store: object) -> dict[str, int]:
     return {k: int(v) for k, v in rows}
 
 
-def spec_for(c: Config, decode_tokens: int = 8) -> "object":
+def spec_for(c: Config, decode_tokens: int = 8, time_limit_s: float = 420.0) -> "object":
     from hardware.base import BenchmarkSpec
 
     from engine.catalog import get_model
 
     gen = get_model(c.model).family == "text_generation" and c.runtime == "torch" and c.mode == "inference"
-    return BenchmarkSpec(c, iterations=5, warmup=2, min_time_s=0.5, max_time_s=8.0, time_limit_s=420.0,
+    return BenchmarkSpec(c, iterations=5, warmup=2, min_time_s=0.5, max_time_s=8.0, time_limit_s=time_limit_s,
                          memory_limit_mib=10240.0, decode_tokens=decode_tokens if gen else 0)
+
+
+def excluded(c: Config, paths: list[str]) -> bool:
+    """Whether ``c`` is on one of ``paths`` (``runtime/precision`` or ``runtime/precision/mode``).
+
+    Why: on a CPU without a bf16 kernel (an AVX2-only EPYC, session 18) a torch/bf16 pass runs 5-30x
+    slower than fp32, so most of the grid's torch/bf16 runs would each spend the whole time limit;
+    such a grid is run without them, and its provenance says so."""
+    for p in paths:
+        parts = p.split("/")
+        if parts == [c.runtime, c.precision, c.mode][: len(parts)]:
+            return True
+    return False
 
 
 def prepare_exports(tasks: list[Task]) -> None:
@@ -213,14 +226,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--export-every", type=int, default=50, help="refresh engine/data every N runs (0 = never)")
     ap.add_argument("--plan-only", action="store_true", help="print the plan's summary and exit")
     ap.add_argument("--limit", type=int, default=0, help="stop after N runs (0 = all)")
+    ap.add_argument("--exclude", default="", help="comma-separated runtime/precision[/mode] paths to leave out "
+                                                  "(e.g. torch/bf16 on a CPU without a bf16 kernel)")
+    ap.add_argument("--time-limit", type=float, default=420.0, help="seconds one run may take (then: a failed run)")
     args = ap.parse_args(argv)
+    paths = [p.strip() for p in args.exclude.split(",") if p.strip()]
+    for p in paths:
+        parts = p.split("/")
+        if not 2 <= len(parts) <= 3 or parts[0] not in RUNTIME_PRECISIONS or parts[1] not in RUNTIME_PRECISIONS[parts[0]]:
+            ap.error(f"--exclude {p!r}: expected runtime/precision[/mode], e.g. torch/bf16 or torch/fp32/training")
 
     from engine.store import Store
     from hardware.detect import local_cpu_id
     from hardware.registry import get_adapter
 
     hw = local_cpu_id()
-    tasks = plan(hw, args.n, args.repeats, args.seed)
+    tasks = [t for t in plan(hw, args.n, args.repeats, args.seed) if not excluded(t.config, paths)]
     est = sum(2.5 + 7 * est_iter_s(t.config) for t in tasks)
     print(f"plan: {len(tasks)} tasks ({sum(t.repeat == 0 for t in tasks)} configs, "
           f"{sum(t.repeat > 0 for t in tasks)} repeats), rough estimate {est / 60:.0f} min", flush=True)
@@ -238,7 +259,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     t_grid = time.monotonic()
     for i, t in enumerate(todo, 1):
         adapter = get_adapter(ADAPTER_FOR[t.config.runtime])
-        m = adapter.run(spec_for(t.config))
+        m = adapter.run(spec_for(t.config, time_limit_s=args.time_limit))
         m.source = "measured"
         store.save_measurement(m)
         med = f"{m.latency.median_ms:9.1f} ms" if m.latency else f"{m.status:>12}"

@@ -37,7 +37,7 @@ import time
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 if TYPE_CHECKING:
     from engine.catalog import HardwareEntry
@@ -85,9 +85,65 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine() or "unknown-cpu"
 
 
+def isa_tier(extensions: Iterable[str], machine: str = "") -> str:
+    """The instruction-set tier that decides which GEMM kernels a CPU gets: ``amx``, ``avx512bf16``,
+    ``avx512``, ``avx2``, ``avx``, ``sve``, ``neon`` or ``sse``.
+
+    Why a tier and not the model name: a cloud VM reports one brand string ("AMD EPYC") for CPUs a
+    generation apart, and what separates their speeds is mostly this: an AMD EPYC Zen 4 guest
+    (AVX512_BF16) ran bf16 GEMMs 2.2x faster than fp32, a Zen 3 guest of the same name (AVX2 only)
+    30x slower (1.3 against 41 GFLOP/s, 512^2, 2 threads; torch has no bf16 kernel for it)."""
+    ext = set(extensions)
+    if ext & {"amx_bf16", "amx_tile", "amx_int8"}:
+        return "amx"
+    if "avx512_bf16" in ext:
+        return "avx512bf16"
+    if "avx512f" in ext:
+        return "avx512"
+    if "avx2" in ext:
+        return "avx2"
+    if "avx" in ext:
+        return "avx"
+    if ext & {"sve", "sve2"}:
+        return "sve"
+    if "asimd" in ext or machine in ("arm64", "aarch64"):
+        return "neon"
+    return "sse"
+
+
+@lru_cache(maxsize=1)
+def local_isa_tier() -> str:
+    """:func:`isa_tier` of this machine's CPU (from /proc/cpuinfo's flags)."""
+    info = _cpuinfo_fields()
+    return isa_tier(info.get("flags", info.get("Features", "")).split(), platform.machine())
+
+
+def _pinned_isa(hardware_id: str) -> Optional[str]:
+    """The ISA tier recorded (``details.isa``) by a catalog CPU entry under this id, if any."""
+    from engine.catalog import catalog_hardware
+    from engine.errors import PerfcastError
+
+    try:
+        e = catalog_hardware().get(hardware_id)
+    except PerfcastError:  # a broken user catalog is reported where the catalog is used, not here
+        return None
+    return str(e.details["isa"]) if e is not None and e.kind == "cpu" and e.details.get("isa") else None
+
+
 def local_cpu_id() -> str:
-    """Stable id for this CPU class, e.g. ``cpu-amd-epyc-2c`` (model + logical core count)."""
-    return f"cpu-{_slug(cpu_model_name())}-{os.cpu_count() or 1}c"
+    """Stable id for this CPU class: model + logical core count, e.g. ``cpu-amd-epyc-2c``.
+
+    The catalog pins measured figures to an id (the machine that recorded the shipped dataset lists
+    itself there), so an id must not name two kinds of CPU. Where the catalog's entry under the
+    plain id records another instruction-set tier than this CPU's, the tier joins the id
+    (``cpu-amd-epyc-avx2-2c`` on a Zen 3 guest, which reports the same "AMD EPYC" as the shipped
+    Zen 4): its runs are then stored as a device of their own, and it gets its own measured peaks
+    instead of the catalog's."""
+    slug, cores = _slug(cpu_model_name()), os.cpu_count() or 1
+    plain = f"cpu-{slug}-{cores}c"
+    pinned = _pinned_isa(plain)
+    tier = local_isa_tier()
+    return plain if pinned is None or pinned == tier else f"cpu-{slug}-{tier}-{cores}c"
 
 
 # -- CPU facts and the spec-style estimate --------------------------------------------------------

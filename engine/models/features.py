@@ -38,6 +38,13 @@ quantized to a ``MatMulInteger`` but dequantized for an fp32 ``MatMul`` (read fr
 graphs), so those FLOPs run at the fp32 peak there. They are 27-31% of gpt2's and t5-small's linear
 FLOPs, and the roofline under-predicted their onnxruntime/int8 runs by e^0.5-0.7 without this.
 
+OpenVINO also decides bf16 for itself (:func:`executed_precision`): its CPU plugin honours the
+bf16 inference hint only on CPUs with native bf16 (AVX512_BF16, AMX) and runs f32 elsewhere. On an
+AVX2-only AMD EPYC (Zen 3, session 18) the compiled model reported f32 for the bf16 hint, while that
+CPU's bf16 GEMM peak was 30x below its fp32 one: priced at the bf16 peak, such a pass was predicted
+~30x too slow. A CPU without a bf16 kernel is one whose measured bf16 peak is below its fp32 peak,
+so that is the test, and such a pass is described and priced as fp32 throughout.
+
 FEATURES_VERSION is part of every fitted model's cache key: bump it when what a predictor sees of
 a configuration changes, so no fit made with the old features is reused.
 """
@@ -57,8 +64,9 @@ if TYPE_CHECKING:
 
 
 # 2: int8 compute time from linear_flops; 3: openvino/int8 at the fp32 peak; 4: onnxruntime/int8's tied LM
-# head at the fp32 peak (module docstring)
-FEATURES_VERSION = 4
+# head at the fp32 peak; 5: openvino/bf16 as fp32 on a device whose bf16 peak is below its fp32 peak
+# (module docstring)
+FEATURES_VERSION = 5
 
 #: Continuous feature columns (log scale where the quantity is multiplicative).
 CONTINUOUS: tuple[str, ...] = (
@@ -124,6 +132,17 @@ def linear_precision(runtime: str, precision: str) -> str:
     the quantized graph at the f32 inference hint and runs those layers in f32 (module docstring).
     Every other FLOP of an int8 pass runs at the fp32 peak on every runtime."""
     if precision == "int8" and runtime == "openvino":
+        return "fp32"
+    return precision
+
+
+def executed_precision(runtime: str, precision: str, hardware: HardwareFacts) -> str:
+    """The precision a pass really runs at on a device, where the runtime chooses for itself.
+
+    OpenVINO's CPU plugin runs the bf16 hint in f32 on a CPU without native bf16 (module docstring);
+    such a CPU's measured bf16 GEMM peak is below its fp32 one. Every other case runs as asked."""
+    if (runtime == "openvino" and precision == "bf16"
+            and hardware.peak_flops.get("bf16", np.inf) < hardware.peak_flops.get("fp32", 0.0)):
         return "fp32"
     return precision
 
@@ -280,8 +299,17 @@ class Featurizer:
     def __call__(self, configs: Sequence[Config] | "pd.DataFrame") -> FeatureFrame:
         df = configs_frame(configs)
         n = len(df)
+        # the precision each pass really runs at (OpenVINO chooses on a CPU without bf16); the
+        # precision one-hot below keeps the one asked for
+        ran = df
+        pairs = df.loc[(df["runtime"] == "openvino") & (df["precision"] == "bf16"), "hardware"].unique()
+        as_f32 = [h for h in pairs if executed_precision("openvino", "bf16", self.hardware(h)) != "bf16"]
+        if as_f32:
+            ran = df.copy()
+            ran.loc[(df["runtime"] == "openvino") & (df["precision"] == "bf16") & df["hardware"].isin(as_f32),
+                    "precision"] = "fp32"
         # descriptors per distinct workload
-        wl_codes, wl_df = _factorize_rows(df, list(_WORKLOAD_COLS))
+        wl_codes, wl_df = _factorize_rows(ran, list(_WORKLOAD_COLS))
         self._descriptors(wl_df)
         table = np.array([self._desc[tuple(r)][:7] for r in wl_df.itertuples(index=False, name=None)],
                          dtype=float).reshape(-1, 7)
@@ -291,7 +319,7 @@ class Featurizer:
 
         # hardware per distinct (hardware, precision, runtime, threads)
         hw_cols = ["hardware", "precision", "runtime", "threads"]
-        hw_codes, hw_uniques = _factorize_rows(df, hw_cols)
+        hw_codes, hw_uniques = _factorize_rows(ran, hw_cols)
         rows = []
         kinds = []
         for hid, prec, rt, thr in hw_uniques.itertuples(index=False, name=None):

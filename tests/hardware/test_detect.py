@@ -17,7 +17,38 @@ def test_local_cpu_id_is_stable_and_well_formed() -> None:
     assert re.fullmatch(r"cpu-[a-z0-9-]+-\d+c", hid)
     assert hid.endswith(f"-{os.cpu_count()}c")
     if detect.cpu_model_name() == "AMD EPYC" and os.cpu_count() == 2:
-        assert hid == "cpu-amd-epyc-2c"
+        # the shipped dataset's Zen 4 (AVX512_BF16) keeps the plain id; a Zen 3 guest (AVX2) does not
+        assert hid == ("cpu-amd-epyc-2c" if detect.local_isa_tier() == "avx512bf16" else
+                       f"cpu-amd-epyc-{detect.local_isa_tier()}-2c")
+
+
+@pytest.mark.parametrize("flags, tier", [
+    ("fpu sse4_2 avx avx2 fma f16c", "avx2"),
+    ("avx avx2 fma avx512f avx512bw avx512vl avx512_vnni", "avx512"),
+    ("avx2 avx512f avx512_bf16 avx512_vnni", "avx512bf16"),
+    ("avx2 avx512f avx512_bf16 avx512_fp16 amx_tile amx_bf16 amx_int8", "amx"),
+    ("fp asimd", "neon"), ("fp asimd sve sve2", "sve"), ("fpu sse4_2", "sse"),
+])
+def test_isa_tier_names_the_gemm_kernel_class(flags: str, tier: str) -> None:
+    assert detect.isa_tier(flags.split()) == tier
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ("avx avx2 fma avx512f avx512_bf16 avx512_vnni", "cpu-amd-epyc-2c"),  # the shipped Zen 4 itself
+    ("avx avx2 fma f16c", "cpu-amd-epyc-avx2-2c"),  # a Zen 3 guest that reports the same name
+])
+def test_a_cpu_unlike_the_catalogs_pinned_one_gets_an_id_of_its_own(monkeypatch: pytest.MonkeyPatch, flags: str,
+                                                                    expected: str) -> None:
+    """The catalog pins the shipped EPYC's measured peaks to ``cpu-amd-epyc-2c``. A CPU of another
+    instruction-set tier that reports the same brand string must not inherit them (bf16 without
+    AVX512_BF16 ran 30x slower than fp32 here) nor store its runs as that device's."""
+    monkeypatch.setattr(detect, "cpu_model_name", lambda: "AMD EPYC")
+    monkeypatch.setattr(detect.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(detect, "local_isa_tier", lambda: detect.isa_tier(flags.split()))
+    assert detect.local_cpu_id() == expected
+    # a CPU the catalog pins nothing to keeps the plain id, whatever its tier
+    monkeypatch.setattr(detect, "cpu_model_name", lambda: "Some Laptop CPU")
+    assert detect.local_cpu_id() == "cpu-some-laptop-2c"
 
 
 def test_detect_local_measures_this_cpu_and_caches_it(monkeypatch: pytest.MonkeyPatch) -> None:

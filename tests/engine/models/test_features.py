@@ -113,3 +113,35 @@ def test_an_injected_world_keeps_its_own_int8_physics(featurizer) -> None:
     c = Config("syn-bert-m", "cpu-syn-16c", 4, 128, "int8", "inference", "openvino", 0)
     ff = featurizer([c, c.with_(runtime="torch")])
     assert ff.phys["peak"][0] == ff.phys["peak"][1]
+
+
+def test_openvino_bf16_runs_as_fp32_on_a_cpu_without_a_bf16_kernel() -> None:
+    """OpenVINO runs the bf16 hint in f32 on a CPU without native bf16 (an AVX2 EPYC reported f32 for
+    it), so there an openvino/bf16 pass is described and priced as openvino/fp32's, while torch/bf16
+    keeps the (slow) bf16 peak; on a CPU with bf16 (the shipped Zen 4) nothing changes."""
+    from dataclasses import replace
+
+    from engine.catalog import catalog_hardware
+    from engine.models.features import Featurizer, HardwareFacts, executed_precision
+
+    zen4 = catalog_hardware()["cpu-amd-epyc-2c"]
+    zen3 = replace(zen4, id="cpu-amd-epyc-avx2-2c",
+                   peak_tflops={"fp32": 0.15, "fp16": 0.0007, "bf16": 0.0013, "int8": 0.3})
+    entries = {e.id: e for e in (zen4, zen3)}
+    f = Featurizer(resolve_hardware=lambda h: entries[h])
+    assert executed_precision("openvino", "bf16", f.hardware(zen3.id)) == "fp32"
+    assert executed_precision("openvino", "bf16", f.hardware(zen4.id)) == "bf16"
+    assert executed_precision("torch", "bf16", f.hardware(zen3.id)) == "bf16"
+    assert executed_precision("openvino", "int8", HardwareFacts("x", "cpu", {"fp32": 2.0, "bf16": 1.0}, 1.0, None, 1)) \
+        == "int8"
+    ov = Config("bert-base-uncased", zen3.id, 4, 64, "fp32", "inference", "openvino", 2)
+    rows = [ov, ov.with_(precision="bf16"), ov.with_(precision="bf16", runtime="torch"),
+            ov.with_(hardware=zen4.id), ov.with_(hardware=zen4.id, precision="bf16")]
+    ff = f(rows)
+    t, nbytes = ff.phys["t_compute_ms"], ff.phys["bytes"]
+    assert t[1] == t[0] and nbytes[1] == nbytes[0]
+    assert t[2] > 50 * t[0]
+    assert t[4] < t[3] / 2 and nbytes[4] < nbytes[3]
+    # the GP still sees the precision asked for
+    col = list(ff.names).index("precision=bf16")
+    assert ff.X[1, col] == 1.0 and ff.X[0, col] == 0.0
