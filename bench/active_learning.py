@@ -8,6 +8,9 @@
     python bench/active_learning.py --no-cooling       # information / cost with a fixed exponent 1
     python bench/active_learning.py --cost-exponent 1  # EI-cool from 1 (the default before session 6)
     python bench/active_learning.py --fresh-scoring    # held-out error from a GP refitted at every step
+    python bench/active_learning.py --dataset bench/data/cpu-intel-xeon-amx-2c.parquet --prior shipped
+                                                       # a new device: the shipped runs known, another CPU's grid
+                                                       # the oracle (no random initial design)
 
 For each seed, the loop of ``configs/experiments/replay-shipped.yaml`` is replayed with ``random``,
 ``eig`` (cost-aware, cost exponent cooled from 0.5 as the budget is spent) and ``max-variance`` on the dataset's configurations: each run starts from
@@ -127,6 +130,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="shipped", help="shipped | synthetic | path to an exported file")
     ap.add_argument("--config", default="replay-shipped")
+    ap.add_argument("--prior", choices=("none", "shipped"), default=None,
+                    help="start every replay from the shipped runs (a new device learnt on top of the shipped "
+                         "one; needs another --dataset) instead of the config's replay.prior")
     ap.add_argument("--seeds", type=int, default=36, help="how many replay seeds")
     ap.add_argument("--first-seed", type=int, default=0,
                     help="seeds first-seed .. first-seed+seeds-1; seeds 0-11 chose among the variants the README "
@@ -161,6 +167,13 @@ def main() -> None:
     else:
         data = load_dataset(args.dataset)
     cfg = load_config(args.config)
+    if args.prior is not None:
+        from experiments.config import prior_is_oracle
+
+        if prior_is_oracle(args.dataset, args.prior):
+            ap.error("--prior shipped needs another --dataset than the shipped one (the prior cannot be the oracle)")
+        cfg = cfg.model_copy(update={"replay": cfg.replay.model_copy(update={"prior": args.prior,
+                                                                               "dataset": args.dataset})})
     if args.fresh_scoring:
         from engine.models.registry import get_predictor
 

@@ -2,6 +2,7 @@
 
     python bench/cross_cpu.py                                  # shipped (AMD EPYC) <-> the Intel Xeon runs
     python bench/cross_cpu.py --predictors roofline,gp --transfer 0,4,8,16,32 --seeds 5
+    python bench/cross_cpu.py --other bench/data/cpu-amd-epyc-avx2-2c.parquet   # <-> an AVX2-only EPYC (Zen 3)
 
 perfcast's promise is to predict a device it has not measured, or barely. bench/cross_hardware.py
 checks it on public GPU tables (other people's measurements, training only); this bench on two
@@ -22,8 +23,13 @@ as ``perfcast hardware detect`` measured them (the Xeon's int8 peak with a dynam
    one (k = ``--transfer``), scored on the held-out device's remaining configurations, over
    ``--seeds`` draws: how fast a handful of runs on new hardware pays off.
 
+``bench/data/cpu-amd-epyc-avx2-2c.parquet`` (session 18) is a third CPU: 230 tasks of the same plan
+(no torch/bf16: that CPU has no bf16 kernel) on a Zen 3 EPYC that reports the same brand string as
+the shipped Zen 4 but has AVX2 only (``hardware.detect.isa_tier``).
+
 Printed last, one line: ``amd_to_intel_gp_ape=.. intel_to_amd_gp_ape=.. gp_cov90=.. roofline_ape=..
-transfer8_ape=..`` (median APEs and the GP's 90% coverage pooled over both directions).
+transfer8_ape=..`` (median APEs and the GP's 90% coverage pooled over both directions; with
+another ``--other`` the names are the device ids', e.g. ``amd_to_amd_epyc_avx2_2c_gp_ape``).
 This is an evaluation, not a timed test; it takes a few minutes here (GP fits of ~500 runs).
 """
 from __future__ import annotations
@@ -143,13 +149,16 @@ def main() -> None:
         s = lodo.get((h, name))
         return f"{s['median_ape']:.3f}" if s else "n/a"
 
-    amd, intel = "cpu-amd-epyc-2c", "cpu-intel-xeon-amx-2c"
+    def label(h: str) -> str:  # the default pair keeps the line's historical names
+        return {"cpu-amd-epyc-2c": "amd", "cpu-intel-xeon-amx-2c": "intel"}.get(h, h.removeprefix("cpu-").replace("-", "_"))
+
+    a, b = devices
     gp = [lodo[(h, "gp")] for h in devices if (h, "gp") in lodo]
     cov90 = (sum(s["cov90"] * s["n"] for s in gp) / sum(s["n"] for s in gp)) if gp else float("nan")
     roof = [lodo[(h, "roofline")] for h in devices if (h, "roofline") in lodo]
     roof_ape = np.mean([s["median_ape"] for s in roof]) if roof else float("nan")
     k8 = [x["median_ape"] for h in devices for x in tr.get((h, 8), [])]
-    print(f"amd_to_intel_gp_ape={ape(intel, 'gp')} intel_to_amd_gp_ape={ape(amd, 'gp')} gp_cov90={cov90:.3f} "
+    print(f"{label(a)}_to_{label(b)}_gp_ape={ape(b, 'gp')} {label(b)}_to_{label(a)}_gp_ape={ape(a, 'gp')} gp_cov90={cov90:.3f} "
           f"roofline_ape={roof_ape:.3f} transfer8_ape={np.mean(k8) if k8 else float('nan'):.3f}")
 
 

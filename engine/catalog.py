@@ -290,9 +290,12 @@ def _hardware_entry(hid: str, spec: Any, origin: str) -> HardwareEntry:
         raise entry_error("kind", spec.get("kind"), where, ", ".join(PLATFORMS))
     peaks = spec.get("peak_tflops")
     if not isinstance(peaks, dict) or set(map(str, peaks)) - set(PRECISIONS) or not any(
-            isinstance(v, (int, float)) and v > 0 for v in peaks.values()):
+            isinstance(v, (int, float)) and v > 0 for v in peaks.values()) or any(
+            v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0)
+            for v in peaks.values()):
         raise entry_error("peak_tflops", peaks, where,
-                          "a mapping of fp32/fp16/bf16/int8 to TFLOP/s (TOPS for int8), at least one > 0")
+                          "a mapping of fp32/fp16/bf16/int8 to TFLOP/s (TOPS for int8): each > 0 or null, "
+                          "at least one > 0")
     for key in ("memory_bandwidth_gbs", "memory_gib"):
         v = spec.get(key)
         if not isinstance(v, (int, float)) or v <= 0:
@@ -323,7 +326,9 @@ def all_hardware(store: Any = None, *, detect: bool = True) -> dict[str, Hardwar
     :class:`engine.store.Store` or None (then no database is opened).
     """
     out = dict(catalog_hardware())
-    out.update(_store_hardware(store))
+    # a store's row never overrides a CPU the catalog pins: a store written before ids named the ISA
+    # tier may hold another CPU's detected figures under the pinned id (session 18's Zen 3 host)
+    out.update({k: _with_pinned_figures(v) for k, v in _store_hardware(store).items()})
     if detect:
         from hardware.detect import detect_local
 

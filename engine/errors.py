@@ -52,6 +52,13 @@ class DatabaseLockedError(PerfcastError):
     exit_code = 3
 
 
+class NotADatabaseError(PerfcastError):
+    """The store path is not a DuckDB database (a CSV, a directory, a corrupt file) or cannot be
+    created there. Bad input from the user, so exit code 2 like the other invalid values."""
+
+    exit_code = 2
+
+
 class DiagnosticsError(PerfcastError):
     """MCMC diagnostics failed (r_hat too high, divergences) and the user did not allow it."""
 

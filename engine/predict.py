@@ -209,9 +209,18 @@ class PerformancePredictor:
         whatever devices the store holds. On the shipped data that is one 2-core CPU, whose fitted
         overhead (tens of ms of framework time per pass) would be far too large for a GPU, where a
         small model's pass is a few ms of kernel launches: such an answer can be several times too
-        slow, with an interval that need not contain the truth. Saying so is part of the answer."""
+        slow, with an interval that need not contain the truth. Saying so is part of the answer.
+
+        A device of a measured kind that has no runs of its own gets a milder caution: its answers
+        rest on its measured or spec peaks and on other devices' runs, which across perfcast's own
+        CPUs left a 10-23% median error (bench/cross_cpu.py, three CPUs) where a few runs of the
+        device help."""
         if not self.unmeasured_kinds([hw]):
-            return None
+            if any(n > 0 for (_, hw_id), n in self._nearby_counts().items() if hw_id == hw.id):
+                return None
+            return (f"{hw.id} has no measurements in the store: this answer rests on its peak figures and on "
+                    f"runs of other {hw.kind} devices (median error 10-23% from one CPU to another in "
+                    f"bench/cross_cpu.py). A few runs of it (perfcast benchmark ... --save) narrow that down.")
         kinds = self.measured_kinds()
         seen = ", ".join(f"{k} ({n} runs)" for k, n in sorted(kinds.items())) or "nothing"
         overhead = ""

@@ -6,7 +6,7 @@ from its transformers architecture config (the ``hf`` extra).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from engine.catalog import HF_CLASS_EXAMPLE, ModelEntry, entry_error, get_model
 from engine.errors import NotAvailableError
@@ -34,10 +34,32 @@ def _hf_class(tf: Any, entry: ModelEntry, key: str) -> Any:
     return cls
 
 
+def _misspelt_arch_key(cls: Any, arch: dict[str, Any]) -> Optional[tuple[str, str]]:
+    """(key, the key it is close to) for an ``arch`` key that the config class does not know but
+    nearly does, else None. A transformers config stores any keyword it does not know as a plain
+    attribute, so ``hidden_sizee: 512`` would build a model of the default width without a word
+    (57.5M parameters instead of 35.1M in the QA that found it). Keys close to no known one pass:
+    configs take general keywords (``num_labels``, token ids) that no list here should second-guess."""
+    import difflib
+
+    known = set(cls().to_dict()) | set(getattr(cls, "attribute_map", {}))
+    for key in arch:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.85)
+        if close:
+            return key, close[0]
+    return None
+
+
 def hf_config(entry: ModelEntry) -> Any:
     tf = _transformers()
     cls = _hf_class(tf, entry, "hf_config")
     arch = dict(entry.arch)
+    bad = _misspelt_arch_key(cls, arch)
+    if bad is not None:
+        raise entry_error("arch key", bad[0], f"model {entry.name!r} ({entry.origin})",
+                          f"a {entry.hf_config} field: did you mean {bad[1]!r}?")
     try:
         if entry.hf_config == "CLIPConfig":
             return cls(text_config=arch.pop("text_config"), vision_config=arch.pop("vision_config"), **arch)
@@ -63,12 +85,36 @@ def build_model(name_or_entry: str | ModelEntry, device: str = "cpu", dtype: "to
     return model.eval()
 
 
+#: architecture keys that bound the token positions a model embeds (the first one present counts)
+_POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_target_positions")
+
+
+def position_limit(entry: ModelEntry) -> Optional[int]:
+    """The longest sequence ``entry``'s architecture has position embeddings for, from its catalog
+    ``arch`` (None where it names none: T5's relative positions have no limit). RoBERTa-style
+    embeddings start counting after the padding index, so 514 positions hold 512 tokens."""
+    for key in _POSITION_KEYS:
+        v = entry.arch.get(key)
+        if isinstance(v, int) and v > 0:
+            if key == "max_position_embeddings" and "Roberta" in entry.hf_config:
+                v -= int(entry.arch.get("pad_token_id", 1)) + 1
+            return v
+    return None
+
+
 def effective_seq_len(entry: ModelEntry, seq_len: int) -> int:
-    """Vision models have no sequence axis; CLIP's text tower caps at 77 tokens."""
+    """Vision models have no sequence axis (0); CLIP's text tower caps at 77 tokens; 0 means the
+    default of 128. A longer sequence than the model embeds positions for is refused: built, such a
+    pass fails inside the model, and a prediction for it describes nothing that can run."""
     if not entry.has_sequence:
         return 0
     if entry.max_seq_len:
         return min(seq_len or entry.max_seq_len, entry.max_seq_len)
+    limit = position_limit(entry)
+    if limit is not None and seq_len > limit:
+        from engine.errors import InvalidValueError
+
+        raise InvalidValueError("seq_len", seq_len, f"1 to {limit} for {entry.name} (its position embeddings)")
     return seq_len or 128
 
 

@@ -184,9 +184,9 @@ def spec_for(c: Config, decode_tokens: int = 8, time_limit_s: float = 420.0) -> 
 def excluded(c: Config, paths: list[str]) -> bool:
     """Whether ``c`` is on one of ``paths`` (``runtime/precision`` or ``runtime/precision/mode``).
 
-    Why: on a CPU without a bf16 kernel (an AVX2-only EPYC, session 18) a torch/bf16 pass runs 5-30x
-    slower than fp32, so most of the grid's torch/bf16 runs would each spend the whole time limit;
-    such a grid is run without them, and its provenance says so."""
+    Why: on a CPU without a bf16 kernel (an AVX2-only EPYC, session 18) a torch/bf16 pass runs 4-190x
+    slower than fp32 (a bf16 Linear to a bare GEMM), so most of the grid's torch/bf16 runs would each
+    spend the whole time limit; such a grid is run without them, and its provenance says so."""
     for p in paths:
         parts = p.split("/")
         if parts == [c.runtime, c.precision, c.mode][: len(parts)]:

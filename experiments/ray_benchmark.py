@@ -71,6 +71,7 @@ def benchmark_on_ray(hardware_names: Sequence[str], runtime: Optional[str], mode
 
     from engine.catalog import get_model
     from engine.cli.common import console
+    from engine.workloads import effective_seq_len
     from experiments.ray_executor import RayExecutor
     from hardware.base import BenchmarkSpec
 
@@ -86,7 +87,7 @@ def benchmark_on_ray(hardware_names: Sequence[str], runtime: Optional[str], mode
     by_key: dict[str, RemoteAdapter] = {}
     specs = []
     for t, m, b, s, p, mode, th in itertools.product(targets, model_names, batches, seqs, precisions, modes, threads):
-        seq = s if get_model(m).has_sequence else 0
+        seq = effective_seq_len(get_model(m), s)  # as `perfcast benchmark` and predict read it
         c = Config(m, t.hardware_id, b, seq, p, mode, t.runtime, th)
         if c.key in by_key:
             continue

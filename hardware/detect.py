@@ -1,7 +1,8 @@
 """Local hardware detection: what this machine is, and how fast its CPU really is.
 
 ``local_cpu_id()`` names this machine class in stored measurements (``cpu-amd-epyc-2c``) and must
-stay stable: every measurement taken here is keyed by it.
+stay stable: every measurement taken here is keyed by it. Where the catalog pins the plain id to a
+CPU of another instruction-set tier, the tier joins it (``cpu-amd-epyc-avx2-2c``; see the function).
 
 ``detect_local()`` returns one :class:`engine.catalog.HardwareEntry` per device found here:
 
@@ -92,7 +93,7 @@ def isa_tier(extensions: Iterable[str], machine: str = "") -> str:
     Why a tier and not the model name: a cloud VM reports one brand string ("AMD EPYC") for CPUs a
     generation apart, and what separates their speeds is mostly this: an AMD EPYC Zen 4 guest
     (AVX512_BF16) ran bf16 GEMMs 2.2x faster than fp32, a Zen 3 guest of the same name (AVX2 only)
-    30x slower (1.3 against 41 GFLOP/s, 512^2, 2 threads; torch has no bf16 kernel for it)."""
+    ~190x slower (0.98 against 185 GFLOP/s, 1024^2, 2 threads; torch has no bf16 kernel for it)."""
     ext = set(extensions)
     if ext & {"amx_bf16", "amx_tile", "amx_int8"}:
         return "amx"

@@ -60,6 +60,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
     from engine.catalog import get_model
     from engine.config import MODES, PRECISIONS, RUNTIMES, Config
     from engine.errors import InvalidValueError, NotAvailableError
+    from engine.workloads import effective_seq_len
     from hardware.base import BenchmarkSpec
     from hardware.registry import resolve
 
@@ -110,7 +111,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
     configs: list[tuple[Any, Config]] = []
     for a, m, b, s, p, mode, t in itertools.product(adapters, model_names, batches, seqs, precs, mode_list, thread_list):
         entry = get_model(m)
-        seq = s if entry.has_sequence else 0
+        seq = effective_seq_len(entry, s)  # 0 on a text model means the default 128, as in predict
         c = Config(m, a.hardware_id(), b, seq, p, mode, a.runtime, t)
         if (a, c) not in configs:
             configs.append((a, c))

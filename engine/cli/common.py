@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import click
@@ -24,6 +26,26 @@ def open_store(db_path: Optional[str], seed: bool = True) -> Any:
     from engine.store import Store
 
     return Store(db_path, seed=seed)
+
+
+def check_writable(option: str, path: Optional[str]) -> None:
+    """Fail in one line before any fitting when ``path`` cannot be written (its folder is missing
+    or read-only), instead of a traceback after the expensive part. ``None`` (not asked) passes."""
+    if not path:
+        return
+    p = Path(path).expanduser()
+    folder = p.parent
+    if not folder.is_dir():
+        why = f"its folder {folder} does not exist"
+    elif p.exists() and not os.access(p, os.W_OK):
+        why = f"{p} exists and is not writable"
+    elif not p.exists() and not os.access(folder, os.W_OK):
+        why = f"its folder {folder} is not writable"
+    else:
+        return
+    from engine.errors import InvalidValueError
+
+    raise InvalidValueError(option, path, f"a file path you can write ({why})")
 
 
 def _clean(o: Any) -> Any:

@@ -166,8 +166,10 @@ def export(file: str, db_path: str | None, status: str | None, as_json: bool) ->
 
     Example: perfcast db export runs.parquet
     """
+    from engine.cli.common import check_writable
     from engine.store.transfer import export_measurements
 
+    check_writable("FILE", file)  # one line now, not a traceback after reading every run
     n = export_measurements(open_store(db_path), file, status=status)
     if as_json:
         emit_json({"exported": n, "file": file})

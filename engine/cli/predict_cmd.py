@@ -5,13 +5,15 @@ Heavy libraries (torch, jax, duckdb, pandas, matplotlib) are imported inside the
 """
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional
 
 import click
 
-from engine.cli.common import console, db_option, emit_json, fmt_number, json_option, median_over_interval, split_csv
+from engine.cli.common import (check_writable, console, db_option, emit_json, fmt_number, json_option,
+                               median_over_interval, split_csv)
 
 PREDICTOR_CHOICES = ("gp", "hierarchical", "roofline")
 METRIC_ALIASES = {"latency": "latency_ms", "p90": "latency_p90_ms", "throughput": "throughput",
@@ -146,6 +148,11 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
     """Predict throughput, latency and memory, each with its median and 90% credible interval."""
     from engine.predict import prediction_record
 
+    if latency_slo_ms is not None and not (math.isfinite(latency_slo_ms) and latency_slo_ms > 0):
+        # a zero, negative or NaN bound would print P(...) = nan; optimize refuses it the same way
+        from engine.errors import InvalidValueError
+
+        raise InvalidValueError("--latency-slo-ms", latency_slo_ms, "a positive, finite number of milliseconds")
     pp = _predictor(db_path, predictor)
     cfg, hw = pp.config(model_name, hardware, batch_size=batch_size, precision=precision, seq_len=seq_len,
                         mode=mode, runtime=runtime, threads=threads)
@@ -213,6 +220,7 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
     """Compare devices (or batch sizes) for one model, with credible intervals."""
     from engine.predict import prediction_record, unmeasured_kinds_caution
 
+    check_writable("--plot", plot_path)  # before any fitting
     hws = split_csv(hardware, what="hardware") or _all_hardware_ids()
     batches = split_csv(batch_sizes, int, what="batch size") or [1]
     metric_name = METRIC_ALIASES[metric]
@@ -238,10 +246,10 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
             for p, hw in zip(preds, resolved):
                 series.setdefault(hw.describe(), []).append(p)
             plots.batch_scaling(series, metric_name, plot_path, title=f"{model_name}, {precision}")
-    warning_of = {hw.kind: pp.extrapolation_warning(hw) for hw in resolved}
+    warning_of = {hw.id: pp.extrapolation_warning(hw) for hw in resolved}
     if as_json:
         emit_json({"model": model_name, "metric": metric_name, "plot": plot_path,
-                   "predictions": [prediction_record(p, hw, warnings=[w] if (w := warning_of[hw.kind]) else [])
+                   "predictions": [prediction_record(p, hw, warnings=[w] if (w := warning_of[hw.id]) else [])
                                    for p, hw in zip(preds, resolved)]})
         return
     from rich.table import Table
@@ -299,6 +307,8 @@ def matrix(models_csv: Optional[str], hardware: Optional[str], batch_sizes: str,
     from engine.matrix import build_matrix, check_output
 
     check_output(output)  # before any fitting
+    check_writable("--output", output)
+    check_writable("--plot", plot_path)
 
     names = split_csv(models_csv, what="model") or list(catalog_models())
     hws = split_csv(hardware, what="hardware") or _all_hardware_ids()

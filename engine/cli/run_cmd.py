@@ -303,6 +303,11 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
     for s in strats:
         check_acquisition(s)
     seed_list = split_csv(seeds, int, "seed") or list(cfg.replay.seeds)
+    for s in seed_list:  # numpy's generators take non-negative seeds only; say so before any replay
+        if s < 0:
+            from engine.errors import InvalidValueError
+
+            raise InvalidValueError("seed", s, "non-negative integers, e.g. --seeds 0,1,2")
     if dataset is not None and prior_is_oracle(dataset, cfg.replay.prior):
         from engine.errors import InvalidValueError
 

@@ -1,6 +1,7 @@
 """``perfcast suggest``: the most informative benchmarks to run next, as the old JSON and a script."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import click
@@ -46,20 +47,25 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     import stat
 
     from engine.active_learning import ActiveLearningSystem, commands_script
-    from engine.cli.common import config_text, open_store
+    from engine.cli.common import check_writable, config_text, open_store
 
+    check_writable("--output", output)  # before the fit, which takes a while
+    check_writable("--emit-commands", emit_commands)
     store = open_store(db_path)
     als = ActiveLearningSystem(store, predictor=predictor, space=space, acquisition=acquisition,
                                cost_aware=not no_cost, seed=seed, cost_exponent=cost_exponent)
     with console(stderr=True).status(f"fitting {predictor} and choosing {budget} benchmarks jointly…"):
         payload = als.integrate_with_hardware_recommender(None, test_budget=budget, optimize_for=metric)
     payload["recommendation_id"] = store.save_json_record("recommendations", "active_learning", payload)
+    for r in payload.get("reruns", ()):
+        r["command"] = with_db(r["command"], store.path)
     if output:
         with open(output, "w") as f:
             json.dump(payload, f, indent=2, default=str)
     if emit_commands:
         with open(emit_commands, "w") as f:
-            f.write(commands_script(payload["final_recommendations"], reruns=payload.get("reruns", ())))
+            script = commands_script(payload["final_recommendations"], reruns=payload.get("reruns", ()))
+            f.write("\n".join(with_db(ln, store.path) for ln in script.split("\n")))
         os.chmod(emit_commands, os.stat(emit_commands).st_mode | stat.S_IXUSR)
     if as_json:
         emit_json(payload)
@@ -92,3 +98,19 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
         con.print(f"recommendations written to {output}")
     if emit_commands:
         con.print(f"benchmark commands written to {emit_commands}")
+
+
+def with_db(line: str, db: Path) -> str:
+    """A ``perfcast benchmark`` line that saves into ``db``: ``--db`` (shell-quoted, absolute) is
+    appended unless ``db`` is the platform default, so the script feeds the store that was analysed
+    even when run from another shell or folder. Other lines pass unchanged."""
+    import shlex
+
+    from engine.store.paths import platform_db_path
+
+    if not line.startswith("perfcast benchmark ") or " --db " in line:
+        return line
+    db = db.expanduser().resolve()
+    if db == platform_db_path().resolve():
+        return line
+    return f"{line} --db {shlex.quote(str(db))}"

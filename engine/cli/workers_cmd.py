@@ -56,6 +56,7 @@ def worker_start(address: str, num_cpus: Optional[int], block: bool, dry_run: bo
 
     if ":" not in address:
         raise InvalidValueError("address", address, "HOST:PORT of the Ray head node, e.g. 10.0.0.5:6379")
+    check_address("--address", address)
     require_ray()
     resources = local_resources()
     argv = worker_start_argv(address, num_cpus=num_cpus, resources=resources, block=block, extra=ray_args)
@@ -72,6 +73,19 @@ def worker_start(address: str, num_cpus: Optional[int], block: bool, dry_run: bo
 
         raise NotAvailableError(f"`ray start` failed with exit code {proc.returncode} (is the head at {address} "
                                 f"reachable, and this Ray version the same as the head's?)")
+
+
+def check_address(option: str, address: Optional[str]) -> None:
+    """One line for a Ray address Ray itself would reject with a traceback (``notanaddress``,
+    ``host:port`` without a numeric port); checked before Ray is imported. ``None`` passes."""
+    if not address or address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if sep and host and port.isdigit() and 0 < int(port) < 65536:
+        return
+    from engine.errors import InvalidValueError
+
+    raise InvalidValueError(option, address, "HOST:PORT of the Ray head (e.g. 10.0.0.5:6379) or auto")
 
 
 def _quote(a: str) -> str:
@@ -107,8 +121,13 @@ def workers(address: Optional[str], all_nodes: bool, as_json: bool) -> None:
       perfcast workers --address 10.0.0.5:6379
       perfcast workers --json
     """
+    import os
+
     from experiments.ray_cluster import cluster_nodes, connect
 
+    check_address("--address", address)
+    if not address:
+        check_address("RAY_ADDRESS", os.environ.get("RAY_ADDRESS"))
     connect(address)
     nodes = cluster_nodes(with_running=True)
     if not all_nodes:

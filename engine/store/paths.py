@@ -12,6 +12,11 @@ def default_db_path(explicit: Optional[str | os.PathLike] = None) -> Path:
     env = os.environ.get("PERFCAST_DB")
     if env:
         return Path(env).expanduser()
+    return platform_db_path()
+
+
+def platform_db_path() -> Path:
+    """The store a command uses with neither ``--db`` nor ``PERFCAST_DB``."""
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("perfcast", appauthor=False)) / "perfcast.duckdb"

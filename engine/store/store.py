@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
 import duckdb
 
 from engine.config import Config
-from engine.errors import DatabaseLockedError
+from engine.errors import DatabaseLockedError, NotADatabaseError
 from engine.records import Measurement, utcnow
 from engine.store.paths import default_db_path
 from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -30,6 +30,11 @@ if TYPE_CHECKING:  # pandas is imported lazily at call time
 
 PREDICTION_STATS: tuple[str, ...] = ("median", "mean", "q05", "q25", "q75", "q95")
 _LOCK_PATTERNS = ("Could not set lock", "Conflicting lock", "database is locked")
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def _config_values(c: Config) -> list[Any]:
@@ -65,7 +70,35 @@ class Store:
         finally:
             con.close()
 
+    def _check_is_duckdb(self) -> None:
+        """Refuse an existing path that is not a DuckDB file before duckdb sees it: duckdb would
+        otherwise raise a traceback-worthy error, or open a CSV as an in-memory database and
+        silently lose everything written to it."""
+        if not self.path.exists():
+            return
+        if self.path.is_dir():
+            raise NotADatabaseError(f"--db {self.path} is not a DuckDB database (it is a directory)")
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(12)
+        except OSError as e:
+            raise NotADatabaseError(f"--db {self.path} cannot be read ({e.strerror or e})") from None
+        if head[8:12] != _DUCKDB_MAGIC:
+            hint = "; import it with 'perfcast db import'" if self.path.suffix.lower() in (
+                ".csv", ".parquet", ".json", ".jsonl") else ""
+            what = "it is empty" if not head else "no DuckDB header"
+            raise NotADatabaseError(f"--db {self.path} is not a DuckDB database ({what}){hint}")
+
     def _open(self, write: bool) -> duckdb.DuckDBPyConnection:
+        self._check_is_duckdb()
+        try:
+            return self._open_waiting(write)
+        except (duckdb.Error, OSError) as e:
+            # anything left (lock timeouts are already DatabaseLockedError) is about the path itself
+            verb = "cannot be opened" if self.path.exists() else "cannot be created"
+            raise NotADatabaseError(f"--db {self.path} {verb} as a DuckDB database ({_first_line(e)})") from None
+
+    def _open_waiting(self, write: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_wait_s
         delay = 0.05
         while True:
@@ -130,7 +163,7 @@ class Store:
                     pass
                 finally:
                     con.close()
-            except duckdb.IOException:
+            except (duckdb.IOException, NotADatabaseError):  # the write open below says why
                 pass
         con = self._open(write=True)
         try:

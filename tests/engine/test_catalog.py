@@ -199,3 +199,23 @@ def test_hardware_lists_show_the_pinned_figures_predictions_use(monkeypatch: pyt
     monkeypatch.setattr(hardware.detect, "detect_local", lambda *a, **k: [fresh])
     got = all_hardware(None)["cpu-amd-epyc-2c"]
     assert got.detected and got.memory_bandwidth_gbs == pinned.memory_bandwidth_gbs
+
+
+def test_a_store_row_under_a_pinned_id_does_not_override_the_catalog_figures() -> None:
+    """A store written before CPU ids named the ISA tier holds a Zen 3 host's detected figures under
+    the shipped Zen 4's id; predictions for that id must keep the catalog's measured figures."""
+    from dataclasses import replace
+
+    from engine.catalog import all_hardware
+
+    pinned = catalog_hardware()["cpu-amd-epyc-2c"]
+    stale = replace(pinned, peak_tflops={"fp32": 0.035, "fp16": 0.0007, "bf16": 0.0004, "int8": 0.077},
+                    memory_bandwidth_gbs=11.7, detected=True)
+
+    class _Store:
+        def hardware_rows(self) -> list[dict]:
+            return [stale.to_row()]
+
+    got = all_hardware(_Store(), detect=False)["cpu-amd-epyc-2c"]
+    assert (got.peak_tflops, got.memory_bandwidth_gbs) == (pinned.peak_tflops, pinned.memory_bandwidth_gbs)
+    assert resolve_hardware("cpu-amd-epyc-2c", _Store()).peak_tflops == pinned.peak_tflops

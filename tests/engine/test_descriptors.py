@@ -213,3 +213,23 @@ def test_tied_head_flops_are_the_lm_head_that_shares_the_input_embedding() -> No
               and not e.arch.get("tie_word_embeddings", False)]
     for name in untied[:1]:
         assert counting.pass_counts(name, 16, "forward", "flop_counter").tied_head_flops == 0.0
+
+
+def test_a_sequence_longer_than_the_position_embeddings_is_refused() -> None:
+    """bert-base at 4096 tokens crashed inside the model, and gpt2 at 5000 was predicted (16 s) though
+    it cannot run; both are refused with the model's limit. T5 (relative positions) has none."""
+    import pytest
+
+    from engine.catalog import get_model
+    from engine.errors import InvalidValueError
+    from engine.workloads import effective_seq_len, position_limit
+
+    assert [position_limit(get_model(m)) for m in ("bert-base-uncased", "roberta-base", "gpt2", "whisper-tiny",
+                                                   "t5-small")] == [512, 512, 1024, 448, None]
+    assert effective_seq_len(get_model("bert-base-uncased"), 512) == 512
+    assert effective_seq_len(get_model("gpt2"), 0) == 128  # 0: the default
+    assert effective_seq_len(get_model("clip-vit-base-patch32"), 128) == 77  # CLIP's text tower caps by design
+    with pytest.raises(InvalidValueError, match="invalid seq_len 4096.*1 to 512 for bert-base-uncased"):
+        effective_seq_len(get_model("bert-base-uncased"), 4096)
+    with pytest.raises(InvalidValueError, match="1 to 1024 for gpt2"):
+        effective_seq_len(get_model("gpt2"), 5000)

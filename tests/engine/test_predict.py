@@ -179,3 +179,7 @@ def test_a_device_kind_never_measured_gets_a_caution(pp: PerformancePredictor) -
     assert w is not None and "no cpu device has been measured" in w and "cuda (" in w
     rec = prediction_record(pp.predict_many([pp.config("bert-base-uncased", "cpu")[0]])[0], cpu, warnings=[w])
     assert rec["warnings"] == [w]
+    # a GPU without runs of its own, beside measured GPUs: a milder, device-level caution
+    _, h100 = pp.config("bert-base-uncased", "h100-sxm")
+    w = pp.extrapolation_warning(h100)
+    assert w is not None and "h100-sxm has no measurements" in w and "no cuda device" not in w

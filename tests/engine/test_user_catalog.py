@@ -92,6 +92,7 @@ def test_a_user_model_is_counted_and_predicted_on_a_user_device(tmp_path: Path,
      "invalid memory_bandwidth_gbs 0"),
     (MODELS, HARDWARE.replace("peak_tflops: {fp32: 91.6, bf16: 362}", "peak_tflops: {tf32: 183}"),
      "invalid peak_tflops"),
+    (MODELS, HARDWARE.replace("bf16: 362", "bf16: -362"), "invalid peak_tflops"),  # predictions were nan
 ])
 def test_a_bad_user_catalog_is_one_line_naming_the_value_and_the_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models: str, hardware: str, needle: str) -> None:
@@ -154,3 +155,14 @@ def test_runs_of_a_model_no_longer_defined_are_left_out_of_fits_not_fatal(tmp_pa
     catalog.refresh_catalogs()
     assert len(targets_from_measurements(pd.concat([data, gone], ignore_index=True), catalog_models_only=True)) == 21
     assert model_dir("gp", "h", {}) != without
+
+
+def test_a_misspelt_arch_key_is_named_not_silently_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transformers config keeps any keyword as an attribute, so ``hidden_sizee`` built a model of
+    the default width (57.5M parameters instead of 35.1M) without a word."""
+    from engine.workloads import build_model
+
+    _own(tmp_path, monkeypatch, MODELS.replace("hidden_size: 512", "hidden_sizee: 512"))
+    with pytest.raises(InvalidValueError, match="invalid arch key 'hidden_sizee' of model 'my-bert-6l'.*"
+                                                "did you mean 'hidden_size'"):
+        build_model("my-bert-6l", device="meta")

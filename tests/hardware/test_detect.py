@@ -41,7 +41,7 @@ def test_a_cpu_unlike_the_catalogs_pinned_one_gets_an_id_of_its_own(monkeypatch:
                                                                     expected: str) -> None:
     """The catalog pins the shipped EPYC's measured peaks to ``cpu-amd-epyc-2c``. A CPU of another
     instruction-set tier that reports the same brand string must not inherit them (bf16 without
-    AVX512_BF16 ran 30x slower than fp32 here) nor store its runs as that device's."""
+    AVX512_BF16 ran ~190x slower than fp32 here) nor store its runs as that device's."""
     monkeypatch.setattr(detect, "cpu_model_name", lambda: "AMD EPYC")
     monkeypatch.setattr(detect.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(detect, "local_isa_tier", lambda: detect.isa_tier(flags.split()))
