@@ -150,7 +150,8 @@ def main() -> None:
         return f"{s['median_ape']:.3f}" if s else "n/a"
 
     def label(h: str) -> str:  # the default pair keeps the line's historical names
-        return {"cpu-amd-epyc-2c": "amd", "cpu-intel-xeon-amx-2c": "intel"}.get(h, h.removeprefix("cpu-").replace("-", "_"))
+        short = {"cpu-amd-epyc-2c": "amd", "cpu-intel-xeon-amx-2c": "intel"}
+        return short.get(h, h.removeprefix("cpu-").replace("-", "_"))
 
     a, b = devices
     gp = [lodo[(h, "gp")] for h in devices if (h, "gp") in lodo]
@@ -158,7 +159,8 @@ def main() -> None:
     roof = [lodo[(h, "roofline")] for h in devices if (h, "roofline") in lodo]
     roof_ape = np.mean([s["median_ape"] for s in roof]) if roof else float("nan")
     k8 = [x["median_ape"] for h in devices for x in tr.get((h, 8), [])]
-    print(f"{label(a)}_to_{label(b)}_gp_ape={ape(b, 'gp')} {label(b)}_to_{label(a)}_gp_ape={ape(a, 'gp')} gp_cov90={cov90:.3f} "
+    print(f"{label(a)}_to_{label(b)}_gp_ape={ape(b, 'gp')} {label(b)}_to_{label(a)}_gp_ape={ape(a, 'gp')} "
+          f"gp_cov90={cov90:.3f} "
           f"roofline_ape={roof_ape:.3f} transfer8_ape={np.mean(k8) if k8 else float('nan'):.3f}")
 
 

@@ -233,7 +233,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     paths = [p.strip() for p in args.exclude.split(",") if p.strip()]
     for p in paths:
         parts = p.split("/")
-        if not 2 <= len(parts) <= 3 or parts[0] not in RUNTIME_PRECISIONS or parts[1] not in RUNTIME_PRECISIONS[parts[0]]:
+        if (not 2 <= len(parts) <= 3 or parts[0] not in RUNTIME_PRECISIONS
+                or parts[1] not in RUNTIME_PRECISIONS[parts[0]]):
             ap.error(f"--exclude {p!r}: expected runtime/precision[/mode], e.g. torch/bf16 or torch/fp32/training")
 
     from engine.store import Store

@@ -42,8 +42,9 @@ OpenVINO also decides bf16 for itself (:func:`executed_precision`): its CPU plug
 bf16 inference hint only on CPUs with native bf16 (AVX512_BF16, AMX) and runs f32 elsewhere. On an
 AVX2-only AMD EPYC (Zen 3, session 18) the compiled model reported f32 for the bf16 hint, while that
 CPU's bf16 GEMM peak was ~190x below its fp32 one (0.98 against 185 GFLOP/s): priced at the bf16
-peak, such a pass was predicted e^5.3 ~ 200x too slow by the roofline. A CPU without a bf16 kernel is one whose measured bf16 peak is below its fp32 peak,
-so that is the test, and such a pass is described and priced as fp32 throughout.
+peak, such a pass was predicted e^5.4 ~ 200x too slow by the roofline (e^5.1 by the GP). A CPU
+without a bf16 kernel is one whose measured bf16 peak is below its fp32 peak, so that is the test,
+and such a pass is described and priced as fp32 throughout.
 
 FEATURES_VERSION is part of every fitted model's cache key: bump it when what a predictor sees of
 a configuration changes, so no fit made with the old features is reused.
