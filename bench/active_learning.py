@@ -170,8 +170,9 @@ def main() -> None:
     if args.prior is not None:
         from experiments.config import prior_is_oracle
 
-        if prior_is_oracle(args.dataset, args.prior):
-            ap.error("--prior shipped needs another --dataset than the shipped one (the prior cannot be the oracle)")
+        if prior_is_oracle(args.dataset, args.prior) or (args.prior == "shipped" and args.dataset == "synthetic"):
+            ap.error("--prior shipped needs a recorded --dataset of another device than the shipped one "
+                     "(the prior cannot be the oracle, and the synthetic world has none of the shipped models)")
         cfg = cfg.model_copy(update={"replay": cfg.replay.model_copy(update={"prior": args.prior,
                                                                                "dataset": args.dataset})})
     if args.fresh_scoring:
