@@ -241,15 +241,16 @@ class ActiveLearningSystem:
                                  for o in rec.options if o.hardware != c.hardware][:3]}
 
 
-def benchmark_command(item: dict[str, Any], iterations: int = 20) -> str:
-    """The ``perfcast benchmark`` line that measures one recommendation (every value shell-quoted)."""
+def benchmark_command(item: dict[str, Any], iterations: int = 20, db: Optional[str] = None) -> str:
+    """The ``perfcast benchmark`` line that measures one recommendation (every value shell-quoted);
+    with ``db``, it saves into that store (``--db``) rather than the default one."""
     c = Config(item["model_name"], item["hardware"], int(item["batch_size"]), int(item.get("seq_len", 128)),
                item.get("precision", "fp32"), item.get("mode", "inference"), item.get("runtime", "torch"),
                int(item.get("threads", 0)))
     target = _hardware_argument(c)
     args = ["perfcast", "benchmark", "--model", c.model, "--hardware", target, "--batch-sizes", str(c.batch_size),
             "--seq-lengths", str(c.seq_len), "--precision", c.precision, "--mode", c.mode, "--runtime", c.runtime,
-            "--threads", str(c.threads), "--iterations", str(iterations), "--save"]
+            "--threads", str(c.threads), "--iterations", str(iterations), "--save"] + (["--db", db] if db else [])
     return " ".join(shlex.quote(a) for a in args)
 
 
@@ -272,16 +273,17 @@ def _hardware_argument(c: Config) -> str:
 
 
 def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20,
-                    reruns: Sequence[dict[str, Any]] = ()) -> str:
+                    reruns: Sequence[dict[str, Any]] = (), db: Optional[str] = None) -> str:
     """The shell script of ``perfcast suggest --emit-commands``: reruns of runs timed on a busy
     machine first (they repair data already paid for), then the recommendations in order.
-    ``reruns``: entries of :meth:`ActiveLearningSystem.busy_reruns`, which carry the item fields."""
+    ``reruns``: entries of :meth:`ActiveLearningSystem.busy_reruns`, which carry the item fields;
+    ``db``: the store every line saves into (see :func:`benchmark_command`)."""
     lines = ["#!/usr/bin/env bash", "set -e"]
     if reruns:
         lines.append("# reruns: these configurations were timed only while other processes needed their cores")
-        lines += [benchmark_command(r, iterations) for r in reruns]
+        lines += [benchmark_command(r, iterations, db) for r in reruns]
     lines.append("# perfcast suggest: the recommended benchmarks, most informative first")
-    lines += [benchmark_command(it, iterations) for it in items]
+    lines += [benchmark_command(it, iterations, db) for it in items]
     return "\n".join(lines) + "\n"
 
 

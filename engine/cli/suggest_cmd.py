@@ -46,7 +46,7 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     import os
     import stat
 
-    from engine.active_learning import ActiveLearningSystem, commands_script
+    from engine.active_learning import ActiveLearningSystem, benchmark_command, commands_script
     from engine.cli.common import check_writable, config_text, open_store
 
     check_writable("--output", output)  # before the fit, which takes a while
@@ -57,15 +57,16 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     with console(stderr=True).status(f"fitting {predictor} and choosing {budget} benchmarks jointly…"):
         payload = als.integrate_with_hardware_recommender(None, test_budget=budget, optimize_for=metric)
     payload["recommendation_id"] = store.save_json_record("recommendations", "active_learning", payload)
-    for r in payload.get("reruns", ()):
-        r["command"] = with_db(r["command"], store.path)
+    db = db_argument(store.path)
+    if db:
+        for r in payload.get("reruns", ()):  # rerun entries carry the item fields
+            r["command"] = benchmark_command(r, db=db)
     if output:
         with open(output, "w") as f:
             json.dump(payload, f, indent=2, default=str)
     if emit_commands:
         with open(emit_commands, "w") as f:
-            script = commands_script(payload["final_recommendations"], reruns=payload.get("reruns", ()))
-            f.write("\n".join(with_db(ln, store.path) for ln in script.split("\n")))
+            f.write(commands_script(payload["final_recommendations"], reruns=payload.get("reruns", ()), db=db))
         os.chmod(emit_commands, os.stat(emit_commands).st_mode | stat.S_IXUSR)
     if as_json:
         emit_json(payload)
@@ -100,17 +101,11 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
         con.print(f"benchmark commands written to {emit_commands}")
 
 
-def with_db(line: str, db: Path) -> str:
-    """A ``perfcast benchmark`` line that saves into ``db``: ``--db`` (shell-quoted, absolute) is
-    appended unless ``db`` is the platform default, so the script feeds the store that was analysed
-    even when run from another shell or folder. Other lines pass unchanged."""
-    import shlex
-
+def db_argument(db: Path) -> Optional[str]:
+    """What ``--db`` the emitted ``perfcast benchmark`` lines need to save into ``db``: its absolute
+    path, so the script feeds the store that was analysed even when run from another shell or
+    folder; None for the platform default, which needs none."""
     from engine.store.paths import platform_db_path
 
-    if not line.startswith("perfcast benchmark ") or " --db " in line:
-        return line
-    db = db.expanduser().resolve()
-    if db == platform_db_path().resolve():
-        return line
-    return f"{line} --db {shlex.quote(str(db))}"
+    path = db.expanduser().resolve()
+    return None if path == platform_db_path().resolve() else str(path)

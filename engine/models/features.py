@@ -303,12 +303,13 @@ class Featurizer:
         # the precision each pass really runs at (OpenVINO chooses on a CPU without bf16); the
         # precision one-hot below keeps the one asked for
         ran = df
-        pairs = df.loc[(df["runtime"] == "openvino") & (df["precision"] == "bf16"), "hardware"].unique()
-        as_f32 = [h for h in pairs if executed_precision("openvino", "bf16", self.hardware(h)) != "bf16"]
-        if as_f32:
-            ran = df.copy()
-            ran.loc[(df["runtime"] == "openvino") & (df["precision"] == "bf16") & df["hardware"].isin(as_f32),
-                    "precision"] = "fp32"
+        ov_bf16 = ((df["runtime"] == "openvino") & (df["precision"] == "bf16")).to_numpy()
+        if ov_bf16.any():
+            as_f32 = [h for h in df.loc[ov_bf16, "hardware"].unique()
+                      if executed_precision("openvino", "bf16", self.hardware(h)) != "bf16"]
+            if as_f32:
+                ran = df.copy()
+                ran.loc[ov_bf16 & df["hardware"].isin(as_f32).to_numpy(), "precision"] = "fp32"
         # descriptors per distinct workload
         wl_codes, wl_df = _factorize_rows(ran, list(_WORKLOAD_COLS))
         self._descriptors(wl_df)
