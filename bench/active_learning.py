@@ -10,7 +10,7 @@
     python bench/active_learning.py --fresh-scoring    # held-out error from a GP refitted at every step
     python bench/active_learning.py --dataset bench/data/cpu-intel-xeon-amx-2c.parquet --prior shipped
                                                        # a new device: the shipped runs known, another CPU's grid
-                                                       # the oracle (no random initial design)
+                                                       # the oracle (the initial design counts its runs only)
 
 For each seed, the loop of ``configs/experiments/replay-shipped.yaml`` is replayed with ``random``,
 ``eig`` (cost-aware, cost exponent cooled from 0.5 as the budget is spent) and ``max-variance`` on the dataset's configurations: each run starts from

@@ -40,6 +40,9 @@ from engine.errors import InvalidValueError, NotAvailableError
 DEFAULT_SPACE = "cpu-full"
 METRICS = ("throughput", "latency", "memory")
 MIN_RUNS = 3
+#: below this many measured configurations a device is new to the store: the replay config's
+#: initial design (5 configurations, 8 runs in batches of 4) is what made eig no worse than random there
+NEW_DEVICE_CONFIGS = 5
 
 
 def _per_cost(sel: Any) -> str:
@@ -167,6 +170,8 @@ class ActiveLearningSystem:
                 "predicted_median": it.predicted_median,
                 "p_fits_memory": None if pool.p_fit is None else float(pool.p_fit[pos[c.key]]),
             })
+        if self.acquisition == "eig":  # the one measured on a new device (bald and max-variance were not)
+            notes.extend(self.new_device_notes(sel.configs))
         reruns = self.busy_reruns(space)
         if reruns:
             notes.append(f"{len(reruns)} configuration(s) of this space were measured only while other processes "
@@ -183,6 +188,28 @@ class ActiveLearningSystem:
         }
         self.last_payload = payload
         return payload
+
+    def new_device_notes(self, chosen: Sequence[Config]) -> list[str]:
+        """One caution per device of the chosen batch that the store has measured fewer than
+        :data:`NEW_DEVICE_CONFIGS` configurations of. Replayed on a device new to the store (the
+        shipped runs known, another CPU's grid the oracle; docs/active-learning.md, sessions 18–19),
+        eig's first picks did worse than random ones: its cheap, extreme picks teach the new device's
+        shared offsets badly. A loop (``perfcast run``) starts such a device with random picks by
+        itself; a one-shot suggestion cannot, so it says so."""
+        devices = sorted({c.hardware for c in chosen})
+        if not devices:
+            return []
+        df = self.store.measurements()
+        measured = (df[df["hardware"].isin(devices)].groupby("hardware")["config_key"].nunique().to_dict()
+                    if len(df) else {})
+        out = []
+        for hw in devices:
+            n = int(measured.get(hw, 0))
+            if n < NEW_DEVICE_CONFIGS:
+                out.append(f"{hw} has {n} measured configuration(s): on a device new to the store, random first "
+                           f"picks taught the model more than eig's in replay; `perfcast run` starts a "
+                           f"new device with random picks, and `--acquisition random` does here")
+        return out
 
     def busy_reruns(self, space: Sequence[Config]) -> list[dict[str, Any]]:
         """Configurations of ``space`` whose every stored run was timed on a busy machine

@@ -166,7 +166,8 @@ class ExperimentConfig(_Strict):
     budget: Budget = Field(default_factory=Budget)
     stop: StopRule = Field(default_factory=StopRule)
     initial_design: int = Field(3, ge=1,
-                                description="random picks while fewer configurations than this have a successful run")
+                                description="random picks while fewer configurations of the search space than this "
+                                            "have a successful run (other devices' runs in the store do not count)")
     benchmark: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
 

@@ -117,13 +117,16 @@ def training_data(store: Any) -> Any:
     return df
 
 
-def _distinct_configs(data: Any) -> int:
-    """Configurations with a successful run: what the initial design counts. Runs would overcount
-    a configuration measured twice (a busy-machine rerun), and a GP fitted on one configuration's
-    runs has no input that varies."""
+def _distinct_configs(data: Any, among: Optional[set[str]] = None) -> int:
+    """Configurations with a successful run (of those keyed in ``among``, when given): what the
+    initial design counts. Runs would overcount a configuration measured twice (a busy-machine
+    rerun), and a GP fitted on one configuration's runs has no input that varies."""
     if "config_key" in data and len(data):
-        return int(data["config_key"].nunique())
-    return len(data)
+        keys = data["config_key"]
+        if among is not None:
+            keys = keys[keys.isin(among)]
+        return int(keys.nunique())
+    return len(data) if among is None else 0
 
 
 def _known(truth: Sequence[Optional[float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +180,7 @@ class ExperimentLoop:
         self.predictor: Any = None
         self._fits = 0
         self.space = list(dict.fromkeys(space))
+        self._space_keys = {c.key for c in self.space}
         self.metric = cfg.acquisition.metric
         self.pmetric, self.truth_col = TRUTH_COLUMN[self.metric]
         self.steps: list[StepRecord] = []
@@ -347,7 +351,13 @@ class ExperimentLoop:
         rec = StepRecord(step=step, n_benchmarks=runs, benchmark_seconds=seconds, n_train=len(data), pool_size=0,
                          acquisition=self.cfg.acquisition.name)
         rng = np.random.default_rng([self.seed, step])
-        if _distinct_configs(data) < self.initial_design:
+        # The initial design counts runs of this search space only. A store seeded with other
+        # devices' runs can fit a GP, but on a device new to it eig's first picks (cheap, at the
+        # extremes, one per software path) are the ones whose surprises generalise worst: each lands
+        # in the new device's shared offsets. Replayed (bench/active_learning.py --prior shipped,
+        # the Xeon's grid, 36 seeds) eig was worse than random for 30 benchmarks without this
+        # (22.4% against 19.2% at 10) and is no worse at any budget with it (docs/active-learning.md).
+        if _distinct_configs(data, self._space_keys) < self.initial_design:
             pool = build_pool(self.space, measured=measured, failed=failed)
             cand = [c for c in pool.configs if c.key not in pend_keys]
             rec.pool_size = len(cand)

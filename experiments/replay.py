@@ -3,7 +3,8 @@
 Every replay runs in its own fresh database (nothing measured yet, or, with ``replay.prior:
 shipped``, only the shipped runs, as a real loop's store), on the pool of configurations the
 dataset has (filtered by the config's search space), starting with ``replay.initial_runs`` random
-picks when the store holds fewer configurations than that. The oracle answers each pick with the
+picks while fewer configurations of that pool have a run (the shipped runs of a ``prior: shipped``
+store are another device's and do not count). The oracle answers each pick with the
 recorded run — including its recorded benchmark cost (``wall_time_s``) — and knows the true value
 of every configuration not yet acquired, which gives an exact held-out learning curve. Seeds make
 it reproducible.

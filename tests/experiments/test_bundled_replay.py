@@ -82,9 +82,10 @@ def test_perfcast_replay_cpu_quick_runs_on_the_grid_and_says_where() -> None:
 
 
 def test_a_replay_with_the_shipped_prior_starts_where_the_real_run_starts(grid) -> None:
-    """prior: shipped seeds each replay's store as a real loop's is: no random initial design, the
-    first pick comes from a model fitted on the shipped runs; the shipped runs cannot also be the
-    oracle."""
+    """prior: shipped seeds each replay's store as a real loop's is: the random initial design
+    counts the search space's own runs only (the shipped runs are another device's), and the first
+    model-chosen pick comes from a model fitted on the shipped runs too; the shipped runs cannot
+    also be the oracle."""
     from engine.cli.run_cmd import _space_in_dataset
     from experiments.config import ExperimentConfigError, ReplaySettings, parse_config
     from experiments.replay import run_replay
@@ -92,11 +93,15 @@ def test_a_replay_with_the_shipped_prior_starts_where_the_real_run_starts(grid) 
     cfg = load_config("cpu-quick")
     assert cfg.replay.prior == "shipped"
     cfg, _ = _space_in_dataset(cfg, grid)
-    cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": 2, "benchmark_seconds": None})})
-    first = run_replay(cfg, grid, acquisition="eig", seed=0).steps[0]
-    assert first.fitted == "fit" and first.n_train >= 400 and first.heldout_median_ape is not None
-    bare = cfg.model_copy(update={"replay": ReplaySettings(dataset="cpu-quick-grid", initial_runs=3)})
-    assert run_replay(bare, grid, acquisition="eig", seed=0).steps[0].fitted == "initial design"
+    cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": 4, "benchmark_seconds": None})})
+    k = cfg.replay.initial_runs
+    steps = run_replay(cfg, grid, acquisition="eig", seed=0).steps
+    assert [s.fitted for s in steps[:k]] == ["initial design"] * k
+    first = steps[k]
+    assert first.fitted == "fit" and first.n_train >= 400 + k and first.heldout_median_ape is not None
+    bare = cfg.model_copy(update={"replay": ReplaySettings(dataset="cpu-quick-grid", initial_runs=k)})
+    bare_steps = run_replay(bare, grid, acquisition="eig", seed=0).steps
+    assert bare_steps[0].fitted == "initial design" and bare_steps[k].n_train == k
     with pytest.raises(ExperimentConfigError, match=r"replay.prior 'shipped'.*both the oracle and the prior"):
         parse_config({"name": "x", "search_space": {"models": ["gpt2"]},
                       "replay": {"dataset": "shipped", "prior": "shipped"}}, "x.yaml")

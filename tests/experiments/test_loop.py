@@ -67,6 +67,31 @@ def test_replay_loop_spends_the_budget_and_commits_every_run(syn, tmp_path) -> N
     assert exp["status"] == "finished" and len(exp["state"]["steps"]) == len(r.steps)
 
 
+def test_the_initial_design_counts_only_runs_of_the_search_space(syn, tmp_path) -> None:
+    """A store that already holds other configurations' runs (the shipped ones, another device's)
+    can fit a GP, but the loop's first picks in its own space are still random: the design counts
+    what the space has measured, not what the store holds."""
+    from engine.store.transfer import import_measurements
+
+    fz, configs, _ = syn
+    space_df, other_df = oracle_frame(configs[:60]), oracle_frame(configs[60:120], seed=1)
+    path = tmp_path / "other.csv"
+    other_df.drop(columns=["samples_ms"]).to_csv(path, index=False)
+    store = Store(tmp_path / "r.duckdb", seed=False)
+    import_measurements(store, path)
+    assert len(store.measurements()) == 60
+    ex = OracleExecutor(space_df)
+    cfg = _cfg(budget={"runs": 6}, initial_design=3)
+    loop = ExperimentLoop(cfg, store, ex, space_from_dataset(cfg.search_space, space_df), mode="replay",
+                          truth=ex.truth, predictor_factory=_gp_factory(fz))
+    r = loop.run()
+    kinds = [s.fitted for s in r.steps if s.chosen]
+    # q = 2: two random batches reach 4 >= 3 configurations of the space, then eig takes over
+    assert kinds[:2] == ["initial design", "initial design"] and kinds[2] != "initial design"
+    assert all(c["reason"] == "initial design (random)" for s in r.steps[:2] for c in s.chosen)
+    assert r.n_benchmarks == 6 and len(store.measurements()) == 66
+
+
 def test_a_failed_benchmark_is_recorded_and_the_loop_carries_on(syn, tmp_path) -> None:
     fz, configs, _ = syn
     df = oracle_frame(configs[:8])

@@ -138,3 +138,32 @@ def test_cost_exponent_reaches_the_selection(syn, fitted_gp, tmp_path) -> None:
     assert picks(cost_exponent=0.0) != picks()  # the cost matters on this pool, so α is really used
     with pytest.raises(InvalidValueError, match="cost_exponent"):
         ActiveLearningSystem(store, predictor=gp, space=space, cost_exponent=1.5)
+
+
+def test_a_device_new_to_the_store_gets_a_caution_that_random_first_picks_teach_more(syn, fitted_gp,
+                                                                                     tmp_path) -> None:
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    gp, pool = fitted_gp
+    fz, configs, _ = syn
+    new_hw = "gpu-syn-a"
+    known = [c for c in configs[:40] if c.hardware != new_hw]
+    store = Store(tmp_path / "n.duckdb", seed=False)
+    path = tmp_path / "runs.csv"
+    oracle_frame(known).drop(columns=["samples_ms"]).to_csv(path, index=False)
+    import_measurements(store, path)
+    measured = store.measurements().groupby("hardware")["config_key"].nunique().to_dict()
+    rich = max(measured, key=measured.get)
+    assert new_hw not in measured and measured[rich] >= 5
+
+    def notes(hw, acquisition="eig"):
+        als = ActiveLearningSystem(store, predictor=gp, space=[c for c in pool if c.hardware == hw][:30],
+                                   acquisition=acquisition)
+        return [n for n in als.integrate_with_hardware_recommender(_Recommender(), test_budget=2)["notes"]
+                if "new to the store" in n]
+
+    cautions = notes(new_hw)
+    assert len(cautions) == 1 and f"{new_hw} has 0 measured" in cautions[0] and "--acquisition random" in cautions[0]
+    assert notes(rich) == []  # a device the store knows well: no caution
+    assert notes(new_hw, acquisition="random") == []  # random already is the advice
