@@ -356,7 +356,8 @@ class ExperimentLoop:
         # extremes, one per software path) are the ones whose surprises generalise worst: each lands
         # in the new device's shared offsets. Replayed (bench/active_learning.py --prior shipped,
         # the Xeon's grid, 36 seeds) eig was worse than random for 30 benchmarks without this
-        # (22.4% against 19.2% at 10) and is no worse at any budget with it (docs/active-learning.md).
+        # (22.4% against 19.2% at 10) and is no worse at any budget with it. On a device close to the
+        # shipped one (the Zen 3 grid) it gives up an early lead instead (docs/active-learning.md).
         if _distinct_configs(data, self._space_keys) < self.initial_design:
             pool = build_pool(self.space, measured=measured, failed=failed)
             cand = [c for c in pool.configs if c.key not in pend_keys]
