@@ -93,8 +93,8 @@ def test_a_replay_with_the_shipped_prior_starts_where_the_real_run_starts(grid) 
     cfg = load_config("cpu-quick")
     assert cfg.replay.prior == "shipped"
     cfg, _ = _space_in_dataset(cfg, grid)
-    cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": 4, "benchmark_seconds": None})})
     k = cfg.replay.initial_runs
+    cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": k + 1, "benchmark_seconds": None})})
     steps = run_replay(cfg, grid, acquisition="eig", seed=0).steps
     assert [s.fitted for s in steps[:k]] == ["initial design"] * k
     first = steps[k]
