@@ -170,9 +170,10 @@ class ActiveLearningSystem:
                 "predicted_median": it.predicted_median,
                 "p_fits_memory": None if pool.p_fit is None else float(pool.p_fit[pos[c.key]]),
             })
+        runs = self.store.measurements()  # read once: the new-device caution and the reruns both look
         if self.acquisition == "eig":  # the one measured on a new device (bald and max-variance were not)
-            notes.extend(self.new_device_notes(sel.configs))
-        reruns = self.busy_reruns(space)
+            notes.extend(self.new_device_notes(sel.configs, runs))
+        reruns = self.busy_reruns(space, runs)
         if reruns:
             notes.append(f"{len(reruns)} configuration(s) of this space were measured only while other processes "
                          "needed their cores; rerun them on a quiet machine (`reruns`; first in --emit-commands)")
@@ -189,17 +190,18 @@ class ActiveLearningSystem:
         self.last_payload = payload
         return payload
 
-    def new_device_notes(self, chosen: Sequence[Config]) -> list[str]:
+    def new_device_notes(self, chosen: Sequence[Config], runs: Any = None) -> list[str]:
         """One caution per device of the chosen batch that the store has measured fewer than
         :data:`NEW_DEVICE_CONFIGS` configurations of. Replayed on a device new to the store (the
         shipped runs known, another CPU's grid the oracle; docs/active-learning.md, sessions 18–19),
         eig's first picks did worse than random ones: its cheap, extreme picks teach the new device's
         shared offsets badly. A loop (``perfcast run``) starts such a device with random picks by
-        itself; a one-shot suggestion cannot, so it says so."""
+        itself; a one-shot suggestion cannot, so it says so. ``runs``: the store's successful runs,
+        when the caller has them already."""
         devices = sorted({c.hardware for c in chosen})
         if not devices:
             return []
-        df = self.store.measurements()
+        df = self.store.measurements() if runs is None else runs
         measured = (df[df["hardware"].isin(devices)].groupby("hardware")["config_key"].nunique().to_dict()
                     if len(df) else {})
         out = []
@@ -211,13 +213,14 @@ class ActiveLearningSystem:
                            f"new device with random picks, and `--acquisition random` does here")
         return out
 
-    def busy_reruns(self, space: Sequence[Config]) -> list[dict[str, Any]]:
+    def busy_reruns(self, space: Sequence[Config], runs: Any = None) -> list[dict[str, Any]]:
         """Configurations of ``space`` whose every stored run was timed on a busy machine
         (:func:`hardware.protocol.busy_only`): measured, so out of the candidate pool, but their
-        timing is probably slow; what a loop reruns by itself, listed here for a person to rerun."""
+        timing is probably slow; what a loop reruns by itself, listed here for a person to rerun.
+        ``runs``: the store's successful runs, when the caller has them already."""
         from hardware.protocol import busy_only
 
-        df = self.store.measurements()
+        df = self.store.measurements() if runs is None else runs
         if not len(df) or "foreign_cpu_cores" not in df:
             return []
         flagged = busy_only(df["config_key"].tolist(), df["threads"].tolist(), df["foreign_cpu_cores"].tolist(),
