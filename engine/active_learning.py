@@ -23,14 +23,20 @@ Every field of the old integrated-recommendation JSON is filled with a real quan
 ``combined_score``
     information per benchmark-second: expected_information_gain / predicted_cost_s (nats/s) —
     the quantity the cost-aware acquisition trades off.
+``picked_by``
+    ``eig`` (or the acquisition asked for), or ``new-device start (random)``: with eig, a device
+    the store has fewer than 5 configurations of gets its first picks at random, as a loop's
+    initial design does (``new_device_start``; see ``ActiveLearningSystem._new_device_start``).
 
 Top level: ``total_candidates`` (search-space size), ``enhanced_candidates`` (the pool after the
 exclusion rules, each candidate enhanced with its posterior, predicted cost and P(fits memory)),
-``final_recommendations``, ``optimization_metric``, ``strategy``, ``timestamp``.
+``final_recommendations``, ``optimization_metric``, ``strategy``, ``timestamp``; also
+``new_device_start`` (how many items are a new device's random start), ``notes`` and ``reruns``.
 """
 from __future__ import annotations
 
 import shlex
+import time
 from datetime import datetime, timezone
 from typing import Any, Optional, Sequence, Union
 
@@ -53,6 +59,16 @@ def _per_cost(sel: Any) -> str:
     return " per benchmark-second" if a is None or a == 1.0 else f" per benchmark-second^{a:g}"
 
 
+def _strategy(acquisition: str, sel: Any, start: Sequence[Any], predictor: Any) -> str:
+    """The payload's one-line strategy: the acquisition, its cost, and a new-device start if any."""
+    head = ""
+    if start:
+        devices = ", ".join(dict.fromkeys(it.config.hardware for it in start))
+        head = f"random start on {devices} ({len(start)} pick(s); new to the store)" + (", then " if sel is not None else " ")
+    tail = f"{acquisition}{_per_cost(sel)} " if sel is not None else ""
+    return f"{head}{tail}(predictor {getattr(predictor, 'name', '?')}, batch chosen jointly)"
+
+
 def _metric(name: str) -> str:
     m = str(name).strip().lower()
     aliases = {"latency_ms": "latency", "memory_mib": "memory"}
@@ -72,7 +88,8 @@ class ActiveLearningSystem:
 
     def __init__(self, db: Any = None, predictor: Union[str, Any] = "gp", space: Union[None, str, Sequence[Config]] = None,
                  acquisition: str = "eig", cost_aware: bool = True, mc_points: int = 128, seed: int = 0,
-                 memory_limit_mib: Optional[float] = None, cost_exponent: float = 1.0) -> None:
+                 memory_limit_mib: Optional[float] = None, cost_exponent: float = 1.0,
+                 new_device_start: bool = True) -> None:
         from engine.acquisition.select import check_acquisition, check_cost_exponent
 
         self.acquisition = check_acquisition(acquisition)
@@ -88,6 +105,8 @@ class ActiveLearningSystem:
         self.mc_points = mc_points
         self.seed = seed
         self.memory_limit_mib = memory_limit_mib
+        # eig only: the first picks on a device new to the store are random (see ``_new_device_start``)
+        self.new_device_start = bool(new_device_start)
         self.last_payload: Optional[dict[str, Any]] = None
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -147,16 +166,23 @@ class ActiveLearningSystem:
         index = {c.key: i for i, c in enumerate(space)}
         sub = subset_predictions(preds, [index[c.key] for c in pool.configs])
         cost = CostModel.from_store(self.store).predict(pool.configs, sub) if len(pool) else None
-        sel = select(self.acquisition, predictor, pool.configs, budget, metric=metric, pending=pending,
-                     cost=cost if self.cost_aware else None, predictions=sub, mc_points=self.mc_points,
-                     seed=self.seed, cost_exponent=self.cost_exponent)
-        notes = list(sel.notes)
+        runs = self.store.measurements()  # read once: the new-device start, its notes and the reruns all look
+        t0 = time.perf_counter()
+        start, start_notes = self._new_device_start(predictor, pool.configs, sub, cost, budget, metric, pending, runs)
+        start_s = time.perf_counter() - t0
+        sel = None
+        if budget > len(start):
+            sel = select(self.acquisition, predictor, pool.configs, budget - len(start), metric=metric,
+                         pending=[*pending, *(it.config for it in start)], cost=cost if self.cost_aware else None,
+                         predictions=sub, mc_points=self.mc_points, seed=self.seed, cost_exponent=self.cost_exponent)
+        chosen = [*start, *(sel.items if sel is not None else ())]
+        notes = [*start_notes, *(sel.notes if sel is not None else ())]
         if recommender is None:
             recommender = self._own_recommender(predictor, space)
         pos = {c.key: i for i, c in enumerate(pool.configs)}
-        families = self._families(predictor, sel.configs)
+        families = self._families(predictor, [it.config for it in chosen])
         items = []
-        for it, family in zip(sel.items, families):
+        for j, (it, family) in enumerate(zip(chosen, families)):
             c = it.config
             hw = self._hardware_fields(recommender, c, metric, notes)
             cost_s = float(cost[pos[c.key]]) if cost is not None else None
@@ -169,10 +195,8 @@ class ActiveLearningSystem:
                 "predicted_cost_s": cost_s, "acquisition_value": it.acquisition_value,
                 "predicted_median": it.predicted_median,
                 "p_fits_memory": None if pool.p_fit is None else float(pool.p_fit[pos[c.key]]),
+                "picked_by": "new-device start (random)" if j < len(start) else self.acquisition,
             })
-        runs = self.store.measurements()  # read once: the new-device caution and the reruns both look
-        if self.acquisition == "eig":  # the one measured on a new device (bald and max-variance were not)
-            notes.extend(self.new_device_notes(sel.configs, runs))
         reruns = self.busy_reruns(space, runs)
         if reruns:
             notes.append(f"{len(reruns)} configuration(s) of this space were measured only while other processes "
@@ -180,38 +204,69 @@ class ActiveLearningSystem:
         payload = {
             "total_candidates": pool.space_size, "enhanced_candidates": len(pool), "excluded": pool.excluded,
             "final_recommendations": items, "optimization_metric": metric,
-            "strategy": f"{self.acquisition}{_per_cost(sel)} "
-                        f"(predictor {getattr(predictor, 'name', '?')}, batch chosen jointly)",
+            "strategy": _strategy(self.acquisition, sel, start, predictor),
             "timestamp": datetime.now(timezone.utc).isoformat(),
-            "acquisition": sel.acquisition, "mc_points": sel.mc_points, "selection_s": sel.elapsed_s,
-            "cost_exponent": sel.cost_exponent,
+            "acquisition": sel.acquisition if sel is not None else "random",
+            "mc_points": sel.mc_points if sel is not None else 0,
+            "selection_s": start_s + (sel.elapsed_s if sel is not None else 0.0),
+            "cost_exponent": sel.cost_exponent if sel is not None else None,
+            "new_device_start": len(start),
             "notes": notes, "reruns": reruns,
         }
         self.last_payload = payload
         return payload
 
-    def new_device_notes(self, chosen: Sequence[Config], runs: Any = None) -> list[str]:
-        """One caution per device of the chosen batch that the store has measured fewer than
-        :data:`NEW_DEVICE_CONFIGS` configurations of. Replayed on a device new to the store (the
-        shipped runs known, another CPU's grid the oracle; docs/active-learning.md, sessions 18–19),
-        eig's first picks did worse than random ones: its cheap, extreme picks teach the new device's
-        shared offsets badly. A loop (``perfcast run``) starts such a device with random picks by
-        itself; a one-shot suggestion cannot, so it says so. ``runs``: the store's successful runs,
-        when the caller has them already."""
-        devices = sorted({c.hardware for c in chosen})
+    def new_devices(self, configs: Sequence[Config], runs: Any = None) -> dict[str, int]:
+        """Devices of ``configs`` with fewer than :data:`NEW_DEVICE_CONFIGS` measured configurations
+        in the store -> how many they have. ``runs``: the store's successful runs, when the caller
+        has them already."""
+        devices = sorted({c.hardware for c in configs})
         if not devices:
-            return []
+            return {}
         df = self.store.measurements() if runs is None else runs
         measured = (df[df["hardware"].isin(devices)].groupby("hardware")["config_key"].nunique().to_dict()
                     if len(df) else {})
-        out = []
-        for hw in devices:
-            n = int(measured.get(hw, 0))
-            if n < NEW_DEVICE_CONFIGS:
-                out.append(f"{hw} has {n} measured configuration(s): on a device new to the store, random first "
-                           f"picks taught the model more than eig's in replay; `perfcast run` starts a "
-                           f"new device with random picks, and `--acquisition random` does here")
-        return out
+        return {hw: int(measured.get(hw, 0)) for hw in devices if int(measured.get(hw, 0)) < NEW_DEVICE_CONFIGS}
+
+    def _new_device_start(self, predictor: Any, pool: Sequence[Config], predictions: Any, cost: Any, budget: int,
+                          metric: str, pending: Sequence[Config], runs: Any) -> tuple[list[Any], list[str]]:
+        """The random first picks on devices new to the store, and a note per such device.
+
+        Replayed on a device new to the store (the shipped runs known, another CPU's grid the
+        oracle; docs/active-learning.md, sessions 18-19), eig's first picks did worse than random
+        ones: its cheap, extreme picks teach the new device's shared offsets badly, and a loop
+        (``perfcast run``) therefore starts a new device with random picks. A suggestion follows the
+        same rule: each device of the pool with n < :data:`NEW_DEVICE_CONFIGS` measured
+        configurations gets its first ``NEW_DEVICE_CONFIGS - n`` picks (as far as the budget goes)
+        uniformly at random among its candidates; eig then fills the rest of the batch, conditioned
+        on them as pending runs. eig only: bald and max-variance were not measured on a new device,
+        and random needs no start. ``new_device_start=False`` keeps eig throughout, with a caution.
+        """
+        from engine.acquisition.select import select, subset_predictions
+
+        if self.acquisition != "eig":
+            return [], []
+        new = self.new_devices(pool, runs)
+        if not self.new_device_start:
+            return [], [f"{hw} has {n} measured configuration(s): on a device new to the store, random first picks "
+                        "taught the model more than eig's in replay; `perfcast run` starts a new device with random "
+                        "picks, and suggest does unless --no-new-device-start" for hw, n in new.items()]
+        start: list[Any] = []
+        notes: list[str] = []
+        for j, (hw, n) in enumerate(new.items()):
+            k = min(NEW_DEVICE_CONFIGS - n, budget - len(start))
+            idx = [i for i, c in enumerate(pool) if c.hardware == hw]
+            if k <= 0 or not idx:
+                continue
+            sel = select("random", predictor, [pool[i] for i in idx], k, metric=metric,
+                         pending=[*pending, *(it.config for it in start)],
+                         cost=None if cost is None else cost[idx], predictions=subset_predictions(predictions, idx),
+                         seed=self.seed + j)
+            start.extend(sel.items)
+            notes.append(f"{hw} has {n} measured configuration(s): its first {len(sel)} pick(s) are random, as a loop's "
+                         "on a new device (random first picks taught the model more than eig's in replay; "
+                         "--no-new-device-start picks by eig throughout)")
+        return start, notes
 
     def busy_reruns(self, space: Sequence[Config], runs: Any = None) -> list[dict[str, Any]]:
         """Configurations of ``space`` whose every stored run was timed on a busy machine
@@ -312,7 +367,10 @@ def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20,
     if reruns:
         lines.append("# reruns: these configurations were timed only while other processes needed their cores")
         lines += [benchmark_command(r, iterations, db) for r in reruns]
-    lines.append("# perfcast suggest: the recommended benchmarks, most informative first")
+    start = sum(1 for it in items if str(it.get("picked_by", "")).startswith("new-device"))
+    lines.append("# perfcast suggest: the recommended benchmarks, most informative first" if not start else
+                 f"# perfcast suggest: the recommended benchmarks; the first {start} are a new device's random "
+                 "start, then the most informative")
     lines += [benchmark_command(it, iterations, db) for it in items]
     return "\n".join(lines) + "\n"
 

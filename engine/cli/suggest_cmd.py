@@ -26,12 +26,15 @@ from engine.cli.common import console, db_option, emit_json, json_option
 @click.option("--cost-exponent", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Information / cost^this: 1 = per benchmark-second; lower favours informative costly runs "
                    "(loops start at 0.25 and cool it as their budget is spent).")
+@click.option("--new-device-start/--no-new-device-start", default=True, show_default=True,
+              help="eig: on a device with fewer than 5 measured configurations, pick its first ones at random "
+                   "(as a loop does; random first picks taught the model more there in replay).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @db_option
 @json_option
 def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: str, output: Optional[str],
-            emit_commands: Optional[str], no_cost: bool, cost_exponent: float, seed: int, db_path: Optional[str],
-            as_json: bool) -> None:
+            emit_commands: Optional[str], no_cost: bool, cost_exponent: float, new_device_start: bool, seed: int,
+            db_path: Optional[str], as_json: bool) -> None:
     """Choose the next benchmarks: most information per benchmark-second, chosen jointly.
 
     Candidates are the search space minus what is measured, what failed and what will not fit in
@@ -53,7 +56,8 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     check_writable("--emit-commands", emit_commands)
     store = open_store(db_path)
     als = ActiveLearningSystem(store, predictor=predictor, space=space, acquisition=acquisition,
-                               cost_aware=not no_cost, seed=seed, cost_exponent=cost_exponent)
+                               cost_aware=not no_cost, seed=seed, cost_exponent=cost_exponent,
+                               new_device_start=new_device_start)
     with console(stderr=True).status(f"fitting {predictor} and choosing {budget} benchmarks jointly…"):
         payload = als.integrate_with_hardware_recommender(None, test_budget=budget, optimize_for=metric)
     payload["recommendation_id"] = store.save_json_record("recommendations", "active_learning", payload)
@@ -85,7 +89,9 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
         return "–" if v is None else format(v, fmt)
 
     for i, it in enumerate(payload["final_recommendations"], 1):
-        t.add_row(str(i), f"{it['model_name']}\n[dim]{config_text(it)}[/dim]", f(it["expected_information_gain"], ".2f"),
+        start = " [yellow](random start)[/yellow]" if it.get("picked_by", "").startswith("new-device") else ""
+        t.add_row(str(i), f"{it['model_name']}{start}\n[dim]{config_text(it)}[/dim]",
+                  f(it["expected_information_gain"], ".2f"),
                   f(it["uncertainty"], ".0%"), f(it["diversity"], ".2f"), f(it["predicted_cost_s"], ".0f"),
                   f(it["combined_score"], ".3f"), f(it["hardware_score"], ".2f"))
     con.print(t)

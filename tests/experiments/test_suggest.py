@@ -140,8 +140,10 @@ def test_cost_exponent_reaches_the_selection(syn, fitted_gp, tmp_path) -> None:
         ActiveLearningSystem(store, predictor=gp, space=space, cost_exponent=1.5)
 
 
-def test_a_device_new_to_the_store_gets_a_caution_that_random_first_picks_teach_more(syn, fitted_gp,
-                                                                                     tmp_path) -> None:
+def test_a_device_new_to_the_store_starts_with_random_picks_then_eig(syn, fitted_gp, tmp_path) -> None:
+    """eig's first picks on a device the store has fewer than 5 configurations of are random (the
+    loop's rule on a new device); eig fills the rest of the batch, conditioned on them."""
+    from engine.active_learning import NEW_DEVICE_CONFIGS
     from engine.store import Store
     from engine.store.transfer import import_measurements
 
@@ -155,15 +157,39 @@ def test_a_device_new_to_the_store_gets_a_caution_that_random_first_picks_teach_
     import_measurements(store, path)
     measured = store.measurements().groupby("hardware")["config_key"].nunique().to_dict()
     rich = max(measured, key=measured.get)
-    assert new_hw not in measured and measured[rich] >= 5
+    assert new_hw not in measured and measured[rich] >= NEW_DEVICE_CONFIGS
 
-    def notes(hw, acquisition="eig"):
-        als = ActiveLearningSystem(store, predictor=gp, space=[c for c in pool if c.hardware == hw][:30],
-                                   acquisition=acquisition)
-        return [n for n in als.integrate_with_hardware_recommender(_Recommender(), test_budget=2)["notes"]
-                if "new to the store" in n]
+    def suggest(space, budget=8, acquisition="eig", start=True, seed=0):
+        als = ActiveLearningSystem(store, predictor=gp, space=space, acquisition=acquisition, new_device_start=start,
+                                   seed=seed)
+        return als.integrate_with_hardware_recommender(_Recommender(), test_budget=budget)
 
-    cautions = notes(new_hw)
-    assert len(cautions) == 1 and f"{new_hw} has 0 measured" in cautions[0] and "--acquisition random" in cautions[0]
-    assert notes(rich) == []  # a device the store knows well: no caution
-    assert notes(new_hw, acquisition="random") == []  # random already is the advice
+    new_space = [c for c in pool if c.hardware == new_hw][:30]
+    rich_space = [c for c in pool if c.hardware == rich][:30]
+    p = suggest(new_space + rich_space)
+    by = [it["picked_by"] for it in p["final_recommendations"]]
+    assert by == ["new-device start (random)"] * NEW_DEVICE_CONFIGS + ["eig"] * (8 - NEW_DEVICE_CONFIGS)
+    start = p["final_recommendations"][:NEW_DEVICE_CONFIGS]
+    assert {it["hardware"] for it in start} == {new_hw} and p["new_device_start"] == NEW_DEVICE_CONFIGS
+    keys = [it["config_key"] for it in p["final_recommendations"]]
+    assert len(set(keys)) == len(keys)  # eig did not re-pick a start configuration
+    assert all(it["expected_information_gain"] is not None for it in start)
+    assert p["strategy"].startswith(f"random start on {new_hw}") and "then eig" in p["strategy"]
+    assert any(f"{new_hw} has 0 measured configuration(s): its first {NEW_DEVICE_CONFIGS} pick(s) are random" in n
+               for n in p["notes"])
+    assert f"the first {NEW_DEVICE_CONFIGS} are a new device's random start" in commands_script(p["final_recommendations"])
+    # eig alone would not have picked this batch on the new device (the start is not eig's own choice)
+    eig_only = suggest(new_space + rich_space, start=False)
+    assert [it["picked_by"] for it in eig_only["final_recommendations"]] == ["eig"] * 8
+    assert [it["config_key"] for it in eig_only["final_recommendations"]][:NEW_DEVICE_CONFIGS] != keys[:NEW_DEVICE_CONFIGS]
+    assert any("--no-new-device-start" in n and "random first picks" in n for n in eig_only["notes"])
+    # another seed, other random picks; a budget the start fills entirely has no eig step
+    assert [it["config_key"] for it in suggest(new_space, seed=1)["final_recommendations"]][:2] != keys[:2]
+    small = suggest(new_space, budget=2)
+    assert [it["picked_by"] for it in small["final_recommendations"]] == ["new-device start (random)"] * 2
+    assert small["acquisition"] == "random" and "then" not in small["strategy"]
+    # a device the store knows well, and the other acquisitions: no start
+    assert suggest(rich_space)["new_device_start"] == 0
+    assert suggest(new_space, acquisition="max-variance")["new_device_start"] == 0
+    assert suggest(new_space, acquisition="random")["notes"] == []
+
