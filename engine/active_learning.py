@@ -64,7 +64,8 @@ def _strategy(acquisition: str, sel: Any, start: Sequence[Any], predictor: Any) 
     head = ""
     if start:
         devices = ", ".join(dict.fromkeys(it.config.hardware for it in start))
-        head = f"random start on {devices} ({len(start)} pick(s); new to the store)" + (", then " if sel is not None else " ")
+        head = f"random start on {devices} ({len(start)} pick(s); new to the store)"
+        head += ", then " if sel is not None else " "
     tail = f"{acquisition}{_per_cost(sel)} " if sel is not None else ""
     return f"{head}{tail}(predictor {getattr(predictor, 'name', '?')}, batch chosen jointly)"
 
@@ -263,8 +264,8 @@ class ActiveLearningSystem:
                          cost=None if cost is None else cost[idx], predictions=subset_predictions(predictions, idx),
                          seed=self.seed + j)
             start.extend(sel.items)
-            notes.append(f"{hw} has {n} measured configuration(s): its first {len(sel)} pick(s) are random, as a loop's "
-                         "on a new device (random first picks taught the model more than eig's in replay; "
+            notes.append(f"{hw} has {n} measured configuration(s): its first {len(sel)} pick(s) are random, "
+                         "as a loop's on a new device (random first picks taught the model more than eig's in replay; "
                          "--no-new-device-start picks by eig throughout)")
         return start, notes
 

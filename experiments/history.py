@@ -25,6 +25,7 @@ def summary(exp: dict[str, Any]) -> dict[str, Any]:
             "benchmark_seconds": _num(last.get("benchmark_seconds")),
             "prequential_median_ape": float(np.median(apes)) if apes else None,
             "max_rel_width90": _num(last.get("max_rel_width90")),
+            "max_reducible90": _num(last.get("max_reducible90")),
             "stopped_because": st.get("stopped_because"),
             "created_at": str(exp.get("created_at")), "updated_at": str(exp.get("updated_at"))}
 

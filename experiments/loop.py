@@ -58,6 +58,11 @@ class StepRecord:
     acquisition: str = ""
     max_rel_width90: Optional[float] = None
     mean_rel_width90: Optional[float] = None
+    # the largest share of a pool configuration's 90% width that benchmarks of other configurations
+    # could still remove (1 - width at the predictor's floor / width now; gp only), and the pool's
+    # widest interval at that floor, below which stop.max_rel_width90 cannot be met
+    max_reducible90: Optional[float] = None
+    max_floor_width90: Optional[float] = None
     heldout_median_ape: Optional[float] = None
     heldout_n: int = 0
     # empirical coverage of the posterior's central 50% / 90% intervals on the held-out pool: under
@@ -97,7 +102,8 @@ class LoopResult:
                 "heldout_cover50": [s.heldout_cover50 for s in self.steps],
                 "heldout_cover90": [s.heldout_cover90 for s in self.steps],
                 "mean_rel_width90": [s.mean_rel_width90 for s in self.steps],
-                "max_rel_width90": [s.max_rel_width90 for s in self.steps]}
+                "max_rel_width90": [s.max_rel_width90 for s in self.steps],
+                "max_reducible90": [s.max_reducible90 for s in self.steps]}
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -188,6 +194,7 @@ class ExperimentLoop:
         self._predicted: dict[str, float] = {}  # config key -> predicted value when picked
         self._reruns: set[str] = set()  # config keys submitted again because their run was disturbed
         self._postponed: set[str] = set()  # reruns already announced as waiting for a quiet machine
+        self._said_unreachable = False  # the note that stop.max_rel_width90 is below the floor, once
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _default_factory(self) -> Any:
@@ -382,11 +389,9 @@ class ExperimentLoop:
         cand = [self.space[i] for i in pool_idx]
         rec.pool_size = len(cand)
         self._score(rec, preds, pool_idx, cand, data)
-        stop = self.cfg.stop
-        if (stop.max_rel_width90 is not None and rec.max_rel_width90 is not None and runs >= stop.min_runs
-                and rec.max_rel_width90 < stop.max_rel_width90):
-            return [], rec, (f"stop rule: largest relative 90% interval {rec.max_rel_width90:.1%} < "
-                             f"{stop.max_rel_width90:.1%}")
+        stopped = self._stop_rule(rec, runs)
+        if stopped:
+            return [], rec, stopped
         if not cand:
             return [], rec, "the pool is empty"
         from engine.acquisition.cost import CostModel, MeasuringPlan
@@ -417,6 +422,28 @@ class ExperimentLoop:
             self._predicted[it.config.key] = d["predicted"]
         return sel.configs, rec, None
 
+    def _stop_rule(self, rec: StepRecord, runs: int) -> Optional[str]:
+        """Why the loop stops here by its stop rule, or None. Says once when ``max_rel_width90`` is
+        below the pool's widest interval at the predictor's floor: that target cannot be met."""
+        stop = self.cfg.stop
+        if (stop.max_rel_width90 is not None and rec.max_floor_width90 is not None and not self._said_unreachable
+                and stop.max_rel_width90 < rec.max_floor_width90):
+            self._said_unreachable = True
+            self._emit("info", f"stop.max_rel_width90 {stop.max_rel_width90:.0%} cannot be met: with the surface "
+                               f"known exactly, the widest 90% interval of the pool would still be "
+                               f"{rec.max_floor_width90:.0%} (run noise and each configuration's own roughness); "
+                               "stop.max_reducible stops on what more benchmarks can still narrow")
+        if runs < stop.min_runs:
+            return None
+        if (stop.max_rel_width90 is not None and rec.max_rel_width90 is not None
+                and rec.max_rel_width90 < stop.max_rel_width90):
+            return f"stop rule: largest relative 90% interval {rec.max_rel_width90:.1%} < {stop.max_rel_width90:.1%}"
+        if (stop.max_reducible is not None and rec.max_reducible90 is not None
+                and rec.max_reducible90 < stop.max_reducible):
+            return (f"stop rule: no configuration's 90% interval can narrow by more than {rec.max_reducible90:.1%} "
+                    f"(< {stop.max_reducible:.1%}) without measuring it")
+        return None
+
     def _score(self, rec: StepRecord, preds: "PredictionSet", pool_idx: list[int], cand: list[Config],
                data: Any) -> None:
         """Pool widths and (where the truth is known) held-out error of the current posterior;
@@ -425,6 +452,12 @@ class ExperimentLoop:
             q = preds.quantiles(self.pmetric, [0.05, 0.5, 0.95])[:, pool_idx]
             w = (q[2] - q[0]) / q[1]
             rec.max_rel_width90, rec.mean_rel_width90 = float(np.max(w)), float(np.mean(w))
+            floor_sd = getattr(self.predictor, "floor_sd", None)
+            if floor_sd is not None:
+                # a lognormal's relative 90% width: exp(1.645 sd) - exp(-1.645 sd)
+                wf = 2.0 * np.sinh(1.6448536 * np.asarray(floor_sd(cand, self.pmetric), dtype=float))
+                rec.max_reducible90 = float(np.max(1.0 - wf / np.maximum(w, 1e-12)))
+                rec.max_floor_width90 = float(np.max(wf))
         if self.truth is not None and pool_idx:
             if self._score_factory is not None:
                 fresh = self._score_factory().fit(data)

@@ -79,6 +79,10 @@ class LoopDisplay:
             if s.heldout_median_ape is not None:
                 held = "" if s.heldout_n == s.pool_size else f" (n={s.heldout_n})"
                 ape = f" · held-out APE {_fmt_pct(s.heldout_median_ape)}{held}"
+            elif s.max_reducible90 is not None:
+                # a real run has no held-out error; what more benchmarks can still narrow takes its place
+                # (stop.max_reducible reads it); a replay line has no room for both in 80 columns
+                width += f" · ≤{_fmt_pct(s.max_reducible90)} reducible"
             alpha = f" · info/cost^{s.cost_exponent:.2f}" if s.cost_exponent is not None and s.chosen else ""
             self.print(f"   [dim]pool {s.pool_size} · {width}{ape}{alpha}[/dim]")
             for c in s.chosen:
@@ -138,7 +142,7 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
         "device than the real run)")
     rcfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": max(result.n_benchmarks, 1),
                                                                           "benchmark_seconds": None}),
-                                  "stop": cfg.stop.model_copy(update={"max_rel_width90": None}),
+                                  "stop": cfg.stop.model_copy(update={"max_rel_width90": None, "max_reducible": None}),
                                   "search_space": space})
     if not quiet:
         con.print(f"[dim]replaying {cfg.acquisition.name}, random and max-variance on the {len(pool)} configurations "

@@ -708,6 +708,21 @@ class GPPredictor:
         return lognormal_set(configs, self.name, ff.phys["batch"], latency=out["latency_ms"],
                              p90=out.get("latency_p90_ms"), memory=out.get("memory_mib"))
 
+    def floor_sd(self, configs: Sequence[Config], metric: str = "latency_ms") -> np.ndarray:
+        """The log-scale spread each configuration's prediction of ``metric`` would keep with the
+        latent surface known exactly: calibrated run noise, plus its own roughness where it was never
+        measured (as :meth:`predict` composes them). No benchmark of *another* configuration narrows
+        an interval below it, which is what a loop's stop rule has to know (``stop.max_reducible``,
+        and the note that a ``stop.max_rel_width90`` below it cannot be met)."""
+        self._check()
+        configs = list(configs)
+        ff = self._ff(configs)
+        assert self.design is not None
+        X = self.design.matrix(ff)
+        zero = np.zeros(len(configs))
+        seen = self.outputs["latency_ms"].measured(X)  # as in predict: the latency outputs share their rows
+        return self.outputs[metric].from_latent(zero, zero, factorise(calibration_strata(ff)), seen)[1]
+
     def sample(self, configs: Sequence[Config], n: int, metric: str = "latency_ms", seed: int = 0) -> np.ndarray:
         """(n, len(configs)) JOINT draws of a new measurement of ``metric`` (full covariance)."""
         self._check()

@@ -27,3 +27,18 @@ def test_a_step_prints_in_80_columns_without_wrapping() -> None:
     assert all(len(ln) <= 80 for ln in lines), lines
     assert "held-out APE 12%" in lines[1] and "info/cost^0.25" in lines[1]
     assert ": 123 ms (APE 5%)" in lines[3]
+
+
+def test_a_real_runs_step_prints_what_more_benchmarks_can_still_narrow_in_80_columns() -> None:
+    """A real run has no held-out error; the reducible share (what stop.max_reducible reads) takes its place."""
+    con = Console(width=80, record=True, force_terminal=False, color_system=None)
+    step = StepRecord(step=12, n_benchmarks=48, benchmark_seconds=1234.5, n_train=530, pool_size=1403,
+                      acquisition="eig", max_rel_width90=1.234, mean_rel_width90=0.456, max_reducible90=0.333,
+                      max_floor_width90=0.41, fit_s=12.3, acquire_s=4.5, cost_exponent=0.25, fitted="condition",
+                      chosen=[{"config_key": Config("gpt2", "cpu-amd-epyc-2c", 16, 256).key, "information_gain": 0.5,
+                               "cost_s": 20.0, "predicted": 1234.5}])
+    with LoopDisplay(con, total=100, label="cpu-full", quiet=False) as display:
+        display("step", step)
+    lines = [ln for ln in con.export_text().splitlines() if "pool 1403" in ln]
+    assert len(lines) == 1 and len(lines[0]) <= 80, lines
+    assert "90% width max 123% mean 46% · ≤33% reducible · info/cost^0.25" in lines[0]

@@ -109,6 +109,49 @@ def test_a_failed_benchmark_is_recorded_and_the_loop_carries_on(syn, tmp_path) -
     assert runs.loc[runs["status"] == "failed", "error"].str.contains("kernel crashed").all()
 
 
+def test_the_stop_rule_on_the_reducible_width_stops_a_loop_and_an_unreachable_width_target_is_named(
+        syn, tmp_path) -> None:
+    """stop.max_reducible: the largest share of a pool interval that other benchmarks could still
+    remove. Every scored step records it; a loose target stops the loop once min_runs have landed,
+    a tight one lets the budget decide. A stop.max_rel_width90 below the pool's floor is said once."""
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:60])
+
+    def run(stop, name):
+        cfg = _cfg(stop=stop, name=name)
+        ex = OracleExecutor(df)
+        store = Store(tmp_path / f"{name}.duckdb", seed=False)
+        infos = []
+        loop = ExperimentLoop(cfg, store, ex, space_from_dataset(cfg.search_space, df), mode="replay", truth=ex.truth,
+                              predictor_factory=_gp_factory(fz),
+                              on_event=lambda k, p: infos.append(p) if k == "info" else None)
+        return loop.run(), infos
+
+    loose, _ = run({"max_reducible": 0.99, "min_runs": 4}, "loose")
+    assert "stop rule: no configuration's 90% interval can narrow" in loose.stopped_because
+    assert 4 <= loose.n_benchmarks < 10
+    tight, infos = run({"max_reducible": 1e-6, "max_rel_width90": 1e-3}, "tight")
+    assert "run budget" in tight.stopped_because and tight.n_benchmarks == 10
+    scored = [s for s in tight.steps if s.max_rel_width90 is not None]
+    assert scored and all(0.0 < s.max_reducible90 < 1.0 and s.max_floor_width90 > 0 for s in scored)
+    assert all(s.max_rel_width90 > s.max_floor_width90 for s in scored)
+    unreachable = [i for i in infos if "stop.max_rel_width90 0% cannot be met" in str(i)]
+    assert len(unreachable) == 1 and "stop.max_reducible" in unreachable[0]
+
+
+def test_stop_max_reducible_is_validated() -> None:
+    from experiments.config import ExperimentConfigError
+
+    with pytest.raises(ExperimentConfigError, match=r"stop.max_reducible 0.3 with predictor.kind hierarchical"):
+        _cfg(stop={"max_reducible": 0.3}, predictor={"kind": "hierarchical"})
+    with pytest.raises(ExperimentConfigError, match=r"invalid stop.max_reducible 1.5"):
+        _cfg(stop={"max_reducible": 1.5})
+    # a config that does not set it keeps the experiment id it had before the key existed (b223521's
+    # code gave this config 3ef147301f), so a loop stored then still resumes
+    assert _cfg().digest() == _cfg(stop={"max_reducible": None}).digest() == "3ef147301f"
+    assert _cfg(stop={"max_reducible": 0.3}).digest() != "3ef147301f"
+
+
 def test_budget_in_benchmark_seconds_stops_the_loop(syn, tmp_path) -> None:
     fz, configs, _ = syn
     df = oracle_frame(configs[:30])

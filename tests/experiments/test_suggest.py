@@ -177,11 +177,13 @@ def test_a_device_new_to_the_store_starts_with_random_picks_then_eig(syn, fitted
     assert p["strategy"].startswith(f"random start on {new_hw}") and "then eig" in p["strategy"]
     assert any(f"{new_hw} has 0 measured configuration(s): its first {NEW_DEVICE_CONFIGS} pick(s) are random" in n
                for n in p["notes"])
-    assert f"the first {NEW_DEVICE_CONFIGS} are a new device's random start" in commands_script(p["final_recommendations"])
+    script = commands_script(p["final_recommendations"])
+    assert f"the first {NEW_DEVICE_CONFIGS} are a new device's random start" in script
     # eig alone would not have picked this batch on the new device (the start is not eig's own choice)
     eig_only = suggest(new_space + rich_space, start=False)
     assert [it["picked_by"] for it in eig_only["final_recommendations"]] == ["eig"] * 8
-    assert [it["config_key"] for it in eig_only["final_recommendations"]][:NEW_DEVICE_CONFIGS] != keys[:NEW_DEVICE_CONFIGS]
+    eig_keys = [it["config_key"] for it in eig_only["final_recommendations"]]
+    assert eig_keys[:NEW_DEVICE_CONFIGS] != keys[:NEW_DEVICE_CONFIGS]
     assert any("--no-new-device-start" in n and "random first picks" in n for n in eig_only["notes"])
     # another seed, other random picks; a budget the start fills entirely has no eig step
     assert [it["config_key"] for it in suggest(new_space, seed=1)["final_recommendations"]][:2] != keys[:2]

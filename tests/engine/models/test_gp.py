@@ -332,3 +332,8 @@ def test_roughness_keeps_spread_next_to_measured_runs(featurizer) -> None:
     spread = draws.std(0)
     assert spread[5:].min() > spread[:5].max()  # joint draws: the floor on the unmeasured ones only
     assert on.outputs["memory_mib"].roughness == 0.0  # memory is not rough: no floor there
+    # the floor a loop's stop rule reads: what each interval keeps with the latent surface known exactly
+    floor_new, floor_seen = on.floor_sd(fresh), on.floor_sd(measured)
+    assert np.all(floor_new <= sd_new + 1e-12) and np.all(floor_seen <= sd_seen + 1e-12)
+    assert np.all(floor_new >= scale * tau * 0.999)  # roughness where never measured...
+    assert floor_seen.max() < floor_new.min()  # ...and not where its own runs pin it
