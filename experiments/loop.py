@@ -568,7 +568,12 @@ class ExperimentLoop:
             self.prequential.append(entry)
             self._save_state("running")
             self._emit("result", (m, entry))
-        final = self.final_evaluation(runs, seconds)
+        last = self.steps[-1] if self.steps else None
+        # a stop rule (or an empty pool) ends on a step that scored the data as they are now: scoring
+        # the same data again would print a second, identical "final fit"
+        scored_now = (last is not None and not last.chosen and last.n_benchmarks == runs
+                      and last.max_rel_width90 is not None)
+        final = None if scored_now else self.final_evaluation(runs, seconds)
         if final is not None:
             self.steps.append(final)
             self._emit("step", final)

@@ -130,6 +130,8 @@ def test_the_stop_rule_on_the_reducible_width_stops_a_loop_and_an_unreachable_wi
     loose, _ = run({"max_reducible": 0.99, "min_runs": 4}, "loose")
     assert "stop rule: no configuration's 90% interval can narrow" in loose.stopped_because
     assert 4 <= loose.n_benchmarks < 10
+    # the step that met the rule scored the data as they are: no second "final fit" of the same data
+    assert [s.n_benchmarks for s in loose.steps if not s.chosen] == [loose.n_benchmarks]
     tight, infos = run({"max_reducible": 1e-6, "max_rel_width90": 1e-3}, "tight")
     assert "run budget" in tight.stopped_because and tight.n_benchmarks == 10
     scored = [s for s in tight.steps if s.max_rel_width90 is not None]
