@@ -59,7 +59,7 @@ class StepRecord:
     max_rel_width90: Optional[float] = None
     mean_rel_width90: Optional[float] = None
     # the largest share of a pool configuration's 90% width that benchmarks of other configurations
-    # could still remove (1 - width at the predictor's floor / width now; gp only), and the pool's
+    # could still remove (1 - width at the predictor's floor / width now; predictors with floor_sd), and the pool's
     # widest interval at that floor, below which stop.max_rel_width90 cannot be met
     max_reducible90: Optional[float] = None
     max_floor_width90: Optional[float] = None
@@ -195,6 +195,7 @@ class ExperimentLoop:
         self._reruns: set[str] = set()  # config keys submitted again because their run was disturbed
         self._postponed: set[str] = set()  # reruns already announced as waiting for a quiet machine
         self._said_unreachable = False  # the note that stop.max_rel_width90 is below the floor, once
+        self._said_no_floor = False  # the note that stop.max_reducible cannot be read, once
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _default_factory(self) -> Any:
@@ -433,6 +434,11 @@ class ExperimentLoop:
                                f"known exactly, the widest 90% interval of the pool would still be "
                                f"{rec.max_floor_width90:.0%} (run noise and each configuration's own roughness); "
                                "stop.max_reducible stops on what more benchmarks can still narrow")
+        if (stop.max_reducible is not None and rec.max_rel_width90 is not None and rec.max_reducible90 is None
+                and not self._said_no_floor):
+            self._said_no_floor = True
+            self._emit("info", f"stop.max_reducible cannot be read: predictor {getattr(self.predictor, 'name', '?')} "
+                               "has no floor_sd (gp and hierarchical have one); the loop stops on its budget")
         if runs < stop.min_runs:
             return None
         if (stop.max_rel_width90 is not None and rec.max_rel_width90 is not None
@@ -456,7 +462,8 @@ class ExperimentLoop:
             if floor_sd is not None:
                 # a lognormal's relative 90% width: exp(1.645 sd) - exp(-1.645 sd)
                 wf = 2.0 * np.sinh(1.6448536 * np.asarray(floor_sd(cand, self.pmetric), dtype=float))
-                rec.max_reducible90 = float(np.max(1.0 - wf / np.maximum(w, 1e-12)))
+                # clipped: a draws-based width can fall a little under the floor's Gaussian one
+                rec.max_reducible90 = float(np.clip(np.max(1.0 - wf / np.maximum(w, 1e-12)), 0.0, 1.0))
                 rec.max_floor_width90 = float(np.max(wf))
         if self.truth is not None and pool_idx:
             if self._score_factory is not None:

@@ -610,6 +610,14 @@ class HierarchicalPredictor:
             return _noise_var(p["sigma_mem"] ** 2, p["nu_mem"])
         return _noise_var(p["sigma"] ** 2 + self.median_s2, p["nu"])
 
+    def floor_sd(self, configs: Sequence[Config], metric: str = "latency_ms") -> np.ndarray:
+        """The log-scale spread each configuration's prediction would keep with the parameters known
+        exactly: one run's noise around E[log y | θ] (:meth:`noise_var_log`; this model has no
+        per-configuration term, so its noise holds each configuration's own departure too). No
+        benchmark narrows an interval below it; a loop's ``stop.max_reducible`` compares with it."""
+        src = "memory_mib" if metric in ("memory_mib", "memory") else "latency_ms"
+        return np.full(len(list(configs)), math.sqrt(self.noise_var_log(src)))
+
     def sample(self, configs: Sequence[Config], n: int, metric: str = "latency_ms", seed: int = 0) -> np.ndarray:
         """(n, len(configs)) JOINT posterior predictive draws (shared parameters per draw)."""
         self._check()

@@ -47,6 +47,10 @@ def test_unseen_device_wide_then_shrinks_and_covers(featurizer, train_df, new_hw
     assert np.median(np.log(q[1] / q[0])) < 0.7 * np.median(w_before)
     y = test["latency_median_ms"].to_numpy()
     assert np.mean((y >= q[0]) & (y <= q[1])) >= 0.7
+    # the floor a loop's stop.max_reducible reads: run noise, which no benchmark narrows
+    floor = after.floor_sd(configs)
+    assert np.allclose(floor, floor[0]) and floor[0] ** 2 == pytest.approx(after.noise_var_log())
+    assert 0.0 < 2 * 1.645 * floor[0] < np.median(np.log(q[1] / q[0]))
     # joint draws: two configs on the same unmeasured device share its population draw
     a = Config("syn-bert-m", "gpu-syn-new", 8, 128, "fp32", "inference", "torch", 0)
     draws = before.sample([a, a.with_(batch_size=16), a.with_(hardware=SEEN[0], threads=2)], 2000)
