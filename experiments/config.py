@@ -108,13 +108,13 @@ class StopRule(_Strict):
 
     ``max_rel_width90``: the largest relative 90% width, (q95 − q05) / median, over the pool. A
     GP's interval for a configuration never measured keeps its run noise and its own roughness
-    whatever else is measured (about 0.4 on this CPU's loops, session 20), so a target below that
-    floor cannot be met; the loop says so once. ``max_reducible``: the largest share of a pool
-    configuration's 90% width that benchmarks of *other* configurations could still remove,
+    whatever else is measured (about 0.4 in cpu-full's loop on a Zen 3, session 20), so a target
+    below that floor cannot be met; the loop says so once. ``max_reducible``: the largest share of
+    a pool configuration's 90% width that benchmarks of *other* configurations could still remove,
     1 − width at the predictor's floor / width now (``floor_sd``: the GP's run noise and roughness,
     the hierarchical model's run noise): "no interval can narrow by more than this share without
-    measuring that configuration itself". It reaches any target in (0, 1)
-    eventually; cpu-full's loop on a Zen 3 fell from 0.81 after 4 runs to 0.33 after 80.
+    measuring that configuration itself". It falls as the pool is measured (cpu-full's loop on a
+    Zen 3: 0.81 after 4 runs, 0.33 after 80, 0.296 after 20 more).
     """
 
     max_rel_width90: Optional[float] = Field(None, gt=0)
