@@ -142,7 +142,7 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
         "device than the real run)")
     rcfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": max(result.n_benchmarks, 1),
                                                                           "benchmark_seconds": None}),
-                                  "stop": cfg.stop.model_copy(update={"max_rel_width90": None, "max_reducible": None}),
+                                  "stop": type(cfg.stop)(),  # no stop rule: a baseline spends the run's count
                                   "search_space": space})
     if not quiet:
         con.print(f"[dim]replaying {cfg.acquisition.name}, random and max-variance on the {len(pool)} configurations "

@@ -677,22 +677,27 @@ class GPPredictor:
         if not self.outputs or self.design is None or self.roofline is None:
             raise InvalidValueError("predictor state", "unfitted gp", "call fit(measurements) first")
 
-    def predict(self, configs: Sequence[Config]) -> PredictionSet:
+    def _rows(self, configs: list[Config]) -> tuple[FeatureFrame, np.ndarray, StrataCodes, np.ndarray]:
+        """What :meth:`predict` and :meth:`floor_sd` both need per configuration: features, the
+        model-input rows, calibration strata, and which rows were measured (once: the latency
+        outputs, median and p90, share every training row; memory, trained on a subset, has no
+        roughness floor to leave out)."""
         self._check()
-        configs = list(configs)
         ff = self._ff(configs)
-        assert self.design is not None and self.roofline is not None
+        assert self.design is not None
         X = self.design.matrix(ff)
+        return ff, X, factorise(calibration_strata(ff)), self.outputs["latency_ms"].measured(X)
+
+    def predict(self, configs: Sequence[Config]) -> PredictionSet:
+        configs = list(configs)
+        ff, X, strata, seen = self._rows(configs)
+        assert self.roofline is not None
         log_roof = np.log(self.roofline.latency_ms(ff))
         out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         shared: dict[tuple, list[str]] = {}
         for metric, gp in self.outputs.items():
             shared.setdefault(gp.fast.signature(), []).append(metric)
         Xt = torch.as_tensor(X, dtype=torch.float64)
-        strata = factorise(calibration_strata(ff))
-        # measured configurations, once: the latency outputs (median, p90) share every training row,
-        # and memory, trained on a subset, has no roughness floor to leave out
-        seen = self.outputs["latency_ms"].measured(X)
         for metrics in shared.values():
             marg = dict(zip(metrics, joint_marginals([self.outputs[m].fast for m in metrics], Xt, self.chunk_size)))
             for metric in metrics:
@@ -714,14 +719,10 @@ class GPPredictor:
         measured (as :meth:`predict` composes them). No benchmark of *another* configuration narrows
         an interval below it, which is what a loop's stop rule has to know (``stop.max_reducible``,
         and the note that a ``stop.max_rel_width90`` below it cannot be met)."""
-        self._check()
         configs = list(configs)
-        ff = self._ff(configs)
-        assert self.design is not None
-        X = self.design.matrix(ff)
+        _, _, strata, seen = self._rows(configs)
         zero = np.zeros(len(configs))
-        seen = self.outputs["latency_ms"].measured(X)  # as in predict: the latency outputs share their rows
-        return self.outputs[metric].from_latent(zero, zero, factorise(calibration_strata(ff)), seen)[1]
+        return self.outputs[metric].from_latent(zero, zero, strata, seen)[1]
 
     def sample(self, configs: Sequence[Config], n: int, metric: str = "latency_ms", seed: int = 0) -> np.ndarray:
         """(n, len(configs)) JOINT draws of a new measurement of ``metric`` (full covariance)."""
