@@ -1,6 +1,6 @@
 """Active learning in replay: how many benchmarks (and benchmark-seconds) does eig save over random?
 
-    python bench/active_learning.py                    # shipped dataset, 36 seeds (about 25 min here)
+    python bench/active_learning.py                    # shipped dataset, 36 seeds (~15 min here, 2 cores)
     python bench/active_learning.py --first-seed 12 --seeds 24 --strategies random,eig
     python bench/active_learning.py --seeds 5 --max-runs 120
     python bench/active_learning.py --dataset synthetic  # bench/synthetic.py's world (no shipped data needed)
@@ -13,7 +13,7 @@
                                                        # the oracle (the initial design counts its runs only)
 
 For each seed, the loop of ``configs/experiments/replay-shipped.yaml`` is replayed with ``random``,
-``eig`` (cost-aware, cost exponent cooled from 0.5 as the budget is spent) and ``max-variance`` on the dataset's configurations: each run starts from
+``eig`` (cost-aware, cost exponent cooled from 0.25 as the budget is spent) and ``max-variance`` on the dataset's configurations: each run starts from
 the same seeded random initial design, the oracle answers with the recorded measurement and its
 recorded benchmark cost, and after every acquisition the posterior is scored on every
 configuration not yet acquired (held-out median APE of the median latency). Curves are averaged
@@ -144,7 +144,8 @@ def main() -> None:
     ap.add_argument("--no-cost", action="store_true", help="eig/bald without dividing by the predicted cost")
     ap.add_argument("--no-cooling", action="store_true", help="divide by cost**1 throughout (no EI-cool schedule)")
     ap.add_argument("--cost-exponent", type=float, default=None,
-                    help="the cost exponent at the start of the budget (default: the config's, 0.5)")
+                    help="the cost exponent at the start of the budget "
+                         "(default: the config's acquisition.cost_exponent, 0.25 in replay-shipped)")
     ap.add_argument("--fresh-scoring", action="store_true",
                     help="score held-out error with a predictor refitted at every step (slower)")
     ap.add_argument("--plot", default=None)

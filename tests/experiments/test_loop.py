@@ -129,6 +129,9 @@ def test_the_stop_rule_on_the_reducible_width_stops_a_loop_and_an_unreachable_wi
 
     loose, _ = run({"max_reducible": 0.99, "min_runs": 4}, "loose")
     assert "stop rule: no configuration's 90% interval can narrow" in loose.stopped_because
+    # 0.99 was already met at the first fit: the message says the predictor's floor decided, not learning
+    first = next(s.max_reducible90 for s in loose.steps if s.max_reducible90 is not None)
+    assert first < 0.99 and f"already {first:.0%} at this run's first fit" in loose.stopped_because
     assert 4 <= loose.n_benchmarks < 10
     # the step that met the rule scored the data as they are: no second "final fit" of the same data
     assert [s.n_benchmarks for s in loose.steps if not s.chosen] == [loose.n_benchmarks]
