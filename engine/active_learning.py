@@ -61,13 +61,16 @@ def _per_cost(sel: Any) -> str:
 
 def _strategy(acquisition: str, sel: Any, start: Sequence[Any], predictor: Any) -> str:
     """The payload's one-line strategy: the acquisition, its cost, and a new-device start if any."""
-    head = ""
+    parts = []
     if start:
         devices = ", ".join(dict.fromkeys(it.config.hardware for it in start))
-        head = f"random start on {devices} ({len(start)} pick(s); new to the store)"
-        head += ", then " if sel is not None else " "
-    tail = f"{acquisition}{_per_cost(sel)} " if sel is not None else ""
-    return f"{head}{tail}(predictor {getattr(predictor, 'name', '?')}, batch chosen jointly)"
+        parts.append(f"random start on {devices}: {len(start)} pick{'s' if len(start) != 1 else ''}, new to the store")
+    if sel is not None:
+        parts.append(f"{'then ' if start else ''}{acquisition}{_per_cost(sel)}")
+    parts.append(f"predictor {getattr(predictor, 'name', '?')}")
+    if sel is not None and acquisition in ("eig", "bald"):  # the joint acquisitions; the baselines pick one by one
+        parts.append("batch chosen jointly")
+    return " · ".join(parts)
 
 
 def _metric(name: str) -> str:
@@ -327,17 +330,35 @@ class ActiveLearningSystem:
                                  for o in rec.options if o.hardware != c.hardware][:3]}
 
 
-def benchmark_command(item: dict[str, Any], iterations: int = 20, db: Optional[str] = None) -> str:
+def perfcast_executable() -> str:
+    """How a script should call perfcast: ``perfcast`` where it is on PATH, else the entry point
+    beside this Python (the README installs into ``.venv`` without activating it, so a bare
+    ``perfcast`` in an emitted script failed with "command not found")."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    if shutil.which("perfcast"):
+        return "perfcast"
+    beside = Path(sys.executable).parent / "perfcast"
+    return str(beside) if beside.is_file() else "perfcast"
+
+
+def benchmark_command(item: dict[str, Any], iterations: int = 20, db: Optional[str] = None,
+                      program: Optional[str] = None) -> str:
     """The ``perfcast benchmark`` line that measures one recommendation (every value shell-quoted);
-    with ``db``, it saves into that store (``--db``) rather than the default one."""
+    with ``db``, it saves into that store (``--db``) rather than the default one. ``program``: the
+    command's first word as written, unquoted (a script passes ``"$PERFCAST"``); by default
+    :func:`perfcast_executable`, quoted."""
     c = Config(item["model_name"], item["hardware"], int(item["batch_size"]), int(item.get("seq_len", 128)),
                item.get("precision", "fp32"), item.get("mode", "inference"), item.get("runtime", "torch"),
                int(item.get("threads", 0)))
     target = _hardware_argument(c)
-    args = ["perfcast", "benchmark", "--model", c.model, "--hardware", target, "--batch-sizes", str(c.batch_size),
+    args = ["benchmark", "--model", c.model, "--hardware", target, "--batch-sizes", str(c.batch_size),
             "--seq-lengths", str(c.seq_len), "--precision", c.precision, "--mode", c.mode, "--runtime", c.runtime,
             "--threads", str(c.threads), "--iterations", str(iterations), "--save"] + (["--db", db] if db else [])
-    return " ".join(shlex.quote(a) for a in args)
+    first = program if program is not None else shlex.quote(perfcast_executable())
+    return " ".join([first, *(shlex.quote(a) for a in args)])
 
 
 def _hardware_argument(c: Config) -> str:
@@ -364,15 +385,18 @@ def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20,
     machine first (they repair data already paid for), then the recommendations in order.
     ``reruns``: entries of :meth:`ActiveLearningSystem.busy_reruns`, which carry the item fields;
     ``db``: the store every line saves into (see :func:`benchmark_command`)."""
-    lines = ["#!/usr/bin/env bash", "set -e"]
+    lines = ["#!/usr/bin/env bash", "set -e",
+             "# the perfcast that wrote this script; set PERFCAST to use another",
+             f"PERFCAST=\"${{PERFCAST:-{perfcast_executable()}}}\""]
+    prog = '"$PERFCAST"'
     if reruns:
         lines.append("# reruns: these configurations were timed only while other processes needed their cores")
-        lines += [benchmark_command(r, iterations, db) for r in reruns]
+        lines += [benchmark_command(r, iterations, db, program=prog) for r in reruns]
     start = sum(1 for it in items if str(it.get("picked_by", "")).startswith("new-device"))
     lines.append("# perfcast suggest: the recommended benchmarks, most informative first" if not start else
                  f"# perfcast suggest: the recommended benchmarks; the first {start} are a new device's random "
                  "start, then the most informative")
-    lines += [benchmark_command(it, iterations, db) for it in items]
+    lines += [benchmark_command(it, iterations, db, program=prog) for it in items]
     return "\n".join(lines) + "\n"
 
 

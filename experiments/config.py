@@ -9,13 +9,14 @@ Files are found by path, or by bare name (``cpu-quick``) among the YAMLs shipped
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from engine.config import MODES, PRECISIONS, RUNTIMES
 from engine.errors import PerfcastError, UnknownNameError
@@ -57,11 +58,19 @@ class SearchSpace(_Strict):
     models: Optional[list[str]] = None
     hardware: Optional[list[str]] = None  # adapter names (torch-cpu, onnxruntime, openvino) or platforms (cpu)
     runtimes: Optional[list[Literal[RUNTIMES]]] = None  # type: ignore[valid-type]
-    batch_sizes: Optional[list[int]] = None
-    seq_lengths: Optional[list[int]] = None
+    batch_sizes: Optional[list[StrictInt]] = None  # strict: YAML's `true` is not a batch size of 1
+    seq_lengths: Optional[list[StrictInt]] = None
     precisions: Optional[list[Literal[PRECISIONS]]] = None  # type: ignore[valid-type]
     modes: Optional[list[Literal[MODES]]] = None  # type: ignore[valid-type]
-    threads: Optional[list[int]] = None
+    threads: Optional[list[StrictInt]] = None
+
+    @field_validator("models", "hardware", "runtimes", "batch_sizes", "seq_lengths", "precisions", "modes", "threads")
+    @classmethod
+    def _not_empty(cls, v: Optional[list[Any]]) -> Optional[list[Any]]:
+        if v is not None and not v:
+            raise ValueError("an empty list selects nothing: list at least one value, or leave the key out "
+                             "(in replay: every value the dataset has)")
+        return v
 
     @field_validator("batch_sizes")
     @classmethod
@@ -137,6 +146,12 @@ class BenchmarkSettings(_Strict):
         "reruns a loop spends on a configuration whose every successful run was timed while other "
         "processes needed its cores (hardware.protocol.busy_machine); 0 never reruns"))
 
+    @model_validator(mode="after")
+    def _time_caps_in_order(self) -> "BenchmarkSettings":
+        if self.min_time_s > self.max_time_s:
+            raise ValueError(f"min_time_s {self.min_time_s:g} is above max_time_s {self.max_time_s:g}")
+        return self
+
     def spec(self, config: Config) -> "BenchmarkSpec":
         """The isolated benchmark of ``config`` with this measuring plan (what a loop submits)."""
         from hardware.base import BenchmarkSpec
@@ -157,11 +172,18 @@ def prior_is_oracle(dataset: str, prior: str) -> bool:
 class ReplaySettings(_Strict):
     dataset: str = "shipped"  # "shipped", a bundled replay grid (experiments.replay.bundled_datasets) or an export's path
     initial_runs: int = Field(5, ge=1)
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     prior: Literal["none", "shipped"] = Field("none", description=(
         "what each replay's store holds before its first pick: nothing, or the shipped runs, as a real "
         "loop's store does (then the replay starts from the model a real run starts from, on a grid of "
         "another device; the initial design is skipped because the store already has runs)"))
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_non_negative(cls, v: list[int]) -> list[int]:
+        if any(x < 0 for x in v):  # numpy's generators take non-negative seeds only
+            raise ValueError("seeds must be integers >= 0")
+        return v
 
     @field_validator("prior")
     @classmethod
@@ -172,9 +194,9 @@ class ReplaySettings(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    name: str
+    name: str  # not blank (checked below): it starts every experiment id
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0)  # numpy's generators take non-negative seeds
     search_space: SearchSpace
     predictor: PredictorSettings = Field(default_factory=PredictorSettings)
     acquisition: AcquisitionSettings = Field(default_factory=AcquisitionSettings)
@@ -185,6 +207,13 @@ class ExperimentConfig(_Strict):
                                             "have a successful run (other devices' runs in the store do not count)")
     benchmark: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the name must not be blank: it starts every experiment id")
+        return v
 
     def digest(self) -> str:
         """A stable hash of the settings that define the experiment (name included).
@@ -229,21 +258,27 @@ def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def _one_line(err: ValidationError, source: str) -> ExperimentConfigError:
-    e = err.errors()[0]
+    errors = err.errors()
+    # a misspelt key shows as an unknown key AND as the missing required one: name the typo
+    e = next((x for x in errors if x.get("type") == "extra_forbidden"), errors[0])
     loc = tuple(e.get("loc", ()))
     key = ".".join(str(p) for p in loc if not isinstance(p, int)) or "(top level)"
     typ = e.get("type", "")
     ctx = e.get("ctx") or {}
     value = e.get("input")
     if typ == "extra_forbidden":
-        valid = ", ".join(_field_names(ExperimentConfig, loc))
-        return ExperimentConfigError(f"{source}: unknown key '{key}'; valid: {valid}")
+        names = _field_names(ExperimentConfig, loc)
+        close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6) if loc else []
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return ExperimentConfigError(f"{source}: unknown key '{key}'; {hint}valid: {', '.join(names)}")
     if typ == "missing":
         return ExperimentConfigError(f"{source}: missing required key '{key}'")
     if typ == "literal_error":
         valid = str(ctx.get("expected", "")).replace("'", "")
         return ExperimentConfigError(f"{source}: invalid {key} {value!r}; valid: {valid.replace(' or ', ', ')}")
     msg = e.get("msg", "invalid value")
+    if msg.startswith("Value error, "):  # pydantic's prefix for a validator's own message
+        msg = msg[len("Value error, "):]
     return ExperimentConfigError(f"{source}: invalid {key} {value!r}; {msg[0].lower() + msg[1:]}")
 
 
@@ -263,6 +298,26 @@ def _check_names(cfg: ExperimentConfig, source: str) -> None:
 
             raise ExperimentConfigError(f"{source}: invalid search_space.hardware {h!r}; valid: "
                                         f"{', '.join([*ADAPTERS, *PLATFORMS])} or a hardware id")
+
+
+def check_predictor_options(cfg: ExperimentConfig, source: Optional[str] = None) -> None:
+    """``predictor.options`` are the predictor's constructor arguments: a misspelt one is named here,
+    before any benchmark, instead of a TypeError at the loop's first fit. Not part of
+    :func:`parse_config` because it imports the predictor (torch or jax)."""
+    import inspect
+
+    from engine.models.registry import predictor_class
+
+    params = inspect.signature(predictor_class(cfg.predictor.kind).__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for key in cfg.predictor.options:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ExperimentConfigError(f"{source or cfg.name}: unknown predictor.options key '{key}' for predictor "
+                                        f"{cfg.predictor.kind}; {hint}valid: {', '.join(valid)}")
 
 
 def parse_config(data: Any, source: str = "experiment config") -> ExperimentConfig:
@@ -293,13 +348,22 @@ def shipped_configs() -> dict[str, str]:
 
 def resolve_config(name_or_path: str) -> tuple[str, str]:
     """(source label, YAML text) for a path or a bare shipped name such as ``cpu-quick``."""
-    p = Path(name_or_path)
+    p = Path(name_or_path).expanduser()
     if p.is_file():
         return str(p), p.read_text()
     shipped = shipped_configs()
+    bare = len(p.parts) == 1
     stem = p.stem if p.suffix in (".yaml", ".yml") else p.name
-    if stem in shipped:  # a bare name, or a repo-relative path used outside the repository
+    # a bare name, or the README's repo-relative path (configs/experiments/NAME.yaml) used outside the
+    # repository. Any other missing path is an error: falling back to the shipped file of the same
+    # name ran the shipped loop when a user's own file was mistyped
+    if stem in shipped and (bare or p.parent.parts[-2:] == ("configs", "experiments")):
         return f"{stem}.yaml", shipped[stem]
+    if not bare or p.suffix in (".yaml", ".yml"):
+        from engine.errors import InvalidValueError
+
+        raise InvalidValueError("experiment config", name_or_path, f"an existing YAML file (no such file: {p}) "
+                                                                   f"or a shipped name: {', '.join(sorted(shipped))}")
     raise UnknownNameError("experiment config", name_or_path, [*shipped, "a path to a YAML file"])
 
 
@@ -316,5 +380,5 @@ def load_config(name_or_path: str) -> ExperimentConfig:
     return parse_config(data, source)
 
 
-__all__ = ["ExperimentConfig", "ExperimentConfigError", "load_config", "parse_config",
+__all__ = ["ExperimentConfig", "ExperimentConfigError", "check_predictor_options", "load_config", "parse_config",
            "resolve_config", "shipped_configs"]

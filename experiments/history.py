@@ -19,8 +19,11 @@ def summary(exp: dict[str, Any]) -> dict[str, Any]:
     apes = [p["ape"] for p in preq if p.get("ape") is not None]
     last = steps[-1] if steps else {}
     cfg = exp.get("config") or {}
+    acquisition = (cfg.get("acquisition") or {}).get("name")
+    if st.get("mode") == "replay" and st.get("strategies"):  # a replay comparison's summary row
+        acquisition = ",".join(st["strategies"])
     return {"experiment_id": exp["experiment_id"], "name": exp["name"], "status": exp["status"],
-            "mode": st.get("mode"), "acquisition": (cfg.get("acquisition") or {}).get("name"),
+            "mode": st.get("mode"), "acquisition": acquisition,
             "benchmarks": len(preq), "failed": sum(1 for p in preq if p.get("status") not in (None, "ok")),
             "benchmark_seconds": _num(last.get("benchmark_seconds")),
             "prequential_median_ape": float(np.median(apes)) if apes else None,

@@ -179,6 +179,10 @@ class ExperimentLoop:
         self.on_event = on_event or (lambda kind, payload: None)
         self.experiment_id = experiment_id or cfg.experiment_id(mode)
         self.initial_design = cfg.initial_design if initial_design is None else int(initial_design)
+        if predictor_factory is None:
+            from experiments.config import check_predictor_options
+
+            check_predictor_options(cfg)  # before any benchmark, not at the first fit
         self._factory = predictor_factory or self._default_factory
         # held-out error from a predictor fitted afresh on the data at every step (replay only):
         # separates how good the measured set is from how stale the loop's hyperparameters are
@@ -516,10 +520,17 @@ class ExperimentLoop:
             self._emit("info", f"resuming {self.experiment_id}: {runs} runs ({seconds:.0f} benchmark-s) already "
                                f"committed, {resumed_steps} steps recorded")
         runnable = self.executor.check(self.space)
-        dropped = len(self.space) - len(runnable)
+        keep = set(runnable)
+        dropped = [c for c in self.space if c not in keep]
         if dropped:
-            self._emit("info", f"{dropped} configurations of the search space cannot run on executor "
-                               f"'{self.executor.name}' and are left out")
+            why = self.executor.skipped.get(dropped[0].key, "no adapter runs it")
+            if not runnable:  # nothing to learn: an error, not an empty "finished" experiment
+                from engine.errors import NotAvailableError
+
+                raise NotAvailableError(f"none of the {len(self.space)} configurations of {self.cfg.name}'s search "
+                                        f"space can run on executor '{self.executor.name}': {why}")
+            self._emit("info", f"{len(dropped)} configurations of the search space cannot run on executor "
+                               f"'{self.executor.name}' and are left out, e.g. {dropped[0].key}: {why}")
         self.space = runnable
         self._save_state("running")
         stopped = ""

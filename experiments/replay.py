@@ -101,6 +101,9 @@ def run_replay(cfg: "ExperimentConfig", data: "pd.DataFrame", *, acquisition: Op
     if predictor_factory is None:  # a fresh fit per replay: no model-cache entries for throw-away data
         from engine.models.registry import get_predictor
 
+        from experiments.config import check_predictor_options
+
+        check_predictor_options(cfg)
         kind, opts = cfg.predictor.kind, dict(cfg.predictor.options)
         predictor_factory = lambda: get_predictor(kind, **opts)  # noqa: E731
     exp_id = f"{cfg.name}-replay-{cfg.acquisition.name}-s{seed}-{cfg.digest()}"

@@ -226,22 +226,38 @@ def paired_gap(base: Sequence["LoopResult"], other: Sequence["LoopResult"], lo: 
 
 
 def savings_vs_random(results: dict[str, Sequence["LoopResult"]], target_fraction: float = 0.6,
-                      n_boot: int = 1000) -> dict[str, dict[str, Any]]:
+                      n_boot: int = 1000, start_n: int = 0) -> dict[str, dict[str, Any]]:
     """For each strategy beside ``random``: how many times fewer benchmarks (and seconds) it needs
     to reach random's held-out error at ``target_fraction`` of the budget — ``bench/active_learning.py``'s
     ratio (60 of 100 there) — with a seed-bootstrap 90% interval when there are two or more seeds,
     and its paired gap to random over 20% .. ``target_fraction`` of the budget (see PairedGap):
-    ``mean_gap`` (negative = lower error than random), ``gap_se``, ``share_better``, ``gap_range``."""
+    ``mean_gap`` (negative = lower error than random), ``gap_se``, ``share_better``, ``gap_range``.
+
+    ``start_n``: the random start every strategy shares (``replay.initial_runs``). Where random
+    reaches its target within it, all strategies do so identically and the ratio says nothing: the
+    row carries ``ratio`` None and a ``note`` instead (cpu-quick's 7-run budget after a 3-run start).
+    The paired gap is averaged from the first benchmark after the start."""
     if "random" not in results:
         return {}
     n_max = max(r.n_benchmarks for v in results.values() for r in v)
     target_n = max(1, int(round(target_fraction * n_max)))
-    target = float(curve_of("random", results["random"], n_max=n_max).ape_by_n[target_n])
+    rcurve = curve_of("random", results["random"], n_max=n_max)
+    target = float(rcurve.ape_by_n[target_n])
     if not np.isfinite(target):
         return {}
+    reached = benchmarks_to_reach(rcurve, target)
+    inside_start = target_n <= start_n or (reached is not None and reached <= start_n)
     out: dict[str, dict[str, Any]] = {}
     for name, runs in results.items():
         if name == "random" or len(runs) != len(results["random"]):
+            continue
+        if inside_start:
+            out[name] = {"target_n": target_n, "target_ape": target, "ratio": None, "seconds_ratio": None,
+                         "seeds": len(runs), "mean_gap": None, "gap_se": None, "share_better": None,
+                         "gap_range": None,
+                         "note": f"random reaches its error at {target_n} benchmarks ({target:.1%}) within the "
+                                 f"{start_n} random runs every strategy starts with: no saving can be read at this "
+                                 "budget"}
             continue
         est = ratio_with_interval(results["random"], runs, target_n, n_max, n_boot=n_boot if len(runs) > 1 else 0)
         row: dict[str, Any] = {"target_n": target_n, "target_ape": target, "ratio": est.ratio,
@@ -249,6 +265,7 @@ def savings_vs_random(results: dict[str, Sequence["LoopResult"]], target_fractio
         if len(runs) > 1:
             row.update(ratio_ci90=list(est.ratio_ci90), seconds_ratio_ci90=list(est.seconds_ratio_ci90))
         lo, hi = gap_range(n_max, target_n)
+        lo = min(max(lo, start_n + 1), hi)  # nothing differs before the first pick after the start
         gap = paired_gap(results["random"], runs, lo=lo, hi=hi, n_max=n_max)
         row.update(mean_gap=None if gap.mean_gap != gap.mean_gap else gap.mean_gap,
                    gap_se=None if gap.se != gap.se else gap.se,

@@ -48,6 +48,21 @@ def check_writable(option: str, path: Optional[str]) -> None:
     raise InvalidValueError(option, path, f"a file path you can write ({why})")
 
 
+#: What matplotlib's savefig writes (its default backends), so a --plot path is checked before any work.
+PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "eps", "ps", "pgf", "tif", "tiff", "webp", "raw", "rgba")
+
+
+def check_plot(option: str, path: Optional[str]) -> None:
+    """:func:`check_writable` plus the file format, named by the suffix: one line before a loop or a
+    replay runs, instead of a matplotlib traceback after it (with its --json output lost)."""
+    check_writable(option, path)
+    if path and Path(path).suffix.lower().lstrip(".") not in PLOT_FORMATS:
+        from engine.errors import InvalidValueError
+
+        raise InvalidValueError(option, path, f"a figure file ending in .{', .'.join(PLOT_FORMATS[:4])} "
+                                              f"(or .{', .'.join(PLOT_FORMATS[4:])})")
+
+
 def _clean(o: Any) -> Any:
     if isinstance(o, float) and (math.isnan(o) or math.isinf(o)):
         return None

@@ -125,6 +125,14 @@ def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, f
     click.secho(f"warning: {message}", fg="yellow", err=True)
 
 
+def _resume_hint(argv: Optional[list[str]]) -> str:
+    """After Ctrl-C in a loop: every benchmark that finished is stored, and the same command resumes."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("run", "demo"):
+        return " Every finished benchmark is stored: run the same command again to resume."
+    return ""
+
+
 def main(argv: Optional[list[str]] = None) -> Any:
     import warnings
 
@@ -142,13 +150,13 @@ def main(argv: Optional[list[str]] = None) -> Any:
         e.show()
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        click.echo("Aborted." + _resume_hint(argv), err=True)
         sys.exit(130)
     except PerfcastError as e:
         click.secho(f"error: {e}", fg="red", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        click.echo("Interrupted." + _resume_hint(argv), err=True)
         sys.exit(130)
 
 

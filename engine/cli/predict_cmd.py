@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import click
 
-from engine.cli.common import (check_writable, console, db_option, emit_json, fmt_number, json_option,
+from engine.cli.common import (check_plot, check_writable, console, db_option, emit_json, fmt_number, json_option,
                                median_over_interval, split_csv)
 
 PREDICTOR_CHOICES = ("gp", "hierarchical", "roofline")
@@ -220,7 +220,7 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
     """Compare devices (or batch sizes) for one model, with credible intervals."""
     from engine.predict import prediction_record, unmeasured_kinds_caution
 
-    check_writable("--plot", plot_path)  # before any fitting
+    check_plot("--plot", plot_path)  # before any fitting
     hws = split_csv(hardware, what="hardware") or _all_hardware_ids()
     batches = split_csv(batch_sizes, int, what="batch size") or [1]
     metric_name = METRIC_ALIASES[metric]
@@ -308,7 +308,7 @@ def matrix(models_csv: Optional[str], hardware: Optional[str], batch_sizes: str,
 
     check_output(output)  # before any fitting
     check_writable("--output", output)
-    check_writable("--plot", plot_path)
+    check_plot("--plot", plot_path)
 
     names = split_csv(models_csv, what="model") or list(catalog_models())
     hws = split_csv(hardware, what="hardware") or _all_hardware_ids()

@@ -1,11 +1,12 @@
 """``perfcast run``, ``perfcast replay`` and ``perfcast demo``: config-driven active-learning loops."""
 from __future__ import annotations
 
+import json
 from typing import Any, Optional
 
 import click
 
-from engine.cli.common import console, db_option, emit_json, fmt_number, json_option, split_csv
+from engine.cli.common import check_plot, console, db_option, emit_json, fmt_number, json_option, split_csv
 
 DEMO_CONFIG = "cpu-quick"
 
@@ -161,7 +162,17 @@ def _space_in_dataset(cfg: Any, data: Any) -> tuple[Any, str]:
     saying so."""
     from experiments.space import replay_pool
 
-    found = replay_pool(cfg.search_space, data, need=cfg.replay.initial_runs + 1)
+    need = cfg.replay.initial_runs + 1
+    found = replay_pool(cfg.search_space, data, need=need)
+    if found is None:
+        some = replay_pool(cfg.search_space, data, need=1)
+        if some is not None:  # the space is there, only smaller than the random start plus one pick
+            from engine.errors import InvalidValueError
+
+            where = f" on {some.device}" if some.device else ""
+            raise InvalidValueError("replay.initial_runs", cfg.replay.initial_runs,
+                                    f"fewer than the {len(some.configs)} configurations of {cfg.name}'s search "
+                                    f"space in the replay data{where} (a replay needs initial_runs + 1)")
     if found is None or found.device is None:
         return cfg, ""  # as given (run_replay says so when too little of it is in the data)
     return (cfg.model_copy(update={"search_space": found.space}),
@@ -183,6 +194,7 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
         from engine.errors import InvalidValueError
 
         raise InvalidValueError("--address", address, "a Ray head HOST:PORT, only with --executor ray")
+    check_plot("--plot", plot)  # now, not after the loop
     cfg = load_config(config)
     source, _ = resolve_config(config)
     space = expand_space(cfg.search_space, source)
@@ -288,8 +300,8 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
     Each strategy and seed runs the same loop in a fresh temporary database on the pool of
     configurations the dataset has (filtered by the config's search space); measured values and
     their recorded benchmark cost are looked up, not run. A search space on this machine's CPU that
-    the data lack is replayed on the data's device, and the output says so. --db records the summary
-    (experiments table).
+    the data lack is replayed on the data's device, and the output says so. --db (or PERFCAST_DB)
+    records the summary in the experiments table, one row per config, seeds, strategies and data.
 
     \b
     Examples:
@@ -302,11 +314,17 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
     from experiments.replay import load_dataset, run_replay
     from experiments.report import curve_of, plot_report, print_report, savings_vs_random
 
+    check_plot("--plot", plot)  # now, not after the replays
     cfg = load_config(config)
     strats = split_csv(strategies) or [cfg.acquisition.name, "random", "max-variance"]
     for s in strats:
         check_acquisition(s)
-    seed_list = split_csv(seeds, int, "seed") or list(cfg.replay.seeds)
+    if seeds is not None and not split_csv(seeds):
+        from engine.errors import InvalidValueError
+
+        raise InvalidValueError("--seeds", seeds, "a comma-separated list of non-negative integers, e.g. 0,1,2")
+    # each seed once: a repeated seed would count one paired comparison twice in the statistics
+    seed_list = list(dict.fromkeys(split_csv(seeds, int, "seed") or cfg.replay.seeds))
     for s in seed_list:  # numpy's generators take non-negative seeds only; say so before any replay
         if s < 0:
             from engine.errors import InvalidValueError
@@ -318,6 +336,12 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
         raise InvalidValueError("--dataset", dataset, f"another dataset than {cfg.name}'s prior (replay.prior: shipped "
                                 "seeds each replay with the shipped runs, so they cannot be the oracle too)")
     data = load_dataset(dataset or cfg.replay.dataset)
+    record = None
+    if db_path:  # opened now: a bad --db is one line before the replays, not after them
+        from engine.cli.common import open_store
+
+        record = open_store(db_path)
+        record.ensure_schema()  # a Store opens lazily; this is where a non-DuckDB file is refused
     con = console(stderr=as_json)
     cfg, where = _space_in_dataset(cfg, data)
     if where and not as_json:
@@ -335,7 +359,7 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
                 display.progress.advance(display.task)
     n_max = max(r.n_benchmarks for v in results.values() for r in v)
     curves = [curve_of(k, v, n_max=n_max) for k, v in results.items()]
-    savings = savings_vs_random(results)
+    savings = savings_vs_random(results, start_n=cfg.replay.initial_runs)
     if not as_json:
         print_report(con, curves, title=f"{cfg.name}: replay learning curves")
         for name, row in savings.items():
@@ -344,6 +368,9 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
                 (lo, hi), (slo, shi) = row["ratio_ci90"], row["seconds_ratio_ci90"]
                 ci = f" (90% interval over seeds {lo:.2f}–{hi:.2f}; benchmark-s {slo:.2f}–{shi:.2f})"
             goal = f"random's held-out error at {row['target_n']} benchmarks ({row['target_ape']:.1%})"
+            if row.get("note"):
+                con.print(f"{name}: {row['note']}")
+                continue
             if not row["ratio"] > 0:
                 con.print(f"{name} does not reach {goal} within the budget")
                 continue
@@ -354,9 +381,11 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
                 continue
             lo, hi = row["gap_range"]
             se = f"s.e. {100 * row['gap_se']:.1f}, " if row.get("gap_se") is not None else ""
-            side = "below" if row["mean_gap"] < 0 else "above"
+            points = 100 * abs(row["mean_gap"])
+            side = ("level with random's" if points < 0.05 else
+                    f"{points:.1f} points {'below' if row['mean_gap'] < 0 else 'above'} random's")
             con.print(f"{name}'s held-out error, seed by seed over {lo}–{hi} benchmarks: "
-                      f"{100 * abs(row['mean_gap']):.1f} points {side} random's ({se}lower on "
+                      f"{side} ({se}lower on "
                       f"{row['share_better']:.0%} of {row['seeds']} seed{'s' if row['seeds'] != 1 else ''})")
     if plot:
         plot_report(plot, curves, title=f"{cfg.name} (replay)")
@@ -366,12 +395,18 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
            "curves": [c.to_dict() for c in curves],
            "savings_vs_random": savings,
            "runs": {k: [r.to_dict() for r in v] for k, v in results.items()}, "plot": plot}
-    if db_path:
-        from engine.cli.common import open_store
+    if record is not None:
+        # one summary per comparison: the seeds, strategies and oracle are part of its id, so a later
+        # replay of another selection does not overwrite it
+        import hashlib
 
-        open_store(db_path).upsert_experiment(f"{cfg.name}-replay-summary-{cfg.digest()}", cfg.name,
-                                              cfg.model_dump(mode="json"), "finished",
-                                              {"curves": out["curves"], "seeds": seed_list})
+        what = json.dumps([sorted(set(seed_list)), list(dict.fromkeys(strats)), dataset or cfg.replay.dataset])
+        which = hashlib.sha1(what.encode()).hexdigest()[:6]
+        record.upsert_experiment(f"{cfg.name}-replay-summary-{cfg.digest()}-{which}", cfg.name,
+                                 cfg.model_dump(mode="json"), "finished",
+                                 {"mode": "replay", "strategies": list(dict.fromkeys(strats)),
+                                  "dataset": dataset or cfg.replay.dataset, "curves": out["curves"],
+                                  "seeds": seed_list, "savings_vs_random": savings})
     if as_json:
         emit_json(out)
 
@@ -387,9 +422,19 @@ def experiments_(db_path: Optional[str], as_json: bool) -> None:
 
     Example: perfcast experiments --json
     """
+    from pathlib import Path
+
     from engine.cli.common import open_store
+    from engine.store.paths import platform_db_path
     from experiments.history import summary
 
+    path = Path(db_path).expanduser() if db_path else platform_db_path()
+    if not path.exists():  # a listing creates nothing (a typo in --db made a seeded store before)
+        if as_json:
+            emit_json({"experiments": [], "db": str(path), "exists": False})
+        else:
+            console().print(f"no store at {path}: nothing has been run against it", highlight=False)
+        return
     rows = [summary(e) for e in open_store(db_path).experiments()]
     if as_json:
         emit_json({"experiments": rows})

@@ -29,7 +29,8 @@ from engine.cli.common import console, db_option, emit_json, json_option
 @click.option("--new-device-start/--no-new-device-start", default=True, show_default=True,
               help="eig: on a device with fewer than 5 measured configurations, pick its first ones at random "
                    "(as a loop does; random first picks taught the model more there in replay).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random picks (random start, random acquisition, the integration sample).")
 @db_option
 @json_option
 def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: str, output: Optional[str],
@@ -78,8 +79,14 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     from rich.table import Table
 
     con = console()
+    if not payload["final_recommendations"]:
+        ex = payload["excluded"]
+        con.print(f"nothing to suggest: none of the {payload['total_candidates']} configurations of the space is "
+                  f"left ({ex.get('measured', 0)} measured, {ex.get('failed', 0)} failed, {ex.get('memory', 0)} "
+                  "predicted not to fit in memory); widen --space", highlight=False)
+        return
     # model and configuration share one column (two lines) so the table reads in 80 columns
-    t = Table(title=f"Next {len(payload['final_recommendations'])} benchmarks ({payload['strategy']})")
+    t = Table(title=f"Next {len(payload['final_recommendations'])} benchmarks: {payload['strategy']}")
     t.add_column("#", justify="right")
     t.add_column("model / configuration", min_width=23)
     for col in ("info\nnats", "90%\nwidth", "div.", "cost\ns", "nats/s", "P(best\nhw)"):

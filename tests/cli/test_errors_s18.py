@@ -80,7 +80,7 @@ def test_emit_commands_carry_quoted_db(tmp_path: Path, monkeypatch: pytest.Monke
     db, sh = tmp_path / "my store.duckdb", tmp_path / "run.sh"
     r = invoke("suggest", "--budget", "1", "--db", str(db), "--emit-commands", str(sh), "--json")
     assert r.exit_code == 0, r.output
-    lines = [ln for ln in sh.read_text().splitlines() if ln.startswith("perfcast benchmark")]
+    lines = [ln for ln in sh.read_text().splitlines() if ln.startswith('"$PERFCAST" benchmark')]
     assert len(lines) == 2  # the rerun and the recommendation
     for ln in lines:
         args = shlex.split(ln)

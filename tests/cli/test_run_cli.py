@@ -59,7 +59,8 @@ def test_replay_and_suggest_cli(tmp_path) -> None:
     assert [c["strategy"] for c in out["curves"]] == ["eig", "random"]
     assert set(out["savings_vs_random"]) == {"eig"} and out["savings_vs_random"]["eig"]["seeds"] == 1
     gap = out["savings_vs_random"]["eig"]
-    assert gap["gap_range"] == [2, 5] and gap["gap_se"] is None  # one seed: a gap, no standard error
+    # from the first pick after the 3-run shared start (nothing differs before it) to the target at 5
+    assert gap["gap_range"] == [4, 5] and gap["gap_se"] is None  # one seed: a gap, no standard error
     assert gap["mean_gap"] is not None and -1 < gap["mean_gap"] < 1
     for runs in out["runs"].values():
         assert runs[0]["n_benchmarks"] == 8
@@ -90,7 +91,7 @@ def test_replay_and_suggest_cli(tmp_path) -> None:
     assert payload["total_candidates"] == 80 and payload["excluded"]["measured"] == len(measured)
     assert not {it["config_key"] for it in payload["final_recommendations"]} & measured
     assert len(payload["final_recommendations"]) == 3
-    lines = [ln for ln in sh.read_text().splitlines() if ln.startswith("perfcast")]
+    lines = [ln for ln in sh.read_text().splitlines() if ln.startswith("\"$PERFCAST\" benchmark")]
     assert len(lines) == 3
     for ln, it in zip(lines, payload["final_recommendations"]):
         args = shlex.split(ln)
