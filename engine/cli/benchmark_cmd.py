@@ -64,6 +64,8 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
     from hardware.base import BenchmarkSpec
     from hardware.registry import resolve
 
+    if min_time_s > max_time_s:  # an experiment config refuses the same; the caps were silently swapped
+        raise InvalidValueError("--min-time", min_time_s, f"at most --max-time ({max_time_s:g} s)")
     model_names = split_csv(models_, what="model")
     for m in model_names:
         get_model(m)
@@ -94,6 +96,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
             ray_results += benchmark_on_ray(split_csv(hardware, what="hardware"), r, model_names, batches, seqs, precs,
                                             mode_list, thread_list, spec_kw, store, address, quiet=as_json)
         if as_json:
+            _busy_cautions(ray_results, console(stderr=True))
             emit_json([{**m.to_dict(), "run_id": rid, "saved": rid is not None} for _, m, rid in ray_results])
         else:
             _table(ray_results, saved=save)
@@ -142,9 +145,20 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
             progress.advance(task)
 
     if as_json:
+        _busy_cautions(results, console(stderr=True))  # stderr: stdout stays one JSON document
         emit_json([{**m.to_dict(), "run_id": rid, "saved": rid is not None} for _, m, rid in results])
         return
     _table(results, saved=store is not None)
+
+
+def _busy_cautions(results: list[tuple[Any, Any, Optional[str]]], out: Any) -> None:
+    """One caution per run timed while other processes needed its cores (with --json on stderr too)."""
+    from hardware.protocol import busy_note
+
+    for _, m, _ in results:
+        note = busy_note(m)
+        if note:
+            out.print(f"[yellow]caution:[/] {note}")
 
 
 def _fmt(x: Optional[float]) -> str:
@@ -180,9 +194,4 @@ def _table(results: list[tuple[Any, Any, Optional[str]]], saved: bool) -> None:
     out.print(t)
     for key, status, err in failures:
         out.print(f"[red]{status}[/] {key}: {err}")
-    from hardware.protocol import busy_note
-
-    for _, m, _ in results:
-        note = busy_note(m)
-        if note:
-            out.print(f"[yellow]caution:[/] {note}")
+    _busy_cautions(results, out)

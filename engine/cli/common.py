@@ -90,9 +90,15 @@ def console(stderr: bool = False) -> Any:
 
 
 def split_csv(value: Optional[str], cast: Callable[[str], Any] = str, what: str = "value") -> list[Any]:
-    """'1,2,4' -> [1, 2, 4]; a bad element raises a one-line error naming it."""
-    if value is None or value == "":
+    """'1,2,4' -> [1, 2, 4]; a bad element raises a one-line error naming it. None (not given) is [];
+    a value given but empty ('', ',') is an error: it used to select nothing and exit 0."""
+    if value is None:
         return []
+    if not any(part.strip() for part in str(value).split(",")):
+        from engine.errors import InvalidValueError
+
+        raise InvalidValueError(what, value, "a comma-separated list with at least one value (leave the option "
+                                             "out for its default)")
     out = []
     for part in str(value).split(","):
         part = part.strip()

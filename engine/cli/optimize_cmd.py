@@ -45,7 +45,7 @@ Examples:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--ignore-existing", is_flag=True, help="Do not use the store's measurements of the space as observations.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--top", type=int, default=5, show_default=True, help="Alternatives to show.")
+@click.option("--top", type=click.IntRange(min=0), default=5, show_default=True, help="Alternatives to show.")
 @db_option
 @json_option
 def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_median_latency_ms: Optional[float],

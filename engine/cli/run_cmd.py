@@ -319,12 +319,8 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
     strats = split_csv(strategies) or [cfg.acquisition.name, "random", "max-variance"]
     for s in strats:
         check_acquisition(s)
-    if seeds is not None and not split_csv(seeds):
-        from engine.errors import InvalidValueError
-
-        raise InvalidValueError("--seeds", seeds, "a comma-separated list of non-negative integers, e.g. 0,1,2")
     # each seed once: a repeated seed would count one paired comparison twice in the statistics
-    seed_list = list(dict.fromkeys(split_csv(seeds, int, "seed") or cfg.replay.seeds))
+    seed_list = list(dict.fromkeys(split_csv(seeds, int, "--seeds") or cfg.replay.seeds))
     for s in seed_list:  # numpy's generators take non-negative seeds only; say so before any replay
         if s < 0:
             from engine.errors import InvalidValueError

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.config import Config
-from engine.errors import InvalidValueError
+from engine.errors import InvalidValueError, PerfcastError
 from engine.models.features import configs_from_frame
 
 if TYPE_CHECKING:
@@ -106,13 +106,39 @@ def _known_models_only(df: "pd.DataFrame") -> "pd.DataFrame":
 
     known = models()
     keep = df["model"].isin(list(known)).to_numpy()
-    if keep.all():
+    if not keep.all():
+        unknown = sorted(set(df.loc[~keep, "model"]))
+        n = int((~keep).sum())
+        warnings.warn(f"left {n} stored run{'s' if n != 1 else ''} out of the fit: their models are not in the "
+                      f"catalog ({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}); set "
+                      f"{USER_CATALOG_ENV['models']} to the file that defines them", RuntimeWarning, stacklevel=3)
+        df = df[keep].reset_index(drop=True)
+    return _known_hardware_only(df)
+
+
+def _known_hardware_only(df: "pd.DataFrame") -> "pd.DataFrame":
+    """The same for devices: runs imported from a teammate's CPU, a device of a ``PERFCAST_HARDWARE``
+    file not set in this shell, or a misspelt id have no specification, and one of them stopped every
+    fit on the store with "unknown hardware" (session 21's audit). They stay stored."""
+    if "hardware" not in df.columns or not len(df):
         return df
-    unknown = sorted(set(df.loc[~keep, "model"]))
+    import warnings
+
+    from engine.catalog import USER_CATALOG_ENV, resolve_hardware
+
+    unknown = []
+    for hw in sorted(set(df["hardware"])):
+        try:
+            resolve_hardware(hw)
+        except PerfcastError:
+            unknown.append(hw)
+    if not unknown:
+        return df
+    keep = ~df["hardware"].isin(unknown).to_numpy()
     n = int((~keep).sum())
-    warnings.warn(f"left {n} stored run{'s' if n != 1 else ''} out of the fit: their models are not in the catalog "
+    warnings.warn(f"left {n} stored run{'s' if n != 1 else ''} out of the fit: their hardware is not in the catalog "
                   f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}); set "
-                  f"{USER_CATALOG_ENV['models']} to the file that defines them", RuntimeWarning, stacklevel=3)
+                  f"{USER_CATALOG_ENV['hardware']} to a file that describes it", RuntimeWarning, stacklevel=4)
     return df[keep].reset_index(drop=True)
 
 

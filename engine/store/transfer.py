@@ -149,41 +149,54 @@ def import_measurements(store: Store, path: str | Path, *, source: Optional[str]
         else:
             src = col("source")
         run_id = "coalesce(CAST(run_id AS VARCHAR), CAST(uuid() AS VARCHAR))" if "run_id" in cols else "CAST(uuid() AS VARCHAR)"
-        con.execute(f"""CREATE TEMP TABLE __rows AS SELECT {run_id} AS run_id,
-            CAST(model AS VARCHAR) AS model, CAST(hardware AS VARCHAR) AS hardware,
-            CAST(batch_size AS INTEGER) AS batch_size, {col('seq_len', 'INTEGER')} AS seq_len,
-            CAST(precision AS VARCHAR) AS precision, {col('mode', 'VARCHAR')} AS mode,
-            {col('runtime', 'VARCHAR')} AS runtime, {col('threads', 'INTEGER')} AS threads,
-            {col('started_at', 'TIMESTAMP')} AS started_at, {col('host', 'VARCHAR')} AS host,
-            {col('adapter', 'VARCHAR')} AS adapter, {col('device_name', 'VARCHAR')} AS device_name,
-            {col('versions', 'JSON')} AS versions, {col('status', 'VARCHAR')} AS status,
-            {col('error', 'VARCHAR')} AS error, {col('wall_time_s', 'DOUBLE')} AS wall_time_s,
-            CAST({src} AS VARCHAR) AS source, {col('experiment_id', 'VARCHAR')} AS experiment_id,
-            {col('foreign_cpu_cores', 'DOUBLE')} AS foreign_cpu_cores,
-            {', '.join(f"{col(c, 'INTEGER' if c in ('iterations', 'warmup') else 'DOUBLE')} AS {c}" for c in RESULT_COLS)},
-            {col('samples_ms', 'DOUBLE[]')} AS samples_ms
-            FROM __import ORDER BY __row""")
-        con.execute("""UPDATE __rows SET mode = coalesce(mode, 'inference'), runtime = coalesce(runtime, 'torch'),
-                       seq_len = coalesce(seq_len, 0), threads = coalesce(threads, 0),
-                       status = coalesce(status, 'ok'), source = coalesce(source, 'imported'),
-                       started_at = coalesce(started_at, now()::TIMESTAMP), versions = coalesce(versions, '{}')""")
-        key = ("model || '|' || hardware || '|b' || batch_size || '|s' || seq_len || '|' || precision || '|' "
-               "|| mode || '|' || runtime || '|t' || threads")
-        if skip_existing:
-            con.execute("DELETE FROM __rows WHERE run_id IN (SELECT run_id FROM benchmark_runs)")
-        dup = con.execute("SELECT r.run_id FROM __rows r JOIN benchmark_runs b USING (run_id) LIMIT 1").fetchone()
-        if dup:
-            raise ImportRejectedError(f"{path}: run_id {dup[0]} is already in the database; nothing was imported "
-                                     f"(--skip-existing imports only the new runs)")
-        con.execute(f"""INSERT INTO benchmark_runs SELECT run_id, {key}, model, hardware, batch_size, seq_len,
-            precision, mode, runtime, threads, started_at, host, adapter, device_name, versions, status, error,
-            wall_time_s, source, experiment_id, foreign_cpu_cores FROM __rows""")
-        con.execute(f"""INSERT INTO benchmark_results SELECT run_id, {key}, model, hardware, batch_size, seq_len,
-            precision, mode, runtime, threads, {', '.join(RESULT_COLS)} FROM __rows WHERE status = 'ok'""")
-        con.execute("""INSERT INTO raw_samples SELECT run_id, CAST(u.i - 1 AS INTEGER), u.v FROM
-            (SELECT run_id, unnest(samples_ms) AS v, generate_subscripts(samples_ms, 1) AS i FROM __rows
-             WHERE samples_ms IS NOT NULL) u""")
-        n = con.execute("SELECT count(*) FROM __rows").fetchone()[0]
-        con.execute("DROP TABLE __rows")
-        con.execute("DROP TABLE __import")
+        try:
+            n = _insert_rows(con, path, cols, col, src, run_id, skip_existing)
+        except duckdb.Error as e:  # a value no column type takes (a timestamp, a sample list): one line
+            raise ImportRejectedError(f"{path}: {str(e).splitlines()[0]}; nothing was imported") from None
+    return n
+
+
+def _insert_rows(con: Any, path: Path, cols: set[str], col: Any, src: str, run_id: str, skip_existing: bool) -> int:
+    """The typed copy of ``__import`` and the inserts, inside :func:`import_measurements`'s transaction."""
+    con.execute(f"""CREATE TEMP TABLE __rows AS SELECT {run_id} AS run_id,
+        CAST(model AS VARCHAR) AS model, CAST(hardware AS VARCHAR) AS hardware,
+        CAST(batch_size AS INTEGER) AS batch_size, {col('seq_len', 'INTEGER')} AS seq_len,
+        CAST(precision AS VARCHAR) AS precision, {col('mode', 'VARCHAR')} AS mode,
+        {col('runtime', 'VARCHAR')} AS runtime, {col('threads', 'INTEGER')} AS threads,
+        {col('started_at', 'TIMESTAMP')} AS started_at, {col('host', 'VARCHAR')} AS host,
+        {col('adapter', 'VARCHAR')} AS adapter, {col('device_name', 'VARCHAR')} AS device_name,
+        {col('versions', 'JSON')} AS versions, {col('status', 'VARCHAR')} AS status,
+        {col('error', 'VARCHAR')} AS error, {col('wall_time_s', 'DOUBLE')} AS wall_time_s,
+        CAST({src} AS VARCHAR) AS source, {col('experiment_id', 'VARCHAR')} AS experiment_id,
+        {col('foreign_cpu_cores', 'DOUBLE')} AS foreign_cpu_cores,
+        {', '.join(f"{col(c, 'INTEGER' if c in ('iterations', 'warmup') else 'DOUBLE')} AS {c}" for c in RESULT_COLS)},
+        {col('samples_ms', 'DOUBLE[]')} AS samples_ms
+        FROM __import ORDER BY __row""")
+    con.execute("""UPDATE __rows SET mode = coalesce(mode, 'inference'), runtime = coalesce(runtime, 'torch'),
+                   seq_len = coalesce(seq_len, 0), threads = coalesce(threads, 0),
+                   status = coalesce(status, 'ok'), source = coalesce(source, 'imported'),
+                   started_at = coalesce(started_at, now()::TIMESTAMP), versions = coalesce(versions, '{}')""")
+    key = ("model || '|' || hardware || '|b' || batch_size || '|s' || seq_len || '|' || precision || '|' "
+           "|| mode || '|' || runtime || '|t' || threads")
+    twice = con.execute("SELECT run_id FROM __rows GROUP BY run_id HAVING count(*) > 1 LIMIT 1").fetchone()
+    if twice:
+        raise ImportRejectedError(f"{path}: run_id {twice[0]} appears more than once in the file; nothing was "
+                                  "imported")
+    if skip_existing:
+        con.execute("DELETE FROM __rows WHERE run_id IN (SELECT run_id FROM benchmark_runs)")
+    dup = con.execute("SELECT r.run_id FROM __rows r JOIN benchmark_runs b USING (run_id) LIMIT 1").fetchone()
+    if dup:
+        raise ImportRejectedError(f"{path}: run_id {dup[0]} is already in the database; nothing was imported "
+                                 f"(--skip-existing imports only the new runs)")
+    con.execute(f"""INSERT INTO benchmark_runs SELECT run_id, {key}, model, hardware, batch_size, seq_len,
+        precision, mode, runtime, threads, started_at, host, adapter, device_name, versions, status, error,
+        wall_time_s, source, experiment_id, foreign_cpu_cores FROM __rows""")
+    con.execute(f"""INSERT INTO benchmark_results SELECT run_id, {key}, model, hardware, batch_size, seq_len,
+        precision, mode, runtime, threads, {', '.join(RESULT_COLS)} FROM __rows WHERE status = 'ok'""")
+    con.execute("""INSERT INTO raw_samples SELECT run_id, CAST(u.i - 1 AS INTEGER), u.v FROM
+        (SELECT run_id, unnest(samples_ms) AS v, generate_subscripts(samples_ms, 1) AS i FROM __rows
+         WHERE samples_ms IS NOT NULL) u""")
+    n = con.execute("SELECT count(*) FROM __rows").fetchone()[0]
+    con.execute("DROP TABLE __rows")
+    con.execute("DROP TABLE __import")
     return int(n)

@@ -167,3 +167,58 @@ def test_the_emitted_script_calls_the_perfcast_that_wrote_it() -> None:
     line = next(ln for ln in script.splitlines() if "benchmark --model" in ln)
     assert line.startswith('"$PERFCAST" benchmark') and f'PERFCAST="${{PERFCAST:-{exe}}}"' in script
     assert shlex.split(line)[0] == "$PERFCAST"  # expanded by bash, not quoted away
+
+
+# -- session 21's second audit: import and fitting on a store with foreign rows -----------------------
+def test_runs_on_hardware_the_catalog_lacks_are_left_out_of_a_fit_with_a_warning() -> None:
+    import pandas as pd
+
+    from engine.store.seed import shipped_dataset_path
+    from engine.models.targets import targets_from_measurements
+
+    df = pd.read_parquet(shipped_dataset_path()).head(12).copy()
+    df.loc[df.index[:3], "hardware"] = "cpu-intel-xeon-platinum-8c"  # a teammate's CPU, imported
+    with pytest.warns(RuntimeWarning, match="left 3 stored runs out of the fit: their hardware is not in the "
+                                            "catalog \\(cpu-intel-xeon-platinum-8c\\); set PERFCAST_HARDWARE"):
+        tg = targets_from_measurements(df, catalog_models_only=True)
+    assert len(tg.frame) == 9 and "cpu-intel-xeon-platinum-8c" not in set(tg.frame["hardware"])
+
+
+@pytest.mark.parametrize("bad, needle", [("started_at", "timestamp"), ("samples_ms", "DOUBLE"),
+                                         ("run_id", "appears more than once")])
+def test_a_file_with_a_bad_value_is_rejected_in_one_line_and_nothing_is_imported(tmp_path: Path, bad: str,
+                                                                                  needle: str) -> None:
+    import pandas as pd
+
+    from engine.store.seed import shipped_dataset_path
+    from engine.store import Store
+
+    df = pd.read_parquet(shipped_dataset_path()).head(3).copy()
+    df["run_id"] = ["a", "b", "c"]
+    df["samples_ms"] = ["[1.0, 2.0]"] * 3
+    df["started_at"] = "2026-01-01 00:00:00"
+    df.loc[df.index[1], bad] = {"started_at": "yesterday", "samples_ms": "[1, 2, x]", "run_id": "a"}[bad]
+    path, db = tmp_path / "runs.csv", tmp_path / "s.duckdb"
+    df.to_csv(path, index=False)
+    before = len(Store(db).measurements(status=None))
+    r = invoke("db", "import", str(path), "--db", str(db))
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.exit_code == 3 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.output
+    assert needle in lines[0] and "nothing was imported" in lines[0]
+    assert len(Store(db).measurements(status=None)) == before
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["benchmark", "--model", "distilbert-base-uncased", "--hardware", "cpu", "--batch-sizes", ""], "batch size"),
+    (["benchmark", "--model", "distilbert-base-uncased", "--hardware", "cpu", "--precision", ","], "precision"),
+    (["benchmark", "--model", "distilbert-base-uncased", "--hardware", "cpu", "--min-time", "5", "--max-time", "1"],
+     "--min-time"),
+    (["evaluate", "--predictors", ""], "predictor"),
+])
+def test_empty_lists_and_crossed_time_caps_are_one_line_errors(argv: list[str], needle: str) -> None:
+    one_error_line(invoke(*argv), needle)
+
+
+def test_optimize_top_must_not_be_negative() -> None:
+    r = invoke("optimize", "--model", "bert-base-uncased", "--top", "-1")
+    assert r.exit_code == 2 and "--top" in r.output
