@@ -23,9 +23,9 @@ from engine.cli.common import console, db_option, emit_json, json_option
 @click.option("--emit-commands", type=click.Path(dir_okay=False), default=None,
               help="Write a shell script of matching `perfcast benchmark` lines (values shell-quoted).")
 @click.option("--no-cost", is_flag=True, help="Ignore the predicted benchmark cost (information per run, not per second).")
-@click.option("--cost-exponent", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
-              help="Information / cost^this: 1 = per benchmark-second; lower favours informative costly runs "
-                   "(loops start at 0.25 and cool it as their budget is spent).")
+@click.option("--cost-exponent", type=click.FloatRange(0.0, 1.0), default=0.25, show_default=True,
+              help="Information / cost^this: 1 = per benchmark-second, 0 = ignore the cost. 0.25 is where loops "
+                   "start (they cool it as their budget is spent); in replay a fixed 1 was worse than random.")
 @click.option("--new-device-start/--no-new-device-start", default=True, show_default=True,
               help="eig: on a device with fewer than 5 measured configurations, pick its first ones at random "
                    "(as a loop does; random first picks taught the model more there in replay).")
