@@ -255,9 +255,9 @@ def savings_vs_random(results: dict[str, Sequence["LoopResult"]], target_fractio
             out[name] = {"target_n": target_n, "target_ape": target, "ratio": None, "seconds_ratio": None,
                          "seeds": len(runs), "mean_gap": None, "gap_se": None, "share_better": None,
                          "gap_range": None,
-                         "note": f"random reaches its error at {target_n} benchmarks ({target:.1%}) within the "
-                                 f"{start_n} random runs every strategy starts with: no saving can be read at this "
-                                 "budget"}
+                         "note": f"random's held-out error at {target_n} benchmarks ({target:.1%}) is already "
+                                 f"reached within the {start_n} random runs every strategy starts with: no saving "
+                                 "can be read at this budget"}
             continue
         est = ratio_with_interval(results["random"], runs, target_n, n_max, n_boot=n_boot if len(runs) > 1 else 0)
         row: dict[str, Any] = {"target_n": target_n, "target_ape": target, "ratio": est.ratio,
