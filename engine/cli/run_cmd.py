@@ -203,9 +203,9 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     con = console(stderr=as_json)
     total = cfg.budget.runs if cfg.budget.runs is not None else (None if cfg.budget.benchmark_seconds else 10)
     if not as_json:
-        con.print(f"[bold]{cfg.name}[/bold]: {len(space)} configurations · predictor {cfg.predictor.kind} · "
-                  f"acquisition {cfg.acquisition.name} (q={cfg.acquisition.q}, cost-aware={cfg.acquisition.cost_aware}) "
-                  f"· executor {ex.name} · db {store.path}")
+        con.print(f"[bold]{cfg.name}[/bold] ({source}): {len(space)} configurations · predictor "
+                  f"{cfg.predictor.kind} · acquisition {cfg.acquisition.name} (q={cfg.acquisition.q}, "
+                  f"cost-aware={cfg.acquisition.cost_aware}) · executor {ex.name} · db {store.path}")
     try:
         unit = "MiB" if cfg.acquisition.metric == "memory" else "ms"  # what the loop observes (experiments.loop)
         with LoopDisplay(con, total, f"{cfg.name} benchmarks", quiet=as_json, unit=unit) as display:
