@@ -21,8 +21,9 @@ Every field of the old integrated-recommendation JSON is filled with a real quan
     best), whether the two agree, and the other devices with their P(best). Without a
     recommender the devices compared are the hardware of the search space.
 ``combined_score``
-    information per benchmark-second: expected_information_gain / predicted_cost_s (nats/s) —
-    the quantity the cost-aware acquisition trades off.
+    information per benchmark-second: expected_information_gain / predicted_cost_s (nats/s), shown
+    whatever the acquisition's cost exponent (by default 0: the picks weigh information alone,
+    :data:`SUGGEST_COST_EXPONENT`).
 ``picked_by``
     ``eig`` (or the acquisition asked for), or ``new-device start (random)``: with eig, a device
     the store has fewer than 5 configurations of gets its first picks at random, as a loop's
@@ -56,6 +57,8 @@ def _per_cost(sel: Any) -> str:
     if not sel.cost_aware:
         return ""
     a = sel.cost_exponent
+    if a == 0.0:
+        return " per benchmark (cost^0: the cost shown, not weighed)"
     return " per benchmark-second" if a is None or a == 1.0 else f" per benchmark-second^{a:g}"
 
 
@@ -82,15 +85,17 @@ def _metric(name: str) -> str:
     return m
 
 
-#: Information / cost**this in a suggestion, which has no budget to cool the exponent against. 0.25 is
-#: where a loop starts. Replayed as a fixed exponent over 100 benchmarks (36 seeds, session 21), 1
-#: (information per benchmark-second, the default before) never reached random's error at 60 runs
-#: (+0.73 points above random over 20-60, s.e. 0.28); 0.25 was 0.39 points below (s.e. 0.27).
-SUGGEST_COST_EXPONENT = 0.25
+#: Information / cost**this in a suggestion, which has no budget to cool the exponent against (a loop
+#: cools it from 0.25 to 0). Replayed with a fixed exponent over 100 benchmarks (36 seeds, session 21):
+#: 1 (information per benchmark-second, the default before) never reached random's error at 60 runs,
+#: +0.73 points above random over 20-60 (s.e. 0.28); 0.25: ratio 0.93, seconds_ratio 1.10, -0.39
+#: (0.27); 0: 1.30 and 1.34, -0.94 (0.29), fewer benchmarks AND fewer benchmark-seconds than either.
+SUGGEST_COST_EXPONENT = 0.0
 
 
 class ActiveLearningSystem:
-    """Choose the benchmarks that teach the model most per benchmark-second (see module docstring).
+    """Choose the benchmarks that teach the model most, per benchmark or per benchmark-second**α
+    (``cost_exponent``; see the module docstring).
 
     ``db``: a path or :class:`engine.store.Store` (default: the embedded store). ``predictor``:
     ``gp`` | ``hierarchical`` or a fitted predictor object. ``space``: an experiment config name or

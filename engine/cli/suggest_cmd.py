@@ -23,9 +23,10 @@ from engine.cli.common import console, db_option, emit_json, json_option
 @click.option("--emit-commands", type=click.Path(dir_okay=False), default=None,
               help="Write a shell script of matching `perfcast benchmark` lines (values shell-quoted).")
 @click.option("--no-cost", is_flag=True, help="Ignore the predicted benchmark cost (information per run, not per second).")
-@click.option("--cost-exponent", type=click.FloatRange(0.0, 1.0), default=0.25, show_default=True,
-              help="Information / cost^this: 1 = per benchmark-second, 0 = ignore the cost. 0.25 is where loops "
-                   "start (they cool it as their budget is spent); in replay a fixed 1 was worse than random.")
+@click.option("--cost-exponent", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Information / cost^this: 0 = information per benchmark, 1 = per benchmark-second. Replayed "
+                   "with a fixed exponent, 0 needed the fewest benchmarks and benchmark-seconds and 1 was worse "
+                   "than random; raise it to favour cheap runs (loops cool it from 0.25 to 0 over their budget).")
 @click.option("--new-device-start/--no-new-device-start", default=True, show_default=True,
               help="eig: on a device with fewer than 5 measured configurations, pick its first ones at random "
                    "(as a loop does; random first picks taught the model more there in replay).")
@@ -36,7 +37,7 @@ from engine.cli.common import console, db_option, emit_json, json_option
 def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: str, output: Optional[str],
             emit_commands: Optional[str], no_cost: bool, cost_exponent: float, new_device_start: bool, seed: int,
             db_path: Optional[str], as_json: bool) -> None:
-    """Choose the next benchmarks: most information per benchmark-second, chosen jointly.
+    """Choose the next benchmarks: the most informative ones (per benchmark-second**α), chosen jointly.
 
     Candidates are the search space minus what is measured, what failed and what will not fit in
     memory (P > 0.9). The result is stored in the `recommendations` table.
