@@ -124,8 +124,9 @@ class StopRule(_Strict):
     the hierarchical model's run noise): "no interval can narrow by more than this share without
     measuring that configuration itself". It falls as the pool is measured (cpu-full's loop on a
     Zen 3: 0.81 after 4 runs, 0.33 after 80, 0.296 after 20 more). The hierarchical model's floor
-    holds each configuration's own departure too, so on its own it meets 0.3 at once (a real bald
-    loop on cpu-quick's space, session 21: 17% after 3 runs); the stop message says so.
+    holds each configuration's own departure too, so it meets 0.3 within a few runs (real bald loops
+    on cpu-quick's space, session 21: 17% after 3 runs, 28% after 4); the stop message says when
+    the share was below the target from the first fit.
     """
 
     max_rel_width90: Optional[float] = Field(None, gt=0)
