@@ -258,6 +258,12 @@ def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(getattr(cur, "model_fields", {}))
 
 
+def _did_you_mean(key: str, valid: list[str]) -> str:
+    """"did you mean 'x'? " for the closest valid key, or "" (a config error lists the valid keys too)."""
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
 def _one_line(err: ValidationError, source: str) -> ExperimentConfigError:
     errors = err.errors()
     # a misspelt key shows as an unknown key AND as the missing required one: name the typo
@@ -269,8 +275,7 @@ def _one_line(err: ValidationError, source: str) -> ExperimentConfigError:
     value = e.get("input")
     if typ == "extra_forbidden":
         names = _field_names(ExperimentConfig, loc)
-        close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6) if loc else []
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        hint = _did_you_mean(str(loc[-1]), names) if loc else ""
         return ExperimentConfigError(f"{source}: unknown key '{key}'; {hint}valid: {', '.join(names)}")
     if typ == "missing":
         return ExperimentConfigError(f"{source}: missing required key '{key}'")
@@ -315,10 +320,8 @@ def check_predictor_options(cfg: ExperimentConfig, source: Optional[str] = None)
     valid = [n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
     for key in cfg.predictor.options:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'? " if close else ""
             raise ExperimentConfigError(f"{source or cfg.name}: unknown predictor.options key '{key}' for predictor "
-                                        f"{cfg.predictor.kind}; {hint}valid: {', '.join(valid)}")
+                                        f"{cfg.predictor.kind}; {_did_you_mean(key, valid)}valid: {', '.join(valid)}")
 
 
 def parse_config(data: Any, source: str = "experiment config") -> ExperimentConfig:

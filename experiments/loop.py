@@ -200,7 +200,6 @@ class ExperimentLoop:
         self._postponed: set[str] = set()  # reruns already announced as waiting for a quiet machine
         self._said_unreachable = False  # the note that stop.max_rel_width90 is below the floor, once
         self._said_no_floor = False  # the note that stop.max_reducible cannot be read, once
-        self._first_reducible: Optional[float] = None  # the reducible share at this run's first scored step
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _default_factory(self) -> Any:
@@ -444,8 +443,6 @@ class ExperimentLoop:
             self._said_no_floor = True
             self._emit("info", f"stop.max_reducible cannot be read: predictor {getattr(self.predictor, 'name', '?')} "
                                "has no floor_sd (gp and hierarchical have one); the loop stops on its budget")
-        if self._first_reducible is None and rec.max_reducible90 is not None:
-            self._first_reducible = rec.max_reducible90
         if runs < stop.min_runs:
             return None
         if (stop.max_rel_width90 is not None and rec.max_rel_width90 is not None
@@ -455,11 +452,13 @@ class ExperimentLoop:
                 and rec.max_reducible90 < stop.max_reducible):
             why = (f"stop rule: no configuration's 90% interval can narrow by more than {rec.max_reducible90:.1%} "
                    f"(< {stop.max_reducible:.1%}) without measuring it")
-            if self._first_reducible is not None and self._first_reducible < stop.max_reducible:
+            # the share at the loop's first scored step (``rec`` is not in self.steps yet)
+            first = next((s.max_reducible90 for s in [*self.steps, rec] if s.max_reducible90 is not None))
+            if first < stop.max_reducible:
                 # met before the loop learnt anything: the predictor's floor is most of every interval. The
                 # hierarchical model's floor (its run noise) holds each configuration's own departure, so
                 # pooled with other devices' runs it reaches this after min_runs (session 21: 3 runs, 17%)
-                why += (f"; already {self._first_reducible:.0%} at this run's first fit: predictor "
+                why += (f"; already {first:.0%} at this run's first fit: predictor "
                         f"{getattr(self.predictor, 'name', '?')}'s floor is most of every interval, so it "
                         "expects little from more benchmarks of this space")
             return why

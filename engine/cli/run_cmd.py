@@ -316,7 +316,8 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
 
     check_plot("--plot", plot)  # now, not after the replays
     cfg = load_config(config)
-    strats = split_csv(strategies) or [cfg.acquisition.name, "random", "max-variance"]
+    # each strategy once, like each seed
+    strats = list(dict.fromkeys(split_csv(strategies) or [cfg.acquisition.name, "random", "max-variance"]))
     for s in strats:
         check_acquisition(s)
     # each seed once: a repeated seed would count one paired comparison twice in the statistics
@@ -343,9 +344,9 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
     if where and not as_json:
         con.print(f"[dim]{where}[/dim]")
     results: dict[str, list[Any]] = {}
-    total = len(dict.fromkeys(strats)) * len(seed_list)
+    total = len(strats) * len(seed_list)
     with LoopDisplay(con, total, "replays", quiet=as_json) as display:
-        for s in dict.fromkeys(strats):
+        for s in strats:
             for seed in seed_list:
                 r = run_replay(cfg, data, acquisition=s, seed=seed)
                 results.setdefault(s, []).append(r)
@@ -396,11 +397,11 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
         # replay of another selection does not overwrite it
         import hashlib
 
-        what = json.dumps([sorted(set(seed_list)), list(dict.fromkeys(strats)), dataset or cfg.replay.dataset])
+        what = json.dumps([sorted(seed_list), strats, dataset or cfg.replay.dataset])
         which = hashlib.sha1(what.encode()).hexdigest()[:6]
         record.upsert_experiment(f"{cfg.name}-replay-summary-{cfg.digest()}-{which}", cfg.name,
                                  cfg.model_dump(mode="json"), "finished",
-                                 {"mode": "replay", "strategies": list(dict.fromkeys(strats)),
+                                 {"mode": "replay", "strategies": strats,
                                   "dataset": dataset or cfg.replay.dataset, "curves": out["curves"],
                                   "seeds": seed_list, "savings_vs_random": savings})
     if as_json:
@@ -418,13 +419,11 @@ def experiments_(db_path: Optional[str], as_json: bool) -> None:
 
     Example: perfcast experiments --json
     """
-    from pathlib import Path
-
     from engine.cli.common import open_store
-    from engine.store.paths import platform_db_path
+    from engine.store.paths import default_db_path
     from experiments.history import summary
 
-    path = Path(db_path).expanduser() if db_path else platform_db_path()
+    path = default_db_path(db_path)
     if not path.exists():  # a listing creates nothing (a typo in --db made a seeded store before)
         if as_json:
             emit_json({"experiments": [], "db": str(path), "exists": False})

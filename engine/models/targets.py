@@ -100,20 +100,12 @@ def _known_models_only(df: "pd.DataFrame") -> "pd.DataFrame":
     stop every fit on the store. The runs stay stored; setting the variable brings them back."""
     if "model" not in df.columns or not len(df):
         return df
-    import warnings
-
-    from engine.catalog import USER_CATALOG_ENV, models
+    from engine.catalog import models
 
     known = models()
-    keep = df["model"].isin(list(known)).to_numpy()
-    if not keep.all():
-        unknown = sorted(set(df.loc[~keep, "model"]))
-        n = int((~keep).sum())
-        warnings.warn(f"left {n} stored run{'s' if n != 1 else ''} out of the fit: their models are not in the "
-                      f"catalog ({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}); set "
-                      f"{USER_CATALOG_ENV['models']} to the file that defines them", RuntimeWarning, stacklevel=3)
-        df = df[keep].reset_index(drop=True)
-    return _known_hardware_only(df)
+    unknown = sorted(set(df["model"]) - set(known))
+    return _leave_out(df, "model", unknown, "their models are not in the catalog", "models",
+                      "to the file that defines them")
 
 
 def _known_hardware_only(df: "pd.DataFrame") -> "pd.DataFrame":
@@ -122,9 +114,7 @@ def _known_hardware_only(df: "pd.DataFrame") -> "pd.DataFrame":
     fit on the store with "unknown hardware" (session 21's audit). They stay stored."""
     if "hardware" not in df.columns or not len(df):
         return df
-    import warnings
-
-    from engine.catalog import USER_CATALOG_ENV, resolve_hardware
+    from engine.catalog import resolve_hardware
 
     unknown = []
     for hw in sorted(set(df["hardware"])):
@@ -132,21 +122,34 @@ def _known_hardware_only(df: "pd.DataFrame") -> "pd.DataFrame":
             resolve_hardware(hw)
         except PerfcastError:
             unknown.append(hw)
+    return _leave_out(df, "hardware", unknown, "their hardware is not in the catalog", "hardware",
+                      "to a file that describes it")
+
+
+def _leave_out(df: "pd.DataFrame", column: str, unknown: list[str], why: str, catalog: str,
+               what_file: str) -> "pd.DataFrame":
+    """``df`` without the rows whose ``column`` is in ``unknown``, with one warning naming them and
+    the catalog variable (``USER_CATALOG_ENV[catalog]``) that would bring them back."""
     if not unknown:
         return df
-    keep = ~df["hardware"].isin(unknown).to_numpy()
+    import warnings
+
+    from engine.catalog import USER_CATALOG_ENV
+
+    keep = ~df[column].isin(unknown).to_numpy()
     n = int((~keep).sum())
-    warnings.warn(f"left {n} stored run{'s' if n != 1 else ''} out of the fit: their hardware is not in the catalog "
+    warnings.warn(f"left {n} stored run{'s' if n != 1 else ''} out of the fit: {why} "
                   f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}); set "
-                  f"{USER_CATALOG_ENV['hardware']} to a file that describes it", RuntimeWarning, stacklevel=4)
+                  f"{USER_CATALOG_ENV[catalog]} {what_file}", RuntimeWarning, stacklevel=4)  # the predictor's fit
     return df[keep].reset_index(drop=True)
 
 
 def targets_from_measurements(data: "pd.DataFrame", *, catalog_models_only: bool = False) -> Targets:
     """Validate and convert a measurements frame (status ok rows only are used).
 
-    ``catalog_models_only``: leave out runs of models the catalog does not define (see
-    :func:`_known_models_only`); predictors set it when their featuriser reads the catalog."""
+    ``catalog_models_only``: leave out runs of models and devices the catalogs do not define (see
+    :func:`_known_models_only`, :func:`_known_hardware_only`); predictors set it when their
+    featuriser reads the catalog."""
     if data is None or len(data) == 0:
         raise InvalidValueError("training data", "0 measurements", "at least 1 successful measurement")
     df = data
@@ -155,7 +158,7 @@ def targets_from_measurements(data: "pd.DataFrame", *, catalog_models_only: bool
     df = df[df["latency_median_ms"].notna() & (df["latency_median_ms"] > 0)].reset_index(drop=True)
     df = df[~superseded_busy_runs(df)].reset_index(drop=True)
     if catalog_models_only:
-        df = _known_models_only(df)
+        df = _known_hardware_only(_known_models_only(df))
     if len(df) == 0:
         raise InvalidValueError("training data", "0 successful measurements", "at least 1 status-ok run")
     med = df["latency_median_ms"].to_numpy(dtype=float)
