@@ -164,10 +164,17 @@ class LocalExecutor(_QueueExecutor):
         return Result(h, fut.result())
 
     def close(self) -> None:
+        running = [f for f in self._futures if not f.done()]
         for f in list(self._futures):
             f.cancel()
         self._futures.clear()
         self._inflight.clear()
+        if running and self._runner is None:
+            # the children ignore SIGINT (hardware.isolation): end them, or the worker threads would
+            # keep this process alive until their benchmarks finish
+            from hardware.isolation import kill_running
+
+            kill_running()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -200,6 +200,13 @@ class ExperimentLoop:
         self._postponed: set[str] = set()  # reruns already announced as waiting for a quiet machine
         self._said_unreachable = False  # the note that stop.max_rel_width90 is below the floor, once
         self._said_no_floor = False  # the note that stop.max_reducible cannot be read, once
+        self._stop_request: Optional[str] = None  # set by request_stop (the CLI's first Ctrl-C)
+
+    def request_stop(self, reason: str) -> None:
+        """Submit nothing more; the benchmarks in flight finish and are stored, then the loop ends
+        with ``reason`` and status ``interrupted`` (the same command resumes it). Safe to call from
+        a signal handler: it only sets a field the loop reads between events."""
+        self._stop_request = reason
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _default_factory(self) -> Any:
@@ -534,6 +541,8 @@ class ExperimentLoop:
         self._save_state("running")
         stopped = ""
         while True:
+            if self._stop_request and not stopped:
+                stopped = self._stop_request
             left, reason = self._budget_left(runs, seconds)
             free = self.executor.free()
             if reason is None and free > 0 and not stopped:
@@ -554,7 +563,7 @@ class ExperimentLoop:
                     self._emit("step", rec)
                     if why:
                         stopped = why
-                for c in picks:
+                for c in ([] if self._stop_request else picks):  # a stop asked for during the fit
                     try:
                         self.executor.submit(self.spec_for(c))
                     except NotAvailableError as e:  # e.g. its worker left: drop it, never re-pick it
@@ -608,6 +617,7 @@ class ExperimentLoop:
         result = LoopResult(self.experiment_id, self.cfg.name, self.mode, self.cfg.acquisition.name, self.steps, runs,
                             n_failed, seconds, stopped, resumed_runs, self.prequential, dict(self.executor.skipped),
                             n_reruns=sum(1 for p in self.prequential if p.get("rerun")))
-        self._save_state("finished", {"stopped_because": stopped, "n_benchmarks": runs,
+        status = "interrupted" if self._stop_request and stopped == self._stop_request else "finished"
+        self._save_state(status, {"stopped_because": stopped, "n_benchmarks": runs,
                                       "benchmark_seconds": seconds, "n_failed": n_failed})
         return result

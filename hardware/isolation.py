@@ -98,6 +98,10 @@ def _raise_priority(nice: Optional[str]) -> None:
 
 def _child_main(adapter_name: str, spec_dict: dict[str, Any], conn: Any,
                 env: Optional[dict[str, str]] = None) -> None:
+    # Ctrl-C in the terminal reaches the whole process group. The parent decides what it means
+    # (a loop finishes the benchmark in flight and stores it); the parent kills this child itself
+    # when it really stops (run_isolated's finally, kill_running).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if env is not None:
         # the forkserver's environment is frozen at its start; perfcast settings (cache dir,
         # database) must follow the parent as it is now
@@ -140,6 +144,21 @@ def _kill(p: Any) -> None:
     p.join(timeout=10)
 
 
+_RUNNING: set[Any] = set()  # children started by run_isolated and not yet reaped (any thread)
+
+
+def kill_running() -> int:
+    """Kill every benchmark child still running; how many. For an executor that stops while its
+    worker threads still wait on children (they ignore SIGINT, so nothing else would end them)."""
+    procs = list(_RUNNING)
+    for p in procs:
+        try:
+            os.kill(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, TypeError):
+            pass
+    return len(procs)
+
+
 def run_isolated(adapter_name: str, spec: BenchmarkSpec, poll_s: float = 0.05) -> Measurement:
     """Run ``adapter_name`` on ``spec`` in a child; never raises for the benchmark's failures."""
     from hardware.registry import get_adapter
@@ -152,6 +171,7 @@ def run_isolated(adapter_name: str, spec: BenchmarkSpec, poll_s: float = 0.05) -
     proc = ctx.Process(target=_child_main, args=(adapter_name, spec.to_dict(), send, env),
                        name=f"perfcast-bench-{adapter_name}")
     proc.start()
+    _RUNNING.add(proc)
     send.close()
     limit = spec.memory_limit_mib
     peak = 0.0
@@ -186,6 +206,7 @@ def run_isolated(adapter_name: str, spec: BenchmarkSpec, poll_s: float = 0.05) -
             proc.join(timeout=10)
         if proc.is_alive():
             _kill(proc)
+        _RUNNING.discard(proc)
         recv.close()
     wall = time.monotonic() - t0
     if result is not None:
