@@ -174,8 +174,9 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, me
     def share(x: Any) -> str:
         return f"{x.linear_flops / x.flops:.1%}" if x.flops else "–"
 
-    # the part int8 dynamic quantization runs in int8 (the roofline's int8 compute time rests on it)
-    row("  in weight matmuls (int8)", share(d), share(dec) if dec else "")
+    # the part int8 dynamic quantization runs in int8 (the roofline's int8 compute time rests on it);
+    # the label says so only at int8, where it is true
+    row("  in weight matmuls" + (" (run in int8)" if precision == "int8" else ""), share(d), share(dec) if dec else "")
 
     def tied(x: Any) -> str:
         return f"{x.tied_head_flops / x.flops:.1%}" if x.flops else "–"

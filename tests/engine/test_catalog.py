@@ -124,7 +124,7 @@ def test_models_show_json_has_descriptors() -> None:
 
     res = CliRunner().invoke(cli, ["models", "show", "gpt2", "--batch-size", "2", "--precision", "fp16", "--json"])
     assert res.exit_code == 0, res.output
-    data = json.loads(res.output)
+    data = json.loads(res.stdout)
     assert data["descriptor"]["flops"] > 0 and data["descriptor"]["batch_size"] == 2
     assert data["decode"]["kv_cache_bytes"] > 0
     assert 0.9 < data["descriptor"]["linear_flops"] / data["descriptor"]["flops"] <= 1.0
@@ -137,6 +137,9 @@ def test_models_show_reports_the_int8_share() -> None:
     assert res.exit_code == 0, res.output
     line = next(ln for ln in res.output.splitlines() if "weight matmuls" in ln)
     assert line.split()[-1] == "0.1%"  # convolutions are not quantized dynamically
+    assert "int8" not in line  # only an int8 pass runs them in int8
+    int8 = CliRunner().invoke(cli, ["models", "show", "resnet50", "--precision", "int8"])
+    assert "weight matmuls (run in int8)" in int8.output
 
 
 def test_models_list_json_params_within_2_percent() -> None:
@@ -144,7 +147,7 @@ def test_models_list_json_params_within_2_percent() -> None:
 
     res = CliRunner().invoke(cli, ["models", "list", "--family", "vision", "--json"])
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.output)["models"]
+    rows = json.loads(res.stdout)["models"]
     assert {r["model"] for r in rows} == {"vit-base-patch16-224", "resnet50"}
     assert all(abs(r["params_rel_diff"]) <= 0.02 for r in rows)
 
@@ -154,7 +157,7 @@ def test_hardware_list_filters_by_kind() -> None:
 
     res = CliRunner().invoke(cli, ["hardware", "list", "--kind", "rocm", "--json", "--no-detect"])
     assert res.exit_code == 0, res.output
-    assert {h["id"] for h in json.loads(res.output)["hardware"]} == {"mi250x", "mi300x"}
+    assert {h["id"] for h in json.loads(res.stdout)["hardware"]} == {"mi250x", "mi300x"}
     bad = CliRunner().invoke(cli, ["hardware", "list", "--kind", "tpu"])
     assert bad.exit_code == 2
 
