@@ -22,10 +22,32 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(f)
 
 
-def open_store(db_path: Optional[str], seed: bool = True) -> Any:
+def open_store(db_path: Optional[str], seed: bool = True, announce: bool = True) -> Any:
+    """The store a command works on. A store this command creates is announced on stderr (once,
+    when the file is made): a mistyped ``--db`` would otherwise answer from the shipped runs alone
+    and look like the team's store."""
     from engine.store import Store
 
-    return Store(db_path, seed=seed)
+    return Store(db_path, seed=seed, on_create=_announce_new_store if announce else None)
+
+
+def open_existing_store(db_path: Optional[str]) -> Any:
+    """The store for a command that only reads or edits what is there (``db info``, ``export``,
+    ``delete``): a missing file is an error instead of a new store seeded with the shipped runs."""
+    from engine.store.paths import default_db_path
+
+    path = default_db_path(db_path)
+    if not path.exists():
+        from engine.errors import NotADatabaseError
+
+        raise NotADatabaseError(f"no store at {path}; 'perfcast db init' creates one there (with the shipped runs), "
+                                "or pass --db with an existing file")
+    return open_store(db_path)
+
+
+def _announce_new_store(path: Path, seeded: int) -> None:
+    what = f"with the {seeded:,} shipped runs" if seeded else "empty"
+    click.echo(f"perfcast: created a new store {path} ({what})", err=True)
 
 
 def check_writable(option: str, path: Optional[str]) -> None:

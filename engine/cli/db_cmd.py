@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli.common import db_option, emit_json, json_option, open_store
+from engine.cli.common import db_option, emit_json, json_option, open_existing_store, open_store
 from engine.records import RUN_STATUSES
 
 
@@ -28,7 +28,7 @@ def init(db_path: str | None, no_seed: bool, as_json: bool) -> None:
 
     Example: perfcast db init --db ./perf.duckdb
     """
-    store = open_store(db_path, seed=not no_seed)
+    store = open_store(db_path, seed=not no_seed, announce=False)
     fresh = store.ensure_schema()
     info = _info(store)
     info["created"] = fresh
@@ -62,7 +62,7 @@ def info(db_path: str | None, as_json: bool) -> None:
 
     Example: perfcast db info --json
     """
-    data = _info(open_store(db_path))
+    data = _info(open_existing_store(db_path))
     if as_json:
         emit_json(data)
         return
@@ -134,7 +134,7 @@ def delete(run_ids: tuple[str, ...], model: str | None, hardware: str | None, st
     if not run_ids and all(v is None for v in filters.values()):
         raise InvalidValueError("selection", "nothing", "one or more run ids, or --model/--hardware/--status/"
                                 "--source/--experiment (deleting every run is not offered: use a new --db)")
-    store = open_store(db_path)
+    store = open_existing_store(db_path)
     runs = store.find_runs(list(run_ids), **filters)
     deleted = store.delete_runs(runs["run_id"].tolist()) if yes else 0
     if as_json:
@@ -170,7 +170,7 @@ def export(file: str, db_path: str | None, status: str | None, as_json: bool) ->
     from engine.store.transfer import export_measurements
 
     check_writable("FILE", file)  # one line now, not a traceback after reading every run
-    n = export_measurements(open_store(db_path), file, status=status)
+    n = export_measurements(open_existing_store(db_path), file, status=status)
     if as_json:
         emit_json({"exported": n, "file": file})
     else:

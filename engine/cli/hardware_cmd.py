@@ -136,14 +136,10 @@ def list_(db_path: Optional[str], as_json: bool, kind: Optional[str], no_detect:
     from engine.errors import PerfcastError
 
     catalog_hardware()  # a bad user catalog (PERFCAST_HARDWARE) is an error of its own, not a store problem
-    store = None
-    if db_path is not None:
-        store = open_store(db_path)
-    else:
-        from engine.store.paths import default_db_path
+    from engine.store.paths import default_db_path
 
-        if default_db_path().exists():
-            store = open_store(None)
+    # a listing reads the store's devices where there is a store, and creates none
+    store = open_store(db_path) if default_db_path(db_path).exists() else None
     try:
         entries = all_hardware(store, detect=not no_detect)
     except PerfcastError as e:  # a locked database must not hide the catalog

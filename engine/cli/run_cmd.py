@@ -9,6 +9,8 @@ import click
 from engine.cli.common import check_plot, console, db_option, emit_json, fmt_number, json_option, split_csv
 
 DEMO_CONFIG = "cpu-quick"
+#: The stop reason of a loop ended by Ctrl-C (its status is then ``interrupted``).
+INTERRUPTED = "interrupted (Ctrl-C) after the benchmarks in flight; the same command resumes"
 
 
 def _fmt_pct(v: Optional[float]) -> str:
@@ -189,6 +191,7 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     from experiments.space import expand_space
 
     from engine.cli.common import open_store
+    from engine.cli.interrupt import first_interrupt_calls
 
     if address and executor != "ray":
         from engine.errors import InvalidValueError
@@ -210,12 +213,20 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
         unit = "MiB" if cfg.acquisition.metric == "memory" else "ms"  # what the loop observes (experiments.loop)
         with LoopDisplay(con, total, f"{cfg.name} benchmarks", quiet=as_json, unit=unit) as display:
             loop = ExperimentLoop(cfg, store, ex, space, mode="run", on_event=display)
-            result = loop.run()
+
+            def stop_after_inflight() -> None:
+                loop.request_stop(INTERRUPTED)
+                con.print("[yellow]Ctrl-C: the benchmark in flight will finish and be stored, then the loop "
+                          "stops (Ctrl-C again stops now)[/yellow]", highlight=False)
+
+            with first_interrupt_calls(stop_after_inflight):
+                result = loop.run()
     finally:
         ex.close()
+    interrupted = result.stopped_because == INTERRUPTED
     curves = [real_run_curve(result)]
-    note = "baselines not replayed (--no-compare)"
-    if compare_baselines:
+    note = "baselines not replayed (--no-compare)" if not interrupted else "baselines not replayed (interrupted)"
+    if compare_baselines and not interrupted:
         more, note = _compare_after_run(cfg, result, con, as_json)
         curves += more
     if not as_json:
@@ -232,6 +243,8 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
            "db": str(store.path), "plot": plot}
     if as_json:
         emit_json(out)
+    if interrupted:  # the report is out; the exit status still says the loop did not finish
+        raise click.exceptions.Exit(130)
     return out
 
 
@@ -257,7 +270,9 @@ def run(config: str, executor: str, workers: int, address: Optional[str], plot: 
 
     CONFIG is a path or the name of a shipped config (cpu-quick, cpu-quick-grid, cpu-full, replay-shipped).
     Every measurement is committed as it lands; run the same command again after an
-    interruption (even kill -9) and it resumes where the store says it stopped.
+    interruption (even kill -9) and it resumes where the store says it stopped. Ctrl-C lets the
+    benchmark in flight finish and be stored, then reports and exits 130; a second Ctrl-C stops
+    at once.
 
     \b
     Examples:
@@ -310,7 +325,7 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
       perfcast replay configs/experiments/replay-shipped.yaml --strategies eig,random --seeds 0,1,2 --json
     """
     from engine.acquisition.select import check_acquisition
-    from experiments.config import load_config, prior_is_oracle
+    from experiments.config import check_predictor_options, load_config, prior_is_oracle
     from experiments.replay import load_dataset, run_replay
     from experiments.report import curve_of, plot_report, print_report, savings_vs_random
 
@@ -333,6 +348,8 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
         raise InvalidValueError("--dataset", dataset, f"another dataset than {cfg.name}'s prior (replay.prior: shipped "
                                 "seeds each replay with the shipped runs, so they cannot be the oracle too)")
     data = load_dataset(dataset or cfg.replay.dataset)
+    cfg, where = _space_in_dataset(cfg, data)
+    check_predictor_options(cfg)  # the replays' loops check it too, but after --db has made a store
     record = None
     if db_path:  # opened now: a bad --db is one line before the replays, not after them
         from engine.cli.common import open_store
@@ -340,7 +357,6 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
         record = open_store(db_path)
         record.ensure_schema()  # a Store opens lazily; this is where a non-DuckDB file is refused
     con = console(stderr=as_json)
-    cfg, where = _space_in_dataset(cfg, data)
     if where and not as_json:
         con.print(f"[dim]{where}[/dim]")
     results: dict[str, list[Any]] = {}
@@ -414,8 +430,8 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
 def experiments_(db_path: Optional[str], as_json: bool) -> None:
     """The loops run against this store: progress, spend, forecast error, status.
 
-    A loop that shows `running` but whose process is gone (killed, machine rebooted) resumes when
-    its `perfcast run CONFIG` is started again.
+    A loop that shows `running` but whose process is gone (killed, machine rebooted), or
+    `interrupted` (stopped with Ctrl-C), resumes when its `perfcast run CONFIG` is started again.
 
     Example: perfcast experiments --json
     """

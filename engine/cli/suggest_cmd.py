@@ -56,6 +56,9 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
 
     check_writable("--output", output)  # before the fit, which takes a while
     check_writable("--emit-commands", emit_commands)
+    from experiments.config import load_config
+
+    load_config(space)  # a bad --space is one line before a store is opened (or created)
     store = open_store(db_path)
     als = ActiveLearningSystem(store, predictor=predictor, space=space, acquisition=acquisition,
                                cost_aware=not no_cost, seed=seed, cost_exponent=cost_exponent,

@@ -15,7 +15,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import duckdb
 
@@ -46,11 +46,16 @@ class Store:
 
     ``seed=True`` loads the shipped dataset into a database the first time it is created, so the
     embedded default knows something before the user has benchmarked anything.
+
+    ``on_create(path, seeded_runs)`` is called once when this object creates the file. The CLI
+    prints it, so a mistyped ``--db`` shows up as "new store" instead of silently answering
+    from the shipped runs alone.
     """
 
     def __init__(self, path: Optional[str | Path] = None, *, seed: bool = True, lock_wait_s: Optional[float] = None,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, on_create: Optional[Callable[[Path, int], None]] = None) -> None:
         self.path = default_db_path(path)
+        self.on_create = on_create
         # how long to wait for another process's write lock before explaining it in one line
         self.lock_wait_s = float(os.environ.get("PERFCAST_LOCK_WAIT_S", 10.0)) if lock_wait_s is None else lock_wait_s
         self.read_only = read_only
@@ -177,10 +182,13 @@ class Store:
             con.execute("COMMIT")
         finally:
             con.close()
+        seeded = 0
         if fresh and self._seed:
             from engine.store.seed import seed_shipped
 
-            seed_shipped(self)
+            seeded = seed_shipped(self)
+        if fresh and self.on_create is not None:
+            self.on_create(self.path, seeded)
         return fresh
 
     # -- writes -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def test_doctor_reports_adapters_store_and_a_broken_user_catalog(tmp_path: Path,
     finally:
         catalog.refresh_catalogs()
     assert r.exit_code == 0, r.output
-    d = json.loads(r.output)
+    d = json.loads(r.stdout)
     assert d["adapters"]["torch-cpu"]["available"] is True
     assert d["packages"]["torch"] and d["store"] == {**d["store"], "exists": True, "runs": 0, "schema_version": 2}
     assert "invalid family 'text'" in d["user_catalogs"]["PERFCAST_MODELS"]["error"]

@@ -26,7 +26,7 @@ def test_db_that_is_not_duckdb_is_one_line(tmp_path: Path, name: str, content: b
 def test_db_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     p = tmp_path / "file" / "x.duckdb"  # its "folder" is a file
-    one_error_line(invoke("db", "info", "--db", str(p)), str(p), "cannot be created")
+    one_error_line(invoke("db", "init", "--db", str(p)), str(p), "cannot be created")
 
 
 def test_store_open_error_is_a_perfcast_error(tmp_path: Path) -> None:

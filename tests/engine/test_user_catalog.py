@@ -73,7 +73,7 @@ def test_a_user_model_is_counted_and_predicted_on_a_user_device(tmp_path: Path,
     res = CliRunner().invoke(cli, ["predict", "--model", "my-bert-6l", "--hardware", "l40s", "--batch-size", "8",
                                    "--predictor", "roofline", "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
+    out = json.loads(res.stdout)
     rec = out["predictions"][0] if "predictions" in out else out
     assert rec["metrics"]["latency_ms"]["median"] > 0
 

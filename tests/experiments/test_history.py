@@ -18,7 +18,7 @@ def test_experiments_lists_progress_spend_and_forecast_error(tmp_path: Path) -> 
                         {"mode": "run", "steps": [], "prequential": [], "stopped_because": "run budget spent"})
     r = CliRunner().invoke(cli, ["experiments", "--db", str(s.path), "--json"])
     assert r.exit_code == 0, r.output
-    rows = {x["experiment_id"]: x for x in json.loads(r.output)["experiments"]}
+    rows = {x["experiment_id"]: x for x in json.loads(r.stdout)["experiments"]}
     lab = rows["lab-run-abc"]
     assert (lab["benchmarks"], lab["failed"], lab["benchmark_seconds"], lab["acquisition"]) == (4, 1, 12.5, "eig")
     assert abs(lab["prequential_median_ape"] - 0.2) < 1e-12 and lab["status"] == "running"

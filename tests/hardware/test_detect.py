@@ -134,7 +134,7 @@ def test_hardware_detect_cli_stores_the_devices(tmp_path) -> None:  # type: igno
     db = tmp_path / "hw.duckdb"
     res = CliRunner().invoke(cli, ["hardware", "detect", "--json", "--db", str(db)])
     assert res.exit_code == 0, res.output
-    data = json.loads(res.output)
+    data = json.loads(res.stdout)
     assert data["stored"] >= 1 and data["devices"][0]["id"] == detect.local_cpu_id()
     rows = Store(db, seed=False).hardware_rows()
     cpu = [r for r in rows if r["hardware_id"] == detect.local_cpu_id()]

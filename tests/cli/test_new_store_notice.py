@@ -1,0 +1,40 @@
+"""A store a command creates is announced on stderr, once; commands that only read or edit what is
+stored create none. Before session 22 a mistyped --db silently answered from a new store seeded
+with the shipped runs alone."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from _cli_errors import invoke, one_error_line
+
+
+def test_a_new_store_is_announced_once_on_stderr_and_json_stays_clean(tmp_path: Path) -> None:
+    db = tmp_path / "typo.duckdb"
+    first = invoke("db", "import", str(tmp_path / "none.csv"), "--db", str(db))
+    assert first.exit_code != 0 and not db.exists()  # a missing import file is refused before the store is made
+    made = invoke("suggest", "--budget", "1", "--space", "cpu-quick", "--acquisition", "random", "--db", str(db),
+                  "--json")
+    assert made.exit_code == 0, made.output
+    notices = [ln for ln in made.stderr.splitlines() if "created a new store" in ln]
+    assert notices == [f"perfcast: created a new store {db} (with the {notices[0].split('the ')[1].split()[0]} "
+                       "shipped runs)"]
+    assert json.loads(made.stdout)["final_recommendations"]  # stdout is only the JSON
+    again = invoke("suggest", "--budget", "1", "--space", "cpu-quick", "--acquisition", "random", "--db", str(db),
+                   "--json")
+    assert again.exit_code == 0 and "created a new store" not in again.stderr
+
+
+def test_reading_commands_create_no_store(tmp_path: Path) -> None:
+    db = tmp_path / "missing.duckdb"
+    for argv in (["db", "info"], ["db", "export", str(tmp_path / "out.csv")], ["db", "delete", "abcdef12"]):
+        one_error_line(invoke(*argv, "--db", str(db)), f"no store at {db}", "perfcast db init")
+    listing = invoke("hardware", "list", "--no-detect", "--db", str(db), "--json")
+    assert listing.exit_code == 0 and json.loads(listing.stdout)["hardware"]
+    assert not db.exists() and not (tmp_path / "out.csv").exists()
+
+
+def test_db_init_reports_creation_itself(tmp_path: Path) -> None:
+    db = tmp_path / "new.duckdb"
+    r = invoke("db", "init", "--db", str(db), "--no-seed")
+    assert r.exit_code == 0 and "created" in r.stdout and "created a new store" not in r.stderr
