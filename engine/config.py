@@ -35,6 +35,16 @@ def joined_labels(table: Mapping[str, Any], columns: Sequence[str]) -> "np.ndarr
     return out
 
 
+#: Largest batch size, sequence length or thread count a configuration takes: what every array
+#: and runtime below can hold (a larger one was an OverflowError traceback deep in numpy).
+COUNT_MAX = 2**31 - 1
+
+
+def _count(v: Any, lo: int) -> bool:
+    """A whole number in [lo, COUNT_MAX]; bool is not one (True would become a key ``sTrue``)."""
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= COUNT_MAX
+
+
 @dataclass(frozen=True, order=True)
 class Config:
     """One point of the performance surface.
@@ -53,17 +63,17 @@ class Config:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
-            raise InvalidValueError("batch_size", self.batch_size, "an integer >= 1")
-        if not isinstance(self.seq_len, int) or self.seq_len < 0:
-            raise InvalidValueError("seq_len", self.seq_len, "an integer >= 0")
+        if not _count(self.batch_size, 1):
+            raise InvalidValueError("batch_size", self.batch_size, f"an integer from 1 to {COUNT_MAX}")
+        if not _count(self.seq_len, 0):
+            raise InvalidValueError("seq_len", self.seq_len, f"an integer from 0 to {COUNT_MAX}")
         if self.precision not in PRECISIONS:
             raise InvalidValueError("precision", self.precision, ", ".join(PRECISIONS))
         if self.mode not in MODES:
             raise InvalidValueError("mode", self.mode, ", ".join(MODES))
         if self.runtime not in RUNTIMES:
             raise InvalidValueError("runtime", self.runtime, ", ".join(RUNTIMES))
-        if not isinstance(self.threads, int) or self.threads < 0:
+        if not _count(self.threads, 0):
             raise InvalidValueError("threads", self.threads, "an integer >= 0 (0 = runtime default)")
         if not self.model:
             raise InvalidValueError("model", self.model, "a catalog model name")

@@ -137,6 +137,15 @@ class _atomic:
             self.tmp.unlink(missing_ok=True)
 
 
+def _passing(e: BaseException) -> bool:
+    """A failure of the machine, not of the export (memory, a full disk, permissions): the next
+    try may succeed, so no ``.failed`` marker. A marker written for a briefly full disk failed
+    every later run of that model until someone deleted it."""
+    text = str(e).lower()
+    return (isinstance(e, (MemoryError, OSError)) or "no space left" in text or "out of memory" in text
+            or isinstance(e.__cause__ or e.__context__, (MemoryError, OSError)))
+
+
 def ensure_onnx(model: str, precision: str) -> tuple[Path, bool]:
     """Path of the cached ONNX file for (model, precision), exporting if needed.
 
@@ -160,7 +169,7 @@ def ensure_onnx(model: str, precision: str) -> tuple[Path, bool]:
         if precision == "int8":
             _quantize_int8(fp32, path)
     except Exception as e:  # noqa: BLE001 - recorded, then re-raised for the run's error text
-        if not isinstance(e, MemoryError):
+        if not _passing(e):
             failed.write_text(f"{type(e).__name__}: {str(e)[-1500:]}")
         raise
     return path, True

@@ -1,6 +1,7 @@
 """Options and output helpers shared by every subcommand."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -16,6 +17,10 @@ F = Callable[..., Any]
 def db_option(f: F) -> F:
     return click.option("--db", "db_path", type=click.Path(dir_okay=False), envvar="PERFCAST_DB",
                         default=None, help="DuckDB file (default: platform data dir; env PERFCAST_DB).")(f)
+
+
+#: A seed numpy and torch both take (a negative or 2**64 one was a traceback from inside them).
+SEED = click.IntRange(0, 2**32 - 1)
 
 
 def json_option(f: F) -> F:
@@ -151,15 +156,26 @@ def median_over_interval(median: Optional[float], lo: Optional[float], hi: Optio
     return f"{fmt(median)}\n[dim]{fmt(lo)}–{fmt(hi)}[/dim]"
 
 
+@functools.lru_cache(maxsize=1)
+def _local_cpu() -> str:
+    try:
+        from hardware.detect import local_cpu_id
+
+        return local_cpu_id()
+    except Exception:  # noqa: BLE001 - a display helper: no local id means every id is shown in full
+        return ""
+
+
 def config_text(c: Any) -> str:
     """A configuration in one short phrase for narrow tables: ``cpu torch int8 b1 s128 t2``.
 
     Accepts a :class:`engine.config.Config` or a mapping with the same fields (the JSON items of
-    ``perfcast suggest``); the model is left out because tables show it in its own column. The
-    local CPU's long id becomes ``cpu``; training runs say so."""
+    ``perfcast suggest``); the model is left out because tables show it in its own column. This
+    machine's CPU id becomes ``cpu``; other CPUs keep theirs (two rows of different CPUs both read
+    "cpu" before); training runs say so."""
     get = c.get if isinstance(c, dict) else (lambda k: getattr(c, k, None))
     hw = str(get("hardware"))
-    hw = "cpu" if hw.startswith("cpu-") else hw
+    hw = "cpu" if hw == _local_cpu() else hw
     seq = f" s{get('seq_len')}" if get("seq_len") else ""
     thr = f" t{get('threads')}" if get("threads") else ""
     mode = " training" if get("mode") == "training" else ""

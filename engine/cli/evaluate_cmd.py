@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from engine.cli.common import console, db_option, emit_json, json_option, split_csv
+from engine.cli.common import SEED, console, db_option, emit_json, json_option, split_csv
 
 HOLDOUTS = ("random", "hardware", "model", "family")
 ALL_PREDICTORS = "roofline,baseline,gp,hierarchical"
@@ -27,7 +27,7 @@ def _num(x: Optional[float], digits: int = 3) -> str:
 @click.option("--fraction", type=float, default=None,
               help="random: share of configurations held out (default 0.2); hardware/model/family: share of "
                    "the groups held out in turn (default: every group).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--predictors", default=ALL_PREDICTORS, show_default=True, help="Comma-separated subset.")
 @click.option("--allow-bad-diagnostics", is_flag=True, help="Score hierarchical fits even if r_hat/divergences fail.")
 @click.option("--by-path", is_flag=True,

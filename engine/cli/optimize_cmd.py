@@ -8,8 +8,8 @@ from typing import Any, Optional
 
 import click
 
-from engine.cli.common import (config_text, db_option, emit_json, fmt_number, json_option, median_over_interval,
-                                 split_csv)
+from engine.cli.common import (SEED, config_text, db_option, emit_json, fmt_number, json_option,
+                               median_over_interval, split_csv)
 
 EXAMPLE = """\b
 Examples:
@@ -44,7 +44,7 @@ Examples:
 @click.option("--iterations", type=int, default=10, show_default=True, help="Timed iterations per benchmark (online).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--ignore-existing", is_flag=True, help="Do not use the store's measurements of the space as observations.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--top", type=click.IntRange(min=0), default=5, show_default=True, help="Alternatives to show.")
 @db_option
 @json_option
@@ -150,8 +150,11 @@ def _render(result: Any, con: Any) -> None:
               f"{result.n_candidates} candidate configurations")
     b = result.best
     if b is not None:
-        t = Table(title=f"Best: {config_text(b.config)} — P(feasible) = {b.prob_feasible:.2f}"
-                        + (" (evaluated)" if b.evaluated else " (not evaluated)"))
+        # below 0.5 the "best" is only the least infeasible: the headline says so, not a dim note
+        head = "Best" if b.prob_feasible >= 0.5 else "Nothing is likely feasible; closest"
+        style = "" if b.prob_feasible >= 0.5 else "bold red"
+        t = Table(title=f"{head}: {config_text(b.config)} — P(feasible) = {b.prob_feasible:.2f}"
+                        + (" (evaluated)" if b.evaluated else " (not evaluated)"), title_style=style or None)
         t.add_column("metric")
         t.add_column("median", justify="right")
         t.add_column("90% interval", justify="right")

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import click
 
-from engine.cli.common import db_option, emit_json, fmt_number, json_option, median_over_interval, split_csv
+from engine.cli.common import SEED, db_option, emit_json, fmt_number, json_option, median_over_interval, split_csv
 
 EXAMPLE = """\b
 Examples:
@@ -36,7 +36,7 @@ Examples:
               help="Data-parallel training on N GPUs (scaling efficiency from a stated prior).")
 @click.option("--samples", type=int, default=2000, show_default=True, help="Joint posterior draws.")
 @click.option("--predictor", type=click.Choice(["gp", "hierarchical", "roofline"]), default="gp", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @db_option
 @json_option
 def recommend_hardware(model: str, metric: str, available: Optional[str], detect_hardware: bool, batch_size: int,
@@ -54,7 +54,7 @@ def recommend_hardware(model: str, metric: str, available: Optional[str], detect
     from engine.recommend import HardwareRecommender, local_hardware
 
     store = open_store(db_path)
-    names = split_csv(available, what="hardware") if available else None
+    names = split_csv(available, what="hardware") if available is not None else None  # "" is an error, not "all"
     if detect_hardware:
         local = local_hardware()
         if names is None:

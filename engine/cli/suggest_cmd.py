@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from engine.cli.common import console, db_option, emit_json, json_option
+from engine.cli.common import SEED, console, db_option, emit_json, json_option
 
 
 @click.command("suggest")
@@ -30,7 +30,7 @@ from engine.cli.common import console, db_option, emit_json, json_option
 @click.option("--new-device-start/--no-new-device-start", default=True, show_default=True,
               help="eig: on a device with fewer than 5 measured configurations, pick its first ones at random "
                    "(as a loop does; random first picks taught the model more there in replay).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the random picks (random start, random acquisition, the integration sample).")
 @db_option
 @json_option

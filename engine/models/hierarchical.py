@@ -79,7 +79,7 @@ from engine.errors import DiagnosticsError, InvalidValueError  # noqa: E402
 from engine.models.assemble import draws_set  # noqa: E402
 from engine.models.base import PredictionSet  # noqa: E402
 from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog  # noqa: E402
-from engine.models.roofline import TRAINING_WEIGHT_FACTOR  # noqa: E402
+from engine.models.roofline import ACTIVATION_PRIOR_SD, TRAINING_WEIGHT_FACTOR  # noqa: E402
 from engine.models.targets import targets_from_measurements  # noqa: E402
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ def _data_arrays(ff: FeatureFrame, enc: Encoding) -> dict[str, np.ndarray]:
         "lp": np.log(ff.phys["params"]) - enc.centers["log_params"],
         "lb": np.log(ff.phys["batch"]),
         "w_mib": ff.phys["weight_bytes"] * (1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train) / 2**20,
-        "a_mib": ff.phys["activation_bytes"] / 2**20,
+        "a_mib": ff.phys["live_bytes"] / 2**20,  # live activations + KV cache (the roofline's memory term)
         **{f"idx_{g}": enc.codes(ff, g) for g in enc.vocab},
     }
 
@@ -294,7 +294,7 @@ def latency_model(d: dict[str, Any], spec: tuple[tuple[str, str, int, str, float
     # memory: overhead + weights (+ optimizer state in training) + activations, pooled
     l0 = numpyro.sample("mem_l0", dist.Normal(math.log(300.0), 1.5))
     lw = numpyro.sample("mem_lw", dist.Normal(0.0, 0.5))
-    la = numpyro.sample("mem_la", dist.Normal(0.0, 1.0))
+    la = numpyro.sample("mem_la", dist.Normal(0.0, ACTIVATION_PRIOR_SD))
     mem_loc = jnp.log(jnp.exp(l0 + lin("m0")) + jnp.exp(lw + lin("mw")) * d["w_mib"] + jnp.exp(la) * d["a_mib"])
     sigma_mem = numpyro.sample("sigma_mem", dist.HalfNormal(0.3))
     nu_mem = numpyro.sample("nu_mem", dist.Gamma(2.0, 0.1))
@@ -310,7 +310,7 @@ class HierarchicalPredictor:
     """NUTS fit of :func:`latency_model`; predictions are posterior predictive draws."""
 
     name = "hierarchical"
-    CACHE_VERSION = 2  # 2: orthogonal-basis effects, utilisation term
+    CACHE_VERSION = 3  # 2: orthogonal-basis effects, utilisation term; 3: memory scales the live working set
 
     def __init__(self, featurizer: Optional[Featurizer] = None, num_warmup: int = 800, num_samples: int = 500,
                  num_chains: int = 2, target_accept: float = 0.9, max_tree_depth: int = 6,

@@ -214,6 +214,7 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
             top_k: int, max_context: int = 0) -> OptimizationResult:
     from engine.optimize.acquisition import choose_next
     from engine.models.features import configs_from_frame
+    from hardware.protocol import busy_note
     from engine.optimize.surrogate import Observation, Surrogate, build_table, calibrated_roofline, single_thread
 
     if prior_data is None and store is not None:
@@ -272,50 +273,64 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
 
     run_rows = [table.index[c.key] for c in runnable]
     history: list[Evaluation] = []
-    for step in range(1, budget + 1):
-        available = [j for j in run_rows if j not in evaluated and j not in excluded]
-        if not available:
-            notes.append(f"stopped after {step - 1} evaluations: every runnable configuration has been measured")
-            break
-        with single_thread():
-            # hyperparameters re-optimised on steps 1, 2 and every fourth step; in between the GP is only
-            # conditioned on the new data (one point barely moves them; fits dominate the loop's time)
-            surrogate.fit(observations, problem.metrics, optimize=step <= 2 or step % 4 == 0)
-            own = [o.index for o in observations if o.index < n_cand]
-            if surrogate.ready(problem.metrics) and len(own) >= n_init:
-                choice = choose_next(problem, surrogate, own, available,
-                                     mc_samples=mc_samples, seed=seed + step)
-                j, method, value = choice.index, choice.method, choice.value
+    busy: list[str] = []  # keys of runs timed while other processes kept the cores busy
+    try:
+        for step in range(1, budget + 1):
+            available = [j for j in run_rows if j not in evaluated and j not in excluded]
+            if not available:
+                notes.append(f"stopped after {step - 1} evaluations: every runnable configuration has been measured")
+                break
+            with single_thread():
+                # hyperparameters re-optimised on steps 1, 2 and every fourth step; in between the GP is only
+                # conditioned on the new data (one point barely moves them; fits dominate the loop's time)
+                surrogate.fit(observations, problem.metrics, optimize=step <= 2 or step % 4 == 0)
+                own = [o.index for o in observations if o.index < n_cand]
+                if surrogate.ready(problem.metrics) and len(own) >= n_init:
+                    choice = choose_next(problem, surrogate, own, available,
+                                         mc_samples=mc_samples, seed=seed + step)
+                    j, method, value = choice.index, choice.method, choice.value
+                else:
+                    post = {m: surrogate.predictive(m, available) for m in problem.metrics}
+                    score, _ = ranking.scores(problem, post)
+                    k = int(np.argmax(score))
+                    j, method, value = available[k], "prior", float(score[k])
+            cfg = configs[j]
+            if callback is not None:
+                callback(step, budget, cfg, None)
+            m = runner.run(cfg)
+            run_id = store.save_measurement(m, experiment_id) if store is not None else None
+            evaluated.add(j)
+            vals = measured_values(m, prices.get(cfg.hardware))
+            if m.ok:
+                observations.append(Observation(j, vals))
             else:
-                post = {m: surrogate.predictive(m, available) for m in problem.metrics}
-                score, _ = ranking.scores(problem, post)
-                k = int(np.argmax(score))
-                j, method, value = available[k], "prior", float(score[k])
-        cfg = configs[j]
-        if callback is not None:
-            callback(step, budget, cfg, None)
-        m = runner.run(cfg)
-        run_id = store.save_measurement(m, experiment_id) if store is not None else None
-        evaluated.add(j)
-        vals = measured_values(m, prices.get(cfg.hardware))
-        if m.ok:
-            observations.append(Observation(j, vals))
-        else:
-            excluded.add(j)
-            if m.error and any(s in m.error for s in REFUSAL_MARKERS):
-                group = (cfg.hardware, cfg.runtime, cfg.precision, cfg.mode)
-                same = {i for i, c in enumerate(configs) if (c.hardware, c.runtime, c.precision, c.mode) == group}
-                excluded |= same
-                notes.append(f"{cfg.runtime} refused {cfg.precision}/{cfg.mode} on {cfg.hardware}; "
-                             f"{len(same) - 1} similar configurations dropped")
-        first = problem.objectives[0]
-        ev = Evaluation(step=step, config=cfg, status=m.status, measured=vals,
-                        feasible=bool(m.ok and problem.feasible(vals)), objective=vals.get(first), chosen_by=method,
-                        acquisition_value=value, error=(m.error or "").splitlines()[0][:300] if m.error else None,
-                        wall_time_s=m.wall_time_s, run_id=run_id)
-        history.append(ev)
-        if callback is not None:
-            callback(step, budget, cfg, ev)
+                excluded.add(j)
+                if m.error and any(s in m.error for s in REFUSAL_MARKERS):
+                    group = (cfg.hardware, cfg.runtime, cfg.precision, cfg.mode)
+                    same = {i for i, c in enumerate(configs) if (c.hardware, c.runtime, c.precision, c.mode) == group}
+                    excluded |= same
+                    notes.append(f"{cfg.runtime} refused {cfg.precision}/{cfg.mode} on {cfg.hardware}; "
+                                 f"{len(same) - 1} similar configurations dropped")
+            first = problem.objectives[0]
+            ev = Evaluation(step=step, config=cfg, status=m.status, measured=vals,
+                            feasible=bool(m.ok and problem.feasible(vals)), objective=vals.get(first), chosen_by=method,
+                            acquisition_value=value, error=(m.error or "").splitlines()[0][:300] if m.error else None,
+                            wall_time_s=m.wall_time_s, run_id=run_id)
+            history.append(ev)
+            if busy_note(m):
+                busy.append(cfg.key)
+            if callback is not None:
+                callback(step, budget, cfg, ev)
+    except BaseException:
+        # Ctrl-C or a crash: the runs are stored already; the experiment must not stay "running"
+        if store is not None and experiment_id is not None:
+            store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
+                                    "interrupted", state={"history": [e.to_dict() for e in history]})
+        raise
+    if busy:
+        notes.append(f"{len(busy)} of the {len(history)} runs were timed while other processes kept this machine's "
+                     f"cores busy ({', '.join(busy[:3])}{', …' if len(busy) > 3 else ''}): their timings are "
+                     "probably slow; rerun them on a quiet machine (perfcast benchmark ... --save)")
 
     with single_thread():
         result = _final(problem, surrogate, observations, metrics, history, notes, top_k)

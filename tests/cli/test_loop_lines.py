@@ -1,9 +1,19 @@
 """The lines `perfcast run` prints per step must read in an 80-column terminal (a CI log, a pipe)."""
+import pytest
 from rich.console import Console
 
 from engine.cli.run_cmd import LoopDisplay
 from engine.config import Config
 from experiments.loop import StepRecord
+
+
+@pytest.fixture(autouse=True)
+def _this_cpu_is_the_shipped_one(monkeypatch) -> None:
+    """A loop runs on this machine, whose CPU id prints as "cpu"; the configurations below use the
+    shipped CPU's id, so it stands in for this machine's."""
+    import engine.cli.common as common
+
+    monkeypatch.setattr(common, "_local_cpu", lambda: "cpu-amd-epyc-2c")
 
 
 def test_a_step_prints_in_80_columns_without_wrapping() -> None:
