@@ -343,17 +343,19 @@ class ActiveLearningSystem:
 
 
 def perfcast_executable() -> str:
-    """How a script should call perfcast: ``perfcast`` where it is on PATH, else the entry point
-    beside this Python (the README installs into ``.venv`` without activating it, so a bare
-    ``perfcast`` in an emitted script failed with "command not found")."""
+    """How a script should call perfcast: the absolute path of the entry point beside this Python,
+    i.e. the perfcast that wrote the script. A bare ``perfcast`` failed where the ``.venv`` was not
+    activated (the README's install) and, written from an activated one, failed or ran another
+    perfcast from a shell with another PATH. Falls back to PATH, then to the bare name."""
     import shutil
     import sys
     from pathlib import Path
 
-    if shutil.which("perfcast"):
-        return "perfcast"
     beside = Path(sys.executable).parent / "perfcast"
-    return str(beside) if beside.is_file() else "perfcast"
+    if beside.is_file():
+        return str(beside.absolute())
+    found = shutil.which("perfcast")
+    return str(Path(found).absolute()) if found else "perfcast"
 
 
 def benchmark_command(item: dict[str, Any], iterations: int = 20, db: Optional[str] = None,
@@ -391,6 +393,11 @@ def _hardware_argument(c: Config) -> str:
         return c.hardware
 
 
+def _in_double_quotes(text: str) -> str:
+    """``text`` escaped for a double-quoted shell word (a path with ``$`` or ``"`` in it)."""
+    return "".join("\\" + ch if ch in '\\"$`' else ch for ch in text)
+
+
 def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20,
                     reruns: Sequence[dict[str, Any]] = (), db: Optional[str] = None) -> str:
     """The shell script of ``perfcast suggest --emit-commands``: reruns of runs timed on a busy
@@ -399,7 +406,7 @@ def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20,
     ``db``: the store every line saves into (see :func:`benchmark_command`)."""
     lines = ["#!/usr/bin/env bash", "set -e",
              "# the perfcast that wrote this script; set PERFCAST to use another",
-             f"PERFCAST=\"${{PERFCAST:-{perfcast_executable()}}}\""]
+             f"PERFCAST=\"${{PERFCAST:-{_in_double_quotes(perfcast_executable())}}}\""]
     prog = '"$PERFCAST"'
     if reruns:
         lines.append("# reruns: these configurations were timed only while other processes needed their cores")

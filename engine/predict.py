@@ -244,6 +244,11 @@ class PerformancePredictor:
 
         entry = get_model(model_name)
         hw = resolve(hardware, self.store)
+        if threads:
+            from engine.catalog import resolve_hardware
+            from engine.models.features import check_threads
+
+            check_threads(resolve_hardware(hw.id, self.store), threads)
         rt = runtime or hw.runtime or "torch"
         cfg = Config(model=entry.name, hardware=hw.id, batch_size=batch_size,
                      seq_len=effective_seq_len(entry, seq_len), precision=precision, mode=mode,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional
@@ -356,14 +357,18 @@ def resolve_config(name_or_path: str) -> tuple[str, str]:
     if p.is_file():
         return str(p), p.read_text()
     shipped = shipped_configs()
-    bare = len(p.parts) == 1
+    # a bare name is a word, not a file name: "cpu-quick.yaml" and "./cpu-quick.yaml" name files in
+    # this folder (pathlib drops the "./", so the string itself is read)
+    is_file_name = p.suffix in (".yaml", ".yml") or "/" in name_or_path or os.sep in name_or_path
+    bare = not is_file_name
     stem = p.stem if p.suffix in (".yaml", ".yml") else p.name
     # a bare name, or the README's repo-relative path (configs/experiments/NAME.yaml) used outside the
     # repository. Any other missing path is an error: falling back to the shipped file of the same
     # name ran the shipped loop when a user's own file was mistyped
-    if stem in shipped and (bare or p.parent.parts[-2:] == ("configs", "experiments")):
+    if stem in shipped and (bare or (p.parent.parts[-2:] == ("configs", "experiments")
+                                     and not name_or_path.startswith((".", "/", "~")))):
         return f"{stem}.yaml", shipped[stem]
-    if not bare or p.suffix in (".yaml", ".yml"):
+    if not bare:
         from engine.errors import InvalidValueError
 
         raise InvalidValueError("experiment config", name_or_path, f"an existing YAML file (no such file: {p}) "

@@ -136,6 +136,8 @@ def delete(run_ids: tuple[str, ...], model: str | None, hardware: str | None, st
                                 "--source/--experiment (deleting every run is not offered: use a new --db)")
     store = open_existing_store(db_path)
     runs = store.find_runs(list(run_ids), **filters)
+    if not len(runs):
+        _unknown_filter_names(store, model=model, hardware=hardware)
     deleted = store.delete_runs(runs["run_id"].tolist()) if yes else 0
     if as_json:
         emit_json({"selected": len(runs), "deleted": deleted, "run_ids": runs["run_id"].tolist()})
@@ -153,6 +155,20 @@ def delete(run_ids: tuple[str, ...], model: str | None, hardware: str | None, st
     else:
         out.print(f"{len(runs)} run{'s' if len(runs) != 1 else ''} would be deleted: add --yes "
                   "(perfcast db export keeps a copy first)", highlight=False)
+
+
+def _unknown_filter_names(store, **names: str | None) -> None:  # type: ignore[no-untyped-def]
+    """A --model/--hardware that no stored run has is a typo until shown otherwise: name the closest
+    stored values (exit 2) instead of "no run matches" and exit 0."""
+    from engine.errors import UnknownNameError
+
+    for column, value in names.items():
+        if value is None:
+            continue
+        with store.connect() as con:
+            stored = [r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM benchmark_runs").fetchall()]
+        if value not in stored:
+            raise UnknownNameError(f"{column} in this store", value, stored)
 
 
 @db.command("export")

@@ -109,13 +109,9 @@ class HardwareFacts:
         bw = entry.memory_bandwidth_gbs
         if not bw:
             raise ValueError(f"hardware {entry.id} has no memory bandwidth figure")
-        details = dict(getattr(entry, "details", None) or {})
-        cores = details.get("cores") or details.get("logical_cores") or details.get("physical_cores")
-        if not cores:
-            m = re.search(r"-(\d+)c$", entry.id)
-            cores = int(m.group(1)) if m else 1
         mem = entry.memory_gib
-        return cls(entry.id, entry.kind, peaks, float(bw) * 1e9, float(mem) * 1024 if mem else None, int(cores))
+        return cls(entry.id, entry.kind, peaks, float(bw) * 1e9, float(mem) * 1024 if mem else None,
+                   entry_cores(entry))
 
     def peak(self, precision: str) -> float:
         order = {"fp32": ["fp32"], "fp16": ["fp16", "bf16", "fp32"], "bf16": ["bf16", "fp16", "fp32"],
@@ -368,6 +364,31 @@ class Featurizer:
                 "memory_capacity_mib": cap, "batch": batch, "seq_len": seq, "threads_used": threads_used,
                 "t_compute_ms": t_c, "t_memory_ms": t_m}
         return FeatureFrame(X=X, names=FEATURE_NAMES, phys=phys, cats=cats)
+
+
+def entry_cores(entry: Any) -> int:
+    """The cores a catalog entry's threads run on: ``details`` (cores, logical or physical), else
+    the ``-Nc`` suffix of a CPU id, else 1."""
+    details = dict(getattr(entry, "details", None) or {})
+    cores = details.get("cores") or details.get("logical_cores") or details.get("physical_cores")
+    if not cores:
+        m = re.search(r"-(\d+)c$", entry.id)
+        cores = int(m.group(1)) if m else 1
+    return int(cores)
+
+
+def check_threads(entry: Any, threads: int) -> None:
+    """More threads than a CPU has cores is an error naming the range: the roofline caps threads at
+    the cores, so t64 on a 2-core CPU was predicted exactly as t2 and an optimiser could rank it
+    best (a key no run can have)."""
+    if getattr(entry, "kind", None) != "cpu" or not threads:
+        return
+    cores = entry_cores(entry)
+    if threads > cores:
+        from engine.errors import InvalidValueError
+
+        raise InvalidValueError("threads", threads, f"0 to {cores} on {entry.id} (its cores; 0 = the runtime's "
+                                                    "default)")
 
 
 _DEFAULT: Optional[Featurizer] = None

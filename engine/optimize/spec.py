@@ -206,6 +206,14 @@ ADAPTER_REFUSES: frozenset[tuple[str, str, str]] = frozenset(
     | {("torch", "int8", "training")})
 
 
+def adapter_refuses(kind: str, runtime: str, precision: str, mode: str) -> bool:
+    """Whether the adapter for (device kind, runtime) refuses this precision and mode: the
+    runtime-wide table, plus torch's int8 (dynamic quantization), which runs on CPUs only. An
+    optimisation over cuda once ranked torch/int8 on an A100 first, a configuration no adapter runs."""
+    return (runtime, precision, mode) in ADAPTER_REFUSES or (runtime == "torch" and precision == "int8"
+                                                              and kind != "cpu")
+
+
 def runtime_runs_on(kind: str, runtime: str) -> bool:
     """Whether a runtime can run on a device kind (the adapters' (platform, runtime) table)."""
     from hardware.registry import RUNTIME_ADAPTERS
@@ -224,13 +232,23 @@ def enumerate_space(model: str, space: Mapping[str, list[Any]], hardware_ids: Se
     from engine.catalog import get_model, resolve_hardware
     from engine.workloads import effective_seq_len
 
+    from engine.models.features import check_threads, entry_cores
+
     entry = get_model(model)
-    kinds = {h: resolve_hardware(h).kind for h in hardware_ids}
+    devices = {h: resolve_hardware(h) for h in hardware_ids}
+    kinds = {h: d.kind for h, d in devices.items()}
+    cores = {h: entry_cores(d) for h, d in devices.items() if d.kind == "cpu"}
+    if cores:  # a thread count no CPU of the space has is an error; one some CPUs lack skips those
+        widest = devices[max(cores, key=cores.get)]
+        for t in space["threads"]:
+            check_threads(widest, int(t))
     seen: dict[str, Config] = {}
     for hw, b, s, p, mode, rt, t in itertools.product(hardware_ids, space["batch_size"], space["seq_len"],
                                                       space["precision"], space["mode"], space["runtime"],
                                                       space["threads"]):
-        if not runtime_runs_on(kinds[hw], rt) or (rt, p, mode) in ADAPTER_REFUSES:
+        if not runtime_runs_on(kinds[hw], rt) or adapter_refuses(kinds[hw], rt, p, mode):
+            continue
+        if hw in cores and int(t) > cores[hw]:
             continue
         threads = int(t) if kinds[hw] in ("cpu", "openvino") else 0
         c = Config(entry.name, hw, int(b), effective_seq_len(entry, int(s)), p, mode, rt, threads)

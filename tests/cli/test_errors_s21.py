@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,13 @@ def test_a_missing_config_path_is_named_not_replaced_by_the_shipped_one(tmp_path
         with pytest.raises(InvalidValueError, match="no such file") as ei:
             load_config(str(path))
         assert str(path) in str(ei.value) and "cpu-quick" in str(ei.value)
-    # the README's repo-relative path and bare names still find the shipped files anywhere
+    # the README's repo-relative path and bare names still find the shipped files anywhere; a file
+    # name in this folder is a path (session 22: "./cpu-quick.yaml" ran the shipped loop)
     assert load_config("configs/experiments/cpu-full.yaml").name == "cpu-full"
-    assert load_config("cpu-full.yaml").name == "cpu-full"
+    assert load_config("cpu-full").name == "cpu-full"
+    for name in ("cpu-full.yaml", "./cpu-full.yaml"):
+        with pytest.raises(InvalidValueError, match="no such file"):
+            load_config(name)
     one_error_line(invoke("suggest", "--space", str(tmp_path / "typo" / "cpu-quick.yaml")), "no such file")
 
 
@@ -148,7 +153,9 @@ def test_the_emitted_script_calls_the_perfcast_that_wrote_it() -> None:
             "mode": "inference", "runtime": "torch", "threads": 1}
     script = commands_script([item])
     exe = perfcast_executable()
-    assert exe == "perfcast" or Path(exe).is_file()
+    # the entry point beside this Python, absolute: a script written from an activated venv must not
+    # depend on the PATH of the shell that runs it (session 22)
+    assert Path(exe).is_absolute() and Path(exe).is_file() and Path(exe).parent == Path(sys.executable).parent.absolute()
     line = next(ln for ln in script.splitlines() if "benchmark --model" in ln)
     assert line.startswith('"$PERFCAST" benchmark') and f'PERFCAST="${{PERFCAST:-{exe}}}"' in script
     assert shlex.split(line)[0] == "$PERFCAST"  # expanded by bash, not quoted away

@@ -247,3 +247,7 @@ def test_delete_lists_first_then_removes_a_run_with_its_results_and_samples(tmp_
     assert s.count("benchmark_runs") == 2
     nothing = CliRunner().invoke(cli, ["db", "delete", "--db", str(s.path)])
     assert nothing.exit_code != 0 and s.count("benchmark_runs") == 2
+    # a model no stored run has is named with the closest stored one (it said "no run matches", exit 0)
+    typo = CliRunner().invoke(cli, ["db", "delete", "--model", "bert-base-uncase", "--yes", "--db", str(s.path)])
+    assert typo.exit_code == 2 and "did you mean 'bert-base-uncased'" in typo.stderr, typo.output
+    assert s.count("benchmark_runs") == 2

@@ -1,0 +1,53 @@
+"""Session 22's audit of the Python API and predict/optimize/recommend: each case gave a traceback,
+a silent coercion or an answer no adapter could run."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from engine.config import COUNT_MAX, Config
+from engine.errors import InvalidValueError
+
+
+@pytest.mark.parametrize("kw, name", [({"batch_size": 10**20}, "batch_size"), ({"seq_len": True}, "seq_len"),
+                                      ({"threads": True}, "threads"), ({"seq_len": COUNT_MAX + 1}, "seq_len")])
+def test_counts_out_of_range_or_bool_are_named(kw, name) -> None:
+    with pytest.raises(InvalidValueError, match=f"invalid {name}"):
+        Config("gpt2", "cpu", **kw)
+
+
+def test_more_threads_than_cores_is_refused_in_predict_and_skipped_or_refused_in_optimize() -> None:
+    from engine.catalog import resolve_hardware
+    from engine.models.features import entry_cores
+    from engine.optimize.spec import enumerate_space, normalise_space
+    from engine.predict import PerformancePredictor
+
+    xeon = resolve_hardware("cpu-intel-xeon-amx-2c")
+    assert entry_cores(xeon) == 2
+    with pytest.raises(InvalidValueError, match="0 to 2 on cpu-intel-xeon-amx-2c"):
+        PerformancePredictor(None).config("gpt2", "cpu-intel-xeon-amx-2c", threads=3)
+    with pytest.raises(InvalidValueError, match="invalid threads 64"):
+        enumerate_space("gpt2", normalise_space({"threads": [64]}), ["cpu-intel-xeon-amx-2c"])
+    ok = enumerate_space("gpt2", normalise_space({"threads": [1, 2]}), ["cpu-intel-xeon-amx-2c"])
+    assert {c.threads for c in ok} == {1, 2}
+
+
+def test_torch_int8_is_not_enumerated_on_a_gpu() -> None:
+    from engine.optimize.spec import adapter_refuses, enumerate_space, normalise_space
+
+    assert adapter_refuses("cuda", "torch", "int8", "inference") and not adapter_refuses("cpu", "torch", "int8",
+                                                                                          "inference")
+    space = normalise_space({"precision": ["fp16", "int8"], "runtime": ["torch"], "threads": [0]})
+    configs = enumerate_space("bert-base-uncased", space, ["a100-80gb"])
+    assert configs and {c.precision for c in configs} == {"fp16"}
+
+
+@pytest.mark.parametrize("argv", [["evaluate", "--seed", "-1", "--predictors", "roofline"],
+                                  ["recommend-hardware", "--model", "gpt2", "--seed", "99999999999999999999"],
+                                  ["recommend-hardware", "--model", "gpt2", "--available", ""]])
+def test_bad_seeds_and_an_empty_available_list_exit_2_before_any_work(argv, tmp_path) -> None:
+    from engine.cli.main import cli
+
+    r = CliRunner().invoke(cli, [*argv, "--db", str(tmp_path / "x.duckdb")])
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert "Traceback" not in r.output and not (tmp_path / "x.duckdb").exists()
