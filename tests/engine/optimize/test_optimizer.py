@@ -78,6 +78,11 @@ def test_online_loop_improves_on_the_first_pick_and_records_failures(featurizer)
     failed = [e for e in r.history if e.status != "ok"]
     for e in failed:
         assert not e.feasible and e.objective is None
+    # throughput's posterior is latency's, transformed: every reported interval agrees to rounding
+    for a in [r.best, *r.alternatives]:
+        b, thr, lat = a.config.batch_size, a.metrics["throughput"], a.metrics["latency_ms"]
+        for q_thr, q_lat in ((thr.median, lat.median), (thr.q05, lat.q95), (thr.q95, lat.q05)):
+            assert q_thr == pytest.approx(1000.0 * b / q_lat, rel=1e-3)
 
 
 def test_failed_run_is_recorded_and_infeasible(featurizer):
