@@ -120,6 +120,12 @@ class ActiveLearningSystem:
         self.cost_aware = cost_aware
         self.mc_points = mc_points
         self.seed = seed
+        if memory_limit_mib is not None and not (isinstance(memory_limit_mib, (int, float)) and memory_limit_mib > 0):
+            raise InvalidValueError("memory_limit_mib", memory_limit_mib, "a positive number of MiB, or None for "
+                                                                          "each device's own capacity")
+        if space is not None and not isinstance(space, str) and not list(space):
+            raise InvalidValueError("space", [], "a shipped config name, a YAML path, or a non-empty list of "
+                                                 "configurations")
         self.memory_limit_mib = memory_limit_mib
         # eig only: the first picks on a device new to the store are random (see ``_new_device_start``)
         self.new_device_start = bool(new_device_start)

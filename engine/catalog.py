@@ -433,6 +433,8 @@ def resolve_hardware(name: str, store: Any = None) -> HardwareEntry:
 
 
 def get_model(name: str) -> ModelEntry:
+    if not isinstance(name, str):  # None or a list gave "'NoneType' object is not iterable"
+        raise UnknownNameError("model", repr(name), models().keys())
     try:
         return models()[name]
     except KeyError:

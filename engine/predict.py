@@ -243,7 +243,11 @@ class PerformancePredictor:
         from engine.workloads import effective_seq_len
 
         entry = get_model(model_name)
+        if not isinstance(hardware, str):
+            raise InvalidValueError("hardware", hardware, "one hardware id or platform name as a string")
         hw = resolve(hardware, self.store)
+        # every field checked by Config (types, ranges) before the sequence length is made effective
+        Config(entry.name, hw.id, batch_size, seq_len, precision, mode, runtime or "torch", threads)
         if threads:
             from engine.catalog import resolve_hardware
             from engine.models.features import check_threads
@@ -256,6 +260,9 @@ class PerformancePredictor:
         return cfg, hw
 
     def _configs(self, configs: Iterable[ConfigLike]) -> tuple[list[Config], list[ResolvedHardware]]:
+        from engine.catalog import get_model
+        from engine.workloads import effective_seq_len
+
         out: list[Config] = []
         hws: list[ResolvedHardware] = []
         cache: dict[str, ResolvedHardware] = {}
@@ -264,6 +271,9 @@ class PerformancePredictor:
                 hw = cache.get(c.hardware) or resolve(c.hardware, self.store)
                 cache[c.hardware] = hw
                 cfg = c if hw.id == c.hardware else c.with_(hardware=hw.id)
+                # as config() does: seq_len 0 on a text model meant s0 here and s128 there
+                seq = effective_seq_len(get_model(cfg.model), cfg.seq_len)
+                cfg = cfg if seq == cfg.seq_len else cfg.with_(seq_len=seq)
             else:
                 kw = dict(c)
                 if "model" in kw and "model_name" not in kw:
@@ -303,7 +313,10 @@ class PerformancePredictor:
 
     def compare_hardware(self, model_name: str, hardware: Sequence[str], batch_size: int = 1,
                          **kw: Any) -> list[Prediction]:
-        """The same workload on several devices, one vectorised call."""
+        """The same workload on several devices, one vectorised call. A comma-separated string is
+        split (``"cpu,t4"``), rather than read letter by letter ("unknown hardware 'c'")."""
+        if isinstance(hardware, str):
+            hardware = [h.strip() for h in hardware.split(",") if h.strip()]
         if not hardware:
             raise InvalidValueError("hardware", "", "at least one hardware id or platform name")
         return self.predict_many([dict(model_name=model_name, hardware=h, batch_size=batch_size, **kw)

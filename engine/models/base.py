@@ -8,6 +8,9 @@ are never inconsistent.
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
@@ -50,12 +53,15 @@ class MetricPrediction:
 
     def interval(self, level: float = 0.9) -> tuple[float, float]:
         """Central credible interval, e.g. ``interval(0.9)`` = (5%, 95%) quantiles."""
-        if not 0 < level < 1:
+        if not isinstance(level, numbers.Real) or isinstance(level, bool) or not 0 < level < 1:
             raise ValueError(f"invalid interval level {level!r}; valid: a number in (0, 1)")
         lo, hi = self.quantile(np.array([(1 - level) / 2, (1 + level) / 2]))
         return float(lo), float(hi)
 
     def prob_below(self, bound: float) -> float:
+        """P(value <= bound); a bound that is not a positive number is an error, not nan."""
+        if not isinstance(bound, numbers.Real) or isinstance(bound, bool) or not bound > 0 or math.isinf(bound):
+            raise ValueError(f"invalid bound {bound!r}; valid: a positive finite number")
         if self.samples is not None:
             return float(np.mean(self.samples <= bound))
         from scipy.stats import norm
@@ -86,6 +92,8 @@ class Prediction:
         raise AttributeError(name)
 
     def prob_latency_below(self, bound_ms: float, metric: str = "latency_ms") -> float:
+        if metric not in self.metrics:
+            raise ValueError(f"invalid metric {metric!r}; valid: {', '.join(self.metrics)}")
         return self.metrics[metric].prob_below(bound_ms)
 
     def prob_fits_memory(self) -> Optional[float]:

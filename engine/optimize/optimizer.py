@@ -128,6 +128,13 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     """
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise InvalidValueError("budget", budget, "an integer >= 1 (the number of benchmarks)")
+    if not isinstance(online, bool):  # online="no" is truthy and started real benchmarks
+        raise InvalidValueError("online", online, "True (run benchmarks) or False (posterior only)")
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
+        raise InvalidValueError("top_k", top_k, "an integer >= 0 (alternatives to return)")
+    if iterations is not None and (not isinstance(iterations, int) or isinstance(iterations, bool)
+                                   or iterations < 1):
+        raise InvalidValueError("iterations", iterations, "an integer >= 1, or None for the adapter's default")
     if n_init < 1:
         raise InvalidValueError("n_init", n_init, "an integer >= 1")
     store = _open_store(db)

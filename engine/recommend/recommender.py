@@ -155,6 +155,8 @@ class HardwareRecommender:
         self._facade = predictor if hasattr(predictor, "fitted") else None
         self._predictor = None if self._facade is not None else predictor
         self.store = store if store is not None else (getattr(self._facade, "store", None) if self._facade else None)
+        if isinstance(available_hardware, str):  # "cpu,t4", not the letters c, p, u, ...
+            available_hardware = [h.strip() for h in available_hardware.split(",") if h.strip()]
         if available_hardware is not None and not list(available_hardware):
             raise InvalidValueError("available hardware", [], "at least one hardware id or platform name")
         self.available_hardware = list(available_hardware) if available_hardware is not None else None

@@ -51,3 +51,41 @@ def test_bad_seeds_and_an_empty_available_list_exit_2_before_any_work(argv, tmp_
     r = CliRunner().invoke(cli, [*argv, "--db", str(tmp_path / "x.duckdb")])
     assert r.exit_code == 2, (r.output, r.exception)
     assert "Traceback" not in r.output and not (tmp_path / "x.duckdb").exists()
+
+
+def test_the_python_api_names_bad_values_instead_of_raising_type_errors(tmp_path) -> None:
+    from engine.active_learning import ActiveLearningSystem
+    from engine.errors import UnknownNameError
+    from engine.models.base import MetricPrediction
+    from engine.optimize.optimizer import optimize_deployment
+    from engine.predict import PerformancePredictor
+
+    pp = PerformancePredictor(tmp_path / "none.duckdb")
+    with pytest.raises(UnknownNameError, match="unknown model 'None'"):
+        pp.config(None, "cpu")
+    with pytest.raises(InvalidValueError, match="invalid hardware"):
+        pp.config("gpt2", ["cpu"])
+    with pytest.raises(InvalidValueError, match="invalid seq_len '128'"):
+        pp.config("gpt2", "cpu", seq_len="128")
+    # a Config object's seq_len 0 is made effective as the keyword path does (s0 here, s128 there)
+    assert pp._configs([Config("bert-base-uncased", "t4", seq_len=0)])[0][0].seq_len == 128
+    m = MetricPrediction("latency_ms", mu_log=3.0, sigma_log=0.2)
+    for bad in (-1, float("nan"), "50"):
+        with pytest.raises(ValueError, match="invalid bound"):
+            m.prob_below(bad)
+    with pytest.raises(ValueError, match="invalid interval level"):
+        m.interval("0.9")
+    for kw, name in (({"online": "no"}, "online"), ({"top_k": -1}, "top_k"), ({"iterations": 0}, "iterations")):
+        with pytest.raises(InvalidValueError, match=f"invalid {name}"):
+            optimize_deployment("gpt2", db=False, **kw)
+    with pytest.raises(InvalidValueError, match="memory_limit_mib"):
+        ActiveLearningSystem(tmp_path / "none.duckdb", memory_limit_mib=-1)
+    with pytest.raises(InvalidValueError, match="invalid space"):
+        ActiveLearningSystem(tmp_path / "none.duckdb", space=[])
+
+
+def test_a_comma_separated_string_of_devices_is_split_not_read_letter_by_letter() -> None:
+    from engine.recommend import HardwareRecommender
+
+    rec = HardwareRecommender(predictor=object(), available_hardware="cpu, t4")
+    assert rec.available_hardware == ["cpu", "t4"]
