@@ -130,6 +130,17 @@ def unmeasured_kinds_caution(kinds: Iterable[str], rows: str, consequence: str =
             f"kinds of device and can be far off (small, launch-bound workloads in particular){consequence}")
 
 
+def unrunnable_caution(cfg: Config, hw: ResolvedHardware) -> Optional[str]:
+    """One line when no adapter runs ``cfg`` on its device (openvino on an H100, torch int8 on a
+    GPU, ONNX Runtime training): the posterior still answers, but for nothing that can be measured."""
+    from engine.optimize.spec import adapter_refuses, runtime_runs_on
+
+    if runtime_runs_on(hw.kind, cfg.runtime) and not adapter_refuses(hw.kind, cfg.runtime, cfg.precision, cfg.mode):
+        return None
+    return (f"no perfcast adapter runs {cfg.runtime} {cfg.precision} {cfg.mode} on {hw.id} ({hw.kind}): this "
+            "prediction describes a configuration that cannot be benchmarked here")
+
+
 class PerformancePredictor:
     """Predict latency, throughput and memory with credible intervals.
 

@@ -158,9 +158,11 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
                         mode=mode, runtime=runtime, threads=threads)
     with fitting(predictor):
         pred = pp.predict_many([cfg])[0]
-    warning = pp.extrapolation_warning(hw)
+    from engine.predict import unrunnable_caution
+
+    warnings = [w for w in (unrunnable_caution(cfg, hw), pp.extrapolation_warning(hw)) if w]
     if as_json:
-        emit_json(prediction_record(pred, hw, latency_slo_ms, [warning] if warning else []))
+        emit_json(prediction_record(pred, hw, latency_slo_ms, warnings))
         return
     from rich.table import Table
 
@@ -188,8 +190,8 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
         if "latency_p90_ms" in pred.metrics:
             out.print(f"P(p90 latency <= {latency_slo_ms:g} ms) = "
                       f"{pred.prob_latency_below(latency_slo_ms, 'latency_p90_ms'):.3f}")
-    if warning:
-        out.print(f"[yellow]caution:[/] {warning}")
+    for w in warnings:
+        out.print(f"[yellow]caution:[/] {w}")
 
 
 # -- compare-hardware -------------------------------------------------------------------------------

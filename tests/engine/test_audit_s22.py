@@ -89,3 +89,15 @@ def test_a_comma_separated_string_of_devices_is_split_not_read_letter_by_letter(
 
     rec = HardwareRecommender(predictor=object(), available_hardware="cpu, t4")
     assert rec.available_hardware == ["cpu", "t4"]
+
+
+def test_a_prediction_for_a_configuration_no_adapter_runs_says_so() -> None:
+    from engine.predict import ResolvedHardware, unrunnable_caution
+
+    h100 = ResolvedHardware("h100-sxm", "h100-sxm", "H100", "cuda")
+    cpu = ResolvedHardware("cpu", "cpu-amd-epyc-2c", "EPYC", "cpu")
+    assert "no perfcast adapter runs openvino" in unrunnable_caution(Config("gpt2", "h100-sxm", runtime="openvino"),
+                                                                     h100)
+    assert "torch int8" in unrunnable_caution(Config("gpt2", "h100-sxm", precision="int8"), h100)
+    assert unrunnable_caution(Config("gpt2", "cpu-amd-epyc-2c", precision="int8"), cpu) is None
+    assert unrunnable_caution(Config("gpt2", "h100-sxm", precision="fp16"), h100) is None
