@@ -159,7 +159,13 @@ class ActiveLearningSystem:
             from experiments.space import expand_space
 
             return expand_space(load_config(spec).search_space, resolve_config(spec)[0])
-        return list(dict.fromkeys(spec))
+        from engine.catalog import resolve_hardware
+
+        # platform names become device ids, as in a config's search space ("cpu" was returned as is,
+        # so recommendations named no device and missed the store's runs of it)
+        ids = {h: resolve_hardware(h, self.store).id for h in {c.hardware for c in spec}}
+        return list(dict.fromkeys(c if ids[c.hardware] == c.hardware else c.with_(hardware=ids[c.hardware])
+                                  for c in spec))
 
     # -- the old API ------------------------------------------------------------------------------
     def recommend_configurations(self, budget: int = 5, optimize_for: str = "throughput",

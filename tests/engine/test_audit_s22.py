@@ -101,3 +101,11 @@ def test_a_prediction_for_a_configuration_no_adapter_runs_says_so() -> None:
     assert "torch int8" in unrunnable_caution(Config("gpt2", "h100-sxm", precision="int8"), h100)
     assert unrunnable_caution(Config("gpt2", "cpu-amd-epyc-2c", precision="int8"), cpu) is None
     assert unrunnable_caution(Config("gpt2", "h100-sxm", precision="fp16"), h100) is None
+
+
+def test_an_explicit_space_names_devices_not_platforms(tmp_path) -> None:
+    from engine.active_learning import ActiveLearningSystem
+    from hardware.detect import local_cpu_id
+
+    als = ActiveLearningSystem(tmp_path / "s.duckdb", space=[Config("gpt2", "cpu"), Config("gpt2", "t4")])
+    assert [c.hardware for c in als.space()] == [local_cpu_id(), "t4"]
