@@ -159,11 +159,11 @@ class ActiveLearningSystem:
             from experiments.space import expand_space
 
             return expand_space(load_config(spec).search_space, resolve_config(spec)[0])
-        from engine.catalog import resolve_hardware
+        from engine.catalog import PLATFORMS, resolve_hardware
 
         # platform names become device ids, as in a config's search space ("cpu" was returned as is,
-        # so recommendations named no device and missed the store's runs of it)
-        ids = {h: resolve_hardware(h, self.store).id for h in {c.hardware for c in spec}}
+        # so recommendations named no device and missed the store's runs of it); ids stay as given
+        ids = {h: resolve_hardware(h, self.store).id if h in PLATFORMS else h for h in {c.hardware for c in spec}}
         return list(dict.fromkeys(c if ids[c.hardware] == c.hardware else c.with_(hardware=ids[c.hardware])
                                   for c in spec))
 
