@@ -102,6 +102,7 @@ def _child_main(adapter_name: str, spec_dict: dict[str, Any], conn: Any,
     # (a loop finishes the benchmark in flight and stores it); the parent kills this child itself
     # when it really stops (run_isolated's finally, kill_running).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     if env is not None:
         # the forkserver's environment is frozen at its start; perfcast settings (cache dir,
         # database) must follow the parent as it is now
@@ -115,8 +116,26 @@ def _child_main(adapter_name: str, spec_dict: dict[str, Any], conn: Any,
     _raise_priority(os.environ.get("PERFCAST_BENCH_NICE"))
     spec = BenchmarkSpec.from_dict(spec_dict)
     m = run_inline_safely(adapter_name, spec)
-    conn.send(m.to_dict())
-    conn.close()
+    try:
+        conn.send(m.to_dict())
+        conn.close()
+    except OSError:  # the parent stopped (a second Ctrl-C): nobody to tell, and nothing to print
+        pass
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this child when the process that forked it (the forkserver, which
+    exits with perfcast) goes away: a benchmark still starting when perfcast was interrupted
+    would otherwise run on alone and print a BrokenPipeError into the user's terminal. Elsewhere
+    a no-op; kill_running covers the children perfcast knows about."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _tree_rss_mib(pid: int) -> float:
@@ -145,11 +164,15 @@ def _kill(p: Any) -> None:
 
 
 _RUNNING: set[Any] = set()  # children started by run_isolated and not yet reaped (any thread)
+_KILLS = [0]  # kill_running calls so far: a child whose start straddled one is killed once started
 
 
 def kill_running() -> int:
     """Kill every benchmark child still running; how many. For an executor that stops while its
-    worker threads still wait on children (they ignore SIGINT, so nothing else would end them)."""
+    worker threads still wait on children (they ignore SIGINT, so nothing else would end them).
+    A child still starting (the forkserver may be importing torch) is killed as soon as its start
+    returns."""
+    _KILLS[0] += 1
     procs = list(_RUNNING)
     for p in procs:
         try:
@@ -170,9 +193,13 @@ def run_isolated(adapter_name: str, spec: BenchmarkSpec, poll_s: float = 0.05) -
     env = {k: v for k, v in os.environ.items() if k.startswith("PERFCAST_")}
     proc = ctx.Process(target=_child_main, args=(adapter_name, spec.to_dict(), send, env),
                        name=f"perfcast-bench-{adapter_name}")
+    kills = _KILLS[0]
     proc.start()
     _RUNNING.add(proc)
     send.close()
+    stopped_while_starting = _KILLS[0] != kills  # the executor stopped while this child was starting
+    if stopped_while_starting:
+        _kill(proc)
     limit = spec.memory_limit_mib
     peak = 0.0
     result: Optional[dict[str, Any]] = None
@@ -213,6 +240,8 @@ def run_isolated(adapter_name: str, spec: BenchmarkSpec, poll_s: float = 0.05) -
         m = Measurement.from_dict(result)
         m.wall_time_s = wall  # includes the child's start and teardown: the true cost
         return m
+    if stopped_while_starting:
+        status, error = "failed", "benchmark stopped: perfcast was interrupted while the child started"
     if not status:
         code = proc.exitcode
         if code is not None and code < 0 and -code == signal.SIGKILL:

@@ -135,6 +135,11 @@ def delete(run_ids: tuple[str, ...], model: str | None, hardware: str | None, st
         raise InvalidValueError("selection", "nothing", "one or more run ids, or --model/--hardware/--status/"
                                 "--source/--experiment (deleting every run is not offered: use a new --db)")
     store = open_existing_store(db_path)
+    if hardware is not None:
+        from engine.catalog import PLATFORMS, resolve_hardware
+
+        if hardware.strip().lower() in PLATFORMS:  # "cpu" means this machine's CPU, as everywhere else
+            filters["hardware"] = hardware = resolve_hardware(hardware, store).id
     runs = store.find_runs(list(run_ids), **filters)
     if not len(runs):
         _unknown_filter_names(store, model=model, hardware=hardware)

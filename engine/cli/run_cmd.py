@@ -213,6 +213,7 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
         unit = "MiB" if cfg.acquisition.metric == "memory" else "ms"  # what the loop observes (experiments.loop)
         with LoopDisplay(con, total, f"{cfg.name} benchmarks", quiet=as_json, unit=unit) as display:
             loop = ExperimentLoop(cfg, store, ex, space, mode="run", on_event=display)
+            display.progress.update(display.task, completed=loop.committed()[0])  # a resumed loop's runs count
 
             def stop_after_inflight() -> None:
                 loop.request_stop(INTERRUPTED)

@@ -29,3 +29,23 @@ def test_an_exception_in_the_child_is_a_failed_run(cpu_id: str) -> None:
     m = get_adapter("onnxruntime").run(BenchmarkSpec(c, iterations=2, min_time_s=0, time_limit_s=120))
     assert m.status == "failed"
     assert "valid precisions: fp32, int8" in (m.error or "")
+
+
+def test_a_child_still_starting_when_the_executor_stops_is_killed_once_started(cpu_id: str, monkeypatch) -> None:
+    """Children ignore SIGINT, so a benchmark whose start straddled a Ctrl-C (the forkserver may
+    still be importing torch) ran on alone after perfcast exited (session 22's third audit)."""
+    import hardware.isolation as iso
+
+    process_class = type(iso._context().Process(target=print))
+    real_start = process_class.start
+
+    def start_during_a_stop(self) -> None:  # kill_running comes while the child starts
+        iso.kill_running()
+        real_start(self)
+
+    monkeypatch.setattr(process_class, "start", start_during_a_stop)
+    c = Config("distilbert-base-uncased", cpu_id, 1, 8, "fp32", "inference", "torch", 1)
+    m = iso.run_isolated("torch-cpu", BenchmarkSpec(c, iterations=10**6, min_time_s=60, max_time_s=60,
+                                                    time_limit_s=120))
+    assert m.status == "failed" and "interrupted" in (m.error or "")
+    assert m.wall_time_s < 30 and not iso._RUNNING
