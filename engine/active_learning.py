@@ -36,6 +36,7 @@ exclusion rules, each candidate enhanced with its posterior, predicted cost and 
 """
 from __future__ import annotations
 
+import numbers
 import shlex
 import time
 from datetime import datetime, timezone
@@ -120,7 +121,8 @@ class ActiveLearningSystem:
         self.cost_aware = cost_aware
         self.mc_points = mc_points
         self.seed = seed
-        if memory_limit_mib is not None and not (isinstance(memory_limit_mib, (int, float)) and memory_limit_mib > 0):
+        if memory_limit_mib is not None and not (isinstance(memory_limit_mib, numbers.Real)
+                                                 and not isinstance(memory_limit_mib, bool) and memory_limit_mib > 0):
             raise InvalidValueError("memory_limit_mib", memory_limit_mib, "a positive number of MiB, or None for "
                                                                           "each device's own capacity")
         if space is not None and not isinstance(space, str) and not list(space):
