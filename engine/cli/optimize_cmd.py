@@ -106,10 +106,30 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
         with err.status("ranking the space under the posterior…"):
             result = optimize_deployment(model, objective, constraints, space, budget=budget, online=False,
                                          db=store, seed=seed, top_k=top, prices=prices)
+    cautions = _cautions(result, store)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "warnings": cautions})
         return
-    _render(result, console())
+    out = console()
+    _render(result, out)
+    for c in cautions:
+        out.print(f"[yellow]caution:[/] {c}", highlight=False)
+
+
+def _cautions(result: Any, store: Any) -> list[str]:
+    """What `predict` says of a device the store cannot vouch for, for the devices in the answer:
+    an unmeasured kind (cuda on the shipped data) extrapolates a CPU-fitted roofline, and a device
+    with no runs of its own rests on its peaks. The ranking can be wrong for the same reasons."""
+    from engine.predict import PerformancePredictor, resolve, unmeasured_kinds_caution
+
+    rows = [a for a in (result.best, *result.pareto, *result.alternatives) if a is not None]
+    devices = [resolve(h, store) for h in sorted({a.config.hardware for a in rows})]
+    pp = PerformancePredictor(store)
+    kinds = pp.unmeasured_kinds(devices)
+    out = [unmeasured_kinds_caution(kinds, "rows", ", and so can the ranking; one real run on each kind "
+                                                   "(perfcast benchmark ... --save) is the fix")]
+    out += [pp.extrapolation_warning(hw) for hw in devices if hw.kind not in kinds]
+    return [c for c in out if c]
 
 
 def _prices(text: Optional[str], hardware: list[str]) -> Optional[dict[str, float]]:

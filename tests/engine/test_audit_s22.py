@@ -109,3 +109,18 @@ def test_an_explicit_space_names_devices_not_platforms(tmp_path) -> None:
 
     als = ActiveLearningSystem(tmp_path / "s.duckdb", space=[Config("gpt2", "cpu"), Config("gpt2", "t4")])
     assert [c.hardware for c in als.space()] == [local_cpu_id(), "t4"]
+
+
+def test_optimize_cautions_for_devices_the_store_cannot_vouch_for(tmp_path) -> None:
+    import json
+
+    from engine.cli.main import cli
+
+    db = str(tmp_path / "o.duckdb")
+    cuda = CliRunner().invoke(cli, ["optimize", "--model", "bert-base-uncased", "--hardware", "cuda", "--json",
+                                    "--db", db])
+    assert cuda.exit_code == 0, cuda.output
+    assert any("no cuda device has been measured" in w for w in json.loads(cuda.stdout)["warnings"])
+    shipped = CliRunner().invoke(cli, ["optimize", "--model", "bert-base-uncased", "--hardware", "cpu-amd-epyc-2c",
+                                       "--json", "--db", db])
+    assert shipped.exit_code == 0 and json.loads(shipped.stdout)["warnings"] == []  # measured: nothing to say
