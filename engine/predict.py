@@ -141,6 +141,22 @@ def unrunnable_caution(cfg: Config, hw: ResolvedHardware) -> Optional[str]:
             "prediction describes a configuration that cannot be benchmarked here")
 
 
+def borrowed_peak_caution(cfg: Config, store: Optional["Store"] = None) -> Optional[str]:
+    """One line when an accelerator lists no peak for ``cfg``'s precision (a T4 has no bf16): the
+    roofline then borrows the nearest precision's peak (bf16 -> fp16), which the device need not
+    reach, so the answer can be optimistic. CPUs are left out: their missing peaks are measured
+    or deliberately mapped (see the features module)."""
+    from engine.catalog import resolve_hardware
+
+    entry = resolve_hardware(cfg.hardware, store)
+    if entry.kind == "cpu" or entry.peak_tflops.get(cfg.precision):
+        return None
+    listed = ", ".join(p for p, v in entry.peak_tflops.items() if v) or "none"
+    return (f"{entry.id} lists no {cfg.precision} peak (it lists {listed}): this answer borrows the nearest "
+            "listed precision's peak, which the device may not reach at "
+            f"{cfg.precision}, so it can be optimistic")
+
+
 class PerformancePredictor:
     """Predict latency, throughput and memory with credible intervals.
 

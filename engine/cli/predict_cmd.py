@@ -158,9 +158,10 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
                         mode=mode, runtime=runtime, threads=threads)
     with fitting(predictor):
         pred = pp.predict_many([cfg])[0]
-    from engine.predict import unrunnable_caution
+    from engine.predict import borrowed_peak_caution, unrunnable_caution
 
-    warnings = [w for w in (unrunnable_caution(cfg, hw), pp.extrapolation_warning(hw)) if w]
+    warnings = [w for w in (unrunnable_caution(cfg, hw), borrowed_peak_caution(cfg, pp.store),
+                            pp.extrapolation_warning(hw)) if w]
     if as_json:
         emit_json(prediction_record(pred, hw, latency_slo_ms, warnings))
         return

@@ -124,3 +124,11 @@ def test_optimize_cautions_for_devices_the_store_cannot_vouch_for(tmp_path) -> N
     shipped = CliRunner().invoke(cli, ["optimize", "--model", "bert-base-uncased", "--hardware", "cpu-amd-epyc-2c",
                                        "--json", "--db", db])
     assert shipped.exit_code == 0 and json.loads(shipped.stdout)["warnings"] == []  # measured: nothing to say
+
+
+def test_a_precision_the_accelerator_lists_no_peak_for_is_flagged() -> None:
+    from engine.predict import borrowed_peak_caution
+
+    assert "t4 lists no bf16 peak" in borrowed_peak_caution(Config("gpt2", "t4", precision="bf16"))
+    assert borrowed_peak_caution(Config("gpt2", "t4", precision="fp16")) is None
+    assert borrowed_peak_caution(Config("gpt2", "cpu-amd-epyc-2c", precision="fp16")) is None  # CPUs: by design
