@@ -273,18 +273,16 @@ class PerformancePredictor:
         if not isinstance(hardware, str):
             raise InvalidValueError("hardware", hardware, "one hardware id or platform name as a string")
         hw = resolve(hardware, self.store)
+        rt = runtime or hw.runtime or "torch"
         # every field checked by Config (types, ranges) before the sequence length is made effective
-        Config(entry.name, hw.id, batch_size, seq_len, precision, mode, runtime or "torch", threads)
+        cfg = Config(model=entry.name, hardware=hw.id, batch_size=batch_size, seq_len=seq_len, precision=precision,
+                     mode=mode, runtime=rt, threads=threads)
         if threads:
             from engine.catalog import resolve_hardware
             from engine.models.features import check_threads
 
             check_threads(resolve_hardware(hw.id, self.store), threads)
-        rt = runtime or hw.runtime or "torch"
-        cfg = Config(model=entry.name, hardware=hw.id, batch_size=batch_size,
-                     seq_len=effective_seq_len(entry, seq_len), precision=precision, mode=mode,
-                     runtime=rt, threads=threads)
-        return cfg, hw
+        return cfg.with_(seq_len=effective_seq_len(entry, seq_len)), hw
 
     def _configs(self, configs: Iterable[ConfigLike]) -> tuple[list[Config], list[ResolvedHardware]]:
         from engine.catalog import get_model

@@ -155,11 +155,16 @@ def _tree_rss_mib(pid: int) -> float:
     return total / 2**20
 
 
-def _kill(p: Any) -> None:
+def _sigkill(p: Any) -> None:
+    """SIGKILL a child; one already gone (or not yet started: no pid) is left alone."""
     try:
         os.kill(p.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+    except (ProcessLookupError, PermissionError, TypeError):
         pass
+
+
+def _kill(p: Any) -> None:
+    _sigkill(p)
     p.join(timeout=10)
 
 
@@ -175,10 +180,7 @@ def kill_running() -> int:
     _KILLS[0] += 1
     procs = list(_RUNNING)
     for p in procs:
-        try:
-            os.kill(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, TypeError):
-            pass
+        _sigkill(p)  # no join: the worker threads reap their own children
     return len(procs)
 
 

@@ -141,9 +141,11 @@ def _passing(e: BaseException) -> bool:
     """A failure of the machine, not of the export (memory, a full disk, permissions): the next
     try may succeed, so no ``.failed`` marker. A marker written for a briefly full disk failed
     every later run of that model until someone deleted it."""
-    text = str(e).lower()
-    return (isinstance(e, (MemoryError, OSError)) or "no space left" in text or "out of memory" in text
-            or isinstance(e.__cause__ or e.__context__, (MemoryError, OSError)))
+    from hardware.isolation import classify_exception  # the runs' own reading of an allocation failure
+
+    cause = e.__cause__ or e.__context__
+    return (classify_exception(e) == "oom" or isinstance(e, OSError) or "no space left" in str(e).lower()
+            or isinstance(cause, (MemoryError, OSError)))
 
 
 def ensure_onnx(model: str, precision: str) -> tuple[Path, bool]:

@@ -230,9 +230,8 @@ def enumerate_space(model: str, space: Mapping[str, list[Any]], hardware_ids: Se
     runtime's default elsewhere); runtimes that cannot run on a device kind are left out.
     """
     from engine.catalog import get_model, resolve_hardware
-    from engine.workloads import effective_seq_len
-
     from engine.models.features import check_threads, entry_cores
+    from engine.workloads import effective_seq_len
 
     entry = get_model(model)
     devices = {h: resolve_hardware(h) for h in hardware_ids}

@@ -178,6 +178,12 @@ class Observation:
     values: dict[str, Optional[float]]
 
 
+def _observed(observations: Sequence[Observation], metric: str) -> list[tuple[int, float]]:
+    """(table row, value) of the runs that measured ``metric`` (positive and finite: it is logged)."""
+    rows = [(o.index, o.values.get(metric)) for o in observations]
+    return [(i, v) for i, v in rows if v is not None and np.isfinite(v) and v > 0]
+
+
 class Surrogate:
     """One GP per metric over a :class:`CandidateTable`; ``fit`` warm-starts from the last fit."""
 
@@ -226,15 +232,14 @@ class Surrogate:
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
         todo = list(metrics) if metrics is not None else self.metrics
-        if "throughput" in todo:  # derived from latency's GP (MIRRORED): fit latency first
-            todo = ["latency_ms"] + [m for m in todo if m != "latency_ms"]
+        # a mirrored metric is derived from its source's GP: fit the sources first
+        todo = list(dict.fromkeys([*(MIRRORED[m] for m in todo if m in MIRRORED), *todo]))
         self.models = {}
         for metric in todo:
             if metric in MIRRORED and MIRRORED[metric] in self.models:
                 self.models[metric] = self._mirror(metric, observations)
                 continue
-            rows = [(o.index, o.values.get(metric)) for o in observations]
-            rows = [(i, v) for i, v in rows if v is not None and np.isfinite(v) and v > 0]
+            rows = _observed(observations, metric)
             if not rows:
                 continue
             idx = torch.as_tensor([i for i, _ in rows])
@@ -270,8 +275,7 @@ class Surrogate:
         noise and the negated constant the two posteriors agree to rounding. Fitted separately they
         did not (a b1 latency of 47–1,651 ms beside 2.1–4.2 items/s)."""
         src = MIRRORED[metric]
-        rows = [(o.index, o.values.get(src)) for o in observations]
-        rows = [(i, v) for i, v in rows if v is not None and np.isfinite(v) and v > 0]
+        rows = _observed(observations, src)
         idx = torch.as_tensor([i for i, _ in rows])
         X = self.table.X[idx]
         batch_log = torch.as_tensor(self.table.prior(metric)[idx.numpy()] + self.table.prior(src)[idx.numpy()])
