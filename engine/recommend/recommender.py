@@ -194,6 +194,27 @@ class HardwareRecommender:
             per_hw[hw] = per_hw.get(hw, 0) + int(n)
         return per_model, per_hw
 
+    @staticmethod
+    def _runnable(hws: list[Any], runtime: Optional[str], precision: str, mode: str, notes: list[str]) -> list[Any]:
+        """The devices on which an adapter runs the workload. ``--runtime openvino`` once ranked an
+        H100 first: a posterior for a configuration nobody can benchmark or deploy through perfcast.
+        The dropped devices are named in ``notes``; none left is an error naming the workload."""
+        from engine.optimize.spec import adapter_refuses, runtime_runs_on
+
+        def runs(h: Any) -> bool:
+            rt = runtime or h.runtime or "torch"
+            return runtime_runs_on(h.kind, rt) and not adapter_refuses(h.kind, rt, precision, mode)
+
+        keep = [h for h in hws if runs(h)]
+        dropped = [h.id for h in hws if not runs(h)]
+        what = f"{runtime + ' ' if runtime else ''}{precision} {mode}"
+        if not keep:
+            raise NotAvailableError(f"no perfcast adapter runs {what} on any of: {', '.join(dropped)}; "
+                                    "try another --runtime, --precision or --mode, or other hardware")
+        if dropped:
+            notes.append(f"dropped (no perfcast adapter runs {what} there): {', '.join(dropped)}")
+        return keep
+
     # -- the answer -----------------------------------------------------------------------------
     def recommend_hardware(self, model_name: str, batch_size: int = 1, optimization_metric: str = "throughput",
                            precision: str = "fp32", seq_len: int = 128, mode: str = "inference",
@@ -223,6 +244,7 @@ class HardwareRecommender:
                 notes.append(f"dropped for --gpu-count {gpu_count} (not multi-GPU devices): {', '.join(dropped)}")
             hws = multi
             notes.append("scaling efficiency: " + self.scaling.source)
+        hws = self._runnable(hws, runtime, precision, mode, notes)
         configs = [Config(entry.name, h.id, int(batch_size), effective_seq_len(entry, seq_len), precision, mode,
                           runtime or h.runtime or "torch", 0) for h in hws]
         entries = [resolve_hardware(h.id, self.store) for h in hws]

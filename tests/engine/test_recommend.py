@@ -117,3 +117,18 @@ def test_cost_metric_keeps_only_priced_devices_with_their_prices():
     assert all(o.price_per_hour_usd and o.cost_per_1m_usd is not None for o in r.options)
     assert any("xeon-8480" in n for n in r.notes)
     assert sum(r.prob_best.values()) == pytest.approx(1.0)
+
+
+def test_devices_no_adapter_runs_the_workload_on_are_dropped_with_a_note():
+    """``--runtime openvino`` once ranked GPUs (no perfcast adapter runs OpenVINO on a T4)."""
+    speed = {"t4": 100.0, "a100-80gb": 600.0, "xeon-8480": 30.0}
+    rec = HardwareRecommender(FakePredictor(speed), available_hardware=list(speed))
+    r = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=8, runtime="openvino")
+    assert [o.hardware for o in r.options] == ["xeon-8480"]
+    assert any("dropped" in n and "t4" in n and "a100-80gb" in n for n in r.notes)
+    r = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=8, precision="int8")  # torch int8: CPU only
+    assert [o.hardware for o in r.options] == ["xeon-8480"]
+    gpus = HardwareRecommender(FakePredictor(speed), available_hardware=["t4", "a100-80gb"])
+    with pytest.raises(NotAvailableError, match="openvino"):
+        gpus.recommend_hardware(model_name="bert-base-uncased", runtime="openvino")
+    assert gpus.recommend_hardware(model_name="bert-base-uncased").recommended == "a100-80gb"
