@@ -25,8 +25,11 @@ constraints (callables on samples, without X) cannot see, and it conditions on t
 (seconds per refit). The pieces that matter are reused — the featuriser, the calibrated roofline
 — and each refit starts from the previous hyperparameters (a few L-BFGS steps).
 
-Metrics are modelled independently (a ``ModelListGP``), the usual choice for constrained BO; the
-correlation between, say, throughput and p90 latency of one configuration is not used.
+Throughput's GP is the exact mirror of latency's, and p90 latency's shares latency's
+hyperparameters (:data:`MIRRORED`, :data:`TIED`), so the three agree on what is fast and on how
+sure they are. Otherwise metrics are modelled independently (a ``ModelListGP``), the usual
+choice for constrained BO: BoTorch samples them independently, which is exact for one
+constraint and ignores the correlation between, say, memory and p90 latency of one configuration.
 """
 from __future__ import annotations
 
@@ -77,6 +80,11 @@ WARM_FROM: dict[str, tuple[str, ...]] = {
 
 #: Metrics whose GP is a transform of another's (see :meth:`Surrogate._mirror`).
 MIRRORED: dict[str, str] = {"throughput": "latency_ms"}
+#: Metrics whose GP shares another's hyperparameters but conditions on its own runs (see
+#: :meth:`Surrogate._tie`).
+TIED: dict[str, str] = {"latency_p90_ms": "latency_ms"}
+#: The GP each derived metric needs fitted first.
+SOURCES: dict[str, str] = {**MIRRORED, **TIED}
 
 
 @dataclass
@@ -232,12 +240,15 @@ class Surrogate:
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
         todo = list(metrics) if metrics is not None else self.metrics
-        # a mirrored metric is derived from its source's GP: fit the sources first
-        todo = list(dict.fromkeys([*(MIRRORED[m] for m in todo if m in MIRRORED), *todo]))
+        # a mirrored or tied metric is derived from its source's GP: fit the sources first
+        todo = list(dict.fromkeys([*(SOURCES[m] for m in todo if m in SOURCES), *todo]))
         self.models = {}
         for metric in todo:
             if metric in MIRRORED and MIRRORED[metric] in self.models:
                 self.models[metric] = self._mirror(metric, observations)
+                continue
+            if metric in TIED and TIED[metric] in self.models and _observed(observations, metric):
+                self.models[metric] = self._tie(metric, observations)
                 continue
             rows = _observed(observations, metric)
             if not rows:
@@ -284,6 +295,26 @@ class Surrogate:
         state = {k: v.detach().clone() for k, v in self.models[src].state_dict().items()
                  if not k.startswith(("train_", "prediction_strategy"))}
         state["mean_module.constant"] = -state["mean_module.constant"]
+        model.load_state_dict(state, strict=False)
+        model.eval()
+        return model
+
+    def _tie(self, metric: str, observations: Sequence[Observation]) -> Any:
+        """``metric``'s GP with its source's kernel, noise and constant, conditioned on its own runs.
+
+        p90 latency is median latency times a tail ratio near 1, and its prior column is the
+        latency prior times the roofline's ratio. With the same hyperparameters both GPs revert to
+        their priors alike away from the runs and carry the same posterior sd everywhere, so
+        p90 − median is the ratio interpolated from the runs (≥ 0 wherever the runs say so).
+        Fitted on its own, the p90 GP chose other lengthscales and amplitude, and far from any
+        run its median could fall below the latency's, with a differently wide interval."""
+        src = TIED[metric]
+        rows = _observed(observations, metric)
+        idx = torch.as_tensor([i for i, _ in rows])
+        y = torch.log(torch.as_tensor([v for _, v in rows], dtype=torch.float64)).unsqueeze(-1)
+        model = self._build(metric, self.table.X[idx], y)
+        state = {k: v.detach().clone() for k, v in self.models[src].state_dict().items()
+                 if not k.startswith(("train_", "prediction_strategy"))}
         model.load_state_dict(state, strict=False)
         model.eval()
         return model
