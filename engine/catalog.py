@@ -28,6 +28,14 @@ FAMILIES: tuple[str, ...] = ("text_embedding", "text_generation", "vision", "aud
 PLATFORMS: tuple[str, ...] = ("cpu", "cuda", "rocm", "mps", "openvino", "qnn", "webgpu", "webnn")
 
 
+#: The peak a precision runs at where a device lists none, in order of preference. bf16 falls
+#: back to fp32, not fp16: a device without bf16 units (T4, V100, M1) converts bf16 tensors and
+#: computes in fp32, so borrowing its fp16 tensor-core peak (8x the fp32 one on a T4) flattered it.
+#: int8 without an int8 figure runs no faster than the half-precision units.
+PEAK_FALLBACK: dict[str, tuple[str, ...]] = {"fp32": ("fp32",), "fp16": ("fp16", "bf16", "fp32"),
+                                             "bf16": ("bf16", "fp32", "fp16"), "int8": ("int8", "fp16", "bf16", "fp32")}
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
@@ -68,10 +76,8 @@ class HardwareEntry:
     origin: str = "shipped"  # "shipped", or the user catalog file the entry came from
 
     def peak_flops(self, precision: str) -> float:
-        """Peak FLOP/s at a precision, falling back to the nearest supported one (fp16<->bf16, fp32)."""
-        order = {"fp32": ["fp32"], "fp16": ["fp16", "bf16", "fp32"], "bf16": ["bf16", "fp16", "fp32"],
-                 "int8": ["int8", "fp16", "bf16", "fp32"]}[precision]
-        for p in order:
+        """Peak FLOP/s at a precision, falling back as :data:`PEAK_FALLBACK` says when none is listed."""
+        for p in PEAK_FALLBACK[precision]:
             v = self.peak_tflops.get(p)
             if v:
                 return float(v) * 1e12

@@ -143,18 +143,23 @@ def unrunnable_caution(cfg: Config, hw: ResolvedHardware) -> Optional[str]:
 
 def borrowed_peak_caution(cfg: Config, store: Optional["Store"] = None) -> Optional[str]:
     """One line when an accelerator lists no peak for ``cfg``'s precision (a T4 has no bf16): the
-    roofline then borrows the nearest precision's peak (bf16 -> fp16), which the device need not
-    reach, so the answer can be optimistic. CPUs are left out: their missing peaks are measured
-    or deliberately mapped (see the features module)."""
+    roofline then assumes another precision's peak (:data:`engine.catalog.PEAK_FALLBACK`; bf16 ->
+    fp32), a guess no run on such a device has checked. CPUs are left out: their missing peaks are
+    measured or deliberately mapped (see the features module)."""
     from engine.catalog import resolve_hardware
 
     entry = resolve_hardware(cfg.hardware, store)
     if entry.kind == "cpu" or entry.peak_tflops.get(cfg.precision):
         return None
-    listed = ", ".join(p for p, v in entry.peak_tflops.items() if v) or "none"
-    return (f"{entry.id} lists no {cfg.precision} peak (it lists {listed}): this answer borrows the nearest "
-            "listed precision's peak, which the device may not reach at "
-            f"{cfg.precision}, so it can be optimistic")
+    from engine.catalog import PEAK_FALLBACK
+
+    listed = [p for p, v in entry.peak_tflops.items() if v]
+    used = next((p for p in PEAK_FALLBACK[cfg.precision] if p in listed), None)
+    if used is None:
+        return None  # no peak at all: the roofline refuses before this caution matters
+    return (f"{entry.id} lists no {cfg.precision} peak (it lists {', '.join(listed)}): this answer assumes "
+            f"{cfg.precision} runs at its {used} peak, which no measurement on such a device has checked, "
+            "so it can be off either way")
 
 
 class PerformancePredictor:

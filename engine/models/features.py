@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from engine.catalog import FAMILIES, PLATFORMS, get_model
+from engine.catalog import FAMILIES, PEAK_FALLBACK, PLATFORMS, get_model
 from engine.config import CONFIG_COLUMNS, MODES, PRECISIONS, RUNTIMES, Config
 
 if TYPE_CHECKING:
@@ -114,9 +114,7 @@ class HardwareFacts:
                    entry_cores(entry))
 
     def peak(self, precision: str) -> float:
-        order = {"fp32": ["fp32"], "fp16": ["fp16", "bf16", "fp32"], "bf16": ["bf16", "fp16", "fp32"],
-                 "int8": ["int8", "fp16", "bf16", "fp32"]}[precision]
-        for p in order:
+        for p in PEAK_FALLBACK[precision]:
             if p in self.peak_flops:
                 return self.peak_flops[p]
         return next(iter(self.peak_flops.values()))

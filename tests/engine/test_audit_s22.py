@@ -130,5 +130,19 @@ def test_a_precision_the_accelerator_lists_no_peak_for_is_flagged() -> None:
     from engine.predict import borrowed_peak_caution
 
     assert "t4 lists no bf16 peak" in borrowed_peak_caution(Config("gpt2", "t4", precision="bf16"))
+    assert "its fp32 peak" in borrowed_peak_caution(Config("gpt2", "t4", precision="bf16"))
     assert borrowed_peak_caution(Config("gpt2", "t4", precision="fp16")) is None
     assert borrowed_peak_caution(Config("gpt2", "cpu-amd-epyc-2c", precision="fp16")) is None  # CPUs: by design
+
+
+def test_bf16_without_bf16_units_runs_at_the_fp32_peak_not_the_fp16_tensor_cores() -> None:
+    """A T4 lists fp16 at 65 TFLOP/s and fp32 at 8.1; bf16 borrowed the 65 (8x optimistic)."""
+    from engine.catalog import resolve_hardware
+    from engine.models.features import HardwareFacts
+
+    t4 = resolve_hardware("t4")
+    assert t4.peak_flops("bf16") == t4.peak_flops("fp32") < t4.peak_flops("fp16")
+    facts = HardwareFacts.from_entry(t4)
+    assert facts.peak("bf16") == facts.peak("fp32")
+    a100 = resolve_hardware("a100-80gb")  # lists bf16: unchanged
+    assert a100.peak_flops("bf16") == a100.peak_tflops["bf16"] * 1e12
