@@ -58,7 +58,9 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
 
     Online, every evaluation is a real benchmark through the adapters (isolated child process),
     stored like any other; offline, the store's fitted posterior ranks the space by
-    E[objective] x P(feasible) without running anything.
+    E[objective] x P(feasible) without running anything. Online, the first Ctrl-C lets the
+    benchmark in flight finish and be stored, prints the ranking of what was measured and exits
+    130; a second stops at once.
     """
     from engine.cli.common import console
     from engine.errors import InvalidValueError
@@ -98,10 +100,20 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
 
     store = open_store(db_path)
     if progress_cm is not None:
-        with progress_cm:
+        from engine.cli.interrupt import first_interrupt_calls
+
+        stop = []
+
+        def stop_after_inflight() -> None:
+            stop.append(True)
+            progress_cm.console.print("[yellow]Ctrl-C: the benchmark in flight will finish and be stored, then "
+                                      "the ranking is printed (Ctrl-C again stops now)[/yellow]", highlight=False)
+
+        with progress_cm, first_interrupt_calls(stop_after_inflight):
             result = optimize_deployment(model, objective, constraints, space, budget=budget, online=True,
                                          executor=executor, db=store, iterations=iterations, seed=seed, prices=prices,
-                                         use_existing=not ignore_existing, callback=callback, top_k=top)
+                                         use_existing=not ignore_existing, callback=callback, top_k=top,
+                                         should_stop=lambda: bool(stop))
     else:
         with err.status("ranking the space under the posterior…"):
             result = optimize_deployment(model, objective, constraints, space, budget=budget, online=False,
@@ -109,11 +121,13 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
     cautions = _cautions(result, store)
     if as_json:
         emit_json({**result.to_dict(), "warnings": cautions})
-        return
-    out = console()
-    _render(result, out)
-    for c in cautions:
-        out.print(f"[yellow]caution:[/] {c}", highlight=False)
+    else:
+        out = console()
+        _render(result, out)
+        for c in cautions:
+            out.print(f"[yellow]caution:[/] {c}", highlight=False)
+    if result.interrupted:  # the ranking is out; the exit status still says the budget was not spent
+        raise click.exceptions.Exit(130)
 
 
 def _cautions(result: Any, store: Any) -> list[str]:

@@ -101,7 +101,7 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
                         predictor: Any = None, prior_data: Optional["pd.DataFrame"] = None,
                         candidates: Optional[Sequence[Config]] = None, featurizer: Any = None,
                         callback: Optional[Callback] = None, mc_samples: int = 128,
-                        top_k: int = 5) -> OptimizationResult:
+                        top_k: int = 5, should_stop: Optional[Callable[[], bool]] = None) -> OptimizationResult:
     """Find the deployment configuration of ``model`` that optimises ``objective`` under ``constraints``.
 
     >>> r = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 50},
@@ -124,7 +124,10 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     same hardware (at most ``max_context``): runtime, precision, batch and thread effects carry
     over between, say, BERT and RoBERTa, but not from a CNN or a decoder (on the shipped data, all
     families as context made the optimiser worse than random; the same family made it better).
-    ``callback(step, budget, config, evaluation_or_None)`` reports progress.
+    ``callback(step, budget, config, evaluation_or_None)`` reports progress. ``should_stop()`` is
+    read before each benchmark; when it says True the loop ends there and the result ranks what was
+    measured so far (``interrupted``; the experiment is stored as ``interrupted``). The CLI's first
+    Ctrl-C sets it, so the benchmark in flight is stored and the ranking still printed.
     """
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise InvalidValueError("budget", budget, "an integer >= 1 (the number of benchmarks)")
@@ -147,7 +150,8 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     runnable = runner.check(list(problem.candidates))
     return _online(problem, runner, runnable, store, prices_by_hw, budget=budget, seed=seed, n_init=n_init,
                    use_existing=use_existing, prior_data=prior_data, featurizer=featurizer, callback=callback,
-                   mc_samples=mc_samples, top_k=top_k, max_context=max_context if transfer else 0)
+                   mc_samples=mc_samples, top_k=top_k, max_context=max_context if transfer else 0,
+                   should_stop=should_stop)
 
 
 # -- offline ---------------------------------------------------------------------------------------
@@ -218,7 +222,8 @@ def _store_values(store: Optional["Store"], configs: Sequence[Config],
 def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], store: Optional["Store"],
             prices: dict[str, Optional[float]], *, budget: int, seed: int, n_init: int, use_existing: bool,
             prior_data: Optional["pd.DataFrame"], featurizer: Any, callback: Optional[Callback], mc_samples: int,
-            top_k: int, max_context: int = 0) -> OptimizationResult:
+            top_k: int, max_context: int = 0,
+            should_stop: Optional[Callable[[], bool]] = None) -> OptimizationResult:
     from engine.optimize.acquisition import choose_next
     from engine.models.features import configs_from_frame
     from hardware.protocol import busy_note
@@ -281,8 +286,13 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
     run_rows = [table.index[c.key] for c in runnable]
     history: list[Evaluation] = []
     busy: list[str] = []  # keys of runs timed while other processes kept the cores busy
+    interrupted = False
     try:
         for step in range(1, budget + 1):
+            if should_stop is not None and should_stop():
+                interrupted = True
+                notes.append(f"interrupted after {step - 1} of {budget} evaluations; the ranking uses those")
+                break
             available = [j for j in run_rows if j not in evaluated and j not in excluded]
             if not available:
                 notes.append(f"stopped after {step - 1} evaluations: every runnable configuration has been measured")
@@ -342,8 +352,10 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
     with single_thread():
         result = _final(problem, surrogate, observations, metrics, history, notes, top_k)
     result.experiment_id = experiment_id
+    result.interrupted = interrupted
     if store is not None and experiment_id is not None:
-        store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget), "done",
+        store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
+                                "interrupted" if interrupted else "done",
                                 state={"history": [e.to_dict() for e in history],
                                        "best": result.best.to_dict() if result.best else None})
     return result
