@@ -35,6 +35,15 @@ def joined_labels(table: Mapping[str, Any], columns: Sequence[str]) -> "np.ndarr
     return out
 
 
+def split_names(value: Any) -> Any:
+    """``"cpu,t4"`` -> ``["cpu", "t4"]`` (stripped, empty parts dropped); anything not a string as
+    it is. The Python API takes a list or one comma-separated string, and a string iterated as a
+    list would be read letter by letter ("unknown hardware 'c'")."""
+    if not isinstance(value, str):
+        return value
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
 #: Largest batch size, sequence length or thread count a configuration takes: what every array
 #: and runtime below can hold (a larger one was an OverflowError traceback deep in numpy).
 COUNT_MAX = 2**31 - 1

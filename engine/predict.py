@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Un
 
 import numpy as np
 
-from engine.config import RUNTIMES, Config
+from engine.config import RUNTIMES, Config, split_names
 from engine.errors import InvalidValueError
 from engine.models.base import Prediction, PredictionSet
 
@@ -345,8 +345,7 @@ class PerformancePredictor:
                          **kw: Any) -> list[Prediction]:
         """The same workload on several devices, one vectorised call. A comma-separated string is
         split (``"cpu,t4"``), rather than read letter by letter ("unknown hardware 'c'")."""
-        if isinstance(hardware, str):
-            hardware = [h.strip() for h in hardware.split(",") if h.strip()]
+        hardware = split_names(hardware)
         if not hardware:
             raise InvalidValueError("hardware", "", "at least one hardware id or platform name")
         return self.predict_many([dict(model_name=model_name, hardware=h, batch_size=batch_size, **kw)

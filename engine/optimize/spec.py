@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
-from engine.config import PRECISIONS, RUNTIMES, Config
+from engine.config import PRECISIONS, RUNTIMES, Config, split_names
 from engine.errors import InvalidValueError, UnknownNameError
 
 METRICS: tuple[str, ...] = ("throughput", "latency_ms", "latency_p90_ms", "memory_mib", "cost_per_1m_usd")
@@ -101,8 +101,8 @@ class Problem:
 
 
 def parse_objectives(objective: Union[str, Sequence[str]]) -> tuple[str, ...]:
-    items = [objective] if isinstance(objective, str) else list(objective)
-    items = [p for o in items for p in str(o).split(",") if p.strip()]
+    items = [p for o in ([objective] if isinstance(objective, str) else list(objective))
+             for p in split_names(str(o))]
     if not items:
         raise InvalidValueError("objective", objective, ", ".join(METRICS))
     out: list[str] = []

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
-from engine.config import Config
+from engine.config import Config, split_names
 from engine.errors import InvalidValueError, NotAvailableError
 from engine.recommend.scaling import ScalingPrior
 
@@ -155,8 +155,7 @@ class HardwareRecommender:
         self._facade = predictor if hasattr(predictor, "fitted") else None
         self._predictor = None if self._facade is not None else predictor
         self.store = store if store is not None else (getattr(self._facade, "store", None) if self._facade else None)
-        if isinstance(available_hardware, str):  # "cpu,t4", not the letters c, p, u, ...
-            available_hardware = [h.strip() for h in available_hardware.split(",") if h.strip()]
+        available_hardware = split_names(available_hardware)  # "cpu,t4", not the letters c, p, u, ...
         if available_hardware is not None and not list(available_hardware):
             raise InvalidValueError("available hardware", [], "at least one hardware id or platform name")
         self.available_hardware = list(available_hardware) if available_hardware is not None else None
