@@ -169,6 +169,19 @@ class ActiveLearningSystem:
         return list(dict.fromkeys(c if ids[c.hardware] == c.hardware else c.with_(hardware=ids[c.hardware])
                                   for c in spec))
 
+    def protocol(self) -> dict[str, Any]:
+        """How the suggested benchmarks are to be measured: the space config's ``benchmark:``
+        section (cpu-quick's 5 iterations and 3 s cap), else the config defaults. The predicted
+        cost assumes it and the emitted ``perfcast benchmark`` lines run it; before, the lines ran
+        ``benchmark``'s own defaults (20 iterations, up to 60 s) and cost several times more than
+        the "cost s" column said, in runs measured unlike the loop's."""
+        from experiments.config import BenchmarkSettings, load_config
+
+        spec = self._space_spec if self._space_spec is not None else DEFAULT_SPACE
+        b = load_config(spec).benchmark if isinstance(spec, str) else BenchmarkSettings()
+        return {"iterations": b.iterations, "warmup": max(1, b.warmup), "min_time_s": b.min_time_s,
+                "max_time_s": b.max_time_s, "max_iterations": b.max_iterations, "decode_tokens": b.decode_tokens}
+
     # -- the old API ------------------------------------------------------------------------------
     def recommend_configurations(self, budget: int = 5, optimize_for: str = "throughput",
                                  pending: Sequence[Config] = ()) -> list[dict[str, Any]]:
@@ -183,7 +196,7 @@ class ActiveLearningSystem:
 
     # -- the work ---------------------------------------------------------------------------------
     def _payload(self, budget: int, optimize_for: str, recommender: Any, pending: Sequence[Config]) -> dict[str, Any]:
-        from engine.acquisition.cost import CostModel
+        from engine.acquisition.cost import CostModel, MeasuringPlan
         from engine.acquisition.pool import pool_from_store
         from engine.acquisition.select import select, subset_predictions
         if not isinstance(budget, int) or budget < 1:
@@ -195,7 +208,10 @@ class ActiveLearningSystem:
         pool = pool_from_store(space, self.store, predictor, memory_limit_mib=self.memory_limit_mib, predictions=preds)
         index = {c.key: i for i, c in enumerate(space)}
         sub = subset_predictions(preds, [index[c.key] for c in pool.configs])
-        cost = CostModel.from_store(self.store).predict(pool.configs, sub) if len(pool) else None
+        protocol = self.protocol()
+        plan = MeasuringPlan(protocol["iterations"], protocol["warmup"], protocol["min_time_s"],
+                             protocol["max_time_s"], protocol["max_iterations"])
+        cost = CostModel.from_store(self.store, plan).predict(pool.configs, sub) if len(pool) else None
         runs = self.store.measurements()  # read once: the new-device start, its notes and the reruns all look
         t0 = time.perf_counter()
         start, start_notes = self._new_device_start(predictor, pool.configs, sub, cost, budget, metric, pending, runs)
@@ -227,7 +243,7 @@ class ActiveLearningSystem:
                 "p_fits_memory": None if pool.p_fit is None else float(pool.p_fit[pos[c.key]]),
                 "picked_by": "new-device start (random)" if j < len(start) else self.acquisition,
             })
-        reruns = self.busy_reruns(space, runs)
+        reruns = self.busy_reruns(space, runs, protocol)
         if reruns:
             notes.append(f"{len(reruns)} configuration(s) of this space were measured only while other processes "
                          "needed their cores; rerun them on a quiet machine (`reruns`; first in --emit-commands)")
@@ -241,7 +257,7 @@ class ActiveLearningSystem:
             "selection_s": start_s + (sel.elapsed_s if sel is not None else 0.0),
             "cost_exponent": sel.cost_exponent if sel is not None else None,
             "new_device_start": len(start),
-            "notes": notes, "reruns": reruns,
+            "notes": notes, "reruns": reruns, "benchmark": protocol,
         }
         self.last_payload = payload
         return payload
@@ -298,7 +314,8 @@ class ActiveLearningSystem:
                          "--no-new-device-start picks by eig throughout)")
         return start, notes
 
-    def busy_reruns(self, space: Sequence[Config], runs: Any = None) -> list[dict[str, Any]]:
+    def busy_reruns(self, space: Sequence[Config], runs: Any = None,
+                    protocol: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:
         """Configurations of ``space`` whose every stored run was timed on a busy machine
         (:func:`hardware.protocol.busy_only`): measured, so out of the candidate pool, but their
         timing is probably slow; what a loop reruns by itself, listed here for a person to rerun.
@@ -316,7 +333,7 @@ class ActiveLearningSystem:
                 least, n = flagged[c.key]
                 item = _item(c)  # the recommendation item shape, so commands_script reads it as one
                 out.append({**item, "config_key": c.key, "foreign_cpu_cores": least, "runs": n,
-                            "command": benchmark_command(item)})
+                            "command": benchmark_command(item, protocol=protocol or self.protocol())})
         return out
 
     @staticmethod
@@ -373,18 +390,26 @@ def perfcast_executable() -> str:
 
 
 def benchmark_command(item: dict[str, Any], iterations: int = 20, db: Optional[str] = None,
-                      program: Optional[str] = None) -> str:
+                      program: Optional[str] = None, protocol: Optional[dict[str, Any]] = None) -> str:
     """The ``perfcast benchmark`` line that measures one recommendation (every value shell-quoted);
     with ``db``, it saves into that store (``--db``) rather than the default one. ``program``: the
     command's first word as written, unquoted (a script passes ``"$PERFCAST"``); by default
-    :func:`perfcast_executable`, quoted."""
+    :func:`perfcast_executable`, quoted. ``protocol`` (:meth:`ActiveLearningSystem.protocol`):
+    the measuring settings to pass, else only ``iterations``."""
     c = Config(item["model_name"], item["hardware"], int(item["batch_size"]), int(item.get("seq_len", 128)),
                item.get("precision", "fp32"), item.get("mode", "inference"), item.get("runtime", "torch"),
                int(item.get("threads", 0)))
     target = _hardware_argument(c)
     args = ["benchmark", "--model", c.model, "--hardware", target, "--batch-sizes", str(c.batch_size),
             "--seq-lengths", str(c.seq_len), "--precision", c.precision, "--mode", c.mode, "--runtime", c.runtime,
-            "--threads", str(c.threads), "--iterations", str(iterations), "--save"] + (["--db", db] if db else [])
+            "--threads", str(c.threads)]
+    if protocol:
+        args += ["--iterations", str(protocol["iterations"]), "--warmup", str(protocol["warmup"]),
+                 "--min-time", f"{protocol['min_time_s']:g}", "--max-time", f"{protocol['max_time_s']:g}",
+                 "--decode-tokens", str(protocol["decode_tokens"])]
+    else:
+        args += ["--iterations", str(iterations)]
+    args += ["--save"] + (["--db", db] if db else [])
     first = program if program is not None else shlex.quote(perfcast_executable())
     return " ".join([first, *(shlex.quote(a) for a in args)])
 
@@ -413,7 +438,8 @@ def _in_double_quotes(text: str) -> str:
 
 
 def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20,
-                    reruns: Sequence[dict[str, Any]] = (), db: Optional[str] = None) -> str:
+                    reruns: Sequence[dict[str, Any]] = (), db: Optional[str] = None,
+                    protocol: Optional[dict[str, Any]] = None) -> str:
     """The shell script of ``perfcast suggest --emit-commands``: reruns of runs timed on a busy
     machine first (they repair data already paid for), then the recommendations in order.
     ``reruns``: entries of :meth:`ActiveLearningSystem.busy_reruns`, which carry the item fields;
@@ -424,12 +450,12 @@ def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20,
     prog = '"$PERFCAST"'
     if reruns:
         lines.append("# reruns: these configurations were timed only while other processes needed their cores")
-        lines += [benchmark_command(r, iterations, db, program=prog) for r in reruns]
+        lines += [benchmark_command(r, iterations, db, program=prog, protocol=protocol) for r in reruns]
     start = sum(1 for it in items if str(it.get("picked_by", "")).startswith("new-device"))
     lines.append("# perfcast suggest: the recommended benchmarks, most informative first" if not start else
                  f"# perfcast suggest: the recommended benchmarks; the first {start} are a new device's random "
                  "start, then the most informative")
-    lines += [benchmark_command(it, iterations, db, program=prog) for it in items]
+    lines += [benchmark_command(it, iterations, db, program=prog, protocol=protocol) for it in items]
     return "\n".join(lines) + "\n"
 
 

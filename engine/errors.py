@@ -36,7 +36,7 @@ class UnknownNameError(PerfcastError, KeyError):
             hint = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
         else:
             shown = ", ".join(valid[:12]) + (" ..." if len(valid) > 12 else "")
-            hint = f"valid: {shown}"
+            hint = f"valid: {shown}" if valid else "there is none"
         self.suggestions = close
         super().__init__(f"unknown {kind} '{name}'; {hint}")
 

@@ -132,10 +132,11 @@ def unmeasured_kinds_caution(kinds: Iterable[str], rows: str, consequence: str =
 
 def unrunnable_caution(cfg: Config, hw: ResolvedHardware) -> Optional[str]:
     """One line when no adapter runs ``cfg`` on its device (openvino on an H100, torch int8 on a
-    GPU, ONNX Runtime training): the posterior still answers, but for nothing that can be measured."""
-    from engine.optimize.spec import adapter_refuses, runtime_runs_on
+    GPU, ONNX Runtime training, anything on a WebNN laptop or a Hexagon NPU): the posterior still
+    answers, but for nothing perfcast can measure."""
+    from engine.optimize.spec import adapter_measures
 
-    if runtime_runs_on(hw.kind, cfg.runtime) and not adapter_refuses(hw.kind, cfg.runtime, cfg.precision, cfg.mode):
+    if adapter_measures(hw.kind, cfg.runtime, cfg.precision, cfg.mode):
         return None
     return (f"no perfcast adapter runs {cfg.runtime} {cfg.precision} {cfg.mode} on {hw.id} ({hw.kind}): this "
             "prediction describes a configuration that cannot be benchmarked here")
@@ -160,6 +161,28 @@ def borrowed_peak_caution(cfg: Config, store: Optional["Store"] = None) -> Optio
     return (f"{entry.id} lists no {cfg.precision} peak (it lists {', '.join(listed)}): this answer assumes "
             f"{cfg.precision} runs at its {used} peak, which no measurement on such a device has checked, "
             "so it can be off either way")
+
+
+def config_cautions(cfg: Config, hw: ResolvedHardware, store: Optional["Store"] = None) -> list[str]:
+    """``predict``'s cautions about the configuration itself, for every command that answers for
+    configurations (predict, compare-hardware, recommend-hardware, optimize): no adapter can
+    measure it, or its device lists no peak at its precision. The device-level caution (a kind or
+    a device without runs) is :meth:`PerformancePredictor.extrapolation_warning`."""
+    return [w for w in (unrunnable_caution(cfg, hw), borrowed_peak_caution(cfg, store)) if w]
+
+
+def answer_cautions(pp: "PerformancePredictor", pairs: Iterable[tuple[Config, ResolvedHardware]], rows: str,
+                    consequence: str = "") -> list[str]:
+    """Every caution ``predict`` would give, once each, for an answer covering several
+    configurations: one line for device kinds never measured, one per device without runs of
+    its own, and :func:`config_cautions` per configuration."""
+    pairs = list(pairs)
+    devices = {hw.id: hw for _, hw in pairs}
+    kinds = pp.unmeasured_kinds(devices.values())
+    out = [unmeasured_kinds_caution(kinds, rows, consequence)]
+    out += [pp.extrapolation_warning(hw) for hw in devices.values() if hw.kind not in kinds]
+    out += [w for cfg, hw in pairs for w in config_cautions(cfg, hw, pp.store)]
+    return list(dict.fromkeys(w for w in out if w))
 
 
 class PerformancePredictor:
@@ -395,5 +418,5 @@ def prediction_record(pred: Prediction, hw: Optional[ResolvedHardware] = None,
     return out
 
 
-__all__ = ["prediction_record", "PerformancePredictor", "ResolvedHardware", "resolve", "make_predictor", "summarize",
-           "PREDICTOR_NAMES"]
+__all__ = ["answer_cautions", "config_cautions", "prediction_record", "PerformancePredictor", "ResolvedHardware",
+           "resolve", "make_predictor", "summarize", "PREDICTOR_NAMES"]

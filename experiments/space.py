@@ -40,10 +40,38 @@ def hardware_runtime_pairs(sp: SearchSpace, source: str = "experiment config") -
                     valid = sorted(r for (p, r) in RUNTIME_ADAPTERS if p == low)
                     raise ExperimentConfigError(f"{source}: invalid search_space.runtimes {rt!r} for hardware "
                                                 f"'{low}'; valid: {', '.join(valid)}")
-                pairs.append((get_adapter(name).hardware_id(), rt))
+                pairs.append((_platform_device(get_adapter(name), low), rt))
         else:
+            _check_hardware_id(h.strip(), source)
             pairs.extend((h.strip(), rt) for rt in runtimes)
     return list(dict.fromkeys(pairs))
+
+
+def _platform_device(adapter: object, platform: str) -> str:
+    """The id of the device a platform name stands for: the one this machine's adapter measures,
+    else (no such device here: torch without CUDA) the catalog's device for the platform, so
+    ``suggest`` can still rank it and ``run`` says in one line that it cannot run here. Asking
+    the adapter was a CUDA assertion traceback on a CPU-only machine."""
+    try:
+        return adapter.hardware_id()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - any failure means: not on this machine
+        from engine.catalog import resolve_hardware
+
+        return resolve_hardware("cuda" if platform == "gpu" else platform).id
+
+
+def _check_hardware_id(hw: str, source: str) -> None:
+    """A hardware id must be known (catalog, detected or a user catalog), else the config is
+    refused before any benchmark, naming the valid ones. A CPU id the catalog does not know may
+    be a remote worker's (Ray), which only that worker can resolve: it passes."""
+    from engine.catalog import resolve_hardware
+    from engine.errors import UnknownNameError
+
+    try:
+        resolve_hardware(hw)
+    except UnknownNameError as exc:
+        if not hw.lower().startswith("cpu-"):
+            raise ExperimentConfigError(f"{source}: search_space.hardware: {exc}") from None
 
 
 def expand_space(sp: SearchSpace, source: str = "experiment config") -> list[Config]:

@@ -142,7 +142,7 @@ def delete(run_ids: tuple[str, ...], model: str | None, hardware: str | None, st
             filters["hardware"] = hardware = resolve_hardware(hardware, store).id
     runs = store.find_runs(list(run_ids), **filters)
     if not len(runs):
-        _unknown_filter_names(store, model=model, hardware=hardware)
+        _unknown_filter_names(store, model=model, hardware=hardware, experiment_id=experiment_id)
     deleted = store.delete_runs(runs["run_id"].tolist()) if yes else 0
     if as_json:
         emit_json({"selected": len(runs), "deleted": deleted, "run_ids": runs["run_id"].tolist()})
@@ -163,17 +163,21 @@ def delete(run_ids: tuple[str, ...], model: str | None, hardware: str | None, st
 
 
 def _unknown_filter_names(store, **names: str | None) -> None:  # type: ignore[no-untyped-def]
-    """A --model/--hardware that no stored run has is a typo until shown otherwise: name the closest
-    stored values (exit 2) instead of "no run matches" and exit 0."""
+    """A --model/--hardware/--experiment that no stored run has is a typo until shown otherwise: name
+    the closest stored values (exit 2) instead of "no run matches" and exit 0. An experiment the
+    store lists whose runs are gone is not a typo."""
     from engine.errors import UnknownNameError
 
     for column, value in names.items():
         if value is None:
             continue
+        query = f"SELECT DISTINCT {column} FROM benchmark_runs"
+        if column == "experiment_id":
+            query += " UNION SELECT experiment_id FROM experiments"
         with store.connect() as con:
-            stored = [r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM benchmark_runs").fetchall()]
+            stored = [r[0] for r in con.execute(query).fetchall() if r[0] is not None]
         if value not in stored:
-            raise UnknownNameError(f"{column} in this store", value, stored)
+            raise UnknownNameError(f"{column.replace('_id', '')} in this store", value, stored)
 
 
 @db.command("export")

@@ -36,25 +36,29 @@ def _num(v: Optional[float], fmt: str = "{:,.0f}") -> str:
 def _table(entries: list[Any], title: str, width: int = 200) -> Any:
     """Rich table of devices; the name column only where the terminal is wide enough."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     with_name = width >= 110
     t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
-    t.add_column("id", style="bold", no_wrap=True)
-    t.add_column("kind", no_wrap=True)
-    for p in PRECISIONS:
-        t.add_column(p, justify="right", no_wrap=True)
-    t.add_column("GB/s", justify="right", no_wrap=True)
-    t.add_column("GiB", justify="right", no_wrap=True)
-    t.add_column("$/h", justify="right", no_wrap=True)
-    if with_name:
-        t.add_column("name", overflow="fold")
+    # numbers never shrink (a bandwidth cut to "1,5…" reads as another number); in a narrow terminal
+    # the id folds instead, and the reference marker sits under the kind
+    rows = []
     for e in entries:
         flag = " *" if e.detected else (" †" if e.origin != "shipped" else "")
-        ref = f" [ref: {e.reference_for}]" if e.reference_for else ""
-        t.add_row(e.id + flag, e.kind, *(_peak(e.peak_tflops.get(p)) for p in PRECISIONS),
-                  _num(e.memory_bandwidth_gbs, "{:,.0f}"), _num(e.memory_gib, "{:,.0f}"),
-                  _num(e.price_per_hour_usd, "{:,.2f}"), *([e.name + ref] if with_name else []))
+        kind = e.kind + (f"\nref: {e.reference_for}" if e.reference_for and not with_name else "")
+        ref = f" (ref: {e.reference_for})" if e.reference_for else ""
+        rows.append([e.id + flag, kind, *(_peak(e.peak_tflops.get(p)) for p in PRECISIONS),
+                     _num(e.memory_bandwidth_gbs, "{:,.0f}"), _num(e.memory_gib, "{:,.0f}"),
+                     _num(e.price_per_hour_usd, "{:,.2f}"), *([e.name + ref] if with_name else [])])
+    t.add_column("id", style="bold", overflow="fold")
+    t.add_column("kind", no_wrap=True)
+    for j, head in enumerate([*PRECISIONS, "GB/s", "GiB", "$/h"], start=2):
+        t.add_column(head, justify="right", no_wrap=True, min_width=max(len(head), *(len(r[j]) for r in rows)))
+    if with_name:
+        t.add_column("name", overflow="fold")
+    for r in rows:
+        t.add_row(*(escape(c) for c in r))  # a name or id with [brackets] is text, not a style tag
     return t
 
 

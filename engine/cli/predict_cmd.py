@@ -158,10 +158,9 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
                         mode=mode, runtime=runtime, threads=threads)
     with fitting(predictor):
         pred = pp.predict_many([cfg])[0]
-    from engine.predict import borrowed_peak_caution, unrunnable_caution
+    from engine.predict import config_cautions
 
-    warnings = [w for w in (unrunnable_caution(cfg, hw), borrowed_peak_caution(cfg, pp.store),
-                            pp.extrapolation_warning(hw)) if w]
+    warnings = [*config_cautions(cfg, hw, pp.store), *filter(None, [pp.extrapolation_warning(hw)])]
     if as_json:
         emit_json(prediction_record(pred, hw, latency_slo_ms, warnings))
         return
@@ -221,7 +220,7 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                      mode: str, runtime: Optional[str], threads: int, predictor: str, metric: str,
                      plot_path: Optional[str], db_path: Optional[str], as_json: bool) -> None:
     """Compare devices (or batch sizes) for one model, with credible intervals."""
-    from engine.predict import prediction_record, unmeasured_kinds_caution
+    from engine.predict import config_cautions, prediction_record, unmeasured_kinds_caution
 
     check_plot("--plot", plot_path)  # before any fitting
     hws = split_csv(hardware, what="hardware") or _all_hardware_ids()
@@ -252,7 +251,8 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
     warning_of = {hw.id: pp.extrapolation_warning(hw) for hw in resolved}
     if as_json:
         emit_json({"model": model_name, "metric": metric_name, "plot": plot_path,
-                   "predictions": [prediction_record(p, hw, warnings=[w] if (w := warning_of[hw.id]) else [])
+                   "predictions": [prediction_record(p, hw, warnings=[*config_cautions(p.config, hw, pp.store),
+                                                                      *filter(None, [warning_of[hw.id]])])
                                    for p, hw in zip(preds, resolved)]})
         return
     from rich.table import Table
@@ -280,9 +280,11 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                       _cell(mem) if mem else "n/a", f"{fits:.2f}" if fits is not None else "n/a", str(p.n_nearby))
     out = console()
     out.print(table)
-    caution = unmeasured_kinds_caution(pp.unmeasured_kinds(resolved), "rows",
-                                       "; `perfcast predict` on one of them says more.")
-    if caution:
+    cautions = [unmeasured_kinds_caution(pp.unmeasured_kinds(resolved), "rows",
+                                         "; `perfcast predict` on one of them says more.")]
+    # per configuration: no adapter runs it, or its device lists no peak at its precision
+    cautions += [w for p, hw in zip(preds, resolved) for w in config_cautions(p.config, hw, pp.store)]
+    for caution in dict.fromkeys(c for c in cautions if c):
         out.print(f"[yellow]caution:[/] {caution}")
     if plot_path:
         out.print(f"plot written to {plot_path}")

@@ -50,7 +50,7 @@ def recommend_hardware(model: str, metric: str, available: Optional[str], detect
     """
     from engine.cli.common import console, open_store
     from engine.errors import InvalidValueError, NotAvailableError
-    from engine.predict import PerformancePredictor, resolve, unmeasured_kinds_caution
+    from engine.predict import PerformancePredictor, resolve
     from engine.recommend import HardwareRecommender, local_hardware
 
     store = open_store(db_path)
@@ -73,14 +73,12 @@ def recommend_hardware(model: str, metric: str, available: Optional[str], detect
         r = rec.recommend_hardware(model_name=model, batch_size=batch_size, optimization_metric=metric,
                                    precision=precision, seq_len=seq_len, mode=mode, runtime=runtime,
                                    gpu_count=gpu_count, n_samples=samples, seed=seed)
-    caution = unmeasured_kinds_caution(pp.unmeasured_kinds(resolve(o.hardware, store) for o in r.options),
-                                       "options", ", and so can their P(best); one real run on each is the fix")
     if as_json:
-        emit_json({**r.to_dict(), "warnings": [caution] if caution else []})
+        emit_json(r.to_dict())
         return
     _render(r, console())
-    if caution:
-        console().print(f"[yellow]caution:[/] {caution}")
+    for caution in r.warnings:
+        console().print(f"[yellow]caution:[/] {caution}", highlight=False)
 
 
 def _render(r: Any, con: Any) -> None:
@@ -106,7 +104,10 @@ def _render(r: Any, con: Any) -> None:
         return median_over_interval(d.median, d.q05, d.q95, fmt)
 
     for o in r.options:
-        row = [o.hardware, f"{o.prob_best:.2f}", cell(o.metric),
+        # the device, and under it the name it was asked as (`cuda`) and the runtime it is ranked with
+        how = " · ".join(([f"as {o.requested}"] if o.requested and o.requested != o.hardware else [])
+                         + [o.config.runtime])
+        row = [f"{o.hardware}\n[dim]{how}[/dim]", f"{o.prob_best:.2f}", cell(o.metric),
                cell(o.cost_per_1m_usd) if o.cost_per_1m_usd else "no price", o.bound or "?", str(o.n_measurements)]
         if r.gpu_count > 1:
             row.append(cell(o.scaling_efficiency, lambda v: f"{v:.2f}") if o.scaling_efficiency else "–")

@@ -388,7 +388,9 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
             if not row["ratio"] > 0:
                 con.print(f"{name} does not reach {goal} within the budget")
                 continue
-            con.print(f"{name} reaches {goal} with {_times(row['ratio'], 'benchmarks')} and "
+            first = (f" first after {row['n']} benchmarks, random after {row['random_n']}:"
+                     if row.get("n") and row.get("random_n") else "")
+            con.print(f"{name} reaches {goal}{first} {_times(row['ratio'], 'benchmarks')} and "
                       f"{_times(row['seconds_ratio'], 'benchmark-seconds')}{ci}")
         for name, row in savings.items():
             if row.get("mean_gap") is None:  # no seed had a score in the range

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
@@ -69,13 +69,14 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     db = db_argument(store.path)
     if db:
         for r in payload.get("reruns", ()):  # rerun entries carry the item fields
-            r["command"] = benchmark_command(r, db=db)
+            r["command"] = benchmark_command(r, db=db, protocol=payload.get("benchmark"))
     if output:
         with open(output, "w") as f:
             json.dump(payload, f, indent=2, default=str)
     if emit_commands:
         with open(emit_commands, "w") as f:
-            f.write(commands_script(payload["final_recommendations"], reruns=payload.get("reruns", ()), db=db))
+            f.write(commands_script(payload["final_recommendations"], reruns=payload.get("reruns", ()), db=db,
+                                    protocol=payload.get("benchmark")))
         os.chmod(emit_commands, os.stat(emit_commands).st_mode | stat.S_IXUSR)
     if as_json:
         emit_json(payload)
@@ -85,9 +86,10 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     con = console()
     if not payload["final_recommendations"]:
         ex = payload["excluded"]
-        con.print(f"nothing to suggest: none of the {payload['total_candidates']} configurations of the space is "
+        con.print(f"nothing new to suggest: none of the {payload['total_candidates']} configurations of the space is "
                   f"left ({ex.get('measured', 0)} measured, {ex.get('failed', 0)} failed, {ex.get('memory', 0)} "
                   "predicted not to fit in memory); widen --space", highlight=False)
+        _footer(con, payload, output, emit_commands)
         return
     # model and configuration share one column (two lines) so the table reads in 80 columns
     t = Table(title=f"Next {len(payload['final_recommendations'])} benchmarks: {payload['strategy']}")
@@ -110,12 +112,19 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     con.print(f"{payload['total_candidates']} configurations in the space; {payload['enhanced_candidates']} candidates "
               f"after excluding {ex.get('measured', 0)} measured, {ex.get('failed', 0)} failed, "
               f"{ex.get('memory', 0)} predicted not to fit in memory.")
+    _footer(con, payload, output, emit_commands)
+
+
+def _footer(con: Any, payload: dict[str, Any], output: Optional[str], emit_commands: Optional[str]) -> None:
+    """Notes (reruns of busy runs among them) and where the files went: printed even when nothing
+    new is left to suggest, since the script may still hold reruns."""
     for n in payload.get("notes", []):
         con.print(f"[dim]{n}[/dim]")
     if output:
         con.print(f"recommendations written to {output}")
     if emit_commands:
-        con.print(f"benchmark commands written to {emit_commands}")
+        n = len(payload["final_recommendations"]) + len(payload.get("reruns", ()))
+        con.print(f"{n} benchmark command{'s' if n != 1 else ''} written to {emit_commands}")
 
 
 def db_argument(db: Path) -> Optional[str]:

@@ -214,6 +214,20 @@ def adapter_refuses(kind: str, runtime: str, precision: str, mode: str) -> bool:
                                                               and kind != "cpu")
 
 
+#: Adapters that detect their device but cannot measure on it (hardware/qnn.py).
+DETECTION_ONLY: frozenset[str] = frozenset({"qnn"})
+
+
+def adapter_measures(kind: str, runtime: str, precision: str, mode: str) -> bool:
+    """Whether a perfcast adapter can benchmark this on a device of ``kind``. Stricter than
+    :func:`runtime_runs_on`: WebNN on a WebNN laptop is a real deployment (so it is ranked and
+    predicted) that no perfcast adapter measures (so a prediction of it says so)."""
+    from hardware.registry import RUNTIME_ADAPTERS
+
+    adapter = RUNTIME_ADAPTERS.get(("cpu" if kind == "openvino" else kind, runtime))
+    return adapter is not None and adapter not in DETECTION_ONLY and not adapter_refuses(kind, runtime, precision, mode)
+
+
 def runtime_runs_on(kind: str, runtime: str) -> bool:
     """Whether a runtime can run on a device kind (the adapters' (platform, runtime) table)."""
     from hardware.registry import RUNTIME_ADAPTERS

@@ -71,6 +71,7 @@ class HardwareOption:
     n_measurements: int = 0  # of this model on this device
     n_device_measurements: int = 0  # of any model on this device
     scaling_efficiency: Optional[Quantiles] = None
+    requested: str = ""  # the name asked for (a platform such as `cuda`, or the id itself)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)  # recurses: the config becomes a plain mapping too
@@ -92,6 +93,7 @@ class HardwareRecommendation:
     n_samples: int = 0
     predictor: str = ""
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # predict's cautions for the options (see answer_cautions)
 
     @property
     def prob_best(self) -> dict[str, float]:
@@ -113,7 +115,8 @@ class HardwareRecommendation:
                 "cost_ranking": [{"hardware": o.hardware, "prob_cheapest": o.prob_cheapest,
                                   "cost_per_1m_usd": asdict(o.cost_per_1m_usd) if o.cost_per_1m_usd else None,
                                   "price_per_hour_usd": o.price_per_hour_usd} for o in self.cost_ranking],
-                "n_samples": self.n_samples, "predictor": self.predictor, "notes": self.notes}
+                "n_samples": self.n_samples, "predictor": self.predictor, "notes": self.notes,
+                "warnings": self.warnings}
 
 
 def default_hardware(store: Optional["Store"] = None, detect: bool = True) -> list[str]:
@@ -168,15 +171,21 @@ class HardwareRecommender:
         return self._predictor
 
     # -- building blocks ------------------------------------------------------------------------
-    def _resolve(self) -> list[Any]:
+    def _resolve(self) -> tuple[list[Any], list[str]]:
+        """The devices, once each, and a note for each pair of names that meant the same device."""
         from engine.predict import resolve
 
         names = self.available_hardware if self.available_hardware is not None else default_hardware(self.store)
         seen: dict[str, Any] = {}
+        merged: list[str] = []
         for n in names:
             hw = resolve(str(n), self.store)
-            seen.setdefault(hw.id, hw)
-        return list(seen.values())
+            first = seen.setdefault(hw.id, hw)
+            if first is not hw and (first.runtime or "torch") != (hw.runtime or "torch"):
+                merged.append(f"{first.requested} and {hw.requested} are the same device ({hw.id}), ranked once "
+                                    f"with runtime {first.runtime or 'torch'}; to compare runtimes on it, "
+                                    "use compare-hardware or optimize with several runtimes")
+        return list(seen.values()), merged
 
     def _counts(self, model: str) -> tuple[dict[str, int], dict[str, int]]:
         if self.store is None:
@@ -208,10 +217,10 @@ class HardwareRecommender:
         dropped = [h.id for h in hws if not runs(h)]
         what = f"{runtime + ' ' if runtime else ''}{precision} {mode}"
         if not keep:
-            raise NotAvailableError(f"no perfcast adapter runs {what} on any of: {', '.join(dropped)}; "
-                                    "try another --runtime, --precision or --mode, or other hardware")
+            raise NotAvailableError(f"{what} runs on none of {_some(dropped)}; choose another runtime, precision "
+                                    "or mode, or other hardware")
         if dropped:
-            notes.append(f"dropped (no perfcast adapter runs {what} there): {', '.join(dropped)}")
+            notes.append(f"dropped ({what} does not run there): {_some(dropped)}")
         return keep
 
     # -- the answer -----------------------------------------------------------------------------
@@ -222,15 +231,18 @@ class HardwareRecommender:
         from engine.catalog import get_model, resolve_hardware
         from engine.workloads import effective_seq_len
 
+        from engine.config import RUNTIMES
+
         metric = METRICS.get(str(optimization_metric).strip().lower())
         if metric is None:
             raise InvalidValueError("optimization metric", optimization_metric, ", ".join(sorted(set(METRICS))))
+        if runtime is not None and runtime not in RUNTIMES:
+            raise InvalidValueError("runtime", runtime, ", ".join(RUNTIMES))
         self.scaling.doublings(gpu_count)  # validates
         if n_samples < 100:
             raise InvalidValueError("number of posterior samples", n_samples, "an integer >= 100")
         entry = get_model(model_name)
-        hws = self._resolve()
-        notes: list[str] = []
+        hws, notes = self._resolve()
         if gpu_count > 1:
             if mode != "training":
                 raise InvalidValueError("gpu count", gpu_count, "1 unless --mode training (data-parallel training)")
@@ -301,7 +313,7 @@ class HardwareRecommender:
                 prob_cheapest=None if not np.isfinite(prob_cheapest[i]) else float(prob_cheapest[i]),
                 price_per_hour_usd=float(prices[i]) if priced[i] else None, bound=bound, arithmetic_intensity=ai,
                 ridge_point=ridge, n_measurements=per_model.get(h.id, 0), n_device_measurements=per_hw.get(h.id, 0),
-                scaling_efficiency=Quantiles.of(eff[:, i]) if gpu_count > 1 else None))
+                scaling_efficiency=Quantiles.of(eff[:, i]) if gpu_count > 1 else None, requested=h.requested))
         sign = -1.0 if larger_better else 1.0
         options.sort(key=lambda o: (-o.prob_best, sign * o.metric.median))
         cost_ranking = sorted([o for o in options if o.cost_per_1m_usd is not None],
@@ -309,7 +321,25 @@ class HardwareRecommender:
         rec = HardwareRecommendation(entry.name, metric, mode, gpu_count, options[0].hardware, options, "",
                                      cost_ranking, n_samples, getattr(pred, "name", ""), notes)
         rec.explanation = explain(rec)
+        rec.warnings = self._warnings(list(zip(configs, hws)))
         return rec
+
+    def _warnings(self, pairs: list[tuple[Config, Any]]) -> list[str]:
+        """``predict``'s cautions for the ranked options: kinds and devices without runs (when the
+        recommender wraps a PerformancePredictor, which knows the store), a configuration no
+        adapter measures, a precision the device lists no peak for (bf16 on a T4)."""
+        from engine.predict import answer_cautions, config_cautions
+
+        if self._facade is not None:
+            return answer_cautions(self._facade, pairs, "options",
+                                   ", and so can their P(best); one real run on each is the fix")
+        return list(dict.fromkeys(w for cfg, hw in pairs for w in config_cautions(cfg, hw, self.store)))
+
+
+def _some(ids: Sequence[str], k: int = 6) -> str:
+    """``a, b, c`` — or the first ``k`` and how many more, so a 29-device list stays one line."""
+    ids = list(ids)
+    return ", ".join(ids) if len(ids) <= k else f"{', '.join(ids[:k])} and {len(ids) - k} more"
 
 
 def _roofline_bound(cfg: Config, entry: Any) -> tuple[Optional[float], Optional[float], str]:
