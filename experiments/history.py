@@ -11,8 +11,13 @@ from typing import Any, Optional
 import numpy as np
 
 
-def summary(exp: dict[str, Any]) -> dict[str, Any]:
-    """The row of ``perfcast experiments`` (and its ``--json``) for one stored experiment."""
+def summary(exp: dict[str, Any], runs: Optional[dict[str, tuple[int, int, float]]] = None) -> dict[str, Any]:
+    """The row of ``perfcast experiments`` (and its ``--json``) for one stored experiment.
+
+    ``runs``: experiment id -> (runs, failed runs, benchmark-seconds) as the store holds them now
+    (:func:`stored_run_counts`). They are the counts shown: the experiment's own state is a
+    snapshot that a ``db delete`` or a kill leaves stale, and optimize keeps none. A replay's
+    summary row has no stored runs (the oracle answered): its counts are None."""
     st = exp.get("state") or {}
     preq = st.get("prequential") or []
     steps = st.get("steps") or []
@@ -22,15 +27,29 @@ def summary(exp: dict[str, Any]) -> dict[str, Any]:
     acquisition = (cfg.get("acquisition") or {}).get("name")
     if st.get("mode") == "replay" and st.get("strategies"):  # a replay comparison's summary row
         acquisition = ",".join(st["strategies"])
+    n, failed, seconds = (len(preq), sum(1 for p in preq if p.get("status") not in (None, "ok")),
+                          _num(last.get("benchmark_seconds")))
+    if st.get("mode") == "replay":
+        n = failed = seconds = None  # type: ignore[assignment]
+    elif runs is not None:
+        n, failed, seconds = runs.get(exp["experiment_id"], (0, 0, None))
     return {"experiment_id": exp["experiment_id"], "name": exp["name"], "status": exp["status"],
             "mode": st.get("mode"), "acquisition": acquisition,
-            "benchmarks": len(preq), "failed": sum(1 for p in preq if p.get("status") not in (None, "ok")),
-            "benchmark_seconds": _num(last.get("benchmark_seconds")),
+            "benchmarks": n, "failed": failed, "benchmark_seconds": seconds,
             "prequential_median_ape": float(np.median(apes)) if apes else None,
             "max_rel_width90": _num(last.get("max_rel_width90")),
             "max_reducible90": _num(last.get("max_reducible90")),
             "stopped_because": st.get("stopped_because"),
             "created_at": str(exp.get("created_at")), "updated_at": str(exp.get("updated_at"))}
+
+
+def stored_run_counts(store: Any) -> dict[str, tuple[int, int, Optional[float]]]:
+    """Experiment id -> (runs, failed runs, summed wall seconds) of the runs stored now."""
+    with store.connect() as con:
+        rows = con.execute("SELECT experiment_id, count(*), count(*) FILTER (WHERE status <> 'ok'), "
+                           "sum(wall_time_s) FROM measurements WHERE experiment_id IS NOT NULL "
+                           "GROUP BY experiment_id").fetchall()
+    return {e: (int(n), int(f), None if s is None else float(s)) for e, n, f, s in rows}
 
 
 def _num(v: Any) -> Optional[float]:

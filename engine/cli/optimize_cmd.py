@@ -87,7 +87,10 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
                                TextColumn("{task.description}"), console=err, transient=False)
         task = progress_cm.add_task("fitting…", total=budget)
 
+        inflight: list[bool] = [False]
+
         def callback(step: int, total: int, cfg: Any, ev: Any) -> None:
+            inflight[0] = ev is None
             if ev is None:
                 progress_cm.update(task, description=f"running {config_text(cfg)}")
                 return
@@ -106,8 +109,9 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
 
         def stop_after_inflight() -> None:
             stop.append(True)
-            progress_cm.console.print("[yellow]Ctrl-C: the benchmark in flight will finish and be stored, then "
-                                      "the ranking is printed (Ctrl-C again stops now)[/yellow]", highlight=False)
+            what = ("the benchmark in flight will finish and be stored, then the ranking is printed" if inflight[0]
+                    else "no benchmark is running; the ranking is printed before the next one would start")
+            progress_cm.console.print(f"[yellow]Ctrl-C: {what} (Ctrl-C again stops now)[/yellow]", highlight=False)
 
         with progress_cm, first_interrupt_calls(stop_after_inflight):
             result = optimize_deployment(model, objective, constraints, space, budget=budget, online=True,
@@ -118,32 +122,15 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
         with err.status("ranking the space under the posterior…"):
             result = optimize_deployment(model, objective, constraints, space, budget=budget, online=False,
                                          db=store, seed=seed, top_k=top, prices=prices)
-    cautions = _cautions(result, store)
     if as_json:
-        emit_json({**result.to_dict(), "warnings": cautions})
+        emit_json(result.to_dict())
     else:
         out = console()
         _render(result, out)
-        for c in cautions:
+        for c in result.warnings:
             out.print(f"[yellow]caution:[/] {c}", highlight=False)
     if result.interrupted:  # the ranking is out; the exit status still says the budget was not spent
         raise click.exceptions.Exit(130)
-
-
-def _cautions(result: Any, store: Any) -> list[str]:
-    """What `predict` says of a device the store cannot vouch for, for the devices in the answer:
-    an unmeasured kind (cuda on the shipped data) extrapolates a CPU-fitted roofline, and a device
-    with no runs of its own rests on its peaks. The ranking can be wrong for the same reasons."""
-    from engine.predict import PerformancePredictor, resolve, unmeasured_kinds_caution
-
-    rows = [a for a in (result.best, *result.pareto, *result.alternatives) if a is not None]
-    devices = [resolve(h, store) for h in sorted({a.config.hardware for a in rows})]
-    pp = PerformancePredictor(store)
-    kinds = pp.unmeasured_kinds(devices)
-    out = [unmeasured_kinds_caution(kinds, "rows", ", and so can the ranking; one real run on each kind "
-                                                   "(perfcast benchmark ... --save) is the fix")]
-    out += [pp.extrapolation_warning(hw) for hw in devices if hw.kind not in kinds]
-    return [c for c in out if c]
 
 
 def _prices(text: Optional[str], hardware: list[str]) -> Optional[dict[str, float]]:

@@ -435,12 +435,15 @@ def experiments_(db_path: Optional[str], as_json: bool) -> None:
 
     A loop that shows `running` but whose process is gone (killed, machine rebooted), or
     `interrupted` (stopped with Ctrl-C), resumes when its `perfcast run CONFIG` is started again.
+    An interrupted `optimize` does not resume: run it again and its stored runs count as
+    observations of a new optimisation. Runs and bench-s are the runs stored now (a `db delete`
+    shows); replay rows have none (the oracle answered).
 
     Example: perfcast experiments --json
     """
     from engine.cli.common import open_store
     from engine.store.paths import default_db_path
-    from experiments.history import summary
+    from experiments.history import stored_run_counts, summary
 
     path = default_db_path(db_path)
     if not path.exists():  # a listing creates nothing (a typo in --db made a seeded store before)
@@ -449,7 +452,9 @@ def experiments_(db_path: Optional[str], as_json: bool) -> None:
         else:
             console().print(f"no store at {path}: nothing has been run against it", highlight=False)
         return
-    rows = [summary(e) for e in open_store(db_path).experiments()]
+    store = open_store(db_path)
+    counts = stored_run_counts(store)
+    rows = [summary(e, counts) for e in store.experiments()]
     if as_json:
         emit_json({"experiments": rows})
         return
@@ -467,7 +472,8 @@ def experiments_(db_path: Optional[str], as_json: bool) -> None:
         t.add_column(col, justify="left" if col in ("status", "updated") else "right", no_wrap=True)
     for r in rows:
         ape = "–" if r["prequential_median_ape"] is None else f"{r['prequential_median_ape']:.0%}"
-        t.add_row(r["experiment_id"], r["status"], str(r["benchmarks"]), str(r["failed"]),
+        t.add_row(r["experiment_id"], r["status"], "–" if r["benchmarks"] is None else str(r["benchmarks"]),
+                  "–" if r["failed"] is None else str(r["failed"]),
                   fmt_number(r["benchmark_seconds"], missing="–"), ape, r["updated_at"][5:16])  # MM-DD HH:MM
     con.print(t)
     con.print("[dim]APE: median prequential error (each run against the forecast made when it was chosen)[/]")

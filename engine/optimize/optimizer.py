@@ -145,13 +145,31 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     problem = build_problem(model, objective, constraints, space, store, candidates, user_prices)
     prices_by_hw = {h: hourly_price(h, store, user_prices) for h in {c.hardware for c in problem.candidates}}
     if not online:
-        return _offline(problem, store, predictor, prices_by_hw, top_k)
-    runner = make_executor(executor, iterations)
-    runnable = runner.check(list(problem.candidates))
-    return _online(problem, runner, runnable, store, prices_by_hw, budget=budget, seed=seed, n_init=n_init,
-                   use_existing=use_existing, prior_data=prior_data, featurizer=featurizer, callback=callback,
-                   mc_samples=mc_samples, top_k=top_k, max_context=max_context if transfer else 0,
-                   should_stop=should_stop)
+        result = _offline(problem, store, predictor, prices_by_hw, top_k)
+    else:
+        runner = make_executor(executor, iterations)
+        runnable = runner.check(list(problem.candidates))
+        result = _online(problem, runner, runnable, store, prices_by_hw, budget=budget, seed=seed, n_init=n_init,
+                         use_existing=use_existing, prior_data=prior_data, featurizer=featurizer, callback=callback,
+                         mc_samples=mc_samples, top_k=top_k, max_context=max_context if transfer else 0,
+                         should_stop=should_stop)
+    result.warnings = _cautions(result, store)
+    return result
+
+
+def _cautions(result: OptimizationResult, store: Optional["Store"]) -> list[str]:
+    """What ``predict`` says of the reported rows (:func:`engine.predict.answer_cautions`): an
+    unmeasured kind (cuda on the shipped data) or a device without runs extrapolates, and the
+    ranking can be wrong for the same reasons. Needs the store (none with ``db=False``)."""
+    if store is None:
+        return []
+    from engine.predict import PerformancePredictor, answer_cautions, resolve
+
+    rows = [a for a in (result.best, *result.pareto, *result.alternatives) if a is not None]
+    devices = {h: resolve(h, store) for h in {a.config.hardware for a in rows}}
+    return answer_cautions(PerformancePredictor(store), [(a.config, devices[a.config.hardware]) for a in rows], "rows",
+                           ", and so can the ranking; one real run on each kind (perfcast benchmark ... --save) is "
+                           "the fix")
 
 
 # -- offline ---------------------------------------------------------------------------------------
@@ -190,7 +208,8 @@ def _offline(problem: Problem, store: Optional["Store"], predictor: Any, prices:
     pareto: list[Assessment] = []
     if problem.multi:
         feas = [int(i) for i in np.nonzero(pf >= 0.5)[0]]
-        pareto = [ranking.assessment(configs, post, score, pf, i) for i in ranking.pareto_indices(problem, post, feas)]
+        pareto = [ranking.assessment(configs, post, score, pf, i, evaluated=i in measured, measured=measured.get(i))
+                  for i in ranking.pareto_indices(problem, post, feas)]
     notes = [f"offline: ranked {len(configs)} configurations by E[utility] x P(feasible) under the "
              f"'{getattr(predictor, 'name', 'predictor')}' posterior; no benchmark was run"]
     if top and top[0].prob_feasible < 0.5:
@@ -291,7 +310,9 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
         for step in range(1, budget + 1):
             if should_stop is not None and should_stop():
                 interrupted = True
-                notes.append(f"interrupted after {step - 1} of {budget} evaluations; the ranking uses those")
+                notes.append(f"interrupted after {step - 1} of {budget} evaluations; the ranking uses those"
+                             if step > 1 else f"interrupted before the first of {budget} evaluations: the ranking "
+                             "is the posterior's alone")
                 break
             available = [j for j in run_rows if j not in evaluated and j not in excluded]
             if not available:

@@ -97,6 +97,7 @@ class OptimizationResult:
     notes: list[str] = field(default_factory=list)
     experiment_id: Optional[str] = None
     interrupted: bool = False  # online: stopped early by ``should_stop`` (Ctrl-C in the CLI)
+    warnings: list[str] = field(default_factory=list)  # predict's cautions for the reported rows
 
     @property
     def objective(self) -> str:
@@ -109,4 +110,4 @@ class OptimizationResult:
                 "pareto": [a.to_dict() for a in self.pareto],
                 "alternatives": [a.to_dict() for a in self.alternatives],
                 "history": [e.to_dict() for e in self.history], "notes": self.notes,
-                "experiment_id": self.experiment_id, "interrupted": self.interrupted}
+                "experiment_id": self.experiment_id, "interrupted": self.interrupted, "warnings": self.warnings}

@@ -14,15 +14,29 @@ def test_experiments_lists_progress_spend_and_forecast_error(tmp_path: Path) -> 
              "prequential": [{"status": "ok", "ape": 0.1}, {"status": "ok", "ape": 0.3},
                              {"status": "oom", "ape": None}, {"status": "ok", "ape": None}]}
     s.upsert_experiment("lab-run-abc", "lab", {"acquisition": {"name": "eig"}}, "running", state)
+    from engine.config import Config
+    from engine.records import Measurement
+
+    ids = []
+    for b in (1, 2, 4):
+        c = Config("gpt2", "cpu-amd-epyc-2c", b, 16)
+        ids.append(s.save_measurement(Measurement.from_samples(c, [10.0, 11.0], wall_time_s=4.0), "lab-run-abc"))
+    s.save_measurement(Measurement.failed(Config("gpt2", "cpu-amd-epyc-2c", 64, 16), "oom", "out of memory",
+                                          wall_time_s=0.5), "lab-run-abc")
     s.upsert_experiment("old-run-def", "old", {"acquisition": {"name": "random"}}, "finished",
                         {"mode": "run", "steps": [], "prequential": [], "stopped_because": "run budget spent"})
     r = CliRunner().invoke(cli, ["experiments", "--db", str(s.path), "--json"])
     assert r.exit_code == 0, r.output
     rows = {x["experiment_id"]: x for x in json.loads(r.stdout)["experiments"]}
     lab = rows["lab-run-abc"]
+    # the runs stored now, not the state's snapshot (12.5 s there)
     assert (lab["benchmarks"], lab["failed"], lab["benchmark_seconds"], lab["acquisition"]) == (4, 1, 12.5, "eig")
     assert abs(lab["prequential_median_ape"] - 0.2) < 1e-12 and lab["status"] == "running"
     assert rows["old-run-def"]["prequential_median_ape"] is None
     assert rows["old-run-def"]["stopped_because"] == "run budget spent"
     table = CliRunner().invoke(cli, ["experiments", "--db", str(s.path)])
     assert "lab-run-abc" in table.output and "20%" in table.output
+    s.delete_runs([ids[0]])  # a `db delete` shows in the listing (the state still says 4)
+    r = CliRunner().invoke(cli, ["experiments", "--db", str(s.path), "--json"])
+    lab = {x["experiment_id"]: x for x in json.loads(r.stdout)["experiments"]}["lab-run-abc"]
+    assert (lab["benchmarks"], lab["failed"], lab["benchmark_seconds"]) == (3, 1, 8.5)

@@ -37,7 +37,9 @@ def test_ctrl_c_in_online_optimize_stores_the_run_in_flight_ranks_and_exits_130(
     rest, _ = p.communicate(timeout=300)
     out = "".join(lines) + rest
     assert p.returncode == 130, out[-3000:]
-    assert "Traceback" not in out and "Ctrl-C: the benchmark in flight will finish" in out, out[-3000:]
+    # during the next fit or the next benchmark: the message says which
+    assert "Traceback" not in out and ("Ctrl-C: the benchmark in flight will finish" in out
+                                       or "Ctrl-C: no benchmark is running" in out), out[-3000:]
     assert "Best:" in out and "interrupted after" in out, out[-3000:]
     runs = Store(db, seed=False).measurements(status=None)
     runs = runs[runs["experiment_id"].notna()]  # the store was seeded with the shipped runs
