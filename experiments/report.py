@@ -387,10 +387,14 @@ def plot_report(path: str, curves: Sequence[Curve], title: str = "") -> str:
     fig, ax = plt.subplots(2, 2, figsize=(11, 7.5), sharex="col")
     for c in curves:
         label = f"{c.strategy} ({c.source}, {c.seeds} seed{'s' if c.seeds != 1 else ''})"
-        ax[0, 0].plot(c.n_grid, c.ape_by_n, label=label, drawstyle="steps-post")
-        ax[0, 1].plot(c.s_grid, c.ape_by_s, label=label, drawstyle="steps-post")
-        ax[1, 0].plot(c.n_grid, c.width_by_n, label=label, drawstyle="steps-post")
-        ax[1, 1].plot(c.s_grid, c.width_by_s, label=label, drawstyle="steps-post")
+        # a marker per point where there are few: a curve of one point had no line to draw and was invisible
+        style = {"label": label, "drawstyle": "steps-post",
+                 "marker": "o" if np.isfinite(np.asarray(c.ape_by_n, dtype=float)).sum() <= 20 else None,
+                 "markersize": 3}
+        ax[0, 0].plot(c.n_grid, c.ape_by_n, **style)
+        ax[0, 1].plot(c.s_grid, c.ape_by_s, **style)
+        ax[1, 0].plot(c.n_grid, c.width_by_n, **style)
+        ax[1, 1].plot(c.s_grid, c.width_by_s, **style)
     ax[0, 0].set_ylabel("held-out median APE")
     ax[1, 0].set_ylabel("mean relative 90% interval width")
     ax[1, 0].set_xlabel("benchmarks run")

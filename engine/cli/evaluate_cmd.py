@@ -115,8 +115,9 @@ def _print(report, evaluation_id: str, by_path: bool = False) -> None:  # type: 
     nf = report.noise
     bits = []
     if nf.get("between_runs_median_ape") is not None:
-        bits.append(f"repeat runs differ by a median {_pct(nf['between_runs_median_ape'])} "
-                    f"({nf['n_repeated_configs']} repeated configurations)")
+        bits.append(f"repeat runs differ from each other by a median {_pct(nf['between_runs_median_ape'])} "
+                    f"({nf['n_repeated_configs']} repeated configurations; the README's noise floor is their "
+                    "coefficient of variation, bench/noise_floor.py)")
     if nf.get("within_run_cv_median") is not None:
         bits.append(f"within-run CV median {_pct(nf['within_run_cv_median'])}")
     if bits:

@@ -137,7 +137,7 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, me
     """
     from engine.catalog import get_model
     from engine.config import Config
-    from engine.descriptors import describe, describe_decode
+    from engine.descriptors import TRAFFIC, describe, describe_decode
     from engine.descriptors.counting import supports_decode
 
     entry = get_model(name)
@@ -184,10 +184,16 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, me
     if d.tied_head_flops or (dec and dec.tied_head_flops):
         # ONNX Runtime's int8 graph runs an LM head tied to the input embedding in fp32
         row("    of which a tied LM head", tied(d), tied(dec) if dec else "")
+    # the parts are sizes; the multipliers say how often a pass moves each (they sum to bytes moved)
+    tw, ta = TRAFFIC[mode]
     row("bytes moved", _bytes(d.bytes_moved), _bytes(dec.bytes_moved) if dec else "")
-    row("  weights", _bytes(d.weight_bytes), _bytes(dec.weight_bytes) if dec else "")
-    row("  activations", _bytes(d.activation_bytes), _bytes(dec.activation_bytes) if dec else "")
+    row(f"  weights{f' (moved ×{tw})' if tw > 1 else ''}", _bytes(d.weight_bytes),
+        _bytes(dec.weight_bytes) if dec else "")
+    row(f"  activations (moved ×{ta})", _bytes(d.activation_bytes), _bytes(dec.activation_bytes) if dec else "")
     row("  KV cache", _bytes(d.kv_cache_bytes), _bytes(dec.kv_cache_bytes) if dec else "")
+    if mode == "training":
+        row("  optimizer traffic", _bytes(d.bytes_moved - tw * d.weight_bytes - ta * d.activation_bytes
+                                          - d.kv_cache_bytes), "")
     row("arithmetic intensity (FLOP/B)", f"{d.arithmetic_intensity:,.1f}", f"{dec.arithmetic_intensity:,.1f}" if dec else "")
     row("memory (weights+state+live acts+KV)", _bytes(d.memory_bytes), _bytes(dec.memory_bytes) if dec else "")
     if mode == "training":

@@ -68,6 +68,8 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
 
     if iterations < 1:
         raise InvalidValueError("iterations", iterations, "an integer >= 1")
+    if budget < 1:  # before the progress bar is drawn
+        raise InvalidValueError("budget", budget, "an integer >= 1 (the number of benchmarks)")
     constraints = {k: v for k, v in {"latency_p90_ms": max_latency_ms, "latency_ms": max_median_latency_ms,
                                      "memory_mib": max_memory_mib, "throughput": min_throughput,
                                      "cost_per_1m_usd": max_cost}.items() if v is not None}
@@ -165,9 +167,10 @@ def _render(result: Any, con: Any) -> None:
 
     from engine.optimize.spec import UNITS
 
-    cons = ", ".join(f"{k} {'>=' if k == 'throughput' else '<='} {v:g}" for k, v in result.constraints.items()) or "none"
+    cons = ", ".join(f"{k} {'>=' if k == 'throughput' else '<='} {v:g}" for k, v in result.constraints.items())
+    cons = f"subject to {cons}" if cons else "(no constraint)"
     mode = "online (benchmarks run)" if result.online else "offline (posterior only)"
-    con.print(f"[bold]{result.model}[/bold]: {' / '.join(result.objectives)} subject to {cons} — {mode}, "
+    con.print(f"[bold]{result.model}[/bold]: {' / '.join(result.objectives)} {cons} — {mode}, "
               f"{result.n_candidates} candidate configurations")
     b = result.best
     if b is not None:

@@ -77,7 +77,8 @@ class LoopDisplay:
             self.print(f"[bold cyan]{head}[/bold cyan] · {s.n_benchmarks} runs, {s.benchmark_seconds:.0f} benchmark-s · "
                        f"{s.fitted} {s.fit_s:.1f}s, acquire {s.acquire_s:.1f}s")
             width = (f"90% width max {_fmt_pct(s.max_rel_width90)} mean {_fmt_pct(s.mean_rel_width90)}"
-                     if s.max_rel_width90 is not None else "no model yet")
+                     if s.max_rel_width90 is not None else ("nothing left to predict" if s.pool_size == 0
+                                                            else "no model yet"))
             ape = ""
             if s.heldout_median_ape is not None:
                 held = "" if s.heldout_n == s.pool_size else f" (n={s.heldout_n})"

@@ -103,23 +103,26 @@ def _optimizer_traffic(params: float, w: int) -> float:
     return params * (ADAM_BYTES_PER_PARAM + w + (w if w < 4 else 0.0))
 
 
+#: How many times a pass moves its weights and its activations, by mode: activations are written
+#: and read back (2); a training step also reads weights for the backward pass and writes their
+#: gradients (3) and moves activations and their gradients (4), plus the optimizer's traffic.
+TRAFFIC: dict[str, tuple[int, int]] = {"inference": (1, 2), "decode": (1, 2), "training": (3, 4)}
+
+
 def _build(counts: "PassCounts", family: str, batch: int, precision: str, mode: str) -> Descriptor:
     w = WIDTH[precision]
     p = float(counts.params)
     weights = p * w
     acts = counts.activation_elems * batch * w
     kv = counts.kv_cache_elems * batch * w
+    tw, ta = TRAFFIC[mode]
     if mode == "training":
         state = _state_bytes(p, w)
-        moved = 3 * weights + 4 * acts + _optimizer_traffic(p, w)
+        moved = tw * weights + ta * acts + _optimizer_traffic(p, w)
         live = acts
-    elif mode == "decode":
+    else:  # inference, decode
         state = 0.0
-        moved = weights + kv + 2 * acts
-        live = 2 * counts.max_activation_elems * batch * w
-    else:
-        state = 0.0
-        moved = weights + 2 * acts + kv
+        moved = tw * weights + ta * acts + kv
         live = 2 * counts.max_activation_elems * batch * w
     return Descriptor(model=counts.model, family=family, params=int(counts.params), flops=counts.flops * batch,
                       bytes_moved=moved, weight_bytes=weights, activation_bytes=acts, method=counts.method,

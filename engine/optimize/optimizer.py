@@ -157,6 +157,10 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     return result
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _cautions(result: OptimizationResult, store: Optional["Store"]) -> list[str]:
     """What ``predict`` says of the reported rows (:func:`engine.predict.answer_cautions`): an
     unmeasured kind (cuda on the shipped data) or a device without runs extrapolates, and the
@@ -295,7 +299,7 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
                      "the space; they count as observations")
     if n_ctx:
         notes.append(f"the GP also learned from {n_ctx} measurements of other configurations on the same "
-                     f"hardware ({len({c.model for c in context})} models; transfer)")
+                     f"hardware ({_plural(len({c.model for c in context}), 'model')}; transfer)")
 
     experiment_id = None
     if store is not None:
@@ -366,7 +370,8 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
                                     "interrupted", state={"history": [e.to_dict() for e in history]})
         raise
     if busy:
-        notes.append(f"{len(busy)} of the {len(history)} runs were timed while other processes kept this machine's "
+        notes.append(f"{len(busy)} of the {len(history)} runs {'was' if len(busy) == 1 else 'were'} timed while other "
+                     "processes kept this machine's "
                      f"cores busy ({', '.join(busy[:3])}{', …' if len(busy) > 3 else ''}): their timings are "
                      "probably slow; rerun them on a quiet machine (perfcast benchmark ... --save)")
 

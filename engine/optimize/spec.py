@@ -146,6 +146,10 @@ def _as_list(key: str, value: Any) -> list[Any]:
     return vals
 
 
+#: What 0 means where an axis takes it (the error for a negative value says so).
+ZERO_MEANS: dict[str, str] = {"threads": "the runtime's default", "seq_len": "the model's default sequence length"}
+
+
 def _ints(key: str, vals: Iterable[Any], minimum: int) -> list[int]:
     out = []
     for v in vals:
@@ -153,7 +157,8 @@ def _ints(key: str, vals: Iterable[Any], minimum: int) -> list[int]:
         if isinstance(v, str) and v.strip().isdigit():
             v, ok = int(v.strip()), True
         if not ok or v < minimum:
-            raise InvalidValueError(key, v, f"an integer >= {minimum}")
+            zero = f" (0: {ZERO_MEANS[key]})" if minimum == 0 and key in ZERO_MEANS else ""
+            raise InvalidValueError(key, v, f"an integer >= {minimum}{zero}")
         out.append(int(v))
     return sorted(set(out))
 

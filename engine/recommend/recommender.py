@@ -378,8 +378,8 @@ def explain(rec: HardwareRecommendation) -> str:
     if b.bound and b.arithmetic_intensity is not None and b.ridge_point is not None:
         cmp = "above" if b.bound == "compute" else "below"
         what = "peak FLOP/s" if b.bound == "compute" else "memory bandwidth"
-        why = (f" because {rec.model} does {b.arithmetic_intensity:,.0f} FLOP/byte, {cmp} its ridge point of "
-               f"{b.ridge_point:,.0f}, so it is {b.bound}-bound and {what} decides")
+        why = (f" because {rec.model} does {_fmt(b.arithmetic_intensity)} FLOP/byte, {cmp} its ridge point of "
+               f"{_fmt(b.ridge_point)}, so it is {b.bound}-bound and {what} decides")
     if b.n_measurements:
         data = f", supported by {b.n_measurements} measurements of {rec.model} on it"
     elif b.n_device_measurements:
