@@ -93,13 +93,13 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
 
         def callback(step: int, total: int, cfg: Any, ev: Any) -> None:
             inflight[0] = ev is None
-            if ev is None:
-                progress_cm.update(task, description=f"running {config_text(cfg)}")
+            if ev is None:  # `completed`, not `advance`: a resumed optimisation starts past its earlier runs
+                progress_cm.update(task, completed=step - 1, description=f"running {config_text(cfg)}")
                 return
             obj = "failed: " + ev.status if ev.objective is None else f"{fmt_number(ev.objective)}"
             flag = "feasible" if ev.feasible else "infeasible"
             progress_cm.console.print(f"  {step:>2}. {config_text(cfg):<42} {ev.chosen_by:<9} {obj} ({flag})")
-            progress_cm.update(task, advance=1, description="fitting…")
+            progress_cm.update(task, completed=step, description="fitting…")
 
     from engine.cli.common import open_store
 

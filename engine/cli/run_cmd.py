@@ -436,9 +436,9 @@ def experiments_(db_path: Optional[str], as_json: bool) -> None:
 
     A loop that shows `running` but whose process is gone (killed, machine rebooted), or
     `interrupted` (stopped with Ctrl-C), resumes when its `perfcast run CONFIG` is started again.
-    An interrupted `optimize` does not resume: run it again and its stored runs count as
-    observations of a new optimisation. Runs and bench-s are the runs stored now (a `db delete`
-    shows); replay rows have none (the oracle answered).
+    An interrupted online `optimize` resumes the same way, when the same command (model,
+    objectives, constraints, space) runs again. Runs and bench-s are the runs stored now (a `db
+    delete` shows); replay rows have none (the oracle answered).
 
     Example: perfcast experiments --json
     """

@@ -301,9 +301,14 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
         notes.append(f"the GP also learned from {n_ctx} measurements of other configurations on the same "
                      f"hardware ({_plural(len({c.model for c in context}), 'model')}; transfer)")
 
-    experiment_id = None
+    experiment_id, done, earlier = None, 0, []
     if store is not None:
-        experiment_id = f"optimize-{uuid.uuid4().hex[:12]}"
+        experiment_id, done, earlier = _resumable(store, problem, budget) if use_existing else (None, 0, [])
+        if experiment_id is not None:
+            notes.append(f"resumed {experiment_id}, interrupted after {done} of {budget} evaluations (its runs are "
+                         f"among the observations above); {max(budget - done, 0)} more now")
+        else:
+            experiment_id = f"optimize-{uuid.uuid4().hex[:12]}"
         store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget), "running")
 
     run_rows = [table.index[c.key] for c in runnable]
@@ -311,7 +316,7 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
     busy: list[str] = []  # keys of runs timed while other processes kept the cores busy
     interrupted = False
     try:
-        for step in range(1, budget + 1):
+        for step in range(done + 1, budget + 1):
             if should_stop is not None and should_stop():
                 interrupted = True
                 notes.append(f"interrupted after {step - 1} of {budget} evaluations; the ranking uses those"
@@ -367,7 +372,7 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
         # Ctrl-C or a crash: the runs are stored already; the experiment must not stay "running"
         if store is not None and experiment_id is not None:
             store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
-                                    "interrupted", state={"history": [e.to_dict() for e in history]})
+                                    "interrupted", state={"history": [*earlier, *(e.to_dict() for e in history)]})
         raise
     if busy:
         notes.append(f"{len(busy)} of the {len(history)} runs {'was' if len(busy) == 1 else 'were'} timed while other "
@@ -382,9 +387,31 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
     if store is not None and experiment_id is not None:
         store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
                                 "interrupted" if interrupted else "done",
-                                state={"history": [e.to_dict() for e in history],
+                                state={"history": [*earlier, *(e.to_dict() for e in history)],
                                        "best": result.best.to_dict() if result.best else None})
     return result
+
+
+def _resumable(store: "Store", problem: Problem, budget: int) -> tuple[Optional[str], int, list[dict[str, Any]]]:
+    """The latest optimisation of the same problem (model, objectives, constraints, space) that
+    stopped before its end (Ctrl-C, a crash, a kill), to go on with: (its id, how many runs it
+    stored, its history), else (None, 0, []). Its runs are already observations (they are in the
+    store), so going on means only not spending the budget again: the same command resumes, as
+    ``perfcast run CONFIG`` does. The budget may differ (more or fewer evaluations in all)."""
+    import json
+
+    def key(d: Mapping[str, Any]) -> str:
+        return json.dumps({k: v for k, v in d.items() if k != "budget"}, sort_keys=True, default=str)
+
+    want = key(_problem_dict(problem, budget))
+    for e in store.experiments():  # most recently updated first
+        if (e["experiment_id"].startswith("optimize-") and e["status"] in ("interrupted", "running")
+                and key(e.get("config") or {}) == want):
+            runs = store.measurements(status=None, where="experiment_id = ?", params=[e["experiment_id"]])
+            return e["experiment_id"], len(runs), list((e.get("state") or {}).get("history") or [])
+        if e["experiment_id"].startswith("optimize-") and key(e.get("config") or {}) == want:
+            break  # the latest of this problem finished: start afresh
+    return None, 0, []
 
 
 def _final(problem: Problem, surrogate: Any, observations: list, metrics: list[str], history: list[Evaluation],

@@ -233,9 +233,20 @@ def test_a_stop_request_ends_the_loop_with_a_ranking_and_an_interrupted_experime
     assert store.get_experiment(r.experiment_id)["status"] == "interrupted"
     assert len(store.measurements(status=None)) == 3
 
-    done = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=2,
-                               online=True, executor=FakeExecutor(), db=store, featurizer=featurizer)
-    assert not done.interrupted and store.get_experiment(done.experiment_id)["status"] == "done"
+    # the same command resumes: the same experiment, only the rest of the budget is spent
+    ex2 = FakeExecutor()
+    done = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=5,
+                               online=True, executor=ex2, db=store, featurizer=featurizer)
+    assert done.experiment_id == r.experiment_id and len(ex2.calls) == 2 and not done.interrupted
+    assert [e.step for e in done.history] == [4, 5] and any("resumed" in n for n in done.notes)
+    assert {c.key for c in ex2.calls}.isdisjoint({c.key for c in ex.calls})  # nothing measured twice
+    assert store.get_experiment(done.experiment_id)["status"] == "done"
+    assert len(store.get_experiment(done.experiment_id)["state"]["history"]) == 5
+    assert len(store.measurements(status=None)) == 5
+    # finished: the next run of the same problem starts a new optimisation
+    again = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=1,
+                                online=True, executor=FakeExecutor(), db=store, featurizer=featurizer)
+    assert again.experiment_id != r.experiment_id and len(again.history) == 1
 
     class Crashes(FakeExecutor):
         def run(self, c):
@@ -248,4 +259,4 @@ def test_a_stop_request_ends_the_loop_with_a_ranking_and_an_interrupted_experime
                             online=True, executor=Crashes(), db=store, featurizer=featurizer)
     with store.connect() as con:
         statuses = [s for (s,) in con.execute("SELECT status FROM experiments").fetchall()]
-    assert "running" not in statuses and statuses.count("interrupted") == 2
+    assert "running" not in statuses and statuses.count("interrupted") == 1
