@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
-from engine.config import Config, split_names
+from engine.config import RUNTIMES, Config, split_names
 from engine.errors import InvalidValueError, NotAvailableError
 from engine.recommend.scaling import ScalingPrior
 
@@ -183,8 +183,8 @@ class HardwareRecommender:
             first = seen.setdefault(hw.id, hw)
             if first is not hw and (first.runtime or "torch") != (hw.runtime or "torch"):
                 merged.append(f"{first.requested} and {hw.requested} are the same device ({hw.id}), ranked once "
-                                    f"with runtime {first.runtime or 'torch'}; to compare runtimes on it, "
-                                    "use compare-hardware or optimize with several runtimes")
+                              f"with runtime {first.runtime or 'torch'}; to compare runtimes on it, "
+                              "use compare-hardware or optimize with several runtimes")
         return list(seen.values()), merged
 
     def _counts(self, model: str) -> tuple[dict[str, int], dict[str, int]]:
@@ -230,8 +230,6 @@ class HardwareRecommender:
                            seed: int = 0) -> HardwareRecommendation:
         from engine.catalog import get_model, resolve_hardware
         from engine.workloads import effective_seq_len
-
-        from engine.config import RUNTIMES
 
         metric = METRICS.get(str(optimization_metric).strip().lower())
         if metric is None:
