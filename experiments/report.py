@@ -46,7 +46,9 @@ class Curve:
         def lst(a: np.ndarray) -> list[Optional[float]]:
             return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float)]
 
+        # a real run has no held-out set: its "heldout_*" columns hold the prequential error (`error`)
         return {"strategy": self.strategy, "seeds": self.seeds, "source": self.source,
+                "error": "prequential" if "prequential" in self.source else "held-out",
                 "n_benchmarks": lst(self.n_grid), "heldout_median_ape": lst(self.ape_by_n),
                 "mean_rel_width90": lst(self.width_by_n), "benchmark_seconds_at_n": lst(self.seconds_by_n),
                 "seconds_grid": lst(self.s_grid), "heldout_median_ape_by_seconds": lst(self.ape_by_s),
