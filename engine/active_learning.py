@@ -180,7 +180,8 @@ class ActiveLearningSystem:
         spec = self._space_spec if self._space_spec is not None else DEFAULT_SPACE
         b = load_config(spec).benchmark if isinstance(spec, str) else BenchmarkSettings()
         return {"iterations": b.iterations, "warmup": max(1, b.warmup), "min_time_s": b.min_time_s,
-                "max_time_s": b.max_time_s, "max_iterations": b.max_iterations, "decode_tokens": b.decode_tokens}
+                "max_time_s": b.max_time_s, "max_iterations": b.max_iterations, "decode_tokens": b.decode_tokens,
+                "time_limit_s": b.time_limit_s, "memory_limit_mib": b.memory_limit_mib}
 
     # -- the old API ------------------------------------------------------------------------------
     def recommend_configurations(self, budget: int = 5, optimize_for: str = "throughput",
@@ -406,7 +407,10 @@ def benchmark_command(item: dict[str, Any], iterations: int = 20, db: Optional[s
     if protocol:
         args += ["--iterations", str(protocol["iterations"]), "--warmup", str(protocol["warmup"]),
                  "--min-time", f"{protocol['min_time_s']:g}", "--max-time", f"{protocol['max_time_s']:g}",
-                 "--decode-tokens", str(protocol["decode_tokens"])]
+                 "--decode-tokens", str(protocol["decode_tokens"]),
+                 "--time-limit", f"{protocol.get('time_limit_s', 600.0):g}"]
+        if protocol.get("memory_limit_mib"):
+            args += ["--memory-limit-mib", f"{protocol['memory_limit_mib']:g}"]
     else:
         args += ["--iterations", str(iterations)]
     args += ["--save"] + (["--db", db] if db else [])

@@ -62,6 +62,9 @@ class StepRecord:
     # could still remove (1 - width at the predictor's floor / width now; predictors with floor_sd), and the pool's
     # widest interval at that floor, below which stop.max_rel_width90 cannot be met
     max_reducible90: Optional[float] = None
+    # the same share's 90th percentile over the pool: the maximum is held up by one poorly covered
+    # corner long after the error stopped falling (docs/active-learning.md, "Session 23")
+    q90_reducible90: Optional[float] = None
     max_floor_width90: Optional[float] = None
     heldout_median_ape: Optional[float] = None
     heldout_n: int = 0
@@ -484,7 +487,9 @@ class ExperimentLoop:
                 # a lognormal's relative 90% width: exp(1.645 sd) - exp(-1.645 sd)
                 wf = 2.0 * np.sinh(1.6448536 * np.asarray(floor_sd(cand, self.pmetric), dtype=float))
                 # clipped: a draws-based width can fall a little under the floor's Gaussian one
-                rec.max_reducible90 = float(np.clip(np.max(1.0 - wf / np.maximum(w, 1e-12)), 0.0, 1.0))
+                reducible = np.clip(1.0 - wf / np.maximum(w, 1e-12), 0.0, 1.0)
+                rec.max_reducible90 = float(np.max(reducible))
+                rec.q90_reducible90 = float(np.quantile(reducible, 0.9))
                 rec.max_floor_width90 = float(np.max(wf))
         if self.truth is not None and pool_idx:
             if self._score_factory is not None:

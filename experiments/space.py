@@ -88,13 +88,26 @@ def expand_space(sp: SearchSpace, source: str = "experiment config") -> list[Con
         entry = get_model(model)
         seqs = sorted({effective_seq_len(entry, s) for s in (sp.seq_lengths or [128])})
         for hw, rt in hardware_runtime_pairs(sp, source):
+            threads = (sp.threads or [0]) if _is_cpu(hw) else [0]  # thread counts are a CPU's axis
             for b in sp.batch_sizes or [1]:
                 for s in seqs:
                     for p in sp.precisions or ["fp32"]:
                         for mode in sp.modes or ["inference"]:
-                            for t in sp.threads or [0]:
+                            for t in threads:
                                 out.append(Config(entry.name, hw, int(b), int(s), p, mode, rt, int(t)))
     return list(dict.fromkeys(out))
+
+
+def _is_cpu(hw: str) -> bool:
+    """Whether a hardware id is a CPU (a remote worker's id the catalog does not know is one: only
+    CPU ids pass :func:`_check_hardware_id` unknown). A GPU's space once held t1 and t2 copies of
+    each configuration, which the runtime ignores there (optimize's space never did)."""
+    from engine.catalog import resolve_hardware
+
+    try:
+        return resolve_hardware(hw).kind == "cpu"
+    except Exception:  # noqa: BLE001 - unknown here: a remote CPU
+        return True
 
 
 def space_from_dataset(sp: SearchSpace, data: "pd.DataFrame") -> list[Config]:

@@ -46,9 +46,9 @@ def _table(entries: list[Any], title: str, width: int = 200) -> Any:
     rows = []
     for e in entries:
         flag = " *" if e.detected else (" †" if e.origin != "shipped" else "")
-        kind = e.kind + (f"\nref: {e.reference_for}" if e.reference_for and not with_name else "")
+        flag += " ^" if e.reference_for and not with_name else ""
         ref = f" (ref: {e.reference_for})" if e.reference_for else ""
-        rows.append([e.id + flag, kind, *(_peak(e.peak_tflops.get(p)) for p in PRECISIONS),
+        rows.append([e.id + flag, e.kind, *(_peak(e.peak_tflops.get(p)) for p in PRECISIONS),
                      _num(e.memory_bandwidth_gbs, "{:,.0f}"), _num(e.memory_gib, "{:,.0f}"),
                      _num(e.price_per_hour_usd, "{:,.2f}"), *([e.name + ref] if with_name else [])])
     t.add_column("id", style="bold", overflow="fold")
@@ -132,7 +132,8 @@ def list_(db_path: Optional[str], as_json: bool, kind: Optional[str], no_detect:
     """Catalog devices plus the ones detected here (and any in the database), with their figures.
 
     Peaks are dense TFLOP/s (int8: TOPS), bandwidth GB/s, memory GiB, power W, price $/hour for one
-    device. `ref: cuda` marks the device that answers `--hardware cuda` when no GPU is detected.
+    device. `(ref: cuda)` beside the name (`^` after the id in a narrow terminal) marks the device
+    that answers `--hardware cuda` when no GPU is detected.
 
     Example: perfcast hardware list --kind cuda --json
     """
@@ -157,7 +158,8 @@ def list_(db_path: Optional[str], as_json: bool, kind: Optional[str], no_detect:
     out = console()
     user = sorted({e.origin for e in rows if e.origin != "shipped" and not e.detected})
     mark = f"; † = from {', '.join(user)}" if user else ""
-    out.print(_table(rows, f"Hardware ({len(rows)}; * = detected here{mark}; dense peak TFLOP/s (int8 TOPS))",
+    ref = "" if out.width >= 110 else "; ^ = answers for its kind"  # wide: `(ref: cuda)` beside the name
+    out.print(_table(rows, f"Hardware ({len(rows)}; * = detected here{mark}{ref}; dense peak TFLOP/s (int8 TOPS))",
                      out.width))
     if sources:
         _print_sources(out, rows)

@@ -220,7 +220,7 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                      mode: str, runtime: Optional[str], threads: int, predictor: str, metric: str,
                      plot_path: Optional[str], db_path: Optional[str], as_json: bool) -> None:
     """Compare devices (or batch sizes) for one model, with credible intervals."""
-    from engine.predict import config_cautions, prediction_record, unmeasured_kinds_caution
+    from engine.predict import answer_cautions, config_cautions, prediction_record
 
     check_plot("--plot", plot_path)  # before any fitting
     hws = split_csv(hardware, what="hardware") or _all_hardware_ids()
@@ -264,7 +264,8 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
     from rich import box
 
     # borderless with collapsed padding: seven columns of two-line cells read in 80 columns
-    table = Table(title=f"{model_name} · {precision} · {mode} · predictor {predictor}",
+    rt = f" · {runtime}" if runtime else ""
+    table = Table(title=f"{model_name} · {precision} · {mode}{rt} · predictor {predictor}",
                   caption="median, and under it the 90% credible interval", box=box.SIMPLE_HEAD,
                   collapse_padding=True, pad_edge=False)
     # the device that answered, and under it the platform name it was asked for (`cpu`, `cuda`)
@@ -280,12 +281,10 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                       _cell(mem) if mem else "n/a", f"{fits:.2f}" if fits is not None else "n/a", str(p.n_nearby))
     out = console()
     out.print(table)
-    cautions = [unmeasured_kinds_caution(pp.unmeasured_kinds(resolved), "rows",
-                                         "; `perfcast predict` on one of them says more.")]
-    # per configuration: no adapter runs it, or its device lists no peak at its precision
-    cautions += [w for p, hw in zip(preds, resolved) for w in config_cautions(p.config, hw, pp.store)]
-    for caution in dict.fromkeys(c for c in cautions if c):
-        out.print(f"[yellow]caution:[/] {caution}")
+    # the JSON's cautions, once each: unmeasured kinds, devices without runs, per configuration
+    for caution in answer_cautions(pp, [(p.config, hw) for p, hw in zip(preds, resolved)], "rows",
+                                   "; `perfcast predict` on one of them says more."):
+        out.print(f"[yellow]caution:[/] {caution}", highlight=False)
     if plot_path:
         out.print(f"plot written to {plot_path}")
 

@@ -86,9 +86,10 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     con = console()
     if not payload["final_recommendations"]:
         ex = payload["excluded"]
-        con.print(f"nothing new to suggest: none of the {payload['total_candidates']} configurations of the space is "
-                  f"left ({ex.get('measured', 0)} measured, {ex.get('failed', 0)} failed, {ex.get('memory', 0)} "
-                  "predicted not to fit in memory); widen --space", highlight=False)
+        n = payload["total_candidates"]
+        which = "the space's only configuration is not" if n == 1 else f"none of the space's {n} configurations is"
+        con.print(f"nothing new to suggest: {which} left ({ex.get('measured', 0)} measured, {ex.get('failed', 0)} "
+                  f"failed, {ex.get('memory', 0)} predicted not to fit in memory); widen --space", highlight=False)
         _footer(con, payload, output, emit_commands)
         return
     # model and configuration share one column (two lines) so the table reads in 80 columns

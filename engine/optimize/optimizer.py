@@ -295,10 +295,10 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
         else:
             n_ctx += 1
     if n_old:
-        notes.append(f"{n_old} measurements already in the store cover {len(evaluated)} configurations of "
-                     "the space; they count as observations")
+        notes.append(f"{_plural(n_old, 'measurement')} already in the store cover{'s' if n_old == 1 else ''} "
+                     f"{_plural(len(evaluated), 'configuration')} of the space; they count as observations")
     if n_ctx:
-        notes.append(f"the GP also learned from {n_ctx} measurements of other configurations on the same "
+        notes.append(f"the GP also learned from {_plural(n_ctx, 'measurement')} of other configurations on the same "
                      f"hardware ({_plural(len({c.model for c in context}), 'model')}; transfer)")
 
     experiment_id, done, earlier = None, 0, []
@@ -316,16 +316,24 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
     busy: list[str] = []  # keys of runs timed while other processes kept the cores busy
     interrupted = False
     try:
+        def stopped(step: int) -> bool:
+            """Read before each step's fit and again before its benchmark starts: a Ctrl-C during
+            the fit or the acquisition must not start another benchmark."""
+            if should_stop is None or not should_stop():
+                return False
+            notes.append(f"interrupted after {_plural(step - 1, 'evaluation')} of {budget}; the ranking uses "
+                         f"{'it' if step == 2 else 'those'}" if step > 1 else
+                         f"interrupted before the first of {budget} evaluations: the ranking is the posterior's alone")
+            return True
+
         for step in range(done + 1, budget + 1):
-            if should_stop is not None and should_stop():
+            if stopped(step):
                 interrupted = True
-                notes.append(f"interrupted after {step - 1} of {budget} evaluations; the ranking uses those"
-                             if step > 1 else f"interrupted before the first of {budget} evaluations: the ranking "
-                             "is the posterior's alone")
                 break
             available = [j for j in run_rows if j not in evaluated and j not in excluded]
             if not available:
-                notes.append(f"stopped after {step - 1} evaluations: every runnable configuration has been measured")
+                notes.append(f"stopped after {_plural(step - 1, 'evaluation')}: every runnable configuration has been "
+                             "measured")
                 break
             with single_thread():
                 # hyperparameters re-optimised on steps 1, 2 and every fourth step; in between the GP is only
@@ -342,6 +350,9 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
                     k = int(np.argmax(score))
                     j, method, value = available[k], "prior", float(score[k])
             cfg = configs[j]
+            if stopped(step):
+                interrupted = True
+                break
             if callback is not None:
                 callback(step, budget, cfg, None)
             m = runner.run(cfg)

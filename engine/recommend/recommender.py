@@ -171,8 +171,9 @@ class HardwareRecommender:
         return self._predictor
 
     # -- building blocks ------------------------------------------------------------------------
-    def _resolve(self) -> tuple[list[Any], list[str]]:
-        """The devices, once each, and a note for each pair of names that meant the same device."""
+    def _resolve(self, runtime: Optional[str] = None) -> tuple[list[Any], list[str]]:
+        """The devices, once each, and a note for each pair of names that meant the same device
+        with different runtimes (none when ``runtime`` fixes one for all)."""
         from engine.predict import resolve
 
         names = self.available_hardware if self.available_hardware is not None else default_hardware(self.store)
@@ -181,7 +182,7 @@ class HardwareRecommender:
         for n in names:
             hw = resolve(str(n), self.store)
             first = seen.setdefault(hw.id, hw)
-            if first is not hw and (first.runtime or "torch") != (hw.runtime or "torch"):
+            if first is not hw and runtime is None and (first.runtime or "torch") != (hw.runtime or "torch"):
                 merged.append(f"{first.requested} and {hw.requested} are the same device ({hw.id}), ranked once "
                               f"with runtime {first.runtime or 'torch'}; to compare runtimes on it, "
                               "use compare-hardware or optimize with several runtimes")
@@ -240,7 +241,7 @@ class HardwareRecommender:
         if n_samples < 100:
             raise InvalidValueError("number of posterior samples", n_samples, "an integer >= 100")
         entry = get_model(model_name)
-        hws, notes = self._resolve()
+        hws, notes = self._resolve(runtime)
         if gpu_count > 1:
             if mode != "training":
                 raise InvalidValueError("gpu count", gpu_count, "1 unless --mode training (data-parallel training)")

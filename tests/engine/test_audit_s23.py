@@ -119,4 +119,34 @@ def test_suggested_commands_follow_the_spaces_benchmark_protocol() -> None:
 
 def test_hardware_list_shows_reference_markers_and_whole_numbers() -> None:
     r = CliRunner(env={"COLUMNS": "80"}).invoke(cli, ["hardware", "list"])
-    assert r.exit_code == 0 and "ref: cuda" in r.output and "…" not in r.output
+    assert r.exit_code == 0 and "a100-80gb ^" in r.output and "…" not in r.output
+    wide = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["hardware", "list"])
+    assert "(ref: cuda)" in wide.output  # the marker rich once read as a style tag and dropped
+
+
+def test_gpu_configs_of_a_space_carry_no_thread_counts() -> None:
+    from experiments.config import parse_config
+    from experiments.space import expand_space
+
+    cfg = parse_config({"name": "x", "search_space": {"models": ["gpt2"], "hardware": ["t4", "cpu-amd-epyc-2c"],
+                                                      "threads": [1, 2]}})
+    configs = expand_space(cfg.search_space)
+    assert {c.threads for c in configs if c.hardware == "t4"} == {0}
+    assert {c.threads for c in configs if c.hardware == "cpu-amd-epyc-2c"} == {1, 2}
+
+
+def test_one_runtime_for_all_names_needs_no_same_device_note() -> None:
+    from engine.recommend import HardwareRecommender
+    from hardware.detect import local_cpu_id
+    from tests.engine.test_recommend import FakePredictor
+
+    rec = HardwareRecommender(FakePredictor({local_cpu_id(): 10.0}), available_hardware=["openvino", "cpu"])
+    r = rec.recommend_hardware(model_name="bert-base-uncased", runtime="torch")
+    assert r.options[0].config.runtime == "torch" and not any("same device" in n for n in r.notes)
+
+
+def test_compare_hardware_text_names_devices_without_runs(tmp_path: Path) -> None:
+    r = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["compare-hardware", "--model", "gpt2", "--hardware",
+                                                       "cpu-amd-epyc-2c,cpu-intel-xeon-amx-2c", "--predictor",
+                                                       "roofline", "--db", str(tmp_path / "c.duckdb")])
+    assert r.exit_code == 0 and "cpu-intel-xeon-amx-2c has no measurements in the store" in r.output

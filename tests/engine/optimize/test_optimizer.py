@@ -228,7 +228,7 @@ def test_a_stop_request_ends_the_loop_with_a_ranking_and_an_interrupted_experime
                             online=True, executor=ex, db=store, featurizer=featurizer,
                             should_stop=lambda: len(ex.calls) >= 3)
     assert r.interrupted and len(r.history) == 3 and len(ex.calls) == 3
-    assert r.best is not None and r.best.evaluated and any("interrupted after 3 of 10" in n for n in r.notes)
+    assert r.best is not None and r.best.evaluated and any("interrupted after 3 evaluations of 10" in n for n in r.notes)
     assert r.to_dict()["interrupted"] is True
     assert store.get_experiment(r.experiment_id)["status"] == "interrupted"
     assert len(store.measurements(status=None)) == 3
@@ -260,3 +260,18 @@ def test_a_stop_request_ends_the_loop_with_a_ranking_and_an_interrupted_experime
     with store.connect() as con:
         statuses = [s for (s,) in con.execute("SELECT status FROM experiments").fetchall()]
     assert "running" not in statuses and statuses.count("interrupted") == 1
+
+
+def test_a_stop_request_during_a_fit_starts_no_further_benchmark(featurizer):
+    """Ctrl-C lands while the GP is fitted or the acquisition runs: the benchmark it chose is not run."""
+    ex = FakeExecutor()
+    reads = []
+
+    def should_stop() -> bool:  # read at each step's top and again before its benchmark
+        reads.append(len(ex.calls))
+        return len(reads) >= 6  # step 3's second read: after its fit and acquisition
+
+    r = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=10,
+                            online=True, executor=ex, db=False, featurizer=featurizer, should_stop=should_stop)
+    assert r.interrupted and len(ex.calls) == 2 and reads == [0, 0, 1, 1, 2, 2]
+    assert any("interrupted after 2 evaluations of 10" in n for n in r.notes)
