@@ -43,7 +43,9 @@ class ExperimentConfigError(PerfcastError):
 #: (cost_exponent's went from 0.5 to 0.25 in session 10; a config that says 0.5 still resumes).
 DIGEST_IF_CHANGED: tuple[tuple[str, str, Any], ...] = (("acquisition", "cost_exponent", 0.5),
                                                        ("replay", "prior", "none"),  # session 14
-                                                       ("stop", "max_reducible", None))  # session 20
+                                                       ("stop", "max_reducible", None),  # session 20
+                                                       ("stop", "plateau_runs", None),  # session 23
+                                                       ("stop", "plateau_min_gain", 0.0))
 
 
 class _Strict(BaseModel):
@@ -128,10 +130,18 @@ class StopRule(_Strict):
     holds each configuration's own departure too, so it meets 0.3 within a few runs (real bald loops
     on cpu-quick's space, session 21: 17% after 3 runs, 28% after 4); the stop message says when
     the share was below the target from the first fit.
+
+    ``plateau_runs`` (W): stop once the forecast error stopped falling: the median prequential APE
+    (each run against the forecast made before it ran, which a real loop has) of the last W
+    successful runs is not ``plateau_min_gain`` (APE units: 0.01 = 1 point) below that of the W
+    before. In twelve replays of replay-shipped the held-out error was flat from about 30 runs on
+    while ``max_reducible`` fell slowly (docs/active-learning.md, "Session 23").
     """
 
     max_rel_width90: Optional[float] = Field(None, gt=0)
     max_reducible: Optional[float] = Field(None, gt=0, lt=1)
+    plateau_runs: Optional[int] = Field(None, ge=2)
+    plateau_min_gain: float = Field(0.0, ge=0, lt=1)
     min_runs: int = Field(1, ge=0)
 
 

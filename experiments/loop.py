@@ -472,7 +472,21 @@ class ExperimentLoop:
                         f"{getattr(self.predictor, 'name', '?')}'s floor is most of every interval, so it "
                         "expects little from more benchmarks of this space")
             return why
-        return None
+        return self._plateau(stop.plateau_runs, stop.plateau_min_gain)
+
+    def _plateau(self, w: Optional[int], min_gain: float) -> Optional[str]:
+        """``stop.plateau_runs``: why the loop stops because its forecast error stopped falling, or
+        None. Reads the prequential record, so it works on real runs (no held-out truth there)."""
+        if w is None:
+            return None
+        apes = [p["ape"] for p in self.prequential if p.get("ape") is not None]
+        if len(apes) < 2 * w:
+            return None
+        recent, before = float(np.median(apes[-w:])), float(np.median(apes[-2 * w:-w]))
+        if before - recent >= min_gain:
+            return None
+        return (f"stop rule: the forecast error stopped falling (median prequential APE {recent:.1%} over the "
+                f"last {w} runs, {before:.1%} over the {w} before)")
 
     def _score(self, rec: StepRecord, preds: "PredictionSet", pool_idx: list[int], cand: list[Config],
                data: Any) -> None:
