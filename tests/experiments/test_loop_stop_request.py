@@ -18,6 +18,7 @@ from experiments.config import parse_config
 from experiments.executors import OracleExecutor
 from experiments.loop import ExperimentLoop
 from experiments.space import space_from_dataset
+from tests.ctrl_c import start_until
 
 
 def _cfg():
@@ -72,16 +73,8 @@ initial_design: 2
 benchmark: {iterations: 3, warmup: 1, min_time_s: 4, max_time_s: 6, time_limit_s: 240, decode_tokens: 0}
 """)
     db = tmp_path / "c.duckdb"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PERFCAST_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"}
-    argv = [sys.executable, "-m", "engine.cli.main", "run", str(cfg), "--db", str(db), "--no-compare"]
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                         start_new_session=True)  # its own process group: the test sends what a terminal would
-    assert p.stdout is not None
-    lines = []
-    for line in p.stdout:
-        lines.append(line)
-        if line.startswith("step 0"):  # the first pick is out
-            break
+    p, lines, env = start_until(["run", str(cfg), "--db", str(db), "--no-compare"], tmp_path,
+                                lambda line: line.startswith("step 0"))  # the first pick is out
     time.sleep(3)  # the forkserver preloads, then the child benchmarks for at least min_time_s
     os.killpg(p.pid, signal.SIGINT)
     rest, _ = p.communicate(timeout=300)

@@ -13,25 +13,17 @@ from pathlib import Path
 import pytest
 
 from engine.store import Store
+from tests.ctrl_c import start_until
 
 
 @pytest.mark.slow
 def test_ctrl_c_in_online_optimize_stores_the_run_in_flight_ranks_and_exits_130(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     db = tmp_path / "o.duckdb"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PERFCAST_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"}
-    argv = [sys.executable, "-m", "engine.cli.main", "optimize", "--model", "distilbert-base-uncased",
-            "--hardware", "cpu", "--batch-sizes", "1,2,4", "--precision", "fp32", "--threads", "1",
-            "--runtime", "torch", "--seq-lengths", "16", "--budget", "3", "--iterations", "3", "--online",
-            "--db", str(db)]
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                         start_new_session=True)  # its own process group: the test sends what a terminal would
-    assert p.stdout is not None
-    lines = []
-    for line in p.stdout:
-        lines.append(line)
-        if line.strip().startswith("1."):  # the first evaluation is stored
-            break
+    args = ["optimize", "--model", "distilbert-base-uncased", "--hardware", "cpu", "--batch-sizes", "1,2,4",
+            "--precision", "fp32", "--threads", "1", "--runtime", "torch", "--seq-lengths", "16", "--budget", "3",
+            "--iterations", "3", "--online", "--db", str(db)]
+    p, lines, env = start_until(args, tmp_path, lambda line: line.strip().startswith("1."))  # the first is stored
     time.sleep(1.0)  # during the next fit or benchmark
     os.killpg(p.pid, signal.SIGINT)
     rest, _ = p.communicate(timeout=300)
