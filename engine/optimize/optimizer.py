@@ -125,9 +125,11 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     over between, say, BERT and RoBERTa, but not from a CNN or a decoder (on the shipped data, all
     families as context made the optimiser worse than random; the same family made it better).
     ``callback(step, budget, config, evaluation_or_None)`` reports progress. ``should_stop()`` is
-    read before each benchmark; when it says True the loop ends there and the result ranks what was
-    measured so far (``interrupted``; the experiment is stored as ``interrupted``). The CLI's first
-    Ctrl-C sets it, so the benchmark in flight is stored and the ranking still printed.
+    read before each fit and each benchmark; when it says True the loop ends there and the result
+    ranks what was measured so far (``interrupted``; the experiment is stored as ``interrupted``).
+    The CLI's first Ctrl-C sets it, so the benchmark in flight is stored and the ranking still
+    printed. Online, the latest interrupted (or killed) optimisation of the same problem is resumed
+    (its budget counts its runs) unless ``use_existing`` is False.
     """
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise InvalidValueError("budget", budget, "an integer >= 1 (the number of benchmarks)")
@@ -305,8 +307,8 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
     if store is not None:
         experiment_id, done, earlier = _resumable(store, problem, budget) if use_existing else (None, 0, [])
         if experiment_id is not None:
-            notes.append(f"resumed {experiment_id}, interrupted after {done} of {budget} evaluations (its runs are "
-                         f"among the observations above); {max(budget - done, 0)} more now")
+            notes.append(f"resumed {experiment_id}, which stopped after {done} of {budget} evaluations (its runs "
+                         f"are among the observations above); {max(budget - done, 0)} more now")
         else:
             experiment_id = f"optimize-{uuid.uuid4().hex[:12]}"
         store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget), "running")
@@ -315,17 +317,18 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
     history: list[Evaluation] = []
     busy: list[str] = []  # keys of runs timed while other processes kept the cores busy
     interrupted = False
-    try:
-        def stopped(step: int) -> bool:
-            """Read before each step's fit and again before its benchmark starts: a Ctrl-C during
-            the fit or the acquisition must not start another benchmark."""
-            if should_stop is None or not should_stop():
-                return False
-            notes.append(f"interrupted after {_plural(step - 1, 'evaluation')} of {budget}; the ranking uses "
-                         f"{'it' if step == 2 else 'those'}" if step > 1 else
-                         f"interrupted before the first of {budget} evaluations: the ranking is the posterior's alone")
-            return True
 
+    def stopped(step: int) -> bool:
+        """Read before each step's fit and again before its benchmark starts: a Ctrl-C during the
+        fit or the acquisition must not start another benchmark."""
+        if should_stop is None or not should_stop():
+            return False
+        notes.append(f"interrupted after {_plural(step - 1, 'evaluation')} of {budget}; the ranking uses "
+                     f"{'it' if step == 2 else 'those'}" if step > 1 else
+                     f"interrupted before the first of {budget} evaluations: the ranking is the posterior's alone")
+        return True
+
+    try:
         for step in range(done + 1, budget + 1):
             if stopped(step):
                 interrupted = True
@@ -416,12 +419,12 @@ def _resumable(store: "Store", problem: Problem, budget: int) -> tuple[Optional[
 
     want = key(_problem_dict(problem, budget))
     for e in store.experiments():  # most recently updated first
-        if (e["experiment_id"].startswith("optimize-") and e["status"] in ("interrupted", "running")
-                and key(e.get("config") or {}) == want):
-            runs = store.measurements(status=None, where="experiment_id = ?", params=[e["experiment_id"]])
-            return e["experiment_id"], len(runs), list((e.get("state") or {}).get("history") or [])
-        if e["experiment_id"].startswith("optimize-") and key(e.get("config") or {}) == want:
+        if not e["experiment_id"].startswith("optimize-") or key(e.get("config") or {}) != want:
+            continue
+        if e["status"] not in ("interrupted", "running"):  # "running" whose process is gone: killed
             break  # the latest of this problem finished: start afresh
+        runs = store.measurements(status=None, where="experiment_id = ?", params=[e["experiment_id"]])
+        return e["experiment_id"], len(runs), list((e.get("state") or {}).get("history") or [])
     return None, 0, []
 
 
