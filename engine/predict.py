@@ -147,13 +147,11 @@ def borrowed_peak_caution(cfg: Config, store: Optional["Store"] = None) -> Optio
     roofline then assumes another precision's peak (:data:`engine.catalog.PEAK_FALLBACK`; bf16 ->
     fp32), a guess no run on such a device has checked. CPUs are left out: their missing peaks are
     measured or deliberately mapped (see the features module)."""
-    from engine.catalog import resolve_hardware
+    from engine.catalog import PEAK_FALLBACK, resolve_hardware
 
     entry = resolve_hardware(cfg.hardware, store)
     if entry.kind == "cpu" or entry.peak_tflops.get(cfg.precision):
         return None
-    from engine.catalog import PEAK_FALLBACK
-
     listed = [p for p, v in entry.peak_tflops.items() if v]
     used = next((p for p in PEAK_FALLBACK[cfg.precision] if p in listed), None)
     if used is None:
