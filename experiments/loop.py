@@ -62,8 +62,9 @@ class StepRecord:
     # could still remove (1 - width at the predictor's floor / width now; predictors with floor_sd), and the pool's
     # widest interval at that floor, below which stop.max_rel_width90 cannot be met
     max_reducible90: Optional[float] = None
-    # the same share's 90th percentile over the pool: the maximum is held up by one poorly covered
-    # corner long after the error stopped falling (docs/active-learning.md, "Session 23")
+    # the same share's 90th percentile over the pool, to tell one poorly covered corner holding the
+    # maximum up from a pool-wide share: in replays it stayed near the maximum (docs/active-learning.md,
+    # "Session 23")
     q90_reducible90: Optional[float] = None
     max_floor_width90: Optional[float] = None
     heldout_median_ape: Optional[float] = None

@@ -42,7 +42,7 @@ def _table(entries: list[Any], title: str, width: int = 200) -> Any:
     with_name = width >= 110
     t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
     # numbers never shrink (a bandwidth cut to "1,5…" reads as another number); in a narrow terminal
-    # the id folds instead, and the reference marker sits under the kind
+    # the id folds instead, and a reference device gets `^` after its id (the name column is gone)
     rows = []
     for e in entries:
         flag = " *" if e.detected else (" †" if e.origin != "shipped" else "")
