@@ -184,3 +184,28 @@ def config_text(c: Any) -> str:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def parse_prices(text: Optional[str], hardware: Optional[list[str]]) -> Optional[dict[str, float]]:
+    """`--price-per-hour`: '0.05' -> that price for every entry of ``hardware`` (the command's device
+    list; None: there is none, so a name is needed); 'cpu=0.05,t4=0.53' -> per device."""
+    from engine.errors import InvalidValueError
+
+    if not text:
+        return None
+    if "=" not in text:
+        if hardware is None:
+            raise InvalidValueError("--price-per-hour", text, "hw=price,... (name the devices, or list them "
+                                    "with --available)")
+        try:
+            return {h: float(text) for h in hardware}
+        except ValueError:
+            raise InvalidValueError("--price-per-hour", text, "a number or hw=price,...") from None
+    out: dict[str, float] = {}
+    for part in split_csv(text, what="--price-per-hour"):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise InvalidValueError("--price-per-hour", part, "hw=price with a number of USD per hour") from None
+    return out

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import click
 
 from engine.cli.common import (SEED, config_text, db_option, emit_json, fmt_number, json_option,
-                               median_over_interval, split_csv)
+                               median_over_interval, parse_prices, split_csv)
 
 EXAMPLE = """\b
 Examples:
@@ -78,7 +78,7 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
              "precision": split_csv(precision, what="precision"), "threads": split_csv(threads, int, "threads"),
              "runtime": split_csv(runtime, what="runtime"), "seq_len": split_csv(seq_lengths, int, "sequence length"),
              "mode": [mode]}
-    prices = _prices(price_per_hour, space["hardware"])
+    prices = parse_prices(price_per_hour, space["hardware"])
     err = console(stderr=True)
     progress_cm: Any = None
     callback = None
@@ -133,27 +133,6 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
             out.print(f"[yellow]caution:[/] {c}", highlight=False)
     if result.interrupted:  # the ranking is out; the exit status still says the budget was not spent
         raise click.exceptions.Exit(130)
-
-
-def _prices(text: Optional[str], hardware: list[str]) -> Optional[dict[str, float]]:
-    """'0.05' -> that price for every --hardware entry; 'cpu=0.05,t4=0.53' -> per device."""
-    from engine.errors import InvalidValueError
-
-    if not text:
-        return None
-    if "=" not in text:
-        try:
-            return {h: float(text) for h in hardware}
-        except ValueError:
-            raise InvalidValueError("--price-per-hour", text, "a number or hw=price,...") from None
-    out: dict[str, float] = {}
-    for part in split_csv(text, what="--price-per-hour"):
-        name, _, value = part.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise InvalidValueError("--price-per-hour", part, "hw=price with a number of USD per hour") from None
-    return out
 
 
 def _interval(mi: Any) -> str:

@@ -8,7 +8,8 @@ from typing import Any, Optional
 
 import click
 
-from engine.cli.common import SEED, db_option, emit_json, fmt_number, json_option, median_over_interval, split_csv
+from engine.cli.common import (SEED, db_option, emit_json, fmt_number, json_option, median_over_interval,
+                               parse_prices, split_csv)
 
 EXAMPLE = """\b
 Examples:
@@ -35,13 +36,17 @@ Examples:
 @click.option("--gpu-count", type=int, default=1, show_default=True,
               help="Data-parallel training on N GPUs (scaling efficiency from a stated prior).")
 @click.option("--samples", type=int, default=2000, show_default=True, help="Joint posterior draws.")
+@click.option("--price-per-hour", default=None,
+              help="Hourly USD prices for the cost ranking, overriding the catalog's (the local CPU has none): "
+                   "cpu=0.05,t4=0.53, or one number for every --available device.")
 @click.option("--predictor", type=click.Choice(["gp", "hierarchical", "roofline"]), default="gp", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @db_option
 @json_option
 def recommend_hardware(model: str, metric: str, available: Optional[str], detect_hardware: bool, batch_size: int,
                        precision: str, seq_len: int, mode: str, runtime: Optional[str], gpu_count: int, samples: int,
-                       predictor: str, seed: int, db_path: Optional[str], as_json: bool) -> None:
+                       price_per_hour: Optional[str], predictor: str, seed: int, db_path: Optional[str],
+                       as_json: bool) -> None:
     """Rank hardware by the posterior probability of being the best for a metric.
 
     P(best) is the share of joint posterior draws in which a device wins; fallbacks follow in
@@ -72,7 +77,8 @@ def recommend_hardware(model: str, metric: str, available: Optional[str], detect
     with console(stderr=True).status("drawing joint posterior samples…"):
         r = rec.recommend_hardware(model_name=model, batch_size=batch_size, optimization_metric=metric,
                                    precision=precision, seq_len=seq_len, mode=mode, runtime=runtime,
-                                   gpu_count=gpu_count, n_samples=samples, seed=seed)
+                                   gpu_count=gpu_count, n_samples=samples, seed=seed,
+                                   prices=parse_prices(price_per_hour, names))
     if as_json:
         emit_json(r.to_dict())
         return

@@ -228,7 +228,9 @@ class HardwareRecommender:
     def recommend_hardware(self, model_name: str, batch_size: int = 1, optimization_metric: str = "throughput",
                            precision: str = "fp32", seq_len: int = 128, mode: str = "inference",
                            runtime: Optional[str] = None, gpu_count: int = 1, n_samples: int = 2000,
-                           seed: int = 0) -> HardwareRecommendation:
+                           seed: int = 0, prices: Optional[dict[str, float]] = None) -> HardwareRecommendation:
+        """``prices``: hourly USD by hardware id or platform name, overriding the catalog's (the local
+        CPU has none), for the cost ranking and the cost metric."""
         from engine.catalog import get_model, resolve_hardware
         from engine.workloads import effective_seq_len
 
@@ -257,8 +259,11 @@ class HardwareRecommender:
         hws = self._runnable(hws, runtime, precision, mode, notes)
         configs = [Config(entry.name, h.id, int(batch_size), effective_seq_len(entry, seq_len), precision, mode,
                           runtime or h.runtime or "torch", 0) for h in hws]
+        from engine.optimize.spec import hourly_price, resolve_prices
+
         entries = [resolve_hardware(h.id, self.store) for h in hws]
-        prices = np.array([e.price_per_hour_usd or np.nan for e in entries], dtype=float)
+        user = resolve_prices(prices, self.store)
+        hourly = np.array([hourly_price(h.id, self.store, user) or np.nan for h in hws], dtype=float)
         rng = np.random.default_rng(seed)
 
         pred = self.predictor
@@ -270,9 +275,9 @@ class HardwareRecommender:
         if metric == "throughput":
             values = thr
         elif metric == "cost_per_1m_usd":
-            if not np.any(np.isfinite(prices)):
-                raise InvalidValueError("metric", "cost", "a metric other than cost: none of the devices has an "
-                                        "hourly price in configs/hardware.yaml")
+            if not np.any(np.isfinite(hourly)):
+                raise InvalidValueError("metric", "cost", "a metric other than cost, or hourly prices: none of the "
+                                        "devices has one in configs/hardware.yaml (--price-per-hour hw=USD)")
             values = None
         elif metric in ("latency_ms", "latency_p90_ms"):
             lat = 1000.0 * batch_size / (thr / (gpu_count * eff)) if metric == "latency_ms" else \
@@ -281,8 +286,8 @@ class HardwareRecommender:
         else:
             values = np.asarray(pred.sample(configs, n_samples, metric=metric, seed=seed), dtype=float)
 
-        cost = prices[None, :] * gpu_count * 1e6 / 3600.0 / thr  # nan where no price
-        priced = np.isfinite(prices)
+        cost = hourly[None, :] * gpu_count * 1e6 / 3600.0 / thr  # nan where no price
+        priced = np.isfinite(hourly)
         prob_cheapest = np.full(len(hws), np.nan)
         if priced.any():
             c = np.where(priced[None, :], cost, np.inf)
@@ -294,7 +299,7 @@ class HardwareRecommender:
                              + ", ".join(h.id for h, p in zip(hws, priced) if not p))
             keep = [i for i in range(len(hws)) if priced[i]]
             hws, configs, entries = [hws[i] for i in keep], [configs[i] for i in keep], [entries[i] for i in keep]
-            thr, cost, prices, eff = thr[:, keep], cost[:, keep], prices[keep], eff[:, keep]
+            thr, cost, hourly, eff = thr[:, keep], cost[:, keep], hourly[keep], eff[:, keep]
             prob_cheapest, priced = prob_cheapest[keep], priced[keep]
             values = cost
         larger_better = metric == "throughput"
@@ -310,7 +315,7 @@ class HardwareRecommender:
                 metric=Quantiles.of(values[:, i]), throughput=Quantiles.of(thr[:, i]),
                 cost_per_1m_usd=Quantiles.of(cost[:, i]) if priced[i] else None,
                 prob_cheapest=None if not np.isfinite(prob_cheapest[i]) else float(prob_cheapest[i]),
-                price_per_hour_usd=float(prices[i]) if priced[i] else None, bound=bound, arithmetic_intensity=ai,
+                price_per_hour_usd=float(hourly[i]) if priced[i] else None, bound=bound, arithmetic_intensity=ai,
                 ridge_point=ridge, n_measurements=per_model.get(h.id, 0), n_device_measurements=per_hw.get(h.id, 0),
                 scaling_efficiency=Quantiles.of(eff[:, i]) if gpu_count > 1 else None, requested=h.requested))
         sign = -1.0 if larger_better else 1.0

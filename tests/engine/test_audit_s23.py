@@ -173,3 +173,24 @@ def test_the_plateau_stop_rule_reads_the_prequential_error() -> None:
     assert cfg.stop.plateau_runs == 16
     with pytest.raises(ExperimentConfigError, match="plateau_runs"):
         parse_config({"name": "x", "search_space": {}, "stop": {"plateau_runs": 1}})
+
+
+def test_recommend_takes_hourly_prices_for_devices_the_catalog_has_none_for(tmp_path: Path) -> None:
+    """The local CPU has no catalog price, so `--metric cost --available cpu` was a dead end."""
+    from engine.recommend import HardwareRecommender
+    from hardware.detect import local_cpu_id
+    from tests.engine.test_recommend import FakePredictor
+
+    cpu = local_cpu_id()
+    rec = HardwareRecommender(FakePredictor({cpu: 50.0, "t4": 100.0}), available_hardware=["cpu", "t4"])
+    with pytest.raises(InvalidValueError, match="hourly prices"):
+        HardwareRecommender(FakePredictor({cpu: 50.0}), available_hardware=["cpu"]).recommend_hardware(
+            model_name="bert-base-uncased", optimization_metric="cost")
+    r = rec.recommend_hardware(model_name="bert-base-uncased", optimization_metric="cost", prices={"cpu": 0.01})
+    cpu_row = next(o for o in r.options if o.hardware == cpu)
+    assert cpu_row.price_per_hour_usd == 0.01 and r.recommended == cpu  # 0.01 $/h at 50/s beats 0.526 at 100/s
+    with pytest.raises(InvalidValueError, match="positive"):
+        rec.recommend_hardware(model_name="bert-base-uncased", prices={"cpu": -1})
+    out = CliRunner().invoke(cli, ["recommend-hardware", "--model", "bert-base-uncased", "--price-per-hour", "0.05",
+                                   "--db", str(tmp_path / "r.duckdb")])
+    assert out.exit_code == 2 and "name the devices" in out.output
