@@ -84,16 +84,18 @@ def expand_space(sp: SearchSpace, source: str = "experiment config") -> list[Con
     if not sp.hardware:
         raise ExperimentConfigError(f"{source}: missing required key 'search_space.hardware' (run mode)")
     out: list[Config] = []
-    for model in sp.models:
-        entry = get_model(model)
+    entries = [get_model(model) for model in sp.models]  # an unknown model is named first, as before
+    pairs = hardware_runtime_pairs(sp, source)
+    # thread counts are a CPU's axis
+    threads_of = {hw: (sp.threads or [0]) if _is_cpu(hw) else [0] for hw, _ in pairs}
+    for entry in entries:
         seqs = sorted({effective_seq_len(entry, s) for s in (sp.seq_lengths or [128])})
-        for hw, rt in hardware_runtime_pairs(sp, source):
-            threads = (sp.threads or [0]) if _is_cpu(hw) else [0]  # thread counts are a CPU's axis
+        for hw, rt in pairs:
             for b in sp.batch_sizes or [1]:
                 for s in seqs:
                     for p in sp.precisions or ["fp32"]:
                         for mode in sp.modes or ["inference"]:
-                            for t in threads:
+                            for t in threads_of[hw]:
                                 out.append(Config(entry.name, hw, int(b), int(s), p, mode, rt, int(t)))
     return list(dict.fromkeys(out))
 

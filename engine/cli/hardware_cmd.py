@@ -33,13 +33,17 @@ def _num(v: Optional[float], fmt: str = "{:,.0f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
+#: Terminal width from which the device list has a name column (and the `(ref: cuda)` beside it).
+NAME_COLUMN_WIDTH = 110
+
+
 def _table(entries: list[Any], title: str, width: int = 200) -> Any:
     """Rich table of devices; the name column only where the terminal is wide enough."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
 
-    with_name = width >= 110
+    with_name = width >= NAME_COLUMN_WIDTH
     t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
     # numbers never shrink (a bandwidth cut to "1,5…" reads as another number); in a narrow terminal
     # the id folds instead, and a reference device gets `^` after its id (the name column is gone)
@@ -158,7 +162,7 @@ def list_(db_path: Optional[str], as_json: bool, kind: Optional[str], no_detect:
     out = console()
     user = sorted({e.origin for e in rows if e.origin != "shipped" and not e.detected})
     mark = f"; † = from {', '.join(user)}" if user else ""
-    ref = "" if out.width >= 110 else "; ^ = answers for its kind"  # wide: `(ref: cuda)` beside the name
+    ref = "" if out.width >= NAME_COLUMN_WIDTH else "; ^ = answers for its kind"  # wide: `(ref: cuda)` beside the name
     out.print(_table(rows, f"Hardware ({len(rows)}; * = detected here{mark}{ref}; dense peak TFLOP/s (int8 TOPS))",
                      out.width))
     if sources:

@@ -53,11 +53,10 @@ class LocalExecutor:
 
     def adapter_for(self, config: Config) -> Any:
         from engine.catalog import resolve_hardware
+        from engine.optimize.spec import adapter_platform
         from hardware.registry import resolve
 
-        kind = resolve_hardware(config.hardware).kind
-        platform = "cpu" if kind == "openvino" else kind
-        return resolve(platform, config.runtime)
+        return resolve(adapter_platform(resolve_hardware(config.hardware).kind), config.runtime)
 
     def check(self, configs: Sequence[Config]) -> list[Config]:
         """Keep configurations whose adapter is installed and measures exactly that hardware id."""

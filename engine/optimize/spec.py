@@ -223,13 +223,19 @@ def adapter_refuses(kind: str, runtime: str, precision: str, mode: str) -> bool:
 DETECTION_ONLY: frozenset[str] = frozenset({"qnn"})
 
 
+def adapter_platform(kind: str) -> str:
+    """The platform whose adapters run a device of ``kind``: an OpenVINO device is run by the
+    CPU-side openvino adapter, every other kind by its own platform's."""
+    return "cpu" if kind == "openvino" else kind
+
+
 def adapter_measures(kind: str, runtime: str, precision: str, mode: str) -> bool:
     """Whether a perfcast adapter can benchmark this on a device of ``kind``. Stricter than
     :func:`runtime_runs_on`: WebNN on a WebNN laptop is a real deployment (so it is ranked and
     predicted) that no perfcast adapter measures (so a prediction of it says so)."""
     from hardware.registry import RUNTIME_ADAPTERS
 
-    adapter = RUNTIME_ADAPTERS.get(("cpu" if kind == "openvino" else kind, runtime))
+    adapter = RUNTIME_ADAPTERS.get((adapter_platform(kind), runtime))
     return adapter is not None and adapter not in DETECTION_ONLY and not adapter_refuses(kind, runtime, precision, mode)
 
 

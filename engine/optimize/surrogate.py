@@ -247,11 +247,11 @@ class Surrogate:
             if metric in MIRRORED and MIRRORED[metric] in self.models:
                 self.models[metric] = self._mirror(metric, observations)
                 continue
-            if metric in TIED and TIED[metric] in self.models and _observed(observations, metric):
-                self.models[metric] = self._tie(metric, observations)
-                continue
             rows = _observed(observations, metric)
             if not rows:
+                continue
+            if metric in TIED and TIED[metric] in self.models:
+                self.models[metric] = self._tie(metric, rows)
                 continue
             idx = torch.as_tensor([i for i, _ in rows])
             X = self.table.X[idx]
@@ -292,15 +292,20 @@ class Surrogate:
         batch_log = torch.as_tensor(self.table.prior(metric)[idx.numpy()] + self.table.prior(src)[idx.numpy()])
         y = (batch_log - torch.log(torch.as_tensor([v for _, v in rows], dtype=torch.float64))).unsqueeze(-1)
         model = self._build(metric, X, y)
-        state = {k: v.detach().clone() for k, v in self.models[src].state_dict().items()
-                 if not k.startswith(("train_", "prediction_strategy"))}
+        state = self._hyperparameters_of(src)
         state["mean_module.constant"] = -state["mean_module.constant"]
         model.load_state_dict(state, strict=False)
         model.eval()
         return model
 
-    def _tie(self, metric: str, observations: Sequence[Observation]) -> Any:
-        """``metric``'s GP with its source's kernel, noise and constant, conditioned on its own runs.
+    def _hyperparameters_of(self, src: str) -> dict[str, torch.Tensor]:
+        """A copy of ``src``'s fitted GP state without its training data (for a derived metric's GP)."""
+        return {k: v.detach().clone() for k, v in self.models[src].state_dict().items()
+                if not k.startswith(("train_", "prediction_strategy"))}
+
+    def _tie(self, metric: str, rows: Sequence[tuple[int, float]]) -> Any:
+        """``metric``'s GP with its source's kernel, noise and constant, conditioned on its own runs
+        (``rows``: :func:`_observed`).
 
         p90 latency is median latency times a tail ratio near 1, and its prior column is the
         latency prior times the roofline's ratio. With the same hyperparameters both GPs revert to
@@ -308,14 +313,10 @@ class Surrogate:
         p90 − median is the ratio interpolated from the runs (≥ 0 wherever the runs say so).
         Fitted on its own, the p90 GP chose other lengthscales and amplitude, and far from any
         run its median could fall below the latency's, with a differently wide interval."""
-        src = TIED[metric]
-        rows = _observed(observations, metric)
         idx = torch.as_tensor([i for i, _ in rows])
         y = torch.log(torch.as_tensor([v for _, v in rows], dtype=torch.float64)).unsqueeze(-1)
         model = self._build(metric, self.table.X[idx], y)
-        state = {k: v.detach().clone() for k, v in self.models[src].state_dict().items()
-                 if not k.startswith(("train_", "prediction_strategy"))}
-        model.load_state_dict(state, strict=False)
+        model.load_state_dict(self._hyperparameters_of(TIED[metric]), strict=False)
         model.eval()
         return model
 
