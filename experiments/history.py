@@ -2,7 +2,8 @@
 
 A loop keeps its whole state in the ``experiments`` table (steps, prequential errors) so that it
 can resume; this module reads that state back as a summary a person can scan: how far a loop got,
-what it spent, how well its model forecast the runs it chose, and whether it is still running.
+what it spent, how well its model forecast the runs it chose, and whether it is still running: a
+``running`` row whose process is gone (``kill -9``, a reboot) is listed as ``killed``.
 """
 from __future__ import annotations
 
@@ -33,7 +34,16 @@ def summary(exp: dict[str, Any], runs: Optional[dict[str, tuple[int, int, float]
         n = failed = seconds = None  # type: ignore[assignment]
     elif runs is not None:
         n, failed, seconds = runs.get(exp["experiment_id"], (0, 0, None))
-    return {"experiment_id": exp["experiment_id"], "name": exp["name"], "status": exp["status"],
+    status, pid = exp["status"], None
+    if status == "running":  # still running only while the process that claimed it lives
+        from engine.store.owner import owner_alive
+
+        owner = st.get("owner") or {}
+        if owner_alive(owner, exp.get("updated_at")):
+            pid = owner.get("pid")
+        else:
+            status = "killed"
+    return {"experiment_id": exp["experiment_id"], "name": exp["name"], "status": status, "pid": pid,
             "mode": st.get("mode"), "acquisition": acquisition,
             "benchmarks": n, "failed": failed, "benchmark_seconds": seconds,
             "prequential_median_ape": float(np.median(apes)) if apes else None,

@@ -205,6 +205,8 @@ class ExperimentLoop:
         self._said_unreachable = False  # the note that stop.max_rel_width90 is below the floor, once
         self._said_no_floor = False  # the note that stop.max_reducible cannot be read, once
         self._stop_request: Optional[str] = None  # set by request_stop (the CLI's first Ctrl-C)
+        self._owner: Optional[dict[str, Any]] = None  # this process, while it runs the experiment
+        self._prepared: Optional[int] = None  # runs already committed when prepare() read the store
 
     def request_stop(self, reason: str) -> None:
         """Submit nothing more; the benchmarks in flight finish and are stored, then the loop ends
@@ -298,6 +300,8 @@ class ExperimentLoop:
             return  # a replay is reproducible from its seed: only its final record is kept
         state = {"steps": [s.to_dict() for s in self.steps], "prequential": self.prequential,
                  "predicted": self._predicted, "mode": self.mode, "seed": self.seed, **(extra or {})}
+        if status == "running" and self._owner:
+            state["owner"] = self._owner  # engine.store.owner: a second process must not run it too
         self.store.upsert_experiment(self.experiment_id, self.cfg.name, self.cfg.model_dump(mode="json"), status,
                                      state)
 
@@ -538,26 +542,42 @@ class ExperimentLoop:
         return rec
 
     # -- the loop -------------------------------------------------------------------------------------
-    def run(self) -> LoopResult:
-        resumed_steps = self._load_state()
-        runs, n_failed, seconds, keys = self.committed()
-        resumed_runs = runs
-        if runs:
-            self._emit("info", f"resuming {self.experiment_id}: {runs} runs ({seconds:.0f} benchmark-s) already "
-                               f"committed, {resumed_steps} steps recorded")
+    def prepare(self) -> None:
+        """Everything before the first fit that can refuse the run: drop the configurations the
+        executor cannot run (none left is an error), claim the experiment for this process (another
+        live process running it is an error, :mod:`engine.store.owner`) and read what the store
+        already holds. :meth:`run` calls it; the CLI calls it first, so that a refusal is one line
+        before any progress bar. A refused run leaves no experiment row behind."""
+        if self._prepared is not None:
+            return
         runnable = self.executor.check(self.space)
         keep = set(runnable)
         dropped = [c for c in self.space if c not in keep]
-        if dropped:
-            why = self.executor.skipped.get(dropped[0].key, "no adapter runs it")
-            if not runnable:  # nothing to learn: an error, not an empty "finished" experiment
-                from engine.errors import NotAvailableError
+        why = self.executor.skipped.get(dropped[0].key, "no adapter runs it") if dropped else ""
+        if dropped and not runnable:  # nothing to learn: an error, not an empty "finished" experiment
+            from engine.errors import NotAvailableError
 
-                raise NotAvailableError(f"none of the {len(self.space)} configurations of {self.cfg.name}'s search "
-                                        f"space can run on executor '{self.executor.name}': {why}")
+            raise NotAvailableError(f"none of the {len(self.space)} configurations of {self.cfg.name}'s search "
+                                    f"space can run on executor '{self.executor.name}': {why}")
+        if self.mode != "replay":  # a replay is a throwaway record; a real loop has one runner at a time
+            from engine.store.owner import claim
+
+            self._owner = claim(self.store, self.experiment_id, self.cfg.name, self.cfg.model_dump(mode="json"))
+        resumed_steps = self._load_state()
+        runs, _, seconds, _ = self.committed()
+        if runs:
+            self._emit("info", f"resuming {self.experiment_id}: {runs} runs ({seconds:.0f} benchmark-s) already "
+                               f"committed, {resumed_steps} steps recorded")
+        if dropped:
             self._emit("info", f"{len(dropped)} configurations of the search space cannot run on executor "
                                f"'{self.executor.name}' and are left out, e.g. {dropped[0].key}: {why}")
         self.space = runnable
+        self._prepared = runs
+
+    def run(self) -> LoopResult:
+        self.prepare()
+        runs, n_failed, seconds, keys = self.committed()
+        resumed_runs = self._prepared
         self._save_state("running")
         stopped = ""
         while True:

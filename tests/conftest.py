@@ -37,3 +37,21 @@ def fitted_gp(syn):  # type: ignore[no-untyped-def]
     fz, configs, measure = syn
     train = configs[:40]
     return GPPredictor(featurizer=fz, maxiter=15, calibrate=False).fit(measure(train, seed=1)), configs[40:]
+
+
+@pytest.fixture()
+def other_process():  # type: ignore[no-untyped-def]
+    """A live process other than this one, as an experiment's owner stamp (engine.store.owner)."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from engine.store.owner import owner_stamp
+
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        yield {"host": owner_stamp()["host"], "pid": p.pid, "started": psutil.Process(p.pid).create_time()}
+    finally:
+        p.kill()
+        p.wait()

@@ -212,8 +212,10 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
                   f"cost-aware={cfg.acquisition.cost_aware}) · executor {ex.name} · db {store.path}")
     try:
         unit = "MiB" if cfg.acquisition.metric == "memory" else "ms"  # what the loop observes (experiments.loop)
-        with LoopDisplay(con, total, f"{cfg.name} benchmarks", quiet=as_json, unit=unit) as display:
-            loop = ExperimentLoop(cfg, store, ex, space, mode="run", on_event=display)
+        display = LoopDisplay(con, total, f"{cfg.name} benchmarks", quiet=as_json, unit=unit)
+        loop = ExperimentLoop(cfg, store, ex, space, mode="run", on_event=display)
+        loop.prepare()  # an executor that runs none of it, or another process running it: one line, no bar
+        with display:
             display.progress.update(display.task, completed=loop.committed()[0])  # a resumed loop's runs count
 
             def stop_after_inflight() -> None:
@@ -434,8 +436,9 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
 def experiments_(db_path: Optional[str], as_json: bool) -> None:
     """The loops run against this store: progress, spend, forecast error, status.
 
-    A loop that shows `running` but whose process is gone (killed, machine rebooted), or
-    `interrupted` (stopped with Ctrl-C), resumes when its `perfcast run CONFIG` is started again.
+    A loop that shows `killed` (its process is gone: kill -9, a reboot) or `interrupted` (stopped
+    with Ctrl-C) resumes when its `perfcast run CONFIG` is started again; one that shows `running`
+    is being run by a live process (its pid is in --json), and a second run of it is refused.
     An interrupted online `optimize` resumes the same way, when the same command (model,
     objectives, constraints, space) runs again. Runs and bench-s are the runs stored now (a `db
     delete` shows); replay rows have none (the oracle answered).

@@ -305,13 +305,7 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
 
     experiment_id, done, earlier = None, 0, []
     if store is not None:
-        experiment_id, done, earlier = _resumable(store, problem, budget) if use_existing else (None, 0, [])
-        if experiment_id is not None:
-            notes.append(f"resumed {experiment_id}, which stopped after {done} of {budget} evaluations (its runs "
-                         f"are among the observations above); {max(budget - done, 0)} more now")
-        else:
-            experiment_id = f"optimize-{uuid.uuid4().hex[:12]}"
-        store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget), "running")
+        experiment_id, done, earlier = _claim(store, problem, budget, use_existing, notes)
 
     run_rows = [table.index[c.key] for c in runnable]
     history: list[Evaluation] = []
@@ -404,6 +398,30 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
                                 state={"history": [*earlier, *(e.to_dict() for e in history)],
                                        "best": result.best.to_dict() if result.best else None})
     return result
+
+
+def _claim(store: "Store", problem: Problem, budget: int, use_existing: bool,
+           notes: list[str]) -> tuple[str, int, list[dict[str, Any]]]:
+    """The experiment this optimisation records its runs under, marked as run by this process
+    (``engine.store.owner``): the same problem's unfinished one if there is one to resume (see
+    :func:`_resumable`), else a new one. One that another live process is still running is left to
+    it, and this optimisation starts its own."""
+    from engine.store.owner import ExperimentBusyError, claim
+
+    name, config = f"optimize {problem.model}", _problem_dict(problem, budget)
+    experiment_id, done, earlier = _resumable(store, problem, budget) if use_existing else (None, 0, [])
+    if experiment_id is not None:
+        try:
+            claim(store, experiment_id, name, config)
+        except ExperimentBusyError as e:
+            notes.append(f"{e.args[0].split(';')[0]}: this optimisation is a new experiment beside it")
+        else:
+            notes.append(f"resumed {experiment_id}, which stopped after {done} of {budget} evaluations (its runs "
+                         f"are among the observations above); {max(budget - done, 0)} more now")
+            return experiment_id, done, earlier
+    experiment_id = f"optimize-{uuid.uuid4().hex[:12]}"
+    claim(store, experiment_id, name, config)
+    return experiment_id, 0, []
 
 
 def _resumable(store: "Store", problem: Problem, budget: int) -> tuple[Optional[str], int, list[dict[str, Any]]]:

@@ -8,9 +8,9 @@ from engine.cli.main import cli
 from engine.store import Store
 
 
-def test_experiments_lists_progress_spend_and_forecast_error(tmp_path: Path) -> None:
+def test_experiments_lists_progress_spend_and_forecast_error(tmp_path: Path, other_process) -> None:
     s = Store(tmp_path / "e.duckdb", seed=False)
-    state = {"mode": "run", "steps": [{"benchmark_seconds": 12.5, "max_rel_width90": 0.4}],
+    state = {"mode": "run", "owner": other_process, "steps": [{"benchmark_seconds": 12.5, "max_rel_width90": 0.4}],
              "prequential": [{"status": "ok", "ape": 0.1}, {"status": "ok", "ape": 0.3},
                              {"status": "oom", "ape": None}, {"status": "ok", "ape": None}]}
     s.upsert_experiment("lab-run-abc", "lab", {"acquisition": {"name": "eig"}}, "running", state)
@@ -32,6 +32,7 @@ def test_experiments_lists_progress_spend_and_forecast_error(tmp_path: Path) -> 
     # the runs stored now, not the state's snapshot (12.5 s there)
     assert (lab["benchmarks"], lab["failed"], lab["benchmark_seconds"], lab["acquisition"]) == (4, 1, 12.5, "eig")
     assert abs(lab["prequential_median_ape"] - 0.2) < 1e-12 and lab["status"] == "running"
+    assert lab["pid"] == other_process["pid"]
     assert rows["old-run-def"]["prequential_median_ape"] is None
     assert rows["old-run-def"]["stopped_because"] == "run budget spent"
     table = CliRunner().invoke(cli, ["experiments", "--db", str(s.path)])
@@ -40,3 +41,10 @@ def test_experiments_lists_progress_spend_and_forecast_error(tmp_path: Path) -> 
     r = CliRunner().invoke(cli, ["experiments", "--db", str(s.path), "--json"])
     lab = {x["experiment_id"]: x for x in json.loads(r.stdout)["experiments"]}["lab-run-abc"]
     assert (lab["benchmarks"], lab["failed"], lab["benchmark_seconds"]) == (3, 1, 8.5)
+    import psutil
+
+    psutil.Process(other_process["pid"]).kill()  # its process is gone (a kill -9): the row says so
+    psutil.Process(other_process["pid"]).wait()
+    r = CliRunner().invoke(cli, ["experiments", "--db", str(s.path), "--json"])
+    lab = {x["experiment_id"]: x for x in json.loads(r.stdout)["experiments"]}["lab-run-abc"]
+    assert lab["status"] == "killed" and lab["pid"] is None
