@@ -120,6 +120,10 @@ def optimize(model: str, objective: str, max_latency_ms: Optional[float], max_me
                                          executor=executor, db=store, iterations=iterations, seed=seed, prices=prices,
                                          use_existing=not ignore_existing, callback=callback, top_k=top,
                                          should_stop=lambda: bool(stop))
+            # a resumed optimisation with nothing left to run never calls back: the bar shows its earlier runs
+            done = max((e.step for e in result.history), default=0)
+            progress_cm.update(task, completed=min(done, budget),
+                               description="interrupted" if result.interrupted else "done")
     else:
         with err.status("ranking the space under the posterior…"):
             result = optimize_deployment(model, objective, constraints, space, budget=budget, online=False,

@@ -389,13 +389,13 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
                      "probably slow; rerun them on a quiet machine (perfcast benchmark ... --save)")
 
     with single_thread():
-        result = _final(problem, surrogate, observations, metrics, history, notes, top_k)
+        result = _final(problem, surrogate, observations, metrics, [*_earlier(earlier), *history], notes, top_k)
     result.experiment_id = experiment_id
     result.interrupted = interrupted
     if store is not None and experiment_id is not None:
         store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
                                 "interrupted" if interrupted else "done",
-                                state={"history": [*earlier, *(e.to_dict() for e in history)],
+                                state={"history": [e.to_dict() for e in result.history],
                                        "best": result.best.to_dict() if result.best else None})
     return result
 
@@ -422,6 +422,18 @@ def _claim(store: "Store", problem: Problem, budget: int, use_existing: bool,
     experiment_id = f"optimize-{uuid.uuid4().hex[:12]}"
     claim(store, experiment_id, name, config)
     return experiment_id, 0, []
+
+
+def _earlier(history: list[dict[str, Any]]) -> list[Evaluation]:
+    """A resumed experiment's earlier evaluations, as its state kept them (a record that no longer
+    reads, e.g. of a configuration key from an older version, is left out, not fatal)."""
+    out = []
+    for d in history:
+        try:
+            out.append(Evaluation.from_dict(d))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
 
 
 def _resumable(store: "Store", problem: Problem, budget: int) -> tuple[Optional[str], int, list[dict[str, Any]]]:

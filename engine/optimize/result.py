@@ -1,7 +1,7 @@
 """Typed answers of the optimiser: assessed configurations, evaluations, the result."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
 from engine.config import Config
@@ -73,6 +73,14 @@ class Evaluation:
         d["config_key"] = self.config.key
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Evaluation":
+        """Back from :meth:`to_dict` (a resumed optimisation's earlier evaluations, kept in its
+        experiment's state)."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names and k != "config"}
+        return cls(config=Config.from_key(d["config_key"]), **kw)
+
 
 @dataclass
 class OptimizationResult:
@@ -81,7 +89,8 @@ class OptimizationResult:
     ``best``: the recommended configuration (online: the evaluated configuration with the best
     posterior objective among those with P(feasible) >= 0.5; offline: the top of the ranking).
     ``pareto``: for several objectives, the non-dominated configurations. ``alternatives``: the
-    next-best configurations of the final ranking. ``history``: every evaluation, in order.
+    next-best configurations of the final ranking. ``history``: every evaluation, in order; a
+    resumed optimisation's starts with those of its earlier sessions (their steps come first).
     """
 
     model: str

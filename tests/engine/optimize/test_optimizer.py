@@ -238,7 +238,9 @@ def test_a_stop_request_ends_the_loop_with_a_ranking_and_an_interrupted_experime
     done = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=5,
                                online=True, executor=ex2, db=store, featurizer=featurizer)
     assert done.experiment_id == r.experiment_id and len(ex2.calls) == 2 and not done.interrupted
-    assert [e.step for e in done.history] == [4, 5] and any("resumed" in n for n in done.notes)
+    # the history is the experiment's: the earlier session's evaluations first, then this one's
+    assert [e.step for e in done.history] == [1, 2, 3, 4, 5] and any("resumed" in n for n in done.notes)
+    assert [e.config for e in done.history[:3]] == ex.calls and [e.config for e in done.history[3:]] == ex2.calls
     assert {c.key for c in ex2.calls}.isdisjoint({c.key for c in ex.calls})  # nothing measured twice
     assert store.get_experiment(done.experiment_id)["status"] == "done"
     assert len(store.get_experiment(done.experiment_id)["state"]["history"]) == 5
