@@ -23,9 +23,13 @@ def hardware() -> None:
 
 
 def _peak(v: Optional[float]) -> str:
-    """TFLOP/s with three significant digits (0.0359, 19.5, 1,979)."""
+    """TFLOP/s with three significant digits (0.0359, 19.5, 1,979). Below 0.01 (a CPU that
+    emulates fp16/bf16 in software measures about 0.001) it reads "<0.01": the digits would widen
+    the column past 80 terminal columns, and ``--json`` keeps the measured value."""
     if not v:
         return "-"
+    if v < 0.01:
+        return "<0.01"
     return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
 

@@ -120,6 +120,12 @@ def test_suggested_commands_follow_the_spaces_benchmark_protocol() -> None:
 def test_hardware_list_shows_reference_markers_and_whole_numbers() -> None:
     r = CliRunner(env={"COLUMNS": "80"}).invoke(cli, ["hardware", "list"])
     assert r.exit_code == 0 and "a100-80gb ^" in r.output and "…" not in r.output
+    from engine.catalog import all_hardware
+
+    lines = r.output.splitlines()
+    # every id whole on one line at 80 columns (the longest CPU ids folded until session 24)
+    for hid in all_hardware(detect=False):
+        assert any(line.lstrip().startswith(f"{hid} ") for line in lines), hid
     wide = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["hardware", "list"])
     assert "(ref: cuda)" in wide.output  # the marker rich once read as a style tag and dropped
 
