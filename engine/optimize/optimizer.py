@@ -342,8 +342,7 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
                                          mc_samples=mc_samples, seed=seed + step)
                     j, method, value = choice.index, choice.method, choice.value
                 else:
-                    post = {m: surrogate.predictive(m, available) for m in problem.metrics}
-                    score, _ = ranking.scores(problem, post)
+                    score, _ = ranking.joint_scores(problem, surrogate.joint(problem.metrics, available))
                     k = int(np.argmax(score))
                     j, method, value = available[k], "prior", float(score[k])
             cfg = configs[j]
@@ -467,7 +466,7 @@ def _final(problem: Problem, surrogate: Any, observations: list, metrics: list[s
         notes.append("no successful evaluation: the ranking below is the roofline prior only")
     surrogate.fit(observations, metrics)
     post = {m: surrogate.predictive(m) for m in metrics}
-    score, pf = ranking.scores(problem, post)
+    score, pf = ranking.scores(problem, post, surrogate.joint(metrics))
     measured: dict[int, dict[str, Optional[float]]] = {}
     for o in observations:
         if o.index < n_cand:

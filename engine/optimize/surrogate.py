@@ -1,16 +1,17 @@
-"""The optimiser's surrogate: one GP per metric on a small config encoding, roofline prior mean.
+"""The optimiser's surrogate: three GPs on a small config encoding, every metric derived from them.
 
-For each metric m the optimiser needs (objectives and constrained metrics) a BoTorch
-``SingleTaskGP`` models the log of the measured value::
+Three BoTorch ``SingleTaskGP`` s model the log of a measured value b (median latency, memory) or
+of a ratio (the tail, log p90/median)::
 
-    log m(x) ~ GP( c_m + r_m(x),  s_m · Matern52_ARD(z(x), z(x')) ) + noise
+    log b(x) ~ GP( c_b + r_b(x),  s_b · Matern52_ARD(z(x), z(x')) ) + noise
 
-* ``r_m(x)`` is the roofline prior of :mod:`engine.models.roofline` (calibrated on the store's
-  measurements): log latency, log p90 = log latency + log p90/median ratio, log throughput =
-  log(1000·batch) − log latency, log memory, log cost = log(price·1e6/3600) − log throughput.
-  It is carried in extra input columns that the mean function reads and the kernel ignores, so
-  the model's posterior *is* the metric's posterior and BoTorch's acquisition functions can put
-  outcome constraints directly on its samples (``Z_j − log bound ≤ 0``).
+* ``r_b(x)`` is the roofline prior of :mod:`engine.models.roofline` (calibrated on the store's
+  measurements) for latency and memory, and nothing for the tail (its constant starts at the
+  roofline's p90/median ratio). It is carried in extra input columns that the mean function
+  reads and the kernel ignores — with log throughput = log(1000·batch) − log latency and the
+  cost's log(price·1e6/3600) beside it — so the posterior *is* the metric's posterior and
+  BoTorch's acquisition functions can put outcome constraints directly on its samples
+  (``Z_j − log bound ≤ 0``).
 * ``z(x)`` is a deliberately small encoding of what the optimiser varies — log batch, log
   sequence length, log threads, one-hot precision, runtime, mode and hardware — scaled to
   [0, 1] over the candidate table. Few dimensions = fast, well-determined fits from the handful
@@ -25,11 +26,16 @@ constraints (callables on samples, without X) cannot see, and it conditions on t
 (seconds per refit). The pieces that matter are reused — the featuriser, the calibrated roofline
 — and each refit starts from the previous hyperparameters (a few L-BFGS steps).
 
-Throughput's GP is the exact mirror of latency's, and p90 latency's shares latency's
-hyperparameters (:data:`MIRRORED`, :data:`TIED`), so the three agree on what is fast and on how
-sure they are. Otherwise metrics are modelled independently (a ``ModelListGP``), the usual
-choice for constrained BO: BoTorch samples them independently, which is exact for one
-constraint and ignores the correlation between, say, memory and p90 latency of one configuration.
+Every reported metric is an affine function of three GPs' log values (:data:`DERIVED`): median
+latency, the tail ratio log(p90 / median) and memory. Throughput is log(1000·batch) − log latency,
+p90 latency is log latency + tail, cost is log(price·1e6/3600) − log(1000·batch) + log latency.
+So the metrics agree on what is fast, p90 is never below the median where the runs say so, and —
+what matters for constrained BO — BoTorch samples them *jointly*: :func:`derived_model` maps each
+joint sample of the three GPs to every metric, so a sample in which a configuration is fast has a
+high throughput *and* a low p90 latency. With one GP per metric (a ``ModelListGP``, until session
+24) throughput and p90 latency were sampled independently, and ``maximise throughput subject to
+p90 ≤ bound`` — the CLI's default constraint — weighed the improvement of one sample by the
+feasibility of an unrelated one. Memory stays independent of latency (its own GP).
 """
 from __future__ import annotations
 
@@ -48,12 +54,13 @@ from engine.config import Config
 if TYPE_CHECKING:
     import pandas as pd
 
+    from engine.optimize.ranking import Joint
+
     from engine.models.features import Featurizer
 
 PRIOR_METRICS: tuple[str, ...] = ("throughput", "latency_ms", "latency_p90_ms", "memory_mib", "cost_per_1m_usd")
 #: Prior spread (log sd) of the roofline before any evaluation (same as the standalone roofline).
-PRIOR_SD: dict[str, float] = {"throughput": 0.5, "latency_ms": 0.5, "latency_p90_ms": 0.5, "memory_mib": 0.35,
-                              "cost_per_1m_usd": 0.5}
+PRIOR_SD: dict[str, float] = {"latency_ms": 0.5, "memory_mib": 0.35}
 
 
 @contextmanager
@@ -72,19 +79,26 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-#: A metric never fitted before starts from the hyperparameters of a related one (same lengthscales).
-WARM_FROM: dict[str, tuple[str, ...]] = {
-    "latency_ms": ("latency_p90_ms", "throughput"), "throughput": ("latency_ms", "latency_p90_ms"),
-    "latency_p90_ms": ("latency_ms", "throughput"), "cost_per_1m_usd": ("throughput", "latency_ms")}
+#: The GPs the surrogate fits (log median latency, log p90/median, log memory).
+BASES: tuple[str, ...] = ("latency_ms", "tail", "memory_mib")
+#: log metric = Σ coefficient · log base + Σ coefficient · prior column (:data:`PRIOR_METRICS`) —
+#: the columns carry log(1000·batch) = prior throughput + prior latency and, for cost,
+#: log(price·1e6/3600) − log(1000·batch) = prior cost − prior latency.
+DERIVED: dict[str, tuple[dict[str, float], dict[str, float]]] = {
+    "latency_ms": ({"latency_ms": 1.0}, {}),
+    "throughput": ({"latency_ms": -1.0}, {"throughput": 1.0, "latency_ms": 1.0}),
+    "latency_p90_ms": ({"latency_ms": 1.0, "tail": 1.0}, {}),
+    "memory_mib": ({"memory_mib": 1.0}, {}),
+    "cost_per_1m_usd": ({"latency_ms": 1.0}, {"cost_per_1m_usd": 1.0, "latency_ms": -1.0}),
+}
+#: Prior sd of the tail ratio's log before any run (p90 is typically 2–20% above the median).
+TAIL_PRIOR_SD = 0.1
 
 
-#: Metrics whose GP is a transform of another's (see :meth:`Surrogate._mirror`).
-MIRRORED: dict[str, str] = {"throughput": "latency_ms"}
-#: Metrics whose GP shares another's hyperparameters but conditions on its own runs (see
-#: :meth:`Surrogate._tie`).
-TIED: dict[str, str] = {"latency_p90_ms": "latency_ms"}
-#: The GP each derived metric needs fitted first.
-SOURCES: dict[str, str] = {**MIRRORED, **TIED}
+def bases_of(metrics: Sequence[str]) -> list[str]:
+    """The GPs that ``metrics`` are derived from, in :data:`BASES` order."""
+    need = {b for m in metrics for b in DERIVED[m][0]}
+    return [b for b in BASES if b in need]
 
 
 @dataclass
@@ -167,15 +181,61 @@ def build_table(configs: Sequence[Config], roofline: Any, prices: dict[str, Opti
 
 
 class RooflinePriorMean(Mean):
-    """Mean function ``c + x[..., col]``: a learned constant plus the roofline prior column."""
+    """Mean function ``c + x[..., col]``: a learned constant plus the roofline prior column (or
+    the constant alone, ``col=None``: the tail ratio has no roofline of its own)."""
 
-    def __init__(self, col: int) -> None:
+    def __init__(self, col: Optional[int], constant: float = 0.0) -> None:
         super().__init__()
         self.col = col
-        self.register_parameter("constant", torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)))
+        self.register_parameter("constant", torch.nn.Parameter(torch.full((1,), constant, dtype=torch.float64)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.col is None:
+            return self.constant.expand(x.shape[:-1])
         return self.constant + x[..., self.col]
+
+
+def derived_model(bases: Sequence[Any], A: torch.Tensor, B: torch.Tensor) -> Any:
+    """A BoTorch model whose outputs are metrics of :data:`DERIVED`, computed from joint samples
+    of the fitted base GPs: ``outputs = A · bases + B · x`` (``A``: metric × base coefficients,
+    ``B``: metric × input-column coefficients, the prior columns that carry batch and price).
+
+    Its posterior is BoTorch's ``TransformedPosterior`` of the base ``ModelListGP``'s posterior,
+    so the samplers draw the bases' normals and every acquisition sees each metric as the same
+    affine map of the same draw. The class is defined here so that BoTorch's ``Model`` is imported
+    only when the optimiser runs."""
+    from botorch.models import ModelListGP
+    from botorch.models.model import Model
+    from botorch.posteriors.transformed import TransformedPosterior
+
+    class DerivedModel(Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.base = ModelListGP(*bases)
+            self.A, self.B = A, B
+
+        @property
+        def num_outputs(self) -> int:
+            return int(self.A.shape[0])
+
+        @property
+        def batch_shape(self) -> torch.Size:
+            return self.base.batch_shape
+
+        def posterior(self, X: torch.Tensor, output_indices: Optional[list[int]] = None,
+                      observation_noise: Any = False, posterior_transform: Any = None, **kwargs: Any) -> Any:
+            if output_indices is not None:
+                raise NotImplementedError("a derived model computes every output")
+            post = self.base.posterior(X, observation_noise=observation_noise)
+            offset = X @ self.B.T  # (..., n, outputs): broadcasts over the sample dimensions
+            A, A2 = self.A, self.A**2
+
+            out = TransformedPosterior(post, sample_transform=lambda z: z @ A.T + offset,
+                                       mean_transform=lambda m, v: m @ A.T + offset,
+                                       variance_transform=lambda m, v: v @ A2.T)  # the bases are independent
+            return posterior_transform(out) if posterior_transform is not None else out
+
+    return DerivedModel()
 
 
 @dataclass
@@ -193,18 +253,26 @@ def _observed(observations: Sequence[Observation], metric: str) -> list[tuple[in
 
 
 class Surrogate:
-    """One GP per metric over a :class:`CandidateTable`; ``fit`` warm-starts from the last fit."""
+    """The base GPs over a :class:`CandidateTable` and the metrics derived from them
+    (:data:`DERIVED`); ``fit`` warm-starts each GP from its last fit."""
 
     def __init__(self, table: CandidateTable, metrics: Sequence[str], maxiter: int = 40, maxiter_warm: int = 10) -> None:
         self.table = table
         self.metrics = list(metrics)
         self.maxiter = maxiter
         self.maxiter_warm = maxiter_warm
-        self.models: dict[str, Any] = {}
+        self.models: dict[str, Any] = {}  # base name -> fitted SingleTaskGP
         self._state: dict[str, dict[str, torch.Tensor]] = {}
         self.fit_warnings: list[str] = []
 
-    def _build(self, metric: str, X: torch.Tensor, y: torch.Tensor) -> Any:
+    def _prior_mean(self, base: str) -> np.ndarray:
+        """A base's log prior mean on every table row: the roofline column, or the roofline's
+        p90/median ratio for the tail."""
+        if base == "tail":
+            return self.table.prior("latency_p90_ms") - self.table.prior("latency_ms")
+        return self.table.prior(base)
+
+    def _build(self, base: str, X: torch.Tensor, y: torch.Tensor) -> Any:
         from botorch.models import SingleTaskGP
         from gpytorch.constraints import GreaterThan
         from gpytorch.kernels import MaternKernel, ScaleKernel
@@ -213,24 +281,43 @@ class Surrogate:
 
         d = self.table.d
         ls_prior = LogNormalPrior(loc=math.sqrt(2) + 0.5 * math.log(d), scale=math.sqrt(3))
-        base = MaternKernel(nu=2.5, ard_num_dims=d, active_dims=tuple(range(d)), lengthscale_prior=ls_prior,
-                            lengthscale_constraint=GreaterThan(2.5e-2, transform=None, initial_value=ls_prior.mode))
-        kernel = ScaleKernel(base, outputscale_prior=LogNormalPrior(math.log(0.1), 1.0),
+        base_k = MaternKernel(nu=2.5, ard_num_dims=d, active_dims=tuple(range(d)), lengthscale_prior=ls_prior,
+                              lengthscale_constraint=GreaterThan(2.5e-2, transform=None, initial_value=ls_prior.mode))
+        kernel = ScaleKernel(base_k, outputscale_prior=LogNormalPrior(math.log(0.1), 1.0),
                              outputscale_constraint=GreaterThan(1e-4, transform=None, initial_value=0.1))
         lik = GaussianLikelihood(noise_prior=LogNormalPrior(math.log(0.03**2), 1.0),
                                  noise_constraint=GreaterThan(1e-6, transform=None, initial_value=0.03**2))
+        if base == "tail":
+            mean = RooflinePriorMean(None, float(self._prior_mean("tail")[0]) if len(self.table) else 0.0)
+        else:
+            mean = RooflinePriorMean(self.table.prior_col(base))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # prior columns are deliberately not in the unit cube
             # no outcome transform: the mean function adds the roofline column in log units, and the
             # priors below are in log units. BoTorch's default (Standardize, since 0.12) rescaled y
             # but not that column, so the prior entered in the wrong units
-            model = SingleTaskGP(X, y, likelihood=lik, covar_module=kernel, outcome_transform=None,
-                                 mean_module=RooflinePriorMean(self.table.prior_col(metric)))
+            model = SingleTaskGP(X, y, likelihood=lik, covar_module=kernel, outcome_transform=None, mean_module=mean)
         return model.to(torch.float64)
+
+    @staticmethod
+    def _base_rows(observations: Sequence[Observation], base: str) -> list[tuple[int, float]]:
+        """(table row, log value) of the runs that measured ``base``; the tail is log p90 − log
+        median of the runs that measured both."""
+        if base != "tail":
+            return [(i, math.log(v)) for i, v in _observed(observations, base)]
+        med = dict(_observed(observations, "latency_ms"))
+        out = []
+        for o in observations:
+            p90, m = o.values.get("latency_p90_ms"), o.values.get("latency_ms")
+            if p90 is not None and m is not None and np.isfinite(p90) and np.isfinite(m) and m > 0 and p90 > 0 \
+                    and o.index in med:
+                out.append((o.index, math.log(max(p90, m) / m)))
+        return out
 
     def fit(self, observations: Sequence[Observation], metrics: Optional[Sequence[str]] = None,
             optimize: bool = True) -> "Surrogate":
-        """(Re)fit ``metrics`` (default: all) that have at least one observation; others keep the prior.
+        """(Re)fit the base GPs that ``metrics`` (default: all) derive from, each on the runs that
+        measured it; a base without a run keeps its prior.
 
         ``optimize=False`` conditions on the data with the previous hyperparameters (no L-BFGS):
         one or two new points barely move them, and the loop re-optimises on a schedule.
@@ -239,33 +326,21 @@ class Surrogate:
         from botorch.optim.fit import fit_gpytorch_mll_scipy
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
-        todo = list(metrics) if metrics is not None else self.metrics
-        # a mirrored or tied metric is derived from its source's GP: fit the sources first
-        todo = list(dict.fromkeys([*(SOURCES[m] for m in todo if m in SOURCES), *todo]))
         self.models = {}
-        for metric in todo:
-            if metric in MIRRORED and MIRRORED[metric] in self.models:
-                self.models[metric] = self._mirror(metric, observations)
-                continue
-            rows = _observed(observations, metric)
+        for base in bases_of(list(metrics) if metrics is not None else self.metrics):
+            rows = self._base_rows(observations, base)
             if not rows:
                 continue
-            if metric in TIED and TIED[metric] in self.models:
-                self.models[metric] = self._tie(metric, rows)
-                continue
             idx = torch.as_tensor([i for i, _ in rows])
-            X = self.table.X[idx]
-            y = torch.log(torch.as_tensor([v for _, v in rows], dtype=torch.float64)).unsqueeze(-1)
-            model = self._build(metric, X, y)
-            init = self._state.get(metric)
-            if init is None:
-                init = next((self._state[m] for m in WARM_FROM.get(metric, ()) if m in self._state), None)
+            y = torch.as_tensor([v for _, v in rows], dtype=torch.float64).unsqueeze(-1)
+            model = self._build(base, self.table.X[idx], y)
+            init = self._state.get(base)
             if init is not None:
                 model.load_state_dict(init, strict=False)
-            if init is not None and not optimize and metric in self._state:
-                model.eval()
-                self.models[metric] = model
-                continue
+                if not optimize:
+                    model.eval()
+                    self.models[base] = model
+                    continue
             model.train()
             mll = ExactMarginalLogLikelihood(model.likelihood, model)
             with warnings.catch_warnings():
@@ -274,67 +349,34 @@ class Surrogate:
                     fit_gpytorch_mll(mll, optimizer=fit_gpytorch_mll_scipy, max_attempts=1,
                                      optimizer_kwargs={"options": {"maxiter": self.maxiter_warm if init else self.maxiter}})
                 except Exception as exc:  # noqa: BLE001 - keep the prior/previous hyperparameters
-                    self.fit_warnings.append(f"{metric}: hyperparameter fit failed ({exc}); kept previous values")
+                    self.fit_warnings.append(f"{base}: hyperparameter fit failed ({exc}); kept previous values")
             model.eval()
-            self._state[metric] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            self.models[metric] = model
+            self._state[base] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self.models[base] = model
         return self
 
-    def _mirror(self, metric: str, observations: Sequence[Observation]) -> Any:
-        """``metric``'s GP as the exact mirror of its source's: log throughput = log(1000·batch) −
-        log latency holds for every run and for the prior columns, so with the source's kernel and
-        noise and the negated constant the two posteriors agree to rounding. Fitted separately they
-        did not (a b1 latency of 47–1,651 ms beside 2.1–4.2 items/s)."""
-        src = MIRRORED[metric]
-        rows = _observed(observations, src)
-        idx = torch.as_tensor([i for i, _ in rows])
-        X = self.table.X[idx]
-        batch_log = torch.as_tensor(self.table.prior(metric)[idx.numpy()] + self.table.prior(src)[idx.numpy()])
-        y = (batch_log - torch.log(torch.as_tensor([v for _, v in rows], dtype=torch.float64))).unsqueeze(-1)
-        model = self._build(metric, X, y)
-        state = self._hyperparameters_of(src)
-        state["mean_module.constant"] = -state["mean_module.constant"]
-        model.load_state_dict(state, strict=False)
-        model.eval()
-        return model
-
-    def _hyperparameters_of(self, src: str) -> dict[str, torch.Tensor]:
-        """A copy of ``src``'s fitted GP state without its training data (for a derived metric's GP)."""
-        return {k: v.detach().clone() for k, v in self.models[src].state_dict().items()
-                if not k.startswith(("train_", "prediction_strategy"))}
-
-    def _tie(self, metric: str, rows: Sequence[tuple[int, float]]) -> Any:
-        """``metric``'s GP with its source's kernel, noise and constant, conditioned on its own runs
-        (``rows``: :func:`_observed`).
-
-        p90 latency is median latency times a tail ratio near 1, and its prior column is the
-        latency prior times the roofline's ratio. With the same hyperparameters both GPs revert to
-        their priors alike away from the runs and carry the same posterior sd everywhere, so
-        p90 − median is the ratio interpolated from the runs (≥ 0 wherever the runs say so).
-        Fitted on its own, the p90 GP chose other lengthscales and amplitude, and far from any
-        run its median could fall below the latency's, with a differently wide interval."""
-        idx = torch.as_tensor([i for i, _ in rows])
-        y = torch.log(torch.as_tensor([v for _, v in rows], dtype=torch.float64)).unsqueeze(-1)
-        model = self._build(metric, self.table.X[idx], y)
-        model.load_state_dict(self._hyperparameters_of(TIED[metric]), strict=False)
-        model.eval()
-        return model
-
     def ready(self, metrics: Sequence[str]) -> bool:
-        return all(m in self.models for m in metrics)
+        return all(b in self.models for b in bases_of(metrics))
 
     def model_list(self, metrics: Sequence[str]) -> Any:
-        from botorch.models import ModelListGP
+        """The BoTorch model of ``metrics`` (outputs in that order), sampled jointly
+        (:func:`derived_model`)."""
+        bases = bases_of(metrics)
+        A = torch.zeros(len(metrics), len(bases), dtype=torch.float64)
+        B = torch.zeros(len(metrics), self.table.X.shape[1], dtype=torch.float64)
+        for k, m in enumerate(metrics):
+            coef, cols = DERIVED[m]
+            for b, c in coef.items():
+                A[k, bases.index(b)] = c
+            for col, c in cols.items():
+                B[k, self.table.prior_col(col)] = c
+        return derived_model([self.models[b] for b in bases], A, B)
 
-        return ModelListGP(*[self.models[m] for m in metrics])
-
-    def predictive(self, metric: str, idx: Optional[Sequence[int]] = None,
-                   observation_noise: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and sd of log(metric) for table rows (prior when never observed)."""
-        rows = np.arange(self.table.n_candidates) if idx is None else np.asarray(idx, dtype=int)
-        model = self.models.get(metric)
+    def _base_predictive(self, base: str, rows: np.ndarray, observation_noise: bool) -> tuple[np.ndarray, np.ndarray]:
+        model = self.models.get(base)
         if model is None:
-            return self.table.prior(metric)[rows], np.full(len(rows), PRIOR_SD[metric])
+            sd = TAIL_PRIOR_SD if base == "tail" else PRIOR_SD[base]
+            return self._prior_mean(base)[rows], np.full(len(rows), sd)
         X = self.table.X[torch.as_tensor(rows)]
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -343,8 +385,33 @@ class Surrogate:
             sd = post.variance.clamp_min(1e-12).sqrt().reshape(-1).numpy()
         return mu, sd
 
+    def joint(self, metrics: Sequence[str], idx: Optional[Sequence[int]] = None,
+              observation_noise: bool = True) -> "Joint":
+        """The posterior of ``metrics`` on table rows (default: the candidates) as independent
+        normal bases and affine maps of them (prior where a base has no run), for a ranking that
+        counts the metrics' correlation (:func:`engine.optimize.ranking.joint_scores`)."""
+        from engine.optimize.ranking import Joint
+
+        rows = np.arange(self.table.n_candidates) if idx is None else np.asarray(idx, dtype=int)
+        bases = bases_of(metrics)
+        post = [self._base_predictive(b, rows, observation_noise) for b in bases]
+        offset = {}
+        for m in metrics:
+            offset[m] = np.zeros(len(rows))
+            for col, c in DERIVED[m][1].items():
+                offset[m] = offset[m] + c * self.table.prior(col)[rows]
+        return Joint(np.column_stack([mu for mu, _ in post]) if post else np.zeros((len(rows), 0)),
+                     np.column_stack([sd for _, sd in post]) if post else np.zeros((len(rows), 0)),
+                     {m: np.array([DERIVED[m][0].get(b, 0.0) for b in bases]) for m in metrics}, offset)
+
+    def predictive(self, metric: str, idx: Optional[Sequence[int]] = None,
+                   observation_noise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and sd of log(metric) for table rows (prior where its bases have no run):
+        the affine map of the bases' (independent) posteriors."""
+        return self.joint([metric], idx, observation_noise).marginal(metric)
+
     def hyperparameters(self) -> dict[str, dict[str, float]]:
-        """Readable hyperparameters per metric (for notes and debugging)."""
+        """Readable hyperparameters per base GP (for notes and debugging)."""
         out: dict[str, dict[str, float]] = {}
         for m, model in self.models.items():
             out[m] = {"constant": float(model.mean_module.constant.detach()[0]),

@@ -1,0 +1,69 @@
+"""The ranking under the surrogate's joint posterior: E[utility · 1{feasible}] and P(feasible)
+counted with the metrics' correlation, checked against brute-force sampling."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from engine.config import Config
+from engine.optimize.ranking import Joint, joint_scores, prob_feasible, scores
+from engine.optimize.spec import Constraint, Problem
+
+# bases (log latency, log tail, log memory) of four rows; batch sizes 1, 4, 16, 64
+BATCH = np.array([1.0, 4.0, 16.0, 64.0])
+JOINT = Joint(mean=np.column_stack([np.log([3.0, 8.0, 25.0, 90.0]), np.log([1.05, 1.1, 1.08, 1.2]),
+                                    np.log([400.0, 500.0, 700.0, 1500.0])]),
+              sd=np.array([[0.2, 0.05, 0.1], [0.3, 0.08, 0.1], [0.25, 0.05, 0.1], [0.4, 0.1, 0.2]]),
+              coef={"throughput": np.array([-1.0, 0.0, 0.0]), "latency_ms": np.array([1.0, 0.0, 0.0]),
+                    "latency_p90_ms": np.array([1.0, 1.0, 0.0]), "memory_mib": np.array([0.0, 0.0, 1.0])},
+              offset={"throughput": np.log(1000.0 * BATCH), "latency_ms": np.zeros(4),
+                      "latency_p90_ms": np.zeros(4), "memory_mib": np.zeros(4)})
+CANDS = tuple(Config("gpt2", "cpu", int(b), 16) for b in BATCH)
+
+
+def _problem(*constraints: Constraint) -> Problem:
+    return Problem("gpt2", ("throughput",), tuple(constraints), CANDS)
+
+
+def _brute(problem: Problem, n: int = 400_000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    score, pf = np.empty(4), np.empty(4)
+    for i in range(4):
+        z = JOINT.mean[i] + JOINT.sd[i] * rng.standard_normal((n, 3))
+        vals = {m: np.exp(z @ a + JOINT.offset[m][i]) for m, a in JOINT.coef.items()}
+        ok = np.all([vals[c.metric] <= c.bound if c.upper else vals[c.metric] >= c.bound
+                     for c in problem.constraints], axis=0)
+        score[i], pf[i] = np.mean(vals["throughput"] * ok), np.mean(ok)
+    return score, pf
+
+
+@pytest.mark.parametrize("constraints", [
+    (Constraint("latency_p90_ms", 30.0),),  # one constraint: exact by tilting
+    (Constraint("latency_p90_ms", 30.0), Constraint("memory_mib", 650.0)),  # independent bases: exact
+    (Constraint("latency_p90_ms", 30.0), Constraint("throughput", 600.0)),  # sharing latency: Monte Carlo
+])
+def test_joint_scores_match_brute_force_sampling(constraints) -> None:
+    problem = _problem(*constraints)
+    score, pf = joint_scores(problem, JOINT)
+    want_score, want_pf = _brute(problem)
+    assert np.allclose(pf, want_pf, atol=0.015)
+    assert np.allclose(score, want_score, rtol=0.03, atol=1.0)
+
+
+def test_the_joint_score_counts_that_the_fast_draws_are_the_feasible_ones() -> None:
+    """Throughput under a p90 bound: the independent product undervalues a configuration near the
+    bound (its feasible draws are its fast ones); P(feasible) of one constraint is the same."""
+    problem = _problem(Constraint("latency_p90_ms", 30.0))
+    post = {m: JOINT.marginal(m) for m in JOINT.coef}
+    s_ind, pf_ind = scores(problem, post)
+    s_joint, pf_joint = scores(problem, post, JOINT)
+    assert np.allclose(pf_joint, pf_ind) and np.allclose(pf_ind, prob_feasible(problem, post))
+    near = 2  # 25 ms × 1.08 against a bound of 30 ms: P(feasible) ≈ 0.6
+    assert 0.3 < pf_joint[near] < 0.8 and s_joint[near] > 1.05 * s_ind[near]
+    # two constraints on one base: throughput >= 600 and p90 <= 30 ms hold together more often
+    both = _problem(Constraint("latency_p90_ms", 30.0), Constraint("throughput", 600.0))
+    _, pf_both = scores(both, post, JOINT)
+    assert pf_both[near] > prob_feasible(both, post)[near] + 0.1
+    assert math.isclose(float(scores(both, post, JOINT)[1][near]), float(pf_both[near]))  # fixed seed
