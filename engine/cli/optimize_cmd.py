@@ -177,7 +177,9 @@ def _render(result: Any, con: Any) -> None:
     shown = list(dict.fromkeys(shown))
     rows = result.pareto if result.pareto else result.alternatives
     if rows:
-        title = "Pareto set" if result.pareto else escape("Alternatives (ranked by E[utility] × P(feasible))")
+        # online the metrics are sampled jointly (engine.optimize.ranking); offline they are independent
+        rank = "E[utility × 1{feasible}]" if result.online else "E[utility] × P(feasible)"
+        title = "Pareto set" if result.pareto else escape(f"Alternatives (ranked by {rank})")
         # borderless, each interval under its median: five columns read in 80 columns (like compare-hardware)
         t = Table(title=title, caption="median, and under it the 90% credible interval", box=box.SIMPLE_HEAD,
                   collapse_padding=True, pad_edge=False)

@@ -1,9 +1,9 @@
 """Bayesian optimisation of deployment configurations: ``optimize_deployment``.
 
 Modules, one job each: :mod:`~engine.optimize.spec` (validate objectives, constraints, space),
-:mod:`~engine.optimize.surrogate` (one GP per metric, roofline prior mean),
+:mod:`~engine.optimize.surrogate` (three GPs, every metric derived from them, roofline prior mean),
 :mod:`~engine.optimize.acquisition` (qLogNEI / qLogNEHVI over the discrete candidates),
-:mod:`~engine.optimize.ranking` (E[utility] × P(feasible)), :mod:`~engine.optimize.executors`
+:mod:`~engine.optimize.ranking` (E[utility × 1{feasible}], or E[utility] × P(feasible) offline), :mod:`~engine.optimize.executors`
 (local adapters, replay oracle, Ray), :mod:`~engine.optimize.optimizer` (the loop).
 """
 from __future__ import annotations

@@ -4,12 +4,14 @@ Online (``online=True``) — the loop::
 
     validate → enumerate candidates → keep what the executor can run
     repeat budget times:
-        fit one GP per metric on every observation so far (warm start, roofline prior mean)
+        fit the surrogate's three GPs (log latency, log p90/median, log memory; warm start,
+        roofline prior mean) on every observation so far; every metric is derived from them
         pick: posterior ranking while some metric has no data yet, then qLogNEI (one objective)
-              or qLogNEHVI (several) with the constraints modelled by their own posteriors
+              or qLogNEHVI (several), the objectives and constraints sampled jointly
         benchmark it through the adapters (isolated child process), store it like any benchmark
         a failed / out-of-memory run is recorded and the configuration counts as infeasible
-    final fit → best (posterior intervals, P(feasible)), Pareto set, alternatives, history
+    final fit → best (posterior intervals, P(feasible)), Pareto set, alternatives (ranked by
+    E[utility × 1{feasible}]), history
 
 Observations already in the store for configurations of the space count from the start
 (``use_existing``), so an optimisation never pays twice for a measurement perfcast already has;

@@ -27,8 +27,9 @@ class MetricInterval:
 class Assessment:
     """A configuration with the posterior of every metric and its probability of feasibility.
 
-    ``score`` is what the ranking used: E[utility] × P(feasible), utility = the objective where
-    larger is better, 1/objective where smaller is better (a rate: items per ms, per MiB, per $).
+    ``score`` is what the ranking used: E[utility × 1{feasible}] online (the metrics sampled
+    jointly), E[utility] × P(feasible) offline; utility = the objective where larger is better,
+    1/objective where smaller is better (a rate: items per ms, per MiB, per $).
     ``measured`` holds the observed values when the configuration was evaluated.
     """
 
