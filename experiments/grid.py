@@ -262,7 +262,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         adapter = get_adapter(ADAPTER_FOR[t.config.runtime])
         m = adapter.run(spec_for(t.config, time_limit_s=args.time_limit))
         m.source = "measured"
-        store.save_measurement(m)
+        store.patiently(lambda: store.save_measurement(m), lambda why: print(f"waiting: {why}", flush=True))
         med = f"{m.latency.median_ms:9.1f} ms" if m.latency else f"{m.status:>12}"
         err = "" if m.ok else f"  {(m.error or '').splitlines()[0][:160]}"
         print(f"[{i}/{len(todo)} {time.monotonic() - t_grid:7.0f}s] {t.config.key}{' (repeat)' if t.repeat else ''}"

@@ -302,8 +302,12 @@ class ExperimentLoop:
                  "predicted": self._predicted, "mode": self.mode, "seed": self.seed, **(extra or {})}
         if status == "running" and self._owner:
             state["owner"] = self._owner  # engine.store.owner: a second process must not run it too
-        self.store.upsert_experiment(self.experiment_id, self.cfg.name, self.cfg.model_dump(mode="json"), status,
-                                     state)
+        self.store.patiently(lambda: self.store.upsert_experiment(self.experiment_id, self.cfg.name,
+                                                                  self.cfg.model_dump(mode="json"), status, state),
+                             self._lock_wait_note)
+
+    def _lock_wait_note(self, why: str) -> None:
+        self._emit("info", f"{why}; this loop waits and writes once the lock is released (Ctrl-C to stop it)")
 
     def _load_state(self) -> int:
         exp = self.store.get_experiment(self.experiment_id)
@@ -625,7 +629,9 @@ class ExperimentLoop:
             if result is None:
                 continue
             m = result.measurement
-            self.store.save_measurement(m, experiment_id=self.experiment_id)  # committed as it lands
+            # committed as it lands; another process's lock delays the write, never drops the run
+            self.store.patiently(lambda: self.store.save_measurement(m, experiment_id=self.experiment_id),
+                                 self._lock_wait_note)
             runs += 1
             seconds += float(m.wall_time_s or 0.0)
             n_failed += 0 if m.ok else 1

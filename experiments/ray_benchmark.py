@@ -100,7 +100,8 @@ def benchmark_on_ray(hardware_names: Sequence[str], runtime: Optional[str], mode
 
         def landed(r: Any) -> None:
             m = r.measurement
-            rid = store.save_measurement(m) if store is not None else None  # one writer: the driver
+            rid = store.patiently(lambda: store.save_measurement(m), progress.console.print) \
+                if store is not None else None  # one writer: the driver
             results.append((by_key[r.config.key], m, rid))
             progress.update(task, advance=1, description=f"{r.config.model} b{r.config.batch_size} "
                                                          f"s{r.config.seq_len} on node {r.node_id[:8]}: {m.status}")

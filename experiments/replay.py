@@ -52,16 +52,23 @@ def dataset_names() -> list[str]:
     return ["shipped", *bundled_datasets()]
 
 
+def check_dataset(spec: str) -> None:
+    """Refuse a ``replay.dataset`` that names nothing, in one line: ``perfcast run`` calls it before
+    its first benchmark (it replays the baselines only after the loop, minutes later)."""
+    from engine.errors import InvalidValueError
+
+    if spec != "shipped" and spec not in bundled_datasets() and not Path(spec).exists():
+        raise InvalidValueError("replay.dataset", spec, f"one of {', '.join(dataset_names())}, or the path of an "
+                                "exported CSV, Parquet or JSON file")
+
+
 def load_dataset(spec: str = "shipped") -> "pd.DataFrame":
     """Every run (ok and failed, with raw samples) of the shipped dataset, of a bundled replay grid
     (``bundled_datasets``) or of an export file."""
-    from engine.errors import InvalidValueError
     from engine.store import Store
 
+    check_dataset(spec)
     bundled = bundled_datasets()
-    if spec != "shipped" and spec not in bundled and not Path(spec).exists():
-        raise InvalidValueError("replay.dataset", spec, f"one of {', '.join(dataset_names())}, or the path of an "
-                                "exported CSV, Parquet or JSON file")
     with tempfile.TemporaryDirectory(prefix="perfcast-replay-") as tmp:
         if spec == "shipped":
             from engine.store.seed import shipped_dataset_path

@@ -138,7 +138,9 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
                                  memory_limit_mib=memory_limit_mib, decode_tokens=decode_tokens)
             m = a.run(spec)
             if store is not None:
-                m_id = store.save_measurement(m)
+                m_id = store.patiently(lambda: store.save_measurement(m), lambda why: progress.console.print(
+                    f"[yellow]{why}; the result is written once the lock is released (Ctrl-C to give up)[/]",
+                    highlight=False))
             else:
                 m_id = None
             results.append((a, m, m_id))

@@ -98,7 +98,8 @@ def import_(file: str, skip_existing: bool, db_path: str | None, as_json: bool) 
     if as_json:
         emit_json({"imported": n, "file": file, "skip_existing": skip_existing})
     else:
-        click.echo(f"imported {n} runs from {file}" + (" (runs already stored were skipped)" if skip_existing else ""))
+        click.echo(f"imported {n} run{'' if n == 1 else 's'} from {file}"
+                   + (" (runs already stored were skipped)" if skip_existing else ""))
 
 
 @db.command("delete")

@@ -124,9 +124,13 @@ def doctor(db_path: Optional[str], as_json: bool) -> None:
     out.print(f"store: {s['path']} ({state})", highlight=False)
     out.print(f"cache: {r['cache_dir']}", highlight=False)
     d = r["descriptor_seed"]
-    note = "" if d["matching_this_install"] else " — none match this install: first uses recount (slower)"
-    out.print(f"descriptor seed: {d['matching_this_install']} of {d['entries']} counts match {d['library_tag']}{note}",
-              highlight=False)
+    if d["library_tag"] == "unknown":  # no transformers/torch to count with: the seed cannot apply either
+        out.print(f"descriptor seed: {d['entries']} counts shipped; transformers or torch is not installed here, so "
+                  "descriptors are analytic (no operator counting)", highlight=False)
+    else:
+        note = "" if d["matching_this_install"] else " — none match this install: first uses recount (slower)"
+        out.print(f"descriptor seed: {d['matching_this_install']} of {d['entries']} counts match "
+                  f"{d['library_tag']}{note}", highlight=False)
     for env, u in r["user_catalogs"].items():
         if u is None:
             out.print(f"{env}: not set", highlight=False)

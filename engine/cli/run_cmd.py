@@ -200,6 +200,10 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
         raise InvalidValueError("--address", address, "a Ray head HOST:PORT, only with --executor ray")
     check_plot("--plot", plot)  # now, not after the loop
     cfg = load_config(config)
+    if compare_baselines:  # the baselines replay after the loop: a typo in their dataset is refused now
+        from experiments.replay import check_dataset
+
+        check_dataset(cfg.replay.dataset)
     source, _ = resolve_config(config)
     space = expand_space(cfg.search_space, source)
     store = open_store(db_path)

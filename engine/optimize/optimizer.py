@@ -354,7 +354,9 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
             if callback is not None:
                 callback(step, budget, cfg, None)
             m = runner.run(cfg)
-            run_id = store.save_measurement(m, experiment_id) if store is not None else None
+            run_id = store.patiently(lambda: store.save_measurement(m, experiment_id),
+                                     lambda why: notes.append(f"{why}: a write waited for it")) \
+                if store is not None else None
             evaluated.add(j)
             vals = measured_values(m, prices.get(cfg.hardware))
             if m.ok:

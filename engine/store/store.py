@@ -15,7 +15,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 import duckdb
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pandas is imported lazily at call time
     import pandas as pd
 
 PREDICTION_STATS: tuple[str, ...] = ("median", "mean", "q05", "q25", "q75", "q95")
+T = TypeVar("T")
 _LOCK_PATTERNS = ("Could not set lock", "Conflicting lock", "database is locked")
 _DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 
@@ -127,8 +128,8 @@ class Store:
                     pid = re.search(r"PID (\d+)", msg)
                     who = f"process {pid.group(1)}" if pid else "another process"
                     raise DatabaseLockedError(
-                        f"database {self.path} is locked by {who} (a running benchmark loop?); "
-                        "wait for it to finish or pass --db with another file"
+                        f"database {self.path} is locked by {who} (a running loop, or a notebook or "
+                        "DuckDB shell holding it open); wait for it to finish or pass --db with another file"
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
@@ -192,6 +193,24 @@ class Store:
         return fresh
 
     # -- writes -------------------------------------------------------------------------------
+    def patiently(self, write: Callable[[], T], on_wait: Optional[Callable[[str], None]] = None) -> T:
+        """Run ``write`` (a store write) until no other process's lock stops it.
+
+        A benchmark result may have taken minutes to measure; a notebook or a DuckDB shell that
+        holds the file open longer than ``lock_wait_s`` must delay its write, not lose it (a loop
+        that gave up after ``lock_wait_s`` crashed and dropped the run it had just measured).
+        ``on_wait`` is told once, with the lock's one-line explanation; Ctrl-C still ends the wait."""
+        said = False
+        while True:
+            try:
+                return write()
+            except DatabaseLockedError as e:
+                if self.read_only:
+                    raise
+                if on_wait is not None and not said:
+                    on_wait(str(e))
+                said = True
+
     def save_measurement(self, m: Measurement, experiment_id: Optional[str] = None) -> str:
         """Persist one run (and its results and raw samples) in one transaction."""
         return self.save_measurements([m], experiment_id=experiment_id)[0]

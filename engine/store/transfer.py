@@ -3,7 +3,10 @@
 Import validates the whole file before writing anything: the file is read into a temporary
 table, every rule is checked with SQL, and only a file without a single bad value is inserted —
 in one transaction. The first bad value is reported with file, row (1-based, data rows) and
-column.
+column. A row without a ``run_id`` gets one derived from its values, so importing the same
+hand-written file twice is refused (or skipped with ``--skip-existing``) instead of storing every
+run twice. A column perfcast does not know is refused when it looks like a misspelt one (its
+data would be lost silently) and otherwise ignored with a warning.
 """
 from __future__ import annotations
 
@@ -28,11 +31,28 @@ POSITIVE = ("latency_mean_ms", "latency_median_ms", "latency_min_ms", "latency_m
 RESULT_COLS = ("latency_mean_ms", "latency_median_ms", "latency_min_ms", "latency_max_ms", "latency_p90_ms",
                "latency_p99_ms", "latency_std_ms", "throughput_items_s", "memory_peak_mib", "memory_avg_mib",
                "first_token_ms", "decode_token_ms", "load_time_s", "power_w", "iterations", "warmup")
+#: Values that may be 0 but never negative (a memory of -1 MiB is a broken file, not a measurement).
+NON_NEGATIVE = ("latency_std_ms", "memory_peak_mib", "memory_avg_mib", "first_token_ms", "decode_token_ms",
+                "load_time_s", "power_w", "wall_time_s", "foreign_cpu_cores", "warmup")
+#: The type each typed column is cast to on insert: a value that does not cast is reported by row.
+TYPED: dict[str, str] = {"started_at": "TIMESTAMP", "samples_ms": "DOUBLE[]", "versions": "JSON",
+                         "iterations": "INTEGER", "warmup": "INTEGER",
+                         **{c: "DOUBLE" for c in ("wall_time_s", "foreign_cpu_cores", "latency_mean_ms",
+                                                  "latency_median_ms", "latency_min_ms", "latency_max_ms",
+                                                  "latency_p90_ms", "latency_p99_ms", "latency_std_ms",
+                                                  "throughput_items_s", "memory_peak_mib", "memory_avg_mib",
+                                                  "first_token_ms", "decode_token_ms", "load_time_s", "power_w")}}
 DEFAULTS: dict[str, str] = {
     "seq_len": "0", "mode": "'inference'", "runtime": "'torch'", "threads": "0", "status": "'ok'",
     "source": "'imported'", "host": "NULL", "adapter": "NULL", "device_name": "NULL", "versions": "'{}'",
     "error": "NULL", "wall_time_s": "NULL", "experiment_id": "NULL", "started_at": "now()::TIMESTAMP",
 }
+
+
+#: Every column of an export (the ``measurements`` view), so a round trip warns about nothing.
+KNOWN_COLUMNS: frozenset[str] = frozenset(
+    {"run_id", "config_key", "model", "hardware", "batch_size", "seq_len", "precision", "mode", "runtime", "threads",
+     "samples_ms", *RESULT_COLS, *DEFAULTS, "foreign_cpu_cores"})
 
 
 def file_format(path: Path) -> str:
@@ -104,10 +124,39 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path, cols: set[str]) -> Non
             v = f"TRY_CAST({c} AS DOUBLE)"
             checks.append((c, f"{c} IS NOT NULL AND ({v} IS NULL OR isnan({v}) OR isinf({v}) OR {v} <= 0)",
                            "latency/throughput must be a finite number > 0"))
+    for c in NON_NEGATIVE:
+        if c in cols:
+            v = f"TRY_CAST({c} AS DOUBLE)"
+            checks.append((c, f"{c} IS NOT NULL AND ({v} IS NULL OR isnan({v}) OR isinf({v}) OR {v} < 0)",
+                           "must be a finite number >= 0"))
+    if "iterations" in cols:
+        v = "TRY_CAST(iterations AS DOUBLE)"
+        checks.append(("iterations", f"iterations IS NOT NULL AND ({v} IS NULL OR {v} < 1 OR {v} <> floor({v}))",
+                       "must be an integer >= 1"))
+    for c, typ in TYPED.items():
+        if c in cols:
+            checks.append((c, f"{c} IS NOT NULL AND TRY_CAST({c} AS {typ}) IS NULL", f"not a {typ.lower()} value"))
     for col, cond, msg in checks:
         bad = con.execute(f"SELECT __row, CAST({col} AS VARCHAR) FROM __import WHERE {cond} ORDER BY __row LIMIT 1").fetchone()
         if bad:
             reject(bad[0], col, f"{msg}, got {bad[1]!r}")
+
+
+def _check_columns(path: Path, cols: set[str]) -> None:
+    """Refuse a column that looks like a misspelt perfcast column (``latency_p90`` for
+    ``latency_p90_ms``: its values would be dropped without a word); warn about the others."""
+    import difflib
+    import warnings
+
+    unknown = sorted(c for c in cols - KNOWN_COLUMNS if c != "__row")
+    for c in unknown:
+        close = difflib.get_close_matches(c, sorted(KNOWN_COLUMNS), n=1, cutoff=0.8)
+        if close:
+            raise ImportRejectedError(f"{path}: unknown column '{c}' (did you mean '{close[0]}'?); nothing was "
+                                      "imported")
+    if unknown:
+        warnings.warn(f"{path}: ignored {len(unknown)} column{'s' if len(unknown) > 1 else ''} perfcast does not "
+                      f"store: {', '.join(unknown[:6])}{' …' if len(unknown) > 6 else ''}", stacklevel=3)
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -133,7 +182,9 @@ def import_measurements(store: Store, path: str | Path, *, source: Optional[str]
         except duckdb.Error as e:
             raise ImportRejectedError(f"{path}: cannot be read as {fmt}: {str(e).splitlines()[0]}; nothing was imported") from None
         cols = {r[0] for r in con.execute("DESCRIBE __import").fetchall()}
+        _check_columns(path, cols)
         _validate(con, path, cols)
+        _derive_run_ids(con, cols)
 
         def col(name: str, cast: str = "") -> str:
             if name in cols:
@@ -148,12 +199,24 @@ def import_measurements(store: Store, path: str | Path, *, source: Optional[str]
             src = f"'{source}'"
         else:
             src = col("source")
-        run_id = "coalesce(CAST(run_id AS VARCHAR), CAST(uuid() AS VARCHAR))" if "run_id" in cols else "CAST(uuid() AS VARCHAR)"
+        run_id = "coalesce(CAST(run_id AS VARCHAR), __derived_id)" if "run_id" in cols else "__derived_id"
         try:
             n = _insert_rows(con, path, cols, col, src, run_id, skip_existing)
         except duckdb.Error as e:  # a value no column type takes (a timestamp, a sample list): one line
             raise ImportRejectedError(f"{path}: {str(e).splitlines()[0]}; nothing was imported") from None
     return n
+
+
+def _derive_run_ids(con: Any, cols: set[str]) -> None:
+    """``__import.__derived_id``: a run id from the row's values (md5 of every column but the row
+    number, and the count of identical rows before it), for rows without a ``run_id``. The same
+    file imported again derives the same ids, so the store sees it was imported before."""
+    names = sorted(c for c in cols if c != "__row")
+    content = "concat_ws(chr(31), " + ", ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), chr(0))" for c in names) + ")"
+    con.execute(f"""ALTER TABLE __import ADD COLUMN __derived_id VARCHAR""")
+    con.execute(f"""UPDATE __import SET __derived_id = d.id FROM (
+        SELECT __row, md5(h || '#' || row_number() OVER (PARTITION BY h ORDER BY __row)) AS id
+        FROM (SELECT __row, md5({content}) AS h FROM __import)) d WHERE __import.__row = d.__row""")
 
 
 def _insert_rows(con: Any, path: Path, cols: set[str], col: Any, src: str, run_id: str, skip_existing: bool) -> int:
@@ -170,7 +233,7 @@ def _insert_rows(con: Any, path: Path, cols: set[str], col: Any, src: str, run_i
         CAST({src} AS VARCHAR) AS source, {col('experiment_id', 'VARCHAR')} AS experiment_id,
         {col('foreign_cpu_cores', 'DOUBLE')} AS foreign_cpu_cores,
         {', '.join(f"{col(c, 'INTEGER' if c in ('iterations', 'warmup') else 'DOUBLE')} AS {c}" for c in RESULT_COLS)},
-        {col('samples_ms', 'DOUBLE[]')} AS samples_ms
+        {col('samples_ms', 'DOUBLE[]')} AS samples_ms, __row
         FROM __import ORDER BY __row""")
     con.execute("""UPDATE __rows SET mode = coalesce(mode, 'inference'), runtime = coalesce(runtime, 'torch'),
                    seq_len = coalesce(seq_len, 0), threads = coalesce(threads, 0),
@@ -184,7 +247,11 @@ def _insert_rows(con: Any, path: Path, cols: set[str], col: Any, src: str, run_i
                                   "imported")
     if skip_existing:
         con.execute("DELETE FROM __rows WHERE run_id IN (SELECT run_id FROM benchmark_runs)")
-    dup = con.execute("SELECT r.run_id FROM __rows r JOIN benchmark_runs b USING (run_id) LIMIT 1").fetchone()
+    dup = con.execute("SELECT r.run_id, r.__row FROM __rows r JOIN benchmark_runs b USING (run_id) ORDER BY r.__row "
+                      "LIMIT 1").fetchone()
+    if dup and "run_id" not in cols:
+        raise ImportRejectedError(f"{path}: row {dup[1]} is already in the database (a row with the same values was "
+                                  "imported before); nothing was imported (--skip-existing imports only the new rows)")
     if dup:
         raise ImportRejectedError(f"{path}: run_id {dup[0]} is already in the database; nothing was imported "
                                  f"(--skip-existing imports only the new runs)")

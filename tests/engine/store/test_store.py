@@ -108,6 +108,9 @@ GOOD = {"model": "gpt2", "hardware": "cpu-x", "batch_size": 1, "precision": "fp3
     ("throughput_items_s", -5.0, "throughput_items_s"),
     ("batch_size", 0, "batch_size"),
     ("precision", "fp64", "precision"),
+    ("memory_peak_mib", -1.0, "memory_peak_mib"),
+    ("iterations", -5, "iterations"),
+    ("started_at", "yesterday", "started_at"),  # a value no column type takes: named by row too
 ])
 def test_import_rejects_bad_values_and_writes_nothing(tmp_path: Path, column: str, value: object, fragment: str) -> None:
     rows = [dict(GOOD), dict(GOOD), dict(GOOD)]
@@ -122,6 +125,41 @@ def test_import_rejects_bad_values_and_writes_nothing(tmp_path: Path, column: st
     assert "bad.parquet" in msg and "row 3" in msg and f"'{fragment}'" in msg and "nothing was imported" in msg
     assert "\n" not in msg
     assert s.count("benchmark_runs") == before
+
+
+def test_a_file_without_run_ids_imported_twice_is_refused_not_stored_twice(tmp_path: Path) -> None:
+    """Rows without a run_id get one derived from their values: the same hand-written CSV imported
+    again is refused (or skipped), while identical rows within one file are still separate runs."""
+    f = tmp_path / "noids.csv"
+    pd.DataFrame([GOOD, GOOD, {**GOOD, "batch_size": 2}]).to_csv(f, index=False)
+    s = _store(tmp_path)
+    assert import_measurements(s, f) == 3
+    with pytest.raises(ImportRejectedError, match=r"row 1 is already in the database .*same values"):
+        import_measurements(s, f)
+    assert import_measurements(s, f, skip_existing=True) == 0 and s.count("benchmark_runs") == 3
+    g = tmp_path / "more.csv"
+    pd.DataFrame([GOOD, GOOD, GOOD, {**GOOD, "batch_size": 4}]).to_csv(g, index=False)
+    assert import_measurements(s, g, skip_existing=True) == 2  # a third identical run and the b4 one
+    assert s.count("benchmark_runs") == 5
+
+
+def test_import_refuses_a_misspelt_column_and_warns_about_foreign_ones(tmp_path: Path) -> None:
+    s = _store(tmp_path)
+    f = tmp_path / "typo.csv"
+    pd.DataFrame([{**GOOD, "latency_p90": 4.0}]).to_csv(f, index=False)
+    with pytest.raises(ImportRejectedError, match=r"unknown column 'latency_p90' \(did you mean 'latency_p90_ms'\?\)"):
+        import_measurements(s, f)
+    g = tmp_path / "notes.csv"
+    pd.DataFrame([{**GOOD, "notes": "laptop on battery"}]).to_csv(g, index=False)
+    with pytest.warns(UserWarning, match="ignored 1 column perfcast does not store: notes"):
+        assert import_measurements(s, g) == 1
+    out = tmp_path / "round.csv"
+    export_measurements(s, out)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an export's own columns are all known
+        assert import_measurements(_store(tmp_path, "t.duckdb"), out) == 1
 
 
 def test_import_rejects_missing_column(tmp_path: Path) -> None:
@@ -162,6 +200,32 @@ def test_second_process_gets_one_line_when_locked(tmp_path: Path) -> None:
                            capture_output=True, text=True, env={**__import__("os").environ, "PERFCAST_LOCK_WAIT_S": "0.3"})
         assert r.returncode == 3, r.stderr
         assert r.stderr.strip().startswith("error:") and "Traceback" not in r.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_patient_write_waits_out_a_reader_instead_of_losing_the_run(tmp_path: Path) -> None:
+    """A notebook's read-only connection held past lock_wait_s: the loop's write waits, says why
+    once, and lands when the reader lets go (it used to crash the loop and drop the run)."""
+    s = _filled(tmp_path)
+    before = s.count("benchmark_runs")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, sys, time
+        con = duckdb.connect({str(s.path)!r}, read_only=True)
+        print("locked", flush=True)
+        time.sleep(2.0)
+        con.close()
+        time.sleep(30)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        waiting = Store(s.path, seed=False, lock_wait_s=0.3)
+        told: list[str] = []
+        m = Measurement.from_samples(Config("gpt2", "cpu-x"), [1.0])
+        rid = waiting.patiently(lambda: waiting.save_measurement(m), told.append)
+        assert len(told) == 1 and "is locked by" in told[0] and "notebook" in told[0]
+        assert waiting.count("benchmark_runs") == before + 1 and len(waiting.find_runs([rid])) == 1
     finally:
         holder.kill()
         holder.wait()
