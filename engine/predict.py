@@ -201,6 +201,7 @@ class PerformancePredictor:
         self._store: Optional["Store"] = None
         self._fitted: Optional[tuple[str, Any]] = None  # (data hash, predictor)
         self._nearby: Optional[tuple[str, dict[tuple[str, str], int]]] = None
+        self._busy: dict[str, int] = {}  # runs per hardware id left out of fits for the load (busy_counts)
         self._kinds: Optional[tuple[dict[tuple[str, str], int], dict[str, int]]] = None  # (counts it came from, kinds)
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -225,13 +226,26 @@ class PerformancePredictor:
         return self._fitted[1]
 
     def _nearby_counts(self) -> dict[tuple[str, str], int]:
+        """Successful runs per (model, hardware) that the fits use: runs timed on a busy machine
+        are left out of fits (:func:`engine.models.targets.left_out_busy`), so a device known
+        only from such runs has no runs here, and :meth:`busy_counts` says why."""
         h = self._fitted[0] if self._fitted is not None else self.data_hash()
         if self._nearby is None or self._nearby[0] != h:
-            with self.store.connect() as con:
-                rows = con.execute("SELECT model, hardware, count(*) FROM measurements WHERE status = 'ok' "
-                                   "GROUP BY model, hardware").fetchall()
-            self._nearby = (h, {(m, hw): int(n) for m, hw, n in rows})
+            from engine.models.targets import left_out_busy
+
+            df = self.store.measurements()
+            left = left_out_busy(df) if len(df) else np.zeros(0, dtype=bool)
+            used = df[~left].groupby(["model", "hardware"]).size() if len(df) else {}
+            busy = df[left].groupby("hardware").size() if len(df) else {}
+            self._nearby = (h, {(m, hw): int(n) for (m, hw), n in dict(used).items()})
+            self._busy = {str(hw): int(n) for hw, n in dict(busy).items()}
         return self._nearby[1]
+
+    def busy_counts(self) -> dict[str, int]:
+        """Runs per hardware id that the fits leave out for the machine's load (see
+        :meth:`_nearby_counts`)."""
+        self._nearby_counts()
+        return self._busy
 
     def measured_kinds(self) -> dict[str, int]:
         """Successful measurements per device kind (cpu, cuda, ...) in the store (summed from
@@ -271,6 +285,13 @@ class PerformancePredictor:
         if not self.unmeasured_kinds([hw]):
             if any(n > 0 for (_, hw_id), n in self._nearby_counts().items() if hw_id == hw.id):
                 return None
+            busy = self.busy_counts().get(hw.id, 0)
+            if busy:
+                return (f"{hw.id}'s {busy} run{'s were' if busy != 1 else ' was'} all timed while other processes "
+                        f"kept its cores busy, so the fits leave {'them' if busy != 1 else 'it'} out: this answer "
+                        f"rests on its peak figures and on runs of other {hw.kind} devices (median error 10-23% "
+                        "from one CPU to another in bench/cross_cpu.py). Rerun on a quiet machine (perfcast "
+                        "benchmark ... --save) to use them.")
             return (f"{hw.id} has no measurements in the store: this answer rests on its peak figures and on "
                     f"runs of other {hw.kind} devices (median error 10-23% from one CPU to another in "
                     f"bench/cross_cpu.py). A few runs of it (perfcast benchmark ... --save) narrow that down.")

@@ -98,6 +98,9 @@ class LoopResult:
     prequential: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     n_reruns: int = 0  # runs spent again on configurations whose timing other processes disturbed
+    #: configurations whose every run of this experiment was timed on a busy machine (not rerun:
+    #: the budget ran out or the machine stayed busy); the fits leave such runs out
+    busy_only: list[str] = field(default_factory=list)
 
     def curve(self) -> dict[str, list[Optional[float]]]:
         return {"n_benchmarks": [s.n_benchmarks for s in self.steps],
@@ -252,6 +255,14 @@ class ExperimentLoop:
         limit = self.cfg.benchmark.rerun_busy
         if self.mode != "run" or limit <= 0:
             return []
+        flagged, tries = self._busy_only()
+        by_key = {c.key: c for c in self.space}
+        return [(by_key[k], least) for k, (least, _) in flagged.items()
+                if k in by_key and k not in exclude and tries[k] <= limit]
+
+    def _busy_only(self) -> tuple[dict[str, tuple[float, int]], dict[str, int]]:
+        """(:func:`hardware.protocol.busy_only` of this experiment's successful runs, the number of
+        runs of each configuration, failed ones included)."""
         from hardware.protocol import busy_only
 
         with self.store.connect() as con:
@@ -262,9 +273,7 @@ class ExperimentLoop:
         tries: dict[str, int] = {}
         for r in rows:  # a rerun that failed counts too: the limit bounds attempts, not successes
             tries[r[0]] = tries.get(r[0], 0) + 1
-        by_key = {c.key: c for c in self.space}
-        return [(by_key[k], least) for k, (least, _) in busy_only(keys, threads, foreign, hardware).items()
-                if k in by_key and k not in exclude and tries[k] <= limit]
+        return busy_only(keys, threads, foreign, hardware), tries
 
     def _due_reruns(self, n_pick: int) -> list[tuple[Config, float]]:
         """The busy-machine reruns to submit now: none while this machine is still busy.
@@ -579,6 +588,16 @@ class ExperimentLoop:
         self._prepared = runs
 
     def run(self) -> LoopResult:
+        import warnings
+
+        with warnings.catch_warnings():
+            # each busy run already has its caution line, and the result lists the ones never rerun:
+            # the fits' warning that they are left out would repeat at every step
+            warnings.filterwarnings("ignore", message=r"left \d+ runs? timed on a busy machine",
+                                    category=RuntimeWarning)
+            return self._run()
+
+    def _run(self) -> LoopResult:
         self.prepare()
         runs, n_failed, seconds, keys = self.committed()
         resumed_runs = self._prepared
@@ -662,7 +681,8 @@ class ExperimentLoop:
             self._emit("step", final)
         result = LoopResult(self.experiment_id, self.cfg.name, self.mode, self.cfg.acquisition.name, self.steps, runs,
                             n_failed, seconds, stopped, resumed_runs, self.prequential, dict(self.executor.skipped),
-                            n_reruns=sum(1 for p in self.prequential if p.get("rerun")))
+                            n_reruns=sum(1 for p in self.prequential if p.get("rerun")),
+                            busy_only=list(self._busy_only()[0]) if self.mode == "run" else [])
         status = "interrupted" if self._stop_request and stopped == self._stop_request else "finished"
         self._save_state(status, {"stopped_because": stopped, "n_benchmarks": runs,
                                       "benchmark_seconds": seconds, "n_failed": n_failed})

@@ -243,6 +243,8 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
                   f"{result.benchmark_seconds:.0f} benchmark-s; stopped: {result.stopped_because}")
         print_report(con, curves, title=f"{cfg.name}: learning curves")
         con.print(f"[dim]{note}[/dim]")
+        if result.busy_only:
+            _busy_caution(con, cfg, result.busy_only)
     if plot:
         plot_report(plot, curves, title=f"{cfg.name} ({cfg.acquisition.name})")
         if not as_json:
@@ -254,6 +256,26 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     if interrupted:  # the report is out; the exit status still says the loop did not finish
         raise click.exceptions.Exit(130)
     return out
+
+
+def _busy_caution(con: Any, cfg: Any, keys: list[str]) -> None:
+    """Name the configurations measured only while other processes kept the cores busy: their runs
+    are left out of every fit (engine.models.targets.busy_runs) until rerun on a quiet machine."""
+    from engine.active_learning import benchmark_command
+    from engine.config import Config
+
+    n = len(keys)
+    con.print(f"[yellow]caution:[/] {n} configuration{'s were' if n != 1 else ' was'} measured only while other "
+              "processes kept this machine's cores busy, and the budget left no quiet rerun: "
+              f"{'their runs are' if n != 1 else 'its run is'} left out of every fit until rerun on a quiet "
+              "machine:", highlight=False)
+    for k in keys[:5]:
+        c = Config.from_key(k)
+        item = {"model_name": c.model, "hardware": c.hardware, "batch_size": c.batch_size, "seq_len": c.seq_len,
+                "precision": c.precision, "mode": c.mode, "runtime": c.runtime, "threads": c.threads}
+        con.print(f"  {benchmark_command(item, protocol=cfg.benchmark.model_dump())}", highlight=False, soft_wrap=True)
+    if n > 5:
+        con.print(f"  … and {n - 5} more (perfcast run --json lists them as busy_only)", highlight=False)
 
 
 EXECUTOR_CHOICES = click.Choice(["local", "ray"])

@@ -94,6 +94,55 @@ def superseded_busy_runs(df: "pd.DataFrame") -> np.ndarray:
     return (load > quietest + BUSY_SUPERSEDE_CORES).fillna(False).to_numpy(dtype=bool)
 
 
+def busy_runs(df: "pd.DataFrame") -> np.ndarray:
+    """Runs timed while other processes took cores the run needed (``hardware.protocol.busy_machine``,
+    judged against the cores of the machine that recorded it), which the fits leave out.
+
+    Such a timing is not noise around the truth but a bound above it, often far above: in session
+    24's audit, runs under 1.3 foreign cores on a 2-core VM were 5-25x slower than quiet ones, and
+    five of them kept in the fit moved every answer for that CPU 6x, with confident intervals. A
+    configuration's quiet rerun supersedes its busy run (:func:`superseded_busy_runs`); a busy run
+    without one is left out until it is rerun, and ``predict`` says so for its device. Runs without
+    the figure (older stores, imports) are kept."""
+    if "foreign_cpu_cores" not in df.columns or len(df) == 0:
+        return np.zeros(len(df), dtype=bool)
+    import pandas as pd
+
+    from hardware.protocol import busy_machine, cores_of
+
+    load = pd.to_numeric(df["foreign_cpu_cores"], errors="coerce").to_numpy(dtype=float)
+    threads = (pd.to_numeric(df["threads"], errors="coerce").fillna(0).to_numpy(dtype=int)
+               if "threads" in df.columns else np.zeros(len(df), dtype=int))
+    hardware = df["hardware"].astype(str).to_numpy() if "hardware" in df.columns else np.full(len(df), "")
+    return np.array([bool(np.isfinite(f)) and busy_machine(float(f), int(t), cores_of(h))
+                     for f, t, h in zip(load, threads, hardware)], dtype=bool)
+
+
+def left_out_busy(df: "pd.DataFrame") -> np.ndarray:
+    """The runs of ``df`` (successful ones) that the fits leave out for their machine's load:
+    superseded by a quieter run of their configuration, or busy without one (:func:`busy_runs`) —
+    unless every run is busy, when nothing could be fitted without them."""
+    superseded = superseded_busy_runs(df)
+    busy = busy_runs(df) & ~superseded
+    return superseded | busy if not (busy | superseded).all() else superseded
+
+
+def _quiet_runs_only(df: "pd.DataFrame") -> "pd.DataFrame":
+    """``df`` without its :func:`busy_runs`, with a warning naming them (never every run: a store
+    whose only runs are busy keeps them, or nothing could be fitted at all)."""
+    busy = busy_runs(df)
+    if not busy.any() or busy.all():
+        return df
+    import warnings
+
+    n = int(busy.sum())
+    keys = list(dict.fromkeys(df.loc[busy, "config_key"].astype(str))) if "config_key" in df.columns else []
+    warnings.warn(f"left {n} run{'s' if n != 1 else ''} timed on a busy machine out of the fit "
+                  f"({', '.join(keys[:2])}{', ...' if len(keys) > 2 else ''}): rerun on a quiet machine "
+                  "(perfcast benchmark ... --save) to use them", RuntimeWarning, stacklevel=4)
+    return df[~busy].reset_index(drop=True)
+
+
 def _known_models_only(df: "pd.DataFrame") -> "pd.DataFrame":
     """Leave out, with a warning, runs of models the catalog no longer defines: a user model whose
     ``PERFCAST_MODELS`` file is not set in this shell has no descriptors, and one such run must not
@@ -156,7 +205,7 @@ def targets_from_measurements(data: "pd.DataFrame", *, catalog_models_only: bool
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
     df = df[df["latency_median_ms"].notna() & (df["latency_median_ms"] > 0)].reset_index(drop=True)
-    df = df[~superseded_busy_runs(df)].reset_index(drop=True)
+    df = _quiet_runs_only(df[~superseded_busy_runs(df)].reset_index(drop=True))
     if catalog_models_only:
         df = _known_hardware_only(_known_models_only(df))
     if len(df) == 0:

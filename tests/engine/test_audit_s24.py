@@ -42,3 +42,46 @@ def test_db_import_counts_one_run_in_the_singular(tmp_path: Path) -> None:
     f.write_text("model,hardware,batch_size,precision,latency_median_ms\ngpt2,cpu-x,1,fp32,3.0\n")
     r = CliRunner().invoke(cli, ["db", "import", str(f), "--db", str(tmp_path / "s.duckdb")])
     assert r.exit_code == 0 and "imported 1 run from" in r.output
+
+
+def test_runs_timed_on_a_busy_machine_leave_the_fit_and_predict_says_why(tmp_path: Path) -> None:
+    """Audit: a demo on a busy machine stored 5 slowed runs of this CPU; kept in the fit they moved
+    every later answer for it 6x with confident intervals and no caution. Busy runs without a quiet
+    rerun are now left out (engine.models.targets.busy_runs), and predict names them."""
+    from engine.config import Config
+    from engine.models.targets import left_out_busy
+    from engine.predict import PerformancePredictor, resolve
+    from engine.records import Measurement
+    from engine.store import Store
+
+    store = Store(tmp_path / "s.duckdb")  # the shipped runs: another CPU
+    xeon = "cpu-intel-xeon-amx-2c"
+    for b in (1, 2, 4):
+        store.save_measurement(Measurement.from_samples(Config("gpt2", xeon, b, 16, threads=1), [900.0 * b] * 5,
+                                                        foreign_cpu_cores=1.6))
+    df = store.measurements()
+    assert int(left_out_busy(df).sum()) == 3
+    pp = PerformancePredictor(store)
+    caution = pp.extrapolation_warning(resolve(xeon, store))
+    assert caution is not None and "3 runs were all timed while other processes kept its cores busy" in caution
+    # one quiet run of the device: its runs count again, and the caution goes
+    store.save_measurement(Measurement.from_samples(Config("gpt2", xeon, 8, 16, threads=1), [80.0] * 5,
+                                                    foreign_cpu_cores=0.0))
+    assert PerformancePredictor(store).extrapolation_warning(resolve(xeon, store)) is None
+
+
+def test_the_run_report_names_configurations_measured_only_on_a_busy_machine(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from engine.cli.run_cmd import _busy_caution
+    from experiments.config import load_config
+
+    out = StringIO()
+    _busy_caution(Console(file=out, width=200), load_config("cpu-quick"),
+                  ["gpt2|cpu-amd-epyc-avx2-2c|b4|s128|fp32|inference|torch|t1"])
+    text = out.getvalue()
+    assert "1 configuration was measured only while other processes kept" in text
+    assert "benchmark --model gpt2 --hardware " in text and "--batch-sizes 4 --seq-lengths 128" in text
+    assert "--iterations 5 " in text and "--save" in text  # cpu-quick's protocol

@@ -18,6 +18,14 @@ def test_a_quiet_rerun_supersedes_a_run_timed_on_a_busy_machine() -> None:
             dict(base, batch_size=4, config_key="c", latency_median_ms=41.0, foreign_cpu_cores=0.0)]
     df = pd.DataFrame(rows)
     assert superseded_busy_runs(df).tolist() == [True, False, False, False, False]
-    tg = targets_from_measurements(df)
-    assert sorted(np.exp(tg.log_latency).round(1).tolist()) == [10.0, 30.0, 40.0, 41.0]
+    # b's only run was timed under 1.1 foreign cores on 2 threads of a machine of unknown size:
+    # since session 24 a busy run without a quiet rerun is left out too, with a warning naming it
+    import pytest
+
+    with pytest.warns(RuntimeWarning, match=r"left 1 run timed on a busy machine out of the fit \(b\)"):
+        tg = targets_from_measurements(df)
+    assert sorted(np.exp(tg.log_latency).round(1).tolist()) == [10.0, 40.0, 41.0]
     assert not superseded_busy_runs(df.drop(columns="foreign_cpu_cores")).any()  # older stores
+    # a store whose only runs are busy keeps them: nothing could be fitted otherwise
+    only_busy = df[df["config_key"] == "b"]
+    assert np.exp(targets_from_measurements(only_busy).log_latency).round(1).tolist() == [30.0]
