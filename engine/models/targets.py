@@ -82,8 +82,8 @@ def superseded_busy_runs(df: "pd.DataFrame") -> np.ndarray:
     run was timed. ``perfcast benchmark`` tells the user to rerun a run taken on a busy machine;
     averaging the slow run with its quiet rerun would keep half of the bias, so a run whose load
     exceeds its configuration's quietest recorded run by more than :data:`BUSY_SUPERSEDE_CORES`
-    is dropped. A configuration measured only under load keeps its runs (better than nothing),
-    and runs without the figure (older stores, imports) are never dropped.
+    is dropped. A configuration measured only under load loses its runs too, through
+    :func:`busy_runs`; runs without the figure (older stores, imports) are never dropped.
     """
     if "foreign_cpu_cores" not in df.columns or "config_key" not in df.columns or len(df) == 0:
         return np.zeros(len(df), dtype=bool)
