@@ -119,6 +119,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
         if (a, c) not in configs:
             configs.append((a, c))
 
+    configs = _runnable(configs)
     store = None
     if save:
         from engine.cli.common import open_store
@@ -149,8 +150,31 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
     if as_json:
         _busy_cautions(results, console(stderr=True))  # stderr: stdout stays one JSON document
         emit_json([{**m.to_dict(), "run_id": rid, "saved": rid is not None} for _, m, rid in results])
-        return
-    _table(results, saved=store is not None)
+    else:
+        _table(results, saved=store is not None)
+    if results and not any(m.ok for _, m, _ in results):  # the table says why; the exit status says so too
+        raise click.exceptions.Exit(1)
+
+
+def _runnable(configs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """Leave out, before any child starts, what the adapter is known to refuse (onnxruntime and
+    openvino measure inference only; onnxruntime has no fp16/bf16 CPU kernels; torch int8 is
+    CPU-only): a note names them, and if nothing is left it is a one-line error (exit 2). Before,
+    each one started a child that failed, and the command exited 0."""
+    from engine.errors import InvalidValueError
+    from engine.optimize.spec import adapter_refuses
+
+    keep = [(a, c) for a, c in configs
+            if not adapter_refuses(getattr(a, "platform", "cpu"), a.runtime, c.precision, c.mode)]
+    dropped = sorted({f"{a.name} {c.precision}/{c.mode}" for a, c in configs if (a, c) not in keep})
+    if not keep:
+        raise InvalidValueError("configuration", dropped[0], "a precision and mode its adapter measures (onnxruntime:"
+                                " fp32/int8 inference; openvino: inference; torch int8: CPU only)")
+    if dropped:
+        console(stderr=True).print(f"[dim]left out {len(configs) - len(keep)} configuration"
+                                   f"{'s' if len(configs) - len(keep) != 1 else ''} that the adapter refuses: "
+                                   f"{', '.join(dropped[:4])}[/dim]", highlight=False)
+    return keep
 
 
 def _busy_cautions(results: list[tuple[Any, Any, Optional[str]]], out: Any) -> None:

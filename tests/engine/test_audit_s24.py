@@ -101,3 +101,47 @@ def test_the_gp_never_predicts_a_p90_below_the_median(tmp_path: Path) -> None:
                for hw in ("cpu-amd-epyc-2c", "t4") for b in (1, 8) for p in ("fp32", "int8")]
     ps = pp.fitted().predict(configs)
     assert np.all(np.asarray(ps.mu_log["latency_p90_ms"]) >= np.asarray(ps.mu_log["latency_ms"]))
+
+
+class _StubAdapter:
+    """An adapter stand-in (which configurations the command starts, and the exit status)."""
+
+    def __init__(self, runtime: str, fail: bool = False) -> None:
+        self.name, self.runtime, self.platform, self.fail, self.ran = f"stub-{runtime}", runtime, "cpu", fail, []
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def hardware_id(self) -> str:
+        return "cpu-stub"
+
+    def run(self, spec):  # type: ignore[no-untyped-def]
+        from engine.records import Measurement
+
+        self.ran.append(spec.config)
+        if self.fail:
+            return Measurement.failed(spec.config, "error", "RuntimeError: boom")
+        return Measurement.from_samples(spec.config, [1.0, 1.1], adapter=self.name)
+
+
+def test_benchmark_refuses_known_refusals_up_front_and_fails_when_every_run_fails(monkeypatch) -> None:
+    """Audit: `benchmark --hardware openvino --precision int8 --mode training` started a child that
+    failed (openvino measures inference only) and exited 0."""
+    import hardware.registry
+
+    stubs: dict[str, _StubAdapter] = {}
+    monkeypatch.setattr(hardware.registry, "resolve",
+                        lambda h, r=None: stubs.setdefault(str(r), _StubAdapter(str(r), fail=bool(stubs.get("fail")))))
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "openvino", "--precision", "int8",
+                                 "--mode", "training"])
+    assert r.exit_code == 2 and "invalid configuration 'stub-openvino int8/training'" in r.output
+    assert not stubs["openvino"].ran  # nothing was started
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "onnxruntime", "--precision",
+                                 "fp32,fp16"])
+    assert r.exit_code == 0 and "left out 1 configuration that the adapter refuses: stub-onnxruntime fp16" in \
+        " ".join(r.output.split())
+    assert [c.precision for c in stubs["onnxruntime"].ran] == ["fp32"]
+    stubs.clear()
+    stubs["torch"] = _StubAdapter("torch", fail=True)
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch"])
+    assert r.exit_code == 1 and "boom" in r.output  # the table shows the failure; the status says it
