@@ -120,7 +120,7 @@ class _StubAdapter:
 
         self.ran.append(spec.config)
         if self.fail:
-            return Measurement.failed(spec.config, "error", "RuntimeError: boom")
+            return Measurement.failed(spec.config, "failed", "RuntimeError: boom")
         return Measurement.from_samples(spec.config, [1.0, 1.1], adapter=self.name)
 
 
