@@ -146,6 +146,13 @@ def main(argv: Optional[list[str]] = None) -> Any:
         return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except click.UsageError as e:
+        # a bad option value or a missing option: one red line like perfcast's own errors, naming
+        # the command whose --help lists the valid values (click's default is three lines)
+        ctx = e.ctx
+        where = f" (perfcast {ctx.command_path.split(' ', 1)[1]} --help)" if ctx and " " in ctx.command_path else ""
+        click.secho(f"error: {e.format_message()}{where}", fg="red", err=True)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)

@@ -145,3 +145,17 @@ def test_benchmark_refuses_known_refusals_up_front_and_fails_when_every_run_fail
     stubs["torch"] = _StubAdapter("torch", fail=True)
     r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch"])
     assert r.exit_code == 1 and "boom" in r.output  # the table shows the failure; the status says it
+
+
+def test_a_bad_option_value_is_one_line_naming_the_help_to_read(capsys) -> None:
+    """Audit: click's own errors (a value outside a choice or range) were three lines (usage, try,
+    error) where perfcast's are one."""
+    import pytest
+
+    from engine.cli.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "--model", "bert-base-uncased", "--hardware", "cpu", "--precision", "fp8"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "\n" not in err
+    assert err.startswith("error: Invalid value for '--precision': 'fp8'") and "(perfcast predict --help)" in err
