@@ -147,12 +147,20 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
                 per_b[str(b)] = per_p
             per_hw[hw.requested] = per_b
         out_models[e.name] = {"family": e.family, "predictions": per_hw}
+    # predict's cautions, once each: per device kind/device, and per configuration kind (one
+    # representative per device and precision: the cautions do not depend on the model or batch)
+    from engine.predict import answer_cautions
+
+    first = {}
+    for c, hw in zip(configs, (hw for _ in entries for hw in hws for _ in batches for _ in precisions)):
+        first.setdefault((hw.id, c.precision), (c, hw))
+    warnings = answer_cautions(pp, first.values(), "cells")
     payload = {
         "predictor": pset.predictor, "data_hash": data_hash, "created_at": utcnow().isoformat(),
         "workload": {"seq_len": seq_len, "mode": mode, "runtime": runtime, "threads": threads},
         "hardware": {hw.requested: {"id": hw.id, "name": hw.name, "kind": hw.kind, "memory_gib": hw.memory_gib,
                                     "runtime": runtime or hw.runtime or "torch"} for hw in hws},
-        "models": out_models,
+        "models": out_models, "warnings": warnings,
     }
     pid = pp.store.save_prediction_arrays(pset.predictor, data_hash, configs, summaries) if save else None
     return MatrixResult(payload, len(configs), pid, pset, summaries, [e.name for e in entries],

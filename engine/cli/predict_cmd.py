@@ -328,10 +328,14 @@ def matrix(models_csv: Optional[str], hardware: Optional[str], batch_sizes: str,
     if plot_path:
         result.heatmap(plot_path)
     summary = {"output": output, "plot": plot_path, "n_predictions": result.n, "predictor": predictor,
-               "prediction_id": result.prediction_id, "seconds": round(elapsed, 3)}
+               "prediction_id": result.prediction_id, "seconds": round(elapsed, 3),
+               "warnings": result.payload["warnings"]}
     if as_json:
         emit_json(summary)  # the matrix itself is in --output (it can hold 100k cells)
         return
-    console().print(f"{result.n} configurations predicted by [bold]{predictor}[/] in {elapsed:.2f} s -> {output}"
-                    + (f", heatmap {plot_path}" if plot_path else "")
-                    + f"; stored as prediction {result.prediction_id}")
+    out = console()
+    out.print(f"{result.n} configurations predicted by [bold]{predictor}[/] in {elapsed:.2f} s -> {output}"
+              + (f", heatmap {plot_path}" if plot_path else "")
+              + f"; stored as prediction {result.prediction_id}")
+    for caution in result.payload["warnings"]:  # a CSV or Parquet file has nowhere to carry them
+        out.print(f"[yellow]caution:[/] {caution}", highlight=False)

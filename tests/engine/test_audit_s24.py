@@ -159,3 +159,21 @@ def test_a_bad_option_value_is_one_line_naming_the_help_to_read(capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and "\n" not in err
     assert err.startswith("error: Invalid value for '--precision': 'fp8'") and "(perfcast predict --help)" in err
+
+
+def test_matrix_carries_predicts_cautions(tmp_path: Path) -> None:
+    """Audit: matrix never warned, in any format, even for never-measured CUDA rows."""
+    import json
+
+    out = tmp_path / "m.json"
+    r = CliRunner().invoke(cli, ["matrix", "--models", "bert-base-uncased", "--hardware", "cpu-amd-epyc-2c,t4",
+                                 "--batch-sizes", "1", "--output", str(out), "--db", str(tmp_path / "s.duckdb"),
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    written = json.loads(out.read_text())
+    assert any("no cuda device has been measured" in w for w in summary["warnings"])
+    assert written["warnings"] == summary["warnings"]
+    text = CliRunner().invoke(cli, ["matrix", "--models", "bert-base-uncased", "--hardware", "t4", "--output",
+                                    str(tmp_path / "m.csv"), "--db", str(tmp_path / "s.duckdb")])
+    assert "caution: no cuda device has been measured" in " ".join(text.output.split())
