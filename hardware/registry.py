@@ -81,4 +81,13 @@ def resolve(hardware: str, runtime: str | None = None) -> Any:
                 raise InvalidValueError(f"runtime for hardware '{h}'", runtime, ", ".join(valid))
             return get_adapter(RUNTIME_ADAPTERS[key])
         return get_adapter(PLATFORMS[h])
+    from engine.catalog import all_hardware
+
+    entry = all_hardware(detect=False).get(h)
+    if entry is not None:  # a catalog device: known, but benchmarks run on this machine's devices
+        from engine.errors import NotAvailableError
+
+        raise NotAvailableError(f"'{h}' is a catalog device ({entry.kind}); benchmark measures this machine, so "
+                                f"name its platform or adapter ({', '.join(sorted(PLATFORMS))}; "
+                                f"{', '.join(sorted(ADAPTERS))}) on a machine that has one, or predict {h}")
     raise UnknownNameError("hardware", h, [*ADAPTERS, *PLATFORMS])

@@ -17,7 +17,7 @@ from engine.cli.common import console, db_option, emit_json, fmt_number, json_op
 @click.option("--model", "models_", required=True, help="Catalog model name(s), comma-separated.")
 @click.option("--hardware", "hardware", default="cpu", show_default=True,
               help="Adapter names (torch-cpu, torch-cuda, torch-mps, onnxruntime, openvino, qnn) or "
-                   "platform names (cpu, cuda, rocm, mps, qnn), comma-separated.")
+                   "platform names (cpu, cuda, rocm, gpu, mps, openvino, qnn), comma-separated.")
 @click.option("--batch-sizes", default="1", show_default=True, help="Comma-separated batch sizes.")
 @click.option("--seq-lengths", default="128", show_default=True,
               help="Comma-separated sequence lengths (ignored by vision models).")

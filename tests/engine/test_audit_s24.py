@@ -177,3 +177,10 @@ def test_matrix_carries_predicts_cautions(tmp_path: Path) -> None:
     text = CliRunner().invoke(cli, ["matrix", "--models", "bert-base-uncased", "--hardware", "t4", "--output",
                                     str(tmp_path / "m.csv"), "--db", str(tmp_path / "s.duckdb")])
     assert "caution: no cuda device has been measured" in " ".join(text.output.split())
+
+
+def test_benchmarking_a_catalog_device_says_it_is_known_but_not_here() -> None:
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--hardware", "h100-sxm"])
+    assert r.exit_code == 2 and "'h100-sxm' is a catalog device (cuda)" in r.output and "unknown" not in r.output
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--hardware", "h100-sxmm"])
+    assert r.exit_code == 2 and "unknown hardware 'h100-sxmm'" in r.output
