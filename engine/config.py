@@ -75,7 +75,8 @@ class Config:
         if not _count(self.batch_size, 1):
             raise InvalidValueError("batch_size", self.batch_size, f"an integer from 1 to {COUNT_MAX}")
         if not _count(self.seq_len, 0):
-            raise InvalidValueError("seq_len", self.seq_len, f"an integer from 0 to {COUNT_MAX}")
+            raise InvalidValueError("seq_len", self.seq_len, f"an integer from 0 to {COUNT_MAX} (0 = the model's "
+                                    "default: 128 tokens for a text model; vision models have none)")
         if self.precision not in PRECISIONS:
             raise InvalidValueError("precision", self.precision, ", ".join(PRECISIONS))
         if self.mode not in MODES:

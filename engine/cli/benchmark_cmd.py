@@ -20,7 +20,7 @@ from engine.cli.common import console, db_option, emit_json, fmt_number, json_op
                    "platform names (cpu, cuda, rocm, gpu, mps, openvino, qnn), comma-separated.")
 @click.option("--batch-sizes", default="1", show_default=True, help="Comma-separated batch sizes.")
 @click.option("--seq-lengths", default="128", show_default=True,
-              help="Comma-separated sequence lengths (ignored by vision models).")
+              help="Comma-separated sequence lengths (ignored by vision models; 0 = the model's default, 128).")
 @click.option("--precision", "precisions", default="fp32", show_default=True, help="fp32, fp16, bf16, int8 (comma-separated).")
 @click.option("--mode", "modes", default="inference", show_default=True, help="inference, training (comma-separated).")
 @click.option("--runtime", "runtime", default=None,

@@ -31,7 +31,7 @@ def workload_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by predict, compare-hardware and matrix-like commands."""
     opts = [
         click.option("--seq-length", "seq_len", type=int, default=128, show_default=True,
-                     help="Sequence length (ignored for vision models)."),
+                     help="Sequence length (ignored for vision models; 0 = the model's default, 128)."),
         click.option("--mode", type=click.Choice(["inference", "training"]), default="inference", show_default=True),
         click.option("--runtime", default=None,
                      help="torch, onnxruntime, openvino, ... (default: implied by --hardware, else torch)."),
