@@ -94,7 +94,9 @@ def detect(db_path: Optional[str], as_json: bool, refresh: bool, no_store: bool)
     """
     from hardware.detect import detect_local
 
-    entries = detect_local(refresh=refresh)
+    with console(stderr=True).status("measuring this machine's GEMM and copy bandwidth…" if refresh
+                                     else "detecting this machine's devices…"):
+        entries = detect_local(refresh=refresh)
     stored = 0
     if not no_store:
         store = open_store(db_path)

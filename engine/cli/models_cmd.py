@@ -142,8 +142,10 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, me
 
     entry = get_model(name)
     cfg = Config(name, "descriptor", batch_size, seq_len, precision, mode)
-    d = describe(cfg, method=method)
-    dec = describe_decode(cfg, method=method) if supports_decode(entry) and mode == "inference" else None
+    # an uncached shape builds the model and counts its operators (seconds): say so on stderr
+    with console(stderr=True).status(f"counting {name}'s operators (cached after the first time)…"):
+        d = describe(cfg, method=method)
+        dec = describe_decode(cfg, method=method) if supports_decode(entry) and mode == "inference" else None
     payload = {"model": name, "family": entry.family, "hf_config": entry.hf_config, "arch": entry.arch,
                "published_params": entry.published_params, "params_source": entry.params_source,
                "descriptor": d.to_dict(), "decode": dec.to_dict() if dec else None}
