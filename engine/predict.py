@@ -367,12 +367,14 @@ class PerformancePredictor:
         """Typed predictions for many configurations (Config objects or keyword mappings)."""
         pset, hws = self.predict_set(configs)
         nearby = self._nearby_counts()
+        device_caution = {hw.id: self.extrapolation_warning(hw) for hw in hws}
         out = []
         for i, hw in enumerate(hws):
             p = pset[i]
+            cautions = [*config_cautions(p.config, hw, self.store), *filter(None, [device_caution[hw.id]])]
             out.append(dataclasses.replace(
                 p, device_name=hw.name, memory_capacity_mib=hw.memory_capacity_mib,
-                n_nearby=nearby.get((p.config.model, p.config.hardware), 0)))
+                n_nearby=nearby.get((p.config.model, p.config.hardware), 0), warnings=cautions))
         return out
 
     def predict(self, model_name: str, hardware: str, batch_size: int = 1, precision: str = "fp32",

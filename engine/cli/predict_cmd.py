@@ -158,9 +158,7 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
                         mode=mode, runtime=runtime, threads=threads)
     with fitting(predictor):
         pred = pp.predict_many([cfg])[0]
-    from engine.predict import config_cautions
-
-    warnings = [*config_cautions(cfg, hw, pp.store), *filter(None, [pp.extrapolation_warning(hw)])]
+    warnings = pred.warnings  # the Python API's answer carries the same cautions
     if as_json:
         emit_json(prediction_record(pred, hw, latency_slo_ms, warnings))
         return

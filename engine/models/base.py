@@ -84,6 +84,9 @@ class Prediction:
     device_name: str = ""
     n_nearby: int = 0  # measurements close to this configuration (same model and hardware)
     memory_capacity_mib: Optional[float] = None
+    #: predict's cautions for this answer (an unmeasured device kind, a device without usable runs,
+    #: a borrowed peak, a configuration no adapter measures): what the CLI prints under it
+    warnings: list[str] = field(default_factory=list)
 
     def __getattr__(self, name: str) -> MetricPrediction:
         metrics = self.__dict__.get("metrics", {})

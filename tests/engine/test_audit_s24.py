@@ -184,3 +184,13 @@ def test_benchmarking_a_catalog_device_says_it_is_known_but_not_here() -> None:
     assert r.exit_code == 2 and "'h100-sxm' is a catalog device (cuda)" in r.output and "unknown" not in r.output
     r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--hardware", "h100-sxmm"])
     assert r.exit_code == 2 and "unknown hardware 'h100-sxmm'" in r.output
+
+
+def test_the_python_api_answer_carries_the_cautions_the_cli_prints(tmp_path: Path) -> None:
+    from engine.predict import PerformancePredictor
+    from engine.store import Store
+
+    pp = PerformancePredictor(Store(tmp_path / "s.duckdb"))
+    p = pp.predict(model_name="bert-base-uncased", hardware="h100-sxm", batch_size=8)
+    assert any("no cuda device has been measured" in w for w in p.warnings)
+    assert pp.predict(model_name="bert-base-uncased", hardware="cpu-amd-epyc-2c", batch_size=8).warnings == []
