@@ -158,8 +158,10 @@ def _user_entries(section: str) -> tuple[str, dict[str, Any]]:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}: {getattr(e, 'problem', '')})" if mark is not None else ""
-        raise InvalidValueError(f"{env} file", f"{path}{where}", shape) from None
+        where = f"line {mark.line + 1}: {getattr(e, 'problem', '')}" if mark is not None else "not YAML"
+        err = InvalidValueError(f"{env} file", str(path), shape)
+        err.args = (f"invalid {env} file '{path}' ({where}); valid: {shape}",)  # the file name alone is quoted
+        raise err from None
     if not isinstance(doc, dict) or not isinstance(doc.get(section), dict):
         raise InvalidValueError(f"{env} file", str(path), shape)
     return str(path), doc[section]
@@ -243,7 +245,8 @@ def entry_error(what: str, value: Any, where: str, valid: str) -> InvalidValueEr
     """``invalid family 'text' of model 'x' in my-models.yaml; valid: ...``: the bad value first,
     then the entry and file it sits in."""
     err = InvalidValueError(what, value, valid)
-    err.args = (f"invalid {what} {value!r} of {where}; valid: {valid}",)
+    err.args = (f"missing {what} in {where}; valid: {valid}" if value is None else
+                f"invalid {what} {value!r} of {where}; valid: {valid}",)
     return err
 
 

@@ -31,7 +31,12 @@ class UnknownNameError(PerfcastError, KeyError):
     def __init__(self, kind: str, name: str, valid: Iterable[str]) -> None:
         valid = sorted(set(valid))
         self.kind, self.name, self.valid = kind, name, valid
-        close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
+        # names that contain what was typed ("bert" -> bert-base-uncased, distilbert-...) first, then
+        # spelling neighbours: difflib alone offered only roberta-base for "bert"
+        low = name.lower()
+        contains = sorted((v for v in valid if low and low in v.lower() and v.lower() != low),
+                          key=lambda v: (not v.lower().startswith(low), len(v)))
+        close = list(dict.fromkeys([*contains, *difflib.get_close_matches(name, valid, n=3, cutoff=0.5)]))[:3]
         if close:
             hint = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
         else:

@@ -115,7 +115,7 @@ def cli() -> None:
       perfcast demo                                  # quick real CPU loop on the embedded DB
       perfcast predict --model bert-base-uncased --hardware cpu --batch-size 8
       perfcast benchmark --model gpt2 --hardware cpu --batch-sizes 1,2 --save
-    Every command takes --db PATH (or PERFCAST_DB) and most take --json.
+    Commands that read or write the store take --db PATH (or PERFCAST_DB); most take --json.
     """
 
 

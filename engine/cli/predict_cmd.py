@@ -127,9 +127,18 @@ def train(name: str, allow_bad_diagnostics: bool, refit: bool, db_path: Optional
         if v:
             c.print(f"{attr}:")
             for k, x in v.items():
-                text = ", ".join(f"{a}={_fmt(b) if isinstance(b, float) else b}" for a, b in x.items()) \
-                    if isinstance(x, dict) else (_fmt(x) if isinstance(x, float) else str(x))
+                text = ", ".join(f"{a}={_value(b)}" for a, b in x.items()) if isinstance(x, dict) else _value(x)
                 c.print(f"  {k}: {text}")
+
+
+def _value(x: Any) -> str:
+    """A fit summary's value as text: numbers rounded, a mapping as ``(a 0.879, b 0.91)``, not as a
+    Python dict."""
+    if isinstance(x, float):
+        return _fmt(x)
+    if isinstance(x, dict):
+        return "(" + ", ".join(f"{k} {_value(v)}" for k, v in x.items()) + ")"
+    return str(x)
 
 
 # -- predict ----------------------------------------------------------------------------------------

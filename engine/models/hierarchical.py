@@ -371,8 +371,7 @@ class HierarchicalPredictor:
     def idata(self) -> Any:
         """ArviZ InferenceData of the last fit (loaded lazily from netcdf after a cache hit)."""
         if self._idata is None and self.idata_path and Path(self.idata_path).exists():
-            import arviz as az
-
+            az = _arviz()
             self._idata = az.from_netcdf(self.idata_path)
         return self._idata
 
@@ -649,11 +648,22 @@ def _worst(rhats: np.ndarray) -> float:
     return float(np.max(np.where(np.isfinite(rhats), rhats, np.inf)))
 
 
+def _arviz() -> Any:
+    """ArviZ, imported without its once-a-day banner about its 1.x refactor (a multi-line
+    FutureWarning in the middle of ``perfcast evaluate``'s output; perfcast pins ``arviz<1``)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing", category=FutureWarning)
+        import arviz as az
+    return az
+
+
 def _diagnose(samples: dict[str, Any], diverging: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
     """ArviZ InferenceData (posterior + divergences) and every parameter's r_hat and bulk ESS."""
     import warnings
 
-    import arviz as az
+    az = _arviz()
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
