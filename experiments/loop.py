@@ -311,12 +311,11 @@ class ExperimentLoop:
                  "predicted": self._predicted, "mode": self.mode, "seed": self.seed, **(extra or {})}
         if status == "running" and self._owner:
             state["owner"] = self._owner  # engine.store.owner: a second process must not run it too
-        self.store.patiently(lambda: self.store.upsert_experiment(self.experiment_id, self.cfg.name,
-                                                                  self.cfg.model_dump(mode="json"), status, state),
-                             self._lock_wait_note)
+        self.store.upsert_experiment(self.experiment_id, self.cfg.name, self.cfg.model_dump(mode="json"), status,
+                                     state)
 
     def _lock_wait_note(self, why: str) -> None:
-        self._emit("info", f"{why}; this loop waits and writes once the lock is released (Ctrl-C to stop it)")
+        self._emit("info", f"{why}; this loop waits until the lock is released (Ctrl-C to stop it)")
 
     def _load_state(self) -> int:
         exp = self.store.get_experiment(self.experiment_id)
@@ -595,7 +594,10 @@ class ExperimentLoop:
             # the fits' warning that they are left out would repeat at every step
             warnings.filterwarnings("ignore", message=r"left \d+ runs? timed on a busy machine",
                                     category=RuntimeWarning)
-            return self._run()
+            # a notebook or DuckDB shell holding the store open delays the loop's reads and writes,
+            # never crashes it (a measured run would be lost and the experiment left "running")
+            with self.store.patience(self._lock_wait_note):
+                return self._run()
 
     def _run(self) -> LoopResult:
         self.prepare()
@@ -648,9 +650,7 @@ class ExperimentLoop:
             if result is None:
                 continue
             m = result.measurement
-            # committed as it lands; another process's lock delays the write, never drops the run
-            self.store.patiently(lambda: self.store.save_measurement(m, experiment_id=self.experiment_id),
-                                 self._lock_wait_note)
+            self.store.save_measurement(m, experiment_id=self.experiment_id)  # committed as it lands
             runs += 1
             seconds += float(m.wall_time_s or 0.0)
             n_failed += 0 if m.ok else 1

@@ -138,7 +138,7 @@ def busy_only(keys: Sequence[str], threads: Sequence[int], foreign_cpu_cores: Se
     for k, t, f, h in zip(keys, threads, foreign_cpu_cores, hw):
         f = None if f is None or f != f else float(f)  # NaN from a DataFrame = no figure
         seen.setdefault(k, []).append(f)
-        busy[k] = busy.get(k, True) and busy_machine(f, int(t), cores_of(h))
+        busy[k] = busy.get(k, True) and run_was_busy(f, int(t), h)
     return {k: (min(f for f in fs if f is not None), len(fs)) for k, fs in seen.items() if busy[k]}
 
 
@@ -150,10 +150,23 @@ def _cores_used(threads_used: int, cores: Optional[int] = None) -> tuple[int, in
     return n, min(max(int(threads_used or n), 1), n)
 
 
+def run_was_busy(foreign_cpu_cores: Optional[float], threads: int, hardware: Optional[str]) -> bool:
+    """Whether a stored run's timing was slowed by other processes: :func:`busy_machine` on the
+    cores of the CPU that ran it. Only runs on a CPU id that names its cores (``cpu-…-2c``, the
+    ids of :func:`hardware.detect.local_cpu_id`) are judged. A GPU run is stored with 0 threads,
+    which reads as "every core"; judged against the host's cores, half a core of background load
+    dropped a GPU's runs from every fit (session 24's review), while its timing is the GPU's.
+    ``hardware`` None (a run of this machine whose id is not at hand) uses this machine's cores."""
+    cores = cores_of(hardware)
+    if hardware is not None and cores is None:
+        return False
+    return busy_machine(foreign_cpu_cores, threads, cores)
+
+
 def busy_note(m: "Measurement") -> Optional[str]:
     """One line for a person when a run's timing was probably slowed by other processes, else None."""
     cores = cores_of(m.config.hardware)
-    if not m.ok or not busy_machine(m.foreign_cpu_cores, m.config.threads, cores):
+    if not m.ok or not run_was_busy(m.foreign_cpu_cores, m.config.threads, m.config.hardware):
         return None
     n, used = _cores_used(m.config.threads, cores)
     return (f"machine busy: other processes kept {m.foreign_cpu_cores:.2f} CPU cores busy while {m.config.key} "

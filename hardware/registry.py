@@ -81,6 +81,10 @@ def resolve(hardware: str, runtime: str | None = None) -> Any:
                 raise InvalidValueError(f"runtime for hardware '{h}'", runtime, ", ".join(valid))
             return get_adapter(RUNTIME_ADAPTERS[key])
         return get_adapter(PLATFORMS[h])
+    from hardware.detect import local_cpu_id
+
+    if h == local_cpu_id():  # this machine's own CPU, by the id `hardware list` marks with *
+        return resolve("cpu", runtime)
     from engine.catalog import all_hardware
 
     entry = all_hardware(detect=False).get(h)

@@ -141,7 +141,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
             if store is not None:
                 m_id = store.patiently(lambda: store.save_measurement(m), lambda why: progress.console.print(
                     f"[yellow]{why}; the result is written once the lock is released (Ctrl-C to give up)[/]",
-                    highlight=False))
+                    highlight=False))  # a measured run is not lost to a reader holding the file
             else:
                 m_id = None
             results.append((a, m, m_id))

@@ -270,8 +270,10 @@ def _busy_caution(con: Any, cfg: Any, keys: list[str]) -> None:
     from engine.config import Config
 
     n = len(keys)
+    why = ("reruns are off (benchmark.rerun_busy: 0)" if cfg.benchmark.rerun_busy <= 0 else
+           "no quiet rerun happened (the budget or the stop rule ended the loop first, or the machine stayed busy)")
     con.print(f"[yellow]caution:[/] {n} configuration{'s were' if n != 1 else ' was'} measured only while other "
-              "processes kept this machine's cores busy, and the budget left no quiet rerun: "
+              f"processes kept this machine's cores busy, and {why}: "
               f"{'their runs are' if n != 1 else 'its run is'} left out of every fit until rerun on a quiet "
               "machine:", highlight=False)
     for k in keys[:5]:

@@ -108,13 +108,13 @@ def busy_runs(df: "pd.DataFrame") -> np.ndarray:
         return np.zeros(len(df), dtype=bool)
     import pandas as pd
 
-    from hardware.protocol import busy_machine, cores_of
+    from hardware.protocol import run_was_busy
 
     load = pd.to_numeric(df["foreign_cpu_cores"], errors="coerce").to_numpy(dtype=float)
     threads = (pd.to_numeric(df["threads"], errors="coerce").fillna(0).to_numpy(dtype=int)
                if "threads" in df.columns else np.zeros(len(df), dtype=int))
     hardware = df["hardware"].astype(str).to_numpy() if "hardware" in df.columns else np.full(len(df), "")
-    return np.array([bool(np.isfinite(f)) and busy_machine(float(f), int(t), cores_of(h))
+    return np.array([bool(np.isfinite(f)) and run_was_busy(float(f), int(t), str(h))
                      for f, t, h in zip(load, threads, hardware)], dtype=bool)
 
 

@@ -153,12 +153,23 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     else:
         runner = make_executor(executor, iterations)
         runnable = runner.check(list(problem.candidates))
-        result = _online(problem, runner, runnable, store, prices_by_hw, budget=budget, seed=seed, n_init=n_init,
-                         use_existing=use_existing, prior_data=prior_data, featurizer=featurizer, callback=callback,
-                         mc_samples=mc_samples, top_k=top_k, max_context=max_context if transfer else 0,
-                         should_stop=should_stop)
+        from contextlib import nullcontext
+
+        # a notebook or DuckDB shell holding the store open delays the optimisation, never crashes it
+        with store.patience(_lock_wait_warning) if store is not None else nullcontext():
+            result = _online(problem, runner, runnable, store, prices_by_hw, budget=budget, seed=seed,
+                             n_init=n_init, use_existing=use_existing, prior_data=prior_data, featurizer=featurizer,
+                             callback=callback, mc_samples=mc_samples, top_k=top_k,
+                             max_context=max_context if transfer else 0, should_stop=should_stop)
     result.warnings = _cautions(result, store)
     return result
+
+
+def _lock_wait_warning(why: str) -> None:
+    import warnings
+
+    warnings.warn(f"{why}; the optimisation waits until the lock is released (Ctrl-C to stop it)", RuntimeWarning,
+                  stacklevel=2)
 
 
 def _plural(n: int, noun: str) -> str:
@@ -260,8 +271,13 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
         prior_data = store.measurements()
     df = prior_data if prior_data is not None else None
     if df is not None and len(df):
+        from engine.models.targets import left_out_busy
+
         df = df[df["status"] == "ok"] if "status" in df.columns else df
         df = df[df["latency_median_ms"].notna()].reset_index(drop=True)
+        # the fits' rule: a stored run timed on a busy machine is no observation (engine.models.targets);
+        # this optimisation's own runs are, with the busy-machine note below
+        df = df[~left_out_busy(df)].reset_index(drop=True)
     rows = configs_from_frame(df) if df is not None and len(df) else []
     configs = list(problem.candidates)
     hw = {c.hardware for c in configs}
@@ -305,9 +321,9 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
         notes.append(f"the GP also learned from {_plural(n_ctx, 'measurement')} of other configurations on the same "
                      f"hardware ({_plural(len({c.model for c in context}), 'model')}; transfer)")
 
-    experiment_id, done, earlier = None, 0, []
+    experiment_id, done, earlier, owner = None, 0, [], None
     if store is not None:
-        experiment_id, done, earlier = _claim(store, problem, budget, use_existing, notes)
+        experiment_id, done, earlier, owner = _claim(store, problem, budget, use_existing, notes)
 
     run_rows = [table.index[c.key] for c in runnable]
     history: list[Evaluation] = []
@@ -375,6 +391,10 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
                             acquisition_value=value, error=(m.error or "").splitlines()[0][:300] if m.error else None,
                             wall_time_s=m.wall_time_s, run_id=run_id)
             history.append(ev)
+            if store is not None and experiment_id is not None:  # a kill -9 keeps the history up to here
+                store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
+                                        "running", state={"owner": owner,
+                                                          "history": [*earlier, *(e.to_dict() for e in history)]})
             if busy_note(m):
                 busy.append(cfg.key)
             if callback is not None:
@@ -404,7 +424,7 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
 
 
 def _claim(store: "Store", problem: Problem, budget: int, use_existing: bool,
-           notes: list[str]) -> tuple[str, int, list[dict[str, Any]]]:
+           notes: list[str]) -> tuple[str, int, list[dict[str, Any]], dict[str, Any]]:
     """The experiment this optimisation records its runs under, marked as run by this process
     (``engine.store.owner``): the same problem's unfinished one if there is one to resume (see
     :func:`_resumable`), else a new one. One that another live process is still running is left to
@@ -415,16 +435,15 @@ def _claim(store: "Store", problem: Problem, budget: int, use_existing: bool,
     experiment_id, done, earlier = _resumable(store, problem, budget) if use_existing else (None, 0, [])
     if experiment_id is not None:
         try:
-            claim(store, experiment_id, name, config)
+            owner = claim(store, experiment_id, name, config)
         except ExperimentBusyError as e:
             notes.append(f"{e.args[0].split(';')[0]}: this optimisation is a new experiment beside it")
         else:
             notes.append(f"resumed {experiment_id}, which stopped after {done} of {budget} evaluations (its runs "
                          f"are among the observations above); {max(budget - done, 0)} more now")
-            return experiment_id, done, earlier
+            return experiment_id, done, earlier, owner
     experiment_id = f"optimize-{uuid.uuid4().hex[:12]}"
-    claim(store, experiment_id, name, config)
-    return experiment_id, 0, []
+    return experiment_id, 0, [], claim(store, experiment_id, name, config)
 
 
 def _earlier(history: list[dict[str, Any]]) -> list[Evaluation]:

@@ -62,6 +62,8 @@ class Store:
         self.read_only = read_only
         self._seed = seed
         self._ready = False
+        self._patient: Optional[Callable[[str], None]] = None  # set by patience(): wait out locks, say so once
+        self._told = False
 
     # -- connections --------------------------------------------------------------------------
     @contextmanager
@@ -127,10 +129,15 @@ class Store:
                 if time.monotonic() > deadline:
                     pid = re.search(r"PID (\d+)", msg)
                     who = f"process {pid.group(1)}" if pid else "another process"
-                    raise DatabaseLockedError(
+                    err = DatabaseLockedError(
                         f"database {self.path} is locked by {who} (a running loop, or a notebook or "
-                        "DuckDB shell holding it open); wait for it to finish or pass --db with another file"
-                    ) from None
+                        "DuckDB shell holding it open); wait for it to finish or pass --db with another file")
+                    if self._patient is None:
+                        raise err from None
+                    if not self._told:  # patience(): wait as long as the lock is held, saying so once
+                        self._told = True
+                        self._patient(str(err))
+                    deadline = float("inf")
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
 
@@ -193,23 +200,27 @@ class Store:
         return fresh
 
     # -- writes -------------------------------------------------------------------------------
-    def patiently(self, write: Callable[[], T], on_wait: Optional[Callable[[str], None]] = None) -> T:
-        """Run ``write`` (a store write) until no other process's lock stops it.
+    @contextmanager
+    def patience(self, on_wait: Callable[[str], None]) -> Iterator[None]:
+        """Within the block, every read and write of this store waits out another process's lock
+        for as long as it is held, instead of giving up after ``lock_wait_s``; ``on_wait`` is told
+        once, with the lock's one-line explanation. Ctrl-C still ends the wait.
 
-        A benchmark result may have taken minutes to measure; a notebook or a DuckDB shell that
-        holds the file open longer than ``lock_wait_s`` must delay its write, not lose it (a loop
-        that gave up after ``lock_wait_s`` crashed and dropped the run it had just measured).
-        ``on_wait`` is told once, with the lock's one-line explanation; Ctrl-C still ends the wait."""
-        said = False
-        while True:
-            try:
-                return write()
-            except DatabaseLockedError as e:
-                if self.read_only:
-                    raise
-                if on_wait is not None and not said:
-                    on_wait(str(e))
-                said = True
+        For the work that must not be lost to a notebook or a DuckDB shell holding the file open:
+        a loop, an online optimisation, ``benchmark --save``. A loop that gave up after
+        ``lock_wait_s`` crashed, dropped the run it had just measured and left its experiment
+        ``running`` (session 24's audits: at a write, and again at the reads of its next step)."""
+        before = (self._patient, self._told)
+        self._patient, self._told = on_wait, False
+        try:
+            yield
+        finally:
+            self._patient, self._told = before
+
+    def patiently(self, write: Callable[[], T], on_wait: Optional[Callable[[str], None]] = None) -> T:
+        """``write()`` under :meth:`patience` (one operation)."""
+        with self.patience(on_wait or (lambda why: None)):
+            return write()
 
     def save_measurement(self, m: Measurement, experiment_id: Optional[str] = None) -> str:
         """Persist one run (and its results and raw samples) in one transaction."""

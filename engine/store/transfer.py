@@ -135,7 +135,14 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path, cols: set[str]) -> Non
                        "must be an integer >= 1"))
     for c, typ in TYPED.items():
         if c in cols:
-            checks.append((c, f"{c} IS NOT NULL AND TRY_CAST({c} AS {typ}) IS NULL", f"not a {typ.lower()} value"))
+            bad = f"TRY_CAST({c} AS {typ}) IS NULL"
+            if typ.endswith("[]"):  # '[1,x]' casts to [1.0, NULL], not to NULL
+                bad += f" OR len(TRY_CAST({c} AS {typ})) <> list_count(TRY_CAST({c} AS {typ}))"
+            checks.append((c, f"{c} IS NOT NULL AND ({bad})", f"not a {typ.lower()} value"))
+    if "warmup" in cols:
+        v = "TRY_CAST(warmup AS DOUBLE)"
+        checks.append(("warmup", f"warmup IS NOT NULL AND {v} IS NOT NULL AND {v} <> floor({v})",
+                       "must be an integer >= 0"))
     for col, cond, msg in checks:
         bad = con.execute(f"SELECT __row, CAST({col} AS VARCHAR) FROM __import WHERE {cond} ORDER BY __row LIMIT 1").fetchone()
         if bad:

@@ -194,3 +194,44 @@ def test_the_python_api_answer_carries_the_cautions_the_cli_prints(tmp_path: Pat
     p = pp.predict(model_name="bert-base-uncased", hardware="h100-sxm", batch_size=8)
     assert any("no cuda device has been measured" in w for w in p.warnings)
     assert pp.predict(model_name="bert-base-uncased", hardware="cpu-amd-epyc-2c", batch_size=8).warnings == []
+
+
+def test_a_gpu_run_on_a_host_with_background_load_is_not_a_busy_run() -> None:
+    """Review: GPU runs (0 threads = "every core") were judged against the host's cores, so half a
+    core of load elsewhere dropped them from every fit. Only CPU runs are judged."""
+    import pandas as pd
+
+    from engine.models.targets import busy_runs
+    from hardware.protocol import run_was_busy
+
+    df = pd.DataFrame({"hardware": ["h100-sxm", "cpu-amd-epyc-2c", "cpu-amd-epyc-2c"], "threads": [0, 2, 1],
+                       "foreign_cpu_cores": [0.6, 0.6, 0.6], "config_key": ["a", "b", "c"]})
+    assert busy_runs(df).tolist() == [False, True, False]  # t1 on 2 cores leaves one free
+    assert not run_was_busy(1.9, 0, "cuda-some-gpu") and run_was_busy(1.9, 0, "cpu-x-2c")
+
+
+def test_import_names_the_row_of_a_bad_sample_and_a_fractional_warmup(tmp_path: Path) -> None:
+    import pytest
+
+    from engine.errors import ImportRejectedError
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    head = "model,hardware,batch_size,precision,latency_median_ms"
+    store = Store(tmp_path / "s.duckdb", seed=False)
+    f = tmp_path / "samples.csv"
+    f.write_text(f"{head},samples_ms\ngpt2,cpu-x,1,fp32,3.0,\"[1,2]\"\ngpt2,cpu-x,2,fp32,3.0,\"[1,x]\"\n")
+    with pytest.raises(ImportRejectedError, match=r"row 2, column 'samples_ms'"):
+        import_measurements(store, f)
+    g = tmp_path / "warmup.csv"
+    g.write_text(f"{head},warmup,iterations\ngpt2,cpu-x,1,fp32,3.0,2.5,3\n")
+    with pytest.raises(ImportRejectedError, match=r"row 1, column 'warmup'"):
+        import_measurements(store, g)
+    assert store.count("benchmark_runs") == 0
+
+
+def test_benchmark_takes_this_machines_own_cpu_id() -> None:
+    from hardware.detect import local_cpu_id
+    from hardware.registry import resolve
+
+    assert resolve(local_cpu_id()).name == resolve("cpu").name

@@ -321,3 +321,23 @@ def test_the_acquisition_samples_throughput_p90_and_cost_jointly_from_one_latenc
         mu, sd = sur.predictive(m, rows, observation_noise=False)
         assert np.allclose(post.mean[..., k].numpy(), mu, atol=1e-9)
         assert np.allclose(post.variance[..., k].sqrt().numpy(), sd, rtol=1e-6)
+
+
+def test_the_history_is_stored_after_every_evaluation_for_a_resume_after_a_kill(featurizer, tmp_path):
+    """A kill -9 writes nothing at the end: the experiment's state must already hold every
+    evaluation (audit: a resume after a kill lost the first session's history)."""
+    import os
+
+    from engine.store import Store
+
+    store = Store(tmp_path / "o.duckdb", seed=False)
+    seen = []
+
+    def cb(step, total, cfg, ev):
+        if ev is not None:
+            exp = store.experiments()[0]
+            seen.append((exp["status"], len(exp["state"]["history"]), exp["state"]["owner"]["pid"]))
+
+    optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=3, online=True,
+                        executor=FakeExecutor(), db=store, featurizer=featurizer, callback=cb)
+    assert seen == [("running", k, os.getpid()) for k in (1, 2, 3)]

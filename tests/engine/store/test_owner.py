@@ -55,12 +55,13 @@ def test_an_optimisation_left_running_by_a_live_process_is_not_resumed_but_start
     store.upsert_experiment("optimize-aaa", "optimize gpt2", _problem_dict(problem, 3), "running",
                             {"owner": other_process})
     notes: list[str] = []
-    eid, done, _ = _claim(store, problem, 3, True, notes)
+    eid, done, _, owner = _claim(store, problem, 3, True, notes)
+    assert owner["pid"] == __import__("os").getpid()
     assert eid != "optimize-aaa" and done == 0
     assert "already running in process" in notes[0] and "new experiment beside it" in notes[0]
     psutil.Process(other_process["pid"]).kill()
     psutil.Process(other_process["pid"]).wait()
     # the newer experiment is the latest of this problem now, and it is running in this process
     store.upsert_experiment(eid, "optimize gpt2", _problem_dict(problem, 3), "interrupted")
-    eid2, _, _ = _claim(store, problem, 3, True, notes)
+    eid2, _, _, _ = _claim(store, problem, 3, True, notes)
     assert eid2 == eid and notes[-1].startswith(f"resumed {eid}")

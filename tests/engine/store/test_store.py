@@ -231,6 +231,32 @@ def test_a_patient_write_waits_out_a_reader_instead_of_losing_the_run(tmp_path: 
         holder.wait()
 
 
+def test_under_patience_a_read_waits_out_a_writer_too(tmp_path: Path) -> None:
+    """Review: a loop's reads (the next step's training data) still gave up after lock_wait_s
+    while a DuckDB shell held the file read-write; under Store.patience every open waits."""
+    s = _filled(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, sys, time
+        con = duckdb.connect({str(s.path)!r})
+        print("locked", flush=True)
+        time.sleep(2.0)
+        con.close()
+        time.sleep(30)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        waiting = Store(s.path, seed=False, lock_wait_s=0.3)
+        with pytest.raises(DatabaseLockedError):
+            waiting.measurements()  # outside patience: the one-line error, as for predict
+        told: list[str] = []
+        with waiting.patience(told.append):
+            n = len(waiting.measurements())
+        assert n == 2 and len(told) == 1 and "is locked by" in told[0]  # the two successful runs
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_v1_store_with_runs_gains_the_busy_machine_column(tmp_path: Path) -> None:
     """v2 adds benchmark_runs.foreign_cpu_cores: old runs keep their data (NULL there), new ones
     store the figure, and export/import carries it."""
