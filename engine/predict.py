@@ -282,11 +282,12 @@ class PerformancePredictor:
         rest on its measured or spec peaks and on other devices' runs, which across perfcast's own
         CPUs left a 10-23% median error (bench/cross_cpu.py, three CPUs) where a few runs of the
         device help."""
-        if not self.unmeasured_kinds([hw]):
-            if any(n > 0 for (_, hw_id), n in self._nearby_counts().items() if hw_id == hw.id):
+        used = any(n > 0 for (_, hw_id), n in self._nearby_counts().items() if hw_id == hw.id)
+        busy = 0 if used else self.busy_counts().get(hw.id, 0)
+        if not self.unmeasured_kinds([hw]) or busy:
+            if used:
                 return None
-            busy = self.busy_counts().get(hw.id, 0)
-            if busy:
+            if busy:  # measured, but only while other processes took its cores: left out of the fits
                 return (f"{hw.id}'s {busy} run{'s were' if busy != 1 else ' was'} all timed while other processes "
                         f"kept its cores busy, so the fits leave {'them' if busy != 1 else 'it'} out: this answer "
                         f"rests on its peak figures and on runs of other {hw.kind} devices (median error 10-23% "
