@@ -29,7 +29,7 @@ constraints (callables on samples, without X) cannot see, and it conditions on t
 Every reported metric is an affine function of three GPs' log values (:data:`DERIVED`): median
 latency, the tail ratio log(p90 / median) and memory. Throughput is log(1000·batch) − log latency,
 p90 latency is log latency + tail, cost is log(price·1e6/3600) − log(1000·batch) + log latency.
-So the metrics agree on what is fast, p90 is never below the median where the runs say so, and —
+So the metrics agree on what is fast, p90 sits above the median by a tail fitted on ratios ≥ 1, and —
 what matters for constrained BO — BoTorch samples them *jointly*: :func:`derived_model` maps each
 joint sample of the three GPs to every metric, so a sample in which a configuration is fast has a
 high throughput *and* a low p90 latency. With one GP per metric (a ``ModelListGP``, until session
@@ -54,9 +54,8 @@ from engine.config import Config
 if TYPE_CHECKING:
     import pandas as pd
 
-    from engine.optimize.ranking import Joint
-
     from engine.models.features import Featurizer
+    from engine.optimize.ranking import Joint
 
 PRIOR_METRICS: tuple[str, ...] = ("throughput", "latency_ms", "latency_p90_ms", "memory_mib", "cost_per_1m_usd")
 #: Prior spread (log sd) of the roofline before any evaluation (same as the standalone roofline).

@@ -54,7 +54,10 @@ def owner_alive(owner: Optional[Mapping[str, Any]], updated_at: Any = None) -> b
     import psutil
 
     try:
-        started = psutil.Process(pid).create_time()
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped by its parent
+            return False
+        started = proc.create_time()
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.Error:  # exists but cannot be inspected: assume it is the owner
