@@ -152,15 +152,15 @@ def _cores_used(threads_used: int, cores: Optional[int] = None) -> tuple[int, in
 
 def run_was_busy(foreign_cpu_cores: Optional[float], threads: int, hardware: Optional[str]) -> bool:
     """Whether a stored run's timing was slowed by other processes: :func:`busy_machine` on the
-    cores of the CPU that ran it. Only runs on a CPU id that names its cores (``cpu-…-2c``, the
-    ids of :func:`hardware.detect.local_cpu_id`) are judged. A GPU run is stored with 0 threads,
-    which reads as "every core"; judged against the host's cores, half a core of background load
-    dropped a GPU's runs from every fit (session 24's review), while its timing is the GPU's.
-    ``hardware`` None (a run of this machine whose id is not at hand) uses this machine's cores."""
-    cores = cores_of(hardware)
-    if hardware is not None and cores is None:
+    cores of the CPU that ran it (:func:`cores_of` its id, else this machine's). Only runs on a CPU
+    (``cpu-…`` ids, as :func:`hardware.detect.local_cpu_id` makes them) are judged. A GPU run is
+    stored with 0 threads, which reads as "every core"; judged against the host's cores, half a
+    core of background load dropped a GPU's runs from every fit (session 24's review), while its
+    timing is the GPU's. ``hardware`` None (a run of this machine whose id is not at hand) counts
+    as a CPU run."""
+    if hardware is not None and not str(hardware).startswith("cpu-"):
         return False
-    return busy_machine(foreign_cpu_cores, threads, cores)
+    return busy_machine(foreign_cpu_cores, threads, cores_of(hardware))
 
 
 def busy_note(m: "Measurement") -> Optional[str]:

@@ -208,6 +208,7 @@ def test_a_gpu_run_on_a_host_with_background_load_is_not_a_busy_run() -> None:
                        "foreign_cpu_cores": [0.6, 0.6, 0.6], "config_key": ["a", "b", "c"]})
     assert busy_runs(df).tolist() == [False, True, False]  # t1 on 2 cores leaves one free
     assert not run_was_busy(1.9, 0, "cuda-some-gpu") and run_was_busy(1.9, 0, "cpu-x-2c")
+    assert not run_was_busy(1.9, 0, "a100-80gb") and run_was_busy(1.9, 1, "cpu-test")  # this machine's cores
 
 
 def test_import_names_the_row_of_a_bad_sample_and_a_fractional_warmup(tmp_path: Path) -> None:

@@ -303,6 +303,11 @@ def test_fresh_scoring_grades_heldout_error_with_a_predictor_fitted_at_every_ste
     assert fitted_sizes == sorted(fitted_sizes) and fitted_sizes[0] < fitted_sizes[-1]
 
 
+def _cpu_configs(configs):
+    """30 CPU configurations: only runs on a CPU are judged busy (a GPU run's timing is the GPU's)."""
+    return [c for c in configs if c.hardware.startswith("cpu-")][:30]
+
+
 class _BusyFirstExecutor(OracleExecutor):
     """An oracle whose answers for ``busy_keys`` come back timed on a busy machine ``busy_times``
     times (more foreign CPU cores than the machine has), then quiet."""
@@ -324,8 +329,8 @@ class _BusyFirstExecutor(OracleExecutor):
 
 def _busy_loop(syn, tmp_path, busy_times: int, rerun_busy: int = 1):
     fz, configs, _ = syn
-    df = oracle_frame(configs[:30])
-    keys = [c.key for c in configs[:30]]
+    df = oracle_frame(_cpu_configs(configs))
+    keys = [c.key for c in _cpu_configs(configs)]
     ex = _BusyFirstExecutor(df, busy_keys=keys, busy_times=busy_times)
     cfg = _cfg(acquisition={"name": "random", "q": 1}, budget={"runs": 6}, initial_design=2,
                benchmark={"rerun_busy": rerun_busy})
@@ -362,8 +367,8 @@ def test_a_busy_rerun_waits_for_a_quiet_machine_on_the_local_executor(syn, tmp_p
     looks = []
     monkeypatch.setattr(protocol, "foreign_load", lambda seconds=1.0: looks.append(seconds) or next(loads, 0.0))
     fz, configs, _ = syn
-    df = oracle_frame(configs[:30])
-    ex = _BusyFirstExecutor(df, busy_keys=[c.key for c in configs[:30]])
+    df = oracle_frame(_cpu_configs(configs))
+    ex = _BusyFirstExecutor(df, busy_keys=[c.key for c in _cpu_configs(configs)])
     ex.name = "local"  # the loop only watches the load of the machine it runs benchmarks on
     cfg = _cfg(acquisition={"name": "random", "q": 1}, budget={"runs": 6}, initial_design=2)
     events = []
@@ -385,8 +390,8 @@ def test_local_busy_reruns_never_run_beside_the_loops_own_benchmarks(syn, tmp_pa
     looks = []
     monkeypatch.setattr(protocol, "foreign_load", lambda seconds=1.0: looks.append(seconds) or 0.0)
     fz, configs, _ = syn
-    df = oracle_frame(configs[:30])
-    ex = _BusyFirstExecutor(df, busy_keys=[c.key for c in configs[:30]])
+    df = oracle_frame(_cpu_configs(configs))
+    ex = _BusyFirstExecutor(df, busy_keys=[c.key for c in _cpu_configs(configs)])
     ex.name = "local"
     ex.workers = 2  # two benchmarks always in flight: each one's load is the other's
     cfg = _cfg(acquisition={"name": "random", "q": 1}, budget={"runs": 8}, initial_design=2)
@@ -416,8 +421,8 @@ class _BusyThenCrashExecutor(_BusyFirstExecutor):
 
 def test_a_busy_rerun_that_fails_is_not_tried_again(syn, tmp_path) -> None:
     fz, configs, _ = syn
-    df = oracle_frame(configs[:30])
-    ex = _BusyThenCrashExecutor(df, busy_keys=[c.key for c in configs[:30]])
+    df = oracle_frame(_cpu_configs(configs))
+    ex = _BusyThenCrashExecutor(df, busy_keys=[c.key for c in _cpu_configs(configs)])
     cfg = _cfg(acquisition={"name": "random", "q": 1}, budget={"runs": 8}, initial_design=2)
     r = ExperimentLoop(cfg, Store(tmp_path / "crash.duckdb", seed=False), ex, space_from_dataset(cfg.search_space, df),
                        mode="run", predictor_factory=_gp_factory(fz)).run()

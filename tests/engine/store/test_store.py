@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Optional
 
 import duckdb
 import pandas as pd
@@ -183,16 +184,25 @@ def test_cli_import_rejection_exit_code_and_one_line(tmp_path: Path) -> None:
     assert Store(db, seed=False).count("benchmark_runs") == 3
 
 
-def test_second_process_gets_one_line_when_locked(tmp_path: Path) -> None:
-    s = _filled(tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import duckdb, sys, time
-        con = duckdb.connect({str(s.path)!r})
-        print("locked", flush=True)
-        time.sleep(30)
-    """)], stdout=subprocess.PIPE, text=True)
+@contextmanager
+def _held(path: Path, *, read_only: bool = False, release_after: Optional[float] = None) -> Iterator[None]:
+    """Another process holding the store open (read-only: a notebook; read-write: a DuckDB shell),
+    letting go after ``release_after`` seconds, else at the end of the block."""
+    code = (f"import duckdb, time\ncon = duckdb.connect({str(path)!r}, read_only={read_only})\n"
+            "print('locked', flush=True)\n"
+            + (f"time.sleep({release_after})\ncon.close()\n" if release_after else "") + "time.sleep(30)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_second_process_gets_one_line_when_locked(tmp_path: Path) -> None:
+    s = _filled(tmp_path)
+    with _held(s.path):
         blocked = Store(s.path, seed=False, lock_wait_s=0.3)
         with pytest.raises(DatabaseLockedError, match="is locked by process"):
             blocked.save_measurement(Measurement.from_samples(Config("gpt2", "cpu-x"), [1.0]))
@@ -200,9 +210,6 @@ def test_second_process_gets_one_line_when_locked(tmp_path: Path) -> None:
                            capture_output=True, text=True, env={**__import__("os").environ, "PERFCAST_LOCK_WAIT_S": "0.3"})
         assert r.returncode == 3, r.stderr
         assert r.stderr.strip().startswith("error:") and "Traceback" not in r.stderr
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_patient_write_waits_out_a_reader_instead_of_losing_the_run(tmp_path: Path) -> None:
@@ -210,41 +217,20 @@ def test_a_patient_write_waits_out_a_reader_instead_of_losing_the_run(tmp_path: 
     once, and lands when the reader lets go (it used to crash the loop and drop the run)."""
     s = _filled(tmp_path)
     before = s.count("benchmark_runs")
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import duckdb, sys, time
-        con = duckdb.connect({str(s.path)!r}, read_only=True)
-        print("locked", flush=True)
-        time.sleep(2.0)
-        con.close()
-        time.sleep(30)
-    """)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with _held(s.path, read_only=True, release_after=2.0):
         waiting = Store(s.path, seed=False, lock_wait_s=0.3)
         told: list[str] = []
         m = Measurement.from_samples(Config("gpt2", "cpu-x"), [1.0])
         rid = waiting.patiently(lambda: waiting.save_measurement(m), told.append)
         assert len(told) == 1 and "is locked by" in told[0] and "notebook" in told[0]
         assert waiting.count("benchmark_runs") == before + 1 and len(waiting.find_runs([rid])) == 1
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_under_patience_a_read_waits_out_a_writer_too(tmp_path: Path) -> None:
     """Review: a loop's reads (the next step's training data) still gave up after lock_wait_s
     while a DuckDB shell held the file read-write; under Store.patience every open waits."""
     s = _filled(tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import duckdb, sys, time
-        con = duckdb.connect({str(s.path)!r})
-        print("locked", flush=True)
-        time.sleep(2.0)
-        con.close()
-        time.sleep(30)
-    """)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with _held(s.path, release_after=2.0):
         waiting = Store(s.path, seed=False, lock_wait_s=0.3)
         with pytest.raises(DatabaseLockedError):
             waiting.measurements()  # outside patience: the one-line error, as for predict
@@ -252,9 +238,6 @@ def test_under_patience_a_read_waits_out_a_writer_too(tmp_path: Path) -> None:
         with waiting.patience(told.append):
             n = len(waiting.measurements())
         assert n == 2 and len(told) == 1 and "is locked by" in told[0]  # the two successful runs
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_v1_store_with_runs_gains_the_busy_machine_column(tmp_path: Path) -> None:
