@@ -33,7 +33,9 @@ RESULT_COLS = ("latency_mean_ms", "latency_median_ms", "latency_min_ms", "latenc
                "first_token_ms", "decode_token_ms", "load_time_s", "power_w", "iterations", "warmup")
 #: Values that may be 0 but never negative (a memory of -1 MiB is a broken file, not a measurement).
 NON_NEGATIVE = ("latency_std_ms", "memory_peak_mib", "memory_avg_mib", "first_token_ms", "decode_token_ms",
-                "load_time_s", "power_w", "wall_time_s", "foreign_cpu_cores", "warmup")
+                "load_time_s", "power_w", "wall_time_s", "foreign_cpu_cores")
+#: Counts, with their least valid value (a cast to INTEGER would round 2.5 instead of refusing it).
+COUNTS = {"iterations": 1, "warmup": 0}
 #: The type each typed column is cast to on insert: a value that does not cast is reported by row.
 TYPED: dict[str, str] = {"started_at": "TIMESTAMP", "samples_ms": "DOUBLE[]", "versions": "JSON",
                          "iterations": "INTEGER", "warmup": "INTEGER",
@@ -129,20 +131,17 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path, cols: set[str]) -> Non
             v = f"TRY_CAST({c} AS DOUBLE)"
             checks.append((c, f"{c} IS NOT NULL AND ({v} IS NULL OR isnan({v}) OR isinf({v}) OR {v} < 0)",
                            "must be a finite number >= 0"))
-    if "iterations" in cols:
-        v = "TRY_CAST(iterations AS DOUBLE)"
-        checks.append(("iterations", f"iterations IS NOT NULL AND ({v} IS NULL OR {v} < 1 OR {v} <> floor({v}))",
-                       "must be an integer >= 1"))
+    for c, least in COUNTS.items():
+        if c in cols:
+            v = f"TRY_CAST({c} AS DOUBLE)"
+            checks.append((c, f"{c} IS NOT NULL AND ({v} IS NULL OR {v} < {least} OR {v} <> floor({v}))",
+                           f"must be an integer >= {least}"))
     for c, typ in TYPED.items():
         if c in cols:
             bad = f"TRY_CAST({c} AS {typ}) IS NULL"
             if typ.endswith("[]"):  # '[1,x]' casts to [1.0, NULL], not to NULL
                 bad += f" OR len(TRY_CAST({c} AS {typ})) <> list_count(TRY_CAST({c} AS {typ}))"
             checks.append((c, f"{c} IS NOT NULL AND ({bad})", f"not a {typ.lower()} value"))
-    if "warmup" in cols:
-        v = "TRY_CAST(warmup AS DOUBLE)"
-        checks.append(("warmup", f"warmup IS NOT NULL AND {v} IS NOT NULL AND {v} <> floor({v})",
-                       "must be an integer >= 0"))
     for col, cond, msg in checks:
         bad = con.execute(f"SELECT __row, CAST({col} AS VARCHAR) FROM __import WHERE {cond} ORDER BY __row LIMIT 1").fetchone()
         if bad:
@@ -220,7 +219,7 @@ def _derive_run_ids(con: Any, cols: set[str]) -> None:
     file imported again derives the same ids, so the store sees it was imported before."""
     names = sorted(c for c in cols if c != "__row")
     content = "concat_ws(chr(31), " + ", ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), chr(0))" for c in names) + ")"
-    con.execute(f"""ALTER TABLE __import ADD COLUMN __derived_id VARCHAR""")
+    con.execute("ALTER TABLE __import ADD COLUMN __derived_id VARCHAR")
     con.execute(f"""UPDATE __import SET __derived_id = d.id FROM (
         SELECT __row, md5(h || '#' || row_number() OVER (PARTITION BY h ORDER BY __row)) AS id
         FROM (SELECT __row, md5({content}) AS h FROM __import)) d WHERE __import.__row = d.__row""")
