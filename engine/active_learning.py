@@ -235,7 +235,7 @@ class ActiveLearningSystem:
             cost_s = float(cost[pos[c.key]]) if cost is not None else None
             ig = it.information_gain
             items.append({
-                "model_name": c.model, "model_type": family, **_item(c), "config_key": c.key,
+                "model_name": c.model, "model_type": family, **config_item(c), "config_key": c.key,
                 "expected_information_gain": ig, "uncertainty": it.uncertainty, "diversity": it.diversity,
                 **hw,
                 "combined_score": (ig / cost_s) if ig is not None and cost_s else None,
@@ -332,7 +332,7 @@ class ActiveLearningSystem:
         for c in space:
             if c.key in flagged:
                 least, n = flagged[c.key]
-                item = _item(c)  # the recommendation item shape, so commands_script reads it as one
+                item = config_item(c)  # the recommendation item shape, so commands_script reads it as one
                 out.append({**item, "config_key": c.key, "foreign_cpu_cores": least, "runs": n,
                             "command": benchmark_command(item, protocol=protocol or self.protocol())})
         return out
@@ -463,7 +463,7 @@ def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20,
     return "\n".join(lines) + "\n"
 
 
-def _item(c: Config) -> dict[str, Any]:
+def config_item(c: Config) -> dict[str, Any]:
     """A configuration in the item shape :func:`benchmark_command` reads."""
     return {"model_name": c.model, "hardware": c.hardware, "batch_size": c.batch_size, "seq_len": c.seq_len,
             "precision": c.precision, "mode": c.mode, "runtime": c.runtime, "threads": c.threads}

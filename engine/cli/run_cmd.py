@@ -266,7 +266,7 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
 def _busy_caution(con: Any, cfg: Any, keys: list[str]) -> None:
     """Name the configurations measured only while other processes kept the cores busy: their runs
     are left out of every fit (engine.models.targets.busy_runs) until rerun on a quiet machine."""
-    from engine.active_learning import benchmark_command
+    from engine.active_learning import benchmark_command, config_item
     from engine.config import Config
 
     n = len(keys)
@@ -277,10 +277,8 @@ def _busy_caution(con: Any, cfg: Any, keys: list[str]) -> None:
               f"{'their runs are' if n != 1 else 'its run is'} left out of every fit until rerun on a quiet "
               "machine:", highlight=False)
     for k in keys[:5]:
-        c = Config.from_key(k)
-        item = {"model_name": c.model, "hardware": c.hardware, "batch_size": c.batch_size, "seq_len": c.seq_len,
-                "precision": c.precision, "mode": c.mode, "runtime": c.runtime, "threads": c.threads}
-        con.print(f"  {benchmark_command(item, protocol=cfg.benchmark.model_dump())}", highlight=False, soft_wrap=True)
+        line = benchmark_command(config_item(Config.from_key(k)), protocol=cfg.benchmark.model_dump())
+        con.print(f"  {line}", highlight=False, soft_wrap=True)
     if n > 5:
         con.print(f"  … and {n - 5} more (perfcast run --json lists them as busy_only)", highlight=False)
 
