@@ -127,9 +127,10 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
         Config("x", "y", batch_size=b)
     for p in precisions:
         Config("x", "y", precision=p)
-    configs = [Config(e.name, hw.id, b, effective_seq_len(e, seq_len), p, mode, runtime or hw.runtime or "torch",
-                      threads)
-               for e in entries for hw in hws for b in batches for p in precisions]
+    cells = [(Config(e.name, hw.id, b, effective_seq_len(e, seq_len), p, mode, runtime or hw.runtime or "torch",
+                     threads), hw)
+             for e in entries for hw in hws for b in batches for p in precisions]
+    configs = [c for c, _ in cells]
     pset = pp.fitted().predict(configs)
     data_hash = pp.data_hash()
     summaries = {m: summarize(pset, m) for m in pset.metric_names()}
@@ -152,7 +153,7 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
     from engine.predict import answer_cautions
 
     first = {}
-    for c, hw in zip(configs, (hw for _ in entries for hw in hws for _ in batches for _ in precisions)):
+    for c, hw in cells:
         first.setdefault((hw.id, c.precision), (c, hw))
     warnings = answer_cautions(pp, first.values(), "cells")
     payload = {

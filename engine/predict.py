@@ -234,11 +234,13 @@ class PerformancePredictor:
             from engine.models.targets import left_out_busy
 
             df = self.store.measurements()
-            left = left_out_busy(df) if len(df) else np.zeros(0, dtype=bool)
-            used = df[~left].groupby(["model", "hardware"]).size() if len(df) else {}
-            busy = df[left].groupby("hardware").size() if len(df) else {}
-            self._nearby = (h, {(m, hw): int(n) for (m, hw), n in dict(used).items()})
-            self._busy = {str(hw): int(n) for hw, n in dict(busy).items()}
+            used: dict[tuple[str, str], int] = {}
+            self._busy = {}
+            if len(df):
+                left = left_out_busy(df)
+                used = {(m, hw): int(n) for (m, hw), n in df[~left].groupby(["model", "hardware"]).size().items()}
+                self._busy = {str(hw): int(n) for hw, n in df[left].groupby("hardware").size().items()}
+            self._nearby = (h, used)
         return self._nearby[1]
 
     def busy_counts(self) -> dict[str, int]:
@@ -282,17 +284,16 @@ class PerformancePredictor:
         rest on its measured or spec peaks and on other devices' runs, which across perfcast's own
         CPUs left a 10-23% median error (bench/cross_cpu.py, three CPUs) where a few runs of the
         device help."""
-        used = any(n > 0 for (_, hw_id), n in self._nearby_counts().items() if hw_id == hw.id)
-        busy = 0 if used else self.busy_counts().get(hw.id, 0)
-        if not self.unmeasured_kinds([hw]) or busy:
-            if used:
-                return None
-            if busy:  # measured, but only while other processes took its cores: left out of the fits
-                return (f"{hw.id}'s {busy} run{'s were' if busy != 1 else ' was'} all timed while other processes "
-                        f"kept its cores busy, so the fits leave {'them' if busy != 1 else 'it'} out: this answer "
-                        f"rests on its peak figures and on runs of other {hw.kind} devices (median error 10-23% "
-                        "from one CPU to another in bench/cross_cpu.py). Rerun on a quiet machine (perfcast "
-                        "benchmark ... --save) to use them.")
+        if any(n > 0 for (_, hw_id), n in self._nearby_counts().items() if hw_id == hw.id):
+            return None  # the device has runs the fits use (so its kind is measured too)
+        busy = self.busy_counts().get(hw.id, 0)
+        if busy:  # measured, but only while other processes took its cores: left out of the fits
+            return (f"{hw.id}'s {busy} run{'s were' if busy != 1 else ' was'} all timed while other processes "
+                    f"kept its cores busy, so the fits leave {'them' if busy != 1 else 'it'} out: this answer "
+                    f"rests on its peak figures and on runs of other {hw.kind} devices (median error 10-23% "
+                    "from one CPU to another in bench/cross_cpu.py). Rerun on a quiet machine (perfcast "
+                    "benchmark ... --save) to use them.")
+        if not self.unmeasured_kinds([hw]):
             return (f"{hw.id} has no measurements in the store: this answer rests on its peak figures and on "
                     f"runs of other {hw.kind} devices (median error 10-23% from one CPU to another in "
                     f"bench/cross_cpu.py). A few runs of it (perfcast benchmark ... --save) narrow that down.")

@@ -151,12 +151,13 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
     if not quiet:
         con.print(f"[dim]replaying {cfg.acquisition.name}, random and max-variance on the {len(pool)} configurations "
                   f"of this search space in {what}{where}…[/dim]")
+    from contextlib import nullcontext
+
     strategies = [cfg.acquisition.name, "random", "max-variance"]
-    if quiet:
+    # 3 strategies × the seeds: a minute or two with nothing else on the screen
+    with nullcontext() if quiet else con.status(f"replaying {len(strategies)} strategies × {len(cfg.replay.seeds)} "
+                                                "seeds…"):
         res = compare(rcfg, data, strategies, cfg.replay.seeds)
-    else:  # 3 strategies × the seeds: a minute or two with nothing else on the screen
-        with con.status(f"replaying {len(strategies)} strategies × {len(cfg.replay.seeds)} seeds…"):
-            res = compare(rcfg, data, strategies, cfg.replay.seeds)
     start = ("each replay starting, as the real run did, from a store holding the shipped runs"
              if cfg.replay.prior == "shipped" else "each replay starting from an empty store")
     return [curve_of(k, v, n_max=max(result.n_benchmarks, 1)) for k, v in res.items()], \

@@ -127,12 +127,8 @@ def left_out_busy(df: "pd.DataFrame") -> np.ndarray:
     return superseded | busy if not (busy | superseded).all() else superseded
 
 
-def _quiet_runs_only(df: "pd.DataFrame") -> "pd.DataFrame":
-    """``df`` without its :func:`busy_runs`, with a warning naming them (never every run: a store
-    whose only runs are busy keeps them, or nothing could be fitted at all)."""
-    busy = busy_runs(df)
-    if not busy.any() or busy.all():
-        return df
+def _warn_busy_left_out(df: "pd.DataFrame", busy: np.ndarray) -> None:
+    """Name the busy runs without a quiet rerun that the fit leaves out (:func:`left_out_busy`)."""
     import warnings
 
     n = int(busy.sum())
@@ -140,7 +136,6 @@ def _quiet_runs_only(df: "pd.DataFrame") -> "pd.DataFrame":
     warnings.warn(f"left {n} run{'s' if n != 1 else ''} timed on a busy machine out of the fit "
                   f"({', '.join(keys[:2])}{', ...' if len(keys) > 2 else ''}): rerun on a quiet machine "
                   "(perfcast benchmark ... --save) to use them", RuntimeWarning, stacklevel=4)
-    return df[~busy].reset_index(drop=True)
 
 
 def _known_models_only(df: "pd.DataFrame") -> "pd.DataFrame":
@@ -205,7 +200,11 @@ def targets_from_measurements(data: "pd.DataFrame", *, catalog_models_only: bool
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
     df = df[df["latency_median_ms"].notna() & (df["latency_median_ms"] > 0)].reset_index(drop=True)
-    df = _quiet_runs_only(df[~superseded_busy_runs(df)].reset_index(drop=True))
+    left = left_out_busy(df)  # superseded runs, and busy ones without a quiet rerun
+    busy = left & ~superseded_busy_runs(df)
+    if busy.any():
+        _warn_busy_left_out(df, busy)
+    df = df[~left].reset_index(drop=True)
     if catalog_models_only:
         df = _known_hardware_only(_known_models_only(df))
     if len(df) == 0:

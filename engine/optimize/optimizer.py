@@ -488,8 +488,9 @@ def _final(problem: Problem, surrogate: Any, observations: list, metrics: list[s
     if not observations:
         notes.append("no successful evaluation: the ranking below is the roofline prior only")
     surrogate.fit(observations, metrics)
-    post = {m: surrogate.predictive(m) for m in metrics}
-    score, pf = ranking.scores(problem, post, surrogate.joint(metrics))
+    joint = surrogate.joint(metrics)  # each base GP's posterior once, for every metric derived from it
+    post = {m: joint.marginal(m) for m in metrics}
+    score, pf = ranking.scores(problem, post, joint)
     measured: dict[int, dict[str, Optional[float]]] = {}
     for o in observations:
         if o.index < n_cand:

@@ -14,8 +14,8 @@ Online, the surrogate's metrics are affine maps of independent base GPs (:class:
 latency. Then the score is E[utility · 1{feasible}], not the product: by exponential tilting,
 E[exp(c·z) 1{feasible}] = E[exp(c·z)] · P(feasible under z ~ N(μ + Σc, Σ)), so a configuration
 whose fast draws are the feasible ones scores what those draws are worth. P(feasible) is exact
-for one constraint (or constraints on independent bases) and a fixed-seed Monte Carlo estimate
-(4,096 draws) for several constraints that share a base (scrambled Sobol points, fixed seed).
+for one constraint (or constraints on independent bases) and a quasi-Monte Carlo estimate (4,096
+scrambled Sobol points, fixed seed) for several constraints that share a base.
 """
 from __future__ import annotations
 
