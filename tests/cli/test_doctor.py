@@ -29,3 +29,13 @@ def test_doctor_reports_adapters_store_and_a_broken_user_catalog(tmp_path: Path,
     assert "invalid family 'text'" in d["user_catalogs"]["PERFCAST_MODELS"]["error"]
     assert d["user_catalogs"]["PERFCAST_HARDWARE"] is None
     assert d["descriptor_seed"]["entries"] > 0
+
+
+def test_doctor_says_plainly_when_nothing_can_count_descriptors(monkeypatch) -> None:
+    import engine.descriptors.counting as counting
+
+    monkeypatch.setattr(counting, "library_tag", lambda: "unknown")
+    r = CliRunner().invoke(cli, ["doctor"])
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("descriptor seed"))
+    assert "match unknown" not in line and "transformers or torch is not installed" in line

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from _cli_errors import invoke, one_error_line
 from engine.cli.main import main
 from hardware.detect import local_cpu_id
 
@@ -80,3 +81,19 @@ def test_workers_with_an_unreachable_head_fails_fast_in_one_line(capsys: pytest.
     code, _, err = run(capsys, "workers", "--address", f"127.0.0.1:{free_port()}")
     assert code == 2
     assert "cannot reach the Ray head" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("address", ["notanaddress", "host:port", "10.0.0.5:99999"])
+def test_workers_bad_address_is_one_line_without_ray(monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # checked before Ray is needed
+    one_error_line(invoke("workers", "--address", address), f"'{address}'", "HOST:PORT", "auto")
+
+
+def test_workers_bad_ray_address_env_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setenv("RAY_ADDRESS", "nohost")
+    one_error_line(invoke("workers"), "RAY_ADDRESS", "'nohost'")

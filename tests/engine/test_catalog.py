@@ -6,8 +6,16 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from engine.catalog import (PLATFORMS, HardwareEntry, all_hardware, catalog_hardware, get_model, reference_device,
-                            resolve_hardware)
+from engine.catalog import (
+    PLATFORMS,
+    HardwareEntry,
+    all_hardware,
+    catalog_hardware,
+    get_model,
+    reference_device,
+    resolve_hardware,
+)
+from engine.cli.main import cli
 from engine.errors import UnknownNameError
 from hardware.detect import local_cpu_id
 
@@ -222,3 +230,29 @@ def test_a_store_row_under_a_pinned_id_does_not_override_the_catalog_figures() -
     got = all_hardware(_Store(), detect=False)["cpu-amd-epyc-2c"]
     assert (got.peak_tflops, got.memory_bandwidth_gbs) == (pinned.peak_tflops, pinned.memory_bandwidth_gbs)
     assert resolve_hardware("cpu-amd-epyc-2c", _Store()).peak_tflops == pinned.peak_tflops
+
+
+def test_bf16_without_bf16_units_runs_at_the_fp32_peak_not_the_fp16_tensor_cores() -> None:
+    """A T4 lists fp16 at 65 TFLOP/s and fp32 at 8.1; bf16 borrowed the 65 (8x optimistic)."""
+    from engine.catalog import resolve_hardware
+    from engine.models.features import HardwareFacts
+
+    t4 = resolve_hardware("t4")
+    assert t4.peak_flops("bf16") == t4.peak_flops("fp32") < t4.peak_flops("fp16")
+    facts = HardwareFacts.from_entry(t4)
+    assert facts.peak("bf16") == facts.peak("fp32")
+    a100 = resolve_hardware("a100-80gb")  # lists bf16: unchanged
+    assert a100.peak_flops("bf16") == a100.peak_tflops["bf16"] * 1e12
+
+
+def test_hardware_list_shows_reference_markers_and_whole_numbers() -> None:
+    r = CliRunner(env={"COLUMNS": "80"}).invoke(cli, ["hardware", "list"])
+    assert r.exit_code == 0 and "a100-80gb ^" in r.output and "…" not in r.output
+    from engine.catalog import all_hardware
+
+    lines = r.output.splitlines()
+    # every id whole on one line at 80 columns (the longest CPU ids folded until session 24)
+    for hid in all_hardware(detect=False):
+        assert any(line.lstrip().startswith(f"{hid} ") for line in lines), hid
+    wide = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["hardware", "list"])
+    assert "(ref: cuda)" in wide.output  # the marker rich once read as a style tag and dropped

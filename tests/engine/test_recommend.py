@@ -1,9 +1,13 @@
 """HardwareRecommender: P(best) from joint draws, fallbacks, cost ranking, multi-GPU scaling prior."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from engine.cli.main import cli
 from engine.errors import InvalidValueError, NotAvailableError
 from engine.recommend import HardwareRecommender, ScalingPrior
 
@@ -132,3 +136,62 @@ def test_devices_no_adapter_runs_the_workload_on_are_dropped_with_a_note():
     with pytest.raises(NotAvailableError, match="openvino"):
         gpus.recommend_hardware(model_name="bert-base-uncased", runtime="openvino")
     assert gpus.recommend_hardware(model_name="bert-base-uncased").recommended == "a100-80gb"
+
+
+def test_a_comma_separated_string_of_devices_is_split_not_read_letter_by_letter() -> None:
+    from engine.recommend import HardwareRecommender
+
+    rec = HardwareRecommender(predictor=object(), available_hardware="cpu, t4")
+    assert rec.available_hardware == ["cpu", "t4"]
+
+
+def test_recommend_names_an_unknown_runtime_and_carries_predicts_cautions() -> None:
+    from engine.recommend import HardwareRecommender
+
+    rec = HardwareRecommender(FakePredictor({"t4": 100.0, "a100-80gb": 600.0}), available_hardware=["t4", "a100-80gb"])
+    with pytest.raises(InvalidValueError, match="invalid runtime 'trt'; valid: torch"):
+        rec.recommend_hardware(model_name="bert-base-uncased", runtime="trt")
+    r = rec.recommend_hardware(model_name="bert-base-uncased", precision="bf16")
+    assert any("t4 lists no bf16 peak" in w for w in r.warnings) and r.to_dict()["warnings"] == r.warnings
+    assert not any("a100-80gb lists" in w for w in r.warnings)  # it lists bf16
+
+
+def test_two_platform_names_for_one_device_are_noted_not_dropped_silently() -> None:
+    from engine.recommend import HardwareRecommender
+    from hardware.detect import local_cpu_id
+
+    cpu = local_cpu_id()
+    rec = HardwareRecommender(FakePredictor({cpu: 10.0}), available_hardware=["openvino", "cpu"])
+    r = rec.recommend_hardware(model_name="bert-base-uncased")
+    assert [o.hardware for o in r.options] == [cpu] and r.options[0].config.runtime == "openvino"
+    assert any("openvino and cpu are the same device" in n for n in r.notes)
+    assert r.options[0].requested == "openvino"
+
+
+def test_one_runtime_for_all_names_needs_no_same_device_note() -> None:
+    from engine.recommend import HardwareRecommender
+    from hardware.detect import local_cpu_id
+
+    rec = HardwareRecommender(FakePredictor({local_cpu_id(): 10.0}), available_hardware=["openvino", "cpu"])
+    r = rec.recommend_hardware(model_name="bert-base-uncased", runtime="torch")
+    assert r.options[0].config.runtime == "torch" and not any("same device" in n for n in r.notes)
+
+
+def test_recommend_takes_hourly_prices_for_devices_the_catalog_has_none_for(tmp_path: Path) -> None:
+    """The local CPU has no catalog price, so `--metric cost --available cpu` was a dead end."""
+    from engine.recommend import HardwareRecommender
+    from hardware.detect import local_cpu_id
+
+    cpu = local_cpu_id()
+    rec = HardwareRecommender(FakePredictor({cpu: 50.0, "t4": 100.0}), available_hardware=["cpu", "t4"])
+    with pytest.raises(InvalidValueError, match="hourly prices"):
+        HardwareRecommender(FakePredictor({cpu: 50.0}), available_hardware=["cpu"]).recommend_hardware(
+            model_name="bert-base-uncased", optimization_metric="cost")
+    r = rec.recommend_hardware(model_name="bert-base-uncased", optimization_metric="cost", prices={"cpu": 0.01})
+    cpu_row = next(o for o in r.options if o.hardware == cpu)
+    assert cpu_row.price_per_hour_usd == 0.01 and r.recommended == cpu  # 0.01 $/h at 50/s beats 0.526 at 100/s
+    with pytest.raises(InvalidValueError, match="positive"):
+        rec.recommend_hardware(model_name="bert-base-uncased", prices={"cpu": -1})
+    out = CliRunner().invoke(cli, ["recommend-hardware", "--model", "bert-base-uncased", "--price-per-hour", "0.05",
+                                   "--db", str(tmp_path / "r.duckdb")])
+    assert out.exit_code == 2 and "name the devices" in out.output

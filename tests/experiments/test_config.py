@@ -1,9 +1,19 @@
 """Experiment configs: shipped files load; errors are one line naming the key and valid values."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from experiments.config import ExperimentConfigError, load_config, parse_config, shipped_configs
+from _cli_errors import invoke, one_error_line
+from experiments.config import (
+    ExperimentConfigError,
+    check_predictor_options,
+    load_config,
+    parse_config,
+    shipped_configs,
+)
 
 BASE = {"name": "t", "search_space": {"models": ["gpt2"], "hardware": ["cpu"]}}
 
@@ -72,3 +82,74 @@ def test_settings_added_later_keep_experiment_ids_unless_changed() -> None:
     prior = {**base, "acquisition": {"cost_exponent": 0.5}, "replay": {"dataset": "cpu-quick-grid"}}
     other = parse_config({**prior, "replay": {"dataset": "cpu-quick-grid", "prior": "shipped"}})
     assert parse_config(prior).experiment_id() != other.experiment_id()
+
+
+def test_a_missing_config_path_is_named_not_replaced_by_the_shipped_one(tmp_path: Path) -> None:
+    from engine.errors import InvalidValueError
+
+    for path in (tmp_path / "nowhere" / "cpu-quick.yaml", tmp_path / "cpu-full.yml"):
+        with pytest.raises(InvalidValueError, match="no such file") as ei:
+            load_config(str(path))
+        assert str(path) in str(ei.value) and "cpu-quick" in str(ei.value)
+    # the README's repo-relative path and bare names still find the shipped files anywhere; a file
+    # name in this folder is a path (session 22: "./cpu-quick.yaml" ran the shipped loop)
+    assert load_config("configs/experiments/cpu-full.yaml").name == "cpu-full"
+    assert load_config("cpu-full").name == "cpu-full"
+    for name in ("cpu-full.yaml", "./cpu-full.yaml"):
+        with pytest.raises(InvalidValueError, match="no such file"):
+            load_config(name)
+    one_error_line(invoke("suggest", "--space", str(tmp_path / "typo" / "cpu-quick.yaml")), "no such file")
+
+
+BASE: dict[str, Any] = {"name": "x", "search_space": {"models": ["gpt2"]}}
+
+
+@pytest.mark.parametrize("data, fragments", [
+    ({**BASE, "seed": -5}, ["seed", "-5", "greater than or equal to 0"]),
+    ({**BASE, "replay": {"seeds": []}}, ["replay.seeds", "at least 1"]),
+    ({**BASE, "replay": {"seeds": [0, -1]}}, ["replay.seeds", ">= 0"]),
+    ({**BASE, "name": " "}, ["name", "blank"]),
+    ({**BASE, "search_space": {"models": []}}, ["search_space.models", "empty list"]),
+    ({**BASE, "search_space": {"models": ["gpt2"], "batch_sizes": [True]}}, ["search_space.batch_sizes", "integer"]),
+    ({**BASE, "benchmark": {"min_time_s": 5, "max_time_s": 1}}, ["benchmark", "min_time_s 5 is above max_time_s 1"]),
+    ({"name": "x", "search_spce": {"models": ["gpt2"]}}, ["unknown key 'search_spce'", "did you mean 'search_space'"]),
+])
+def test_config_values_are_one_line_errors(data: dict[str, Any], fragments: list[str]) -> None:
+    with pytest.raises(ExperimentConfigError) as ei:
+        parse_config(data, "x.yaml")
+    msg = str(ei.value)
+    assert "\n" not in msg and "Value error" not in msg
+    for f in fragments:
+        assert f in msg, (f, msg)
+
+
+def test_predictor_options_are_checked_against_the_predictor() -> None:
+    check_predictor_options(parse_config({**BASE, "predictor": {"options": {"maxiter": 3}}}))
+    with pytest.raises(ExperimentConfigError, match="unknown predictor.options key 'maxiterr' for predictor gp; "
+                                                    "did you mean 'maxiter'"):
+        check_predictor_options(parse_config({**BASE, "predictor": {"options": {"maxiterr": 3}}}))
+
+
+def test_a_config_naming_cuda_on_a_cpu_machine_or_an_unknown_device_is_one_line(tmp_path: Path) -> None:
+    from experiments.config import ExperimentConfigError, parse_config
+    from experiments.space import expand_space
+
+    cfg = parse_config({"name": "x", "search_space": {"models": ["gpt2"], "hardware": ["cuda"]}})
+    configs = expand_space(cfg.search_space)  # the catalog's cuda device when torch has no CUDA (was a traceback)
+    assert configs and all(c.hardware for c in configs)
+    bad = parse_config({"name": "x", "search_space": {"models": ["gpt2"], "hardware": ["foo"]}})
+    with pytest.raises(ExperimentConfigError, match="unknown hardware 'foo'"):
+        expand_space(bad.search_space)
+    remote = parse_config({"name": "x", "search_space": {"models": ["gpt2"], "hardware": ["cpu-intel-xyz-64c"]}})
+    assert {c.hardware for c in expand_space(remote.search_space)} == {"cpu-intel-xyz-64c"}  # a Ray worker's CPU
+
+
+def test_gpu_configs_of_a_space_carry_no_thread_counts() -> None:
+    from experiments.config import parse_config
+    from experiments.space import expand_space
+
+    cfg = parse_config({"name": "x", "search_space": {"models": ["gpt2"], "hardware": ["t4", "cpu-amd-epyc-2c"],
+                                                      "threads": [1, 2]}})
+    configs = expand_space(cfg.search_space)
+    assert {c.threads for c in configs if c.hardware == "t4"} == {0}
+    assert {c.threads for c in configs if c.hardware == "cpu-amd-epyc-2c"} == {1, 2}

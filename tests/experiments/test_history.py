@@ -2,8 +2,10 @@
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from _cli_errors import invoke
 from engine.cli.main import cli
 from engine.store import Store
 
@@ -48,3 +50,26 @@ def test_experiments_lists_progress_spend_and_forecast_error(tmp_path: Path, oth
     r = CliRunner().invoke(cli, ["experiments", "--db", str(s.path), "--json"])
     lab = {x["experiment_id"]: x for x in json.loads(r.stdout)["experiments"]}["lab-run-abc"]
     assert lab["status"] == "killed" and lab["pid"] is None
+
+
+def test_experiments_on_a_missing_store_creates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "typo" / "x.duckdb"
+    r = invoke("experiments", "--db", str(db), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"experiments": [], "db": str(db), "exists": False}
+    assert not db.parent.exists()
+    r = invoke("experiments", "--db", str(db))
+    assert "no store at" in r.output and not db.parent.exists()
+
+
+@pytest.mark.slow
+def test_replay_summaries_of_different_selections_are_kept_apart(tmp_path: Path) -> None:
+    from engine.store import Store
+    from experiments.history import summary
+
+    db = tmp_path / "r.duckdb"
+    for strategies in ("random", "random,max-variance"):
+        r = invoke("replay", "cpu-quick", "--seeds", "0", "--strategies", strategies, "--db", str(db), "--json")
+        assert r.exit_code == 0, r.output
+    rows = [summary(e) for e in Store(db, seed=False).experiments()]
+    assert len(rows) == 2 and {r["mode"] for r in rows} == {"replay"}
+    assert {r["acquisition"] for r in rows} == {"random", "random,max-variance"}

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _oracle_data import oracle_frame
+
 from engine.store import Store
 from experiments.config import parse_config
 from experiments.executors import OracleExecutor
@@ -431,3 +431,26 @@ def test_a_busy_rerun_that_fails_is_not_tried_again(syn, tmp_path) -> None:
         per_key[p["config_key"]] = per_key.get(p["config_key"], 0) + 1
     assert r.n_benchmarks == 8 and r.n_failed == r.n_reruns >= 1
     assert max(per_key.values()) == 2  # one busy run and one failed rerun, never a third attempt
+
+
+def test_the_plateau_stop_rule_reads_the_prequential_error() -> None:
+    from experiments.config import ExperimentConfigError, parse_config
+    from experiments.loop import ExperimentLoop
+
+    loop = ExperimentLoop.__new__(ExperimentLoop)  # only the prequential record is read
+
+    def with_apes(apes):
+        loop.prequential = [{"ape": a} for a in apes] + [{"ape": None, "status": "oom"}]  # failures are skipped
+        return loop
+
+    falling = [0.3] * 10 + [0.2] * 10
+    assert with_apes(falling)._plateau(10, 0.0) is None and with_apes(falling[:15])._plateau(10, 0.0) is None
+    flat = [0.2] * 10 + [0.21] * 10
+    why = with_apes(flat)._plateau(10, 0.0)
+    assert why is not None and "21.0% over the last 10 runs, 20.0% over the 10 before" in why
+    assert with_apes([0.3] * 10 + [0.295] * 10)._plateau(10, 0.01) is not None  # half a point < the 1-point gain
+    assert with_apes(falling)._plateau(None, 0.0) is None
+    cfg = parse_config({"name": "x", "search_space": {}, "stop": {"plateau_runs": 16, "plateau_min_gain": 0.01}})
+    assert cfg.stop.plateau_runs == 16
+    with pytest.raises(ExperimentConfigError, match="plateau_runs"):
+        parse_config({"name": "x", "search_space": {}, "stop": {"plateau_runs": 1}})

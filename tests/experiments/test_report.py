@@ -122,3 +122,21 @@ def test_curves_average_held_out_coverage_and_the_report_shows_it() -> None:
     assert row["heldout_cover90"] == pytest.approx(0.85)
     plain = report_rows([curve_of("random", [_linear(0.005, 1.0)], n_max=100)], [50])[0]
     assert plain["heldout_cover90"] is None  # no coverage recorded: none reported
+
+
+def test_no_saving_is_read_when_random_reaches_its_target_within_the_shared_start() -> None:
+    from experiments.loop import LoopResult, StepRecord
+    from experiments.report import savings_vs_random
+
+    def replay(apes: dict[int, float]) -> LoopResult:
+        steps = [StepRecord(step=i, n_benchmarks=n, benchmark_seconds=float(n), n_train=n, pool_size=40,
+                            heldout_median_ape=a) for i, (n, a) in enumerate(sorted(apes.items()))]
+        return LoopResult("x", "x", "replay", "s", steps, 7, 0, 7.0, "budget", 0)
+
+    # 3 shared random runs; random is already at its 4-benchmark error after them
+    rnd = [replay({3: 0.10, 4: 0.12, 5: 0.11, 6: 0.10, 7: 0.09})]
+    mv = [replay({3: 0.10, 4: 0.15, 5: 0.14, 6: 0.12, 7: 0.11})]
+    row = savings_vs_random({"random": rnd, "max-variance": mv}, start_n=3)["max-variance"]
+    assert row["ratio"] is None and "within the 3 random runs" in row["note"]
+    # read without the shared start, the same curves gave "as many benchmarks": a tie at n = 3, inside the start
+    assert savings_vs_random({"random": rnd, "max-variance": mv})["max-variance"]["ratio"] == pytest.approx(1.0)

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-
 from _oracle_data import oracle_frame
+
+from _cli_errors import invoke
 from engine.active_learning import ActiveLearningSystem, benchmark_command, commands_script
+from engine.config import Config
 
 OLD_ITEM_FIELDS = ("model_name", "model_type", "hardware", "batch_size", "expected_information_gain", "uncertainty",
                    "diversity", "recommended_hardware", "hardware_match", "hardware_score", "combined_score",
@@ -205,3 +209,78 @@ def test_a_device_new_to_the_store_starts_with_random_picks_then_eig(syn, fitted
     assert suggest(new_space, acquisition="max-variance")["new_device_start"] == 0
     assert suggest(new_space, acquisition="random")["notes"] == []
 
+
+def _fake_suggest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip the fit: a system that recommends one configuration, and one busy rerun."""
+    import engine.active_learning as al
+
+    item = {"model_name": "gpt2", "hardware": "cpu", "batch_size": 2, "seq_len": 64, "precision": "fp32",
+            "mode": "inference", "runtime": "torch", "threads": 1}
+
+    class Fake:
+        def __init__(self, *a: Any, **k: Any) -> None:
+            pass
+
+        def integrate_with_hardware_recommender(self, *a: Any, **k: Any) -> dict[str, Any]:
+            return {"final_recommendations": [item], "strategy": "fake", "excluded": {}, "total_candidates": 1,
+                    "enhanced_candidates": 1, "notes": [],
+                    "reruns": [{**item, "command": al.benchmark_command(item)}]}
+
+    monkeypatch.setattr(al, "ActiveLearningSystem", Fake)
+
+
+def test_emit_commands_carry_quoted_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_suggest(monkeypatch)
+    db, sh = tmp_path / "my store.duckdb", tmp_path / "run.sh"
+    r = invoke("suggest", "--budget", "1", "--db", str(db), "--emit-commands", str(sh), "--json")
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in sh.read_text().splitlines() if ln.startswith('"$PERFCAST" benchmark')]
+    assert len(lines) == 2  # the rerun and the recommendation
+    for ln in lines:
+        args = shlex.split(ln)
+        assert args[args.index("--db") + 1] == str(db.resolve())
+    assert "'" in lines[0]  # the space is quoted
+
+
+def test_emit_commands_for_the_default_store_have_no_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.store.paths as paths
+
+    _fake_suggest(monkeypatch)
+    db, sh = tmp_path / "default.duckdb", tmp_path / "run.sh"
+    monkeypatch.setattr(paths, "platform_db_path", lambda: db)
+    r = invoke("suggest", "--budget", "1", "--db", str(db), "--emit-commands", str(sh), "--json")
+    assert r.exit_code == 0, r.output
+    assert "--db" not in sh.read_text()
+
+
+def test_the_emitted_script_calls_the_perfcast_that_wrote_it() -> None:
+    from engine.active_learning import commands_script, perfcast_executable
+
+    item = {"model_name": "gpt2", "hardware": "cpu", "batch_size": 1, "seq_len": 32, "precision": "fp32",
+            "mode": "inference", "runtime": "torch", "threads": 1}
+    script = commands_script([item])
+    exe = perfcast_executable()
+    # the entry point beside this Python, absolute: a script written from an activated venv must not
+    # depend on the PATH of the shell that runs it (session 22)
+    assert Path(exe).is_absolute() and Path(exe).is_file() and Path(exe).parent == Path(sys.executable).parent.absolute()
+    line = next(ln for ln in script.splitlines() if "benchmark --model" in ln)
+    assert line.startswith('"$PERFCAST" benchmark') and f'PERFCAST="${{PERFCAST:-{exe}}}"' in script
+    assert shlex.split(line)[0] == "$PERFCAST"  # expanded by bash, not quoted away
+
+
+def test_an_explicit_space_names_devices_not_platforms(tmp_path) -> None:
+    from engine.active_learning import ActiveLearningSystem
+    from hardware.detect import local_cpu_id
+
+    als = ActiveLearningSystem(tmp_path / "s.duckdb", space=[Config("gpt2", "cpu"), Config("gpt2", "t4")])
+    assert [c.hardware for c in als.space()] == [local_cpu_id(), "t4"]
+
+
+def test_suggested_commands_follow_the_spaces_benchmark_protocol() -> None:
+    from engine.active_learning import ActiveLearningSystem, benchmark_command
+
+    protocol = ActiveLearningSystem(space="cpu-quick").protocol()
+    line = benchmark_command({"model_name": "gpt2", "hardware": "t4", "batch_size": 1}, protocol=protocol)
+    assert f"--iterations {protocol['iterations']} " in line and f"--max-time {protocol['max_time_s']:g} " in line
+    assert f"--decode-tokens {protocol['decode_tokens']} " in line
+    assert "--iterations 20 " in benchmark_command({"model_name": "gpt2", "hardware": "t4", "batch_size": 1})

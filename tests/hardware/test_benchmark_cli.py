@@ -78,3 +78,61 @@ def test_several_runtimes_in_one_command(monkeypatch, capsys) -> None:  # type: 
         ("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
     assert _exit_code(["benchmark", "--model", "gpt2", "--runtime", "torch,onnx"]) == 2
     assert "invalid runtime 'onnx'" in capsys.readouterr().err
+
+
+class _StubAdapter:
+    """An adapter stand-in (which configurations the command starts, and the exit status)."""
+
+    def __init__(self, runtime: str, fail: bool = False) -> None:
+        self.name, self.runtime, self.platform, self.fail, self.ran = f"stub-{runtime}", runtime, "cpu", fail, []
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def hardware_id(self) -> str:
+        return "cpu-stub"
+
+    def run(self, spec):  # type: ignore[no-untyped-def]
+        from engine.records import Measurement
+
+        self.ran.append(spec.config)
+        if self.fail:
+            return Measurement.failed(spec.config, "failed", "RuntimeError: boom")
+        return Measurement.from_samples(spec.config, [1.0, 1.1], adapter=self.name)
+
+
+def test_benchmark_refuses_known_refusals_up_front_and_fails_when_every_run_fails(monkeypatch) -> None:
+    """Audit: `benchmark --hardware openvino --precision int8 --mode training` started a child that
+    failed (openvino measures inference only) and exited 0."""
+    import hardware.registry
+
+    stubs: dict[str, _StubAdapter] = {}
+    monkeypatch.setattr(hardware.registry, "resolve",
+                        lambda h, r=None: stubs.setdefault(str(r), _StubAdapter(str(r), fail=bool(stubs.get("fail")))))
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "openvino", "--precision", "int8",
+                                 "--mode", "training"])
+    assert r.exit_code == 2 and "invalid configuration 'stub-openvino int8/training'" in r.output
+    assert not stubs["openvino"].ran  # nothing was started
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "onnxruntime", "--precision",
+                                 "fp32,fp16"])
+    assert r.exit_code == 0 and "left out 1 configuration that the adapter refuses: stub-onnxruntime fp16" in \
+        " ".join(r.output.split())
+    assert [c.precision for c in stubs["onnxruntime"].ran] == ["fp32"]
+    stubs.clear()
+    stubs["torch"] = _StubAdapter("torch", fail=True)
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch"])
+    assert r.exit_code == 1 and "boom" in r.output  # the table shows the failure; the status says it
+
+
+def test_benchmarking_a_catalog_device_says_it_is_known_but_not_here() -> None:
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--hardware", "h100-sxm"])
+    assert r.exit_code == 2 and "'h100-sxm' is a catalog device (cuda)" in r.output and "unknown" not in r.output
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--hardware", "h100-sxmm"])
+    assert r.exit_code == 2 and "unknown hardware 'h100-sxmm'" in r.output
+
+
+def test_benchmark_takes_this_machines_own_cpu_id() -> None:
+    from hardware.detect import local_cpu_id
+    from hardware.registry import resolve
+
+    assert resolve(local_cpu_id()).name == resolve("cpu").name

@@ -1,6 +1,8 @@
 """Training targets: which runs a fit sees."""
 from __future__ import annotations
 
+import pytest
+
 
 def test_a_quiet_rerun_supersedes_a_run_timed_on_a_busy_machine() -> None:
     """Only the run of a configuration whose load exceeds its quietest run's by > 0.5 cores goes."""
@@ -29,3 +31,17 @@ def test_a_quiet_rerun_supersedes_a_run_timed_on_a_busy_machine() -> None:
     # a store whose only runs are busy keeps them: nothing could be fitted otherwise
     only_busy = df[df["config_key"] == "b"]
     assert np.exp(targets_from_measurements(only_busy).log_latency).round(1).tolist() == [30.0]
+
+
+def test_runs_on_hardware_the_catalog_lacks_are_left_out_of_a_fit_with_a_warning() -> None:
+    import pandas as pd
+
+    from engine.models.targets import targets_from_measurements
+    from engine.store.seed import shipped_dataset_path
+
+    df = pd.read_parquet(shipped_dataset_path()).head(12).copy()
+    df.loc[df.index[:3], "hardware"] = "cpu-intel-xeon-platinum-8c"  # a teammate's CPU, imported
+    with pytest.warns(RuntimeWarning, match="left 3 stored runs out of the fit: their hardware is not in the "
+                                            "catalog \\(cpu-intel-xeon-platinum-8c\\); set PERFCAST_HARDWARE"):
+        tg = targets_from_measurements(df, catalog_models_only=True)
+    assert len(tg.frame) == 9 and "cpu-intel-xeon-platinum-8c" not in set(tg.frame["hardware"])

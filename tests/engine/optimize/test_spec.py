@@ -73,3 +73,13 @@ def test_space_enumerates_product_with_defaults():
                                                   "precision": ["fp32", "fp16"], "threads": [0], "runtime": ["torch"]})
     assert len(p.candidates) == 2 * 2 * 2
     assert {c.hardware for c in p.candidates} == {"t4", "a100-80gb"}
+
+
+def test_torch_int8_is_not_enumerated_on_a_gpu() -> None:
+    from engine.optimize.spec import adapter_refuses, enumerate_space, normalise_space
+
+    assert adapter_refuses("cuda", "torch", "int8", "inference") and not adapter_refuses("cpu", "torch", "int8",
+                                                                                          "inference")
+    space = normalise_space({"precision": ["fp16", "int8"], "runtime": ["torch"], "threads": [0]})
+    configs = enumerate_space("bert-base-uncased", space, ["a100-80gb"])
+    assert configs and {c.precision for c in configs} == {"fp16"}

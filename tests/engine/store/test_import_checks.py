@@ -1,0 +1,62 @@
+"""`perfcast db import` refuses a file with a bad value in one line naming its row and column, and
+imports nothing from it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from _cli_errors import invoke
+from engine.cli.main import cli
+
+
+@pytest.mark.parametrize("bad, needle", [("started_at", "timestamp"), ("samples_ms", "row 2, column 'samples_ms'"),
+                                         ("run_id", "appears more than once")])
+def test_a_file_with_a_bad_value_is_rejected_in_one_line_and_nothing_is_imported(tmp_path: Path, bad: str,
+                                                                                  needle: str) -> None:
+    import pandas as pd
+
+    from engine.store import Store
+    from engine.store.seed import shipped_dataset_path
+
+    df = pd.read_parquet(shipped_dataset_path()).head(3).copy()
+    df["run_id"] = ["a", "b", "c"]
+    df["samples_ms"] = ["[1.0, 2.0]"] * 3
+    df["started_at"] = "2026-01-01 00:00:00"
+    df.loc[df.index[1], bad] = {"started_at": "yesterday", "samples_ms": "[1, 2, x]", "run_id": "a"}[bad]
+    path, db = tmp_path / "runs.csv", tmp_path / "s.duckdb"
+    df.to_csv(path, index=False)
+    before = len(Store(db).measurements(status=None))
+    r = invoke("db", "import", str(path), "--db", str(db))
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.exit_code == 3 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.output
+    assert needle in lines[0] and "nothing was imported" in lines[0]
+    assert len(Store(db).measurements(status=None)) == before
+
+
+def test_db_import_counts_one_run_in_the_singular(tmp_path: Path) -> None:
+    f = tmp_path / "one.csv"
+    f.write_text("model,hardware,batch_size,precision,latency_median_ms\ngpt2,cpu-x,1,fp32,3.0\n")
+    r = CliRunner().invoke(cli, ["db", "import", str(f), "--db", str(tmp_path / "s.duckdb")])
+    assert r.exit_code == 0 and "imported 1 run from" in r.output
+
+
+def test_import_names_the_row_of_a_bad_sample_and_a_fractional_warmup(tmp_path: Path) -> None:
+    import pytest
+
+    from engine.errors import ImportRejectedError
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    head = "model,hardware,batch_size,precision,latency_median_ms"
+    store = Store(tmp_path / "s.duckdb", seed=False)
+    f = tmp_path / "samples.csv"
+    f.write_text(f"{head},samples_ms\ngpt2,cpu-x,1,fp32,3.0,\"[1,2]\"\ngpt2,cpu-x,2,fp32,3.0,\"[1,x]\"\n")
+    with pytest.raises(ImportRejectedError, match=r"row 2, column 'samples_ms'"):
+        import_measurements(store, f)
+    g = tmp_path / "warmup.csv"
+    g.write_text(f"{head},warmup,iterations\ngpt2,cpu-x,1,fp32,3.0,2.5,3\n")
+    with pytest.raises(ImportRejectedError, match=r"row 1, column 'warmup'"):
+        import_measurements(store, g)
+    assert store.count("benchmark_runs") == 0

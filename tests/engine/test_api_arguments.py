@@ -1,0 +1,62 @@
+"""The Python API names a bad argument, its value and what would be valid, instead of raising a
+TypeError deep inside or coercing it silently."""
+from __future__ import annotations
+
+import pytest
+
+from engine.config import COUNT_MAX, Config
+from engine.errors import InvalidValueError
+
+
+@pytest.mark.parametrize("kw, name", [({"batch_size": 10**20}, "batch_size"), ({"seq_len": True}, "seq_len"),
+                                      ({"threads": True}, "threads"), ({"seq_len": COUNT_MAX + 1}, "seq_len")])
+def test_counts_out_of_range_or_bool_are_named(kw, name) -> None:
+    with pytest.raises(InvalidValueError, match=f"invalid {name}"):
+        Config("gpt2", "cpu", **kw)
+
+
+def test_more_threads_than_cores_is_refused_in_predict_and_skipped_or_refused_in_optimize() -> None:
+    from engine.catalog import resolve_hardware
+    from engine.models.features import entry_cores
+    from engine.optimize.spec import enumerate_space, normalise_space
+    from engine.predict import PerformancePredictor
+
+    xeon = resolve_hardware("cpu-intel-xeon-amx-2c")
+    assert entry_cores(xeon) == 2
+    with pytest.raises(InvalidValueError, match="0 to 2 on cpu-intel-xeon-amx-2c"):
+        PerformancePredictor(None).config("gpt2", "cpu-intel-xeon-amx-2c", threads=3)
+    with pytest.raises(InvalidValueError, match="invalid threads 64"):
+        enumerate_space("gpt2", normalise_space({"threads": [64]}), ["cpu-intel-xeon-amx-2c"])
+    ok = enumerate_space("gpt2", normalise_space({"threads": [1, 2]}), ["cpu-intel-xeon-amx-2c"])
+    assert {c.threads for c in ok} == {1, 2}
+
+
+def test_the_python_api_names_bad_values_instead_of_raising_type_errors(tmp_path) -> None:
+    from engine.active_learning import ActiveLearningSystem
+    from engine.errors import UnknownNameError
+    from engine.models.base import MetricPrediction
+    from engine.optimize.optimizer import optimize_deployment
+    from engine.predict import PerformancePredictor
+
+    pp = PerformancePredictor(tmp_path / "none.duckdb")
+    with pytest.raises(UnknownNameError, match="unknown model 'None'"):
+        pp.config(None, "cpu")
+    with pytest.raises(InvalidValueError, match="invalid hardware"):
+        pp.config("gpt2", ["cpu"])
+    with pytest.raises(InvalidValueError, match="invalid seq_len '128'"):
+        pp.config("gpt2", "cpu", seq_len="128")
+    # a Config object's seq_len 0 is made effective as the keyword path does (s0 here, s128 there)
+    assert pp._configs([Config("bert-base-uncased", "t4", seq_len=0)])[0][0].seq_len == 128
+    m = MetricPrediction("latency_ms", mu_log=3.0, sigma_log=0.2)
+    for bad in (-1, float("nan"), "50"):
+        with pytest.raises(ValueError, match="invalid bound"):
+            m.prob_below(bad)
+    with pytest.raises(ValueError, match="invalid interval level"):
+        m.interval("0.9")
+    for kw, name in (({"online": "no"}, "online"), ({"top_k": -1}, "top_k"), ({"iterations": 0}, "iterations")):
+        with pytest.raises(InvalidValueError, match=f"invalid {name}"):
+            optimize_deployment("gpt2", db=False, **kw)
+    with pytest.raises(InvalidValueError, match="memory_limit_mib"):
+        ActiveLearningSystem(tmp_path / "none.duckdb", memory_limit_mib=-1)
+    with pytest.raises(InvalidValueError, match="invalid space"):
+        ActiveLearningSystem(tmp_path / "none.duckdb", space=[])

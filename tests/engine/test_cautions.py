@@ -1,0 +1,129 @@
+"""Cautions that travel with an answer (predict, compare-hardware, matrix, optimize, the Python API):
+no adapter runs the configuration, the device lists no peak for the precision, no run vouches for it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from engine.cli.main import cli
+from engine.config import Config
+
+
+def test_a_prediction_for_a_configuration_no_adapter_runs_says_so() -> None:
+    from engine.predict import ResolvedHardware, unrunnable_caution
+
+    h100 = ResolvedHardware("h100-sxm", "h100-sxm", "H100", "cuda")
+    cpu = ResolvedHardware("cpu", "cpu-amd-epyc-2c", "EPYC", "cpu")
+    assert "no perfcast adapter runs openvino" in unrunnable_caution(Config("gpt2", "h100-sxm", runtime="openvino"),
+                                                                     h100)
+    assert "torch int8" in unrunnable_caution(Config("gpt2", "h100-sxm", precision="int8"), h100)
+    assert unrunnable_caution(Config("gpt2", "cpu-amd-epyc-2c", precision="int8"), cpu) is None
+    assert unrunnable_caution(Config("gpt2", "h100-sxm", precision="fp16"), h100) is None
+
+
+def test_optimize_cautions_for_devices_the_store_cannot_vouch_for(tmp_path) -> None:
+    import json
+
+    from engine.cli.main import cli
+
+    db = str(tmp_path / "o.duckdb")
+    cuda = CliRunner().invoke(cli, ["optimize", "--model", "bert-base-uncased", "--hardware", "cuda", "--json",
+                                    "--db", db])
+    assert cuda.exit_code == 0, cuda.output
+    assert any("no cuda device has been measured" in w for w in json.loads(cuda.stdout)["warnings"])
+    shipped = CliRunner().invoke(cli, ["optimize", "--model", "bert-base-uncased", "--hardware", "cpu-amd-epyc-2c",
+                                       "--json", "--db", db])
+    assert shipped.exit_code == 0 and json.loads(shipped.stdout)["warnings"] == []  # measured: nothing to say
+
+
+def test_a_precision_the_accelerator_lists_no_peak_for_is_flagged() -> None:
+    from engine.predict import borrowed_peak_caution
+
+    assert "t4 lists no bf16 peak" in borrowed_peak_caution(Config("gpt2", "t4", precision="bf16"))
+    assert "its fp32 peak" in borrowed_peak_caution(Config("gpt2", "t4", precision="bf16"))
+    assert borrowed_peak_caution(Config("gpt2", "t4", precision="fp16")) is None
+    assert borrowed_peak_caution(Config("gpt2", "cpu-amd-epyc-2c", precision="fp16")) is None  # CPUs: by design
+
+
+def test_predict_cautions_where_no_adapter_measures_the_device_at_all() -> None:
+    """WebNN on a WebNN laptop and QNN on a Hexagon NPU are real deployments (ranked, predicted) that
+    no perfcast adapter measures (qnn is detection-only): predict now says so."""
+    from engine.optimize.spec import adapter_measures, runtime_runs_on
+    from engine.predict import ResolvedHardware, unrunnable_caution
+
+    webnn = ResolvedHardware("webnn-laptop", "webnn-laptop", "WebNN laptop", "webnn")
+    assert runtime_runs_on("webnn", "webnn") and not adapter_measures("webnn", "webnn", "fp32", "inference")
+    assert "no perfcast adapter runs webnn" in unrunnable_caution(Config("gpt2", "webnn-laptop", runtime="webnn"),
+                                                                  webnn)
+    assert not adapter_measures("qnn", "qnn", "int8", "inference")
+    assert adapter_measures("cpu", "openvino", "int8", "inference") and adapter_measures("cuda", "torch", "fp16",
+                                                                                        "inference")
+
+
+def test_compare_hardware_cautions_for_rows_no_adapter_runs_and_borrowed_peaks(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.duckdb")
+    r = CliRunner().invoke(cli, ["compare-hardware", "--model", "bert-base-uncased", "--hardware", "t4,v100-16gb",
+                                 "--precision", "bf16", "--predictor", "roofline", "--json", "--db", db])
+    assert r.exit_code == 0, r.output
+    warnings = {p["config"]["hardware"]: p["warnings"] for p in json.loads(r.stdout)["predictions"]}
+    assert any("t4 lists no bf16 peak" in w for w in warnings["t4"])
+    assert any("v100-16gb lists no bf16 peak" in w for w in warnings["v100-16gb"])
+    r = CliRunner().invoke(cli, ["compare-hardware", "--model", "bert-base-uncased", "--hardware", "cpu,t4",
+                                 "--runtime", "openvino", "--predictor", "roofline", "--db", db])
+    assert r.exit_code == 0 and "no perfcast adapter runs openvino fp32 inference on t4" in r.output.replace("\n", " ")
+
+
+def test_optimize_deployment_returns_predicts_cautions_in_the_python_api(tmp_path: Path) -> None:
+    from engine.optimize.optimizer import optimize_deployment
+
+    r = optimize_deployment("bert-base-uncased", "throughput", None, {"hardware": ["t4"], "batch_size": [1, 8],
+                                                                       "precision": ["fp16", "bf16"]},
+                            db=str(tmp_path / "o.duckdb"), predictor=_roofline(tmp_path))
+    assert any("no cuda device has been measured" in w for w in r.warnings)
+    assert any("t4 lists no bf16 peak" in w for w in r.warnings) == any(
+        a.config.precision == "bf16" for a in (r.best, *r.alternatives))
+    assert r.to_dict()["warnings"] == r.warnings
+
+
+def _roofline(tmp_path: Path):
+    from engine.models.roofline import RooflinePredictor
+    from engine.store import Store
+
+    return RooflinePredictor().fit(Store(tmp_path / "o.duckdb").measurements())
+
+
+def test_compare_hardware_text_names_devices_without_runs(tmp_path: Path) -> None:
+    r = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["compare-hardware", "--model", "gpt2", "--hardware",
+                                                       "cpu-amd-epyc-2c,cpu-intel-xeon-amx-2c", "--predictor",
+                                                       "roofline", "--db", str(tmp_path / "c.duckdb")])
+    assert r.exit_code == 0 and "cpu-intel-xeon-amx-2c has no measurements in the store" in r.output
+
+
+def test_matrix_carries_predicts_cautions(tmp_path: Path) -> None:
+    """Audit: matrix never warned, in any format, even for never-measured CUDA rows."""
+    import json
+
+    out = tmp_path / "m.json"
+    r = CliRunner().invoke(cli, ["matrix", "--models", "bert-base-uncased", "--hardware", "cpu-amd-epyc-2c,t4",
+                                 "--batch-sizes", "1", "--output", str(out), "--db", str(tmp_path / "s.duckdb"),
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    written = json.loads(out.read_text())
+    assert any("no cuda device has been measured" in w for w in summary["warnings"])
+    assert written["warnings"] == summary["warnings"]
+    text = CliRunner().invoke(cli, ["matrix", "--models", "bert-base-uncased", "--hardware", "t4", "--output",
+                                    str(tmp_path / "m.csv"), "--db", str(tmp_path / "s.duckdb")])
+    assert "caution: no cuda device has been measured" in " ".join(text.output.split())
+
+
+def test_the_python_api_answer_carries_the_cautions_the_cli_prints(tmp_path: Path) -> None:
+    from engine.predict import PerformancePredictor
+    from engine.store import Store
+
+    pp = PerformancePredictor(Store(tmp_path / "s.duckdb"))
+    p = pp.predict(model_name="bert-base-uncased", hardware="h100-sxm", batch_size=8)
+    assert any("no cuda device has been measured" in w for w in p.warnings)
+    assert pp.predict(model_name="bert-base-uncased", hardware="cpu-amd-epyc-2c", batch_size=8).warnings == []
