@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
     from engine.models.base import PredictionSet
     from engine.predict import PerformancePredictor, ResolvedHardware
-    from engine.store import Store
 
 from engine.store.store import PREDICTION_STATS as STATS
 

@@ -299,7 +299,6 @@ class Featurizer:
     # -- main entry -----------------------------------------------------------------------------
     def __call__(self, configs: Sequence[Config] | "pd.DataFrame") -> FeatureFrame:
         df = configs_frame(configs)
-        n = len(df)
         # the precision each pass really runs at (OpenVINO chooses on a CPU without bf16); the
         # precision one-hot below keeps the one asked for
         ran = df

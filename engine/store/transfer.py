@@ -10,8 +10,6 @@ data would be lost silently) and otherwise ignored with a warning.
 """
 from __future__ import annotations
 
-import json
-import uuid
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,7 +17,7 @@ import duckdb
 
 from engine.config import MODES, PRECISIONS, RUNTIMES
 from engine.errors import ImportRejectedError, InvalidValueError
-from engine.records import RUN_STATUSES, utcnow
+from engine.records import RUN_STATUSES
 from engine.store.store import Store
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "json",

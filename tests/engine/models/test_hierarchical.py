@@ -9,7 +9,7 @@ from engine.config import Config
 from engine.errors import DiagnosticsError
 from engine.models.features import configs_from_frame
 
-from conftest import NEW, SEEN
+from conftest import SEEN
 
 
 def _h(featurizer, **kw):

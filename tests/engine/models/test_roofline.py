@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.config import Config
 from engine.errors import UnknownNameError
 from engine.models.base import Predictor
 from engine.models.features import configs_from_frame
