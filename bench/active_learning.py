@@ -28,7 +28,8 @@ By default each step is scored with the loop's own posterior, whose hyperparamet
 only every ``predictor.refit_every`` steps; that is what a ``perfcast run`` user sees. With
 ``--fresh-scoring`` every step is scored by a predictor fitted afresh on what the strategy has
 measured so far, which grades the measured set itself (stale hyperparameters hurt random's
-predictions more than eig's, so eig's ratio is smaller there; see the README).
+predictions more than eig's, so eig's ratio is smaller there; see docs/active-learning.md,
+"Scoring with a freshly fitted GP").
 
 Figures (printed last, one line):
   random_n      benchmarks random needs to reach its own APE at 60 benchmarks (the target)
