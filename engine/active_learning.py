@@ -42,7 +42,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Optional, Sequence, Union
 
-from engine.config import Config
+from engine.config import Config, as_count
 from engine.errors import InvalidValueError, NotAvailableError
 
 DEFAULT_SPACE = "cpu-full"
@@ -125,9 +125,13 @@ class ActiveLearningSystem:
                                                  and not isinstance(memory_limit_mib, bool) and memory_limit_mib > 0):
             raise InvalidValueError("memory_limit_mib", memory_limit_mib, "a positive number of MiB, or None for "
                                                                           "each device's own capacity")
-        if space is not None and not isinstance(space, str) and not list(space):
-            raise InvalidValueError("space", [], "a shipped config name, a YAML path, or a non-empty list of "
-                                                 "configurations")
+        if space is not None and not isinstance(space, str):
+            space = list(space)
+            bad = next((c for c in space if not isinstance(c, Config)), None)
+            if not space or bad is not None:  # ["gpt2"] was an AttributeError deep inside space()
+                raise InvalidValueError("space", space if not space else bad, "a shipped config name, a YAML path, "
+                                        "or a non-empty list of engine.config.Config objects")
+            self._space_spec = space
         self.memory_limit_mib = memory_limit_mib
         # eig only: the first picks on a device new to the store are random (see ``_new_device_start``)
         self.new_device_start = bool(new_device_start)
@@ -137,9 +141,9 @@ class ActiveLearningSystem:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from engine.store import Store
+            from engine.store import api_store
 
-            self._store = self._db if isinstance(self._db, Store) else Store(self._db)
+            self._store = api_store(self._db)
         return self._store
 
     def predictor(self) -> Any:
@@ -200,7 +204,8 @@ class ActiveLearningSystem:
         from engine.acquisition.cost import CostModel, MeasuringPlan
         from engine.acquisition.pool import pool_from_store
         from engine.acquisition.select import select, subset_predictions
-        if not isinstance(budget, int) or budget < 1:
+        budget = as_count(budget)  # a NumPy integer is one; True is not
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
             raise InvalidValueError("budget", budget, "an integer >= 1")
         metric = _metric(optimize_for)
         predictor = self.predictor()

@@ -223,9 +223,23 @@ def user_catalog_env(payload: Optional[dict[str, str]]) -> Iterator[None]:
 
 
 def refresh_catalogs() -> None:
-    """Read the catalogs again (the environment naming the user's files may have changed)."""
-    models.cache_clear()
-    catalog_hardware.cache_clear()
+    """Read the catalogs again. Rarely needed: :func:`models` and :func:`catalog_hardware` already
+    re-read when the variable naming a user file changes or the file is edited."""
+    _models.cache_clear()
+    _catalog_hardware.cache_clear()
+
+
+def _user_file_state(section: str) -> tuple[str, Optional[int]]:
+    """What the user catalog of ``section`` is now: its variable's value and the file's mtime. The
+    catalogs are cached per state, so a notebook that sets ``PERFCAST_MODELS`` (or edits the file)
+    after its first prediction sees its models; a plain cache answered "unknown model" until restart."""
+    value = os.environ.get(USER_CATALOG_ENV[section], "").strip()
+    if not value:
+        return "", None
+    try:
+        return value, Path(value).expanduser().stat().st_mtime_ns
+    except OSError:
+        return value, None
 
 
 def user_catalog_digest() -> str:
@@ -284,9 +298,13 @@ def _model_entry(name: str, spec: Any, origin: str) -> ModelEntry:
     return ModelEntry(name=name, origin=origin, **spec)
 
 
-@lru_cache(maxsize=1)
 def models() -> dict[str, ModelEntry]:
     """The shipped model catalog plus the user's (``PERFCAST_MODELS``)."""
+    return _models(_user_file_state("models"))
+
+
+@lru_cache(maxsize=4)
+def _models(state: tuple[str, Optional[int]]) -> dict[str, ModelEntry]:
     return _merged("models", _load_yaml("models.yaml").get("models", {}), _model_entry)
 
 
@@ -313,10 +331,14 @@ def _hardware_entry(hid: str, spec: Any, origin: str) -> HardwareEntry:
     return HardwareEntry(id=hid, origin=origin, **spec)
 
 
-@lru_cache(maxsize=1)
 def catalog_hardware() -> dict[str, HardwareEntry]:
     """The spec-sheet devices of ``configs/hardware.yaml`` plus the user's (``PERFCAST_HARDWARE``);
     no detection, no store."""
+    return _catalog_hardware(_user_file_state("hardware"))
+
+
+@lru_cache(maxsize=4)
+def _catalog_hardware(state: tuple[str, Optional[int]]) -> dict[str, HardwareEntry]:
     return _merged("hardware", _load_yaml("hardware.yaml").get("hardware", {}), _hardware_entry)
 
 

@@ -7,6 +7,7 @@ models' feature rows and the CLI's arguments can never drift apart.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -49,6 +50,14 @@ def split_names(value: Any) -> Any:
 COUNT_MAX = 2**31 - 1
 
 
+def as_count(v: Any) -> Any:
+    """A NumPy or pandas integer (``np.arange``, a DataFrame column) as a plain ``int``; anything
+    else unchanged, for the range checks to judge. bool is left alone: it is not a count."""
+    if isinstance(v, numbers.Integral) and not isinstance(v, (bool, int)):
+        return int(v)
+    return v
+
+
 def _count(v: Any, lo: int) -> bool:
     """A whole number in [lo, COUNT_MAX]; bool is not one (True would become a key ``sTrue``)."""
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= COUNT_MAX
@@ -72,6 +81,8 @@ class Config:
     threads: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("batch_size", "seq_len", "threads"):
+            object.__setattr__(self, name, as_count(getattr(self, name)))
         if not _count(self.batch_size, 1):
             raise InvalidValueError("batch_size", self.batch_size, f"an integer from 1 to {COUNT_MAX}")
         if not _count(self.seq_len, 0):

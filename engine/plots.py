@@ -1,4 +1,4 @@
-"""Figures that show the uncertainty, not just the median (matplotlib, Agg backend).
+"""Figures that show the uncertainty, not just the median (matplotlib figures without pyplot, saved as files).
 
 Three pictures: bars with 90% interval whiskers across hardware, a line with 50%/90% bands for
 batch-size scaling, and a heatmap of the prediction matrix (median, with the multiplicative 90%
@@ -7,7 +7,7 @@ interval factor written in each cell so an unsure cell is visibly unsure).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -17,13 +17,14 @@ LABELS: dict[str, str] = {"latency_ms": "latency (ms)", "latency_p90_ms": "p90 l
                           "throughput": "throughput (items/s)", "memory_mib": "peak memory (MiB)"}
 
 
-def _pyplot():
-    import matplotlib
+def figure(**kw: Any) -> tuple[Any, Any]:
+    """(figure, axes) drawn without pyplot: no backend is chosen or switched, so a notebook's inline
+    plotting is left as it was (``matplotlib.use("Agg", force=True)`` switched it off), and no
+    figure is kept open in pyplot's registry. ``savefig`` renders with Agg for PNG."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=kw.pop("figsize", None))
+    return fig, fig.subplots(**kw)
 
 
 def _save(fig, path: str | Path) -> Path:
@@ -31,21 +32,17 @@ def _save(fig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return path
 
 
 def hardware_bars(preds: Sequence[Prediction], metric: str, path: str | Path, title: str = "",
                   labels: Sequence[str] | None = None) -> Path:
     """One bar per device at the posterior median, whiskers at the 90% credible interval."""
-    plt = _pyplot()
     labels = list(labels) if labels is not None else [p.config.hardware for p in preds]
     med = np.array([p.metrics[metric].median for p in preds])
     iv = np.array([p.metrics[metric].interval(0.9) for p in preds])
     err = np.vstack([med - iv[:, 0], iv[:, 1] - med])
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(preds) + 2), 4))
+    fig, ax = figure(figsize=(max(5.0, 0.8 * len(preds) + 2), 4))
     ax.bar(range(len(labels)), med, yerr=err, capsize=4, color="#4c72b0", ecolor="black")
     ax.set_ylabel(LABELS.get(metric, metric))
     if med.size and med.max() / max(med.min(), 1e-12) > 50:
@@ -57,8 +54,7 @@ def hardware_bars(preds: Sequence[Prediction], metric: str, path: str | Path, ti
 
 def batch_scaling(series: dict[str, Sequence[Prediction]], metric: str, path: str | Path, title: str = "") -> Path:
     """A median line per device over batch size, with 50% (dark) and 90% (light) bands."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = figure(figsize=(6.5, 4.2))
     for label, preds in series.items():
         b = np.array([p.config.batch_size for p in preds])
         order = np.argsort(b)
@@ -85,10 +81,9 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], median: np.ndarray, q05: n
     The multiplicative half-width suits a log-normal posterior: '×÷2' means the 90% interval runs
     from half to twice the median. NaN cells (not predicted) stay blank.
     """
-    plt = _pyplot()
     from matplotlib import patheffects
 
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(cols) + 3), max(3.0, 0.45 * len(rows) + 1.5)))
+    fig, ax = figure(figsize=(max(5.0, 1.1 * len(cols) + 3), max(3.0, 0.45 * len(rows) + 1.5)))
     data = np.log10(np.where(median > 0, median, np.nan))
     im = ax.imshow(data, aspect="auto", cmap="viridis_r" if "latency" in metric else "viridis")
     ax.set_xticks(range(len(cols)), labels=list(cols), rotation=30, ha="right")

@@ -208,9 +208,9 @@ class PerformancePredictor:
     @property
     def store(self) -> "Store":
         if self._store is None:
-            from engine.store import Store
+            from engine.store import api_store
 
-            self._store = self._db if isinstance(self._db, Store) else Store(self._db)
+            self._store = api_store(self._db)
         return self._store
 
     def data_hash(self) -> str:
@@ -315,13 +315,25 @@ class PerformancePredictor:
                seq_len: int = 128, mode: str = "inference", runtime: Optional[str] = None,
                threads: int = 0) -> tuple[Config, ResolvedHardware]:
         """Validate names and build the canonical configuration (and say which device answers)."""
+        return self._config({}, model_name, hardware, batch_size, precision, seq_len, mode, runtime, threads)
+
+    def _resolved(self, hardware: str, memo: dict[tuple[str, str], Any]) -> ResolvedHardware:
+        """:func:`resolve`, once per name within one call: resolving reads the store's hardware
+        table, which cost 45-90 ms per configuration of a sweep (the model itself ~1 ms)."""
+        if ("resolved", hardware) not in memo:
+            memo["resolved", hardware] = resolve(hardware, self.store)
+        return memo["resolved", hardware]
+
+    def _config(self, memo: dict[tuple[str, str], Any], model_name: str, hardware: str, batch_size: int = 1,
+                precision: str = "fp32", seq_len: int = 128, mode: str = "inference", runtime: Optional[str] = None,
+                threads: int = 0) -> tuple[Config, ResolvedHardware]:
         from engine.catalog import get_model
         from engine.workloads import effective_seq_len
 
         entry = get_model(model_name)
         if not isinstance(hardware, str):
             raise InvalidValueError("hardware", hardware, "one hardware id or platform name as a string")
-        hw = resolve(hardware, self.store)
+        hw = self._resolved(hardware, memo)
         rt = runtime or hw.runtime or "torch"
         # every field checked by Config (types, ranges) before the sequence length is made effective
         cfg = Config(model=entry.name, hardware=hw.id, batch_size=batch_size, seq_len=seq_len, precision=precision,
@@ -330,7 +342,9 @@ class PerformancePredictor:
             from engine.catalog import resolve_hardware
             from engine.models.features import check_threads
 
-            check_threads(resolve_hardware(hw.id, self.store), threads)
+            if ("entry", hw.id) not in memo:
+                memo["entry", hw.id] = resolve_hardware(hw.id, self.store)
+            check_threads(memo["entry", hw.id], threads)
         return cfg.with_(seq_len=effective_seq_len(entry, seq_len)), hw
 
     def _configs(self, configs: Iterable[ConfigLike]) -> tuple[list[Config], list[ResolvedHardware]]:
@@ -339,11 +353,10 @@ class PerformancePredictor:
 
         out: list[Config] = []
         hws: list[ResolvedHardware] = []
-        cache: dict[str, ResolvedHardware] = {}
+        memo: dict[tuple[str, str], Any] = {}
         for c in configs:
             if isinstance(c, Config):
-                hw = cache.get(c.hardware) or resolve(c.hardware, self.store)
-                cache[c.hardware] = hw
+                hw = self._resolved(c.hardware, memo)
                 cfg = c if hw.id == c.hardware else c.with_(hardware=hw.id)
                 # as config() does: seq_len 0 on a text model meant s0 here and s128 there
                 seq = effective_seq_len(get_model(cfg.model), cfg.seq_len)
@@ -352,7 +365,7 @@ class PerformancePredictor:
                 kw = dict(c)
                 if "model" in kw and "model_name" not in kw:
                     kw["model_name"] = kw.pop("model")
-                cfg, hw = self.config(**kw)
+                cfg, hw = self._config(memo, **kw)
             out.append(cfg)
             hws.append(hw)
         return out, hws
@@ -370,10 +383,15 @@ class PerformancePredictor:
         pset, hws = self.predict_set(configs)
         nearby = self._nearby_counts()
         device_caution = {hw.id: self.extrapolation_warning(hw) for hw in hws}
+        path_cautions: dict[tuple[str, ...], list[str]] = {}  # they read the store's hardware table: once each
         out = []
         for i, hw in enumerate(hws):
             p = pset[i]
-            cautions = [*config_cautions(p.config, hw, self.store), *filter(None, [device_caution[hw.id]])]
+            c = p.config
+            key = (c.hardware, c.runtime, c.precision, c.mode)
+            if key not in path_cautions:
+                path_cautions[key] = config_cautions(c, hw, self.store)
+            cautions = [*path_cautions[key], *filter(None, [device_caution[hw.id]])]
             out.append(dataclasses.replace(
                 p, device_name=hw.name, memory_capacity_mib=hw.memory_capacity_mib,
                 n_nearby=nearby.get((p.config.model, p.config.hardware), 0), warnings=cautions))
@@ -398,7 +416,9 @@ class PerformancePredictor:
                                   for h in hardware])
 
     def batch_scaling(self, model_name: str, hardware: str, batch_sizes: Sequence[int], **kw: Any) -> list[Prediction]:
-        """How the posterior moves with the batch size on one device."""
+        """How the posterior moves with the batch size on one device. ``batch_sizes`` may be any
+        iterable of integers: a list, ``np.array([1, 2, 4])`` or a DataFrame column."""
+        batch_sizes = [batch_sizes] if isinstance(batch_sizes, (int, str)) else list(batch_sizes)
         if not batch_sizes:
             raise InvalidValueError("batch sizes", "", "at least one integer >= 1")
         return self.predict_many([dict(model_name=model_name, hardware=hardware, batch_size=b, **kw)

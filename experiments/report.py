@@ -381,12 +381,9 @@ def print_report(console: Any, curves: Sequence[Curve], title: str = "Learning c
 
 def plot_report(path: str, curves: Sequence[Curve], title: str = "") -> str:
     """Held-out error and mean 90% width vs benchmarks (left) and vs benchmark-seconds (right)."""
-    import matplotlib
+    from engine.plots import figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(2, 2, figsize=(11, 7.5), sharex="col")
+    fig, ax = figure(nrows=2, ncols=2, figsize=(11, 7.5), sharex="col")
     for c in curves:
         label = f"{c.strategy} ({c.source}, {c.seeds} seed{'s' if c.seeds != 1 else ''})"
         # a marker per point where there are few: a curve of one point had no line to draw and was invisible
@@ -408,5 +405,4 @@ def plot_report(path: str, curves: Sequence[Curve], title: str = "") -> str:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

@@ -15,9 +15,11 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 import traceback
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 from engine.records import Measurement
 from hardware.base import BenchmarkSpec
@@ -184,6 +186,24 @@ def kill_running() -> int:
     return len(procs)
 
 
+@contextmanager
+def _main_module_importable() -> Iterator[None]:
+    """Hide ``__main__.__file__`` while a child starts when it names no file (``python -`` reading
+    a heredoc: ``<stdin>``). multiprocessing re-runs the parent's main script in every child, so
+    each benchmark died with "exit code 1 without a result" and was stored as a failed run."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if (main is None or getattr(main, "__spec__", None) is not None or not isinstance(path, str)
+            or os.path.isfile(path)):
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 def run_isolated(adapter_name: str, spec: BenchmarkSpec, poll_s: float = 0.05) -> Measurement:
     """Run ``adapter_name`` on ``spec`` in a child; never raises for the benchmark's failures."""
     from hardware.registry import get_adapter
@@ -196,7 +216,8 @@ def run_isolated(adapter_name: str, spec: BenchmarkSpec, poll_s: float = 0.05) -
     proc = ctx.Process(target=_child_main, args=(adapter_name, spec.to_dict(), send, env),
                        name=f"perfcast-bench-{adapter_name}")
     kills = _KILLS[0]
-    proc.start()
+    with _main_module_importable():
+        proc.start()
     _RUNNING.add(proc)
     send.close()
     stopped_while_starting = _KILLS[0] != kills  # the executor stopped while this child was starting

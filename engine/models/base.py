@@ -22,18 +22,33 @@ if TYPE_CHECKING:
     import pandas as pd
 
 METRICS: tuple[str, ...] = ("latency_ms", "latency_p90_ms", "throughput", "memory_mib")
+#: each metric's natural unit (throughput: items, i.e. samples or sequences, per second)
+UNITS: dict[str, str] = {"latency_ms": "ms", "latency_p90_ms": "ms", "throughput": "items/s", "memory_mib": "MiB"}
 
 
 @dataclass(frozen=True)
 class MetricPrediction:
-    """Posterior predictive of one metric for one configuration (natural units)."""
+    """Posterior predictive of one metric for one configuration, in the metric's natural unit
+    (:data:`UNITS`: ms, items/s, MiB)."""
 
     metric: str
     mu_log: Optional[float] = None  # log-normal form
     sigma_log: Optional[float] = None
     samples: Optional[np.ndarray] = None  # draws form
 
+    def __repr__(self) -> str:
+        lo, hi = self.interval(0.9)
+        return f"<{self.metric}: median {self.median:.4g} {self.unit}, 90% interval {lo:.4g}–{hi:.4g} {self.unit}>"
+
+    @property
+    def unit(self) -> str:
+        return UNITS.get(self.metric, "")
+
     def quantile(self, q: float | np.ndarray) -> float | np.ndarray:
+        """The posterior's q-quantile(s), q in (0, 1) (``quantile(0.95)``, or an array of levels)."""
+        qa = np.asarray(q, dtype=float) if not isinstance(q, bool) else np.asarray(np.nan)
+        if not np.all((qa > 0) & (qa < 1)):
+            raise ValueError(f"invalid quantile {q!r}; valid: a number (or array of numbers) in (0, 1)")
         if self.samples is not None:
             return np.quantile(self.samples, q)
         from scipy.stats import norm
@@ -69,6 +84,7 @@ class MetricPrediction:
         return float(norm.cdf((np.log(bound) - self.mu_log) / self.sigma_log))
 
     def summary(self) -> dict[str, float]:
+        """median, mean and the 5/25/75/95% quantiles: what ``--json`` prints per metric."""
         q = self.quantile(np.array([0.05, 0.25, 0.5, 0.75, 0.95]))
         return {"median": float(q[2]), "mean": self.mean, "q05": float(q[0]), "q25": float(q[1]),
                 "q75": float(q[3]), "q95": float(q[4])}
@@ -89,17 +105,32 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
 
     def __getattr__(self, name: str) -> MetricPrediction:
+        """``p.latency_ms``, ``p.throughput``, ...: the metric's posterior."""
         metrics = self.__dict__.get("metrics", {})
         if name in metrics:
             return metrics[name]
-        raise AttributeError(name)
+        if name.startswith("_") or "metrics" not in self.__dict__:  # copy/pickle probe
+            raise AttributeError(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}; its metrics are "
+                             f"{', '.join(metrics)}")
+
+    def __dir__(self) -> list[str]:  # tab completion offers the metrics
+        return sorted({*super().__dir__(), *self.__dict__.get("metrics", {})})
+
+    def __repr__(self) -> str:
+        head = f"Prediction({self.config.key}, predictor={self.predictor!r}"
+        body = "".join(f"\n  {m!r}" for m in self.metrics.values())
+        tail = "".join(f"\n  caution: {w}" for w in self.warnings)
+        return f"{head}){body}{tail}"
 
     def prob_latency_below(self, bound_ms: float, metric: str = "latency_ms") -> float:
+        """P(latency <= ``bound_ms``) under the posterior (``metric="latency_p90_ms"`` for the tail)."""
         if metric not in self.metrics:
             raise ValueError(f"invalid metric {metric!r}; valid: {', '.join(self.metrics)}")
         return self.metrics[metric].prob_below(bound_ms)
 
     def prob_fits_memory(self) -> Optional[float]:
+        """P(memory <= the device's capacity); None when the device lists no capacity."""
         if self.memory_capacity_mib is None or "memory_mib" not in self.metrics:
             return None
         return self.metrics["memory_mib"].prob_below(self.memory_capacity_mib)

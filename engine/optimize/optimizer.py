@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Un
 
 import numpy as np
 
-from engine.config import Config
+from engine.config import Config, as_count
 from engine.errors import InvalidValueError
 from engine.optimize import ranking
 from engine.optimize.executors import Executor, make_executor
@@ -77,11 +77,9 @@ def _row_values(r: Any, batch: int, price: Optional[float]) -> dict[str, Optiona
 def _open_store(db: Union[None, str, "Store", bool]) -> Optional["Store"]:
     if db is False:
         return None
-    from engine.store import Store
+    from engine.store import api_store
 
-    if isinstance(db, Store):
-        return db
-    return Store(db if isinstance(db, str) else None)
+    return api_store(None if db is None or db is True else db)  # a Path was once read as "the default store"
 
 
 def _report_metrics(problem: Problem, prices: dict[str, Optional[float]]) -> list[str]:
@@ -108,7 +106,7 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
 
     >>> r = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 50},
     ...                         space={"hardware": ["cpu"], "batch_size": [1, 4, 16]}, budget=6, online=True)
-    >>> r.best.config, r.best.throughput.interval, r.best.prob_feasible
+    >>> r.best.config, r.best.throughput.interval(), r.best.prob_feasible
 
     ``objective``: a metric or a list of metrics (Pareto front): throughput, latency_ms (latency),
     latency_p90_ms, memory_mib (memory), cost_per_1m_usd (cost). ``constraints``: metric -> bound
@@ -117,7 +115,8 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     number of benchmarks (online). ``executor``: ``"local"`` (adapters, isolated child process),
     ``"ray"``, or an object with ``run(config) -> Measurement`` (and optionally ``check``).
     ``db``: a path, a Store, None (the default store) or False (store nothing). ``predictor``: a
-    fitted predictor for offline mode (default: the store's GP). ``prior_data``: measurements that
+    fitted predictor, or a predictor name (``"gp"``, ``"roofline"``, ...), for offline mode
+    (default: the store's GP). ``prior_data``: measurements that
     calibrate the roofline prior and supply existing observations (default: the store's).
     ``candidates``: an explicit candidate list instead of the Cartesian product of ``space``.
     ``prices``: hourly USD prices by hardware id or platform name, overriding the catalog's (the
@@ -133,6 +132,7 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     printed. Online, the latest interrupted (or killed) optimisation of the same problem is resumed
     (its budget counts its runs) unless ``use_existing`` is False.
     """
+    budget, top_k, iterations = as_count(budget), as_count(top_k), as_count(iterations)  # NumPy integers too
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise InvalidValueError("budget", budget, "an integer >= 1 (the number of benchmarks)")
     if not isinstance(online, bool):  # online="no" is truthy and started real benchmarks
@@ -194,12 +194,12 @@ def _cautions(result: OptimizationResult, store: Optional["Store"]) -> list[str]
 # -- offline ---------------------------------------------------------------------------------------
 def _offline(problem: Problem, store: Optional["Store"], predictor: Any, prices: dict[str, Optional[float]],
              top_k: int) -> OptimizationResult:
-    if predictor is None:
+    if predictor is None or isinstance(predictor, str):  # a name, as PerformancePredictor takes ("roofline")
         from engine.predict import PerformancePredictor
 
         if store is None:
             raise InvalidValueError("db", False, "a store (offline mode ranks with the store's fitted predictor)")
-        predictor = PerformancePredictor(store).fitted()
+        predictor = PerformancePredictor(store, predictor=predictor or "gp").fitted()
     configs = list(problem.candidates)
     pset = predictor.predict(configs)
     post: dict[str, ranking.LogNormal] = {}

@@ -5,6 +5,15 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
 from engine.config import Config
+from engine.errors import InvalidValueError
+
+
+def ninety_only(level: float, q05: float, q95: float) -> tuple[float, float]:
+    """(q05, q95) for ``level`` 0.9, the one interval an optimiser or recommender answer keeps."""
+    if level != 0.9:
+        raise InvalidValueError("interval level", level, "0.9 (this answer keeps its 5% and 95% quantiles only; "
+                                "PerformancePredictor.predict gives any level)")
+    return q05, q95
 
 
 @dataclass(frozen=True)
@@ -18,9 +27,10 @@ class MetricInterval:
     mean: float
     unit: str = ""
 
-    @property
-    def interval(self) -> tuple[float, float]:
-        return self.q05, self.q95
+    def interval(self, level: float = 0.9) -> tuple[float, float]:
+        """The 90% credible interval, called as on a prediction (``p.latency_ms.interval(0.9)``), so
+        that one habit works on every answer; only that level is kept."""
+        return ninety_only(level, self.q05, self.q95)
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,9 @@ class OptimizationResult:
 
     ``best``: the recommended configuration (online: the evaluated configuration with the best
     posterior objective among those with P(feasible) >= 0.5; offline: the top of the ranking).
+    When nothing is likely feasible, ``best`` is only the configuration closest to feasible and
+    ``feasible`` is False: read ``feasible`` before deploying ``best`` (a script that read
+    ``best`` alone deployed a configuration with P(feasible) 1e-21).
     ``pareto``: for several objectives, the non-dominated configurations. ``alternatives``: the
     next-best configurations of the final ranking. ``history``: every evaluation, in order; a
     resumed optimisation's starts with those of its earlier sessions (their steps come first).
@@ -113,10 +126,15 @@ class OptimizationResult:
     def objective(self) -> str:
         return self.objectives[0]
 
+    @property
+    def feasible(self) -> bool:
+        """``best`` meets the constraints with probability >= 0.5."""
+        return self.best is not None and self.best.prob_feasible >= 0.5
+
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "objectives": list(self.objectives), "constraints": self.constraints,
                 "online": self.online, "n_candidates": self.n_candidates, "surrogate": self.surrogate,
-                "best": self.best.to_dict() if self.best else None,
+                "best": self.best.to_dict() if self.best else None, "feasible": self.feasible,
                 "pareto": [a.to_dict() for a in self.pareto],
                 "alternatives": [a.to_dict() for a in self.alternatives],
                 "history": [e.to_dict() for e in self.history], "notes": self.notes,

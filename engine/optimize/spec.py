@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
-from engine.config import PRECISIONS, RUNTIMES, Config, split_names
+from engine.config import PRECISIONS, RUNTIMES, Config, as_count, split_names
 from engine.errors import InvalidValueError, UnknownNameError
 
 METRICS: tuple[str, ...] = ("throughput", "latency_ms", "latency_p90_ms", "memory_mib", "cost_per_1m_usd")
@@ -134,6 +134,7 @@ def parse_constraints(constraints: Optional[Mapping[str, Any]]) -> tuple[Constra
 
 
 def _as_list(key: str, value: Any) -> list[Any]:
+    value = as_count(value)
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         return [value]
     try:
@@ -153,6 +154,7 @@ ZERO_MEANS: dict[str, str] = {"threads": "the runtime's default", "seq_len": "th
 def _ints(key: str, vals: Iterable[Any], minimum: int) -> list[int]:
     out = []
     for v in vals:
+        v = as_count(v)  # np.arange(...) or a DataFrame column
         ok = isinstance(v, int) and not isinstance(v, bool)
         if isinstance(v, str) and v.strip().isdigit():
             v, ok = int(v.strip()), True

@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.config import RUNTIMES, Config, split_names
 from engine.errors import InvalidValueError, NotAvailableError
+from engine.optimize.result import ninety_only
 from engine.recommend.scaling import ScalingPrior
 
 if TYPE_CHECKING:
@@ -46,9 +47,10 @@ class Quantiles:
         q05, med, q95 = np.quantile(draws, [0.05, 0.5, 0.95])
         return cls(float(med), float(q05), float(q95))
 
-    @property
-    def interval(self) -> tuple[float, float]:
-        return self.q05, self.q95
+    def interval(self, level: float = 0.9) -> tuple[float, float]:
+        """The 90% credible interval, called as on a prediction (``p.latency_ms.interval(0.9)``);
+        only that level is kept."""
+        return ninety_only(level, self.q05, self.q95)
 
 
 @dataclass(frozen=True)

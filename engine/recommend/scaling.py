@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import beta as beta_dist
 
+from engine.config import as_count
 from engine.errors import InvalidValueError
 
 
@@ -35,6 +36,7 @@ class ScalingPrior:
                    "from published data-parallel scaling results; not learned from data")
 
     def doublings(self, n: int) -> float:
+        n = as_count(n)
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise InvalidValueError("gpu count", n, "an integer >= 1")
         return math.log2(n)

@@ -464,3 +464,21 @@ class Store:
             sql += f" AND ({where})"
         with self.connect() as con:
             return format(int(con.execute(sql, list(params)).fetchone()[0]), "x")
+
+
+def _warn_new_store(path: Path, seeded: int) -> None:
+    import warnings
+
+    what = f"with the {seeded:,} shipped runs" if seeded else "empty"
+    warnings.warn(f"created a new perfcast store {path} ({what}); if you meant an existing store, check the path",
+                  UserWarning, stacklevel=2)
+
+
+def api_store(db: "None | str | os.PathLike[str] | Store") -> Store:
+    """The store a Python API call works on: a :class:`Store`, a path, or None (``PERFCAST_DB``,
+    else the platform default). A store the call creates is announced with a ``UserWarning``
+    naming the file, as the CLI announces it on stderr: a mistyped path in a notebook otherwise
+    answered from the shipped runs alone, looking like the team's store."""
+    if isinstance(db, Store):
+        return db
+    return Store(db, on_create=_warn_new_store)
