@@ -94,14 +94,15 @@ def import_(file: str, skip_existing: bool, db_path: str | None, as_json: bool) 
 
     Example: perfcast db import runs.csv · perfcast db import team.parquet --skip-existing
     """
-    from engine.store.transfer import import_measurements
+    from engine.store.transfer import import_file
 
-    n = import_measurements(open_store(db_path), file, skip_existing=skip_existing)
+    done = import_file(open_store(db_path), file, skip_existing=skip_existing)
+    n = done.imported
     if as_json:
-        emit_json({"imported": n, "file": file, "skip_existing": skip_existing})
+        emit_json({"imported": n, "skipped": done.skipped, "file": file, "skip_existing": skip_existing})
     else:
         click.echo(f"imported {n} run{'' if n == 1 else 's'} from {file}"
-                   + (" (runs already stored were skipped)" if skip_existing else ""))
+                   + (f" ({done.skipped} already stored, skipped)" if skip_existing else ""))
 
 
 @db.command("delete")

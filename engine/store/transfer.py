@@ -10,6 +10,7 @@ data would be lost silently) and otherwise ignored with a warning.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -167,9 +168,24 @@ def _in(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import did: runs stored, and runs left out because the store had them already."""
+
+    imported: int
+    skipped: int = 0
+
+
 def import_measurements(store: Store, path: str | Path, *, source: Optional[str] = None,
                         skip_existing: bool = False) -> int:
-    """Validate then insert every row of a file; returns the number of runs imported.
+    """Validate then insert every row of a file; returns the number of runs imported
+    (:func:`import_file` also says how many ``skip_existing`` left out)."""
+    return import_file(store, path, source=source, skip_existing=skip_existing).imported
+
+
+def import_file(store: Store, path: str | Path, *, source: Optional[str] = None,
+                skip_existing: bool = False) -> ImportSummary:
+    """Validate then insert every row of a file.
 
     A run_id already in the store rejects the whole file, because the same id with other numbers
     means two files disagree; ``skip_existing`` instead leaves the stored run untouched and imports
@@ -204,11 +220,12 @@ def import_measurements(store: Store, path: str | Path, *, source: Optional[str]
         else:
             src = col("source")
         run_id = "coalesce(CAST(run_id AS VARCHAR), __derived_id)" if "run_id" in cols else "__derived_id"
+        rows = int(con.execute("SELECT count(*) FROM __import").fetchone()[0])
         try:
             n = _insert_rows(con, path, cols, col, src, run_id, skip_existing)
         except duckdb.Error as e:  # a value no column type takes (a timestamp, a sample list): one line
             raise ImportRejectedError(f"{path}: {str(e).splitlines()[0]}; nothing was imported") from None
-    return n
+    return ImportSummary(imported=n, skipped=rows - n)
 
 
 def _derive_run_ids(con: Any, cols: set[str]) -> None:

@@ -60,3 +60,21 @@ def test_import_names_the_row_of_a_bad_sample_and_a_fractional_warmup(tmp_path: 
     with pytest.raises(ImportRejectedError, match=r"row 1, column 'warmup'"):
         import_measurements(store, g)
     assert store.count("benchmark_runs") == 0
+
+
+def test_skip_existing_says_how_many_runs_it_left_out(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from engine.cli.main import cli
+
+    head = "model,hardware,batch_size,precision,latency_median_ms\n"
+    (tmp_path / "one.csv").write_text(head + "gpt2,cpu-x,1,fp32,3.0\n")
+    (tmp_path / "two.csv").write_text(head + "gpt2,cpu-x,1,fp32,3.0\ngpt2,cpu-x,2,fp32,5.0\n")
+    db = str(tmp_path / "s.duckdb")
+    assert CliRunner().invoke(cli, ["db", "import", str(tmp_path / "one.csv"), "--db", db]).exit_code == 0
+    r = CliRunner().invoke(cli, ["db", "import", str(tmp_path / "two.csv"), "--db", db, "--skip-existing", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["imported"] == 1 and json.loads(r.stdout)["skipped"] == 1
+    r = CliRunner().invoke(cli, ["db", "import", str(tmp_path / "two.csv"), "--db", db, "--skip-existing"])
+    assert "imported 0 runs" in r.output and "(2 already stored, skipped)" in r.output
