@@ -384,15 +384,17 @@ def _pinned_in_catalog(hardware_id: str) -> bool:
 
 
 def _with_pinned_figures(found: HardwareEntry) -> HardwareEntry:
-    """This machine's detected CPU, with the catalog's measured figures where the catalog pins
-    them (see resolve_hardware): `cpu` and the CPU's own id then describe the device alike."""
+    """This machine's detected CPU, with the catalog's measured figures and name where the catalog
+    pins them (see resolve_hardware): `cpu` and the CPU's own id then describe the device alike,
+    and one id has one name (the detected "AMD EPYC (2 cores)" and the catalog's "AMD EPYC (Zen 3,
+    AVX2, 2 vCPUs, KVM guest)" alternated between commands)."""
     if not _pinned_in_catalog(found.id):
         return found
     from dataclasses import replace
 
     cat = catalog_hardware()[found.id]
-    return replace(found, peak_tflops=dict(cat.peak_tflops), memory_bandwidth_gbs=cat.memory_bandwidth_gbs,
-                   sources=dict(cat.sources))
+    return replace(found, name=cat.name, peak_tflops=dict(cat.peak_tflops),
+                   memory_bandwidth_gbs=cat.memory_bandwidth_gbs, sources=dict(cat.sources))
 
 
 def _openvino_installed() -> bool:

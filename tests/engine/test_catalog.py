@@ -221,7 +221,7 @@ def test_a_store_row_under_a_pinned_id_does_not_override_the_catalog_figures() -
 
     pinned = catalog_hardware()["cpu-amd-epyc-2c"]
     stale = replace(pinned, peak_tflops={"fp32": 0.035, "fp16": 0.0007, "bf16": 0.0004, "int8": 0.077},
-                    memory_bandwidth_gbs=11.7, detected=True)
+                    memory_bandwidth_gbs=11.7, detected=True, name="AMD EPYC (2 cores)")
 
     class _Store:
         def hardware_rows(self) -> list[dict]:
@@ -230,6 +230,8 @@ def test_a_store_row_under_a_pinned_id_does_not_override_the_catalog_figures() -
     got = all_hardware(_Store(), detect=False)["cpu-amd-epyc-2c"]
     assert (got.peak_tflops, got.memory_bandwidth_gbs) == (pinned.peak_tflops, pinned.memory_bandwidth_gbs)
     assert resolve_hardware("cpu-amd-epyc-2c", _Store()).peak_tflops == pinned.peak_tflops
+    # one id, one name: the detected "AMD EPYC (2 cores)" and the catalog's name alternated between commands
+    assert got.name == resolve_hardware("cpu-amd-epyc-2c", _Store()).name == pinned.name != stale.name
 
 
 def test_bf16_without_bf16_units_runs_at_the_fp32_peak_not_the_fp16_tensor_cores() -> None:
