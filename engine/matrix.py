@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from engine.config import Config
-from engine.records import utcnow
+from engine.records import utc_iso, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,7 +156,7 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
         first.setdefault((hw.id, c.precision), (c, hw))
     warnings = answer_cautions(pp, first.values(), "cells")
     payload = {
-        "predictor": pset.predictor, "data_hash": data_hash, "created_at": utcnow().isoformat(),
+        "predictor": pset.predictor, "data_hash": data_hash, "created_at": utc_iso(utcnow()),
         "workload": {"seq_len": seq_len, "mode": mode, "runtime": runtime, "threads": threads},
         "hardware": {hw.requested: {"id": hw.id, "name": hw.name, "kind": hw.kind, "memory_gib": hw.memory_gib,
                                     "runtime": runtime or hw.runtime or "torch"} for hw in hws},

@@ -21,6 +21,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def utc_iso(t: datetime) -> str:
+    """ISO 8601 with the zone for JSON (``2026-12-07T02:36:06.454272+00:00``): the store keeps naive
+    UTC times, which printed as ``2026-12-07 02:36:06.454272`` and read as local time in scripts."""
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).isoformat()
+
+
 @dataclass(frozen=True)
 class LatencyStats:
     """Summary of per-iteration latencies in milliseconds."""

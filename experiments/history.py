@@ -50,7 +50,16 @@ def summary(exp: dict[str, Any], runs: Optional[dict[str, tuple[int, int, float]
             "max_rel_width90": _num(last.get("max_rel_width90")),
             "max_reducible90": _num(last.get("max_reducible90")),
             "stopped_because": st.get("stopped_because"),
-            "created_at": str(exp.get("created_at")), "updated_at": str(exp.get("updated_at"))}
+            "created_at": _iso(exp.get("created_at")), "updated_at": _iso(exp.get("updated_at"))}
+
+
+def _iso(t: Any) -> Optional[str]:
+    """A stored (naive UTC) time as ISO 8601 with its zone, as every ``--json`` prints times."""
+    from datetime import datetime
+
+    from engine.records import utc_iso
+
+    return utc_iso(t) if isinstance(t, datetime) else (None if t is None else str(t))
 
 
 def stored_run_counts(store: Any) -> dict[str, tuple[int, int, Optional[float]]]:

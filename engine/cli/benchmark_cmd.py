@@ -97,7 +97,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
                                             mode_list, thread_list, spec_kw, store, address, quiet=as_json)
         if as_json:
             _busy_cautions(ray_results, console(stderr=True))
-            emit_json([{**m.to_dict(), "run_id": rid, "saved": rid is not None} for _, m, rid in ray_results])
+            emit_json([{**m.to_dict(), "started_at": m.started_at, "run_id": rid, "saved": rid is not None} for _, m, rid in ray_results])
         else:
             _table(ray_results, saved=save)
         return
@@ -149,7 +149,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
 
     if as_json:
         _busy_cautions(results, console(stderr=True))  # stderr: stdout stays one JSON document
-        emit_json([{**m.to_dict(), "run_id": rid, "saved": rid is not None} for _, m, rid in results])
+        emit_json([{**m.to_dict(), "started_at": m.started_at, "run_id": rid, "saved": rid is not None} for _, m, rid in results])
     else:
         _table(results, saved=store is not None)
     if results and not any(m.ok for _, m, _ in results):  # the table says why; the exit status says so too

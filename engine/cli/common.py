@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -93,6 +94,10 @@ def check_plot(option: str, path: Optional[str]) -> None:
 def _clean(o: Any) -> Any:
     if isinstance(o, float) and (math.isnan(o) or math.isinf(o)):
         return None
+    if isinstance(o, datetime):  # pandas' Timestamp too; every time perfcast stores is UTC
+        from engine.records import utc_iso
+
+        return utc_iso(o)
     if isinstance(o, dict):
         return {str(k): _clean(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):

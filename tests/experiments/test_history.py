@@ -73,3 +73,19 @@ def test_replay_summaries_of_different_selections_are_kept_apart(tmp_path: Path)
     rows = [summary(e) for e in Store(db, seed=False).experiments()]
     assert len(rows) == 2 and {r["mode"] for r in rows} == {"replay"}
     assert {r["acquisition"] for r in rows} == {"random", "random,max-variance"}
+
+
+def test_times_in_json_carry_their_zone(capsys) -> None:
+    """The store keeps naive UTC times; --json printed them as '2026-12-07 02:36:06', read as local."""
+    import json
+    from datetime import datetime
+
+    import pandas as pd
+
+    from engine.cli.common import emit_json
+    from experiments.history import _iso
+
+    assert _iso(datetime(2026, 12, 7, 2, 36, 6)) == "2026-12-07T02:36:06+00:00" and _iso(None) is None
+    emit_json({"a": datetime(2026, 12, 7, 2, 36, 6, 5), "b": pd.Timestamp("2026-12-07 02:36:06")})
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"a": "2026-12-07T02:36:06.000005+00:00", "b": "2026-12-07T02:36:06+00:00"}
