@@ -431,7 +431,9 @@ def summarize(pset: PredictionSet, metric: str) -> dict[str, np.ndarray]:
     if metric in pset.samples:
         mean = np.mean(pset.samples[metric], axis=0)
     else:
-        mean = np.exp(pset.mu_log[metric] + 0.5 * pset.sigma_log[metric] ** 2)
+        from engine.models.base import lognormal_mean
+
+        mean = lognormal_mean(pset.mu_log[metric], pset.sigma_log[metric], pset.floor.get(metric))
     return {"median": q[2], "mean": mean, "q05": q[0], "q25": q[1], "q75": q[3], "q95": q[4]}
 
 

@@ -49,18 +49,11 @@ def prob_fits(predictions: "PredictionSet", capacity_mib: np.ndarray) -> Optiona
 
     Capacity NaN (unknown device memory) means "fits" (probability 1): we cannot rule it out.
     """
-    from scipy.stats import norm
-
     cap = np.asarray(capacity_mib, dtype=float)
-    if "memory_mib" in predictions.samples:
-        draws = predictions.samples["memory_mib"]
-        p = np.mean(draws <= cap[None, :], axis=0)
-    elif "memory_mib" in predictions.mu_log:
-        mu, sd = predictions.mu_log["memory_mib"], np.maximum(predictions.sigma_log["memory_mib"], 1e-12)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = norm.cdf((np.log(cap) - mu) / sd)
-    else:
+    if "memory_mib" not in predictions.samples and "memory_mib" not in predictions.mu_log:
         return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = predictions.cdf("memory_mib", np.where(np.isfinite(cap), cap, 1.0))  # the weights' floor included
     return np.where(np.isfinite(cap), p, 1.0)
 
 

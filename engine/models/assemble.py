@@ -16,9 +16,19 @@ from engine.models.base import PredictionSet
 Pair = tuple[np.ndarray, np.ndarray]
 
 
+def memory_floor_mib(phys: dict[str, np.ndarray]) -> np.ndarray:
+    """What peak memory cannot fall below: the weights' bytes at the run's precision (a feature
+    frame's ``phys``). Every shipped run measured at least 1.26x this (process RSS on CPUs; CUDA's
+    allocator counts the weights too). Unknown weights give no floor (0)."""
+    w = np.asarray(phys["weight_bytes"], dtype=float) / 2**20
+    return np.where(np.isfinite(w) & (w > 0), w, 0.0)
+
+
 def lognormal_set(configs: Sequence[Config], predictor: str, batch: np.ndarray, latency: Pair,
-                  p90: Optional[Pair] = None, memory: Optional[Pair] = None) -> PredictionSet:
-    """Log-normal posterior predictive per metric; ``*`` pairs are (mu_log, sigma_log) arrays."""
+                  p90: Optional[Pair] = None, memory: Optional[Pair] = None,
+                  memory_floor: Optional[np.ndarray] = None) -> PredictionSet:
+    """Log-normal posterior predictive per metric; ``*`` pairs are (mu_log, sigma_log) arrays.
+    ``memory_floor`` (MiB, see :func:`memory_floor_mib`) truncates the memory posterior below."""
     ps = PredictionSet(configs=list(configs), predictor=predictor)
     mu, sd = latency
     ps.mu_log["latency_ms"], ps.sigma_log["latency_ms"] = mu, sd
@@ -27,17 +37,22 @@ def lognormal_set(configs: Sequence[Config], predictor: str, batch: np.ndarray, 
         ps.mu_log["latency_p90_ms"], ps.sigma_log["latency_p90_ms"] = p90
     if memory is not None:
         ps.mu_log["memory_mib"], ps.sigma_log["memory_mib"] = memory
+        if memory_floor is not None:
+            ps.floor["memory_mib"] = np.asarray(memory_floor, dtype=float)
     return ps
 
 
 def draws_set(configs: Sequence[Config], predictor: str, batch: np.ndarray, latency: np.ndarray,
-              p90: Optional[np.ndarray] = None, memory: Optional[np.ndarray] = None) -> PredictionSet:
-    """Posterior predictive draws per metric, each (S, n) on the natural scale."""
+              p90: Optional[np.ndarray] = None, memory: Optional[np.ndarray] = None,
+              memory_floor: Optional[np.ndarray] = None) -> PredictionSet:
+    """Posterior predictive draws per metric, each (S, n) on the natural scale. Memory draws
+    below ``memory_floor`` are raised to it (draws cannot be truncated per configuration without
+    losing the joint (S, n) shape; the floor then holds the mass the bound rules out)."""
     ps = PredictionSet(configs=list(configs), predictor=predictor)
     ps.samples["latency_ms"] = latency
     ps.samples["throughput"] = 1000.0 * batch[None, :] / latency
     if p90 is not None:
         ps.samples["latency_p90_ms"] = p90
     if memory is not None:
-        ps.samples["memory_mib"] = memory
+        ps.samples["memory_mib"] = memory if memory_floor is None else np.maximum(memory, memory_floor[None, :])
     return ps

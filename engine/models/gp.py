@@ -49,7 +49,7 @@ import torch
 
 from engine.config import SOFTWARE_PATH, Config, joined_labels
 from engine.errors import InvalidValueError
-from engine.models.assemble import lognormal_set
+from engine.models.assemble import lognormal_set, memory_floor_mib
 from engine.models.base import PredictionSet
 from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog
 from engine.models.gp_fast import FastPosterior, joint_marginals
@@ -718,7 +718,8 @@ class GPPredictor:
             mu_p90, sd_p90 = out["latency_p90_ms"]
             out["latency_p90_ms"] = (np.maximum(mu_p90, out["latency_ms"][0]), sd_p90)
         return lognormal_set(configs, self.name, ff.phys["batch"], latency=out["latency_ms"],
-                             p90=out.get("latency_p90_ms"), memory=out.get("memory_mib"))
+                             p90=out.get("latency_p90_ms"), memory=out.get("memory_mib"),
+                             memory_floor=memory_floor_mib(ff.phys))
 
     def floor_sd(self, configs: Sequence[Config], metric: str = "latency_ms") -> np.ndarray:
         """The log-scale spread each configuration's prediction of ``metric`` would keep with the

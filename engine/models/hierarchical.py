@@ -76,7 +76,7 @@ import numpyro.distributions as dist  # noqa: E402
 
 from engine.config import Config  # noqa: E402
 from engine.errors import DiagnosticsError, InvalidValueError  # noqa: E402
-from engine.models.assemble import draws_set  # noqa: E402
+from engine.models.assemble import draws_set, memory_floor_mib  # noqa: E402
 from engine.models.base import PredictionSet  # noqa: E402
 from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog  # noqa: E402
 from engine.models.roofline import ACTIVATION_PRIOR_SD, TRAINING_WEIGHT_FACTOR  # noqa: E402
@@ -588,7 +588,7 @@ class HierarchicalPredictor:
                 out[k].append(_exp_bounded(dr[k]).astype(np.float32))
         cat = {k: np.concatenate(v, axis=1) if v else np.zeros((S, 0), np.float32) for k, v in out.items()}
         return draws_set(configs, self.name, ff.phys["batch"], cat["latency_ms"], p90=cat["latency_p90_ms"],
-                         memory=cat["memory_mib"])
+                         memory=cat["memory_mib"], memory_floor=memory_floor_mib(ff.phys).astype(np.float32))
 
     def sample_latent(self, configs: Sequence[Config], n: int, metric: str = "latency_ms", seed: int = 0) -> np.ndarray:
         """(n, len(configs)) JOINT draws of E[y | θ] (no observation noise), natural units."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import numpy as np
 
 from engine.config import Config
-from engine.models.assemble import lognormal_set
+from engine.models.assemble import lognormal_set, memory_floor_mib
 from engine.models.base import PredictionSet
 from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog
 
@@ -161,7 +161,7 @@ class RooflinePredictor:
         return lognormal_set(configs, self.name, ff.phys["batch"],
                              latency=(mu, np.full(n, SIGMA_LATENCY)),
                              p90=(mu + np.log(self.params.p90_ratio), np.full(n, SIGMA_P90)),
-                             memory=(mem, np.full(n, SIGMA_MEMORY)))
+                             memory=(mem, np.full(n, SIGMA_MEMORY)), memory_floor=memory_floor_mib(ff.phys))
 
     def sample(self, configs: Sequence[Config], n: int, metric: str = "latency_ms", seed: int = 0) -> np.ndarray:
         """Independent log-normal draws (the roofline has no model of correlated errors)."""

@@ -219,16 +219,17 @@ def _offline(problem: Problem, store: Optional["Store"], predictor: Any, prices:
     if missing:
         raise InvalidValueError("metric", missing[0], f"one the predictor '{getattr(predictor, 'name', '?')}' "
                                 f"models: {', '.join(post)}")
-    score, pf = ranking.scores(problem, post)
+    floors = dict(pset.floor)  # memory: never below the weights' bytes
+    score, pf = ranking.scores(problem, post, floors=floors)
     order = np.argsort(-score, kind="stable")
     measured = _store_values(store, configs, prices)
     top = [ranking.assessment(configs, post, score, pf, int(i), evaluated=int(i) in measured,
-                              measured=measured.get(int(i))) for i in order[: top_k + 1]]
+                              measured=measured.get(int(i)), floors=floors) for i in order[: top_k + 1]]
     pareto: list[Assessment] = []
     if problem.multi:
         feas = [int(i) for i in np.nonzero(pf >= 0.5)[0]]
-        pareto = [ranking.assessment(configs, post, score, pf, i, evaluated=i in measured, measured=measured.get(i))
-                  for i in ranking.pareto_indices(problem, post, feas)]
+        pareto = [ranking.assessment(configs, post, score, pf, i, evaluated=i in measured, measured=measured.get(i),
+                                     floors=floors) for i in ranking.pareto_indices(problem, post, feas)]
     notes = [f"offline: ranked {len(configs)} configurations by E[utility] x P(feasible) under the "
              f"'{getattr(predictor, 'name', 'predictor')}' posterior; no benchmark was run"]
     if top and top[0].prob_feasible < 0.5:

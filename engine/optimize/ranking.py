@@ -94,13 +94,18 @@ def joint_scores(problem: Problem, joint: Joint) -> tuple[np.ndarray, np.ndarray
     return np.exp(log_eu) * _joint_feasible(problem, joint, shift=var * c), _joint_feasible(problem, joint)
 
 
-def prob_feasible(problem: Problem, post: dict[str, LogNormal]) -> np.ndarray:
+def prob_feasible(problem: Problem, post: dict[str, LogNormal],
+                  floors: Optional[dict[str, np.ndarray]] = None) -> np.ndarray:
+    """P(every constraint holds), the metrics independent; ``floors`` truncate a metric's
+    log-normal below (memory: the weights' bytes, :func:`engine.models.base.lognormal_quantile`)."""
+    from engine.models.base import lognormal_cdf
+
     n = len(next(iter(post.values()))[0]) if post else 0
     p = np.ones(n)
     for c in problem.constraints:
         mu, sd = post[c.metric]
-        z = (np.log(c.bound) - mu) / np.maximum(sd, 1e-9)
-        p = p * (norm.cdf(z) if c.upper else norm.sf(z))
+        below = lognormal_cdf(mu, np.maximum(sd, 1e-9), np.full(n, c.bound), (floors or {}).get(c.metric))
+        p = p * (below if c.upper else 1.0 - below)
     return p
 
 
@@ -109,30 +114,36 @@ def expected_utility(problem: Problem, metric: str, post: dict[str, LogNormal]) 
     return np.exp(problem.sign(metric) * mu + 0.5 * sd**2)
 
 
-def scores(problem: Problem, post: dict[str, LogNormal],
-           joint: Optional[Joint] = None) -> tuple[np.ndarray, np.ndarray]:
+def scores(problem: Problem, post: dict[str, LogNormal], joint: Optional[Joint] = None,
+           floors: Optional[dict[str, np.ndarray]] = None) -> tuple[np.ndarray, np.ndarray]:
     """(score, P(feasible)) for every configuration; the score uses the first objective. With the
     ``joint`` posterior the metrics' correlation counts (:func:`joint_scores`); else they are
     taken as independent."""
     if joint is not None:
         return joint_scores(problem, joint)
-    pf = prob_feasible(problem, post)
+    pf = prob_feasible(problem, post, floors)
     return expected_utility(problem, problem.objectives[0], post) * pf, pf
 
 
-def intervals(post: dict[str, LogNormal], i: int) -> dict[str, MetricInterval]:
+def intervals(post: dict[str, LogNormal], i: int, floors: Optional[dict[str, np.ndarray]] = None
+              ) -> dict[str, MetricInterval]:
+    from engine.models.base import lognormal_mean, lognormal_quantile
+
     out = {}
     for m, (mu, sd) in post.items():
         a, s = float(mu[i]), float(sd[i])
-        out[m] = MetricInterval(m, median=float(np.exp(a)), q05=float(np.exp(a - Z95 * s)),
-                                q95=float(np.exp(a + Z95 * s)), mean=float(np.exp(a + 0.5 * s * s)),
+        fl = (floors or {}).get(m)
+        f = None if fl is None else float(fl[i])
+        q05, med, q95 = (float(v) for v in lognormal_quantile(a, s, np.array([0.05, 0.5, 0.95]), f))
+        out[m] = MetricInterval(m, median=med, q05=q05, q95=q95, mean=float(lognormal_mean(a, s, f)),
                                 unit=UNITS.get(m, ""))
     return out
 
 
 def assessment(configs: Sequence[Config], post: dict[str, LogNormal], score: np.ndarray, pf: np.ndarray, i: int,
-               evaluated: bool = False, measured: dict | None = None) -> Assessment:
-    return Assessment(configs[i], intervals(post, i), float(pf[i]), float(score[i]), evaluated, measured)
+               evaluated: bool = False, measured: dict | None = None,
+               floors: Optional[dict[str, np.ndarray]] = None) -> Assessment:
+    return Assessment(configs[i], intervals(post, i, floors), float(pf[i]), float(score[i]), evaluated, measured)
 
 
 def pareto_indices(problem: Problem, post: dict[str, LogNormal], rows: Sequence[int]) -> list[int]:

@@ -337,3 +337,37 @@ def test_roughness_keeps_spread_next_to_measured_runs(featurizer) -> None:
     assert np.all(floor_new <= sd_new + 1e-12) and np.all(floor_seen <= sd_seen + 1e-12)
     assert np.all(floor_new >= scale * tau * 0.999)  # roughness where never measured...
     assert floor_seen.max() < floor_new.min()  # ...and not where its own runs pin it
+
+
+def test_memory_never_falls_below_the_weights_bytes() -> None:
+    """Audit: llama-2-13b bf16 on the 23.5 GiB shipped CPU had P(fits) 0.16 with its bf16 weights
+    alone at 24.2 GiB; the memory posterior is now truncated at the weights' bytes."""
+    from engine.models.base import lognormal_cdf, lognormal_mean, lognormal_quantile
+
+    rng = np.random.default_rng(0)
+    for mu, sd, floor in ((np.log(1000.0), 0.3, 900.0), (np.log(1000.0), 0.3, 1500.0), (np.log(10.0), 0.5, 1e4)):
+        x = np.exp(rng.normal(mu, sd, 4_000_000))
+        kept = x[x >= floor] if (x >= floor).sum() > 10_000 else None
+        q = lognormal_quantile(mu, sd, np.array([0.05, 0.5, 0.95]), floor)
+        assert np.all(q >= floor) and np.all(np.diff(q) > 0)
+        if kept is not None:  # brute force agrees where it can see the tail
+            assert np.allclose(q, np.quantile(kept, [0.05, 0.5, 0.95]), rtol=0.01)
+            assert lognormal_mean(mu, sd, floor) == pytest.approx(kept.mean(), rel=0.01)
+            assert lognormal_cdf(mu, sd, np.array(1.1 * floor), floor) == pytest.approx(np.mean(kept <= 1.1 * floor),
+                                                                                          abs=0.005)
+        else:  # far above the bulk: just above the floor, finite
+            assert np.all(np.isfinite(q)) and q[-1] < 1.2 * floor
+        assert lognormal_cdf(mu, sd, np.array(0.99 * floor), floor) == 0.0
+    assert np.allclose(lognormal_quantile(1.0, 0.2, np.array([0.5]), 0.0), np.exp(1.0))  # no floor: plain
+
+
+def test_a_model_whose_weights_exceed_the_device_cannot_fit(tmp_path) -> None:
+    from engine.predict import PerformancePredictor
+
+    for predictor in ("roofline", "gp"):
+        pp = PerformancePredictor(tmp_path / "s.duckdb", predictor=predictor)
+        p = pp.predict("llama-2-13b", "cpu-amd-epyc-2c", 1, precision="bf16")  # 24,826 MiB of bf16 weights
+        assert p.prob_fits_memory() == 0.0 and p.memory_mib.interval(0.9)[0] > 24_826
+        assert p.memory_mib.mean > p.memory_mib.interval(0.9)[0]
+        small = pp.predict("bert-base-uncased", "cpu-amd-epyc-2c", 8)
+        assert small.prob_fits_memory() > 0.99
