@@ -182,6 +182,8 @@ class PredictorResult:
     #: latency scores per software path (runtime/precision/mode): the pooled coverage can hide a
     #: path whose intervals are too narrow (int8 on the shipped data), so each is scored alone
     by_path: dict[str, Scores] = field(default_factory=dict)
+    #: each fold's NUTS diagnostics (hierarchical only): what the scores rest on
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {m: s.to_dict() for m, s in self.scores.items()}
@@ -190,6 +192,8 @@ class PredictorResult:
         d["intervals"] = "n/a (point prediction)" if self.point_estimate else "predictive distribution"
         d["per_fold_latency_median_ape"] = self.fold_median_ape
         d["latency_by_software_path"] = {k: v.to_dict() for k, v in self.by_path.items()}
+        if self.diagnostics:
+            d["diagnostics"] = self.diagnostics
         if self.error:
             d["error"] = self.error
         return d
@@ -253,6 +257,10 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
                 t0 = time.perf_counter()
                 model.fit(train)
                 res.fit_s += time.perf_counter() - t0
+                if getattr(model, "diagnostics", None) and hasattr(model, "diagnostics_ok"):
+                    res.diagnostics.append({"fold": fold.name, "ok": bool(model.diagnostics_ok),
+                                            **{k: model.diagnostics.get(k) for k in
+                                               ("rhat_max", "ess_bulk_min", "divergences", "num_chains", "n_train")}})
                 uniq, positions = distinct_configs(test)
                 t0 = time.perf_counter()
                 pset = model.predict(uniq)

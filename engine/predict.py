@@ -383,6 +383,8 @@ class PerformancePredictor:
         pset, hws = self.predict_set(configs)
         nearby = self._nearby_counts()
         device_caution = {hw.id: self.extrapolation_warning(hw) for hw in hws}
+        # a NUTS fit kept with allow_bad_diagnostics (or thin on effective draws) says so on every answer
+        fit_caution = getattr(self.fitted(), "diagnostics_caution", lambda: None)() if hws else None
         path_cautions: dict[tuple[str, ...], list[str]] = {}  # they read the store's hardware table: once each
         out = []
         for i, hw in enumerate(hws):
@@ -391,7 +393,7 @@ class PerformancePredictor:
             key = (c.hardware, c.runtime, c.precision, c.mode)
             if key not in path_cautions:
                 path_cautions[key] = config_cautions(c, hw, self.store)
-            cautions = [*path_cautions[key], *filter(None, [device_caution[hw.id]])]
+            cautions = [*path_cautions[key], *filter(None, [device_caution[hw.id], fit_caution])]
             out.append(dataclasses.replace(
                 p, device_name=hw.name, memory_capacity_mib=hw.memory_capacity_mib,
                 n_nearby=nearby.get((p.config.model, p.config.hardware), 0), warnings=cautions))

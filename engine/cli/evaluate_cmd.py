@@ -112,6 +112,15 @@ def _print(report, evaluation_id: str, by_path: bool = False) -> None:  # type: 
     for name, r in report.results.items():
         if r.error:
             out.print(f"[red]{name} failed: {r.error}[/]")
+        if r.diagnostics:  # what the hierarchical rows rest on (--allow-bad-diagnostics scores failed fits too)
+            bad = [d for d in r.diagnostics if not d["ok"]]
+            worst = max(d["rhat_max"] for d in r.diagnostics)
+            ess = min(d["ess_bulk_min"] for d in r.diagnostics)
+            div = sum(d["divergences"] for d in r.diagnostics)
+            style, verdict = ("bold red", f"FAILED on {len(bad)} of") if bad else ("dim", "passed on")
+            fits = f"{len(r.diagnostics)} fold fit{'s' if len(r.diagnostics) != 1 else ''}"
+            out.print(f"[{style}]{name}: NUTS diagnostics {verdict} {fits} (max R-hat {worst:.4f}, "
+                      f"min bulk ESS {ess:.0f}, {div} divergent transitions)[/]", highlight=False)
     nf = report.noise
     bits = []
     if nf.get("between_runs_median_ape") is not None:

@@ -123,6 +123,9 @@ def train(name: str, allow_bad_diagnostics: bool, refit: bool, db_path: Optional
     how = "loaded from the cache (same data)" if cached else "fitted"
     used = f"{n} measurements" if n_fit == n else f"{n_fit} of {n} measurements"
     c.print(f"[bold]{name}[/] {how} on {used} (data {data_hash}) in {elapsed:.2f} s")
+    if hasattr(fitted, "diagnostics_text") and getattr(fitted, "diagnostics", None):
+        ok = fitted.diagnostics_ok
+        c.print(f"[{'green' if ok else 'bold red'}]{fitted.diagnostics_text()}[/]", highlight=False)
     for attr, v in extras.items():
         if v:
             c.print(f"{attr}:")
@@ -149,10 +152,12 @@ def _value(x: Any) -> str:
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32", show_default=True)
 @workload_options
 @click.option("--latency-slo-ms", type=float, default=None, help="Also report P(latency <= this bound).")
+@click.option("--allow-bad-diagnostics", "allow_bad", is_flag=True,
+              help="Answer from a hierarchical fit whose r_hat > 1.01 or that diverged (the answer says so).")
 @db_option
 @json_option
 def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq_len: int, mode: str,
-            runtime: Optional[str], threads: int, predictor: str, latency_slo_ms: Optional[float],
+            runtime: Optional[str], threads: int, predictor: str, latency_slo_ms: Optional[float], allow_bad: bool,
             db_path: Optional[str], as_json: bool) -> None:
     """Predict throughput, latency and memory, each with its median and 90% credible interval."""
     from engine.predict import prediction_record
@@ -162,7 +167,7 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
         from engine.errors import InvalidValueError
 
         raise InvalidValueError("--latency-slo-ms", latency_slo_ms, "a positive, finite number of milliseconds")
-    pp = _predictor(db_path, predictor)
+    pp = _predictor(db_path, predictor, allow_bad)
     cfg, hw = pp.config(model_name, hardware, batch_size=batch_size, precision=precision, seq_len=seq_len,
                         mode=mode, runtime=runtime, threads=threads)
     with fitting(predictor):

@@ -25,8 +25,16 @@ def test_bad_diagnostics_raise_unless_allowed(featurizer, train_df):
     assert {"rhat_max", "ess_bulk_min", "divergences"} <= set(h.diagnostics)
     assert h.diagnostics["rhat_max"] > 1.01 and not h.diagnostics_ok  # 10 draws cannot converge
     assert h.predict(configs_from_frame(train_df.iloc[:3])).samples["latency_ms"].shape[1] == 3
-    with pytest.raises(DiagnosticsError, match="r_hat"):
+    with pytest.raises(DiagnosticsError, match="NUTS diagnostics FAILED: max R-hat .*--allow-bad-diagnostics"):
         h.check_diagnostics()  # what fit() does when bad diagnostics are not allowed
+    # a fit kept anyway says so on every answer (it answered with no word of it)
+    caution = h.diagnostics_caution()
+    assert caution is not None and "failed its NUTS diagnostics" in caution and "not to be trusted" in caution
+    good = dict(h.diagnostics, rhat_max=1.004, divergences=0, ess_bulk_min=1347.0, num_chains=2)
+    h.diagnostics = good
+    assert h.diagnostics_ok and h.diagnostics_caution() is None and "passed" in h.diagnostics_text()
+    h.diagnostics = dict(good, ess_bulk_min=119.0)  # passed, but below 100 per chain
+    assert "few effective draws" in h.diagnostics_caution() and "noisy" in h.diagnostics_text()
     h.allow_bad_diagnostics = False
     with pytest.raises(DiagnosticsError):
         h.fit(train_df.iloc[:60])
