@@ -202,6 +202,7 @@ class PerformancePredictor:
         self._fitted: Optional[tuple[str, Any]] = None  # (data hash, predictor)
         self._nearby: Optional[tuple[str, dict[tuple[str, str], int]]] = None
         self._busy: dict[str, int] = {}  # runs per hardware id left out of fits for the load (busy_counts)
+        self._params: dict[str, float] = {}  # parameter count per model (size_caution)
         self._kinds: Optional[tuple[dict[tuple[str, str], int], dict[str, int]]] = None  # (counts it came from, kinds)
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -242,6 +243,33 @@ class PerformancePredictor:
                 self._busy = {str(hw): int(n) for hw, n in df[left].groupby("hardware").size().items()}
             self._nearby = (h, used)
         return self._nearby[1]
+
+    def size_caution(self, model: str, nearby: dict[tuple[str, str], int]) -> Optional[str]:
+        """One line when ``model`` has more than :data:`SIZE_EXTRAPOLATION` times the parameters of
+        the largest model the fits have runs of: the answer then rests on the roofline's scaling
+        alone (llama-7b, 19x gpt2-medium, answered x/÷1.4 with no word of it)."""
+        from engine.config import Config
+        from engine.descriptors import describe
+
+        def params(m: str) -> float:
+            if m not in self._params:
+                try:
+                    self._params[m] = float(describe(Config(m, "cpu")).params)
+                except Exception:  # noqa: BLE001 - a model no longer in the catalog: not comparable
+                    self._params[m] = float("nan")
+            return self._params[m]
+
+        measured = {m: params(m) for m, _ in nearby}
+        measured = {m: p for m, p in measured.items() if p == p}
+        if not measured or model in measured:
+            return None
+        top = max(measured, key=measured.__getitem__)
+        ratio = params(model) / measured[top]
+        if not ratio > SIZE_EXTRAPOLATION:
+            return None
+        return (f"{model} has {_count_text(params(model))} parameters, {ratio:.0f}x the largest model with runs here "
+                f"({top}, {_count_text(measured[top])}): the answer extrapolates the roofline's scaling far beyond the "
+                "data, and its interval does not widen for that")
 
     def busy_counts(self) -> dict[str, int]:
         """Runs per hardware id that the fits leave out for the machine's load (see
@@ -385,6 +413,7 @@ class PerformancePredictor:
         device_caution = {hw.id: self.extrapolation_warning(hw) for hw in hws}
         # a NUTS fit kept with allow_bad_diagnostics (or thin on effective draws) says so on every answer
         fit_caution = getattr(self.fitted(), "diagnostics_caution", lambda: None)() if hws else None
+        size_caution = {m: self.size_caution(m, nearby) for m in {p.model for p in pset.configs}}
         path_cautions: dict[tuple[str, ...], list[str]] = {}  # they read the store's hardware table: once each
         out = []
         for i, hw in enumerate(hws):
@@ -393,7 +422,8 @@ class PerformancePredictor:
             key = (c.hardware, c.runtime, c.precision, c.mode)
             if key not in path_cautions:
                 path_cautions[key] = config_cautions(c, hw, self.store)
-            cautions = [*path_cautions[key], *filter(None, [device_caution[hw.id], fit_caution])]
+            cautions = [*path_cautions[key], *filter(None, [device_caution[hw.id], size_caution[c.model],
+                                                            fit_caution])]
             out.append(dataclasses.replace(
                 p, device_name=hw.name, memory_capacity_mib=hw.memory_capacity_mib,
                 n_nearby=nearby.get((p.config.model, p.config.hardware), 0), warnings=cautions))
@@ -425,6 +455,14 @@ class PerformancePredictor:
             raise InvalidValueError("batch sizes", "", "at least one integer >= 1")
         return self.predict_many([dict(model_name=model_name, hardware=hardware, batch_size=b, **kw)
                                   for b in batch_sizes])
+
+
+#: parameter-count ratio to the largest measured model above which an answer is cautioned
+SIZE_EXTRAPOLATION = 4.0
+
+
+def _count_text(n: float) -> str:
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
 
 
 def summarize(pset: PredictionSet, metric: str) -> dict[str, np.ndarray]:

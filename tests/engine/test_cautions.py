@@ -127,3 +127,15 @@ def test_the_python_api_answer_carries_the_cautions_the_cli_prints(tmp_path: Pat
     p = pp.predict(model_name="bert-base-uncased", hardware="h100-sxm", batch_size=8)
     assert any("no cuda device has been measured" in w for w in p.warnings)
     assert pp.predict(model_name="bert-base-uncased", hardware="cpu-amd-epyc-2c", batch_size=8).warnings == []
+
+
+def test_a_model_far_larger_than_any_measured_one_is_cautioned(tmp_path: Path) -> None:
+    """Audit: llama-7b (19x gpt2-medium, the largest shipped model) answered x/÷1.4 with no word."""
+    from engine.predict import PerformancePredictor
+
+    pp = PerformancePredictor(tmp_path / "s.duckdb", predictor="roofline")
+    big = pp.predict("llama-7b", "cpu-amd-epyc-2c", 1, precision="bf16")
+    assert any("llama-7b has 6.7B parameters, 19x the largest model with runs here (gpt2-medium, 355M)" in w
+               for w in big.warnings)
+    for model in ("opt-1.3b", "gpt2-medium", "bert-base-uncased"):  # under 4x, or measured
+        assert not any("parameters" in w for w in pp.predict(model, "cpu-amd-epyc-2c").warnings), model
