@@ -294,7 +294,7 @@ def main() -> int:
     ap.add_argument("--ks", default="0,1,2,4", help="numbers of runs on the new GPU added to training")
     ap.add_argument("--no-hierarchical", action="store_true", help="skip the (slow) hierarchical model")
     ap.add_argument("--hier-extensions", type=int, default=0,
-                    help="extra NUTS rounds the hierarchical model may add when r_hat is bad (its default is 2; "
+                    help="extra NUTS rounds the hierarchical model may add when r_hat is bad (its default is 3; "
                          "0 here bounds the run time)")
     ap.add_argument("--no-tf32", action="store_true", help="skip the fp32-as-TF32 sensitivity run")
     ap.add_argument("--no-few-shot", action="store_true", help="skip experiment 2")
