@@ -411,8 +411,11 @@ class PerformancePredictor:
         pset, hws = self.predict_set(configs)
         nearby = self._nearby_counts()
         device_caution = {hw.id: self.extrapolation_warning(hw) for hw in hws}
-        # a NUTS fit kept with allow_bad_diagnostics (or thin on effective draws) says so on every answer
-        fit_caution = getattr(self.fitted(), "diagnostics_caution", lambda: None)() if hws else None
+        # a NUTS fit kept with allow_bad_diagnostics (or thin on effective draws), or a GP too small to
+        # calibrate, says so on every answer
+        fitted = self.fitted() if hws else None
+        fit_caution = "; ".join(filter(None, (getattr(fitted, name, lambda: None)() for name in
+                                              ("diagnostics_caution", "calibration_caution")))) or None
         size_caution = {m: self.size_caution(m, nearby) for m in {p.model for p in pset.configs}}
         path_cautions: dict[tuple[str, ...], list[str]] = {}  # they read the store's hardware table: once each
         out = []

@@ -139,3 +139,22 @@ def test_a_model_far_larger_than_any_measured_one_is_cautioned(tmp_path: Path) -
                for w in big.warnings)
     for model in ("opt-1.3b", "gpt2-medium", "bert-base-uncased"):  # under 4x, or measured
         assert not any("parameters" in w for w in pp.predict(model, "cpu-amd-epyc-2c").warnings), model
+
+
+def test_a_gp_too_small_to_calibrate_says_so_on_every_answer(tmp_path: Path) -> None:
+    """Audit: a 6-run store answered with uncalibrated intervals (loo_coverage90 None), no word."""
+    import pandas as pd
+
+    from engine.predict import PerformancePredictor
+    from engine.store import Store
+    from engine.store.seed import shipped_dataset_path
+    from engine.store.transfer import import_measurements
+
+    df = pd.read_parquet(shipped_dataset_path())
+    df[df.status == "ok"].sample(6, random_state=1).to_parquet(tmp_path / "six.parquet")
+    store = Store(tmp_path / "six.duckdb", seed=False)
+    import_measurements(store, tmp_path / "six.parquet")
+    p = PerformancePredictor(store).predict("gpt2", "cpu-amd-epyc-2c", 1)
+    assert any("fitted on 6 runs, too few (under 10) to calibrate" in w for w in p.warnings)
+    full = PerformancePredictor(tmp_path / "full.duckdb").predict("gpt2", "cpu-amd-epyc-2c", 1)
+    assert not any("calibrate" in w for w in full.warnings)
