@@ -17,6 +17,12 @@ def _fmt_pct(v: Optional[float]) -> str:
     return "–" if v is None else f"{v:.0%}"
 
 
+def _ratio_end(ratio: float) -> str:
+    """An end of a bootstrap interval of the savings ratio: 0 is a resample in which the strategy
+    never reached the target (no saving), which printed as "0.00"."""
+    return "never reached" if ratio <= 0.0 else f"{ratio:.2f}"
+
+
 def _times(ratio: float, what: str) -> str:
     """'1.27× fewer benchmarks', or for a ratio below one '1.33× more benchmarks' (not '0.75× fewer')."""
     if round(ratio, 2) == 1.0:
@@ -415,7 +421,8 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
             ci = ""
             if "ratio_ci90" in row:
                 (lo, hi), (slo, shi) = row["ratio_ci90"], row["seconds_ratio_ci90"]
-                ci = f" (90% interval over seeds {lo:.2f}–{hi:.2f}; benchmark-s {slo:.2f}–{shi:.2f})"
+                ci = (f" (90% interval over seeds {_ratio_end(lo)}–{hi:.2f}; benchmark-s {_ratio_end(slo)}–{shi:.2f}"
+                      f"{'; from only ' + str(len(seed_list)) + ' seeds' if len(seed_list) < 8 else ''})")
             goal = f"random's held-out error at {row['target_n']} benchmarks ({row['target_ape']:.1%})"
             if row.get("note"):
                 con.print(f"{name}: {row['note']}")
