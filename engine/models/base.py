@@ -30,8 +30,8 @@ def _floor_z(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray]) -> Opt
     """The floor in standard units of log space (None: no floor)."""
     if floor is None:
         return None
-    with np.errstate(divide="ignore"):
-        return (np.log(np.asarray(floor, dtype=float)) - mu) / sd
+    with np.errstate(divide="ignore"):  # a zero floor is no floor (a = -inf); sd 0 is a point mass
+        return (np.log(np.asarray(floor, dtype=float)) - mu) / np.maximum(sd, 1e-12)
 
 
 def lognormal_quantile(mu: np.ndarray, sd: np.ndarray, q: np.ndarray,
@@ -45,6 +45,7 @@ def lognormal_quantile(mu: np.ndarray, sd: np.ndarray, q: np.ndarray,
     from scipy.special import log_ndtr, ndtri, ndtri_exp
 
     mu, sd, q = np.asarray(mu, dtype=float), np.asarray(sd, dtype=float), np.asarray(q, dtype=float)
+    sd = sd if floor is None else np.maximum(sd, 1e-12)
     a = _floor_z(mu, sd, floor)
     if a is None:
         return np.exp(mu + sd * ndtri(q))
@@ -58,6 +59,7 @@ def lognormal_cdf(mu: np.ndarray, sd: np.ndarray, x: np.ndarray, floor: Optional
     from scipy.special import log_ndtr
 
     mu, sd = np.asarray(mu, dtype=float), np.asarray(sd, dtype=float)
+    sd = sd if floor is None else np.maximum(sd, 1e-12)
     with np.errstate(divide="ignore", invalid="ignore"):
         zx = (np.log(np.asarray(x, dtype=float)) - mu) / sd
     a = _floor_z(mu, sd, floor)
@@ -66,7 +68,8 @@ def lognormal_cdf(mu: np.ndarray, sd: np.ndarray, x: np.ndarray, floor: Optional
 
         return norm.cdf(zx)
     # 1 - P(Z > zx) / P(Z > a), 0 below the floor
-    return np.where(zx <= a, 0.0, -np.expm1(log_ndtr(-zx) - log_ndtr(-a)))
+    with np.errstate(over="ignore", invalid="ignore"):  # the masked side may overflow
+        return np.where(zx <= a, 0.0, -np.expm1(log_ndtr(-zx) - log_ndtr(-a)))
 
 
 def lognormal_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray] = None) -> np.ndarray:
@@ -74,10 +77,12 @@ def lognormal_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray] =
     from scipy.special import log_ndtr
 
     mu, sd = np.asarray(mu, dtype=float), np.asarray(sd, dtype=float)
+    sd = sd if floor is None else np.maximum(sd, 1e-12)
     a = _floor_z(mu, sd, floor)
     if a is None:
         return np.exp(mu + 0.5 * sd**2)
-    return np.exp(mu + 0.5 * sd**2 + log_ndtr(sd - a) - log_ndtr(-a))
+    # never below the floor itself (far above the bulk the two log tails cancel to no digits)
+    return np.maximum(np.exp(mu + 0.5 * sd**2 + log_ndtr(sd - a) - log_ndtr(-a)), np.asarray(floor, dtype=float))
 
 
 @dataclass(frozen=True)
