@@ -14,15 +14,7 @@ import pytest
 
 from engine.config import Config
 from engine.errors import InvalidValueError
-
-MODELS = """models:
-  my-bert-6l:
-    family: text_embedding
-    hf_config: BertConfig
-    hf_model: BertModel
-    arch: {vocab_size: 30522, hidden_size: 512, num_hidden_layers: 6, num_attention_heads: 8,
-           intermediate_size: 2048, max_position_embeddings: 512}
-"""
+from tests.engine.test_user_catalog import MODELS  # the README's my-bert-6l
 
 
 @pytest.fixture
