@@ -180,6 +180,9 @@ def answer_cautions(pp: "PerformancePredictor", pairs: Iterable[tuple[Config, Re
     out = [unmeasured_kinds_caution(kinds, rows, consequence)]
     out += [pp.extrapolation_warning(hw) for hw in devices.values() if hw.kind not in kinds]
     out += [w for cfg, hw in pairs for w in config_cautions(cfg, hw, pp.store)]
+    nearby = pp._nearby_counts()
+    out += [pp.size_caution(m, nearby) for m in dict.fromkeys(cfg.model for cfg, _ in pairs)]
+    out.append(pp.fit_caution())
     return list(dict.fromkeys(w for w in out if w))
 
 
@@ -218,8 +221,12 @@ class PerformancePredictor:
         return self.store.data_hash()
 
     def fitted(self) -> Any:
-        """The fitted predictor for the store's current data (fitted once, then cached)."""
-        h = self.data_hash()
+        """The fitted predictor for the store's current data and user catalog (fitted once, then
+        cached): runs of an own model count only while its file is set, so setting
+        ``PERFCAST_MODELS`` in a running notebook must refit."""
+        from engine.catalog import user_catalog_digest
+
+        h = f"{self.data_hash()}:{user_catalog_digest()}"
         if self._fitted is None or self._fitted[0] != h:
             load_or_fit = _load_or_fit_fn()
             kwargs = predictor_kwargs(self.predictor_name, allow_bad_diagnostics=self.allow_bad_diagnostics)
@@ -270,6 +277,13 @@ class PerformancePredictor:
         return (f"{model} has {_count_text(params(model))} parameters, {ratio:.0f}x the largest model with runs here "
                 f"({top}, {_count_text(measured[top])}): the answer extrapolates the roofline's scaling far beyond the "
                 "data, and its interval does not widen for that")
+
+    def fit_caution(self) -> Optional[str]:
+        """The fitted model's own caution, said on every answer from it: a NUTS fit kept with
+        ``allow_bad_diagnostics`` (or thin on effective draws), or a GP too small to calibrate."""
+        fitted = self.fitted()
+        return "; ".join(filter(None, (getattr(fitted, name, lambda: None)() for name in
+                                       ("diagnostics_caution", "calibration_caution")))) or None
 
     def busy_counts(self) -> dict[str, int]:
         """Runs per hardware id that the fits leave out for the machine's load (see
@@ -411,11 +425,7 @@ class PerformancePredictor:
         pset, hws = self.predict_set(configs)
         nearby = self._nearby_counts()
         device_caution = {hw.id: self.extrapolation_warning(hw) for hw in hws}
-        # a NUTS fit kept with allow_bad_diagnostics (or thin on effective draws), or a GP too small to
-        # calibrate, says so on every answer
-        fitted = self.fitted() if hws else None
-        fit_caution = "; ".join(filter(None, (getattr(fitted, name, lambda: None)() for name in
-                                              ("diagnostics_caution", "calibration_caution")))) or None
+        fit_caution = self.fit_caution() if hws else None
         size_caution = {m: self.size_caution(m, nearby) for m in {p.model for p in pset.configs}}
         path_cautions: dict[tuple[str, ...], list[str]] = {}  # they read the store's hardware table: once each
         out = []
@@ -453,7 +463,7 @@ class PerformancePredictor:
     def batch_scaling(self, model_name: str, hardware: str, batch_sizes: Sequence[int], **kw: Any) -> list[Prediction]:
         """How the posterior moves with the batch size on one device. ``batch_sizes`` may be any
         iterable of integers: a list, ``np.array([1, 2, 4])`` or a DataFrame column."""
-        batch_sizes = [batch_sizes] if isinstance(batch_sizes, (int, str)) else list(batch_sizes)
+        batch_sizes = [batch_sizes] if isinstance(batch_sizes, str) or np.ndim(batch_sizes) == 0 else list(batch_sizes)
         if not batch_sizes:
             raise InvalidValueError("batch sizes", "", "at least one integer >= 1")
         return self.predict_many([dict(model_name=model_name, hardware=hardware, batch_size=b, **kw)

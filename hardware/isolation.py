@@ -16,6 +16,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -186,22 +187,28 @@ def kill_running() -> int:
     return len(procs)
 
 
+_STARTING = threading.Lock()  # one child start at a time while __main__.__file__ may be hidden
+
+
 @contextmanager
 def _main_module_importable() -> Iterator[None]:
     """Hide ``__main__.__file__`` while a child starts when it names no file (``python -`` reading
     a heredoc: ``<stdin>``). multiprocessing re-runs the parent's main script in every child, so
-    each benchmark died with "exit code 1 without a result" and was stored as a failed run."""
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if (main is None or getattr(main, "__spec__", None) is not None or not isinstance(path, str)
-            or os.path.isfile(path)):
-        yield
-        return
-    del main.__file__
-    try:
-        yield
-    finally:
-        main.__file__ = path
+    each benchmark died with "exit code 1 without a result" and was stored as a failed run. Starts
+    are serialised: a thread pool of executors (workers > 1) would otherwise restore the name while
+    another thread's child starts."""
+    with _STARTING:
+        main = sys.modules.get("__main__")
+        path = getattr(main, "__file__", None)
+        if (main is None or getattr(main, "__spec__", None) is not None or not isinstance(path, str)
+                or os.path.isfile(path)):
+            yield
+            return
+        del main.__file__
+        try:
+            yield
+        finally:
+            main.__file__ = path
 
 
 def run_isolated(adapter_name: str, spec: BenchmarkSpec, poll_s: float = 0.05) -> Measurement:

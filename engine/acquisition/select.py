@@ -118,7 +118,8 @@ def subset_predictions(ps: Any, index: Sequence[int]) -> Any:
     return PredictionSet(configs=[ps.configs[i] for i in idx], predictor=ps.predictor,
                          mu_log={k: v[idx] for k, v in ps.mu_log.items()},
                          sigma_log={k: v[idx] for k, v in ps.sigma_log.items()},
-                         samples={k: v[:, idx] for k, v in ps.samples.items()})
+                         samples={k: v[:, idx] for k, v in ps.samples.items()},
+                         floor={k: v[idx] for k, v in ps.floor.items()})
 
 
 # -- covariance sources -----------------------------------------------------------------------------

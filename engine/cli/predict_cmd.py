@@ -232,7 +232,7 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                      mode: str, runtime: Optional[str], threads: int, predictor: str, metric: str,
                      plot_path: Optional[str], db_path: Optional[str], as_json: bool) -> None:
     """Compare devices (or batch sizes) for one model, with credible intervals."""
-    from engine.predict import answer_cautions, config_cautions, prediction_record
+    from engine.predict import answer_cautions, prediction_record
 
     check_plot("--plot", plot_path)  # before any fitting
     hws = split_csv(hardware, what="hardware") or _all_hardware_ids()
@@ -260,12 +260,9 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
             for p, hw in zip(preds, resolved):
                 series.setdefault(hw.describe(), []).append(p)
             plots.batch_scaling(series, metric_name, plot_path, title=f"{model_name}, {precision}")
-    warning_of = {hw.id: pp.extrapolation_warning(hw) for hw in resolved}
-    if as_json:
+    if as_json:  # each row carries predict's cautions for it (Prediction.warnings)
         emit_json({"model": model_name, "metric": metric_name, "plot": plot_path,
-                   "predictions": [prediction_record(p, hw, warnings=[*config_cautions(p.config, hw, pp.store),
-                                                                      *filter(None, [warning_of[hw.id]])])
-                                   for p, hw in zip(preds, resolved)]})
+                   "predictions": [prediction_record(p, hw, warnings=p.warnings) for p, hw in zip(preds, resolved)]})
         return
     from rich.table import Table
 

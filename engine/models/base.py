@@ -26,6 +26,11 @@ METRICS: tuple[str, ...] = ("latency_ms", "latency_p90_ms", "throughput", "memor
 UNITS: dict[str, str] = {"latency_ms": "ms", "latency_p90_ms": "ms", "throughput": "items/s", "memory_mib": "MiB"}
 
 
+#: a floor this many sds below the log-normal's median changes nothing a float can hold
+#: (Phi(-8.3) < 1e-16): there the plain formulas answer, bit for bit as without a floor
+IRRELEVANT_FLOOR_Z = -8.3
+
+
 def _floor_z(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray]) -> Optional[np.ndarray]:
     """The floor in standard units of log space (None: no floor)."""
     if floor is None:
@@ -45,31 +50,50 @@ def lognormal_quantile(mu: np.ndarray, sd: np.ndarray, q: np.ndarray,
     from scipy.special import log_ndtr, ndtri, ndtri_exp
 
     mu, sd, q = np.asarray(mu, dtype=float), np.asarray(sd, dtype=float), np.asarray(q, dtype=float)
-    sd = sd if floor is None else np.maximum(sd, 1e-12)
+    plain = np.exp(mu + sd * ndtri(q))
     a = _floor_z(mu, sd, floor)
     if a is None:
-        return np.exp(mu + sd * ndtri(q))
+        return plain
     # P(Z > z) = (1 - q) P(Z > a)  ->  -z = ndtri_exp(log(1 - q) + log Phi(-a))
     z = -ndtri_exp(np.log1p(-q) + log_ndtr(-a))
-    return np.exp(mu + sd * np.maximum(z, a))
+    return np.where(a < IRRELEVANT_FLOOR_Z, plain, np.exp(mu + np.maximum(sd, 1e-12) * np.maximum(z, a)))
+
+
+def _z(mu: np.ndarray, sd: np.ndarray, x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.log(np.asarray(x, dtype=float)) - mu) / sd
 
 
 def lognormal_cdf(mu: np.ndarray, sd: np.ndarray, x: np.ndarray, floor: Optional[np.ndarray] = None) -> np.ndarray:
     """P(X <= x) of the (truncated, see :func:`lognormal_quantile`) log-normal."""
-    from scipy.special import log_ndtr
+    from scipy.special import log_ndtr, ndtr
 
     mu, sd = np.asarray(mu, dtype=float), np.asarray(sd, dtype=float)
-    sd = sd if floor is None else np.maximum(sd, 1e-12)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        zx = (np.log(np.asarray(x, dtype=float)) - mu) / sd
+    plain = ndtr(_z(mu, sd, x))
     a = _floor_z(mu, sd, floor)
     if a is None:
-        from scipy.stats import norm
-
-        return norm.cdf(zx)
+        return plain
+    zx = _z(mu, np.maximum(sd, 1e-12), x)
     # 1 - P(Z > zx) / P(Z > a), 0 below the floor
     with np.errstate(over="ignore", invalid="ignore"):  # the masked side may overflow
-        return np.where(zx <= a, 0.0, -np.expm1(log_ndtr(-zx) - log_ndtr(-a)))
+        trunc = np.where(zx <= a, 0.0, -np.expm1(log_ndtr(-zx) - log_ndtr(-a)))
+    return np.where(a < IRRELEVANT_FLOOR_Z, plain, trunc)
+
+
+def lognormal_sf(mu: np.ndarray, sd: np.ndarray, x: np.ndarray, floor: Optional[np.ndarray] = None) -> np.ndarray:
+    """P(X > x), computed as a tail (not 1 - cdf): a lower-bound constraint's P(feasible) of 1e-107
+    must stay 1e-107, not round to 0, or every infeasible candidate ties and the ranking is lost."""
+    from scipy.special import log_ndtr, ndtr
+
+    mu, sd = np.asarray(mu, dtype=float), np.asarray(sd, dtype=float)
+    plain = ndtr(-_z(mu, sd, x))
+    a = _floor_z(mu, sd, floor)
+    if a is None:
+        return plain
+    zx = _z(mu, np.maximum(sd, 1e-12), x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        trunc = np.where(zx <= a, 1.0, np.exp(log_ndtr(-zx) - log_ndtr(-a)))
+    return np.where(a < IRRELEVANT_FLOOR_Z, plain, trunc)
 
 
 def lognormal_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray] = None) -> np.ndarray:
@@ -77,12 +101,14 @@ def lognormal_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray] =
     from scipy.special import log_ndtr
 
     mu, sd = np.asarray(mu, dtype=float), np.asarray(sd, dtype=float)
-    sd = sd if floor is None else np.maximum(sd, 1e-12)
+    plain = np.exp(mu + 0.5 * sd**2)
     a = _floor_z(mu, sd, floor)
     if a is None:
-        return np.exp(mu + 0.5 * sd**2)
+        return plain
+    s = np.maximum(sd, 1e-12)
     # never below the floor itself (far above the bulk the two log tails cancel to no digits)
-    return np.maximum(np.exp(mu + 0.5 * sd**2 + log_ndtr(sd - a) - log_ndtr(-a)), np.asarray(floor, dtype=float))
+    trunc = np.maximum(np.exp(mu + 0.5 * s**2 + log_ndtr(s - a) - log_ndtr(-a)), np.asarray(floor, dtype=float))
+    return np.where(a < IRRELEVANT_FLOOR_Z, plain, trunc)
 
 
 @dataclass(frozen=True)

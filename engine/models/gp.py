@@ -670,7 +670,7 @@ class GPPredictor:
         nothing to cross-validate, so they are the raw posterior's (an audit saw 97-99% held-out
         coverage of the 90% interval at 6 runs, 84-94% at 17). Said on every answer."""
         out = self.outputs.get("latency_ms")
-        if out is None or out.loo_coverage90 is not None:
+        if out is None or out.loo_coverage90 is not None or self.n_train >= 10:  # calibrate=False: not asked for
             return None
         return (f"the GP was fitted on {self.n_train} runs, too few (under 10) to calibrate its intervals by "
                 "cross-validation: they are the uncalibrated posterior's")

@@ -520,12 +520,13 @@ class HierarchicalPredictor:
         """Raise DiagnosticsError when max r_hat > ``rhat_max`` or any transition diverged."""
         if not self.diagnostics_ok:
             d = self.diagnostics
-            few = (f"; {d.get('n_train')} runs are too few to pin the model's group effects down, measure more "
-                   "configurations" if d.get("n_train", 10**9) < MIN_RUNS_FOR_NUTS else "")
-            raise DiagnosticsError(
-                f"{self.diagnostics_text()}{few}; or use the fit anyway with --allow-bad-diagnostics "
-                "(Python: allow_bad_diagnostics=True), or sample longer (predictor options num_warmup/num_samples "
-                "in an experiment config)")
+            remedies = ["use the fit anyway (--allow-bad-diagnostics on train, predict and evaluate; Python: "
+                        "allow_bad_diagnostics=True)",
+                        "sample longer (predictor options num_warmup/num_samples in an experiment config)"]
+            if d.get("n_train", 10**9) < MIN_RUNS_FOR_NUTS:
+                remedies.insert(0, f"measure more configurations ({d.get('n_train')} runs are too few to pin the "
+                                   "model's group effects down)")
+            raise DiagnosticsError(f"{self.diagnostics_text()}. To go on: {'; or '.join(remedies)}")
 
     # -- predict ------------------------------------------------------------------------------------
     def _check(self) -> None:

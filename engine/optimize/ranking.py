@@ -98,14 +98,14 @@ def prob_feasible(problem: Problem, post: dict[str, LogNormal],
                   floors: Optional[dict[str, np.ndarray]] = None) -> np.ndarray:
     """P(every constraint holds), the metrics independent; ``floors`` truncate a metric's
     log-normal below (memory: the weights' bytes, :func:`engine.models.base.lognormal_quantile`)."""
-    from engine.models.base import lognormal_cdf
+    from engine.models.base import lognormal_cdf, lognormal_sf
 
     n = len(next(iter(post.values()))[0]) if post else 0
     p = np.ones(n)
     for c in problem.constraints:
         mu, sd = post[c.metric]
-        below = lognormal_cdf(mu, np.maximum(sd, 1e-9), np.full(n, c.bound), (floors or {}).get(c.metric))
-        p = p * (below if c.upper else 1.0 - below)
+        prob = lognormal_cdf if c.upper else lognormal_sf  # a tail, not 1 - cdf: see lognormal_sf
+        p = p * prob(mu, np.maximum(sd, 1e-9), np.full(n, c.bound), (floors or {}).get(c.metric))
     return p
 
 
@@ -133,9 +133,13 @@ def intervals(post: dict[str, LogNormal], i: int, floors: Optional[dict[str, np.
     for m, (mu, sd) in post.items():
         a, s = float(mu[i]), float(sd[i])
         fl = (floors or {}).get(m)
-        f = None if fl is None else float(fl[i])
-        q05, med, q95 = (float(v) for v in lognormal_quantile(a, s, np.array([0.05, 0.5, 0.95]), f))
-        out[m] = MetricInterval(m, median=med, q05=q05, q95=q95, mean=float(lognormal_mean(a, s, f)),
+        if fl is None:
+            out[m] = MetricInterval(m, median=float(np.exp(a)), q05=float(np.exp(a - Z95 * s)),
+                                    q95=float(np.exp(a + Z95 * s)), mean=float(np.exp(a + 0.5 * s * s)),
+                                    unit=UNITS.get(m, ""))
+            continue
+        q05, med, q95 = (float(v) for v in lognormal_quantile(a, s, np.array([0.05, 0.5, 0.95]), float(fl[i])))
+        out[m] = MetricInterval(m, median=med, q05=q05, q95=q95, mean=float(lognormal_mean(a, s, float(fl[i]))),
                                 unit=UNITS.get(m, ""))
     return out
 

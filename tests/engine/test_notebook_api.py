@@ -35,6 +35,7 @@ def test_numpy_and_pandas_integers_are_counts_and_bools_are_not(roofline_pp) -> 
     for sizes in (np.array([1, 2, 4]), pd.Series([1, 8]), range(1, 3)):
         got = [p.config.batch_size for p in roofline_pp.batch_scaling("gpt2", "cpu-amd-epyc-2c", sizes)]
         assert got == [int(b) for b in sizes]
+    assert [p.config.batch_size for p in roofline_pp.batch_scaling("gpt2", "cpu-amd-epyc-2c", np.int64(4))] == [4]
     with pytest.raises(InvalidValueError, match="batch sizes"):
         roofline_pp.batch_scaling("gpt2", "cpu-amd-epyc-2c", np.array([], dtype=int))
 

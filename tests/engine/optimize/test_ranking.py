@@ -67,3 +67,16 @@ def test_the_joint_score_counts_that_the_fast_draws_are_the_feasible_ones() -> N
     _, pf_both = scores(both, post, JOINT)
     assert pf_both[near] > prob_feasible(both, post)[near] + 0.1
     assert math.isclose(float(scores(both, post, JOINT)[1][near]), float(pf_both[near]))  # fixed seed
+
+
+def test_a_hopeless_lower_bound_still_ranks_by_how_close_each_row_comes() -> None:
+    """Review: P(throughput >= bound) as 1 - cdf rounded to 0 below ~1e-16, so every row tied and the
+    offline "closest to feasible" was the first row in input order."""
+    post = {"throughput": (np.log([100.0, 300.0, 1000.0, 3000.0]), np.full(4, 0.3))}
+    pf = prob_feasible(_problem(Constraint("throughput", 1e6)), post)
+    assert np.all(pf > 0) and np.all(np.diff(pf) > 0)  # 1e-80 .. 1e-20, in order
+    # with a floor far below (memory's weights), the answer is the plain log-normal's, bit for bit
+    mem = {"memory_mib": (np.log([400.0, 500.0, 700.0, 1500.0]), np.full(4, 0.1))}
+    prob = _problem(Constraint("memory_mib", 600.0))
+    assert np.array_equal(prob_feasible(prob, mem), prob_feasible(prob, mem, {"memory_mib": np.full(4, 10.0)}))
+    assert prob_feasible(prob, mem, {"memory_mib": np.full(4, 650.0)})[0] == 0.0  # the weights alone exceed it
