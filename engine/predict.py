@@ -280,7 +280,11 @@ class PerformancePredictor:
 
     def fit_caution(self) -> Optional[str]:
         """The fitted model's own caution, said on every answer from it: a NUTS fit kept with
-        ``allow_bad_diagnostics`` (or thin on effective draws), or a GP too small to calibrate."""
+        ``allow_bad_diagnostics`` (or thin on effective draws), or a GP too small to calibrate.
+        None before this object has answered anything: a facade made only for cautions (optimize
+        ranks with its own model) must not fit a GP to caution about it."""
+        if self._fitted is None:
+            return None
         fitted = self.fitted()
         return "; ".join(filter(None, (getattr(fitted, name, lambda: None)() for name in
                                        ("diagnostics_caution", "calibration_caution")))) or None
