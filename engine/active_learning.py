@@ -42,7 +42,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Optional, Sequence, Union
 
-from engine.config import Config, as_count
+from engine.config import Config, count_arg
 from engine.errors import InvalidValueError, NotAvailableError
 
 DEFAULT_SPACE = "cpu-full"
@@ -204,9 +204,7 @@ class ActiveLearningSystem:
         from engine.acquisition.cost import CostModel, MeasuringPlan
         from engine.acquisition.pool import pool_from_store
         from engine.acquisition.select import select, subset_predictions
-        budget = as_count(budget)  # a NumPy integer is one; True is not
-        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-            raise InvalidValueError("budget", budget, "an integer >= 1")
+        budget = count_arg("budget", budget, 1, "an integer >= 1")
         metric = _metric(optimize_for)
         predictor = self.predictor()
         space = self.space()

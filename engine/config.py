@@ -63,6 +63,15 @@ def _count(v: Any, lo: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= COUNT_MAX
 
 
+def count_arg(name: str, value: Any, lo: int, valid: str) -> int:
+    """An API argument that must be a whole number >= ``lo`` (NumPy integers accepted, bool not),
+    as a plain int; otherwise :class:`InvalidValueError` naming ``name`` and ``valid``."""
+    value = as_count(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+        raise InvalidValueError(name, value, valid)
+    return value
+
+
 @dataclass(frozen=True, order=True)
 class Config:
     """One point of the performance surface.

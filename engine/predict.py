@@ -495,8 +495,10 @@ def summarize(pset: PredictionSet, metric: str) -> dict[str, np.ndarray]:
 
 
 def prediction_record(pred: Prediction, hw: Optional[ResolvedHardware] = None,
-                      latency_slo_ms: Optional[float] = None, warnings: Sequence[str] = ()) -> dict[str, Any]:
-    """JSON-ready view of one prediction (for ``--json`` and for scripts)."""
+                      latency_slo_ms: Optional[float] = None,
+                      warnings: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    """JSON-ready view of one prediction (for ``--json`` and for scripts), with its cautions
+    (``pred.warnings`` unless ``warnings`` is given)."""
     metrics = {}
     for name, mp in pred.metrics.items():
         s = mp.summary()
@@ -510,7 +512,7 @@ def prediction_record(pred: Prediction, hw: Optional[ResolvedHardware] = None,
         "n_nearby": pred.n_nearby,
         "metrics": metrics,
         "prob_fits_memory": pred.prob_fits_memory(),
-        "warnings": list(warnings),
+        "warnings": list(pred.warnings if warnings is None else warnings),
     }
     if latency_slo_ms is not None:
         out["latency_slo"] = {"bound_ms": latency_slo_ms,

@@ -96,8 +96,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
             ray_results += benchmark_on_ray(split_csv(hardware, what="hardware"), r, model_names, batches, seqs, precs,
                                             mode_list, thread_list, spec_kw, store, address, quiet=as_json)
         if as_json:
-            _busy_cautions(ray_results, console(stderr=True))
-            emit_json([{**m.to_dict(), "started_at": m.started_at, "run_id": rid, "saved": rid is not None} for _, m, rid in ray_results])
+            _emit_json(ray_results)
         else:
             _table(ray_results, saved=save)
         return
@@ -148,8 +147,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
             progress.advance(task)
 
     if as_json:
-        _busy_cautions(results, console(stderr=True))  # stderr: stdout stays one JSON document
-        emit_json([{**m.to_dict(), "started_at": m.started_at, "run_id": rid, "saved": rid is not None} for _, m, rid in results])
+        _emit_json(results)
     else:
         _table(results, saved=store is not None)
     if results and not any(m.ok for _, m, _ in results):  # the table says why; the exit status says so too
@@ -175,6 +173,14 @@ def _runnable(configs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
                                    f"{'s' if len(configs) - len(keep) != 1 else ''} that the adapter refuses: "
                                    f"{', '.join(dropped[:4])}[/dim]", highlight=False)
     return keep
+
+
+def _emit_json(results: list[tuple[Any, Any, Optional[str]]]) -> None:
+    """One JSON row per run (its start time with its zone, as every --json prints times); the busy
+    cautions go to stderr, so stdout stays one JSON document."""
+    _busy_cautions(results, console(stderr=True))
+    emit_json([{**m.to_dict(), "started_at": m.started_at, "run_id": rid, "saved": rid is not None}
+               for _, m, rid in results])
 
 
 def _busy_cautions(results: list[tuple[Any, Any, Optional[str]]], out: Any) -> None:

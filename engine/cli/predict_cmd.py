@@ -174,7 +174,7 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
         pred = pp.predict_many([cfg])[0]
     warnings = pred.warnings  # the Python API's answer carries the same cautions
     if as_json:
-        emit_json(prediction_record(pred, hw, latency_slo_ms, warnings))
+        emit_json(prediction_record(pred, hw, latency_slo_ms))
         return
     from rich.table import Table
 
@@ -262,7 +262,7 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
             plots.batch_scaling(series, metric_name, plot_path, title=f"{model_name}, {precision}")
     if as_json:  # each row carries predict's cautions for it (Prediction.warnings)
         emit_json({"model": model_name, "metric": metric_name, "plot": plot_path,
-                   "predictions": [prediction_record(p, hw, warnings=p.warnings) for p, hw in zip(preds, resolved)]})
+                   "predictions": [prediction_record(p, hw) for p, hw in zip(preds, resolved)]})
         return
     from rich.table import Table
 

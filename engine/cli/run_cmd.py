@@ -517,6 +517,7 @@ def experiments_(db_path: Optional[str], as_json: bool) -> None:
         ape = "–" if r["prequential_median_ape"] is None else f"{r['prequential_median_ape']:.0%}"
         t.add_row(r["experiment_id"], r["status"], "–" if r["benchmarks"] is None else str(r["benchmarks"]),
                   "–" if r["failed"] is None else str(r["failed"]),
-                  fmt_number(r["benchmark_seconds"], missing="–"), ape, r["updated_at"][5:16].replace("T", " "))  # MM-DD HH:MM (UTC)
+                  fmt_number(r["benchmark_seconds"], missing="–"), ape,
+                  r["updated_at"][5:16].replace("T", " "))  # MM-DD HH:MM (UTC)
     con.print(t)
     con.print("[dim]APE: median prequential error (each run against the forecast made when it was chosen)[/]")

@@ -488,12 +488,17 @@ class HierarchicalPredictor:
         d = self.diagnostics
         return bool(d) and d["rhat_max"] <= self.rhat_max and d["divergences"] == 0
 
+    @property
+    def _thin(self) -> bool:
+        """Fewer effective draws than :data:`ESS_PER_CHAIN` per chain (or none recorded)."""
+        d = self.diagnostics
+        return not d.get("ess_bulk_min", 0.0) >= ESS_PER_CHAIN * d.get("num_chains", 1)
+
     def _diagnostics_numbers(self) -> str:
         """R-hat to 4 decimals: 1.0048 printed as "1" told the user nothing."""
         d = self.diagnostics
         ess = d.get("ess_bulk_min", float("nan"))
-        low = (f" (below {ESS_PER_CHAIN} per chain: the interval ends are noisy)"
-               if ess < ESS_PER_CHAIN * d.get("num_chains", 1) else "")
+        low = f" (below {ESS_PER_CHAIN} per chain: the interval ends are noisy)" if self._thin else ""
         return (f"max R-hat {d.get('rhat_max', float('nan')):.4f} (limit {self.rhat_max}), "
                 f"{d.get('divergences', '?')} divergent transitions, min bulk ESS {ess:.0f}{low}; "
                 f"{d.get('num_chains', '?')} chains, {d.get('n_train', '?')} runs")
@@ -508,8 +513,7 @@ class HierarchicalPredictor:
         d = self.diagnostics
         if not d:
             return None
-        thin = d.get("ess_bulk_min", 0.0) < ESS_PER_CHAIN * d.get("num_chains", 1)
-        if self.diagnostics_ok and not thin:
+        if self.diagnostics_ok and not self._thin:
             return None
         if not self.diagnostics_ok:
             return f"the hierarchical fit failed its NUTS diagnostics ({self._diagnostics_numbers()}): its intervals " \

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Un
 
 import numpy as np
 
-from engine.config import Config, as_count
+from engine.config import Config, count_arg
 from engine.errors import InvalidValueError
 from engine.optimize import ranking
 from engine.optimize.executors import Executor, make_executor
@@ -132,16 +132,12 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     printed. Online, the latest interrupted (or killed) optimisation of the same problem is resumed
     (its budget counts its runs) unless ``use_existing`` is False.
     """
-    budget, top_k, iterations = as_count(budget), as_count(top_k), as_count(iterations)  # NumPy integers too
-    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-        raise InvalidValueError("budget", budget, "an integer >= 1 (the number of benchmarks)")
+    budget = count_arg("budget", budget, 1, "an integer >= 1 (the number of benchmarks)")
     if not isinstance(online, bool):  # online="no" is truthy and started real benchmarks
         raise InvalidValueError("online", online, "True (run benchmarks) or False (posterior only)")
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
-        raise InvalidValueError("top_k", top_k, "an integer >= 0 (alternatives to return)")
-    if iterations is not None and (not isinstance(iterations, int) or isinstance(iterations, bool)
-                                   or iterations < 1):
-        raise InvalidValueError("iterations", iterations, "an integer >= 1, or None for the adapter's default")
+    top_k = count_arg("top_k", top_k, 0, "an integer >= 0 (alternatives to return)")
+    if iterations is not None:
+        iterations = count_arg("iterations", iterations, 1, "an integer >= 1, or None for the adapter's default")
     if n_init < 1:
         raise InvalidValueError("n_init", n_init, "an integer >= 1")
     store = _open_store(db)

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import beta as beta_dist
 
-from engine.config import as_count
-from engine.errors import InvalidValueError
+from engine.config import count_arg
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,7 @@ class ScalingPrior:
                    "from published data-parallel scaling results; not learned from data")
 
     def doublings(self, n: int) -> float:
-        n = as_count(n)
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise InvalidValueError("gpu count", n, "an integer >= 1")
-        return math.log2(n)
+        return math.log2(count_arg("gpu count", n, 1, "an integer >= 1"))
 
     def sample_efficiency(self, n: int, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         """Draws of the total efficiency e^(log2 n) (1 for n = 1)."""
