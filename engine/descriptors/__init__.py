@@ -170,7 +170,11 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
     """Descriptors of many configurations as a DataFrame, one row per input row, in order.
 
     Columns: model, family, flops, linear_flops, tied_head_flops, bytes_moved, params, weight_bytes,
-    activation_bytes, state_bytes, kv_cache_bytes, memory_bytes, seq_len_effective, method. Counts are
+    activation_bytes, state_bytes, kv_cache_bytes, memory_bytes, floor_bytes, seq_len_effective, method.
+    ``floor_bytes`` is what must be resident at once at some moment of the pass, whatever the runtime
+    fuses or frees: the weights; in training also their gradients and AdamW's two moments (each at
+    least the weights' width, so 3x the weights); in inference one copy of the largest activation (a
+    leaf module's output, e.g. the logits) and the KV cache the forward returns. Counts are
     taken once per distinct (model, effective seq_len, mode) and scaled by batch and precision with numpy, so 100k
     configurations cost a few distinct counts plus vectorised arithmetic.
     ``configs`` is a sequence of :class:`Config` or a DataFrame with columns model, batch_size,
@@ -192,7 +196,8 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
                            "mode": [c.mode for c in configs]})
     n = len(df)
     cols = ["model", "family", "flops", "linear_flops", "tied_head_flops", "bytes_moved", "params", "weight_bytes",
-            "activation_bytes", "state_bytes", "kv_cache_bytes", "memory_bytes", "seq_len_effective", "method"]
+            "activation_bytes", "state_bytes", "kv_cache_bytes", "memory_bytes", "floor_bytes", "seq_len_effective",
+            "method"]
     if n == 0:
         return pd.DataFrame(columns=cols)
     bad_p = set(df["precision"].unique()) - set(PRECISIONS)
@@ -237,12 +242,13 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
     opt = params * (ADAM_BYTES_PER_PARAM + w + w * small)
     moved = np.where(train, 3 * weights + 4 * acts + opt, weights + 2 * acts + kv)
     live = np.where(train, acts, 2 * maxact1 * b * w)
+    floor = weights + np.where(train, 3 * weights, maxact1 * b * w + kv)
     out = pd.DataFrame({
         "model": df["model"].to_numpy(), "family": np.asarray(families, dtype=object)[codes],
         "flops": flops1 * b, "linear_flops": linear1 * b, "tied_head_flops": tied1 * b, "bytes_moved": moved,
         "params": params, "weight_bytes": weights,
         "activation_bytes": acts, "state_bytes": state, "kv_cache_bytes": kv,
-        "memory_bytes": weights + state + live + kv, "seq_len_effective": seq_eff,
+        "memory_bytes": weights + state + live + kv, "floor_bytes": floor, "seq_len_effective": seq_eff,
         "method": np.asarray(methods, dtype=object)[codes]})
     return out[cols]
 

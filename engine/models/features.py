@@ -182,7 +182,9 @@ class FeatureFrame:
     ``bytes`` (per pass), ``params``,
     ``weight_bytes``, ``activation_bytes`` (activation traffic, summed over the pass), ``live_bytes``
     (resident besides weights and optimizer state: the live activations and the KV cache, what the
-    memory model scales), ``peak`` (FLOP/s at the precision, scaled to the threads
+    memory model scales), ``floor_bytes`` (what must be resident at once at the peak, the memory
+    posterior's floor: :func:`engine.descriptors.describe_many`'s, less the KV cache an exported graph
+    does not keep), ``peak`` (FLOP/s at the precision, scaled to the threads
     used on a CPU), ``bandwidth`` (bytes/s), ``memory_capacity_mib`` (nan if unknown), ``batch``,
     ``t_compute_ms`` and ``t_memory_ms`` (ideal roofline times at efficiency 1, in ms; int8's
     non-linear FLOPs at the fp32 peak, see the module docstring).
@@ -260,7 +262,7 @@ class Featurizer:
         self._tied_precision = matmul_precision or tied_head_precision
         #: whether model names are catalog names (the real descriptors), not an injected world's
         self.uses_catalog = describe_many is None
-        self._desc: dict[tuple, tuple[float, float, float, float, float, float, float, float, str]] = {}
+        self._desc: dict[tuple, tuple[float, float, float, float, float, float, float, float, float, str]] = {}
         self._hw: dict[str, HardwareFacts] = {}
 
     # -- cached look-ups ----------------------------------------------------------------------
@@ -291,10 +293,15 @@ class Featurizer:
         # cache; a world without a memory split uses the activations it has
         live = (d["memory_bytes"] - d["weight_bytes"] - d.get("state_bytes", 0.0)
                 if "memory_bytes" in d.columns else d["activation_bytes"])
+        # what cannot be freed at the peak (the memory posterior's floor): a world without it has only
+        # its weights; an exported graph (ONNX Runtime, OpenVINO) runs without the KV cache
+        floor = d["floor_bytes"] if "floor_bytes" in d.columns else d["weight_bytes"]
+        kv = d["kv_cache_bytes"] if "kv_cache_bytes" in d.columns else 0.0 * floor
         for i, key in enumerate(missing):
+            resident = float(floor.iat[i]) - (float(kv.iat[i]) if key[5] != "torch" else 0.0)
             self._desc[key] = (float(d["flops"].iat[i]), float(d["bytes_moved"].iat[i]), float(d["params"].iat[i]),
                                float(d["weight_bytes"].iat[i]), float(d["activation_bytes"].iat[i]),
-                               float(linear.iat[i]), float(tied.iat[i]), float(live.iat[i]), str(fams[i]))
+                               float(linear.iat[i]), float(tied.iat[i]), float(live.iat[i]), resident, str(fams[i]))
 
     # -- main entry -----------------------------------------------------------------------------
     def __call__(self, configs: Sequence[Config] | "pd.DataFrame") -> FeatureFrame:
@@ -312,10 +319,10 @@ class Featurizer:
         # descriptors per distinct workload
         wl_codes, wl_df = _factorize_rows(ran, list(_WORKLOAD_COLS))
         self._descriptors(wl_df)
-        table = np.array([self._desc[tuple(r)][:8] for r in wl_df.itertuples(index=False, name=None)],
-                         dtype=float).reshape(-1, 8)
-        fam_u = np.array([self._desc[tuple(r)][8] for r in wl_df.itertuples(index=False, name=None)], dtype=object)
-        flops, nbytes, params, wbytes, abytes, linear, tied, live = (table[wl_codes, j] for j in range(8))
+        table = np.array([self._desc[tuple(r)][:9] for r in wl_df.itertuples(index=False, name=None)],
+                         dtype=float).reshape(-1, 9)
+        fam_u = np.array([self._desc[tuple(r)][9] for r in wl_df.itertuples(index=False, name=None)], dtype=object)
+        flops, nbytes, params, wbytes, abytes, linear, tied, live, resident = (table[wl_codes, j] for j in range(9))
         family = fam_u[wl_codes]
 
         # hardware per distinct (hardware, precision, runtime, threads)
@@ -357,7 +364,7 @@ class Featurizer:
             onehots.append(np.column_stack([(arr == v) for v in vals]).astype(float))
         X = np.concatenate([cont, *onehots], axis=1)
         phys = {"flops": flops, "linear_flops": linear, "tied_head_flops": tied, "bytes": nbytes, "params": params,
-                "weight_bytes": wbytes, "activation_bytes": abytes, "live_bytes": live, "peak": peak, "bandwidth": bw,
+                "weight_bytes": wbytes, "activation_bytes": abytes, "live_bytes": live, "floor_bytes": resident, "peak": peak, "bandwidth": bw,
                 "memory_capacity_mib": cap, "batch": batch, "seq_len": seq, "threads_used": threads_used,
                 "t_compute_ms": t_c, "t_memory_ms": t_m}
         return FeatureFrame(X=X, names=FEATURE_NAMES, phys=phys, cats=cats)

@@ -215,7 +215,7 @@ def _offline(problem: Problem, store: Optional["Store"], predictor: Any, prices:
     if missing:
         raise InvalidValueError("metric", missing[0], f"one the predictor '{getattr(predictor, 'name', '?')}' "
                                 f"models: {', '.join(post)}")
-    floors = dict(pset.floor)  # memory: never below the weights' bytes
+    floors = dict(pset.floor)  # memory: never below what must be resident
     score, pf = ranking.scores(problem, post, floors=floors)
     order = np.argsort(-score, kind="stable")
     measured = _store_values(store, configs, prices)
@@ -357,7 +357,8 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
                                          mc_samples=mc_samples, seed=seed + step)
                     j, method, value = choice.index, choice.method, choice.value
                 else:
-                    score, _ = ranking.joint_scores(problem, surrogate.joint(problem.metrics, available))
+                    floors = {m: f[available] for m, f in surrogate.table.floors.items()}
+                    score, _ = ranking.joint_scores(problem, surrogate.joint(problem.metrics, available), floors)
                     k = int(np.argmax(score))
                     j, method, value = available[k], "prior", float(score[k])
             cfg = configs[j]
@@ -487,7 +488,8 @@ def _final(problem: Problem, surrogate: Any, observations: list, metrics: list[s
     surrogate.fit(observations, metrics)
     joint = surrogate.joint(metrics)  # each base GP's posterior once, for every metric derived from it
     post = {m: joint.marginal(m) for m in metrics}
-    score, pf = ranking.scores(problem, post, joint)
+    floors = {m: f[:n_cand] for m, f in surrogate.table.floors.items()}  # memory: never below what must be resident
+    score, pf = ranking.scores(problem, post, joint, floors)
     measured: dict[int, dict[str, Optional[float]]] = {}
     for o in observations:
         if o.index < n_cand:
@@ -506,7 +508,8 @@ def _final(problem: Problem, surrogate: Any, observations: list, metrics: list[s
         best_i = int(np.argmax(score))
 
     def assess(i: int) -> Assessment:
-        return ranking.assessment(configs, post, score, pf, i, evaluated=i in measured, measured=measured.get(i))
+        return ranking.assessment(configs, post, score, pf, i, evaluated=i in measured, measured=measured.get(i),
+                                  floors=floors)
 
     best = assess(best_i) if best_i is not None else None
     order = [int(i) for i in np.argsort(-score, kind="stable") if int(i) != best_i][:top_k]

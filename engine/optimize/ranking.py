@@ -19,7 +19,7 @@ scrambled Sobol points, fixed seed) for several constraints that share a base.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -85,13 +85,46 @@ def _joint_feasible(problem: Problem, joint: Joint, shift: Optional[np.ndarray] 
     return out
 
 
-def joint_scores(problem: Problem, joint: Joint) -> tuple[np.ndarray, np.ndarray]:
-    """(E[utility · 1{feasible}], P(feasible)) per row under the joint posterior (module docstring)."""
+def _floored_apart(problem: Problem, joint: Joint, floors: Optional[dict[str, np.ndarray]]
+                   ) -> tuple[Problem, np.ndarray]:
+    """(the problem without its floored constraints, P(those hold) per row). A constraint on a metric
+    with a floor (memory) is set apart when its bases are shared with no other constraint and not
+    with the first objective (memory is its own GP), so the product of the two parts is exact and
+    its probability can use the truncated log-normal, which the joint's normal algebra cannot."""
+    from engine.models.base import lognormal_cdf, lognormal_sf
+
+    n = joint.mean.shape[0]
+    p = np.ones(n)
+    if not floors:
+        return problem, p
+    first = np.abs(joint.coef[problem.objectives[0]]) > 0
+    kept = []
+    for c in problem.constraints:
+        used = np.abs(joint.coef[c.metric]) > 0
+        others = [o for o in problem.constraints if o is not c]
+        apart = (c.metric in floors and not (used & first).any()
+                 and not any((used & (np.abs(joint.coef[o.metric]) > 0)).any() for o in others))
+        if not apart:
+            kept.append(c)
+            continue
+        mu, sd = joint.marginal(c.metric)
+        prob = lognormal_cdf if c.upper else lognormal_sf
+        p = p * prob(mu, np.maximum(sd, 1e-9), np.full(n, c.bound), floors[c.metric])
+    return replace(problem, constraints=tuple(kept)), p
+
+
+def joint_scores(problem: Problem, joint: Joint, floors: Optional[dict[str, np.ndarray]] = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(E[utility · 1{feasible}], P(feasible)) per row under the joint posterior (module docstring).
+    ``floors`` (metric -> per-row floor) truncate a constraint's metric that is its own GP (memory
+    never below the bytes that must be resident; :func:`_floored_apart`)."""
     first = problem.objectives[0]
+    rest, p_floored = _floored_apart(problem, joint, floors)
     c = problem.sign(first) * joint.coef[first]
     var = joint.sd**2
     log_eu = problem.sign(first) * joint.offset[first] + joint.mean @ c + 0.5 * var @ (c**2)
-    return np.exp(log_eu) * _joint_feasible(problem, joint, shift=var * c), _joint_feasible(problem, joint)
+    return (np.exp(log_eu) * _joint_feasible(rest, joint, shift=var * c) * p_floored,
+            _joint_feasible(rest, joint) * p_floored)
 
 
 def prob_feasible(problem: Problem, post: dict[str, LogNormal],
@@ -120,7 +153,7 @@ def scores(problem: Problem, post: dict[str, LogNormal], joint: Optional[Joint] 
     ``joint`` posterior the metrics' correlation counts (:func:`joint_scores`); else they are
     taken as independent."""
     if joint is not None:
-        return joint_scores(problem, joint)
+        return joint_scores(problem, joint, floors)
     pf = prob_feasible(problem, post, floors)
     return expected_utility(problem, problem.objectives[0], post) * pf, pf
 

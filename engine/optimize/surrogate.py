@@ -116,6 +116,9 @@ class CandidateTable:
     feature_names: list[str]
     index: dict[str, int] = field(default_factory=dict)
     n_candidates: int = 0
+    #: metric -> per-row floor its posterior is truncated at (memory: the bytes that must be resident,
+    #: :func:`engine.models.assemble.memory_floor_mib`); the GP itself does not know it
+    floors: dict[str, np.ndarray] = field(default_factory=dict)
 
     def prior(self, metric: str) -> np.ndarray:
         return self.X[:, self.d + PRIOR_METRICS.index(metric)].numpy()
@@ -143,6 +146,7 @@ def calibrated_roofline(prior_data: Optional["pd.DataFrame"], featurizer: Option
 def build_table(configs: Sequence[Config], roofline: Any, prices: dict[str, Optional[float]],
                 featurizer: Optional["Featurizer"] = None, context: Sequence[Config] = ()) -> CandidateTable:
     """Encode candidates (then context rows) and their roofline priors (one vectorised featurisation)."""
+    from engine.models.assemble import memory_floor_mib
     from engine.models.features import default_featurizer
 
     n_cand = len(configs)
@@ -176,7 +180,7 @@ def build_table(configs: Sequence[Config], roofline: Any, prices: dict[str, Opti
     priors[~np.isfinite(priors)] = 0.0  # no hourly price: the cost column is never modelled (checked upstream)
     X = torch.as_tensor(np.column_stack([Z, priors]), dtype=torch.float64)
     return CandidateTable(configs, X, Z.shape[1], [names[j] for j in keep], {c.key: i for i, c in enumerate(configs)},
-                          n_cand)
+                          n_cand, {"memory_mib": memory_floor_mib(ff.phys)})
 
 
 class RooflinePriorMean(Mean):

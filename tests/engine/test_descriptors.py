@@ -233,3 +233,16 @@ def test_a_sequence_longer_than_the_position_embeddings_is_refused() -> None:
         effective_seq_len(get_model("bert-base-uncased"), 4096)
     with pytest.raises(InvalidValueError, match="1 to 1024 for gpt2"):
         effective_seq_len(get_model("gpt2"), 5000)
+
+
+def test_the_floor_is_what_must_be_resident_at_once() -> None:
+    """The memory posterior's floor: inference holds the weights, the largest activation (gpt2's
+    logits) and the KV cache it returns; training holds weights, gradients and AdamW's two moments."""
+    vocab = get_model("gpt2").arch.get("vocab_size", 50257)
+    d = describe_many([Config("gpt2", "h", 4, 256, "fp16"), Config("gpt2", "h", 4, 256, "fp32", "training")])
+    inf, train = d.iloc[0], d.iloc[1]
+    logits = 4 * 256 * vocab * 2
+    assert inf["floor_bytes"] == pytest.approx(inf["weight_bytes"] + logits + inf["kv_cache_bytes"], rel=1e-9)
+    assert inf["kv_cache_bytes"] > 0 and inf["floor_bytes"] <= inf["memory_bytes"]
+    assert train["floor_bytes"] == pytest.approx(4 * train["weight_bytes"])
+    assert train["floor_bytes"] <= train["memory_bytes"]

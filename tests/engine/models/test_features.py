@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from engine.config import Config
@@ -145,3 +147,44 @@ def test_openvino_bf16_runs_as_fp32_on_a_cpu_without_a_bf16_kernel() -> None:
     # the GP still sees the precision asked for
     col = list(ff.names).index("precision=bf16")
     assert ff.X[1, col] == 1.0 and ff.X[0, col] == 0.0
+
+
+def test_an_exported_graph_keeps_no_kv_cache_in_its_memory_floor() -> None:
+    """The ONNX export runs with ``use_cache=False``: its floor is weights and logits, torch's adds
+    the KV cache the forward returns; a world without floors keeps its weights as the floor."""
+    from engine.descriptors import describe_many
+    from engine.models.features import Featurizer
+
+    torch_run = Config("gpt2", "cpu-amd-epyc-2c", 4, 256, "fp32", "inference", "torch", 2)
+    ff = Featurizer()([torch_run, torch_run.with_(runtime="onnxruntime")])
+    kv = float(describe_many([torch_run])["kv_cache_bytes"].iat[0])
+    assert kv > 0 and ff.phys["floor_bytes"][0] - ff.phys["floor_bytes"][1] == kv
+    assert ff.phys["floor_bytes"][1] > ff.phys["weight_bytes"][1]
+
+
+def test_a_world_without_floors_keeps_the_weights_as_its_floor(featurizer, train_df) -> None:
+    from engine.models.assemble import memory_floor_mib
+
+    ff = featurizer(train_df)
+    assert np.array_equal(ff.phys["floor_bytes"], ff.phys["weight_bytes"])
+    assert np.allclose(memory_floor_mib(ff.phys), ff.phys["weight_bytes"] / 2**20)
+
+
+def test_every_measured_run_holds_at_least_its_memory_floor() -> None:
+    """The floor must be certain: a measured run below it would make the truncated posterior wrong.
+    Every run of the shipped dataset and of both bench/data CPUs measured at least 1.26x it."""
+    import pandas as pd
+
+    from engine.models.assemble import memory_floor_mib
+    from engine.models.features import Featurizer
+    from engine.store.seed import shipped_dataset_path
+
+    root = Path(__file__).resolve().parents[3]
+    files = [shipped_dataset_path(), *sorted((root / "bench" / "data").glob("*.parquet"))]
+    assert len(files) >= 3 and files[0] is not None
+    featurizer = Featurizer()
+    for f in files:
+        df = pd.read_parquet(f)
+        df = df[(df["status"] == "ok") & df["memory_peak_mib"].notna()]
+        ratio = df["memory_peak_mib"].to_numpy() / memory_floor_mib(featurizer(df).phys)
+        assert len(df) > 100 and ratio.min() > 1.25, f

@@ -371,3 +371,6 @@ def test_a_model_whose_weights_exceed_the_device_cannot_fit(tmp_path) -> None:
         assert p.memory_mib.mean > p.memory_mib.interval(0.9)[0]
         small = pp.predict("bert-base-uncased", "cpu-amd-epyc-2c", 8)
         assert small.prob_fits_memory() > 0.99
+        # audit: its fp32 logits (12.3 GiB) and KV cache (12 GiB) alone exceed a T4's 16 GB; it read P(fits) 0.20
+        big = pp.predict("gpt2-medium", "t4", 64, seq_len=1024)
+        assert big.prob_fits_memory() == 0.0 and big.memory_mib.interval(0.9)[0] > 24 * 1024

@@ -80,3 +80,18 @@ def test_a_hopeless_lower_bound_still_ranks_by_how_close_each_row_comes() -> Non
     prob = _problem(Constraint("memory_mib", 600.0))
     assert np.array_equal(prob_feasible(prob, mem), prob_feasible(prob, mem, {"memory_mib": np.full(4, 10.0)}))
     assert prob_feasible(prob, mem, {"memory_mib": np.full(4, 650.0)})[0] == 0.0  # the weights alone exceed it
+
+
+def test_the_joint_ranking_truncates_memory_at_its_floor() -> None:
+    """Online optimize ranked with the joint posterior, which ignored the memory floor: a row whose
+    resident bytes alone exceed the cap kept P(feasible) near its plain log-normal's."""
+    problem = _problem(Constraint("latency_p90_ms", 30.0), Constraint("memory_mib", 650.0))
+    floors = {"memory_mib": np.array([10.0, 10.0, 660.0, 10.0])}
+    score, pf = joint_scores(problem, JOINT)
+    score_f, pf_f = joint_scores(problem, JOINT, floors)
+    assert pf[2] > 0.05 and pf_f[2] == 0.0 and score_f[2] == 0.0  # the floor alone exceeds the cap
+    keep = [0, 1, 3]  # floors far below the bulk: the same answer as before
+    assert np.allclose(pf_f[keep], pf[keep], rtol=1e-9) and np.allclose(score_f[keep], score[keep], rtol=1e-9)
+    # the marginal ranking (offline) and the joint one (online) agree on a floored memory constraint
+    post = {m: JOINT.marginal(m) for m in JOINT.coef}
+    assert np.allclose(scores(problem, post, floors=floors)[1], pf_f, atol=1e-12)
