@@ -242,6 +242,12 @@ def _user_file_state(section: str) -> tuple[str, Optional[int]]:
         return value, None
 
 
+def catalog_state() -> tuple[tuple[str, Optional[int]], tuple[str, Optional[int]]]:
+    """The user catalogs' state (variables and file mtimes): caches of what an entry *says*
+    (counted FLOPs, a featuriser's descriptors and peaks) compare it to notice an edit."""
+    return _user_file_state("models"), _user_file_state("hardware")
+
+
 def user_catalog_digest() -> str:
     """A short hash of the user's own catalog entries ("" when there are none): fitted models are
     cached per data *and* catalog, since a run of a user model counts only while its file is set."""

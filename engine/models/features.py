@@ -262,6 +262,7 @@ class Featurizer:
         self._tied_precision = matmul_precision or tied_head_precision
         #: whether model names are catalog names (the real descriptors), not an injected world's
         self.uses_catalog = describe_many is None
+        self._catalog_state: Any = None  # the user catalogs the caches below were filled from
         self._desc: dict[tuple, tuple[float, float, float, float, float, float, float, float, float, str]] = {}
         self._hw: dict[str, HardwareFacts] = {}
 
@@ -304,7 +305,26 @@ class Featurizer:
                                float(linear.iat[i]), float(tied.iat[i]), float(live.iat[i]), resident, str(fams[i]))
 
     # -- main entry -----------------------------------------------------------------------------
+    def _forget_edited_catalogs(self) -> None:
+        """Empty the descriptor and hardware caches (and the counts') when a user catalog was set,
+        unset or edited since they were filled: an entry edited in a running notebook (more layers,
+        another peak) is counted again, not answered from its old figures."""
+        if not (self.uses_catalog or self._resolve is _default_resolve_hardware):
+            return
+        from engine.catalog import catalog_state
+
+        state = catalog_state()
+        if state != self._catalog_state:
+            if self._catalog_state is not None:
+                from engine.descriptors.counting import pass_counts
+
+                self._desc.clear()
+                self._hw.clear()
+                pass_counts.cache_clear()
+            self._catalog_state = state
+
     def __call__(self, configs: Sequence[Config] | "pd.DataFrame") -> FeatureFrame:
+        self._forget_edited_catalogs()
         df = configs_frame(configs)
         # the precision each pass really runs at (OpenVINO chooses on a CPU without bf16); the
         # precision one-hot below keeps the one asked for

@@ -182,3 +182,26 @@ def test_online_benchmarks_run_from_a_heredoc(tmp_path: Path) -> None:
             "threads=1), iterations=2, warmup=1, min_time_s=0))\nprint('STATUS', m.status, m.error)\n")
     r = subprocess.run([sys.executable, "-"], input=code, text=True, capture_output=True, cwd=tmp_path, timeout=600)
     assert "STATUS ok None" in r.stdout, (r.stdout, r.stderr[-2000:])
+
+
+def test_an_entry_edited_in_a_running_process_is_counted_again(tmp_path: Path, monkeypatch) -> None:
+    """Audit: an entry already used kept its counted FLOPs until Python restarted (the featuriser and
+    the counts were cached by name); now an edit of the user catalog empties those caches."""
+    import os
+
+    from engine import catalog
+    from engine.config import Config
+    from engine.models.features import default_featurizer
+
+    f = tmp_path / "models.yaml"
+    f.write_text(MODELS)
+    monkeypatch.setenv("PERFCAST_MODELS", str(f))
+    cfg = Config("my-bert-6l", "cpu-amd-epyc-2c", 4, 128)
+    before = default_featurizer()([cfg]).phys["flops"][0]
+    f.write_text(MODELS.replace("num_hidden_layers: 6", "num_hidden_layers: 12"))
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))  # an edit within the same tick
+    after = default_featurizer()([cfg]).phys["flops"][0]
+    assert catalog.get_model("my-bert-6l").arch["num_hidden_layers"] == 12
+    assert 1.8 < after / before < 2.1  # twelve layers of the same width, not the six counted first
+    monkeypatch.delenv("PERFCAST_MODELS")
+    catalog.refresh_catalogs()
