@@ -485,12 +485,7 @@ def _count_text(n: float) -> str:
 def summarize(pset: PredictionSet, metric: str) -> dict[str, np.ndarray]:
     """Vectorised median, mean and q05/q25/q75/q95 of one metric for every configuration."""
     q = pset.quantiles(metric, SUMMARY_QUANTILES)
-    if metric in pset.samples:
-        mean = np.mean(pset.samples[metric], axis=0)
-    else:
-        from engine.models.base import lognormal_mean
-
-        mean = lognormal_mean(pset.mu_log[metric], pset.sigma_log[metric], pset.floor.get(metric))
+    mean = pset.mean(metric)
     return {"median": q[2], "mean": mean, "q05": q[0], "q25": q[1], "q75": q[3], "q95": q[4]}
 
 

@@ -119,7 +119,7 @@ def subset_predictions(ps: Any, index: Sequence[int]) -> Any:
                          mu_log={k: v[idx] for k, v in ps.mu_log.items()},
                          sigma_log={k: v[idx] for k, v in ps.sigma_log.items()},
                          samples={k: v[:, idx] for k, v in ps.samples.items()},
-                         floor={k: v[idx] for k, v in ps.floor.items()})
+                         floor={k: v[idx] for k, v in ps.floor.items()}, at_least=dict(ps.at_least))
 
 
 # -- covariance sources -----------------------------------------------------------------------------

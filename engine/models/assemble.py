@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from engine.config import Config
-from engine.models.base import PredictionSet
+from engine.models.base import AT_LEAST, PredictionSet
 
 Pair = tuple[np.ndarray, np.ndarray]
 
@@ -38,6 +38,7 @@ def lognormal_set(configs: Sequence[Config], predictor: str, batch: np.ndarray, 
     ps.mu_log["throughput"], ps.sigma_log["throughput"] = np.log(1000.0 * batch) - mu, sd.copy()
     if p90 is not None:
         ps.mu_log["latency_p90_ms"], ps.sigma_log["latency_p90_ms"] = p90
+        ps.at_least["latency_p90_ms"] = AT_LEAST["latency_p90_ms"]  # a run's p90 is never below its median
     if memory is not None:
         ps.mu_log["memory_mib"], ps.sigma_log["memory_mib"] = memory
         if memory_floor is not None:
@@ -54,8 +55,8 @@ def draws_set(configs: Sequence[Config], predictor: str, batch: np.ndarray, late
     ps = PredictionSet(configs=list(configs), predictor=predictor)
     ps.samples["latency_ms"] = latency
     ps.samples["throughput"] = 1000.0 * batch[None, :] / latency
-    if p90 is not None:
-        ps.samples["latency_p90_ms"] = p90
+    if p90 is not None:  # a run's p90 is never below its median: draw by draw
+        ps.samples["latency_p90_ms"] = np.maximum(p90, latency)
     if memory is not None:
         ps.samples["memory_mib"] = memory if memory_floor is None else np.maximum(memory, memory_floor[None, :])
     return ps

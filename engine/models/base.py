@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 METRICS: tuple[str, ...] = ("latency_ms", "latency_p90_ms", "throughput", "memory_mib")
 #: each metric's natural unit (throughput: items, i.e. samples or sequences, per second)
 UNITS: dict[str, str] = {"latency_ms": "ms", "latency_p90_ms": "ms", "throughput": "items/s", "memory_mib": "MiB"}
+#: metric -> the metric of the same run it can never fall below (a run's p90 latency is at least its
+#: median); predictions take the comonotone maximum (:attr:`MetricPrediction.at_least`)
+AT_LEAST: dict[str, str] = {"latency_p90_ms": "latency_ms"}
 
 
 #: a floor this many sds below the log-normal's median changes nothing a float can hold
@@ -111,6 +114,27 @@ def lognormal_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray] =
     return np.where(a < IRRELEVANT_FLOOR_Z, plain, trunc)
 
 
+def lognormal_max_mean(mu: np.ndarray, sd: np.ndarray, mu2: np.ndarray, sd2: np.ndarray) -> np.ndarray:
+    """E[max(X, Y)] of two comonotone log-normals (X = exp(mu + sd Z), Y = exp(mu2 + sd2 Z), one Z).
+
+    Why: p90 latency is at least the median latency of the same run, so its posterior is the
+    comonotone maximum of its own log-normal and the median's (:attr:`MetricPrediction.at_least`).
+    Closed form: the two lines mu + sd z and mu2 + sd2 z cross at z* = (mu2 - mu) / (sd - sd2); on
+    each side the larger one's partial expectation is exp(m + s²/2) Phi(±(z* - s))."""
+    from scipy.special import ndtr
+
+    mu, sd, mu2, sd2 = (np.asarray(v, dtype=float) for v in (mu, sd, mu2, sd2))
+    m1, m2 = np.exp(mu + 0.5 * sd**2), np.exp(mu2 + 0.5 * sd2**2)
+    diff = sd - sd2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zc = (mu2 - mu) / diff
+    # sd > sd2: X is the larger above z*, Y below; sd < sd2: the other way round
+    above_x = m1 * ndtr(sd - zc) + m2 * ndtr(zc - sd2)
+    below_x = m1 * ndtr(zc - sd) + m2 * ndtr(sd2 - zc)
+    equal = np.where(mu >= mu2, m1, m2)
+    return np.where(diff > 0, above_x, np.where(diff < 0, below_x, equal))
+
+
 @dataclass(frozen=True)
 class MetricPrediction:
     """Posterior predictive of one metric for one configuration, in the metric's natural unit
@@ -123,6 +147,11 @@ class MetricPrediction:
     #: a value the metric cannot fall below (memory: the weights' bytes); the log-normal form is
     #: truncated there, draws are clipped to it (see :func:`lognormal_quantile`)
     floor: Optional[float] = None
+    #: (mu_log, sigma_log) of a log-normal this metric can never fall below, comonotone with it
+    #: (p90 latency: the median latency of the same run). Without it the two marginals, each a
+    #: log-normal with its own spread, put p90's 5% quantile below the median's in 66 of 96
+    #: configurations of a predict grid, by up to 8%. The posterior is then max(own, that one).
+    at_least: Optional[tuple[float, float]] = None
 
     def __repr__(self) -> str:
         lo, hi = self.interval(0.9)
@@ -141,6 +170,8 @@ class MetricPrediction:
             return np.quantile(self.samples, q)
         assert self.mu_log is not None and self.sigma_log is not None
         out = lognormal_quantile(self.mu_log, self.sigma_log, qa, self.floor)
+        if self.at_least is not None:
+            out = np.maximum(out, lognormal_quantile(self.at_least[0], self.at_least[1], qa))
         return float(out) if np.ndim(out) == 0 else out
 
     @property
@@ -151,6 +182,8 @@ class MetricPrediction:
     def mean(self) -> float:
         if self.samples is not None:
             return float(np.mean(self.samples))
+        if self.at_least is not None:
+            return float(lognormal_max_mean(self.mu_log, self.sigma_log, *self.at_least))
         return float(lognormal_mean(self.mu_log, self.sigma_log, self.floor))
 
     def interval(self, level: float = 0.9) -> tuple[float, float]:
@@ -166,7 +199,10 @@ class MetricPrediction:
             raise ValueError(f"invalid bound {bound!r}; valid: a positive finite number")
         if self.samples is not None:
             return float(np.mean(self.samples <= bound))
-        return float(lognormal_cdf(self.mu_log, self.sigma_log, bound, self.floor))
+        p = lognormal_cdf(self.mu_log, self.sigma_log, bound, self.floor)
+        if self.at_least is not None:  # comonotone: max(X, Y) <= b iff both are
+            p = np.minimum(p, lognormal_cdf(self.at_least[0], self.at_least[1], bound))
+        return float(p)
 
     def summary(self) -> dict[str, float]:
         """median, mean and the 5/25/75/95% quantiles: what ``--json`` prints per metric."""
@@ -235,6 +271,9 @@ class PredictionSet:
     samples: dict[str, np.ndarray] = field(default_factory=dict)
     #: metric -> (n,) values it cannot fall below (memory: the weights' bytes; see MetricPrediction)
     floor: dict[str, np.ndarray] = field(default_factory=dict)
+    #: metric -> the metric it can never fall below, comonotone (p90 latency -> median latency;
+    #: see :attr:`MetricPrediction.at_least`); log-normal form only
+    at_least: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -246,8 +285,10 @@ class PredictionSet:
                 ms[m] = MetricPrediction(m, samples=self.samples[m][:, i])
             else:
                 fl = self.floor.get(m)
+                other = self.at_least.get(m)
+                below = None if other is None else (float(self.mu_log[other][i]), float(self.sigma_log[other][i]))
                 ms[m] = MetricPrediction(m, mu_log=float(self.mu_log[m][i]), sigma_log=float(self.sigma_log[m][i]),
-                                         floor=None if fl is None else float(fl[i]))
+                                         floor=None if fl is None else float(fl[i]), at_least=below)
         return Prediction(self.configs[i], ms, self.predictor)
 
     def __iter__(self) -> Iterator[Prediction]:
@@ -263,16 +304,31 @@ class PredictionSet:
         if metric in self.samples:
             return np.quantile(self.samples[metric], qs_arr, axis=0)
         fl = self.floor.get(metric)
-        return lognormal_quantile(self.mu_log[metric][None, :], self.sigma_log[metric][None, :], qs_arr[:, None],
-                                  None if fl is None else np.asarray(fl)[None, :])
+        out = lognormal_quantile(self.mu_log[metric][None, :], self.sigma_log[metric][None, :], qs_arr[:, None],
+                                 None if fl is None else np.asarray(fl)[None, :])
+        other = self.at_least.get(metric)
+        if other is not None:
+            out = np.maximum(out, self.quantiles(other, qs))
+        return out
 
     def cdf(self, metric: str, x: np.ndarray) -> np.ndarray:
         """(n,) P(metric <= x) per configuration (x broadcast), floors and draws respected."""
         x = np.broadcast_to(np.asarray(x, dtype=float), (len(self),))
         if metric in self.samples:
             return np.mean(self.samples[metric] <= x[None, :], axis=0)
-        return lognormal_cdf(self.mu_log[metric], np.maximum(self.sigma_log[metric], 1e-12), x,
-                             self.floor.get(metric))
+        p = lognormal_cdf(self.mu_log[metric], np.maximum(self.sigma_log[metric], 1e-12), x, self.floor.get(metric))
+        other = self.at_least.get(metric)
+        return p if other is None else np.minimum(p, self.cdf(other, x))
+
+    def mean(self, metric: str) -> np.ndarray:
+        """(n,) posterior means of one metric, floors, draws and :attr:`at_least` respected."""
+        if metric in self.samples:
+            return np.mean(self.samples[metric], axis=0)
+        other = self.at_least.get(metric)
+        if other is not None:
+            return lognormal_max_mean(self.mu_log[metric], self.sigma_log[metric], self.mu_log[other],
+                                      self.sigma_log[other])
+        return lognormal_mean(self.mu_log[metric], self.sigma_log[metric], self.floor.get(metric))
 
 
 @runtime_checkable

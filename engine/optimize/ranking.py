@@ -26,6 +26,7 @@ import numpy as np
 from scipy.stats import norm
 
 from engine.config import Config
+from engine.models.base import AT_LEAST
 from engine.optimize.result import Assessment, MetricInterval
 from engine.optimize.spec import UNITS, Problem
 
@@ -138,7 +139,13 @@ def prob_feasible(problem: Problem, post: dict[str, LogNormal],
     for c in problem.constraints:
         mu, sd = post[c.metric]
         prob = lognormal_cdf if c.upper else lognormal_sf  # a tail, not 1 - cdf: see lognormal_sf
-        p = p * prob(mu, np.maximum(sd, 1e-9), np.full(n, c.bound), (floors or {}).get(c.metric))
+        pc = prob(mu, np.maximum(sd, 1e-9), np.full(n, c.bound), (floors or {}).get(c.metric))
+        other = AT_LEAST.get(c.metric)
+        if other in post:  # p90 is the comonotone max of its own and the median's (base.AT_LEAST)
+            mu2, sd2 = post[other]
+            po = prob(mu2, np.maximum(sd2, 1e-9), np.full(n, c.bound))
+            pc = np.minimum(pc, po) if c.upper else np.maximum(pc, po)
+        p = p * pc
     return p
 
 
@@ -160,12 +167,19 @@ def scores(problem: Problem, post: dict[str, LogNormal], joint: Optional[Joint] 
 
 def intervals(post: dict[str, LogNormal], i: int, floors: Optional[dict[str, np.ndarray]] = None
               ) -> dict[str, MetricInterval]:
-    from engine.models.base import lognormal_mean, lognormal_quantile
+    from engine.models.base import lognormal_max_mean, lognormal_mean, lognormal_quantile
 
     out = {}
     for m, (mu, sd) in post.items():
         a, s = float(mu[i]), float(sd[i])
         fl = (floors or {}).get(m)
+        other = AT_LEAST.get(m)
+        if other in post:  # p90: never below the median of the same run (base.AT_LEAST)
+            a2, s2 = float(post[other][0][i]), float(post[other][1][i])
+            q05, med, q95 = (max(float(np.exp(a + z * s)), float(np.exp(a2 + z * s2))) for z in (-Z95, 0.0, Z95))
+            out[m] = MetricInterval(m, median=med, q05=q05, q95=q95, mean=float(lognormal_max_mean(a, s, a2, s2)),
+                                    unit=UNITS.get(m, ""))
+            continue
         if fl is None:
             out[m] = MetricInterval(m, median=float(np.exp(a)), q05=float(np.exp(a - Z95 * s)),
                                     q95=float(np.exp(a + Z95 * s)), mean=float(np.exp(a + 0.5 * s * s)),

@@ -95,3 +95,24 @@ def test_the_joint_ranking_truncates_memory_at_its_floor() -> None:
     # the marginal ranking (offline) and the joint one (online) agree on a floored memory constraint
     post = {m: JOINT.marginal(m) for m in JOINT.coef}
     assert np.allclose(scores(problem, post, floors=floors)[1], pf_f, atol=1e-12)
+
+
+def test_offline_p90_answers_are_never_below_the_median() -> None:
+    """The offline ranking reads p90 and the median as separate log-normals: its p90 interval and
+    P(p90 <= bound) take the comonotone maximum (a run's p90 is at least its median)."""
+    from engine.optimize.ranking import intervals
+
+    post = {"latency_ms": (np.log([10.0, 10.0]), np.array([0.1, 0.1])),
+            "latency_p90_ms": (np.log([10.5, 10.5]), np.array([0.4, 0.1]))}
+    wide, narrow = intervals(post, 0), intervals(post, 1)
+    med = math.exp(math.log(10.0) - 1.6448536269514722 * 0.1)
+    assert wide["latency_p90_ms"].q05 == pytest.approx(med) and wide["latency_p90_ms"].median == pytest.approx(10.5)
+    assert narrow["latency_p90_ms"].q05 > med
+    pf = prob_feasible(_problem(Constraint("latency_p90_ms", 9.0)), post)
+    plain = prob_feasible(_problem(Constraint("latency_p90_ms", 9.0)), {"latency_p90_ms": post["latency_p90_ms"]})
+    assert pf[0] < plain[0] and pf[0] == pytest.approx(norm_cdf((math.log(9.0) - math.log(10.0)) / 0.1))
+    assert pf[1] == pytest.approx(plain[1])  # the narrow p90 sits above the median everywhere
+
+
+def norm_cdf(z: float) -> float:
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
