@@ -79,12 +79,22 @@ class Descriptor:
         """Weights + training state + live activations + KV cache (no runtime overhead)."""
         return self.weight_bytes + self.state_bytes + self.peak_activation_bytes + self.kv_cache_bytes
 
+    @property
+    def floor_bytes(self) -> float:
+        """What must be resident at once at some moment of the pass (the memory posterior's floor,
+        :func:`describe_many`'s ``floor_bytes``): the weights, plus gradients and AdamW's two moments
+        in training, else one copy of the largest activation and the KV cache."""
+        if self.mode == "training":
+            return 4 * self.weight_bytes
+        return self.weight_bytes + self.peak_activation_bytes / 2 + self.kv_cache_bytes
+
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         d = asdict(self)
         d["arithmetic_intensity"] = self.arithmetic_intensity
         d["memory_bytes"] = self.memory_bytes
+        d["floor_bytes"] = self.floor_bytes
         return d
 
 

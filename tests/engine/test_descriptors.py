@@ -246,3 +246,5 @@ def test_the_floor_is_what_must_be_resident_at_once() -> None:
     assert inf["kv_cache_bytes"] > 0 and inf["floor_bytes"] <= inf["memory_bytes"]
     assert train["floor_bytes"] == pytest.approx(4 * train["weight_bytes"])
     assert train["floor_bytes"] <= train["memory_bytes"]
+    for cfg, row in zip((Config("gpt2", "h", 4, 256, "fp16"), Config("gpt2", "h", 4, 256, "fp32", "training")), (inf, train)):
+        assert describe(cfg).floor_bytes == pytest.approx(row["floor_bytes"], rel=1e-9)  # one rule, two spellings
