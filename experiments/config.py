@@ -48,6 +48,12 @@ DIGEST_IF_CHANGED: tuple[tuple[str, str, Any], ...] = (("acquisition", "cost_exp
                                                        ("stop", "plateau_min_gain", 0.0))
 
 
+#: what a real loop's id leaves out: when to stop (budget, stop rule), words (description) and the
+#: after-run replay of the baselines. Raising ``budget.runs`` continues the same experiment; it
+#: started a new one from zero (audit, 2026-12-07).
+RUN_ID_EXCLUDES: tuple[str, ...] = ("budget", "stop", "description", "replay")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -242,7 +248,23 @@ class ExperimentConfig(_Strict):
         text = json.dumps(d, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
+    def run_digest(self) -> str:
+        """The hash behind a real loop's id: what it measures and how it chooses, not when it stops
+        (:data:`RUN_ID_EXCLUDES`), so the same command with a larger budget resumes."""
+        d = self.model_dump(mode="json", exclude={"benchmark": {"rerun_busy"}, **{k: True for k in RUN_ID_EXCLUDES}})
+        for section, key, stored_at in DIGEST_IF_CHANGED:
+            if section in d and d[section][key] == stored_at:
+                del d[section][key]
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
     def experiment_id(self, mode: str = "run") -> str:
+        """``NAME-run-HASH`` of :meth:`run_digest` for a real loop; a replay's hash covers every setting
+        (its budget and seeds define what it compares)."""
+        return f"{self.name}-run-{self.run_digest()}" if mode == "run" else f"{self.name}-{mode}-{self.digest()}"
+
+    def legacy_experiment_id(self, mode: str = "run") -> str:
+        """The id a loop of this config was stored under before 2026-12-07 (every setting hashed):
+        the loop resumes an experiment stored under it when none has the current id."""
         return f"{self.name}-{mode}-{self.digest()}"
 
     def with_acquisition(self, name: str) -> "ExperimentConfig":

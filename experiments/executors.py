@@ -110,10 +110,11 @@ class LocalExecutor(_QueueExecutor):
         self._runner = runner
         self._pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="perfcast-bench")
         self._futures: dict[cf.Future, Handle] = {}
-        self._adapters: dict[tuple[str, str], tuple[Optional[str], str]] = {}
+        self._adapters: dict[tuple[str, str, str, str], tuple[Optional[str], str]] = {}
 
     def _adapter(self, config: Config) -> tuple[Optional[str], str]:
-        key = (config.hardware, config.runtime)
+        # per device, runtime, precision and mode: an adapter refuses some of those (its refusal)
+        key = (config.hardware, config.runtime, config.precision, config.mode)
         if key not in self._adapters:
             from experiments.space import adapter_for
 

@@ -184,7 +184,7 @@ class ExperimentLoop:
         self.truth = truth
         self.seed = cfg.seed if seed is None else int(seed)
         self.on_event = on_event or (lambda kind, payload: None)
-        self.experiment_id = experiment_id or cfg.experiment_id(mode)
+        self.experiment_id = experiment_id or self._stored_id(cfg, store, mode)
         self.initial_design = cfg.initial_design if initial_design is None else int(initial_design)
         if predictor_factory is None:
             from experiments.config import check_predictor_options
@@ -198,6 +198,7 @@ class ExperimentLoop:
         self._fits = 0
         self.space = list(dict.fromkeys(space))
         self._space_keys = {c.key for c in self.space}
+        self._retry_noted = False
         self.metric = cfg.acquisition.metric
         self.pmetric, self.truth_col = TRUTH_COLUMN[self.metric]
         self.steps: list[StepRecord] = []
@@ -378,14 +379,47 @@ class ExperimentLoop:
         return "fit"
 
     # -- one acquisition ----------------------------------------------------------------------------
+    @staticmethod
+    def _stored_id(cfg: "ExperimentConfig", store: Any, mode: str) -> str:
+        """The config's experiment id, or the id it had before budgets and stop rules left the id
+        (:meth:`ExperimentConfig.legacy_experiment_id`) when only that one is stored: it resumes."""
+        new = cfg.experiment_id(mode)
+        legacy = cfg.legacy_experiment_id(mode)
+        if mode != "run" or legacy == new or not hasattr(store, "get_experiment"):
+            return new
+        try:
+            if store.get_experiment(new) is None and store.get_experiment(legacy) is not None:
+                return legacy
+        except Exception:  # noqa: BLE001 - a store without the table yet holds neither
+            pass
+        return new
+
+    def _failed_keys(self) -> set[str]:
+        """Configurations whose failures leave them out of the pool: every failed run in the store,
+        except those that only hit a time or memory limit lower than this experiment's
+        (:func:`engine.acquisition.pool.blocking_failures`): raising the limit retries them."""
+        from engine.acquisition.pool import FAILED_STATUSES, blocking_failures
+
+        failures = self.store.failures(list(FAILED_STATUSES))
+        if self.mode != "run":  # a replay's oracle failed whatever its limits were
+            return set(failures)
+        b = self.cfg.benchmark
+        blocked, retry = blocking_failures(failures, b.time_limit_s, b.memory_limit_mib)
+        again = retry & self._space_keys
+        if again and not self._retry_noted:
+            self._retry_noted = True
+            self._emit("info", f"{len(again)} configuration(s) that failed only under a lower time or memory limit "
+                               f"than this experiment's are in the pool again, e.g. {sorted(again)[0]}")
+        return blocked
+
     def acquire(self, n_pick: int, runs: int, seconds: float) -> tuple[list[Config], StepRecord, Optional[str]]:
-        from engine.acquisition.pool import FAILED_STATUSES, build_pool, capacity_for
+        from engine.acquisition.pool import build_pool, capacity_for, empty_pool_reason
 
         step = len(self.steps)
         pending = self.executor.pending()
         pend_keys = {c.key for c in pending}
         measured = self.store.configs_with_status(["ok"])
-        failed = self.store.configs_with_status(list(FAILED_STATUSES))
+        failed = self._failed_keys()
         data = training_data(self.store)
         rec = StepRecord(step=step, n_benchmarks=runs, benchmark_seconds=seconds, n_train=len(data), pool_size=0,
                          acquisition=self.cfg.acquisition.name)
@@ -403,7 +437,7 @@ class ExperimentLoop:
             rec.pool_size = len(cand)
             rec.fitted = "initial design"
             if not cand:
-                return [], rec, "the pool is empty"
+                return [], rec, empty_pool_reason(pool)
             idx = rng.choice(len(cand), size=min(n_pick, len(cand)), replace=False)
             picks = [cand[i] for i in idx]
             rec.chosen = [{"config_key": c.key, "reason": "initial design (random)"} for c in picks]
@@ -425,7 +459,7 @@ class ExperimentLoop:
         if stopped:
             return [], rec, stopped
         if not cand:
-            return [], rec, "the pool is empty"
+            return [], rec, empty_pool_reason(pool)
         from engine.acquisition.cost import CostModel, MeasuringPlan
         from engine.acquisition.select import cooled_cost_exponent, select, subset_predictions
 
@@ -534,7 +568,7 @@ class ExperimentLoop:
 
     def final_evaluation(self, runs: int, seconds: float) -> Optional[StepRecord]:
         """Fit on everything and score once more, so the curve ends after the last benchmark."""
-        from engine.acquisition.pool import FAILED_STATUSES, build_pool
+        from engine.acquisition.pool import build_pool
 
         data = training_data(self.store)
         if _distinct_configs(data) < max(self.initial_design, 1):
@@ -545,8 +579,7 @@ class ExperimentLoop:
         rec.fitted = self._fit(data)
         rec.fit_s = time.perf_counter() - t0
         preds = self.predictor.predict(self.space)
-        pool = build_pool(self.space, measured=self.store.configs_with_status(["ok"]),
-                          failed=self.store.configs_with_status(list(FAILED_STATUSES)))
+        pool = build_pool(self.space, measured=self.store.configs_with_status(["ok"]), failed=self._failed_keys())
         index = {c.key: i for i, c in enumerate(self.space)}
         pool_idx = [index[c.key] for c in pool.configs]
         rec.pool_size = len(pool_idx)

@@ -95,7 +95,8 @@ def adapter_for_here(config: Config) -> tuple[Optional[str], str]:
                 reasons.append(f"{name}: {why}")
                 continue
             if adapter.hardware_id() == config.hardware:
-                return name, ""
+                why = adapter.refusal(config)  # a mode or precision it has no kernels for
+                return (None, f"{name}: {why}") if why else (name, "")
             reasons.append(f"{name} measures {adapter.hardware_id()}")
         except Exception as exc:  # noqa: BLE001
             reasons.append(f"{name}: {exc}")

@@ -136,6 +136,12 @@ class AdapterBase:
         """Measure in this process (what the isolated child calls)."""
         raise NotImplementedError
 
+    def refusal(self, config: Config) -> Optional[str]:
+        """Why this adapter cannot run ``config`` at all (a mode or precision it has no kernels
+        for), or None. Known before any child starts, so a loop leaves such configurations out of
+        its pool instead of spending a benchmark on a certain failure; ``run_inline`` raises it."""
+        return None
+
     def annotate(self, m: Measurement) -> Measurement:
         m.host = m.host or socket.gethostname()
         m.adapter = self.name

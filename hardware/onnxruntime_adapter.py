@@ -9,8 +9,9 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
+from engine.config import Config
 from engine.records import Measurement
 from hardware.base import AdapterBase, BenchmarkSpec
 from hardware.protocol import MemorySampler, time_iterations
@@ -58,17 +59,23 @@ class OnnxRuntimeAdapter(AdapterBase):
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
 
+    def refusal(self, config: Config) -> Optional[str]:
+        if config.mode != "inference":
+            return "onnxruntime measures inference only; valid modes: inference"
+        if config.precision not in ("fp32", "int8"):
+            return (f"onnxruntime on CPU has no {config.precision} kernels for most operators; "
+                    "valid precisions: fp32, int8")
+        return None
+
     def run_inline(self, spec: BenchmarkSpec) -> Measurement:
         import onnxruntime as ort
 
         from hardware.onnx_export import ensure_onnx, numpy_inputs
 
         c = spec.config
-        if c.mode != "inference":
-            raise ValueError("onnxruntime measures inference only; valid modes: inference")
-        if c.precision not in ("fp32", "int8"):
-            raise ValueError(f"onnxruntime on CPU has no {c.precision} kernels for most operators; "
-                             "valid precisions: fp32, int8")
+        why = self.refusal(c)
+        if why:
+            raise ValueError(why)
         t_start = time.perf_counter()
         with MemorySampler() as mem:
             path, _ = ensure_onnx(c.model, c.precision)

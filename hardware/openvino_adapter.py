@@ -10,8 +10,9 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
+from engine.config import Config
 from engine.records import Measurement
 from hardware.base import AdapterBase, BenchmarkSpec
 from hardware.protocol import MemorySampler, time_iterations
@@ -44,16 +45,22 @@ class OpenVINOAdapter(AdapterBase):
 
         return {"python": platform.python_version(), "openvino": ov.__version__, "torch": torch.__version__}
 
+    def refusal(self, config: Config) -> Optional[str]:
+        if config.mode != "inference":
+            return "openvino measures inference only; valid modes: inference"
+        if config.precision not in HINTS:
+            return f"openvino has no {config.precision} mode; valid precisions: {', '.join(HINTS)}"
+        return None
+
     def run_inline(self, spec: BenchmarkSpec) -> Measurement:
         import openvino as ov
 
         from hardware.onnx_export import ensure_onnx, numpy_inputs
 
         c = spec.config
-        if c.mode != "inference":
-            raise ValueError("openvino measures inference only; valid modes: inference")
-        if c.precision not in HINTS:
-            raise ValueError(f"openvino has no {c.precision} mode; valid precisions: {', '.join(HINTS)}")
+        why = self.refusal(c)
+        if why:
+            raise ValueError(why)
         t_start = time.perf_counter()
         with MemorySampler() as mem:
             path, _ = ensure_onnx(c.model, "int8" if c.precision == "int8" else "fp32")

@@ -14,6 +14,7 @@ The reasons are counted so the loop and ``perfcast suggest`` can say why the poo
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
@@ -86,6 +87,52 @@ def build_pool(space: Sequence[Config], *, measured: Iterable[str] = (), failed:
             keep.append(i)
     return CandidatePool(configs=[space[i] for i in keep], space_size=len(space), excluded=excluded,
                          p_fit=None if p_fit_all is None else p_fit_all[keep])
+
+
+_TIME_LIMIT = re.compile(r"time limit exceeded: ([0-9.eE+-]+) s")
+_MEMORY_LIMIT = re.compile(r"memory limit exceeded: .*> limit ([0-9.eE+-]+) MiB")
+
+
+def retryable(status: str, error: str, time_limit_s: Optional[float] = None,
+              memory_limit_mib: Optional[float] = None) -> bool:
+    """Whether a failed run says nothing about a benchmark under these limits: it hit a time or
+    memory limit (:mod:`hardware.isolation` writes the limit into the error) lower than the one
+    given. Audit: a configuration that timed out under a 2 s limit was left out of every later
+    loop in the store, a loop with 90 s included, and "the pool is empty" said nothing of why."""
+    if status == "timeout" and time_limit_s is not None:
+        m = _TIME_LIMIT.search(error or "")
+        return m is not None and float(m.group(1)) < time_limit_s
+    if status == "oom":
+        m = _MEMORY_LIMIT.search(error or "")
+        return m is not None and (memory_limit_mib is None or float(m.group(1)) < memory_limit_mib)
+    return False
+
+
+def blocking_failures(failures: dict[str, list[tuple[str, str]]], time_limit_s: Optional[float] = None,
+                      memory_limit_mib: Optional[float] = None) -> tuple[set[str], set[str]]:
+    """(keys whose failures exclude them, keys whose every failure was under a lower limit) from
+    :meth:`engine.store.Store.failures`: one failure under these limits (or with no limit in it)
+    excludes a configuration; failures only under lower limits let it be tried again."""
+    blocked, retry = set(), set()
+    for key, runs in failures.items():
+        if all(retryable(st, err, time_limit_s, memory_limit_mib) for st, err in runs):
+            retry.add(key)
+        else:
+            blocked.add(key)
+    return blocked, retry
+
+
+def empty_pool_reason(pool: CandidatePool) -> str:
+    """"the pool is empty" with why: how many of the space's configurations each rule took out."""
+    ex = pool.excluded
+    parts = [f"{ex.get('measured', 0)} already measured", f"{ex.get('failed', 0)} failed"]
+    if ex.get("memory"):
+        parts.append(f"{ex['memory']} predicted not to fit in memory")
+    why = f"the pool is empty: of the {pool.space_size} configurations, {', '.join(parts)}"
+    if ex.get("measured") or ex.get("failed"):
+        why += (" (runs anywhere in the store count, whichever experiment or import made them; "
+                "`perfcast db delete --experiment ID` removes an experiment's runs)")
+    return why
 
 
 def capacity_for(configs: Sequence[Config], featurizer: Any = None,

@@ -75,10 +75,9 @@ class LoopDisplay:
             self.print(f"[dim]{payload}[/dim]")
         elif kind == "step":
             s = payload
-            if s.chosen:
-                head = f"step {s.step}"
-            else:
-                head = "final fit"
+            # a step that chose nothing and fitted is the last scoring; one that stopped on an empty
+            # pool before any fit ("initial design") is not a fit at all (it printed "final fit" twice)
+            head = "final fit" if not s.chosen and s.fitted != "initial design" else f"step {s.step}"
             # two lines, so that each fits an 80-column terminal: what was done, then what the posterior says
             self.print(f"[bold cyan]{head}[/bold cyan] · {s.n_benchmarks} runs, {s.benchmark_seconds:.0f} benchmark-s · "
                        f"{s.fitted} {s.fit_s:.1f}s, acquire {s.acquire_s:.1f}s")

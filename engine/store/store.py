@@ -445,6 +445,18 @@ class Store:
                                list(statuses)).fetchall()
         return {r[0] for r in rows}
 
+    def failures(self, statuses: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """Canonical key -> [(status, error), ...] of every run with one of ``statuses`` (failed
+        runs): the pool reads the errors to tell a limit the next loop raises from a certain failure."""
+        q = ", ".join("?" * len(statuses))
+        with self.connect() as con:
+            rows = con.execute(f"SELECT config_key, status, coalesce(error, '') FROM benchmark_runs "
+                               f"WHERE status IN ({q})", list(statuses)).fetchall()
+        out: dict[str, list[tuple[str, str]]] = {}
+        for key, status, error in rows:
+            out.setdefault(key, []).append((status, error))
+        return out
+
     def count(self, table: str) -> int:
         if not re.fullmatch(r"[a-z_]+", table):
             raise ValueError(f"invalid table name {table!r}")

@@ -74,14 +74,14 @@ def test_settings_added_later_keep_experiment_ids_unless_changed() -> None:
     until session 10), must still resume under its id; the new default 0.25 is a different loop."""
     base = {"name": "ids", "search_space": {}}
     same = parse_config({**base, "acquisition": {"cost_exponent": 0.5}, "benchmark": {"rerun_busy": 3}})
-    assert same.experiment_id() == "ids-run-b9067421a8"  # what the code before session 10 computed
+    assert same.legacy_experiment_id() == "ids-run-b9067421a8"  # what the code before session 10 computed
     assert parse_config(base).acquisition.cost_exponent == 0.25
     assert parse_config(base).experiment_id() != same.experiment_id()
     assert parse_config({**base, "acquisition": {"cost_exponent": 1.0}}).experiment_id() != same.experiment_id()
     # replay.prior (session 14) at its default keeps the id; the shipped prior is another loop
     prior = {**base, "acquisition": {"cost_exponent": 0.5}, "replay": {"dataset": "cpu-quick-grid"}}
     other = parse_config({**prior, "replay": {"dataset": "cpu-quick-grid", "prior": "shipped"}})
-    assert parse_config(prior).experiment_id() != other.experiment_id()
+    assert parse_config(prior).experiment_id("replay") != other.experiment_id("replay")
 
 
 def test_a_missing_config_path_is_named_not_replaced_by_the_shipped_one(tmp_path: Path) -> None:
@@ -153,3 +153,16 @@ def test_gpu_configs_of_a_space_carry_no_thread_counts() -> None:
     configs = expand_space(cfg.search_space)
     assert {c.threads for c in configs if c.hardware == "t4"} == {0}
     assert {c.threads for c in configs if c.hardware == "cpu-amd-epyc-2c"} == {1, 2}
+
+
+def test_a_larger_budget_or_another_stop_rule_continues_the_same_experiment() -> None:
+    """Audit: raising budget.runs from 5 to 6 started a new experiment from zero (every setting was
+    hashed); when to stop, the description and the after-run replay are not what is measured."""
+    a = parse_config({**BASE, "budget": {"runs": 5}})
+    for other in ({"budget": {"runs": 6}}, {"budget": {"benchmark_seconds": 100}}, {"stop": {"min_runs": 4}},
+                  {"description": "more"}, {"replay": {"seeds": [0, 1, 2]}}):
+        assert parse_config({**BASE, **other}).experiment_id() == a.experiment_id(), other
+    for other in ({"seed": 4}, {"acquisition": {"name": "random"}}, {"benchmark": {"iterations": 20}}):
+        assert parse_config({**BASE, **other}).experiment_id() != a.experiment_id(), other
+    # a replay's id still covers everything: its budget and seeds define the comparison
+    assert parse_config({**BASE, "budget": {"runs": 6}}).experiment_id("replay") != a.experiment_id("replay")

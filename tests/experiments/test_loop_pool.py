@@ -1,0 +1,93 @@
+"""What a loop's pool leaves out of a shared store, and how it says so (audit, 2026-12-07): a
+failure under a lower time or memory limit is tried again, an empty pool names its reasons, a
+larger budget continues the experiment stored before, and a combination no adapter has kernels
+for never reaches a child process."""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.records import Measurement
+from engine.store import Store
+from experiments.config import parse_config
+from experiments.executors import OracleExecutor
+from experiments.loop import ExperimentLoop
+
+TIMEOUT_2S = "time limit exceeded: 2 s; child killed"
+
+
+def _loop(store: Store, df: Any, space: list, events: list, **over: Any) -> ExperimentLoop:
+    d = {"name": "pool", "search_space": {}, "acquisition": {"name": "random", "q": 1}, "budget": {"runs": 4},
+         "initial_design": 5}
+    d.update(over)
+    return ExperimentLoop(parse_config(d), store, OracleExecutor(df), space, mode="run",
+                          on_event=lambda k, p: events.append((k, p)))
+
+
+def test_a_failure_under_a_lower_limit_is_tried_again_and_an_empty_pool_says_why(syn: Any, tmp_path: Any) -> None:
+    from _oracle_data import oracle_frame
+
+    _, configs, _ = syn
+    space = configs[:2]
+    df = oracle_frame(space)
+    store = Store(tmp_path / "p.duckdb", seed=False)
+    store.save_measurement(Measurement.failed(space[0], "timeout", TIMEOUT_2S), experiment_id="earlier")
+    events: list = []
+    r = _loop(store, df, space, events, benchmark={"time_limit_s": 1.0}).run()  # stricter: still out
+    assert r.n_benchmarks == 1
+    assert "the pool is empty: of the 2 configurations, 1 already measured, 1 failed" in r.stopped_because
+    assert "perfcast db delete --experiment" in r.stopped_because
+    events.clear()
+    r = _loop(store, df, space, events, benchmark={"time_limit_s": 90.0}).run()  # more generous: again
+    assert r.n_benchmarks == 1 and r.prequential[0]["config_key"] == space[0].key
+    assert any(k == "info" and "failed only under a lower time or memory limit" in str(p) for k, p in events)
+    # a failure under the experiment's own limit (or a crash) keeps it out for good
+    store2 = Store(tmp_path / "q.duckdb", seed=False)
+    store2.save_measurement(Measurement.failed(space[0], "failed", "RuntimeError: crashed"), experiment_id="x")
+    store2.save_measurement(Measurement.failed(space[1], "timeout", "time limit exceeded: 600 s; child killed"),
+                            experiment_id="x")
+    r = _loop(store2, df, space, []).run()
+    assert r.n_benchmarks == 0 and "0 already measured, 2 failed" in r.stopped_because
+
+
+def test_a_larger_budget_resumes_the_experiment_stored_before_it_was_left_out_of_the_id(syn: Any, tmp_path: Any) -> None:
+    from _oracle_data import oracle_frame
+
+    _, configs, _ = syn
+    space = configs[:6]
+    df = oracle_frame(space)
+    store = Store(tmp_path / "b.duckdb", seed=False)
+    first = _loop(store, df, space, [], budget={"runs": 2})
+    first.run()
+    more = _loop(store, df, space, [], budget={"runs": 3})
+    assert more.experiment_id == first.experiment_id
+    r = more.run()
+    assert r.resumed_runs == 2 and r.n_benchmarks == 3  # one more run, not three from zero
+    # an experiment stored under the old id (every setting hashed) resumes too
+    cfg = parse_config({"name": "legacy", "search_space": {}, "acquisition": {"name": "random", "q": 1},
+                        "budget": {"runs": 1}, "initial_design": 5})
+    old = ExperimentLoop(cfg, store, OracleExecutor(df), space, mode="run", experiment_id=cfg.legacy_experiment_id())
+    old.run()
+    again = ExperimentLoop(cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": 1})}), store,
+                           OracleExecutor(df), space, mode="run")
+    assert again.experiment_id == cfg.legacy_experiment_id() != cfg.experiment_id()
+
+
+def test_a_precision_the_adapter_has_no_kernels_for_is_left_out_before_any_benchmark() -> None:
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    from engine.config import Config
+    from experiments.executors import LocalExecutor
+    from hardware.detect import local_cpu_id
+
+    hw = local_cpu_id()
+    ok = Config("distilbert-base-uncased", hw, 1, 32, "fp32", "inference", "onnxruntime", 1)
+    bad = [ok.with_(precision="fp16"), ok.with_(mode="training"), ok.with_(runtime="torch", precision="int8",
+                                                                          mode="training")]
+    ex = LocalExecutor(runner=lambda adapter, spec: (_ for _ in ()).throw(AssertionError("must not run")))
+    try:
+        assert ex.check([ok, *bad]) == [ok]
+        assert "no fp16 kernels" in ex.skipped[bad[0].key] and "inference only" in ex.skipped[bad[1].key]
+        assert "int8 training is not supported" in ex.skipped[bad[2].key]
+    finally:
+        ex.close()
