@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional
@@ -55,7 +56,8 @@ RUN_ID_EXCLUDES: tuple[str, ...] = ("budget", "stop", "description", "replay")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML's `true` or a quoted "3" is not a count (budget.runs: true ran one run)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class SearchSpace(_Strict):
@@ -167,7 +169,8 @@ class BenchmarkSettings(_Strict):
     @model_validator(mode="after")
     def _time_caps_in_order(self) -> "BenchmarkSettings":
         if self.min_time_s > self.max_time_s:
-            raise ValueError(f"min_time_s {self.min_time_s:g} is above max_time_s {self.max_time_s:g}")
+            raise ValueError(f"min_time_s {self.min_time_s:g} is above max_time_s {self.max_time_s:g}; "
+                             "valid: min_time_s <= max_time_s")
         return self
 
     def spec(self, config: Config) -> "BenchmarkSpec":
@@ -231,6 +234,9 @@ class ExperimentConfig(_Strict):
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("the name must not be blank: it starts every experiment id")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
+            # it starts every experiment id, which commands take as an argument ("../x y" was accepted)
+            raise ValueError("valid: letters, digits, '.', '_' and '-', starting with a letter or digit")
         return v
 
     def digest(self) -> str:
@@ -318,6 +324,8 @@ def _one_line(err: ValidationError, source: str) -> ExperimentConfigError:
     msg = e.get("msg", "invalid value")
     if msg.startswith("Value error, "):  # pydantic's prefix for a validator's own message
         msg = msg[len("Value error, "):]
+    if isinstance(value, dict):  # a check across a section's keys: its message names them, not the whole section
+        return ExperimentConfigError(f"{source}: invalid {key}: {msg}")
     return ExperimentConfigError(f"{source}: invalid {key} {value!r}; {msg[0].lower() + msg[1:]}")
 
 
@@ -387,7 +395,14 @@ def resolve_config(name_or_path: str) -> tuple[str, str]:
     """(source label, YAML text) for a path or a bare shipped name such as ``cpu-quick``."""
     p = Path(name_or_path).expanduser()
     if p.is_file():
-        return str(p), p.read_text()
+        try:
+            return str(p), p.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as e:
+            why = "not a UTF-8 text file" if isinstance(e, UnicodeDecodeError) else (e.strerror or str(e))
+            raise ExperimentConfigError(f"{p}: cannot read the experiment config ({why}); valid: a YAML file") from None
+    if p.is_dir():
+        raise ExperimentConfigError(f"{p} is a folder; valid: a YAML file, e.g. "
+                                    f"{p / 'cpu-quick.yaml'}, or a shipped name: {', '.join(sorted(shipped_configs()))}")
     shipped = shipped_configs()
     # a bare name is a word, not a file name: "cpu-quick.yaml" and "./cpu-quick.yaml" name files in
     # this folder (pathlib drops the "./", so the string itself is read)
@@ -408,16 +423,41 @@ def resolve_config(name_or_path: str) -> tuple[str, str]:
     raise UnknownNameError("experiment config", name_or_path, [*shipped, "a path to a YAML file"])
 
 
+def _unique_key_loader() -> Any:
+    """A SafeLoader that refuses a key given twice in one mapping (``yaml.safe_load`` keeps the last:
+    ``budget: {runs: 99}`` then ``budget: {runs: 3}`` ran 3 without a word)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ExperimentConfigError(f"duplicate key {key!r} (lines {seen[key] + 1} and "
+                                            f"{key_node.start_mark.line + 1}); valid: each key once per section")
+            seen[key] = key_node.start_mark.line
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return UniqueKeyLoader
+
+
 def load_config(name_or_path: str) -> ExperimentConfig:
     import yaml
 
     source, text = resolve_config(name_or_path)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
+    except ExperimentConfigError as e:
+        raise ExperimentConfigError(f"{source}: {e}") from None
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""
-        raise ExperimentConfigError(f"{source}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+        problem = " ".join(str(getattr(e, "problem", e)).split())  # one line, whatever the parser wrote
+        raise ExperimentConfigError(f"{source}: not valid YAML{where}: {problem}") from None
     return parse_config(data, source)
 
 

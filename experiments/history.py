@@ -43,8 +43,10 @@ def summary(exp: dict[str, Any], runs: Optional[dict[str, tuple[int, int, float]
             pid = owner.get("pid")
         else:
             status = "killed"
+    budget = cfg.get("budget") or {}
     return {"experiment_id": exp["experiment_id"], "name": exp["name"], "status": status, "pid": pid,
             "mode": st.get("mode"), "acquisition": acquisition,
+            "budget_runs": budget.get("runs"), "budget_benchmark_seconds": budget.get("benchmark_seconds"),
             "benchmarks": n, "failed": failed, "benchmark_seconds": seconds,
             "prequential_median_ape": float(np.median(apes)) if apes else None,
             "max_rel_width90": _num(last.get("max_rel_width90")),
@@ -73,3 +75,16 @@ def stored_run_counts(store: Any) -> dict[str, tuple[int, int, Optional[float]]]
 
 def _num(v: Any) -> Optional[float]:
     return None if v is None else float(v)
+
+
+def stop_word(reason: Optional[str]) -> str:
+    """A few words for the listing's "stopped" column (the whole reason is in ``--json`` and in
+    ``perfcast experiments ID``)."""
+    if not reason:
+        return "–"
+    low = reason.lower()
+    for needle, word in (("run budget", "run budget"), ("benchmark-seconds budget", "seconds budget"),
+                         ("pool is empty", "pool empty"), ("nothing left", "nothing left")):
+        if needle in low:
+            return word
+    return reason.split(":")[0].split(";")[0][:18]  # "stop rule: ...", an interruption's first words

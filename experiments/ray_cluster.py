@@ -100,8 +100,23 @@ def adapter_for_here(config: Config) -> tuple[Optional[str], str]:
             reasons.append(f"{name} measures {adapter.hardware_id()}")
         except Exception as exc:  # noqa: BLE001
             reasons.append(f"{name}: {exc}")
-    return None, (f"no adapter on {socket.gethostname()} measures {config.hardware} with runtime "
+    return None, (f"no adapter on {socket.gethostname()} measures {_named(config.hardware)} with runtime "
                   f"{config.runtime} ({'; '.join(reasons) or 'none for that runtime'})")
+
+
+def _named(hardware_id: str) -> str:
+    """``a100-80gb (what 'cuda' stands for here: ...)`` when the id is the catalog's stand-in for a
+    platform name with no such device on this machine: the user wrote ``cuda``, not ``a100-80gb``."""
+    from engine.catalog import resolve_hardware
+
+    for platform in ("cuda", "rocm", "mps"):
+        try:
+            if resolve_hardware(platform).id == hardware_id:
+                return (f"{hardware_id} (the catalog's device for '{platform}', which stands for it when this "
+                        f"machine has no {platform} device)")
+        except Exception:  # noqa: BLE001 - a platform the catalog cannot resolve here
+            continue
+    return hardware_id
 
 
 def worker_start_argv(address: str, *, num_cpus: Optional[int] = None, resources: Optional[dict[str, float]] = None,

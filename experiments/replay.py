@@ -58,8 +58,11 @@ def check_dataset(spec: str) -> None:
     from engine.errors import InvalidValueError
 
     if spec != "shipped" and spec not in bundled_datasets() and not Path(spec).exists():
-        raise InvalidValueError("replay.dataset", spec, f"one of {', '.join(dataset_names())}, or the path of an "
-                                "exported CSV, Parquet or JSON file")
+        valid = f"one of {', '.join(dataset_names())}, or the path of an exported CSV, Parquet or JSON file"
+        err = InvalidValueError("replay.dataset", spec, valid)
+        if "/" in spec or "\\" in spec or Path(spec).suffix in (".csv", ".parquet", ".json"):
+            err.args = (f"invalid replay.dataset {spec!r}: no such file; valid: {valid}",)  # a path: say it is missing
+        raise err
 
 
 def load_dataset(spec: str = "shipped") -> "pd.DataFrame":

@@ -79,8 +79,9 @@ def expand_space(sp: SearchSpace, source: str = "experiment config") -> list[Con
     from engine.catalog import get_model
     from engine.workloads import effective_seq_len
 
-    if not sp.models:
-        raise ExperimentConfigError(f"{source}: missing required key 'search_space.models' (run mode)")
+    if not sp.models:  # a replay config leaves the axes to its dataset: say where it runs
+        raise ExperimentConfigError(f"{source}: missing required key 'search_space.models' (run mode; a replay "
+                                    f"config runs with `perfcast replay {source.rsplit('.', 1)[0]}`)")
     if not sp.hardware:
         raise ExperimentConfigError(f"{source}: missing required key 'search_space.hardware' (run mode)")
     out: list[Config] = []
@@ -88,6 +89,8 @@ def expand_space(sp: SearchSpace, source: str = "experiment config") -> list[Con
     pairs = hardware_runtime_pairs(sp, source)
     # thread counts are a CPU's axis
     threads_of = {hw: (sp.threads or [0]) if _is_cpu(hw) else [0] for hw, _ in pairs}
+    for hw, threads in threads_of.items():
+        _check_threads(hw, threads, source)
     for entry in entries:
         seqs = sorted({effective_seq_len(entry, s) for s in (sp.seq_lengths or [128])})
         for hw, rt in pairs:
@@ -98,6 +101,23 @@ def expand_space(sp: SearchSpace, source: str = "experiment config") -> list[Con
                             for t in threads_of[hw]:
                                 out.append(Config(entry.name, hw, int(b), int(s), p, mode, rt, int(t)))
     return list(dict.fromkeys(out))
+
+
+def _check_threads(hw: str, threads: list[int], source: str) -> None:
+    """More threads than the CPU has cores is refused at load (``threads: [512]`` on a 2-core machine
+    was benchmarked and stored as t512, 15x slower). A remote CPU the catalog does not know passes."""
+    from engine.catalog import resolve_hardware
+    from engine.models.features import entry_cores
+
+    try:
+        entry = resolve_hardware(hw)
+    except Exception:  # noqa: BLE001 - unknown here: a remote worker's CPU
+        return
+    cores = entry_cores(entry)
+    bad = [t for t in threads if t > cores]
+    if bad:
+        raise ExperimentConfigError(f"{source}: invalid search_space.threads {bad[0]} for {hw}; valid: 0 to {cores} "
+                                    "(its cores; 0 = the runtime's default)")
 
 
 def _is_cpu(hw: str) -> bool:

@@ -165,6 +165,11 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
         res = compare(rcfg, data, strategies, cfg.replay.seeds)
     start = ("each replay starting, as the real run did, from a store holding the shipped runs"
              if cfg.replay.prior == "shipped" else "each replay starting from an empty store")
+    if cfg.replay.prior != "shipped" and result.n_benchmarks <= cfg.replay.initial_runs:
+        # every strategy's replay is its random start: the same picks, the same figures (audit)
+        start += (f"; with {result.n_benchmarks} benchmarks, no more than replay.initial_runs "
+                  f"({cfg.replay.initial_runs}), every strategy's replay is the same random start, so the "
+                  "rows cannot differ")
     return [curve_of(k, v, n_max=max(result.n_benchmarks, 1)) for k, v in res.items()], \
         f"baselines replayed on the {len(pool)} configurations of this search space in {what}{where}; {start}"
 
@@ -309,7 +314,8 @@ def run(config: str, executor: str, workers: int, address: Optional[str], plot: 
         db_path: Optional[str], as_json: bool) -> None:
     """Run an active-learning loop from a YAML config: fit → acquire → benchmark → store → refit.
 
-    CONFIG is a path or the name of a shipped config (cpu-quick, cpu-quick-grid, cpu-full, replay-shipped).
+    CONFIG is a path or the name of a shipped config (cpu-quick, cpu-quick-grid, cpu-full; replay-shipped is
+    replayed with `perfcast replay`).
     Every measurement is committed as it lands; run the same command again after an
     interruption (even kill -9) and it resumes where the store says it stopped. Ctrl-C lets the
     benchmark in flight finish and be stored, then reports and exits 130; a second Ctrl-C stops
@@ -417,21 +423,24 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
     if not as_json:
         print_report(con, curves, title=f"{cfg.name}: replay learning curves")
         for name, row in savings.items():
-            ci = ""
+            ci = " (one seed: no interval; --seeds 0,1,2,3,4,5,6,7 gives one)" if len(seed_list) == 1 else ""
             if "ratio_ci90" in row:
                 (lo, hi), (slo, shi) = row["ratio_ci90"], row["seconds_ratio_ci90"]
                 ci = (f" (90% interval over seeds {_ratio_end(lo)}–{hi:.2f}; benchmark-s {_ratio_end(slo)}–{shi:.2f}"
                       f"{'; from only ' + str(len(seed_list)) + ' seeds' if len(seed_list) < 8 else ''})")
-            goal = f"random's held-out error at {row['target_n']} benchmarks ({row['target_ape']:.1%})"
+            goal = f"the held-out error random has at {row['target_n']} benchmarks ({row['target_ape']:.1%})"
             if row.get("note"):
                 con.print(f"{name}: {row['note']}")
                 continue
             if not row["ratio"] > 0:
                 con.print(f"{name} does not reach {goal} within the budget")
                 continue
-            first = (f" first after {row['n']} benchmarks, random after {row['random_n']}:"
-                     if row.get("n") and row.get("random_n") else "")
-            con.print(f"{name} reaches {goal}{first} {_times(row['ratio'], 'benchmarks')} and "
+            if row.get("n") and row.get("random_n"):
+                said = (f"{name} first reaches {goal} after {row['n']} benchmarks, random (whose curve is noisy) "
+                        f"after {row['random_n']}:")
+            else:
+                said = f"{name} reaches {goal}:"
+            con.print(f"{said} {_times(row['ratio'], 'benchmarks')} and "
                       f"{_times(row['seconds_ratio'], 'benchmark-seconds')}{ci}")
         for name, row in savings.items():
             if row.get("mean_gap") is None:  # no seed had a score in the range
@@ -469,10 +478,13 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
 
 
 @click.command("experiments")
+@click.argument("experiment", required=False)
 @db_option
 @json_option
-def experiments_(db_path: Optional[str], as_json: bool) -> None:
-    """The loops run against this store: progress, spend, forecast error, status.
+def experiments_(experiment: Optional[str], db_path: Optional[str], as_json: bool) -> None:
+    """The loops run against this store: progress against the budget, spend, forecast error, status
+    and why each stopped; with EXPERIMENT (an id, or a unique start of one), that loop's settings and
+    every run it stored.
 
     A loop that shows `killed` (its process is gone: kill -9, a reboot) or `interrupted` (stopped
     with Ctrl-C) resumes when its `perfcast run CONFIG` is started again; one that shows `running`
@@ -481,11 +493,13 @@ def experiments_(db_path: Optional[str], as_json: bool) -> None:
     objectives, constraints, space) runs again. Runs and bench-s are the runs stored now (a `db
     delete` shows); replay rows have none (the oracle answered).
 
-    Example: perfcast experiments --json
+    Examples:
+      perfcast experiments --json
+      perfcast experiments cpu-quick-run        # one loop: settings, stop reason, its runs
     """
     from engine.cli.common import open_store
     from engine.store.paths import default_db_path
-    from experiments.history import stored_run_counts, summary
+    from experiments.history import stop_word, stored_run_counts, summary
 
     path = default_db_path(db_path)
     if not path.exists():  # a listing creates nothing (a typo in --db made a seeded store before)
@@ -496,7 +510,11 @@ def experiments_(db_path: Optional[str], as_json: bool) -> None:
         return
     store = open_store(db_path)
     counts = stored_run_counts(store)
-    rows = [summary(e, counts) for e in store.experiments()]
+    stored = store.experiments()
+    rows = [summary(e, counts) for e in stored]
+    if experiment is not None:
+        _show_experiment(store, stored, rows, experiment, as_json)
+        return
     if as_json:
         emit_json({"experiments": rows})
         return
@@ -509,14 +527,84 @@ def experiments_(db_path: Optional[str], as_json: bool) -> None:
 
     t = Table(title=f"Experiments ({len(rows)}), most recent first", box=box.SIMPLE_HEAD, pad_edge=False,
               collapse_padding=True)
-    t.add_column("experiment", overflow="fold")
-    for col in ("status", "runs", "failed", "bench-s", "APE", "updated"):
-        t.add_column(col, justify="left" if col in ("status", "updated") else "right", no_wrap=True)
+    # an 80-column terminal gets the columns that tell loops apart; a wide one also the acquisition,
+    # the failed runs and the benchmark-seconds (all always in --json and in `perfcast experiments ID`)
+    wide = con.width >= 110
+    cols = ("acq.", "status", "runs", "failed", "bench-s", "APE", "stopped", "updated") if wide else \
+        ("status", "runs", "APE", "stopped", "updated")
+    t.add_column("experiment", overflow="fold", min_width=min(26, max(len(r["experiment_id"]) for r in rows)))
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("acq.", "status", "stopped", "updated") else "right", no_wrap=True)
     for r in rows:
         ape = "–" if r["prequential_median_ape"] is None else f"{r['prequential_median_ape']:.0%}"
-        t.add_row(r["experiment_id"], r["status"], "–" if r["benchmarks"] is None else str(r["benchmarks"]),
-                  "–" if r["failed"] is None else str(r["failed"]),
-                  fmt_number(r["benchmark_seconds"], missing="–"), ape,
-                  r["updated_at"][5:16].replace("T", " "))  # MM-DD HH:MM (UTC)
+        cells = {"acq.": r["acquisition"] or "–", "status": r["status"], "runs": _runs_of(r),
+                 "failed": "–" if r["failed"] is None else str(r["failed"]),
+                 "bench-s": fmt_number(r["benchmark_seconds"], missing="–"), "APE": ape,
+                 "stopped": stop_word(r["stopped_because"]),
+                 "updated": r["updated_at"][5:16].replace("T", " ")}  # MM-DD HH:MM (UTC)
+        t.add_row(r["experiment_id"], *(cells[c] for c in cols))
     con.print(t)
-    con.print("[dim]APE: median prequential error (each run against the forecast made when it was chosen)[/]")
+    con.print("[dim]runs: stored / the run budget · APE: median prequential error (each run against the forecast "
+              "made when it was chosen) · `perfcast experiments ID` shows one loop · a wider terminal shows the "
+              "acquisition, failed runs and benchmark-seconds[/]")
+
+
+def _runs_of(row: dict[str, Any]) -> str:
+    """"7/20": runs stored against the run budget (how far a loop got), "–" for a replay."""
+    if row["benchmarks"] is None:
+        return "–"
+    return f"{row['benchmarks']}/{row['budget_runs']}" if row.get("budget_runs") else str(row["benchmarks"])
+
+
+def _show_experiment(store: Any, stored: list[dict[str, Any]], rows: list[dict[str, Any]], wanted: str,
+                     as_json: bool) -> None:
+    """``perfcast experiments ID``: one loop's settings, why it stopped and every run it stored."""
+    from engine.errors import UnknownNameError
+
+    ids = [e["experiment_id"] for e in stored]
+    match = [i for i in ids if i == wanted] or [i for i in ids if i.startswith(wanted)]
+    if len(match) != 1:
+        if match:
+            from engine.errors import InvalidValueError
+
+            raise InvalidValueError("experiment", wanted, f"a unique start of one id; it starts {len(match)}: "
+                                    f"{', '.join(match[:5])}")
+        raise UnknownNameError("experiment", wanted, ids)
+    i = ids.index(match[0])
+    exp, row = stored[i], rows[i]
+    with store.connect() as con_:
+        runs = con_.execute("SELECT run_id, config_key, status, latency_median_ms, memory_peak_mib, wall_time_s, "
+                            "error, started_at FROM measurements WHERE experiment_id = ? ORDER BY started_at",
+                            [match[0]]).df()
+    if as_json:
+        from engine.records import utc_iso
+
+        runs["started_at"] = [utc_iso(t) for t in runs["started_at"]]
+        emit_json({**row, "config": exp.get("config"), "runs": runs.to_dict("records")})
+        return
+    con = console()
+    cfg = exp.get("config") or {}
+    con.print(f"[bold]{row['experiment_id']}[/] · {row['status']} · {row['mode'] or 'run'} · acquisition "
+              f"{row['acquisition'] or '–'} · runs {_runs_of(row)} · {fmt_number(row['benchmark_seconds'], missing='0')} "
+              f"benchmark-s · updated {row['updated_at'][:16].replace('T', ' ')} UTC", highlight=False)
+    if row.get("stopped_because"):
+        con.print(f"stopped: {row['stopped_because']}", highlight=False)
+    space = cfg.get("search_space") or {}
+    con.print("[dim]" + "; ".join(f"{k} {v}" for k, v in space.items() if v) + f"; budget {cfg.get('budget')}[/dim]",
+              highlight=False)
+    if runs.empty:
+        con.print("no runs stored (a replay's oracle answered, or `db delete` removed them)", highlight=False)
+        return
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("run", "configuration", "status", "latency ms", "memory MiB", "wall s"):
+        t.add_column(col, justify="right" if col.endswith(("ms", "MiB", " s")) else "left",
+                     overflow="fold" if col == "configuration" else "ellipsis")
+    for r in runs.itertuples(index=False):
+        ok = r.status == "ok"
+        t.add_row(str(r.run_id)[:8], _short(r.config_key), r.status if ok else f"{r.status}: {(r.error or '')[:40]}",
+                  fmt_number(r.latency_median_ms, missing="–") if ok else "–",
+                  fmt_number(r.memory_peak_mib, missing="–") if ok else "–", fmt_number(r.wall_time_s, missing="–"))
+    con.print(t)

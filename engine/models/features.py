@@ -384,7 +384,8 @@ class Featurizer:
             onehots.append(np.column_stack([(arr == v) for v in vals]).astype(float))
         X = np.concatenate([cont, *onehots], axis=1)
         phys = {"flops": flops, "linear_flops": linear, "tied_head_flops": tied, "bytes": nbytes, "params": params,
-                "weight_bytes": wbytes, "activation_bytes": abytes, "live_bytes": live, "floor_bytes": resident, "peak": peak, "bandwidth": bw,
+                "weight_bytes": wbytes, "activation_bytes": abytes, "live_bytes": live, "floor_bytes": resident,
+                "peak": peak, "bandwidth": bw,
                 "memory_capacity_mib": cap, "batch": batch, "seq_len": seq, "threads_used": threads_used,
                 "t_compute_ms": t_c, "t_memory_ms": t_m}
         return FeatureFrame(X=X, names=FEATURE_NAMES, phys=phys, cats=cats)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from _cli_errors import invoke
+from _cli_errors import invoke, one_error_line
 from engine.cli.main import cli
 from engine.store import Store
 
@@ -89,3 +89,32 @@ def test_times_in_json_carry_their_zone(capsys) -> None:
     emit_json({"a": datetime(2026, 12, 7, 2, 36, 6, 5), "b": pd.Timestamp("2026-12-07 02:36:06")})
     out = json.loads(capsys.readouterr().out)
     assert out == {"a": "2026-12-07T02:36:06.000005+00:00", "b": "2026-12-07T02:36:06+00:00"}
+
+
+def test_experiments_show_the_budget_the_stop_reason_and_one_loop_in_full(tmp_path: Path) -> None:
+    """Audit: 13 rows named tiny-run-<hash> could not be told apart (no budget, no stop reason) and
+    one experiment could not be inspected."""
+    from engine.config import Config
+    from engine.records import Measurement
+
+    s = Store(tmp_path / "e.duckdb", seed=False)
+    for eid, runs in (("tiny-run-aaa111", 6), ("tiny-run-aab222", 3)):
+        s.upsert_experiment(eid, "tiny", {"acquisition": {"name": "eig"}, "budget": {"runs": runs}}, "finished",
+                            {"mode": "run", "steps": [], "prequential": [],
+                             "stopped_because": "the pool is empty: of the 2 configurations, 2 already measured"})
+    c = Config("gpt2", "cpu-amd-epyc-2c", 2, 16)
+    s.save_measurement(Measurement.from_samples(c, [10.0, 11.0], wall_time_s=4.0), "tiny-run-aaa111")
+    s.save_measurement(Measurement.failed(c.with_(batch_size=64), "timeout", "time limit exceeded: 2 s; child killed",
+                                          wall_time_s=2.5), "tiny-run-aaa111")
+    table = CliRunner().invoke(cli, ["experiments", "--db", str(s.path)])
+    assert table.exit_code == 0 and "2/6" in table.output and "0/3" in table.output
+    assert "pool empty" in table.output and max(len(line) for line in table.output.splitlines()) <= 80
+    one = CliRunner().invoke(cli, ["experiments", "tiny-run-aaa", "--db", str(s.path)])
+    assert one.exit_code == 0, one.output
+    words = " ".join(one.output.split())  # rich wraps the table's cells
+    assert "the pool is empty" in words and "timeout: time" in words and "b64" in words
+    js = json.loads(CliRunner().invoke(cli, ["experiments", "tiny-run-aaa1", "--db", str(s.path), "--json"]).stdout)
+    assert js["budget_runs"] == 6 and [r["status"] for r in js["runs"]] == ["ok", "timeout"]
+    one_error_line(invoke("experiments", "tiny-run-aa", "--db", str(s.path)), "invalid experiment 'tiny-run-aa'",
+                   "it starts 2")
+    one_error_line(invoke("experiments", "nope", "--db", str(s.path)), "unknown experiment 'nope'")
