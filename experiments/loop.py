@@ -616,8 +616,26 @@ class ExperimentLoop:
         if dropped:
             self._emit("info", f"{len(dropped)} configurations of the search space cannot run on executor "
                                f"'{self.executor.name}' and are left out, e.g. {dropped[0].key}: {why}")
+        self._note_runtime_choices(runnable)
         self.space = runnable
         self._prepared = runs
+
+    def _note_runtime_choices(self, configs: Sequence[Config]) -> None:
+        """Say once where a runtime runs another precision than the one asked (OpenVINO's bf16 hint on
+        a CPU without bf16 kernels runs f32): the runs are stored under the precision asked, and the
+        models price them at the one run (:func:`engine.models.features.executed_precision`)."""
+        if self.mode != "run":
+            return
+        asked = {c.hardware for c in configs if c.runtime == "openvino" and c.precision == "bf16"}
+        for hw in sorted(asked):
+            try:
+                from engine.models.features import default_featurizer, executed_precision
+
+                if executed_precision("openvino", "bf16", default_featurizer().hardware(hw)) != "bf16":
+                    self._emit("info", f"openvino bf16 on {hw} runs at f32 (the CPU has no bf16 kernels): its runs "
+                                       "are stored as bf16, what was asked, and priced by the models as fp32")
+            except Exception:  # noqa: BLE001 - a device the catalog cannot resolve: nothing to say
+                continue
 
     def run(self) -> LoopResult:
         import warnings

@@ -91,3 +91,21 @@ def test_a_precision_the_adapter_has_no_kernels_for_is_left_out_before_any_bench
         assert "int8 training is not supported" in ex.skipped[bad[2].key]
     finally:
         ex.close()
+
+
+def test_a_loop_says_when_openvino_runs_bf16_at_f32(syn: Any, tmp_path: Any) -> None:
+    """Audit: openvino bf16 on an AVX2 CPU ran f32 and was stored as bf16 without a word."""
+    from _oracle_data import oracle_frame
+
+    from engine.config import Config
+
+    space = [Config("distilbert-base-uncased", hw, 1, 32, "bf16", "inference", "openvino", 1)
+             for hw in ("cpu-amd-epyc-avx2-2c", "cpu-amd-epyc-2c")]
+    df = oracle_frame(syn[1][:2])  # synthetic runs, relabelled as these two configurations
+    for col in ("model", "hardware", "batch_size", "seq_len", "precision", "mode", "runtime", "threads"):
+        df[col] = [getattr(c, col) for c in space]
+    df["config_key"] = [c.key for c in space]
+    events: list = []
+    _loop(Store(tmp_path / "ov.duckdb", seed=False), df, space, events, budget={"runs": 1}).run()
+    notes = [str(p) for k, p in events if k == "info" and "runs at f32" in str(p)]
+    assert len(notes) == 1 and "cpu-amd-epyc-avx2-2c" in notes[0]  # the Zen 4 has bf16 kernels: no note
