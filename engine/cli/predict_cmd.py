@@ -280,7 +280,9 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
     # the device that answered, and under it the platform name it was asked for (`cpu`, `cuda`)
     labels = [f"{hw.id}\n[dim]as {hw.requested}[/dim]" if hw.was_platform else hw.id for hw in resolved]
     table.add_column("device", overflow="fold")
-    for col in ("batch", "throughput\nitems/s", "latency\nms", "memory\nMiB", "P(fits)", "nearby"):
+    # "runs": measurements of the same model on the same device (`n_nearby` in --json); a short header
+    # keeps an 18-character device id on one line beside four-digit memory intervals
+    for col in ("batch", "throughput\nitems/s", "latency\nms", "memory\nMiB", "P(fits)", "runs"):
         table.add_column(col, justify="right", no_wrap=True)
     for i in order:
         p, hw = preds[i], resolved[i]
@@ -290,6 +292,7 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                       _cell(mem) if mem else "n/a", f"{fits:.2f}" if fits is not None else "n/a", str(p.n_nearby))
     out = console()
     out.print(table)
+    out.print("[dim]runs: measurements of the same model on the same device[/dim]")
     # the JSON's cautions, once each: unmeasured kinds, devices without runs, per configuration
     for caution in answer_cautions(pp, [(p.config, hw) for p, hw in zip(preds, resolved)], "rows",
                                    "; `perfcast predict` on one of them says more."):
