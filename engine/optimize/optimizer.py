@@ -280,11 +280,12 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
     hw = {c.hardware for c in configs}
     modes = {c.mode for c in configs}
     cand_keys = {c.key for c in configs}
-    from engine.catalog import get_model
+    from engine.catalog import get_model, models as catalog_models
 
     family = get_model(problem.model).family
+    known = catalog_models()  # a stored run of a user model whose file is not set here is no context (audit)
     context = [c for c in rows if c.key not in cand_keys and c.hardware in hw and c.mode in modes
-               and get_model(c.model).family == family]
+               and c.model in known and known[c.model].family == family]
     context = context[-max_context:] if max_context > 0 else []
     roof = calibrated_roofline(prior_data, featurizer)
     table = build_table(configs, roof, prices, featurizer, context=context)

@@ -341,3 +341,19 @@ def test_the_history_is_stored_after_every_evaluation_for_a_resume_after_a_kill(
     optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=3, online=True,
                         executor=FakeExecutor(), db=store, featurizer=featurizer, callback=cb)
     assert seen == [("running", k, os.getpid()) for k in (1, 2, 3)]
+
+
+def test_a_stored_run_of_a_model_this_shell_does_not_define_is_no_context(featurizer):
+    """Audit: after the README's own-model steps, online optimize in a shell without PERFCAST_MODELS
+    stopped with "unknown model 'my-bert-6l'" (the context filter asked the catalog for its family)."""
+    import pandas as pd
+
+    ex = FakeExecutor()
+    rows = []
+    for model in ("distilbert-base-uncased", "my-bert-6l"):
+        m = ex.run(Config("distilbert-base-uncased", SPACE["hardware"][0], 1, 128, "fp32", "inference", "torch", 0))
+        rows.append({**m.config.to_dict(), "model": model, "status": "ok", "latency_median_ms": m.latency.median_ms,
+                     "latency_p90_ms": m.latency.p90_ms, "memory_peak_mib": m.memory_peak_mib})
+    r = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=2, online=True,
+                            executor=FakeExecutor(), db=False, featurizer=featurizer, prior_data=pd.DataFrame(rows))
+    assert r.best is not None and len(r.history) == 2
