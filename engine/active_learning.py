@@ -268,12 +268,24 @@ class ActiveLearningSystem:
 
     def new_devices(self, configs: Sequence[Config], runs: Any = None) -> dict[str, int]:
         """Devices of ``configs`` with fewer than :data:`NEW_DEVICE_CONFIGS` measured configurations
-        in the store -> how many they have. ``runs``: the store's successful runs, when the caller
+        the fits use (busy runs and runs of models the catalog lacks do not count) -> how many they have. ``runs``: the store's successful runs, when the caller
         has them already."""
         devices = sorted({c.hardware for c in configs})
         if not devices:
             return {}
         df = self.store.measurements() if runs is None else runs
+        if len(df):
+            # what the fit learns from: a run timed on a busy machine, or of a model this shell's
+            # catalog lacks, is left out of it (audit: 5 busy configurations ended the random start)
+            from engine.catalog import models
+            from engine.models.features import uses_catalog
+            from engine.models.targets import left_out_busy
+
+            ok = df[df["status"] == "ok"] if "status" in df.columns else df
+            if uses_catalog(getattr(self._predictor, "featurizer", None)):
+                ok = ok[ok["model"].isin(list(models()))]
+            ok = ok.reset_index(drop=True)
+            df = ok[~left_out_busy(ok)] if len(ok) else ok
         measured = (df[df["hardware"].isin(devices)].groupby("hardware")["config_key"].nunique().to_dict()
                     if len(df) else {})
         return {hw: int(measured.get(hw, 0)) for hw in devices if int(measured.get(hw, 0)) < NEW_DEVICE_CONFIGS}

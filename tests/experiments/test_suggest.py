@@ -284,3 +284,23 @@ def test_suggested_commands_follow_the_spaces_benchmark_protocol() -> None:
     assert f"--iterations {protocol['iterations']} " in line and f"--max-time {protocol['max_time_s']:g} " in line
     assert f"--decode-tokens {protocol['decode_tokens']} " in line
     assert "--iterations 20 " in benchmark_command({"model_name": "gpt2", "hardware": "t4", "batch_size": 1})
+
+
+def test_busy_runs_do_not_end_a_new_devices_random_start(syn, fitted_gp, tmp_path) -> None:
+    """Audit: after a demo on a loaded machine (5 of 6 configurations busy, left out of every fit)
+    suggest picked everything with eig: the new-device rule counted the busy runs as measured."""
+    from engine.active_learning import NEW_DEVICE_CONFIGS
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    gp, pool = fitted_gp
+    fz, configs, _ = syn
+    cpu = [c for c in configs if c.hardware == "cpu-syn-2c"][:6]
+    df = oracle_frame(cpu).drop(columns=["samples_ms"])
+    df["foreign_cpu_cores"] = [BUSY_LOAD] * 5 + [0.0]
+    path = tmp_path / "runs.csv"
+    df.to_csv(path, index=False)
+    store = Store(tmp_path / "busy.duckdb", seed=False)
+    import_measurements(store, path)
+    als = ActiveLearningSystem(store, predictor=gp, space=pool[:10], acquisition="eig")
+    assert als.new_devices(cpu) == {cpu[0].hardware: 1} and 1 < NEW_DEVICE_CONFIGS
