@@ -31,7 +31,7 @@ def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # a long device name in the legend is not cut off
     return path
 
 
@@ -45,7 +45,7 @@ def hardware_bars(preds: Sequence[Prediction], metric: str, path: str | Path, ti
     fig, ax = figure(figsize=(max(5.0, 0.8 * len(preds) + 2), 4))
     ax.bar(range(len(labels)), med, yerr=err, capsize=4, color="#4c72b0", ecolor="black")
     ax.set_ylabel(LABELS.get(metric, metric))
-    if med.size and med.max() / max(med.min(), 1e-12) > 50:
+    if med.size and med.max() / max(med.min(), 1e-12) > 10:  # a CPU beside GPUs: linear bars squash the GPUs
         ax.set_yscale("log")
     ax.set_title(title or f"{LABELS.get(metric, metric)}: median and 90% credible interval")
     ax.set_xticks(range(len(labels)), labels=labels, rotation=30, ha="right")
@@ -70,7 +70,10 @@ def batch_scaling(series: dict[str, Sequence[Prediction]], metric: str, path: st
     ax.set_xlabel("batch size")
     ax.set_ylabel(LABELS.get(metric, metric))
     ax.set_title(title or f"{LABELS.get(metric, metric)}: median, 50% and 90% credible bands")
-    ax.legend()
+    # under the axes, where a long device name ("AMD EPYC (Zen 3, AVX2, 2 vCPUs, KVM guest)") has room;
+    # the figure grows to hold it (bbox_inches="tight" in _save)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=1, frameon=False)
     return _save(fig, path)
 
 

@@ -108,6 +108,8 @@ class LoopDisplay:
             if m.ok:
                 pred = entry.get("predicted")
                 extra = f" (APE {entry['ape']:.0%})" if pred is not None and entry.get("ape") is not None else ""
+                if entry.get("busy"):
+                    extra = " (not scored: timed on a busy machine)"
                 again = " (rerun)" if entry.get("rerun") else ""
                 value = f"{fmt_number(entry['observed'])} {self.unit}"
                 self.print(f"   [green]✓[/green] {_short(m.config)}{again}: {value}{extra} {m.wall_time_s or 0:.0f}s")
