@@ -138,9 +138,12 @@ class AdapterBase:
 
     def refusal(self, config: Config) -> Optional[str]:
         """Why this adapter cannot run ``config`` at all (a mode or precision it has no kernels
-        for), or None. Known before any child starts, so a loop leaves such configurations out of
-        its pool instead of spending a benchmark on a certain failure; ``run_inline`` raises it."""
-        return None
+        for: :func:`hardware.registry.refusal_reason`), or None. Known before any child starts, so a
+        loop leaves such configurations out of its pool instead of spending a benchmark on a certain
+        failure; ``run_inline`` raises it."""
+        from hardware.registry import refusal_reason
+
+        return refusal_reason(self.platform, self.runtime, config.precision, config.mode)
 
     def annotate(self, m: Measurement) -> Measurement:
         m.host = m.host or socket.gethostname()

@@ -9,9 +9,8 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
-from engine.config import Config
 from engine.records import Measurement
 from hardware.base import AdapterBase, BenchmarkSpec
 from hardware.protocol import MemorySampler, time_iterations
@@ -58,14 +57,6 @@ class OnnxRuntimeAdapter(AdapterBase):
         if config_hardware != local_cpu_id() and "CUDAExecutionProvider" in have:
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
-
-    def refusal(self, config: Config) -> Optional[str]:
-        if config.mode != "inference":
-            return "onnxruntime measures inference only; valid modes: inference"
-        if config.precision not in ("fp32", "int8"):
-            return (f"onnxruntime on CPU has no {config.precision} kernels for most operators; "
-                    "valid precisions: fp32, int8")
-        return None
 
     def run_inline(self, spec: BenchmarkSpec) -> Measurement:
         import onnxruntime as ort

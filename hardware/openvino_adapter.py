@@ -10,9 +10,8 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
-from engine.config import Config
 from engine.records import Measurement
 from hardware.base import AdapterBase, BenchmarkSpec
 from hardware.protocol import MemorySampler, time_iterations
@@ -44,13 +43,6 @@ class OpenVINOAdapter(AdapterBase):
         import torch
 
         return {"python": platform.python_version(), "openvino": ov.__version__, "torch": torch.__version__}
-
-    def refusal(self, config: Config) -> Optional[str]:
-        if config.mode != "inference":
-            return "openvino measures inference only; valid modes: inference"
-        if config.precision not in HINTS:
-            return f"openvino has no {config.precision} mode; valid precisions: {', '.join(HINTS)}"
-        return None
 
     def run_inline(self, spec: BenchmarkSpec) -> Measurement:
         import openvino as ov

@@ -31,6 +31,40 @@ PLATFORMS: dict[str, str] = {
     "qnn": "qnn",
 }
 
+#: What the adapters refuse outright, before measuring: ONNX Runtime runs fp32 and int8 only,
+#: ONNX Runtime and OpenVINO measure inference only, torch's int8 is dynamic quantisation
+#: (inference only, and CPU only: :func:`adapter_refuses`). One table for the adapters themselves
+#: (:meth:`hardware.base.AdapterBase.refusal`), a loop's pool, ``benchmark`` and optimize's space.
+ADAPTER_REFUSES: frozenset[tuple[str, str, str]] = frozenset(
+    {("onnxruntime", p, m) for p in ("fp16", "bf16") for m in ("inference", "training")}
+    | {("onnxruntime", p, "training") for p in ("fp32", "fp16", "bf16", "int8")}
+    | {("openvino", p, "training") for p in ("fp32", "fp16", "bf16", "int8")}
+    | {("torch", "int8", "training")})
+
+
+def adapter_refuses(kind: str, runtime: str, precision: str, mode: str) -> bool:
+    """Whether the adapter for (device kind, runtime) refuses this precision and mode: the
+    runtime-wide table, plus torch's int8 (dynamic quantization), which runs on CPUs only. An
+    optimisation over cuda once ranked torch/int8 on an A100 first, a configuration no adapter runs."""
+    return (runtime, precision, mode) in ADAPTER_REFUSES or (runtime == "torch" and precision == "int8"
+                                                              and kind != "cpu")
+
+
+def refusal_reason(kind: str, runtime: str, precision: str, mode: str) -> str | None:
+    """Why the adapter refuses (the line a refused run or a left-out configuration shows), or None."""
+    if not adapter_refuses(kind, runtime, precision, mode):
+        return None
+    if runtime in ("onnxruntime", "openvino") and mode != "inference":
+        return f"{runtime} measures inference only; valid modes: inference"
+    if runtime == "onnxruntime":
+        return f"onnxruntime on CPU has no {precision} kernels for most operators; valid precisions: fp32, int8"
+    if mode == "training":
+        return ("int8 training is not supported by the torch adapters (dynamic quantization is inference-only); "
+                "valid precisions: fp32, fp16, bf16")
+    return ("int8 with torch runs on CPU only (dynamic quantization); use --runtime onnxruntime or openvino "
+            "for int8 elsewhere")
+
+
 # (platform, runtime) -> adapter: "--hardware cpu --runtime onnxruntime" means the ORT adapter
 RUNTIME_ADAPTERS: dict[tuple[str, str], str] = {
     ("cpu", "torch"): "torch-cpu",

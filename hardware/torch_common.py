@@ -47,18 +47,6 @@ def conv1d_to_linear(model: Any) -> Any:
     return model
 
 
-def torch_refusal(config: Config, device: str) -> Optional[str]:
-    """Why the torch adapters cannot run ``config`` on ``device`` (cpu, cuda, mps), or None."""
-    if config.precision == "int8":
-        if config.mode == "training":
-            return ("int8 training is not supported by the torch adapters "
-                    "(dynamic quantization is inference-only); valid precisions: fp32, fp16, bf16")
-        if device != "cpu":
-            return ("int8 with torch runs on CPU only (dynamic quantization); "
-                    "use --runtime onnxruntime or openvino for int8 elsewhere")
-    return None
-
-
 def prepare(config: Config, device: str) -> tuple[Any, dict[str, Any], ModelEntry]:
     """Build the random-weight model at the config's precision and its synthetic inputs."""
     import torch
@@ -66,7 +54,9 @@ def prepare(config: Config, device: str) -> tuple[Any, dict[str, Any], ModelEntr
     from engine.workloads import build_model, make_inputs
 
     entry = get_model(config.model)
-    why = torch_refusal(config, device)
+    from hardware.registry import refusal_reason
+
+    why = refusal_reason(device, "torch", config.precision, config.mode)
     if why:
         raise ValueError(why)
     if config.precision == "int8":

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
 
-from engine.config import Config
 from engine.records import Measurement
 from hardware.base import AdapterBase, BenchmarkSpec
 from hardware.protocol import MemorySampler, time_iterations
@@ -41,11 +39,6 @@ class TorchCPUAdapter(AdapterBase):
 
     def versions(self) -> dict[str, str]:
         return torch_versions()
-
-    def refusal(self, config: Config) -> Optional[str]:
-        from hardware.torch_common import torch_refusal
-
-        return torch_refusal(config, "cpu")
 
     def run_inline(self, spec: BenchmarkSpec) -> Measurement:
         import torch

@@ -10,10 +10,9 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from engine.catalog import HardwareEntry
-from engine.config import Config
 from engine.records import Measurement
 from hardware.base import AdapterBase, BenchmarkSpec
 from hardware.protocol import time_iterations
@@ -79,11 +78,6 @@ class TorchCUDAAdapter(AdapterBase):
         except ImportError:  # pragma: no cover
             pass
         return v
-
-    def refusal(self, config: Config) -> Optional[str]:
-        from hardware.torch_common import torch_refusal
-
-        return torch_refusal(config, "cuda")
 
     def run_inline(self, spec: BenchmarkSpec) -> Measurement:
         import torch

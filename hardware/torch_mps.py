@@ -4,10 +4,8 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 from engine.catalog import HardwareEntry
-from engine.config import Config
 from engine.records import Measurement
 from hardware.base import AdapterBase, BenchmarkSpec
 from hardware.protocol import MemorySampler, time_iterations
@@ -49,11 +47,6 @@ class TorchMPSAdapter(AdapterBase):
 
     def device_name(self) -> str:
         return f"Apple {platform.machine()} GPU (MPS)"
-
-    def refusal(self, config: Config) -> Optional[str]:
-        from hardware.torch_common import torch_refusal
-
-        return torch_refusal(config, "mps")
 
     def run_inline(self, spec: BenchmarkSpec) -> Measurement:
         import torch

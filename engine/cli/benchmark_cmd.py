@@ -119,6 +119,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
             configs.append((a, c))
 
     configs = _runnable(configs)
+    _slow_precision_caution(configs)
     store = None
     if save:
         from engine.cli.common import open_store
@@ -154,20 +155,47 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
         raise click.exceptions.Exit(1)
 
 
+def _slow_precision_caution(configs: list[tuple[Any, Any]]) -> None:
+    """Say before the first child starts when a precision runs far below fp32 on its device: torch's
+    bf16 on a CPU without bf16 kernels (the AVX2 Zen 3: 0.98 GFLOP/s against 185 for fp32) makes a
+    gpt2 pass take minutes, and the README's first benchmark command would have run for an hour
+    without a word (audit, 2026-12-07). The peaks are the catalog's measured GEMM rates."""
+    from engine.models.features import default_featurizer
+
+    seen = set()
+    for a, c in configs:
+        key = (c.hardware, c.runtime, c.precision)
+        if key in seen or c.precision == "fp32" or c.runtime != "torch":
+            continue
+        seen.add(key)
+        try:
+            peaks = default_featurizer().hardware(c.hardware).peak_flops
+        except Exception:  # noqa: BLE001 - a device the catalog cannot resolve: nothing to compare
+            continue
+        p, f32 = peaks.get(c.precision), peaks.get("fp32")
+        if p and f32 and p < f32 / 4:
+            console(stderr=True).print(
+                f"[yellow]caution:[/] {c.precision} on {c.hardware} runs at {p / 1e9:,.2f} GFLOP/s against "
+                f"{f32 / 1e9:,.0f} for fp32 (no {c.precision} kernels here): each {c.precision} run can take "
+                f"minutes, up to --time-limit", highlight=False)
+
+
 def _runnable(configs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     """Leave out, before any child starts, what the adapter is known to refuse (onnxruntime and
     openvino measure inference only; onnxruntime has no fp16/bf16 CPU kernels; torch int8 is
     CPU-only): a note names them, and if nothing is left it is a one-line error (exit 2). Before,
     each one started a child that failed, and the command exited 0."""
     from engine.errors import InvalidValueError
-    from engine.optimize.spec import adapter_refuses
+    from hardware.registry import refusal_reason
 
-    keep = [(a, c) for a, c in configs
-            if not adapter_refuses(getattr(a, "platform", "cpu"), a.runtime, c.precision, c.mode)]
+    def why(a: Any, c: Any) -> Optional[str]:  # what AdapterBase.refusal says, for any adapter-like object
+        return refusal_reason(getattr(a, "platform", "cpu"), a.runtime, c.precision, c.mode)
+
+    keep = [(a, c) for a, c in configs if not why(a, c)]
     dropped = sorted({f"{a.name} {c.precision}/{c.mode}" for a, c in configs if (a, c) not in keep})
     if not keep:
-        raise InvalidValueError("configuration", dropped[0], "a precision and mode its adapter measures (onnxruntime:"
-                                " fp32/int8 inference; openvino: inference; torch int8: CPU only)")
+        raise InvalidValueError("configuration", dropped[0], f"a precision and mode its adapter measures "
+                                                             f"({why(*configs[0])})")
     if dropped:
         console(stderr=True).print(f"[dim]left out {len(configs) - len(keep)} configuration"
                                    f"{'s' if len(configs) - len(keep) != 1 else ''} that the adapter refuses: "

@@ -22,6 +22,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from engine.config import PRECISIONS, RUNTIMES, Config, as_count, split_names
 from engine.errors import InvalidValueError, UnknownNameError
+# what the adapters refuse outright lives with the adapters, which also say why
+from hardware.registry import ADAPTER_REFUSES, adapter_refuses  # noqa: F401 - re-exported
 
 METRICS: tuple[str, ...] = ("throughput", "latency_ms", "latency_p90_ms", "memory_mib", "cost_per_1m_usd")
 MAXIMISE: frozenset[str] = frozenset({"throughput"})
@@ -202,23 +204,6 @@ def resolve_space_hardware(names: Sequence[str], store: Any = None) -> list[str]
     from engine.catalog import resolve_hardware
 
     return list(dict.fromkeys(resolve_hardware(str(h), store).id for h in names))
-
-
-#: What the adapters refuse outright (they raise "valid precisions/modes: ..." before measuring):
-#: ONNX Runtime runs fp32 and int8 only (hardware/onnxruntime_adapter.py), ONNX Runtime and
-#: OpenVINO measure inference only, torch's int8 is dynamic quantisation (inference only).
-ADAPTER_REFUSES: frozenset[tuple[str, str, str]] = frozenset(
-    {("onnxruntime", p, m) for p in ("fp16", "bf16") for m in ("inference", "training")}
-    | {("onnxruntime", p, "training") for p in PRECISIONS} | {("openvino", p, "training") for p in PRECISIONS}
-    | {("torch", "int8", "training")})
-
-
-def adapter_refuses(kind: str, runtime: str, precision: str, mode: str) -> bool:
-    """Whether the adapter for (device kind, runtime) refuses this precision and mode: the
-    runtime-wide table, plus torch's int8 (dynamic quantization), which runs on CPUs only. An
-    optimisation over cuda once ranked torch/int8 on an A100 first, a configuration no adapter runs."""
-    return (runtime, precision, mode) in ADAPTER_REFUSES or (runtime == "torch" and precision == "int8"
-                                                              and kind != "cpu")
 
 
 #: Adapters that detect their device but cannot measure on it (hardware/qnn.py).

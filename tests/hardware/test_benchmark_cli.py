@@ -136,3 +136,15 @@ def test_benchmark_takes_this_machines_own_cpu_id() -> None:
     from hardware.registry import resolve
 
     assert resolve(local_cpu_id()).name == resolve("cpu").name
+
+
+def test_a_precision_far_below_fp32_on_its_cpu_is_named_before_any_run(capsys) -> None:
+    """Audit: the README's first benchmark command ran bf16 on a CPU without bf16 kernels (0.98
+    GFLOP/s), minutes per pass, without a word."""
+    from engine.cli.benchmark_cmd import _slow_precision_caution
+    from engine.config import Config
+
+    _slow_precision_caution([(None, Config("gpt2", hw, 1, 128, "bf16")) for hw in
+                             ("cpu-amd-epyc-avx2-2c", "cpu-amd-epyc-2c", "cpu-amd-epyc-avx2-2c")])
+    err = capsys.readouterr().err
+    assert err.count("caution:") == 1 and "bf16 on cpu-amd-epyc-avx2-2c runs at 0.98 GFLOP/s" in err
