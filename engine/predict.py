@@ -180,6 +180,7 @@ def answer_cautions(pp: "PerformancePredictor", pairs: Iterable[tuple[Config, Re
     out = [unmeasured_kinds_caution(kinds, rows, consequence)]
     out += [pp.extrapolation_warning(hw) for hw in devices.values() if hw.kind not in kinds]
     out += [w for cfg, hw in pairs for w in config_cautions(cfg, hw, pp.store)]
+    out += [pp.new_path_caution(cfg, hw) for cfg, hw in pairs]
     nearby = pp._nearby_counts()
     out += [pp.size_caution(m, nearby) for m in dict.fromkeys(cfg.model for cfg, _ in pairs)]
     out.append(pp.fit_caution())
@@ -207,6 +208,7 @@ class PerformancePredictor:
         self._busy: dict[str, int] = {}  # runs per hardware id left out of fits for the load (busy_counts)
         self._params: dict[str, float] = {}  # parameter count per model (size_caution)
         self._kinds: Optional[tuple[dict[tuple[str, str], int], dict[str, int]]] = None  # (counts it came from, kinds)
+        self._paths: Optional[tuple[str, set[tuple[str, str, str, str]]]] = None  # (data hash, measured paths)
 
     # -- plumbing ---------------------------------------------------------------------------------
     @property
@@ -310,6 +312,39 @@ class PerformancePredictor:
                 kinds[kind] = kinds.get(kind, 0) + n
             self._kinds = (counts, kinds)
         return self._kinds[1]
+
+    def measured_paths(self) -> set[tuple[str, str, str, str]]:
+        """(device kind, runtime, precision, mode) of the runs the fits use: the software paths the
+        store has seen on each kind of device (recomputed when the data change)."""
+        h = self._fitted[0] if self._fitted is not None else self.data_hash()
+        if self._paths is None or self._paths[0] != h:
+            from engine.catalog import all_hardware
+            from engine.models.targets import left_out_busy
+
+            df = self.store.measurements()
+            paths: set[tuple[str, str, str, str]] = set()
+            if len(df):
+                known = all_hardware(self.store, detect=False)
+                used = df[~left_out_busy(df)]
+                for (hw_id, rt, prec, mode), _ in used.groupby(["hardware", "runtime", "precision", "mode"]).size().items():
+                    e = known.get(hw_id)
+                    paths.add((e.kind if e is not None else str(hw_id).split("-", 1)[0], rt, prec, mode))
+            self._paths = (h, paths)
+        return self._paths[1]
+
+    def new_path_caution(self, cfg: Config, hw: "ResolvedHardware") -> Optional[str]:
+        """One line when no device of ``hw``'s (measured) kind has a run of ``cfg``'s software path
+        (runtime, precision, mode): the answer then rests on the roofline at the catalog's peak for
+        that precision and on the GP's prior for a path it has never seen (audit: torch fp16 on a
+        CPU, about 17 s for bert-base at batch 1, was answered without a word)."""
+        if hw.kind not in self.measured_kinds():
+            return None  # the unmeasured-kind caution says more
+        if (hw.kind, cfg.runtime, cfg.precision, cfg.mode) in self.measured_paths():
+            return None
+        return (f"no {hw.kind} run of {cfg.runtime} {cfg.precision} {cfg.mode} is in the store: this software path "
+                f"has never been measured on such a device, so the answer rests on the roofline at the catalog's "
+                f"{cfg.precision} peak and on the fits' prior for an unseen path. A run of it (perfcast benchmark "
+                f"... --precision {cfg.precision} --save) checks it.")
 
     def unmeasured_kinds(self, hws: Iterable["ResolvedHardware"]) -> set[str]:
         """The kinds among ``hws`` of which the store holds no successful measurement: the devices
@@ -438,7 +473,8 @@ class PerformancePredictor:
             c = p.config
             key = (c.hardware, c.runtime, c.precision, c.mode)
             if key not in path_cautions:
-                path_cautions[key] = config_cautions(c, hw, self.store)
+                path_cautions[key] = [*config_cautions(c, hw, self.store),
+                                      *filter(None, [self.new_path_caution(c, hw)])]
             cautions = [*path_cautions[key], *filter(None, [device_caution[hw.id], size_caution[c.model],
                                                             fit_caution])]
             out.append(dataclasses.replace(

@@ -158,3 +158,20 @@ def test_a_gp_too_small_to_calibrate_says_so_on_every_answer(tmp_path: Path) -> 
     assert any("fitted on 6 runs, too few (under 10) to calibrate" in w for w in p.warnings)
     full = PerformancePredictor(tmp_path / "full.duckdb").predict("gpt2", "cpu-amd-epyc-2c", 1)
     assert not any("calibrate" in w for w in full.warnings)
+
+
+def test_a_software_path_no_device_of_its_kind_has_run_is_cautioned(tmp_path: Path) -> None:
+    """Audit: torch fp16 on a CPU (no such run anywhere in the shipped data) was answered without a
+    word; a measured path and a device kind never measured (its own caution) get no such line."""
+    from engine.predict import PerformancePredictor
+
+    pp = PerformancePredictor(tmp_path / "s.duckdb", predictor="roofline")
+    fp16 = pp.predict("bert-base-uncased", "cpu-amd-epyc-2c", 1, precision="fp16")
+    assert any("no cpu run of torch fp16 inference is in the store" in w for w in fp16.warnings)
+    for p in (pp.predict("bert-base-uncased", "cpu-amd-epyc-2c", 1),
+              pp.predict("bert-base-uncased", "t4", 1, precision="fp16")):
+        assert not any("software path has never been measured" in w for w in p.warnings), p.warnings
+    r = CliRunner().invoke(cli, ["compare-hardware", "--model", "gpt2", "--hardware", "cpu-amd-epyc-2c",
+                                 "--precision", "fp16", "--predictor", "roofline", "--db", str(tmp_path / "s.duckdb"),
+                                 "--json"])
+    assert r.exit_code == 0 and "no cpu run of torch fp16 inference" in r.stdout
