@@ -204,7 +204,7 @@ def import_file(store: Store, path: str | Path, *, source: Optional[str] = None,
         cols = {r[0] for r in con.execute("DESCRIBE __import").fetchall()}
         _check_columns(path, cols)
         _validate(con, path, cols)
-        _derive_run_ids(con, cols)
+        _derive_run_ids(con, cols & KNOWN_COLUMNS)  # ignored columns do not make a row another run
 
         def col(name: str, cast: str = "") -> str:
             if name in cols:
@@ -229,9 +229,11 @@ def import_file(store: Store, path: str | Path, *, source: Optional[str] = None,
 
 
 def _derive_run_ids(con: Any, cols: set[str]) -> None:
-    """``__import.__derived_id``: a run id from the row's values (md5 of every column but the row
-    number, and the count of identical rows before it), for rows without a ``run_id``. The same
-    file imported again derives the same ids, so the store sees it was imported before."""
+    """``__import.__derived_id``: a run id from the row's values (md5 of every column the store
+    keeps, ``cols``, and the count of identical rows before it), for rows without a ``run_id``. The
+    same rows imported again derive the same ids, so the store sees they were imported before; an
+    extra column the import ignores does not make them new (an audit imported the same two rows
+    twice, once with a column ``foo``)."""
     names = sorted(c for c in cols if c != "__row")
     content = "concat_ws(chr(31), " + ", ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), chr(0))" for c in names) + ")"
     con.execute("ALTER TABLE __import ADD COLUMN __derived_id VARCHAR")

@@ -142,6 +142,12 @@ def test_a_file_without_run_ids_imported_twice_is_refused_not_stored_twice(tmp_p
     pd.DataFrame([GOOD, GOOD, GOOD, {**GOOD, "batch_size": 4}]).to_csv(g, index=False)
     assert import_measurements(s, g, skip_existing=True) == 2  # a third identical run and the b4 one
     assert s.count("benchmark_runs") == 5
+    # audit: the same rows with a column the import ignores were stored a second time
+    h = tmp_path / "with-notes.csv"
+    pd.DataFrame([{**GOOD, "batch_size": 2, "foo": "x"}]).to_csv(h, index=False)
+    with pytest.warns(UserWarning, match="ignored 1 column"):
+        with pytest.raises(ImportRejectedError, match="already in the database"):
+            import_measurements(s, h)
 
 
 def test_import_refuses_a_misspelt_column_and_warns_about_foreign_ones(tmp_path: Path) -> None:
