@@ -471,7 +471,8 @@ class ExperimentLoop:
         a = self.cfg.acquisition
         alpha = cooled_cost_exponent(self._spent_fraction(runs, seconds), a.cost_exponent) if a.cost_cooling \
             else a.cost_exponent
-        rec.cost_exponent = alpha if self.cfg.acquisition.cost_aware else None
+        # random picks uniformly: no cost exponent to report (its steps printed "info/cost^0.24")
+        rec.cost_exponent = alpha if self.cfg.acquisition.cost_aware and a.name != "random" else None
         sel = select(self.cfg.acquisition.name, self.predictor, cand, n_pick, metric=self.metric, pending=pending,
                      cost=cost if self.cfg.acquisition.cost_aware else None, predictions=sub, cost_exponent=alpha,
                      mc_points=self.cfg.acquisition.mc_points, seed=int(rng.integers(2**31)))

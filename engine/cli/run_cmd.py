@@ -229,9 +229,11 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     con = console(stderr=as_json)
     total = cfg.budget.runs if cfg.budget.runs is not None else (None if cfg.budget.benchmark_seconds else 10)
     if not as_json:
+        how = (f"q={cfg.acquisition.q}" if cfg.acquisition.name == "random"  # uniform picks: cost plays no part
+               else f"q={cfg.acquisition.q}, cost-aware={cfg.acquisition.cost_aware}")
         con.print(f"[bold]{cfg.name}[/bold] ({source}): {len(space)} configurations · predictor "
-                  f"{cfg.predictor.kind} · acquisition {cfg.acquisition.name} (q={cfg.acquisition.q}, "
-                  f"cost-aware={cfg.acquisition.cost_aware}) · executor {ex.name} · db {store.path}")
+                  f"{cfg.predictor.kind} · acquisition {cfg.acquisition.name} ({how}) · executor {ex.name} · "
+                  f"db {store.path}")
     try:
         unit = "MiB" if cfg.acquisition.metric == "memory" else "ms"  # what the loop observes (experiments.loop)
         display = LoopDisplay(con, total, f"{cfg.name} benchmarks", quiet=as_json, unit=unit)
@@ -252,7 +254,11 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     interrupted = result.stopped_because == INTERRUPTED
     curves = [real_run_curve(result)]
     note = "baselines not replayed (--no-compare)" if not interrupted else "baselines not replayed (interrupted)"
-    if compare_baselines and not interrupted:
+    if compare_baselines and not interrupted and result.n_benchmarks == result.resumed_runs and result.resumed_runs:
+        # a finished loop started again: nothing new was measured, and the same replays would cost a minute
+        note = ("baselines not replayed: this run measured nothing new (the loop had finished); raise budget.runs "
+                "to continue it")
+    elif compare_baselines and not interrupted:
         more, note = _compare_after_run(cfg, result, con, as_json)
         curves += more
     if not as_json:
@@ -309,7 +315,8 @@ EXECUTOR_CHOICES = click.Choice(["local", "ray"])
               help="Ray head to connect to (with --executor ray; default: RAY_ADDRESS, else the cluster running here).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the learning-curve figure (PNG).")
 @click.option("--compare/--no-compare", "compare_baselines", default=True, show_default=True,
-              help="Replay random and max-variance on the same pool afterwards (when the config's replay dataset covers it).")
+              help="Replay the config's acquisition, random and max-variance on the same pool afterwards (when the "
+                   "config's replay dataset covers it; skipped when a finished loop is run again and measures nothing).")
 @db_option
 @json_option
 def run(config: str, executor: str, workers: int, address: Optional[str], plot: Optional[str], compare_baselines: bool,
