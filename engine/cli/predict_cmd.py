@@ -131,6 +131,8 @@ def train(name: str, allow_bad_diagnostics: bool, refit: bool, db_path: Optional
             c.print(f"{attr}:")
             for k, x in v.items():
                 text = ", ".join(f"{a}={_value(b)}" for a, b in x.items()) if isinstance(x, dict) else _value(x)
+                if k == "rhat_max" and isinstance(x, float):  # the gated figure, as the verdict line gives it
+                    text = f"{x:.4f}"  # (3 digits printed 1.0048 as "1", under "max R-hat 1.0048")
                 c.print(f"  {k}: {text}")
 
 

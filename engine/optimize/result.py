@@ -27,6 +27,9 @@ class MetricInterval:
     mean: float
     unit: str = ""
 
+    def __repr__(self) -> str:  # as a prediction's metric reads (engine.models.base.MetricPrediction)
+        return f"<{self.metric}: median {self.median:.4g} {self.unit}, 90% interval {self.q05:.4g}–{self.q95:.4g} {self.unit}>"
+
     def interval(self, level: float = 0.9) -> tuple[float, float]:
         """The 90% credible interval, called as on a prediction (``p.latency_ms.interval(0.9)``), so
         that one habit works on every answer; only that level is kept."""
@@ -55,6 +58,13 @@ class Assessment:
         if name in metrics:
             return metrics[name]
         raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        """``Assessment(gpt2|cpu-…|b8|…, P(feasible) 0.97)`` and one line per metric (a notebook
+        printed the whole dataclass, every MetricInterval field)."""
+        seen = " evaluated" if self.evaluated else ""
+        body = "".join(f"\n  {m!r}" for m in self.metrics.values())
+        return f"Assessment({self.config.key}, P(feasible) {self.prob_feasible:.3g}{seen}){body}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "config_key": self.config.key,
@@ -121,6 +131,19 @@ class OptimizationResult:
     experiment_id: Optional[str] = None
     interrupted: bool = False  # online: stopped early by ``should_stop`` (Ctrl-C in the CLI)
     warnings: list[str] = field(default_factory=list)  # predict's cautions for the reported rows
+
+    def __repr__(self) -> str:
+        from engine.optimize.spec import Constraint
+
+        cons = ", ".join(Constraint(k, v).describe() for k, v in self.constraints.items())
+        head = (f"OptimizationResult({self.model}: {', '.join(self.objectives)}"
+                f"{' subject to ' + cons if cons else ''}; {'online' if self.online else 'offline'}, "
+                f"{self.n_candidates} candidates, {len(self.history)} evaluations, feasible={self.feasible})")
+        best = "\nbest: " + repr(self.best).replace("\n", "\n  ") if self.best else "\nbest: none"
+        more = (f"\n{len(self.pareto)} Pareto, {len(self.alternatives)} alternatives (.pareto, .alternatives)"
+                if self.pareto or self.alternatives else "")
+        notes = "".join(f"\ncaution: {w}" for w in self.warnings)
+        return head + best + more + notes
 
     @property
     def objective(self) -> str:

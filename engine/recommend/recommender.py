@@ -194,9 +194,14 @@ class HardwareRecommender:
         if self.store is None:
             return {}, {}
         try:
-            with self.store.connect() as con:
-                rows = con.execute("SELECT model, hardware, count(*) FROM measurements WHERE status = 'ok' "
-                                   "GROUP BY model, hardware").fetchall()
+            from engine.models.targets import left_out_busy
+
+            df = self.store.measurements()
+            # the runs the fits use: busy runs are left out of them, so they vouch for nothing (audit:
+            # 'runs 4' for a CPU whose 4 runs were all busy)
+            used = df[~left_out_busy(df)] if len(df) else df
+            rows = ([(m, hw, int(n)) for (m, hw), n in used.groupby(["model", "hardware"]).size().items()]
+                    if len(used) else [])
         except Exception:  # noqa: BLE001 - counts are commentary, never a reason to fail
             return {}, {}
         per_model = {hw: int(n) for m, hw, n in rows if m == model}

@@ -116,3 +116,17 @@ def test_offline_p90_answers_are_never_below_the_median() -> None:
 
 def norm_cdf(z: float) -> float:
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def test_optimizer_answers_read_like_predictions() -> None:
+    """Audit: print(r.best) in a notebook dumped every dataclass field of every MetricInterval."""
+    from engine.optimize.result import Assessment, MetricInterval, OptimizationResult
+
+    m = MetricInterval("latency_ms", median=67.7, q05=51.0, q95=89.9, mean=69.0, unit="ms")
+    a = Assessment(CANDS[0], {"latency_ms": m}, prob_feasible=0.97, score=1.0)
+    r = OptimizationResult("gpt2", ("throughput",), {"latency_p90_ms": 100.0}, False, a, n_candidates=4)
+    assert repr(m) == "<latency_ms: median 67.7 ms, 90% interval 51–89.9 ms>"
+    assert repr(a).startswith(f"Assessment({CANDS[0].key}, P(feasible) 0.97)") and "latency_ms: median" in repr(a)
+    text = repr(r)
+    assert "throughput subject to latency_p90_ms <= 100 ms" in text and "feasible=True" in text
+    assert "MetricInterval(" not in text
