@@ -28,7 +28,8 @@ class MetricInterval:
     unit: str = ""
 
     def __repr__(self) -> str:  # as a prediction's metric reads (engine.models.base.MetricPrediction)
-        return f"<{self.metric}: median {self.median:.4g} {self.unit}, 90% interval {self.q05:.4g}–{self.q95:.4g} {self.unit}>"
+        u = self.unit
+        return f"<{self.metric}: median {self.median:.4g} {u}, 90% interval {self.q05:.4g}–{self.q95:.4g} {u}>"
 
     def interval(self, level: float = 0.9) -> tuple[float, float]:
         """The 90% credible interval, called as on a prediction (``p.latency_ms.interval(0.9)``), so
