@@ -130,7 +130,7 @@ def step_time(reps: int = 3) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="shipped", help="shipped | synthetic | path to an exported file")
-    ap.add_argument("--config", default="replay-shipped")
+    ap.add_argument("--config", default="replay-shipped", help="the experiment config replayed (a shipped name or a YAML path)")
     ap.add_argument("--prior", choices=("none", "shipped"), default=None,
                     help="start every replay from the shipped runs (a new device learnt on top of the shipped "
                          "one; needs another --dataset) instead of the config's replay.prior")
@@ -138,10 +138,10 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0,
                     help="seeds first-seed .. first-seed+seeds-1; seeds 0-11 chose among the variants the README "
                          "lists, so a fresh block (e.g. --first-seed 12) is the unbiased check")
-    ap.add_argument("--max-runs", type=int, default=100)
+    ap.add_argument("--max-runs", type=int, default=100, help="benchmarks per replayed loop")
     ap.add_argument("--target-n", type=int, default=60, help="random's APE at this many benchmarks is the target")
     ap.add_argument("--q", type=int, default=None, help="batch size of the replayed loops (default: the config's)")
-    ap.add_argument("--strategies", default="random,eig,max-variance")
+    ap.add_argument("--strategies", default="random,eig,max-variance", help="comma-separated acquisitions to replay")
     ap.add_argument("--no-cost", action="store_true", help="eig/bald without dividing by the predicted cost")
     ap.add_argument("--no-cooling", action="store_true", help="divide by cost**1 throughout (no EI-cool schedule)")
     ap.add_argument("--cost-exponent", type=float, default=None,
@@ -149,8 +149,8 @@ def main() -> None:
                          "(default: the config's acquisition.cost_exponent, 0.25 in replay-shipped)")
     ap.add_argument("--fresh-scoring", action="store_true",
                     help="score held-out error with a predictor refitted at every step (slower)")
-    ap.add_argument("--plot", default=None)
-    ap.add_argument("--skip-step", action="store_true")
+    ap.add_argument("--plot", default=None, help="write the learning curves to this PNG")
+    ap.add_argument("--skip-step", action="store_true", help="skip timing one step on a 10,000-candidate pool")
     args = ap.parse_args()
 
     from experiments.config import load_config

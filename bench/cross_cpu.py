@@ -125,7 +125,7 @@ def transfer(df: "Any", ks: Sequence[int], seeds: int) -> dict[tuple[str, int], 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--other", default=str(OTHER_CPU), help="measurements of the second device (Parquet export)")
-    ap.add_argument("--predictors", default="roofline,baseline,gp")
+    ap.add_argument("--predictors", default="roofline,baseline,gp", help="comma-separated predictors to score")
     ap.add_argument("--transfer", default="0,4,8,16,32", help="runs of the held-out device added to the GP")
     ap.add_argument("--seeds", type=int, default=5, help="random draws per transfer size")
     args = ap.parse_args()

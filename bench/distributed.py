@@ -294,8 +294,8 @@ def main() -> None:
     ap.add_argument("--init", type=int, default=8, help="measurements the loop starts from (not timed)")
     ap.add_argument("--task-s", type=float, default=4.0,
                     help="mean seconds a replayed task of the pool sleeps (cost-aware picks are cheaper)")
-    ap.add_argument("--acquisition", default="eig")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--acquisition", default="eig", help="acquisition of the distributed loop")
+    ap.add_argument("--seed", type=int, default=0, help="the loop's seed")
     args = ap.parse_args()
 
     from experiments.ray_cluster import WORKER_MARK

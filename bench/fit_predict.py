@@ -42,7 +42,7 @@ def _scores(ps, df: pd.DataFrame) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n-train", type=int, default=1000)
+    ap.add_argument("--n-train", type=int, default=1000, help="training runs of the synthetic world")
     ap.add_argument("--n-predict", type=int, default=100_000)
     ap.add_argument("--skip-nuts", action="store_true")
     args = ap.parse_args()

@@ -79,8 +79,8 @@ def main() -> None:
     ap.add_argument("--parquet", type=Path, default=Path(__file__).resolve().parents[1] / "engine" / "data"
                     / "shipped_measurements.parquet")
     ap.add_argument("--model", default=None)
-    ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--budget", type=int, default=15)
+    ap.add_argument("--seeds", type=int, default=20, help="how many optimisation seeds")
+    ap.add_argument("--budget", type=int, default=15, help="evaluations per optimisation")
     ap.add_argument("--latency-ms", type=float, default=None, help="p90 bound (default: 40th percentile).")
     ap.add_argument("--seq-len", type=int, default=None, help="Restrict the space to one sequence length.")
     ap.add_argument("--no-transfer", action="store_true",

@@ -135,3 +135,8 @@ def synthetic_measurements(configs: Sequence[Config], seed: int = 0, n_samples: 
                      "memory_peak_mib": mem * float(np.exp(rng.normal(0.0, 0.03))),
                      "samples_ms": samples.tolist()})
     return pd.DataFrame(rows)
+
+
+if __name__ == "__main__":  # a helper module, not a benchmark: say so instead of exiting silently
+    raise SystemExit("bench/synthetic.py is the synthetic world the model tests and bench/fit_predict.py import; "
+                     "it measures nothing by itself (run python bench/fit_predict.py)")

@@ -104,6 +104,14 @@ def write_seed(path: Optional[str] = None) -> Path:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    # an argument parser so that --help explains instead of rewriting the packaged file (audit)
+    argparse.ArgumentParser(prog="python -m engine.descriptors.seed",
+                            description="Recount every catalog model's descriptors on the meta device and rewrite "
+                                        "the packaged seed (engine/data/descriptor_counts.json); a maintainer's "
+                                        "step after counting.py, the catalog or the library versions change. "
+                                        "Takes a minute or two.").parse_args()
     # through the imported module, not this __main__ copy: counting.py consults *that* module's flag
     from engine.descriptors import seed as _seed
 
