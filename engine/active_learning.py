@@ -382,6 +382,12 @@ class ActiveLearningSystem:
         except Exception as e:  # noqa: BLE001 - a recommender problem must not lose the suggestions
             notes.append(f"hardware recommender failed for {c.key}: {e}")
             return empty
+        # the recommender's cautions (no cuda device measured, ...) travel with its picks, once each: an
+        # audit's mi300x picks at P(best) 0.12-0.16 came with none
+        for w in getattr(rec, "warnings", None) or []:
+            line = f"hardware recommender: {w}"
+            if line not in notes:
+                notes.append(line)
         p = dict(rec.prob_best)
         return {"recommended_hardware": rec.recommended, "hardware_match": rec.recommended == c.hardware,
                 "hardware_score": float(p.get(c.hardware, 0.0)),

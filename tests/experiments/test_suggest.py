@@ -50,7 +50,8 @@ class _Recommender:
 
         opts = [SimpleNamespace(hardware="gpu-syn-a", prob_best=0.7, metric=SimpleNamespace(median=100.0)),
                 SimpleNamespace(hardware="cpu-syn-16c", prob_best=0.3, metric=SimpleNamespace(median=10.0))]
-        return SimpleNamespace(recommended="gpu-syn-a", prob_best={o.hardware: o.prob_best for o in opts}, options=opts)
+        return SimpleNamespace(recommended="gpu-syn-a", prob_best={o.hardware: o.prob_best for o in opts}, options=opts,
+                               warnings=["no cuda device has been measured (stand-in)"])
 
 
 def test_integrated_recommendation_fills_every_field_and_is_stored(syn, fitted_gp, tmp_path) -> None:
@@ -80,6 +81,9 @@ def test_integrated_recommendation_fills_every_field_and_is_stored(syn, fitted_g
         assert it["hardware_match"] == (it["hardware"] == "gpu-syn-a")
         assert it["combined_score"] == pytest.approx(it["expected_information_gain"] / it["predicted_cost_s"])
     json.dumps(payload, default=str)
+    # the recommender's cautions come along, once (audit: GPU picks without the usual caution)
+    assert [n for n in payload["notes"] if "hardware recommender:" in n] == [
+        "hardware recommender: no cuda device has been measured (stand-in)"]
     recs = als.recommend_configurations(budget=2)
     assert len(recs) == 2 and recs[0]["model_name"]
     rid = store.save_json_record("recommendations", "active_learning", payload)
