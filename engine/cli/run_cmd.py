@@ -54,8 +54,11 @@ class LoopDisplay:
 
         self.quiet = quiet
         self.unit = unit  # of a landed run's observed value: the loop's metric (latency ms, memory MiB)
+        # with --json the step lines stay off, but a person at the terminal still sees the bar (on
+        # stderr: stdout is the JSON document); a script's captured stderr gets neither
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=con, transient=False, disable=quiet)
+                                 TimeElapsedColumn(), console=con, transient=quiet,
+                                 disable=quiet and not getattr(con, "is_terminal", False))
         self.task = self.progress.add_task(label, total=total)
         self.con = con
 
