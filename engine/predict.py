@@ -321,11 +321,14 @@ class PerformancePredictor:
             from engine.catalog import all_hardware
             from engine.models.targets import left_out_busy
 
+            from engine.catalog import models
+
             df = self.store.measurements()
             paths: set[tuple[str, str, str, str]] = set()
             if len(df):
                 known = all_hardware(self.store, detect=False)
                 used = df[~left_out_busy(df)]
+                used = used[used["model"].isin(list(models()))]  # runs the fits can use
                 for (hw_id, rt, prec, mode), _ in used.groupby(["hardware", "runtime", "precision", "mode"]).size().items():
                     e = known.get(hw_id)
                     paths.add((e.kind if e is not None else str(hw_id).split("-", 1)[0], rt, prec, mode))
@@ -343,8 +346,8 @@ class PerformancePredictor:
             return None
         return (f"no {hw.kind} run of {cfg.runtime} {cfg.precision} {cfg.mode} is in the store: this software path "
                 f"has never been measured on such a device, so the answer rests on the roofline at the catalog's "
-                f"{cfg.precision} peak and on the fits' prior for an unseen path. A run of it (perfcast benchmark "
-                f"... --precision {cfg.precision} --save) checks it.")
+                f"{cfg.precision} peak and on the predictor's prior for an unseen path. A run of it (perfcast "
+                f"benchmark ... --precision {cfg.precision} --save) checks it.")
 
     def unmeasured_kinds(self, hws: Iterable["ResolvedHardware"]) -> set[str]:
         """The kinds among ``hws`` of which the store holds no successful measurement: the devices

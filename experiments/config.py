@@ -268,11 +268,6 @@ class ExperimentConfig(_Strict):
         (its budget and seeds define what it compares)."""
         return f"{self.name}-run-{self.run_digest()}" if mode == "run" else f"{self.name}-{mode}-{self.digest()}"
 
-    def legacy_experiment_id(self, mode: str = "run") -> str:
-        """The id a loop of this config was stored under before 2026-12-07 (every setting hashed):
-        the loop resumes an experiment stored under it when none has the current id."""
-        return f"{self.name}-{mode}-{self.digest()}"
-
     def with_acquisition(self, name: str) -> "ExperimentConfig":
         return self.model_copy(update={"acquisition": self.acquisition.model_copy(update={"name": name})})
 
@@ -432,14 +427,22 @@ def _unique_key_loader() -> Any:
         pass
 
     def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        # the mapping's own keys: a key merged in (<<: *defaults) may be overridden, not repeated
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:  # a list or mapping as a key: safe_load refuses it too, in one line here
+                raise ExperimentConfigError(f"invalid key (a {type(key).__name__}, line {key_node.start_mark.line + 1})"
+                                            "; valid: a name such as iterations or batch_sizes") from None
             if key in seen:
                 raise ExperimentConfigError(f"duplicate key {key!r} (lines {seen[key] + 1} and "
                                             f"{key_node.start_mark.line + 1}); valid: each key once per section")
             seen[key] = key_node.start_mark.line
-        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)  # merges, as safe_load does
 
     UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
     return UniqueKeyLoader

@@ -381,16 +381,29 @@ class ExperimentLoop:
     # -- one acquisition ----------------------------------------------------------------------------
     @staticmethod
     def _stored_id(cfg: "ExperimentConfig", store: Any, mode: str) -> str:
-        """The config's experiment id, or the id it had before budgets and stop rules left the id
-        (:meth:`ExperimentConfig.legacy_experiment_id`) when only that one is stored: it resumes."""
+        """The config's experiment id; or, when no experiment has it, the id of a stored loop of the
+        same name whose saved config measures and chooses the same way (:meth:`ExperimentConfig.run_digest`):
+        one stored before ids left out the budget and stop rule (they hashed every setting), which
+        then resumes with the new budget instead of starting again from zero."""
         new = cfg.experiment_id(mode)
-        legacy = cfg.legacy_experiment_id(mode)
-        if mode != "run" or legacy == new or not hasattr(store, "get_experiment"):
+        if mode != "run" or not hasattr(store, "experiments"):
             return new
         try:
-            if store.get_experiment(new) is None and store.get_experiment(legacy) is not None:
-                return legacy
-        except Exception:  # noqa: BLE001 - a store without the table yet holds neither
+            if store.get_experiment(new) is not None:
+                return new
+            from experiments.config import parse_config
+
+            want = cfg.run_digest()
+            for exp in store.experiments():  # most recent first
+                eid = str(exp.get("experiment_id", ""))
+                if exp.get("name") != cfg.name or not eid.startswith(f"{cfg.name}-run-"):
+                    continue
+                try:
+                    if parse_config(exp.get("config") or {}, eid).run_digest() == want:
+                        return eid
+                except Exception:  # noqa: BLE001 - a config saved by an older perfcast that no longer parses
+                    continue
+        except Exception:  # noqa: BLE001 - a store without the table yet holds nothing to resume
             pass
         return new
 

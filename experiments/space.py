@@ -89,8 +89,7 @@ def expand_space(sp: SearchSpace, source: str = "experiment config") -> list[Con
     pairs = hardware_runtime_pairs(sp, source)
     # thread counts are a CPU's axis
     threads_of = {hw: (sp.threads or [0]) if _is_cpu(hw) else [0] for hw, _ in pairs}
-    for hw, threads in threads_of.items():
-        _check_threads(hw, threads, source)
+    threads_of = {hw: _check_threads(hw, threads, source) for hw, threads in threads_of.items()}
     for entry in entries:
         seqs = sorted({effective_seq_len(entry, s) for s in (sp.seq_lengths or [128])})
         for hw, rt in pairs:
@@ -103,21 +102,29 @@ def expand_space(sp: SearchSpace, source: str = "experiment config") -> list[Con
     return list(dict.fromkeys(out))
 
 
-def _check_threads(hw: str, threads: list[int], source: str) -> None:
-    """More threads than the CPU has cores is refused at load (``threads: [512]`` on a 2-core machine
-    was benchmarked and stored as t512, 15x slower). A remote CPU the catalog does not know passes."""
+def _check_threads(hw: str, threads: list[int], source: str) -> list[int]:
+    """The thread counts a CPU can run: more threads than it has cores are left out with a warning
+    (``threads: [512]`` on a 2-core machine was benchmarked and stored as t512, 15x slower), and a
+    space with none left is refused. The shipped configs list 1 and 2, so on a 1-core machine they
+    run with 1 instead of failing. A remote CPU the catalog does not know keeps them all."""
+    import warnings
+
     from engine.catalog import resolve_hardware
     from engine.models.features import entry_cores
 
     try:
         entry = resolve_hardware(hw)
     except Exception:  # noqa: BLE001 - unknown here: a remote worker's CPU
-        return
+        return threads
     cores = entry_cores(entry)
     bad = [t for t in threads if t > cores]
-    if bad:
+    if bad and len(bad) == len(threads):
         raise ExperimentConfigError(f"{source}: invalid search_space.threads {bad[0]} for {hw}; valid: 0 to {cores} "
                                     "(its cores; 0 = the runtime's default)")
+    if bad:
+        warnings.warn(f"{source}: search_space.threads {', '.join(map(str, bad))} left out for {hw}, which has "
+                      f"{cores} core{'s' if cores != 1 else ''}", UserWarning, stacklevel=3)
+    return [t for t in threads if t <= cores]
 
 
 def _is_cpu(hw: str) -> bool:

@@ -194,8 +194,10 @@ def _runnable(configs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     keep = [(a, c) for a, c in configs if not why(a, c)]
     dropped = sorted({f"{a.name} {c.precision}/{c.mode}" for a, c in configs if (a, c) not in keep})
     if not keep:
-        raise InvalidValueError("configuration", dropped[0], f"a precision and mode its adapter measures "
-                                                             f"({why(*configs[0])})")
+        a, c = configs[0]
+        err = InvalidValueError("configuration", f"{a.name} {c.precision}/{c.mode}", "")
+        err.args = (f"invalid configuration '{a.name} {c.precision}/{c.mode}': {why(a, c)}",)  # its own reason
+        raise err
     if dropped:
         console(stderr=True).print(f"[dim]left out {len(configs) - len(keep)} configuration"
                                    f"{'s' if len(configs) - len(keep) != 1 else ''} that the adapter refuses: "

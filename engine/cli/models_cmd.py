@@ -200,7 +200,8 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, me
     row("memory (weights+state+live acts+KV)", _bytes(d.memory_bytes), _bytes(dec.memory_bytes) if dec else "")
     if mode == "training":
         row("  gradients + Adam states", _bytes(d.state_bytes))
-    row("  resident at once (the floor)", _bytes(d.floor_bytes), _bytes(dec.floor_bytes) if dec else "")
+    # torch's floor; ONNX Runtime and OpenVINO run the exported graph without the KV cache
+    row("  resident at once (torch floor)", _bytes(d.floor_bytes), _bytes(dec.floor_bytes) if dec else "")
     row("method", d.method, dec.method if dec else "")
     out.print(t)
     if d.note:

@@ -83,7 +83,9 @@ class Descriptor:
     def floor_bytes(self) -> float:
         """What must be resident at once at some moment of the pass (the memory posterior's floor,
         :func:`describe_many`'s ``floor_bytes``): the weights, plus gradients and AdamW's two moments
-        in training, else one copy of the largest activation and the KV cache."""
+        in training, else one copy of the largest activation and the KV cache. That is torch's floor:
+        an exported graph (ONNX Runtime, OpenVINO) runs without the KV cache, and the featuriser
+        leaves it out there (:class:`engine.models.features.Featurizer`)."""
         if self.mode == "training":
             return 4 * self.weight_bytes
         return self.weight_bytes + self.peak_activation_bytes / 2 + self.kv_cache_bytes

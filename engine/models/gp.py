@@ -759,6 +759,14 @@ class GPPredictor:
                                                                      calibration_strata(ff)))
         if metric == "throughput":
             return 1000.0 * ff.phys["batch"][None, :] / draws
+        if metric == "memory_mib":  # never below what must be resident (as predict's truncation)
+            return np.maximum(draws, memory_floor_mib(ff.phys)[None, :])
+        if metric == "latency_p90_ms" and "latency_ms" in self.outputs:
+            # never below the same configuration's median: drawn with the median's GP at the same seed,
+            # whose draws share the kernel (a joint draw of both would need one covariance for two GPs)
+            med = np.exp(np.log(self.roofline.latency_ms(ff))[None, :] + self.outputs["latency_ms"].joint_draws(
+                self.design.matrix(ff), n, seed, calibration_strata(ff)))
+            return np.maximum(draws, med)
         return draws
 
 

@@ -168,4 +168,10 @@ class RooflinePredictor:
         ps = self.predict(configs)
         rng = np.random.default_rng(seed)
         z = rng.standard_normal((n, len(configs)))
-        return np.exp(ps.mu_log[metric][None, :] + ps.sigma_log[metric][None, :] * z)
+        draws = np.exp(ps.mu_log[metric][None, :] + ps.sigma_log[metric][None, :] * z)
+        if metric in ps.floor:  # memory: never below what must be resident
+            draws = np.maximum(draws, ps.floor[metric][None, :])
+        other = ps.at_least.get(metric)
+        if other is not None:  # p90: never below the median, drawn from the same z (comonotone, as predict)
+            draws = np.maximum(draws, np.exp(ps.mu_log[other][None, :] + ps.sigma_log[other][None, :] * z))
+        return draws

@@ -205,6 +205,9 @@ def import_file(store: Store, path: str | Path, *, source: Optional[str] = None,
         _check_columns(path, cols)
         _validate(con, path, cols)
         _derive_run_ids(con, cols & KNOWN_COLUMNS)  # ignored columns do not make a row another run
+        # ids before 2026-12-07 hashed the ignored columns too: a file imported then is still recognised
+        if cols - KNOWN_COLUMNS - {"__row"}:
+            _derive_run_ids(con, cols, "__legacy_id")
 
         def col(name: str, cast: str = "") -> str:
             if name in cols:
@@ -228,22 +231,25 @@ def import_file(store: Store, path: str | Path, *, source: Optional[str] = None,
     return ImportSummary(imported=n, skipped=rows - n)
 
 
-def _derive_run_ids(con: Any, cols: set[str]) -> None:
+def _derive_run_ids(con: Any, cols: set[str], column: str = "__derived_id") -> None:
     """``__import.__derived_id``: a run id from the row's values (md5 of every column the store
     keeps, ``cols``, and the count of identical rows before it), for rows without a ``run_id``. The
     same rows imported again derive the same ids, so the store sees they were imported before; an
     extra column the import ignores does not make them new (an audit imported the same two rows
     twice, once with a column ``foo``)."""
-    names = sorted(c for c in cols if c != "__row")
+    names = sorted(c for c in cols if c not in ("__row", "__derived_id", "__legacy_id"))
     content = "concat_ws(chr(31), " + ", ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), chr(0))" for c in names) + ")"
-    con.execute("ALTER TABLE __import ADD COLUMN __derived_id VARCHAR")
-    con.execute(f"""UPDATE __import SET __derived_id = d.id FROM (
+    con.execute(f"ALTER TABLE __import ADD COLUMN {column} VARCHAR")
+    con.execute(f"""UPDATE __import SET {column} = d.id FROM (
         SELECT __row, md5(h || '#' || row_number() OVER (PARTITION BY h ORDER BY __row)) AS id
         FROM (SELECT __row, md5({content}) AS h FROM __import)) d WHERE __import.__row = d.__row""")
 
 
 def _insert_rows(con: Any, path: Path, cols: set[str], col: Any, src: str, run_id: str, skip_existing: bool) -> int:
     """The typed copy of ``__import`` and the inserts, inside :func:`import_measurements`'s transaction."""
+    # a row whose id as derived before 2026-12-07 (ignored columns hashed too) is stored counts as stored
+    has_legacy = "__legacy_id" in {r[0] for r in con.execute("DESCRIBE __import").fetchall()}
+    legacy_id = (f"CASE WHEN {run_id} = __derived_id THEN __legacy_id END" if has_legacy else "CAST(NULL AS VARCHAR)")
     con.execute(f"""CREATE TEMP TABLE __rows AS SELECT {run_id} AS run_id,
         CAST(model AS VARCHAR) AS model, CAST(hardware AS VARCHAR) AS hardware,
         CAST(batch_size AS INTEGER) AS batch_size, {col('seq_len', 'INTEGER')} AS seq_len,
@@ -256,7 +262,7 @@ def _insert_rows(con: Any, path: Path, cols: set[str], col: Any, src: str, run_i
         CAST({src} AS VARCHAR) AS source, {col('experiment_id', 'VARCHAR')} AS experiment_id,
         {col('foreign_cpu_cores', 'DOUBLE')} AS foreign_cpu_cores,
         {', '.join(f"{col(c, 'INTEGER' if c in ('iterations', 'warmup') else 'DOUBLE')} AS {c}" for c in RESULT_COLS)},
-        {col('samples_ms', 'DOUBLE[]')} AS samples_ms, __row
+        {col('samples_ms', 'DOUBLE[]')} AS samples_ms, __row, {legacy_id} AS __legacy_id
         FROM __import ORDER BY __row""")
     con.execute("""UPDATE __rows SET mode = coalesce(mode, 'inference'), runtime = coalesce(runtime, 'torch'),
                    seq_len = coalesce(seq_len, 0), threads = coalesce(threads, 0),
@@ -269,9 +275,10 @@ def _insert_rows(con: Any, path: Path, cols: set[str], col: Any, src: str, run_i
         raise ImportRejectedError(f"{path}: run_id {twice[0]} appears more than once in the file; nothing was "
                                   "imported")
     if skip_existing:
-        con.execute("DELETE FROM __rows WHERE run_id IN (SELECT run_id FROM benchmark_runs)")
-    dup = con.execute("SELECT r.run_id, r.__row FROM __rows r JOIN benchmark_runs b USING (run_id) ORDER BY r.__row "
-                      "LIMIT 1").fetchone()
+        con.execute("DELETE FROM __rows WHERE run_id IN (SELECT run_id FROM benchmark_runs) "
+                    "OR __legacy_id IN (SELECT run_id FROM benchmark_runs)")
+    dup = con.execute("SELECT r.run_id, r.__row FROM __rows r JOIN benchmark_runs b "
+                      "ON b.run_id = r.run_id OR b.run_id = r.__legacy_id ORDER BY r.__row LIMIT 1").fetchone()
     if dup and "run_id" not in cols:
         raise ImportRejectedError(f"{path}: row {dup[1]} is already in the database (a row with the same values was "
                                   "imported before); nothing was imported (--skip-existing imports only the new rows)")

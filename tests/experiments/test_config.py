@@ -74,7 +74,7 @@ def test_settings_added_later_keep_experiment_ids_unless_changed() -> None:
     until session 10), must still resume under its id; the new default 0.25 is a different loop."""
     base = {"name": "ids", "search_space": {}}
     same = parse_config({**base, "acquisition": {"cost_exponent": 0.5}, "benchmark": {"rerun_busy": 3}})
-    assert same.legacy_experiment_id() == "ids-run-b9067421a8"  # what the code before session 10 computed
+    assert f"ids-run-{same.digest()}" == "ids-run-b9067421a8"  # what the code before session 10 computed
     assert parse_config(base).acquisition.cost_exponent == 0.25
     assert parse_config(base).experiment_id() != same.experiment_id()
     assert parse_config({**base, "acquisition": {"cost_exponent": 1.0}}).experiment_id() != same.experiment_id()
@@ -166,3 +166,24 @@ def test_a_larger_budget_or_another_stop_rule_continues_the_same_experiment() ->
         assert parse_config({**BASE, **other}).experiment_id() != a.experiment_id(), other
     # a replay's id still covers everything: its budget and seeds define the comparison
     assert parse_config({**BASE, "budget": {"runs": 6}}).experiment_id("replay") != a.experiment_id("replay")
+
+
+def test_yaml_keys_are_checked_once_each_and_merge_keys_still_work(tmp_path: Path) -> None:
+    """A key given twice in one mapping was silently the last one (audit); a merged default may be
+    overridden; a list as a key is one line, not a TypeError."""
+    from experiments.config import ExperimentConfigError
+
+    head = "name: y\nsearch_space: {models: [gpt2], hardware: [cpu]}\n"
+    cases = {"dup": "budget: {runs: 99}\nbudget: {runs: 3}\n", "nested": "benchmark: {iterations: 3, iterations: 4}\n",
+             "listkey": "predictor: {options: {[1, 2]: a}}\n"}
+    for name, body in cases.items():
+        f = tmp_path / f"{name}.yaml"
+        f.write_text(head + body)
+        with pytest.raises(ExperimentConfigError) as e:
+            load_config(str(f))
+        assert "\n" not in str(e.value) and str(f) in str(e.value)
+        assert ("duplicate key" in str(e.value)) == (name != "listkey"), str(e.value)
+    merged = tmp_path / "merge.yaml"
+    merged.write_text(head + "benchmark:\n  <<: {iterations: 5, warmup: 1}\n  warmup: 2\n")
+    cfg = load_config(str(merged))
+    assert (cfg.benchmark.iterations, cfg.benchmark.warmup) == (5, 2)

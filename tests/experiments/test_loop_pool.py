@@ -62,14 +62,18 @@ def test_a_larger_budget_resumes_the_experiment_stored_before_it_was_left_out_of
     assert more.experiment_id == first.experiment_id
     r = more.run()
     assert r.resumed_runs == 2 and r.n_benchmarks == 3  # one more run, not three from zero
-    # an experiment stored under the old id (every setting hashed) resumes too
+    # an experiment stored under the old id (every setting hashed, budget included) resumes too, with
+    # a larger budget: the review found only an unchanged config found it
     cfg = parse_config({"name": "legacy", "search_space": {}, "acquisition": {"name": "random", "q": 1},
-                        "budget": {"runs": 1}, "initial_design": 5})
-    old = ExperimentLoop(cfg, store, OracleExecutor(df), space, mode="run", experiment_id=cfg.legacy_experiment_id())
-    old.run()
-    again = ExperimentLoop(cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": 1})}), store,
-                           OracleExecutor(df), space, mode="run")
-    assert again.experiment_id == cfg.legacy_experiment_id() != cfg.experiment_id()
+                        "budget": {"runs": 1}, "initial_design": 50})  # random picks only: no fit of the stand-ins
+    old_id = f"legacy-run-{cfg.digest()}"
+    ExperimentLoop(cfg, store, OracleExecutor(df), space, mode="run", experiment_id=old_id).run()
+    bigger = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": 2})})
+    assert f"legacy-run-{bigger.digest()}" != old_id  # the old scheme's id moved with the budget
+    again = ExperimentLoop(bigger, store, OracleExecutor(df), space, mode="run")
+    assert again.experiment_id == old_id != bigger.experiment_id()
+    r = again.run()
+    assert r.resumed_runs == 1 and r.n_benchmarks == 2
 
 
 def test_a_precision_the_adapter_has_no_kernels_for_is_left_out_before_any_benchmark() -> None:
@@ -109,3 +113,21 @@ def test_a_loop_says_when_openvino_runs_bf16_at_f32(syn: Any, tmp_path: Any) -> 
     _loop(Store(tmp_path / "ov.duckdb", seed=False), df, space, events, budget={"runs": 1}).run()
     notes = [str(p) for k, p in events if k == "info" and "runs at f32" in str(p)]
     assert len(notes) == 1 and "cpu-amd-epyc-avx2-2c" in notes[0]  # the Zen 4 has bf16 kernels: no note
+
+
+def test_thread_counts_above_the_cpus_cores_are_left_out_and_none_left_is_an_error(monkeypatch: Any) -> None:
+    """threads: [512] on a 2-core machine was benchmarked as t512 (audit); the shipped configs' [1, 2]
+    must still run on a 1-core machine (review)."""
+    import pytest
+
+    import engine.models.features as features
+    from experiments.config import ExperimentConfigError, load_config
+    from experiments.space import expand_space
+
+    monkeypatch.setattr(features, "entry_cores", lambda entry: 1)
+    with pytest.warns(UserWarning, match="threads 2 left out"):
+        space = expand_space(load_config("cpu-quick").search_space)
+    assert space and {c.threads for c in space} == {1}
+    sp = parse_config({"name": "t", "search_space": {"models": ["gpt2"], "hardware": ["cpu"], "threads": [8]}})
+    with pytest.raises(ExperimentConfigError, match="invalid search_space.threads 8 .* valid: 0 to 1"):
+        expand_space(sp.search_space)

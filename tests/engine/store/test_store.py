@@ -330,3 +330,24 @@ def test_delete_lists_first_then_removes_a_run_with_its_results_and_samples(tmp_
     typo = CliRunner().invoke(cli, ["db", "delete", "--model", "bert-base-uncase", "--yes", "--db", str(s.path)])
     assert typo.exit_code == 2 and "did you mean 'bert-base-uncased'" in typo.stderr, typo.output
     assert s.count("benchmark_runs") == 2
+
+
+def test_rows_imported_before_ids_left_out_ignored_columns_are_still_recognised(tmp_path: Path, monkeypatch) -> None:
+    """The review: derived ids used to hash the ignored columns too, so a file imported before that
+    change and imported again would be stored twice. Its old id is still matched."""
+    import warnings
+
+    import engine.store.transfer as transfer
+
+    f = tmp_path / "notes.csv"
+    pd.DataFrame([GOOD, {**GOOD, "batch_size": 2}]).assign(notes="on battery").to_csv(f, index=False)
+    s = _store(tmp_path)
+    with monkeypatch.context() as m:  # the old rule: every column of the file in the hash
+        m.setattr(transfer, "KNOWN_COLUMNS", transfer.KNOWN_COLUMNS | {"notes"})
+        assert import_measurements(s, f) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ImportRejectedError, match="already in the database"):
+            import_measurements(s, f)
+        assert import_measurements(s, f, skip_existing=True) == 0
+    assert s.count("benchmark_runs") == 2
