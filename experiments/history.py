@@ -44,6 +44,8 @@ def summary(exp: dict[str, Any], runs: Optional[dict[str, tuple[int, int, float]
         else:
             status = "killed"
     budget = cfg.get("budget") or {}
+    if not isinstance(budget, dict):  # an online optimisation stores its budget as a count of evaluations
+        budget = {"runs": budget if isinstance(budget, int) else None}
     return {"experiment_id": exp["experiment_id"], "name": exp["name"], "status": status, "pid": pid,
             "mode": st.get("mode"), "acquisition": acquisition,
             "budget_runs": budget.get("runs"), "budget_benchmark_seconds": budget.get("benchmark_seconds"),

@@ -102,12 +102,16 @@ def test_experiments_show_the_budget_the_stop_reason_and_one_loop_in_full(tmp_pa
         s.upsert_experiment(eid, "tiny", {"acquisition": {"name": "eig"}, "budget": {"runs": runs}}, "finished",
                             {"mode": "run", "steps": [], "prequential": [],
                              "stopped_because": "the pool is empty: of the 2 configurations, 2 already measured"})
+    # an online optimisation stores its budget as a count (the slow Ctrl-C test found the listing crash)
+    s.upsert_experiment("optimize-gpt2-abc", "optimize gpt2", {"model": "gpt2", "budget": 3}, "interrupted",
+                        {"mode": "optimize", "steps": [], "prequential": []})
     c = Config("gpt2", "cpu-amd-epyc-2c", 2, 16)
     s.save_measurement(Measurement.from_samples(c, [10.0, 11.0], wall_time_s=4.0), "tiny-run-aaa111")
     s.save_measurement(Measurement.failed(c.with_(batch_size=64), "timeout", "time limit exceeded: 2 s; child killed",
                                           wall_time_s=2.5), "tiny-run-aaa111")
     table = CliRunner().invoke(cli, ["experiments", "--db", str(s.path)])
-    assert table.exit_code == 0 and "2/6" in table.output and "0/3" in table.output
+    assert table.exit_code == 0, table.output
+    assert "2/6" in table.output and "0/3" in table.output and "optimize-gpt2-abc" in table.output
     assert "pool empty" in table.output and max(len(line) for line in table.output.splitlines()) <= 80
     one = CliRunner().invoke(cli, ["experiments", "tiny-run-aaa", "--db", str(s.path)])
     assert one.exit_code == 0, one.output
