@@ -207,8 +207,9 @@ class PerformancePredictor:
         self._nearby: Optional[tuple[str, dict[tuple[str, str], int]]] = None
         self._busy: dict[str, int] = {}  # runs per hardware id left out of fits for the load (busy_counts)
         self._params: dict[str, float] = {}  # parameter count per model (size_caution)
-        self._kinds: Optional[tuple[dict[tuple[str, str], int], dict[str, int]]] = None  # (counts it came from, kinds)
-        self._paths: Optional[tuple[str, set[tuple[str, str, str, str]]]] = None  # (data hash, measured paths)
+        self._run_paths: set[tuple[str, str, str, str]] = set()  # (hardware, runtime, precision, mode) of used runs
+        # (counts they came from, runs per kind, software paths per kind): _kinds_and_paths
+        self._kinds: Optional[tuple[dict[tuple[str, str], int], dict[str, int], set[tuple[str, str, str, str]]]] = None
 
     # -- plumbing ---------------------------------------------------------------------------------
     @property
@@ -241,15 +242,21 @@ class PerformancePredictor:
         only from such runs has no runs here, and :meth:`busy_counts` says why."""
         h = self._fitted[0] if self._fitted is not None else self.data_hash()
         if self._nearby is None or self._nearby[0] != h:
+            from engine.catalog import models
             from engine.models.targets import left_out_busy
 
             df = self.store.measurements()
             used: dict[tuple[str, str], int] = {}
             self._busy = {}
+            self._run_paths = set()
             if len(df):
                 left = left_out_busy(df)
-                used = {(m, hw): int(n) for (m, hw), n in df[~left].groupby(["model", "hardware"]).size().items()}
+                ok = df[~left]
+                used = {(m, hw): int(n) for (m, hw), n in ok.groupby(["model", "hardware"]).size().items()}
                 self._busy = {str(hw): int(n) for hw, n in df[left].groupby("hardware").size().items()}
+                # (hardware, runtime, precision, mode) of runs of catalog models: measured_paths
+                ok = ok[ok["model"].isin(list(models()))]
+                self._run_paths = set(ok.groupby(["hardware", "runtime", "precision", "mode"]).size().index)
             self._nearby = (h, used)
         return self._nearby[1]
 
@@ -300,40 +307,32 @@ class PerformancePredictor:
     def measured_kinds(self) -> dict[str, int]:
         """Successful measurements per device kind (cpu, cuda, ...) in the store (summed from
         the per-(model, hardware) counts, recomputed when those are)."""
+        return self._kinds_and_paths()[0]
+
+    def measured_paths(self) -> set[tuple[str, str, str, str]]:
+        """(device kind, runtime, precision, mode) of the runs the fits use: the software paths the
+        store has seen on each kind of device (recomputed when the data change)."""
+        return self._kinds_and_paths()[1]
+
+    def _kinds_and_paths(self) -> tuple[dict[str, int], set[tuple[str, str, str, str]]]:
+        """:meth:`measured_kinds` and :meth:`measured_paths`, from the runs :meth:`_nearby_counts`
+        read, with one look at the hardware table; recomputed when those counts are."""
         counts = self._nearby_counts()
         if self._kinds is None or self._kinds[0] is not counts:
             from engine.catalog import all_hardware
 
             known = all_hardware(self.store, detect=False)
+
+            def kind(hw_id: str) -> str:
+                e = known.get(hw_id)
+                return e.kind if e is not None else str(hw_id).split("-", 1)[0]
+
             kinds: dict[str, int] = {}
             for (_, hw_id), n in counts.items():
-                e = known.get(hw_id)
-                kind = e.kind if e is not None else str(hw_id).split("-", 1)[0]
-                kinds[kind] = kinds.get(kind, 0) + n
-            self._kinds = (counts, kinds)
-        return self._kinds[1]
-
-    def measured_paths(self) -> set[tuple[str, str, str, str]]:
-        """(device kind, runtime, precision, mode) of the runs the fits use: the software paths the
-        store has seen on each kind of device (recomputed when the data change)."""
-        h = self._fitted[0] if self._fitted is not None else self.data_hash()
-        if self._paths is None or self._paths[0] != h:
-            from engine.catalog import all_hardware
-            from engine.models.targets import left_out_busy
-
-            from engine.catalog import models
-
-            df = self.store.measurements()
-            paths: set[tuple[str, str, str, str]] = set()
-            if len(df):
-                known = all_hardware(self.store, detect=False)
-                used = df[~left_out_busy(df)]
-                used = used[used["model"].isin(list(models()))]  # runs the fits can use
-                for (hw_id, rt, prec, mode), _ in used.groupby(["hardware", "runtime", "precision", "mode"]).size().items():
-                    e = known.get(hw_id)
-                    paths.add((e.kind if e is not None else str(hw_id).split("-", 1)[0], rt, prec, mode))
-            self._paths = (h, paths)
-        return self._paths[1]
+                kinds[kind(hw_id)] = kinds.get(kind(hw_id), 0) + n
+            paths = {(kind(hw_id), rt, prec, mode) for hw_id, rt, prec, mode in self._run_paths}
+            self._kinds = (counts, kinds, paths)
+        return self._kinds[1], self._kinds[2]
 
     def new_path_caution(self, cfg: Config, hw: "ResolvedHardware") -> Optional[str]:
         """One line when no device of ``hw``'s (measured) kind has a run of ``cfg``'s software path

@@ -135,6 +135,39 @@ def lognormal_max_mean(mu: np.ndarray, sd: np.ndarray, mu2: np.ndarray, sd2: np.
     return np.where(diff > 0, above_x, np.where(diff < 0, below_x, equal))
 
 
+Pair = tuple[np.ndarray, np.ndarray]  # (mu_log, sigma_log) of a log-normal
+
+
+# The posterior of one metric in log-normal form: its own log-normal, truncated below at ``floor``
+# (memory) and raised to ``at_least`` where that is larger (p90: the median's log-normal, comonotone).
+# MetricPrediction, PredictionSet and optimize's ranking all answer through these four.
+def posterior_quantile(mu: np.ndarray, sd: np.ndarray, q: np.ndarray, floor: Optional[np.ndarray] = None,
+                       at_least: Optional[Pair] = None) -> np.ndarray:
+    """Quantiles: the larger of the (truncated) own one and ``at_least``'s."""
+    out = lognormal_quantile(mu, sd, q, floor)
+    return out if at_least is None else np.maximum(out, lognormal_quantile(at_least[0], at_least[1], q))
+
+
+def posterior_cdf(mu: np.ndarray, sd: np.ndarray, x: np.ndarray, floor: Optional[np.ndarray] = None,
+                  at_least: Optional[Pair] = None) -> np.ndarray:
+    """P(X <= x): comonotone, max(X, Y) <= x only where both are, so the smaller probability."""
+    p = lognormal_cdf(mu, sd, x, floor)
+    return p if at_least is None else np.minimum(p, lognormal_cdf(at_least[0], at_least[1], x))
+
+
+def posterior_sf(mu: np.ndarray, sd: np.ndarray, x: np.ndarray, floor: Optional[np.ndarray] = None,
+                 at_least: Optional[Pair] = None) -> np.ndarray:
+    """P(X > x) as a tail (see :func:`lognormal_sf`): the larger of the two."""
+    p = lognormal_sf(mu, sd, x, floor)
+    return p if at_least is None else np.maximum(p, lognormal_sf(at_least[0], at_least[1], x))
+
+
+def posterior_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray] = None,
+                   at_least: Optional[Pair] = None) -> np.ndarray:
+    """E[X]: :func:`lognormal_max_mean` with ``at_least``, else the (truncated) log-normal's."""
+    return lognormal_mean(mu, sd, floor) if at_least is None else lognormal_max_mean(mu, sd, *at_least)
+
+
 @dataclass(frozen=True)
 class MetricPrediction:
     """Posterior predictive of one metric for one configuration, in the metric's natural unit
@@ -169,9 +202,7 @@ class MetricPrediction:
         if self.samples is not None:
             return np.quantile(self.samples, q)
         assert self.mu_log is not None and self.sigma_log is not None
-        out = lognormal_quantile(self.mu_log, self.sigma_log, qa, self.floor)
-        if self.at_least is not None:
-            out = np.maximum(out, lognormal_quantile(self.at_least[0], self.at_least[1], qa))
+        out = posterior_quantile(self.mu_log, self.sigma_log, qa, self.floor, self.at_least)
         return float(out) if np.ndim(out) == 0 else out
 
     @property
@@ -182,9 +213,7 @@ class MetricPrediction:
     def mean(self) -> float:
         if self.samples is not None:
             return float(np.mean(self.samples))
-        if self.at_least is not None:
-            return float(lognormal_max_mean(self.mu_log, self.sigma_log, *self.at_least))
-        return float(lognormal_mean(self.mu_log, self.sigma_log, self.floor))
+        return float(posterior_mean(self.mu_log, self.sigma_log, self.floor, self.at_least))
 
     def interval(self, level: float = 0.9) -> tuple[float, float]:
         """Central credible interval, e.g. ``interval(0.9)`` = (5%, 95%) quantiles."""
@@ -199,10 +228,7 @@ class MetricPrediction:
             raise ValueError(f"invalid bound {bound!r}; valid: a positive finite number")
         if self.samples is not None:
             return float(np.mean(self.samples <= bound))
-        p = lognormal_cdf(self.mu_log, self.sigma_log, bound, self.floor)
-        if self.at_least is not None:  # comonotone: max(X, Y) <= b iff both are
-            p = np.minimum(p, lognormal_cdf(self.at_least[0], self.at_least[1], bound))
-        return float(p)
+        return float(posterior_cdf(self.mu_log, self.sigma_log, bound, self.floor, self.at_least))
 
     def summary(self) -> dict[str, float]:
         """median, mean and the 5/25/75/95% quantiles: what ``--json`` prints per metric."""
@@ -285,8 +311,8 @@ class PredictionSet:
                 ms[m] = MetricPrediction(m, samples=self.samples[m][:, i])
             else:
                 fl = self.floor.get(m)
-                other = self.at_least.get(m)
-                below = None if other is None else (float(self.mu_log[other][i]), float(self.sigma_log[other][i]))
+                pair = self._below(m)
+                below = None if pair is None else (float(pair[0][i]), float(pair[1][i]))
                 ms[m] = MetricPrediction(m, mu_log=float(self.mu_log[m][i]), sigma_log=float(self.sigma_log[m][i]),
                                          floor=None if fl is None else float(fl[i]), at_least=below)
         return Prediction(self.configs[i], ms, self.predictor)
@@ -304,31 +330,30 @@ class PredictionSet:
         if metric in self.samples:
             return np.quantile(self.samples[metric], qs_arr, axis=0)
         fl = self.floor.get(metric)
-        out = lognormal_quantile(self.mu_log[metric][None, :], self.sigma_log[metric][None, :], qs_arr[:, None],
-                                 None if fl is None else np.asarray(fl)[None, :])
+        below = self._below(metric)
+        return posterior_quantile(self.mu_log[metric][None, :], self.sigma_log[metric][None, :], qs_arr[:, None],
+                                  None if fl is None else np.asarray(fl)[None, :],
+                                  None if below is None else (below[0][None, :], below[1][None, :]))
+
+    def _below(self, metric: str) -> Optional[Pair]:
+        """(mu_log, sigma_log) arrays of the metric ``metric`` can never fall below, or None."""
         other = self.at_least.get(metric)
-        if other is not None:
-            out = np.maximum(out, self.quantiles(other, qs))
-        return out
+        return None if other is None else (self.mu_log[other], self.sigma_log[other])
 
     def cdf(self, metric: str, x: np.ndarray) -> np.ndarray:
         """(n,) P(metric <= x) per configuration (x broadcast), floors and draws respected."""
         x = np.broadcast_to(np.asarray(x, dtype=float), (len(self),))
         if metric in self.samples:
             return np.mean(self.samples[metric] <= x[None, :], axis=0)
-        p = lognormal_cdf(self.mu_log[metric], np.maximum(self.sigma_log[metric], 1e-12), x, self.floor.get(metric))
-        other = self.at_least.get(metric)
-        return p if other is None else np.minimum(p, self.cdf(other, x))
+        below = self._below(metric)
+        return posterior_cdf(self.mu_log[metric], np.maximum(self.sigma_log[metric], 1e-12), x, self.floor.get(metric),
+                             None if below is None else (below[0], np.maximum(below[1], 1e-12)))
 
     def mean(self, metric: str) -> np.ndarray:
         """(n,) posterior means of one metric, floors, draws and :attr:`at_least` respected."""
         if metric in self.samples:
             return np.mean(self.samples[metric], axis=0)
-        other = self.at_least.get(metric)
-        if other is not None:
-            return lognormal_max_mean(self.mu_log[metric], self.sigma_log[metric], self.mu_log[other],
-                                      self.sigma_log[other])
-        return lognormal_mean(self.mu_log[metric], self.sigma_log[metric], self.floor.get(metric))
+        return posterior_mean(self.mu_log[metric], self.sigma_log[metric], self.floor.get(metric), self._below(metric))
 
 
 @runtime_checkable

@@ -30,7 +30,6 @@ from engine.models.base import AT_LEAST
 from engine.optimize.result import Assessment, MetricInterval
 from engine.optimize.spec import UNITS, Problem
 
-Z95 = 1.6448536269514722
 LogNormal = tuple[np.ndarray, np.ndarray]
 
 
@@ -131,22 +130,28 @@ def joint_scores(problem: Problem, joint: Joint, floors: Optional[dict[str, np.n
 def prob_feasible(problem: Problem, post: dict[str, LogNormal],
                   floors: Optional[dict[str, np.ndarray]] = None) -> np.ndarray:
     """P(every constraint holds), the metrics independent; ``floors`` truncate a metric's
-    log-normal below (memory: the weights' bytes, :func:`engine.models.base.lognormal_quantile`)."""
-    from engine.models.base import lognormal_cdf, lognormal_sf
+    log-normal below (memory: the weights' bytes, :func:`engine.models.base.lognormal_quantile`),
+    and p90 is never below the median (:data:`engine.models.base.AT_LEAST`)."""
+    from engine.models.base import posterior_cdf, posterior_sf
 
     n = len(next(iter(post.values()))[0]) if post else 0
     p = np.ones(n)
     for c in problem.constraints:
         mu, sd = post[c.metric]
-        prob = lognormal_cdf if c.upper else lognormal_sf  # a tail, not 1 - cdf: see lognormal_sf
-        pc = prob(mu, np.maximum(sd, 1e-9), np.full(n, c.bound), (floors or {}).get(c.metric))
-        other = AT_LEAST.get(c.metric)
-        if other in post:  # p90 is the comonotone max of its own and the median's (base.AT_LEAST)
-            mu2, sd2 = post[other]
-            po = prob(mu2, np.maximum(sd2, 1e-9), np.full(n, c.bound))
-            pc = np.minimum(pc, po) if c.upper else np.maximum(pc, po)
-        p = p * pc
+        prob = posterior_cdf if c.upper else posterior_sf  # a tail, not 1 - cdf: see lognormal_sf
+        p = p * prob(mu, np.maximum(sd, 1e-9), np.full(n, c.bound), (floors or {}).get(c.metric),
+                     _below(post, c.metric))
     return p
+
+
+def _below(post: dict[str, LogNormal], metric: str, i: Optional[int] = None) -> Optional[LogNormal]:
+    """The posterior ``metric`` can never fall below (p90: the median's, :data:`AT_LEAST`), or None;
+    with ``i``, that row's."""
+    other = AT_LEAST.get(metric)
+    if other not in post:
+        return None
+    mu, sd = post[other]
+    return (mu, np.maximum(sd, 1e-9)) if i is None else (float(mu[i]), float(sd[i]))
 
 
 def expected_utility(problem: Problem, metric: str, post: dict[str, LogNormal]) -> np.ndarray:
@@ -167,26 +172,15 @@ def scores(problem: Problem, post: dict[str, LogNormal], joint: Optional[Joint] 
 
 def intervals(post: dict[str, LogNormal], i: int, floors: Optional[dict[str, np.ndarray]] = None
               ) -> dict[str, MetricInterval]:
-    from engine.models.base import lognormal_max_mean, lognormal_mean, lognormal_quantile
+    from engine.models.base import posterior_mean, posterior_quantile
 
     out = {}
     for m, (mu, sd) in post.items():
         a, s = float(mu[i]), float(sd[i])
         fl = (floors or {}).get(m)
-        other = AT_LEAST.get(m)
-        if other in post:  # p90: never below the median of the same run (base.AT_LEAST)
-            a2, s2 = float(post[other][0][i]), float(post[other][1][i])
-            q05, med, q95 = (max(float(np.exp(a + z * s)), float(np.exp(a2 + z * s2))) for z in (-Z95, 0.0, Z95))
-            out[m] = MetricInterval(m, median=med, q05=q05, q95=q95, mean=float(lognormal_max_mean(a, s, a2, s2)),
-                                    unit=UNITS.get(m, ""))
-            continue
-        if fl is None:
-            out[m] = MetricInterval(m, median=float(np.exp(a)), q05=float(np.exp(a - Z95 * s)),
-                                    q95=float(np.exp(a + Z95 * s)), mean=float(np.exp(a + 0.5 * s * s)),
-                                    unit=UNITS.get(m, ""))
-            continue
-        q05, med, q95 = (float(v) for v in lognormal_quantile(a, s, np.array([0.05, 0.5, 0.95]), float(fl[i])))
-        out[m] = MetricInterval(m, median=med, q05=q05, q95=q95, mean=float(lognormal_mean(a, s, float(fl[i]))),
+        floor, below = None if fl is None else float(fl[i]), _below(post, m, i)
+        q05, med, q95 = (float(v) for v in posterior_quantile(a, s, np.array([0.05, 0.5, 0.95]), floor, below))
+        out[m] = MetricInterval(m, median=med, q05=q05, q95=q95, mean=float(posterior_mean(a, s, floor, below)),
                                 unit=UNITS.get(m, ""))
     return out
 
