@@ -146,8 +146,9 @@ def split_csv(value: Optional[str], cast: Callable[[str], Any] = str, what: str 
 
 
 def fmt_number(x: Optional[float], missing: str = "–") -> str:
-    """Three significant figures for tables; thousands separators; ``missing`` for None."""
-    if x is None:
+    """Three significant figures for tables; thousands separators; ``missing`` for None and NaN
+    (a NULL read back through pandas is NaN, which printed as "nan")."""
+    if x is None or x != x:
         return missing
     if x == 0 or 0.01 <= abs(x) < 1e5:
         return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"

@@ -616,9 +616,7 @@ def _show_experiment(store: Any, stored: list[dict[str, Any]], rows: list[dict[s
                      overflow="fold" if col == "configuration" else "ellipsis")
     for r in runs.itertuples(index=False):
         ok = r.status == "ok"
-        def num(v: Any) -> str:  # a NULL reads back as NaN: shown as missing, not "nan"
-            return "–" if v is None or v != v else fmt_number(v)
-
         t.add_row(str(r.run_id)[:8], _short(r.config_key), r.status if ok else f"{r.status}: {(r.error or '')[:40]}",
-                  num(r.latency_median_ms) if ok else "–", num(r.memory_peak_mib) if ok else "–", num(r.wall_time_s))
+                  fmt_number(r.latency_median_ms) if ok else "–", fmt_number(r.memory_peak_mib) if ok else "–",
+                  fmt_number(r.wall_time_s))
     con.print(t)

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 from engine.config import PRECISIONS, RUNTIMES, Config, as_count, split_names
 from engine.errors import InvalidValueError, UnknownNameError
 # what the adapters refuse outright lives with the adapters, which also say why
-from hardware.registry import ADAPTER_REFUSES, adapter_refuses  # noqa: F401 - re-exported
+from hardware.registry import adapter_refuses
 
 METRICS: tuple[str, ...] = ("throughput", "latency_ms", "latency_p90_ms", "memory_mib", "cost_per_1m_usd")
 MAXIMISE: frozenset[str] = frozenset({"throughput"})

@@ -215,7 +215,8 @@ class HardwareRecommender:
         """The devices on which an adapter runs the workload. ``--runtime openvino`` once ranked an
         H100 first: a posterior for a configuration nobody can benchmark or deploy through perfcast.
         The dropped devices are named in ``notes``; none left is an error naming the workload."""
-        from engine.optimize.spec import adapter_refuses, runtime_runs_on
+        from engine.optimize.spec import runtime_runs_on
+        from hardware.registry import adapter_refuses
 
         def runs(h: Any) -> bool:
             rt = runtime or h.runtime or "torch"
