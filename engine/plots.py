@@ -27,7 +27,8 @@ def figure(**kw: Any) -> tuple[Any, Any]:
     return fig, fig.subplots(**kw)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out and write a figure (PNG at 120 dpi), legends included, creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -49,7 +50,7 @@ def hardware_bars(preds: Sequence[Prediction], metric: str, path: str | Path, ti
         ax.set_yscale("log")
     ax.set_title(title or f"{LABELS.get(metric, metric)}: median and 90% credible interval")
     ax.set_xticks(range(len(labels)), labels=labels, rotation=30, ha="right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def batch_scaling(series: dict[str, Sequence[Prediction]], metric: str, path: str | Path, title: str = "") -> Path:
@@ -74,7 +75,7 @@ def batch_scaling(series: dict[str, Sequence[Prediction]], metric: str, path: st
     # the figure grows to hold it (bbox_inches="tight" in _save)
     fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0),
                ncol=1, frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def heatmap(rows: Sequence[str], cols: Sequence[str], median: np.ndarray, q05: np.ndarray, q95: np.ndarray,
@@ -100,4 +101,4 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], median: np.ndarray, q05: n
                         color="white", path_effects=outline)
     fig.colorbar(im, ax=ax, label=f"log10 {LABELS.get(metric, metric)}")
     ax.set_title(title or f"{LABELS.get(metric, metric)}: median and ×÷ 90% interval factor")
-    return _save(fig, path)
+    return save_figure(fig, path)

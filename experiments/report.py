@@ -381,7 +381,7 @@ def print_report(console: Any, curves: Sequence[Curve], title: str = "Learning c
 
 def plot_report(path: str, curves: Sequence[Curve], title: str = "") -> str:
     """Held-out error and mean 90% width vs benchmarks (left) and vs benchmark-seconds (right)."""
-    from engine.plots import figure
+    from engine.plots import figure, save_figure
 
     fig, ax = figure(nrows=2, ncols=2, figsize=(11, 7.5), sharex="col")
     for c in curves:
@@ -410,6 +410,5 @@ def plot_report(path: str, curves: Sequence[Curve], title: str = "") -> str:
     ax[0, 0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    save_figure(fig, path)
     return path
