@@ -11,6 +11,12 @@ a callable on the posterior samples, ``Z_j − log(bound)`` (feasible when ≤ 0
 turns into a smooth feasibility weight (a sigmoid of the sample with temperature ``eta``), so a
 candidate's improvement is counted only in the samples where it is feasible.
 
+Memory never falls below what must be resident (the table's floor: weights, the largest activation,
+the KV cache). The GP does not know that, so its memory samples are raised to the row's floor
+before the objective sees them (:class:`RowFloor`). A row whose floor exceeds a memory cap is never
+offered (:func:`engine.optimize.optimizer._online` leaves it out), and that makes a constraint
+on the floored samples the same as on the raw ones: ``max(Z, f) <= b`` iff ``Z <= b`` when ``f <= b``.
+
 The space is discrete (batch sizes, precisions, runtimes, threads, hardware), so the candidates are
 enumerated and scored exhaustively by ``optimize_acqf_discrete``: with at most a few thousand
 rows this is exact and faster than relaxing to a continuous problem.
@@ -20,7 +26,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +40,42 @@ class Choice:
     index: int  # row of the candidate table
     value: float  # acquisition value (log EI / log EHVI)
     method: str
+
+
+class RowFloor:
+    """The log floor of a GP input row, found from the row itself: BoTorch hands objectives the
+    inputs ``X``, not row numbers. Rows are matched on a fixed random projection (exact for the
+    table's own rows; a row not in the table gets no floor)."""
+
+    def __init__(self, X: torch.Tensor, floor: np.ndarray) -> None:
+        gen = torch.Generator().manual_seed(0)
+        self.r = torch.randn(X.shape[-1], generator=gen, dtype=X.dtype)
+        keys = X @ self.r
+        self.order = torch.argsort(keys)
+        self.keys = keys[self.order]
+        log_floor = torch.as_tensor(np.log(np.maximum(np.asarray(floor, dtype=float), 1e-300)), dtype=X.dtype)
+        self.log_floor = log_floor[self.order]
+        self.tol = 1e-9 * (1.0 + float(self.keys.abs().max())) if len(keys) else 0.0
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        """Log floor per row of ``X`` (shape ``X.shape[:-1]``); ``-inf`` for a row not in the table."""
+        k = X @ self.r
+        n = len(self.keys)
+        hi = torch.searchsorted(self.keys, k).clamp(max=n - 1)
+        lo = (hi - 1).clamp(min=0)
+        pick = torch.where((self.keys[lo] - k).abs() < (self.keys[hi] - k).abs(), lo, hi)
+        out = self.log_floor[pick]
+        return torch.where((self.keys[pick] - k).abs() <= self.tol, out, torch.full_like(out, -math.inf))
+
+
+def _floored(Z: torch.Tensor, X: Optional[torch.Tensor], floors: dict[int, RowFloor]) -> torch.Tensor:
+    """Samples ``Z`` (..., n, outputs) with each floored output raised to its row's floor."""
+    if not floors or X is None:
+        return Z
+    Z = Z.clone()
+    for j, floor in floors.items():
+        Z[..., j] = torch.maximum(Z[..., j], floor(X).expand(Z.shape[:-1]))
+    return Z
 
 
 def _constraint_callables(problem: Problem, outputs: Sequence[str]) -> list[Any]:
@@ -64,7 +106,7 @@ def choose_next(problem: Problem, surrogate: Surrogate, baseline: Sequence[int],
     """The candidate (row index among ``available``) that maximises the acquisition."""
     from botorch.acquisition.logei import qLogNoisyExpectedImprovement
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
-    from botorch.acquisition.multi_objective.objective import WeightedMCMultiOutputObjective
+    from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
     from botorch.acquisition.objective import GenericMCObjective
     from botorch.optim import optimize_acqf_discrete
     from botorch.sampling import SobolQMCNormalSampler
@@ -76,21 +118,24 @@ def choose_next(problem: Problem, surrogate: Surrogate, baseline: Sequence[int],
     choices = X[torch.as_tensor(list(available))]
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
     constraints = _constraint_callables(problem, outputs) or None
+    floors = {outputs.index(m): RowFloor(X, f) for m, f in surrogate.table.floors.items()
+              if m in problem.objectives}  # a floored constraint needs none: see the module's docstring
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if problem.multi:
             k = len(problem.objectives)
             weights = torch.as_tensor([problem.sign(m) for m in problem.objectives], dtype=torch.float64)
+            objective = GenericMCMultiOutputObjective(lambda Z, X=None: _floored(Z, X, floors)[..., :k] * weights)
             acq = qLogNoisyExpectedHypervolumeImprovement(
                 model=model, ref_point=_ref_point(problem, surrogate, baseline), X_baseline=X_base,
-                sampler=sampler, objective=WeightedMCMultiOutputObjective(weights=weights, outcomes=list(range(k))),
+                sampler=sampler, objective=objective,
                 constraints=constraints, prune_baseline=True, cache_root=False)
             method = "qLogNEHVI"
         else:
             sign = problem.sign(problem.objectives[0])
             acq = qLogNoisyExpectedImprovement(
                 model=model, X_baseline=X_base, sampler=sampler,
-                objective=GenericMCObjective(lambda Z, X=None: sign * Z[..., 0]),
+                objective=GenericMCObjective(lambda Z, X=None: sign * _floored(Z, X, floors)[..., 0]),
                 constraints=constraints, prune_baseline=True, cache_root=False)
             method = "qLogNEI"
         cand, value = optimize_acqf_discrete(acq, q=1, choices=choices, max_batch_size=1024, unique=True)

@@ -324,6 +324,13 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
         experiment_id, done, earlier, owner = _claim(store, problem, budget, use_existing, notes)
 
     run_rows = [table.index[c.key] for c in runnable]
+    cap = next((c.bound for c in problem.constraints if c.metric == "memory_mib"), None)
+    if cap is not None:  # what must be resident is over the cap: certain to fail it, never worth a run
+        over = {j for j in run_rows if table.floors["memory_mib"][j] > cap}
+        if over:
+            excluded |= over
+            notes.append(f"{_plural(len(over), 'configuration')} not run: the memory that must be resident "
+                         f"(weights, largest activation, KV cache) is over the {cap:g} MiB cap")
     history: list[Evaluation] = []
     busy: list[str] = []  # keys of runs timed while other processes kept the cores busy
     interrupted = False

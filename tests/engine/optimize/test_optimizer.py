@@ -357,3 +357,54 @@ def test_a_stored_run_of_a_model_this_shell_does_not_define_is_no_context(featur
     r = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=2, online=True,
                             executor=FakeExecutor(), db=False, featurizer=featurizer, prior_data=pd.DataFrame(rows))
     assert r.best is not None and len(r.history) == 2
+
+
+def test_row_floor_finds_each_rows_floor_from_the_row_itself():
+    import torch
+
+    from engine.optimize.acquisition import RowFloor, _floored
+
+    gen = torch.Generator().manual_seed(1)
+    X = torch.rand(50, 6, generator=gen, dtype=torch.float64)
+    floor = np.linspace(10.0, 500.0, 50)
+    rf = RowFloor(X, floor)
+    idx = torch.tensor([[3, 49, 0], [7, 7, 20]])
+    got = rf(X[idx])  # (batch, q) as BoTorch hands them
+    assert torch.allclose(got, torch.log(torch.as_tensor(floor))[idx])
+    assert torch.isinf(rf(X[:1] + 0.5)).all()  # not a row of the table: no floor
+    Z = torch.full((4, 2, 3, 2), math.log(5.0), dtype=torch.float64)  # samples far below every floor
+    out = _floored(Z, X[idx], {1: rf})
+    assert torch.allclose(out[..., 1], torch.log(torch.as_tensor(floor))[idx].expand(4, 2, 3))
+    assert torch.equal(out[..., 0], Z[..., 0])  # only the floored output moves
+
+
+def _floored_featurizer():
+    from engine.models.features import Featurizer
+    from tests.engine.optimize.conftest import fake_describe_many, fake_hardware
+
+    def with_floor(configs):
+        d = fake_describe_many(configs)
+        d["floor_bytes"] = d["weight_bytes"] + d["activation_bytes"]
+        return d
+
+    return Featurizer(describe_many=with_floor, resolve_hardware=fake_hardware)
+
+
+def test_a_configuration_whose_resident_bytes_exceed_the_memory_cap_is_never_run():
+    ex = FakeExecutor()
+    space = {**SPACE, "hardware": ["a100-80gb"]}
+    r = optimize_deployment("bert-base-uncased", "throughput", {"memory_mib": 700.0}, space, budget=6,
+                            online=True, executor=ex, db=False, featurizer=_floored_featurizer(), seed=0)
+    # floor = weights + one activation (420 + 18 MiB per item in fp32, 210 + 9 in fp16): over 700 MiB
+    # are fp32 from batch 16 and fp16 at batch 64; the prior alone would pick the largest batch
+    over = {(16, "fp32"), (32, "fp32"), (64, "fp32"), (64, "fp16")}
+    assert not {(c.batch_size, c.precision) for c in ex.calls} & over
+    assert any("4 configurations not run" in n and "700 MiB cap" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("objective", ["memory", ["throughput", "memory"]])
+def test_memory_as_an_objective_is_acquired_on_floored_samples(objective):
+    ex = FakeExecutor()
+    r = optimize_deployment("bert-base-uncased", objective, None, {**SPACE, "hardware": ["t4"]}, budget=4,
+                            online=True, executor=ex, db=False, featurizer=_floored_featurizer(), seed=0)
+    assert len(ex.calls) == 4 and any(e.chosen_by.startswith("qLogNE") for e in r.history)
