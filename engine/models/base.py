@@ -168,6 +168,30 @@ def posterior_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray] =
     return lognormal_mean(mu, sd, floor) if at_least is None else lognormal_max_mean(mu, sd, *at_least)
 
 
+def posterior_inverse_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray] = None,
+                           at_least: Optional[Pair] = None) -> np.ndarray:
+    """E[1/X]: the expected rate of a metric to minimise (items per ms, per MiB), which is what
+    optimize's ranking scores. Plain: exp(-mu + sd²/2). Truncated at ``floor``:
+    exp(-mu + sd²/2) Phi(-a - sd) / Phi(-a). With ``at_least`` (comonotone max): 1/max(X, Y) =
+    min(1/X, 1/Y), and E[min] = E[1/X] + E[1/Y] - E[max(1/X, 1/Y)], the last again two comonotone
+    log-normals (:func:`lognormal_max_mean`)."""
+    from scipy.special import log_ndtr
+
+    mu, sd = np.asarray(mu, dtype=float), np.asarray(sd, dtype=float)
+    plain = np.exp(-mu + 0.5 * sd**2)
+    if at_least is not None:
+        mu2, sd2 = (np.asarray(v, dtype=float) for v in at_least)
+        other = np.exp(-mu2 + 0.5 * sd2**2)
+        return np.clip(plain + other - lognormal_max_mean(-mu, sd, -mu2, sd2), 0.0, np.minimum(plain, other))
+    a = _floor_z(mu, sd, floor)
+    if a is None:
+        return plain
+    s = np.maximum(sd, 1e-12)
+    # never above one over the floor (far above the bulk the two log tails cancel to no digits)
+    trunc = np.minimum(np.exp(-mu + 0.5 * s**2 + log_ndtr(-a - s) - log_ndtr(-a)), 1.0 / np.asarray(floor, dtype=float))
+    return np.where(a < IRRELEVANT_FLOOR_Z, plain, trunc)
+
+
 @dataclass(frozen=True)
 class MetricPrediction:
     """Posterior predictive of one metric for one configuration, in the metric's natural unit

@@ -31,6 +31,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
+from engine.optimize.ranking import with_implied_constraints
 from engine.optimize.spec import Problem
 from engine.optimize.surrogate import Surrogate
 
@@ -111,6 +112,7 @@ def choose_next(problem: Problem, surrogate: Surrogate, baseline: Sequence[int],
     from botorch.optim import optimize_acqf_discrete
     from botorch.sampling import SobolQMCNormalSampler
 
+    problem = with_implied_constraints(problem)  # a p90 bound also bounds the median
     outputs = list(problem.metrics)
     model = surrogate.model_list(outputs)
     X = surrogate.table.X

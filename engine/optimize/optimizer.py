@@ -225,7 +225,7 @@ def _offline(problem: Problem, store: Optional["Store"], predictor: Any, prices:
     if problem.multi:
         feas = [int(i) for i in np.nonzero(pf >= 0.5)[0]]
         pareto = [ranking.assessment(configs, post, score, pf, i, evaluated=i in measured, measured=measured.get(i),
-                                     floors=floors) for i in ranking.pareto_indices(problem, post, feas)]
+                                     floors=floors) for i in ranking.pareto_indices(problem, post, feas, floors)]
     notes = [f"offline: ranked {len(configs)} configurations by E[utility] x P(feasible) under the "
              f"'{getattr(predictor, 'name', 'predictor')}' posterior; no benchmark was run"]
     if top and top[0].prob_feasible < 0.5:
@@ -508,7 +508,8 @@ def _final(problem: Problem, surrogate: Any, observations: list, metrics: list[s
         first = problem.objectives[0]
         feas = [i for i in seen if pf[i] >= 0.5]
         if feas:
-            best_i = max(feas, key=lambda i: problem.sign(first) * post[first][0][i])
+            median = ranking.posterior_median(post, first, floors)
+            best_i = max(feas, key=lambda i: problem.sign(first) * median[i])
         else:
             best_i = max(seen, key=lambda i: pf[i])
             notes.append(f"no evaluated configuration is feasible with probability >= 0.5 (best: {pf[best_i]:.2f})")
@@ -524,7 +525,7 @@ def _final(problem: Problem, surrogate: Any, observations: list, metrics: list[s
     pareto = []
     if problem.multi:
         rows = [i for i in seen if pf[i] >= 0.5] or seen
-        pareto = [assess(i) for i in ranking.pareto_indices(problem, post, rows)]
+        pareto = [assess(i) for i in ranking.pareto_indices(problem, post, rows, floors)]
     return OptimizationResult(problem.model, problem.objectives, cons, True, best, pareto,
                               [assess(i) for i in order], history, len(configs),
                               "per-metric SingleTaskGP (roofline prior mean)", notes)

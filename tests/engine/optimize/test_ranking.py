@@ -130,3 +130,49 @@ def test_optimizer_answers_read_like_predictions() -> None:
     text = repr(r)
     assert "throughput subject to latency_p90_ms <= 100 ms" in text and "feasible=True" in text
     assert "MetricInterval(" not in text
+
+
+@pytest.mark.parametrize("case", ["plain", "floor", "at_least"])
+def test_the_expected_rate_of_a_metric_to_minimise_matches_sampling(case) -> None:
+    """E[1/X] scores a metric to minimise; under the floor (memory) and p90's envelope it is the
+    rate of the posterior the intervals show, not of the plain log-normal."""
+    from engine.models.base import posterior_inverse_mean
+
+    mu, sd = np.log(np.array([20.0, 50.0, 400.0])), np.array([0.3, 0.05, 0.5])
+    z = np.random.default_rng(3).standard_normal((2_000_000, 1))
+    x = np.exp(mu + sd * z)
+    floor = at_least = None
+    if case == "floor":
+        floor = np.array([25.0, 10.0, 600.0])
+        keep = x > floor  # truncated: conditioned on being above the floor
+        want = np.array([np.mean(1.0 / x[keep[:, j], j]) for j in range(3)])
+    elif case == "at_least":
+        at_least = (np.log(np.array([22.0, 45.0, 300.0])), np.array([0.1, 0.2, 0.6]))
+        y = np.exp(at_least[0] + at_least[1] * z)  # comonotone: one z
+        want = np.mean(1.0 / np.maximum(x, y), axis=0)
+    else:
+        want = np.mean(1.0 / x, axis=0)
+    got = posterior_inverse_mean(mu, sd, floor, at_least)
+    assert np.allclose(got, want, rtol=2e-3)
+    if case != "plain":
+        assert not np.allclose(got, np.exp(-mu + sd**2 / 2), rtol=1e-2)  # the rule changed the answer
+
+
+def test_a_p90_objective_ranks_and_fronts_on_the_p90_the_intervals_show() -> None:
+    """Offline: row 1's own p90 log-normal sits below its median (a crossing the envelope removes),
+    so its plain E[1/p90] outranked row 0, whose p90 really is lower."""
+    from engine.optimize.ranking import pareto_indices, posterior_median, with_implied_constraints
+
+    post = {"latency_ms": (np.log([10.0, 12.0]), np.array([0.05, 0.05])),
+            "latency_p90_ms": (np.log([11.0, 9.0]), np.array([0.05, 0.05])),
+            "memory_mib": (np.log([500.0, 400.0]), np.array([0.05, 0.05]))}
+    problem = Problem("gpt2", ("latency_p90_ms",), (), CANDS[:2])
+    score, _ = scores(problem, post)
+    assert score[0] > score[1]
+    assert np.allclose(posterior_median(post, "latency_p90_ms"), [11.0, 12.0])
+    multi = Problem("gpt2", ("latency_p90_ms", "memory_mib"), (), CANDS[:2])
+    assert pareto_indices(multi, post, [0, 1]) == [0, 1]  # row 1: less memory, more p90; both on the front
+    cons = with_implied_constraints(_problem(Constraint("latency_p90_ms", 30.0)))
+    assert [(c.metric, c.bound) for c in cons.constraints] == [("latency_p90_ms", 30.0), ("latency_ms", 30.0)]
+    kept = _problem(Constraint("latency_p90_ms", 30.0), Constraint("latency_ms", 20.0))
+    assert with_implied_constraints(kept) == kept  # a tighter median bound is already there
