@@ -108,10 +108,14 @@ class RowScores:
 
 
 def row_scores(y: np.ndarray, *, mu_log: Optional[np.ndarray] = None, sigma_log: Optional[np.ndarray] = None,
-               samples: Optional[np.ndarray] = None) -> RowScores:
-    """Quantiles and CRPS per observation, from a log-normal (mu_log, sigma_log) or draws (S, n)."""
+               samples: Optional[np.ndarray] = None, quantiles: Optional[np.ndarray] = None) -> RowScores:
+    """Quantiles and CRPS per observation, from a log-normal (mu_log, sigma_log) or draws (S, n);
+    ``quantiles`` (len(QUANTILES), n), where known exactly, replace the draws' estimates."""
     y = np.asarray(y, float)
     qs = np.asarray(QUANTILES)
+    if samples is not None and quantiles is not None:
+        s = np.asarray(samples, float)
+        return RowScores(y, np.asarray(quantiles, float), crps_samples(np.log(s), np.log(y)), crps_samples(s, y))
     if samples is not None:
         # heavy-tailed (Student-t in log space) draws can overflow to inf; clip to finite so the
         # log-scale CRPS stays defined (an inf draw would otherwise turn the mean into NaN)

@@ -326,6 +326,16 @@ class ExperimentLoop:
         self.steps = [StepRecord(**s) for s in st.get("steps", [])]
         self.prequential = list(st.get("prequential", []))
         self._predicted = dict(st.get("predicted", {}))
+        # a kill during a step's benchmarks leaves its record with picks that never landed: the loop
+        # acquires again from the same data, and the old record would put two steps at one count
+        keys = self.committed()[3]
+        lost = []
+        while self.steps and self.steps[-1].chosen and not any(c["config_key"] in keys for c in self.steps[-1].chosen):
+            lost += [c["config_key"] for c in self.steps.pop().chosen]
+        if lost:
+            self._emit("info", f"the last step's {'pick' if len(lost) == 1 else 'picks'} ({', '.join(lost[:3])}"
+                               f"{', …' if len(lost) > 3 else ''}) never landed: the loop stopped during "
+                               f"{'its benchmark' if len(lost) == 1 else 'their benchmarks'}; that step is acquired again")
         return len(self.steps)
 
     # -- budget and stopping ------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def _print(report, evaluation_id: str, by_path: bool = False) -> None:  # type: 
     from rich.table import Table
 
     out = console()
-    metrics = [m for m in ("latency_ms", "memory_mib") if any(m in r.scores for r in report.results.values())]
+    metrics = [m for m in ("latency_ms", "latency_p90_ms", "memory_mib")
+               if any(m in r.scores for r in report.results.values())]
     folds = report.folds if len(report.folds) <= 6 else report.folds[:6] + [f"... ({len(report.folds)} folds)"]
     out.print(f"holdout [bold]{report.holdout}[/] · {report.n_measurements} measurements · "
               f"{report.n_test} test rows · folds: {', '.join(folds)}")

@@ -179,3 +179,31 @@ def test_scores_per_software_path_expose_a_path_the_pooled_coverage_hides() -> N
     pooled = sum(s.n * s.coverage_90 for s in by.values()) / 800
     assert r.scores["latency_ms"].coverage_90 == pytest.approx(pooled)
     assert rep.to_dict()["gp"]["latency_by_software_path"]["torch/int8/inference"]["n"] == 200
+
+
+def test_scores_are_of_the_posterior_the_answers_show_floor_and_envelope_included():
+    """evaluate scored memory on the plain log-normal though every answer truncates it at the
+    floor, and did not score p90 at all; a floor deep in the bulk or a crossing p90 changed the
+    quantiles users see but not the coverage evaluate reported."""
+    import pandas as pd
+
+    from engine.config import Config
+    from engine.evaluate import score_rows
+    from engine.models.base import PredictionSet
+    from engine.scoring import crps_lognormal
+
+    cfgs = [Config("gpt2", "cpu", b, 16) for b in (1, 2, 4)]
+    mu = np.log([100.0, 200.0, 400.0])
+    ps = PredictionSet(cfgs, "t", mu_log={"memory_mib": mu, "latency_ms": mu, "latency_p90_ms": mu - 0.2},
+                       sigma_log={m: np.full(3, 0.3) for m in ("memory_mib", "latency_ms", "latency_p90_ms")},
+                       floor={"memory_mib": np.array([120.0, 1.0, 1.0])}, at_least={"latency_p90_ms": "latency_ms"})
+    test = pd.DataFrame({"memory_peak_mib": [130.0, 210.0, 380.0], "latency_p90_ms": [110.0, 190.0, 420.0]})
+    pos = np.arange(3)
+    mem = score_rows(ps, test, pos, "memory_mib", "memory_peak_mib")
+    assert np.allclose(mem.q, ps.quantiles("memory_mib", [0.05, 0.25, 0.5, 0.75, 0.95]))
+    assert mem.q[0, 0] >= 120.0  # the floor: no quantile below it
+    # a floor far below the bulk: the CRPS is the plain log-normal's, within the level grid's error
+    assert np.allclose(mem.crps[1:], crps_lognormal(mu[1:], np.full(2, 0.3), test["memory_peak_mib"][1:].to_numpy()),
+                       rtol=1e-4)
+    p90 = score_rows(ps, test, pos, "latency_p90_ms", "latency_p90_ms")
+    assert np.allclose(p90.q[2], np.exp(mu))  # the envelope: p90's median is the median latency's

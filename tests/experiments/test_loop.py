@@ -464,3 +464,39 @@ def test_a_busy_run_is_not_scored_against_its_forecast(syn, tmp_path) -> None:
     assert busy and all(p["ape"] is None for p in busy)
     forecast = [p for p in busy if p["predicted"] is not None]
     assert forecast and all(p["ape_busy"] is not None for p in forecast)
+
+
+def test_a_step_whose_picks_never_landed_is_dropped_on_resume(syn, tmp_path) -> None:
+    """A kill during a step's benchmark left that step's record in the resumed loop, beside the step
+    acquired again from the same data: two steps at one benchmark count, one of them choosing a run
+    that does not exist."""
+    from engine.models.roofline import RooflinePredictor
+
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:30])
+    store = Store(tmp_path / "lost.duckdb", seed=False)
+    cfg = _cfg(acquisition={"name": "max-variance", "q": 1}, budget={"runs": 4}, initial_design=2)
+
+    def loop(c, events=None):
+        return ExperimentLoop(c, store, OracleExecutor(df), space_from_dataset(c.search_space, df), mode="run",
+                              predictor_factory=lambda: RooflinePredictor(featurizer=fz),
+                              on_event=lambda k, p: events.append((k, p)) if events is not None else None)
+
+    first = loop(cfg)
+    r = first.run()
+    exp = store.get_experiment(r.experiment_id)
+    measured = set(store.measurements(status=None)["config_key"])
+    ghost = next(c.key for c in first.space if c.key not in measured)
+    steps = [s for s in exp["state"]["steps"] if s["chosen"]]  # the final evaluation chose nothing
+    lost = {**steps[-1], "n_benchmarks": 4, "chosen": [{**steps[-1]["chosen"][0], "config_key": ghost}]}
+    store.upsert_experiment(r.experiment_id, cfg.name, exp["config"], "interrupted",
+                            {**exp["state"], "steps": [*steps, lost]})
+    events: list = []
+    again = loop(cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"runs": 6})}), events)
+    r2 = again.run()
+    assert r2.experiment_id == r.experiment_id and r2.resumed_runs == 4
+    assert any(k == "info" and ghost in p and "never landed" in p for k, p in events)
+    counts = [s.n_benchmarks for s in r2.steps if s.chosen]
+    assert len(counts) == len(set(counts))  # one acquisition per benchmark count
+    assert all(c["config_key"] in set(store.measurements(status=None)["config_key"])
+               for s in r2.steps for c in s.chosen)
