@@ -11,11 +11,17 @@ a callable on the posterior samples, ``Z_j − log(bound)`` (feasible when ≤ 0
 turns into a smooth feasibility weight (a sigmoid of the sample with temperature ``eta``), so a
 candidate's improvement is counted only in the samples where it is feasible.
 
-Memory never falls below what must be resident (the table's floor: weights, the largest activation,
-the KV cache). The GP does not know that, so its memory samples are raised to the row's floor
-before the objective sees them (:class:`RowFloor`). A row whose floor exceeds a memory cap is never
-offered (:func:`engine.optimize.optimizer._online` leaves it out), and that makes a constraint
-on the floored samples the same as on the raw ones: ``max(Z, f) <= b`` iff ``Z <= b`` when ``f <= b``.
+The samples follow the rules every answer's posterior follows (:mod:`engine.models.base`), which
+the GPs themselves do not know (:func:`_sample_rules`):
+
+* p90 latency is never below the median: a p90 sample is the larger of itself and the same draw's
+  median (the median is sampled too, as an extra output, when the problem does not name it);
+* memory never falls below what must be resident (the table's floor: weights, the largest
+  activation, the KV cache): a memory sample is raised to its row's floor (:class:`RowFloor`).
+  BoTorch hands the objective the rows ``X`` but a constraint only the samples, so a constraint
+  sees memory unfloored; a row whose floor exceeds a memory cap is never offered
+  (:func:`engine.optimize.optimizer._online` leaves it out), and for every other row
+  ``max(Z, f) <= b`` iff ``Z <= b``, so the constraint is the same.
 
 The space is discrete (batch sizes, precisions, runtimes, threads, hardware), so the candidates are
 enumerated and scored exhaustively by ``optimize_acqf_discrete``: with at most a few thousand
@@ -31,7 +37,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from engine.optimize.ranking import with_implied_constraints
+from engine.models.base import AT_LEAST
 from engine.optimize.spec import Problem
 from engine.optimize.surrogate import Surrogate
 
@@ -69,25 +75,31 @@ class RowFloor:
         return torch.where((self.keys[pick] - k).abs() <= self.tol, out, torch.full_like(out, -math.inf))
 
 
-def _floored(Z: torch.Tensor, X: Optional[torch.Tensor], floors: dict[int, RowFloor]) -> torch.Tensor:
-    """Samples ``Z`` (..., n, outputs) with each floored output raised to its row's floor."""
-    if not floors or X is None:
+def _sample_rules(floors: dict[int, RowFloor], at_least: dict[int, int]) -> Any:
+    """``apply(Z, X=None)``: samples ``Z`` (..., n, outputs) with output ``j`` raised to output
+    ``at_least[j]`` of the same draw, then each floored output raised to its row's floor (needs ``X``)."""
+    def apply(Z: torch.Tensor, X: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if not at_least and (not floors or X is None):
+            return Z
+        Z = Z.clone()
+        for j, k in at_least.items():
+            Z[..., j] = torch.maximum(Z[..., j], Z[..., k])
+        for j, floor in (floors.items() if X is not None else ()):
+            Z[..., j] = torch.maximum(Z[..., j], floor(X).expand(Z.shape[:-1]))
         return Z
-    Z = Z.clone()
-    for j, floor in floors.items():
-        Z[..., j] = torch.maximum(Z[..., j], floor(X).expand(Z.shape[:-1]))
-    return Z
+
+    return apply
 
 
-def _constraint_callables(problem: Problem, outputs: Sequence[str]) -> list[Any]:
+def _constraint_callables(problem: Problem, outputs: Sequence[str], rules: Any) -> list[Any]:
     cons = []
     for c in problem.constraints:
         j = outputs.index(c.metric)
         lb = math.log(c.bound)
         if c.upper:
-            cons.append(lambda Z, j=j, lb=lb: Z[..., j] - lb)
+            cons.append(lambda Z, j=j, lb=lb: rules(Z)[..., j] - lb)
         else:
-            cons.append(lambda Z, j=j, lb=lb: lb - Z[..., j])
+            cons.append(lambda Z, j=j, lb=lb: lb - rules(Z)[..., j])
     return cons
 
 
@@ -112,22 +124,23 @@ def choose_next(problem: Problem, surrogate: Surrogate, baseline: Sequence[int],
     from botorch.optim import optimize_acqf_discrete
     from botorch.sampling import SobolQMCNormalSampler
 
-    problem = with_implied_constraints(problem)  # a p90 bound also bounds the median
-    outputs = list(problem.metrics)
+    outputs = list(problem.metrics)  # objectives first
+    outputs += [AT_LEAST[m] for m in outputs if m in AT_LEAST and AT_LEAST[m] not in outputs]
     model = surrogate.model_list(outputs)
     X = surrogate.table.X
     X_base = X[torch.as_tensor(sorted(set(baseline)))]
     choices = X[torch.as_tensor(list(available))]
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
-    constraints = _constraint_callables(problem, outputs) or None
-    floors = {outputs.index(m): RowFloor(X, f) for m, f in surrogate.table.floors.items()
-              if m in problem.objectives}  # a floored constraint needs none: see the module's docstring
+    rules = _sample_rules({outputs.index(m): RowFloor(X, f) for m, f in surrogate.table.floors.items()
+                           if m in problem.objectives},  # a constraint needs none: see the module's docstring
+                          {outputs.index(m): outputs.index(AT_LEAST[m]) for m in outputs if m in AT_LEAST})
+    constraints = _constraint_callables(problem, outputs, rules) or None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if problem.multi:
             k = len(problem.objectives)
             weights = torch.as_tensor([problem.sign(m) for m in problem.objectives], dtype=torch.float64)
-            objective = GenericMCMultiOutputObjective(lambda Z, X=None: _floored(Z, X, floors)[..., :k] * weights)
+            objective = GenericMCMultiOutputObjective(lambda Z, X=None: rules(Z, X)[..., :k] * weights)
             acq = qLogNoisyExpectedHypervolumeImprovement(
                 model=model, ref_point=_ref_point(problem, surrogate, baseline), X_baseline=X_base,
                 sampler=sampler, objective=objective,
@@ -137,7 +150,7 @@ def choose_next(problem: Problem, surrogate: Surrogate, baseline: Sequence[int],
             sign = problem.sign(problem.objectives[0])
             acq = qLogNoisyExpectedImprovement(
                 model=model, X_baseline=X_base, sampler=sampler,
-                objective=GenericMCObjective(lambda Z, X=None: sign * _floored(Z, X, floors)[..., 0]),
+                objective=GenericMCObjective(lambda Z, X=None: sign * rules(Z, X)[..., 0]),
                 constraints=constraints, prune_baseline=True, cache_root=False)
             method = "qLogNEI"
         cand, value = optimize_acqf_discrete(acq, q=1, choices=choices, max_batch_size=1024, unique=True)

@@ -113,34 +113,16 @@ def _floored_apart(problem: Problem, joint: Joint, floors: Optional[dict[str, np
     return replace(problem, constraints=tuple(kept)), p
 
 
-def with_implied_constraints(problem: Problem) -> Problem:
-    """The problem with the median-latency bound that each p90 bound implies: p90 is never below
-    the median (:data:`engine.models.base.AT_LEAST`), and max(p90, median) <= b holds exactly when
-    both are <= b. A joint posterior (the online ranking, BoTorch's acquisition) samples p90 as
-    median × tail, whose draws may cross; the second constraint keeps them to the envelope. The
-    marginal ranking (:func:`prob_feasible`) applies the envelope in its cdf instead."""
-    from engine.optimize.spec import Constraint
-
-    extra = []
-    for c in problem.constraints:
-        other = AT_LEAST.get(c.metric)
-        if other is None or not c.upper:
-            continue
-        if any(d.metric == other and d.bound <= c.bound for d in (*problem.constraints, *extra)):
-            continue
-        extra.append(Constraint(other, c.bound))
-    return replace(problem, constraints=(*problem.constraints, *extra)) if extra else problem
-
-
 def joint_scores(problem: Problem, joint: Joint, floors: Optional[dict[str, np.ndarray]] = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(E[utility · 1{feasible}], P(feasible)) per row under the joint posterior (module docstring).
     ``floors`` (metric -> per-row floor) truncate a constraint's metric that is its own GP (memory
     never below the bytes that must be resident; :func:`_floored_apart`).
 
-    A p90 bound is not joined by the median bound it implies (:func:`with_implied_constraints`):
-    p90 = median × tail, and the two differ only in draws where the tail is below 1 *and* the
-    median lies within that tail's few per cent of the bound. On the four rows of
+    p90 is not held to the median here (:data:`engine.models.base.AT_LEAST`; BoTorch's acquisition
+    holds its samples to it): p90 = median × tail, and a bound on max(p90, median) differs from one
+    on p90 only in draws where the tail is below 1 *and* the median lies within that tail's few per
+    cent of the bound. On the four rows of
     ``tests/engine/optimize/test_ranking.py`` at bounds of 10, 30 and 100 ms that moved
     P(feasible) by at most 0.004 (4M draws): about the error of the Monte Carlo estimate that a
     second constraint on the median's base would turn the exact one-constraint answer into."""

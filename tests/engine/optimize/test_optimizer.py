@@ -362,7 +362,7 @@ def test_a_stored_run_of_a_model_this_shell_does_not_define_is_no_context(featur
 def test_row_floor_finds_each_rows_floor_from_the_row_itself():
     import torch
 
-    from engine.optimize.acquisition import RowFloor, _floored
+    from engine.optimize.acquisition import RowFloor, _sample_rules
 
     gen = torch.Generator().manual_seed(1)
     X = torch.rand(50, 6, generator=gen, dtype=torch.float64)
@@ -373,9 +373,22 @@ def test_row_floor_finds_each_rows_floor_from_the_row_itself():
     assert torch.allclose(got, torch.log(torch.as_tensor(floor))[idx])
     assert torch.isinf(rf(X[:1] + 0.5)).all()  # not a row of the table: no floor
     Z = torch.full((4, 2, 3, 2), math.log(5.0), dtype=torch.float64)  # samples far below every floor
-    out = _floored(Z, X[idx], {1: rf})
+    out = _sample_rules({1: rf}, {})(Z, X[idx])
     assert torch.allclose(out[..., 1], torch.log(torch.as_tensor(floor))[idx].expand(4, 2, 3))
     assert torch.equal(out[..., 0], Z[..., 0])  # only the floored output moves
+    assert torch.equal(_sample_rules({1: rf}, {})(Z), Z)  # a constraint gets no X: no floor
+
+
+def test_p90_samples_are_never_below_the_same_draws_median():
+    """BoTorch's acquisition sampled p90 as median × tail, whose draws cross below the median where
+    the tail's posterior reaches under 1; every answer's posterior holds p90 to the median."""
+    import torch
+
+    from engine.optimize.acquisition import _sample_rules
+
+    Z = torch.tensor([[[2.0, 2.5, 0.0], [3.0, 2.9, 1.0]]], dtype=torch.float64)  # outputs: p90, latency, memory
+    out = _sample_rules({}, {0: 1})(Z)
+    assert out[..., 0].tolist() == [[2.5, 3.0]] and torch.equal(out[..., 1:], Z[..., 1:])
 
 
 def _floored_featurizer():
@@ -402,8 +415,8 @@ def test_a_configuration_whose_resident_bytes_exceed_the_memory_cap_is_never_run
     assert any("4 configurations not run" in n and "700 MiB cap" in n for n in r.notes)
 
 
-@pytest.mark.parametrize("objective", ["memory", ["throughput", "memory"]])
-def test_memory_as_an_objective_is_acquired_on_floored_samples(objective):
+@pytest.mark.parametrize("objective", ["memory", ["throughput", "memory"], "latency_p90"])
+def test_memory_and_p90_objectives_are_acquired_under_the_posterior_rules(objective):
     ex = FakeExecutor()
     r = optimize_deployment("bert-base-uncased", objective, None, {**SPACE, "hardware": ["t4"]}, budget=4,
                             online=True, executor=ex, db=False, featurizer=_floored_featurizer(), seed=0)
