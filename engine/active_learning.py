@@ -440,7 +440,10 @@ def benchmark_command(item: dict[str, Any], iterations: int = 20, db: Optional[s
 
 
 def _hardware_argument(c: Config) -> str:
-    """What ``--hardware`` must say to measure ``c``: the local adapter, else the device's platform."""
+    """What ``--hardware`` must say to measure ``c``: the local adapter that measures it, else the
+    device's own id. Not its platform: ``--hardware cpu`` on another machine measured that machine's
+    CPU and stored it under that CPU's id, so the recommendation stayed unmeasured (audit S). On
+    the device itself ``benchmark`` resolves the id to its adapter; elsewhere it refuses, naming it."""
     try:
         from experiments.space import adapter_for
 
@@ -449,12 +452,21 @@ def _hardware_argument(c: Config) -> str:
             return name
     except Exception:  # noqa: BLE001
         pass
-    try:
-        from engine.catalog import resolve_hardware
+    return c.hardware
 
-        return resolve_hardware(c.hardware).kind
-    except Exception:  # noqa: BLE001
-        return c.hardware
+
+def elsewhere(items: Sequence[dict[str, Any]]) -> list[str]:
+    """The devices among ``items`` that no adapter on this machine measures (their run.sh lines
+    work only on those devices)."""
+    out: list[str] = []
+    for it in items:
+        hw = str(it.get("hardware", ""))
+        if hw not in out and _hardware_argument(Config(it["model_name"], hw, int(it.get("batch_size", 1)),
+                                                       int(it.get("seq_len", 128)), it.get("precision", "fp32"),
+                                                       it.get("mode", "inference"), it.get("runtime", "torch"),
+                                                       int(it.get("threads", 0)))) == hw:
+            out.append(hw)
+    return out
 
 
 def _in_double_quotes(text: str) -> str:
@@ -469,18 +481,26 @@ def commands_script(items: Sequence[dict[str, Any]], iterations: int = 20,
     machine first (they repair data already paid for), then the recommendations in order.
     ``reruns``: entries of :meth:`ActiveLearningSystem.busy_reruns`, which carry the item fields;
     ``db``: the store every line saves into (see :func:`benchmark_command`)."""
-    lines = ["#!/usr/bin/env bash", "set -e",
+    lines = ["#!/usr/bin/env bash",
+             "# a benchmark that fails (out of memory, a crash, a timeout) is stored as a failed run and the",
+             "# script goes on to the next; it exits 1 at the end if any line failed",
              "# the perfcast that wrote this script; set PERFCAST to use another",
-             f"PERFCAST=\"${{PERFCAST:-{_in_double_quotes(perfcast_executable())}}}\""]
+             f"PERFCAST=\"${{PERFCAST:-{_in_double_quotes(perfcast_executable())}}}\"", "status=0"]
     prog = '"$PERFCAST"'
     if reruns:
         lines.append("# reruns: these configurations were timed only while other processes needed their cores")
-        lines += [benchmark_command(r, iterations, db, program=prog, protocol=protocol) for r in reruns]
+        lines += [benchmark_command(r, iterations, db, program=prog, protocol=protocol) + " || status=1"
+                  for r in reruns]
     start = sum(1 for it in items if str(it.get("picked_by", "")).startswith("new-device"))
     lines.append("# perfcast suggest: the recommended benchmarks, most informative first" if not start else
                  f"# perfcast suggest: the recommended benchmarks; the first {start} are a new device's random "
                  "start, then the most informative")
-    lines += [benchmark_command(it, iterations, db, program=prog, protocol=protocol) for it in items]
+    away = elsewhere(items)
+    if away:
+        lines.append(f"# lines naming {', '.join(away)} run only on {'that device' if len(away) == 1 else 'those devices'}"
+                     " (this machine has none; elsewhere they stop with a one-line error)")
+    lines += [benchmark_command(it, iterations, db, program=prog, protocol=protocol) + " || status=1" for it in items]
+    lines.append('exit "$status"')
     return "\n".join(lines) + "\n"
 
 

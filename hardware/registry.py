@@ -122,10 +122,24 @@ def resolve(hardware: str, runtime: str | None = None) -> Any:
     from engine.catalog import all_hardware
 
     entry = all_hardware(detect=False).get(h)
+    if entry is not None and entry.kind in PLATFORMS and entry.kind != "cpu":
+        # this machine's GPU by its catalog id (suggest's run.sh names the device it recommends)
+        try:
+            adapter = resolve(entry.kind, runtime)
+            if adapter.available()[0] and adapter.hardware_id() == h:
+                return adapter
+        except Exception:  # noqa: BLE001 - no such platform here: the error below says what to do
+            pass
     if entry is not None:  # a catalog device: known, but benchmarks run on this machine's devices
         from engine.errors import NotAvailableError
 
-        raise NotAvailableError(f"'{h}' is a catalog device ({entry.kind}); benchmark measures this machine, so "
-                                f"name its platform or adapter ({', '.join(sorted(PLATFORMS))}; "
-                                f"{', '.join(sorted(ADAPTERS))}) on a machine that has one, or predict {h}")
+        here = ""
+        try:
+            here = f" (this machine's CPU is {local_cpu_id()})" if entry.kind == "cpu" else ""
+        except Exception:  # noqa: BLE001
+            pass
+        raise NotAvailableError(f"'{h}' is a catalog device ({entry.kind}) that this machine does not have{here}; "
+                                f"benchmark measures this machine, so run it on a machine with {h}, name this "
+                                f"machine's platform or adapter ({', '.join(sorted(PLATFORMS))}; "
+                                f"{', '.join(sorted(ADAPTERS))}), or predict {h}")
     raise UnknownNameError("hardware", h, [*ADAPTERS, *PLATFORMS])

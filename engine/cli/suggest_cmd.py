@@ -51,7 +51,7 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     import os
     import stat
 
-    from engine.active_learning import ActiveLearningSystem, benchmark_command, commands_script
+    from engine.active_learning import ActiveLearningSystem, benchmark_command, commands_script, elsewhere
     from engine.cli.common import check_writable, config_text, open_store
 
     check_writable("--output", output)  # before the fit, which takes a while
@@ -65,6 +65,11 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
                                new_device_start=new_device_start)
     with console(stderr=True).status(f"fitting {predictor} and choosing {budget} benchmarks jointly…"):
         payload = als.integrate_with_hardware_recommender(None, test_budget=budget, optimize_for=metric)
+    away = elsewhere(payload["final_recommendations"])
+    if away:
+        payload.setdefault("notes", []).append(
+            f"this machine cannot measure {', '.join(away)}: the benchmark lines for "
+            f"{'it' if len(away) == 1 else 'them'} run only on {'that device' if len(away) == 1 else 'those devices'}")
     payload["recommendation_id"] = store.save_json_record("recommendations", "active_learning", payload)
     db = db_argument(store.path)
     if db:

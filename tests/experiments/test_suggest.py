@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -308,3 +309,40 @@ def test_busy_runs_do_not_end_a_new_devices_random_start(syn, fitted_gp, tmp_pat
     import_measurements(store, path)
     als = ActiveLearningSystem(store, predictor=gp, space=pool[:10], acquisition="eig")
     assert als.new_devices(cpu) == {cpu[0].hardware: 1} and 1 < NEW_DEVICE_CONFIGS
+
+
+def test_run_sh_names_the_recommended_device_and_goes_on_past_a_failed_benchmark(tmp_path) -> None:
+    """Audit S: a recommendation for another CPU (or a t4) was emitted as ``--hardware cpu`` (or
+    ``cuda``), which measured this machine instead, so the suggestion never went away; and with
+    ``set -e`` the first stored failure ended the script, leaving the rest unmeasured."""
+    import subprocess
+
+    from hardware.detect import local_cpu_id
+
+    here = {"model_name": "gpt2", "hardware": local_cpu_id(), "batch_size": 1, "seq_len": 32, "precision": "fp32",
+            "mode": "inference", "runtime": "torch", "threads": 1}
+    other = {**here, "hardware": "t4", "threads": 0}
+    script = commands_script([here, other])
+    lines = [ln for ln in script.splitlines() if "benchmark --model" in ln]
+    assert shlex.split(lines[0])[shlex.split(lines[0]).index("--hardware") + 1] == "torch-cpu"  # the local adapter
+    assert shlex.split(lines[1])[shlex.split(lines[1]).index("--hardware") + 1] == "t4"  # the device itself
+    assert "# lines naming t4 run only on that device" in script
+    log = tmp_path / "calls"
+    fake = tmp_path / "perfcast"
+    fake.write_text(f"#!/usr/bin/env bash\necho \"$@\" >> {shlex.quote(str(log))}\nexit 1\n")
+    fake.chmod(0o755)
+    r = subprocess.run(["bash", "-c", script], env={**os.environ, "PERFCAST": str(fake)}, capture_output=True, text=True)
+    assert r.returncode == 1 and len(log.read_text().splitlines()) == 2  # both ran; the script says one failed
+
+
+def test_benchmark_refuses_a_catalog_device_this_machine_does_not_have() -> None:
+    from engine.errors import NotAvailableError
+    from hardware.detect import local_cpu_id
+    from hardware.registry import resolve
+
+    assert resolve(local_cpu_id()).hardware_id() == local_cpu_id()
+    with pytest.raises(NotAvailableError, match="'t4' is a catalog device .*does not have"):
+        resolve("t4")
+    other = "cpu-amd-epyc-avx2-2c" if local_cpu_id() != "cpu-amd-epyc-avx2-2c" else "cpu-intel-xeon-2c"
+    with pytest.raises(NotAvailableError, match=f"this machine's CPU is {local_cpu_id()}"):
+        resolve(other)
