@@ -209,10 +209,11 @@ class ActiveLearningSystem:
         predictor = self.predictor()
         space = self.space()
         preds = predictor.predict(space)
-        pool = pool_from_store(space, self.store, predictor, memory_limit_mib=self.memory_limit_mib, predictions=preds)
+        protocol = self.protocol()
+        pool = pool_from_store(space, self.store, predictor, memory_limit_mib=self.memory_limit_mib, predictions=preds,
+                               run_limits=(protocol["time_limit_s"], protocol["memory_limit_mib"]))
         index = {c.key: i for i, c in enumerate(space)}
         sub = subset_predictions(preds, [index[c.key] for c in pool.configs])
-        protocol = self.protocol()
         plan = MeasuringPlan(protocol["iterations"], protocol["warmup"], protocol["min_time_s"],
                              protocol["max_time_s"], protocol["max_iterations"])
         cost = CostModel.from_store(self.store, plan).predict(pool.configs, sub) if len(pool) else None
@@ -227,6 +228,9 @@ class ActiveLearningSystem:
                          predictions=sub, mc_points=self.mc_points, seed=self.seed, cost_exponent=self.cost_exponent)
         chosen = [*start, *(sel.items if sel is not None else ())]
         notes = [*start_notes, *(sel.notes if sel is not None else ())]
+        if pool.retried:
+            notes.append(f"{pool.retried} configuration(s) that failed only under a lower time or memory limit than "
+                         f"this protocol's ({protocol['time_limit_s']:g} s) are candidates again")
         if recommender is None:
             recommender = self._own_recommender(predictor, space)
         pos = {c.key: i for i, c in enumerate(pool.configs)}

@@ -37,6 +37,8 @@ class CandidatePool:
     space_size: int
     excluded: dict[str, int] = field(default_factory=dict)  # reason -> count
     p_fit: Optional[np.ndarray] = None  # P(fits in memory) per candidate (None: no memory model)
+    #: configurations of the space back in the pool: every failure of theirs hit a lower limit (:func:`retryable`)
+    retried: int = 0
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -149,20 +151,30 @@ def capacity_for(configs: Sequence[Config], featurizer: Any = None,
 
 def pool_from_store(space: Sequence[Config], store: Any, predictor: Any = None, *,
                     memory_limit_mib: Optional[float] = None, max_p_no_fit: float = MAX_P_NO_FIT,
-                    predictions: Optional["PredictionSet"] = None) -> CandidatePool:
+                    predictions: Optional["PredictionSet"] = None,
+                    run_limits: Optional[tuple[Optional[float], Optional[float]]] = None) -> CandidatePool:
     """The pool for ``space`` given what ``store`` holds and what ``predictor`` believes.
 
     ``predictions`` (aligned with the de-duplicated ``space``) saves a second predict call when the
-    caller already has them.
+    caller already has them. ``run_limits`` (time limit s, memory limit MiB) of the benchmarks to be
+    run: a configuration that failed only under lower limits is a candidate again
+    (:func:`blocking_failures`, the loop's rule; audit: ``suggest`` dropped it for good).
     """
     space = list(dict.fromkeys(space))
     measured = store.configs_with_status(["ok"])
-    failed = store.configs_with_status(list(FAILED_STATUSES))
+    retried = 0
+    if run_limits is None:
+        failed = store.configs_with_status(list(FAILED_STATUSES))
+    else:
+        failed, retry = blocking_failures(store.failures(list(FAILED_STATUSES)), *run_limits)
+        retried = len(retry & {c.key for c in space} - measured)
     cap = None
     if predictor is not None:
         if predictions is None:
             predictions = predictor.predict(space) if space else None
         if predictions is not None:
             cap = capacity_for(space, getattr(predictor, "featurizer", None), memory_limit_mib)
-    return build_pool(space, measured=measured, failed=failed, predictions=predictions, capacity_mib=cap,
+    pool = build_pool(space, measured=measured, failed=failed, predictions=predictions, capacity_mib=cap,
                       max_p_no_fit=max_p_no_fit)
+    pool.retried = retried
+    return pool

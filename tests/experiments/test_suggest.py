@@ -346,3 +346,26 @@ def test_benchmark_refuses_a_catalog_device_this_machine_does_not_have() -> None
     other = "cpu-amd-epyc-avx2-2c" if local_cpu_id() != "cpu-amd-epyc-avx2-2c" else "cpu-intel-xeon-2c"
     with pytest.raises(NotAvailableError, match=f"this machine's CPU is {local_cpu_id()}"):
         resolve(other)
+
+
+def test_a_configuration_that_timed_out_under_a_lower_limit_is_suggested_again(syn, fitted_gp, tmp_path) -> None:
+    """Audit S: one timeout under ``--time-limit 0.2`` kept a configuration out of every later
+    suggestion, though the protocol's limit is 600 s; the loop already retried it."""
+    from engine.records import Measurement
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    gp, pool = fitted_gp
+    fz, configs, _ = syn
+    store = Store(tmp_path / "t.duckdb", seed=False)
+    path = tmp_path / "runs.csv"
+    oracle_frame(configs[:20]).drop(columns=["samples_ms"]).to_csv(path, index=False)
+    import_measurements(store, path)
+    low, hard = pool[0], pool[1]
+    store.save_measurement(Measurement.failed(low, "timeout", "time limit exceeded: 0.2 s; child killed"))
+    store.save_measurement(Measurement.failed(hard, "failed", "RuntimeError: no kernel"))
+    als = ActiveLearningSystem(store, predictor=gp, space=pool[:10], acquisition="random")
+    payload = als.integrate_with_hardware_recommender(None, test_budget=10)
+    keys = {it["config_key"] for it in payload["final_recommendations"]}
+    assert low.key in keys and hard.key not in keys and payload["excluded"]["failed"] == 1
+    assert any("1 configuration(s) that failed only under a lower time" in n for n in payload["notes"])
