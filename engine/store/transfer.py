@@ -114,9 +114,16 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path, cols: set[str]) -> Non
     if "status" in cols:
         checks.append(("status", f"status IS NOT NULL AND status NOT IN ({_in(RUN_STATUSES)})",
                        f"unknown status (valid: {', '.join(RUN_STATUSES)})"))
+    from hardware.registry import PLATFORMS
+
+    # a platform is no device: stored as "cpu" it meant whichever CPU ran the fit (audit S)
+    checks.append(("hardware", f"lower(trim(CAST(hardware AS VARCHAR))) IN ({_in(sorted(PLATFORMS))})",
+                   "a platform, not a device: name the device the run was measured on (a catalog or "
+                   "user-catalog id, e.g. cpu-intel-xeon-2c or t4; `perfcast hardware list`)"))
     for c in ("seq_len", "threads"):
         if c in cols:
-            checks.append((c, f"{c} IS NOT NULL AND (TRY_CAST({c} AS DOUBLE) IS NULL OR TRY_CAST({c} AS DOUBLE) < 0)",
+            v = f"TRY_CAST({c} AS DOUBLE)"
+            checks.append((c, f"{c} IS NOT NULL AND ({v} IS NULL OR {v} < 0 OR {v} <> floor({v}))",
                            "must be an integer >= 0"))
     checks.append(("latency_median_ms", f"{status_expr} = 'ok' AND latency_median_ms IS NULL",
                    "missing latency for a successful run"))
@@ -176,6 +183,11 @@ class ImportSummary:
     skipped: int = 0
 
 
+def _head(path: Path, n: int = 4096) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
 def import_measurements(store: Store, path: str | Path, *, source: Optional[str] = None,
                         skip_existing: bool = False) -> int:
     """Validate then insert every row of a file; returns the number of runs imported
@@ -195,6 +207,9 @@ def import_file(store: Store, path: str | Path, *, source: Optional[str] = None,
     if not path.exists():
         raise InvalidValueError("file", str(path), "an existing CSV, Parquet or JSON file")
     fmt = file_format(path)
+    if path.is_file() and not _head(path).strip():
+        # DuckDB reads an empty CSV as one column "column0": the warning about it came before the error
+        raise ImportRejectedError(f"{path}: the file is empty; nothing was imported")
     with store.transaction() as con:
         try:
             con.execute(f"CREATE TEMP TABLE __import AS SELECT row_number() OVER () AS __row, * "

@@ -78,3 +78,32 @@ def test_skip_existing_says_how_many_runs_it_left_out(tmp_path: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.stdout)["imported"] == 1 and json.loads(r.stdout)["skipped"] == 1
     r = CliRunner().invoke(cli, ["db", "import", str(tmp_path / "two.csv"), "--db", db, "--skip-existing"])
     assert "imported 0 runs" in r.output and "(2 already stored, skipped)" in r.output
+
+
+@pytest.mark.parametrize("row, col", [("gpt2,cpu,1,fp32,3.0,128,1", "hardware"), ("gpt2,CUDA ,1,fp32,3.0,128,1", "hardware"),
+                                      ("gpt2,cpu-x,1,fp32,3.0,128.7,1", "seq_len"),
+                                      ("gpt2,cpu-x,1,fp32,3.0,128,1.5", "threads")])
+def test_a_platform_as_the_device_and_fractional_lengths_are_refused(tmp_path: Path, row: str, col: str) -> None:
+    """Audit S: ``hardware=cpu`` was stored as a device that meant whichever CPU ran the fit (and
+    ``db delete --hardware cpu`` could not remove it); seq_len 128.7 became s129, threads 1.5 t2."""
+    from engine.errors import ImportRejectedError
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    store = Store(tmp_path / "s.duckdb", seed=False)
+    f = tmp_path / "runs.csv"
+    f.write_text(f"model,hardware,batch_size,precision,latency_median_ms,seq_len,threads\n{row}\n")
+    with pytest.raises(ImportRejectedError, match=rf"row 1, column '{col}'"):
+        import_measurements(store, f)
+    assert store.count("benchmark_runs") == 0
+
+
+def test_an_empty_file_is_named_as_such(tmp_path: Path) -> None:
+    from engine.errors import ImportRejectedError
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    f = tmp_path / "empty.csv"
+    f.write_text("\n")
+    with pytest.raises(ImportRejectedError, match="the file is empty; nothing was imported"):
+        import_measurements(Store(tmp_path / "s.duckdb", seed=False), f)
