@@ -227,6 +227,14 @@ class ActiveLearningSystem:
                          pending=[*pending, *(it.config for it in start)], cost=cost if self.cost_aware else None,
                          predictions=sub, mc_points=self.mc_points, seed=self.seed, cost_exponent=self.cost_exponent)
         chosen = [*start, *(sel.items if sel is not None else ())]
+        if start and sel is not None:  # each part saw only the items before it: diversity is the whole batch's
+            from dataclasses import replace
+
+            from engine.acquisition.select import batch_diversity
+
+            div = batch_diversity(predictor, [it.config for it in chosen], pending, metric, self.seed)
+            if div is not None:
+                chosen = [replace(it, diversity=d) for it, d in zip(chosen, div)]
         notes = [*start_notes, *(sel.notes if sel is not None else ())]
         if pool.retried:
             notes.append(f"{pool.retried} configuration(s) that failed only under a lower time or memory limit than "
@@ -319,8 +327,18 @@ class ActiveLearningSystem:
                         "picks, and suggest does unless --no-new-device-start" for hw, n in new.items()]
         start: list[Any] = []
         notes: list[str] = []
+        # the budget goes round the new devices one pick at a time: taken in order, a small budget all
+        # went to the first device (audit S: 4 picks, all a100-80gb, none t4)
+        want = {hw: min(NEW_DEVICE_CONFIGS - n, sum(1 for c in pool if c.hardware == hw)) for hw, n in new.items()}
+        quota = dict.fromkeys(want, 0)
+        left = budget
+        while left > 0 and any(quota[hw] < want[hw] for hw in want):
+            for hw in want:
+                if left > 0 and quota[hw] < want[hw]:
+                    quota[hw] += 1
+                    left -= 1
         for j, (hw, n) in enumerate(new.items()):
-            k = min(NEW_DEVICE_CONFIGS - n, budget - len(start))
+            k = quota[hw]
             idx = [i for i, c in enumerate(pool) if c.hardware == hw]
             if k <= 0 or not idx:
                 continue
@@ -393,8 +411,10 @@ class ActiveLearningSystem:
             if line not in notes:
                 notes.append(line)
         p = dict(rec.prob_best)
-        return {"recommended_hardware": rec.recommended, "hardware_match": rec.recommended == c.hardware,
-                "hardware_score": float(p.get(c.hardware, 0.0)),
+        compared = c.hardware in p  # a device the recommender did not compare has no P(best), not 0 (audit S)
+        return {"recommended_hardware": rec.recommended,
+                "hardware_match": (rec.recommended == c.hardware) if compared else None,
+                "hardware_score": float(p[c.hardware]) if compared else None,
                 "alternatives": [{"hardware": o.hardware, "prob_best": o.prob_best, "median": o.metric.median}
                                  for o in rec.options if o.hardware != c.hardware][:3]}
 

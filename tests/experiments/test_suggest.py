@@ -13,6 +13,7 @@ from _oracle_data import oracle_frame
 
 from _cli_errors import invoke
 from engine.active_learning import ActiveLearningSystem, benchmark_command, commands_script
+import numpy as np
 from engine.config import Config
 
 OLD_ITEM_FIELDS = ("model_name", "model_type", "hardware", "batch_size", "expected_information_gain", "uncertainty",
@@ -77,9 +78,13 @@ def test_integrated_recommendation_fills_every_field_and_is_stored(syn, fitted_g
     assert len(items) == 3
     for it in items:
         for k in OLD_ITEM_FIELDS:
-            assert k in it and it[k] is not None, k
-        assert it["hardware_score"] == pytest.approx({"gpu-syn-a": 0.7, "cpu-syn-16c": 0.3}.get(it["hardware"], 0.0))
-        assert it["hardware_match"] == (it["hardware"] == "gpu-syn-a")
+            assert k in it and (it[k] is not None or k in ("hardware_score", "hardware_match")), k
+        compared = {"gpu-syn-a": 0.7, "cpu-syn-16c": 0.3}
+        if it["hardware"] in compared:
+            assert it["hardware_score"] == pytest.approx(compared[it["hardware"]])
+            assert it["hardware_match"] == (it["hardware"] == "gpu-syn-a")
+        else:  # a device the recommender did not compare: no P(best), rather than 0
+            assert it["hardware_score"] is None and it["hardware_match"] is None
         assert it["combined_score"] == pytest.approx(it["expected_information_gain"] / it["predicted_cost_s"])
     json.dumps(payload, default=str)
     # the recommender's cautions come along, once (audit: GPU picks without the usual caution)
@@ -369,3 +374,51 @@ def test_a_configuration_that_timed_out_under_a_lower_limit_is_suggested_again(s
     keys = {it["config_key"] for it in payload["final_recommendations"]}
     assert low.key in keys and hard.key not in keys and payload["excluded"]["failed"] == 1
     assert any("1 configuration(s) that failed only under a lower time" in n for n in payload["notes"])
+
+
+def test_a_small_budget_is_shared_between_two_new_devices(syn, fitted_gp, tmp_path) -> None:
+    """Audit S: with two devices new to the store and a budget of 4, the whole random start went to
+    the first device in order and none to the second."""
+    from collections import Counter
+
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    gp, pool = fitted_gp
+    fz, configs, _ = syn
+    devices = sorted({c.hardware for c in pool})
+    assert len(devices) >= 3
+    known, new = devices[0], devices[1:3]
+    store = Store(tmp_path / "two.duckdb", seed=False)
+    path = tmp_path / "runs.csv"
+    oracle_frame([c for c in configs if c.hardware == known][:20]).drop(columns=["samples_ms"]).to_csv(path, index=False)
+    import_measurements(store, path)
+    space = [c for c in pool if c.hardware in new]
+    als = ActiveLearningSystem(store, predictor=gp, space=space, acquisition="eig")
+    items = als.integrate_with_hardware_recommender(_Recommender(), test_budget=4)["final_recommendations"]
+    assert Counter(it["hardware"] for it in items) == {new[0]: 2, new[1]: 2}
+    assert all(it["picked_by"].startswith("new-device") for it in items)
+
+
+def test_diversity_is_against_the_whole_batch_when_a_random_start_comes_first(syn, fitted_gp, tmp_path) -> None:
+    """Audit S: a random-start item's diversity was computed before eig picked the rest of the batch."""
+    from engine.acquisition.select import batch_diagnostics, _source
+    from engine.acquisition.covariance import submatrix
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    gp, pool = fitted_gp
+    fz, configs, _ = syn
+    new_hw = "gpu-syn-a"
+    store = Store(tmp_path / "d.duckdb", seed=False)
+    path = tmp_path / "runs.csv"
+    oracle_frame([c for c in configs[:40] if c.hardware != new_hw]).drop(columns=["samples_ms"]).to_csv(path, index=False)
+    import_measurements(store, path)
+    space = [c for c in pool if c.hardware == new_hw][:30] + [c for c in pool if c.hardware != new_hw][:30]
+    items = ActiveLearningSystem(store, predictor=gp, space=space, acquisition="eig").recommend_configurations(8)
+    assert items[0]["picked_by"].startswith("new-device") and items[-1]["picked_by"] == "eig"
+    batch = [Config(it["model_name"], it["hardware"], it["batch_size"], it["seq_len"], it["precision"], it["mode"],
+                    it["runtime"], it["threads"]) for it in items]
+    src = _source("eig", gp, batch, np.arange(len(batch)), "throughput", 0, 256)
+    want = batch_diagnostics(submatrix(src, list(range(len(batch)))), src.noise_var, len(batch))[1]
+    assert [it["diversity"] for it in items] == pytest.approx(want)
