@@ -119,8 +119,8 @@ class ActiveLearningSystem:
         self._predictor: Any = None if isinstance(predictor, str) else predictor
         self._space_spec = space
         self.cost_aware = cost_aware
-        self.mc_points = mc_points
-        self.seed = seed
+        self.mc_points = count_arg("mc_points", mc_points, 1, "an integer >= 1 (64-256 is enough)")
+        self.seed = count_arg("seed", seed, 0, "an integer >= 0")  # -1 was a NumPy ValueError at the first pick
         if memory_limit_mib is not None and not (isinstance(memory_limit_mib, numbers.Real)
                                                  and not isinstance(memory_limit_mib, bool) and memory_limit_mib > 0):
             raise InvalidValueError("memory_limit_mib", memory_limit_mib, "a positive number of MiB, or None for "
@@ -205,6 +205,10 @@ class ActiveLearningSystem:
         from engine.acquisition.pool import pool_from_store
         from engine.acquisition.select import select, subset_predictions
         budget = count_arg("budget", budget, 1, "an integer >= 1")
+        pending = list(pending)
+        bad = next((c for c in pending if not isinstance(c, Config)), None)
+        if bad is not None:  # ['gpt2'] was an AttributeError on .key
+            raise InvalidValueError("pending", bad, "engine.config.Config objects (the configurations already running)")
         metric = _metric(optimize_for)
         predictor = self.predictor()
         space = self.space()

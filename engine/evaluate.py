@@ -257,6 +257,8 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
         res = PredictorResult(name)
         pooled: dict[str, list[RowScores]] = {m: [] for m in EVAL_METRICS}
         paths: list[np.ndarray] = []  # software path of each pooled latency row, fold by fold
+        fold: Optional[Fold] = None
+        model: Any = None
         try:
             for fold in folds:
                 if progress:
@@ -283,7 +285,14 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
                             res.fold_median_ape[fold.name] = float(np.median(np.abs(rs.q[2] - rs.y) / rs.y))
                             paths.append(_software_paths(test, column))
         except PerfcastError as e:
-            res.error, res.exit_code = str(e), e.exit_code
+            # which fold: a hardware holdout's one failing fit was named nowhere (audit H)
+            where = f"fold {fold.name!r} (train {len(fold.train)}): " if fold is not None and len(folds) > 1 else ""
+            res.error, res.exit_code = f"{where}{e}", e.exit_code
+            d = getattr(model, "diagnostics", None)
+            if d and hasattr(model, "diagnostics_ok"):
+                res.diagnostics.append({"fold": fold.name, "ok": bool(model.diagnostics_ok),
+                                        **{k: d.get(k) for k in
+                                           ("rhat_max", "ess_bulk_min", "divergences", "num_chains", "n_train")}})
         if res.error is None:  # partial folds would be a different (easier or harder) test
             res.scores = {m: aggregate(RowScores.concat(parts), point=res.point_estimate)
                           for m, parts in pooled.items() if parts}

@@ -358,6 +358,12 @@ def check_predictor_options(cfg: ExperimentConfig, source: Optional[str] = None)
         if key not in valid:
             raise ExperimentConfigError(f"{source or cfg.name}: unknown predictor.options key '{key}' for predictor "
                                         f"{cfg.predictor.kind}; {_did_you_mean(key, valid)}valid: {', '.join(valid)}")
+    from engine.errors import InvalidValueError
+
+    try:  # the values too: a constructor checks its own (cheap; nothing is fitted)
+        predictor_class(cfg.predictor.kind)(**cfg.predictor.options)
+    except InvalidValueError as e:
+        raise ExperimentConfigError(f"{source or cfg.name}: predictor.options: {e}") from None
 
 
 def parse_config(data: Any, source: str = "experiment config") -> ExperimentConfig:

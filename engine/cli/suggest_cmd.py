@@ -54,6 +54,11 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     from engine.active_learning import ActiveLearningSystem, benchmark_command, commands_script, elsewhere
     from engine.cli.common import check_writable, config_text, open_store
 
+    if no_cost and cost_exponent != 0.0:  # the exponent of a cost that is ignored: it was dropped without a word
+        from engine.errors import InvalidValueError
+
+        raise InvalidValueError("--cost-exponent with --no-cost", cost_exponent,
+                                "leave it out (--no-cost ignores the cost), or drop --no-cost")
     check_writable("--output", output)  # before the fit, which takes a while
     check_writable("--emit-commands", emit_commands)
     from experiments.config import load_config

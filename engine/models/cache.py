@@ -33,6 +33,10 @@ def _opts_hash(kw: dict[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
+#: predictor options that decide only whether a finished fit is kept, never what it is
+KEEP_ONLY_OPTIONS: frozenset[str] = frozenset({"allow_bad_diagnostics"})
+
+
 def model_dir(name: str, data_hash: str, kw: Optional[dict[str, Any]] = None) -> Path:
     """The cache directory of a fit: predictor, data, code version, options and the user's own
     catalog entries (a run of a user model is fitted only while its ``PERFCAST_MODELS`` file is set)."""
@@ -43,7 +47,12 @@ def model_dir(name: str, data_hash: str, kw: Optional[dict[str, Any]] = None) ->
     # the predictor's code version and the featuriser's: a fit on other features is not reused
     version = f"{getattr(cls, 'CACHE_VERSION', 1)}.{FEATURES_VERSION}"
     own = user_catalog_digest()
-    key = {**(kw or {}), "user_catalog": own} if own else (kw or {})
+    # options that change what is fitted, not whether a fit is kept: a fit kept with
+    # --allow-bad-diagnostics is the store's fit for every command (its answers carry the caution);
+    # keyed by it, compare-hardware, matrix and suggest, which have no such flag, fitted again and
+    # failed, and suggest refitted what train had cached (audit H)
+    opts = {k: v for k, v in (kw or {}).items() if k not in KEEP_ONLY_OPTIONS}
+    key = {**opts, "user_catalog": own} if own else opts
     return cache_dir() / "models" / f"{name}-{data_hash}-v{version}-{_opts_hash(key)}"
 
 
@@ -84,7 +93,10 @@ def load_or_fit(name: str, store: "Store", refit: bool = False, **kw: Any) -> Pr
     directory = model_dir(name, data_hash, kw)
     if not refit and directory.exists():
         try:
-            return load_predictor(name, directory)
+            predictor = load_predictor(name, directory)
+            if kw.get("allow_bad_diagnostics") is not None and hasattr(predictor, "allow_bad_diagnostics"):
+                predictor.allow_bad_diagnostics = bool(kw["allow_bad_diagnostics"]) or predictor.allow_bad_diagnostics
+            return predictor
         except Exception:  # a stale/corrupt cache entry is refitted, never fatal
             shutil.rmtree(directory, ignore_errors=True)
     predictor = get_predictor(name, **kw)

@@ -183,6 +183,9 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             con.execute(MIGRATIONS[0][0])
             current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            # new = no schema yet, read under the write lock: two processes creating the same store
+            # both saw no file, and both seeded it; the second failed on the shipped runs' ids (audit S)
+            fresh = int(current) == 0
             for version in range(int(current) + 1, SCHEMA_VERSION + 1):
                 for stmt in MIGRATIONS[version - 1]:
                     con.execute(stmt)

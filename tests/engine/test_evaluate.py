@@ -207,3 +207,24 @@ def test_scores_are_of_the_posterior_the_answers_show_floor_and_envelope_include
                        rtol=1e-4)
     p90 = score_rows(ps, test, pos, "latency_p90_ms", "latency_p90_ms")
     assert np.allclose(p90.q[2], np.exp(mu))  # the envelope: p90's median is the median latency's
+
+
+def test_a_fold_whose_fit_fails_is_named() -> None:
+    """Audit H: "hierarchical failed: NUTS diagnostics FAILED ..." named no fold of a hardware holdout."""
+    from engine.errors import DiagnosticsError
+
+    rows = []
+    for k in range(60):
+        c = Config("gpt2", ["t4", "l4", "a10g"][k % 3], 1, seq_len=k)
+        rows.append({**c.to_dict(), "config_key": c.key, "latency_median_ms": 10.0})
+    df = pd.DataFrame(rows)
+
+    class _FailsWithoutL4(_Oracle):
+        def fit(self, data: pd.DataFrame) -> "_Oracle":
+            if "l4" not in set(data["hardware"]):
+                raise DiagnosticsError("NUTS diagnostics FAILED: max R-hat 1.05")
+            return self
+
+    rep = evaluate(df, "hardware", predictors=["gp"], factory=lambda name: _FailsWithoutL4(0.3))
+    err = rep.results["gp"].error
+    assert err.startswith("fold 'l4' (train 40): NUTS diagnostics FAILED") and rep.results["gp"].exit_code == 4

@@ -187,3 +187,16 @@ def test_yaml_keys_are_checked_once_each_and_merge_keys_still_work(tmp_path: Pat
     merged.write_text(head + "benchmark:\n  <<: {iterations: 5, warmup: 1}\n  warmup: 2\n")
     cfg = load_config(str(merged))
     assert (cfg.benchmark.iterations, cfg.benchmark.warmup) == (5, 2)
+
+
+@pytest.mark.parametrize("options, needle", [({"num_warmup": "abc"}, "invalid num_warmup 'abc'"),
+                                             ({"num_chains": 0}, "invalid num_chains 0"),
+                                             ({"target_accept": 1.5}, "invalid target_accept 1.5")])
+def test_bad_hierarchical_option_values_are_one_line_before_any_fit(options, needle) -> None:
+    """Audit H: num_warmup "abc" was a numpyro traceback, num_chains 0 a JAX one, and target_accept
+    1.5 ran a whole fit to report an R-hat of 7e15."""
+    cfg = parse_config({**BASE, "predictor": {"kind": "hierarchical", "options": options}})
+    with pytest.raises(ExperimentConfigError, match=f"predictor.options: {needle}"):
+        check_predictor_options(cfg)
+    check_predictor_options(parse_config({**BASE, "predictor": {"kind": "hierarchical",
+                                                                "options": {"target_accept": 0.95}}}))

@@ -422,3 +422,18 @@ def test_diversity_is_against_the_whole_batch_when_a_random_start_comes_first(sy
     src = _source("eig", gp, batch, np.arange(len(batch)), "throughput", 0, 256)
     want = batch_diagnostics(submatrix(src, list(range(len(batch)))), src.noise_var, len(batch))[1]
     assert [it["diversity"] for it in items] == pytest.approx(want)
+
+
+def test_api_arguments_and_conflicting_flags_are_one_line(tmp_path) -> None:
+    """Audit S: seed=-1 was a NumPy ValueError, pending=['gpt2'] an AttributeError, and
+    ``--no-cost --cost-exponent 1`` dropped the exponent without a word."""
+    from engine.errors import InvalidValueError
+    from engine.store import Store
+
+    with pytest.raises(InvalidValueError, match="invalid seed -1"):
+        ActiveLearningSystem(Store(tmp_path / "a.duckdb", seed=False), space="cpu-quick", seed=-1)
+    als = ActiveLearningSystem(Store(tmp_path / "a.duckdb", seed=False), space="cpu-quick")
+    with pytest.raises(InvalidValueError, match="invalid pending 'gpt2'"):
+        als.recommend_configurations(2, pending=["gpt2"])
+    r = invoke("suggest", "--no-cost", "--cost-exponent", "1", "--db", str(tmp_path / "b.duckdb"))
+    assert r.exit_code == 2 and "--no-cost" in r.stderr and "Traceback" not in r.output
