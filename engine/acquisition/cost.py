@@ -12,8 +12,8 @@ Information per benchmark-second needs the denominator: the predicted wall time 
   for ONNX Runtime/OpenVINO, the first (load) run, decode timing for generators. It is learned
   from the store: for every stored run with a wall time, ``setup = wall_time_s − (warmup +
   iterations) · median latency``; the prediction for a configuration is the median over the most
-  specific group that has runs (model+runtime+precision+mode, then model+runtime, then runtime,
-  then everything), else :data:`DEFAULT_SETUP_S`.
+  specific group that has runs (the same device first: model+runtime+precision+mode, model+runtime,
+  runtime; then the same groups across devices, then everything), else :data:`DEFAULT_SETUP_S`.
 """
 from __future__ import annotations
 
@@ -32,7 +32,12 @@ if TYPE_CHECKING:
 #: Setup seconds assumed when the store has no run with a wall time (a small model on a CPU).
 DEFAULT_SETUP_S = 8.0
 #: The groups tried in order, most specific first.
-SETUP_GROUPS: tuple[tuple[str, ...], ...] = (("model", "runtime", "precision", "mode"), ("model", "runtime"),
+#: The device's own runs come first: setup (a child's start, an ONNX export) runs at the machine's
+#: speed, and the shipped runs of another CPU predicted a third to a seventh of what a new machine's
+#: runs took (audit S); with no run of the device, the groups across devices as before.
+SETUP_GROUPS: tuple[tuple[str, ...], ...] = (("hardware", "model", "runtime", "precision", "mode"),
+                                             ("hardware", "model", "runtime"), ("hardware", "runtime"),
+                                             ("model", "runtime", "precision", "mode"), ("model", "runtime"),
                                              ("runtime",), ())
 
 
@@ -76,6 +81,8 @@ class SetupModel:
         df["setup_s"] = (df["wall_time_s"] - (its + wu) * df["latency_median_ms"] / 1000.0).clip(lower=0.0)
         tables = []
         for cols in SETUP_GROUPS:
+            if not set(cols) <= set(df.columns):
+                continue
             if cols:
                 med = df.groupby(list(cols))["setup_s"].median()
                 tables.append((cols, {(k if isinstance(k, tuple) else (k,)): float(v) for k, v in med.items()}))

@@ -33,6 +33,14 @@ def test_setup_time_comes_from_the_most_specific_group() -> None:
     assert got[1] == pytest.approx(11.0)  # model+runtime (torch)
     assert got[2] == pytest.approx(11.0)  # median over everything ((11 + 39 + 5) / ... median = 11)
     assert SetupModel.from_runs(None).predict([Config("gpt2", "h")])[0] == DEFAULT_SETUP_S
+    # the device's own runs first (audit S: another CPU's shipped runs predicted a third of a new one's)
+    runs["hardware"] = ["fast", "fast", "slow"]
+    sm = SetupModel.from_runs(runs)
+    got = sm.predict([Config("gpt2", "slow"), Config("gpt2", "fast", runtime="onnxruntime"),
+                      Config("gpt2", "new")])
+    assert got[0] == pytest.approx(5.0)  # slow's own torch runs (bert), before fast's gpt2 torch run (11)
+    assert got[1] == pytest.approx(39.0)
+    assert got[2] == pytest.approx(11.0)  # a device with no runs: gpt2/torch across devices
 
 
 def test_cost_uses_the_posterior_mean_latency() -> None:
