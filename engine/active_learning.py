@@ -231,7 +231,8 @@ class ActiveLearningSystem:
                          pending=[*pending, *(it.config for it in start)], cost=cost if self.cost_aware else None,
                          predictions=sub, mc_points=self.mc_points, seed=self.seed, cost_exponent=self.cost_exponent)
         chosen = [*start, *(sel.items if sel is not None else ())]
-        if start and sel is not None:  # each part saw only the items before it: diversity is the whole batch's
+        # each part (a start per new device, then eig) saw only the items before it: diversity is the whole batch's
+        if start and (sel is not None or len({it.config.hardware for it in start}) > 1):
             from dataclasses import replace
 
             from engine.acquisition.select import batch_diversity
@@ -241,8 +242,10 @@ class ActiveLearningSystem:
                 chosen = [replace(it, diversity=d) for it, d in zip(chosen, div)]
         notes = [*start_notes, *(sel.notes if sel is not None else ())]
         if pool.retried:
+            limits = f"{protocol['time_limit_s']:g} s" + (f", {protocol['memory_limit_mib']:g} MiB"
+                                                           if protocol.get("memory_limit_mib") else ", no memory limit")
             notes.append(f"{pool.retried} configuration(s) that failed only under a lower time or memory limit than "
-                         f"this protocol's ({protocol['time_limit_s']:g} s) are candidates again")
+                         f"this protocol's ({limits}) are candidates again")
         if recommender is None:
             recommender = self._own_recommender(predictor, space)
         pos = {c.key: i for i, c in enumerate(pool.configs)}
@@ -446,9 +449,7 @@ def benchmark_command(item: dict[str, Any], iterations: int = 20, db: Optional[s
     command's first word as written, unquoted (a script passes ``"$PERFCAST"``); by default
     :func:`perfcast_executable`, quoted. ``protocol`` (:meth:`ActiveLearningSystem.protocol`):
     the measuring settings to pass, else only ``iterations``."""
-    c = Config(item["model_name"], item["hardware"], int(item["batch_size"]), int(item.get("seq_len", 128)),
-               item.get("precision", "fp32"), item.get("mode", "inference"), item.get("runtime", "torch"),
-               int(item.get("threads", 0)))
+    c = _item_config(item)
     target = _hardware_argument(c)
     args = ["benchmark", "--model", c.model, "--hardware", target, "--batch-sizes", str(c.batch_size),
             "--seq-lengths", str(c.seq_len), "--precision", c.precision, "--mode", c.mode, "--runtime", c.runtime,
@@ -488,13 +489,17 @@ def elsewhere(items: Sequence[dict[str, Any]]) -> list[str]:
     work only on those devices)."""
     out: list[str] = []
     for it in items:
-        hw = str(it.get("hardware", ""))
-        if hw not in out and _hardware_argument(Config(it["model_name"], hw, int(it.get("batch_size", 1)),
-                                                       int(it.get("seq_len", 128)), it.get("precision", "fp32"),
-                                                       it.get("mode", "inference"), it.get("runtime", "torch"),
-                                                       int(it.get("threads", 0)))) == hw:
-            out.append(hw)
+        c = _item_config(it)
+        if c.hardware not in out and _hardware_argument(c) == c.hardware:
+            out.append(c.hardware)
     return out
+
+
+def _item_config(item: dict[str, Any]) -> Config:
+    """The configuration a recommendation item (or a rerun entry) names."""
+    return Config(item["model_name"], item["hardware"], int(item["batch_size"]), int(item.get("seq_len", 128)),
+                  item.get("precision", "fp32"), item.get("mode", "inference"), item.get("runtime", "torch"),
+                  int(item.get("threads", 0)))
 
 
 def _in_double_quotes(text: str) -> str:

@@ -329,13 +329,15 @@ class ExperimentLoop:
         # a kill during a step's benchmarks leaves its record with picks that never landed: the loop
         # acquires again from the same data, and the old record would put two steps at one count
         keys = self.committed()[3]
-        lost = []
+        lost: list[str] = []
+        n_steps = 0
         while self.steps and self.steps[-1].chosen and not any(c["config_key"] in keys for c in self.steps[-1].chosen):
             lost += [c["config_key"] for c in self.steps.pop().chosen]
+            n_steps += 1
         if lost:
-            self._emit("info", f"the last step's {'pick' if len(lost) == 1 else 'picks'} ({', '.join(lost[:3])}"
-                               f"{', …' if len(lost) > 3 else ''}) never landed: the loop stopped during "
-                               f"{'its benchmark' if len(lost) == 1 else 'their benchmarks'}; that step is acquired again")
+            what = "the last step" if n_steps == 1 else f"the last {n_steps} steps"
+            self._emit("info", f"{what} chose {', '.join(lost[:3])}{', …' if len(lost) > 3 else ''}, which never "
+                               f"landed in the store; {'it is' if n_steps == 1 else 'they are'} acquired again")
         return len(self.steps)
 
     # -- budget and stopping ------------------------------------------------------------------------

@@ -124,10 +124,14 @@ def resolve(hardware: str, runtime: str | None = None) -> Any:
     entry = all_hardware(detect=False).get(h)
     if entry is not None and entry.kind in PLATFORMS and entry.kind != "cpu":
         # this machine's GPU by its catalog id (suggest's run.sh names the device it recommends)
+        from engine.errors import InvalidValueError
+
         try:
             adapter = resolve(entry.kind, runtime)
             if adapter.available()[0] and adapter.hardware_id() == h:
                 return adapter
+        except InvalidValueError:  # a runtime the platform has no adapter for: that is the error to give
+            raise
         except Exception:  # noqa: BLE001 - no such platform here: the error below says what to do
             pass
     if entry is not None:  # a catalog device: known, but benchmarks run on this machine's devices

@@ -188,7 +188,10 @@ def posterior_inverse_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.nd
         return plain
     s = np.maximum(sd, 1e-12)
     # never above one over the floor (far above the bulk the two log tails cancel to no digits)
-    trunc = np.minimum(np.exp(-mu + 0.5 * s**2 + log_ndtr(-a - s) - log_ndtr(-a)), 1.0 / np.asarray(floor, dtype=float))
+    fl = np.asarray(floor, dtype=float)
+    inv_floor = np.divide(1.0, fl, out=np.full(np.broadcast(fl).shape, np.inf), where=fl > 0)  # floor 0: none
+    with np.errstate(over="ignore", invalid="ignore"):
+        trunc = np.minimum(np.exp(-mu + 0.5 * s**2 + log_ndtr(-a - s) - log_ndtr(-a)), inv_floor)
     return np.where(a < IRRELEVANT_FLOOR_Z, plain, trunc)
 
 

@@ -325,6 +325,7 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
 
     run_rows = [table.index[c.key] for c in runnable]
     cap = next((c.bound for c in problem.constraints if c.metric == "memory_mib"), None)
+    over: set[int] = set()
     if cap is not None:  # what must be resident is over the cap: certain to fail it, never worth a run
         over = {j for j in run_rows if table.floors["memory_mib"][j] > cap}
         if over:
@@ -352,8 +353,12 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
                 break
             available = [j for j in run_rows if j not in evaluated and j not in excluded]
             if not available:
-                notes.append(f"stopped after {_plural(step - 1, 'evaluation')}: every runnable configuration has been "
-                             "measured")
+                why = "every runnable configuration has been measured"
+                if over:  # review D2: an all-over-cap space read "has been measured" with nothing run
+                    why = (f"every runnable configuration must hold more than the {cap:g} MiB cap"
+                           if not set(run_rows) - over else
+                           f"every runnable configuration under the {cap:g} MiB cap has been measured")
+                notes.append(f"stopped after {_plural(step - 1, 'evaluation')}: {why}")
                 break
             with single_thread():
                 # hyperparameters re-optimised on steps 1, 2 and every fourth step; in between the GP is only

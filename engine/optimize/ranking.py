@@ -7,7 +7,9 @@ a predictor's per-metric posteriors), exactly:
   constraints (metrics treated as independent);
 * E[metric] = exp(mu + sd²/2) for a metric to maximise, E[1/metric] = exp(−mu + sd²/2) for one to
   minimise (a rate: items per ms, per MiB, per dollar), and the score is E[utility] × P(feasible):
-  the expected utility when an infeasible configuration is worth nothing.
+  the expected utility when an infeasible configuration is worth nothing. Under the rules every
+  interval follows (memory's floor, p90 never below the median) the expectations are those of
+  that posterior (:func:`engine.models.base.posterior_mean` / ``posterior_inverse_mean``).
 
 Online, the surrogate's metrics are affine maps of independent base GPs (:class:`Joint`, from
 :data:`engine.optimize.surrogate.DERIVED`): throughput, p90 latency and cost all move with the
@@ -117,9 +119,11 @@ def joint_scores(problem: Problem, joint: Joint, floors: Optional[dict[str, np.n
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(E[utility · 1{feasible}], P(feasible)) per row under the joint posterior (module docstring).
     ``floors`` (metric -> per-row floor) truncate a constraint's metric that is its own GP (memory
-    never below the bytes that must be resident; :func:`_floored_apart`).
+    never below the bytes that must be resident; :func:`_floored_apart`), and the first objective
+    when no remaining constraint shares its bases (a memory objective under a memory cap shares
+    them, and is scored on the unfloored GP; that cap never admits a row whose floor is over it).
 
-    p90 is not held to the median here (:data:`engine.models.base.AT_LEAST`; BoTorch's acquisition
+    A p90 bound is not held to the median here (:data:`engine.models.base.AT_LEAST`; BoTorch's acquisition
     holds its samples to it): p90 = median × tail, and a bound on max(p90, median) differs from one
     on p90 only in draws where the tail is below 1 *and* the median lies within that tail's few per
     cent of the bound. On the four rows of
@@ -128,6 +132,21 @@ def joint_scores(problem: Problem, joint: Joint, floors: Optional[dict[str, np.n
     second constraint on the median's base would turn the exact one-constraint answer into."""
     first = problem.objectives[0]
     rest, p_floored = _floored_apart(problem, joint, floors)
+    floor = (floors or {}).get(first)
+    rule = AT_LEAST.get(first) if AT_LEAST.get(first) in joint.coef else None
+    used = np.abs(joint.coef[first]) > 0
+    if (floor is not None or rule) and not any((used & (np.abs(joint.coef[k.metric]) > 0)).any()
+                                               for k in rest.constraints):
+        # the objective under the rules the intervals follow (memory's floor, p90 never below the
+        # median), as offline; exact here, since no constraint left shares its bases (audit D2:
+        # online ranked a memory objective on the unfloored GP, offline on the floored one)
+        from engine.models.base import posterior_inverse_mean, posterior_mean
+
+        mu, sd = joint.marginal(first)
+        below = joint.marginal(rule) if rule else None
+        rate = posterior_mean if problem.sign(first) > 0 else posterior_inverse_mean
+        pf = _joint_feasible(rest, joint) * p_floored
+        return rate(mu, np.maximum(sd, 1e-9), floor, below) * pf, pf
     c = problem.sign(first) * joint.coef[first]
     var = joint.sd**2
     log_eu = problem.sign(first) * joint.offset[first] + joint.mean @ c + 0.5 * var @ (c**2)

@@ -421,3 +421,43 @@ def test_memory_and_p90_objectives_are_acquired_under_the_posterior_rules(object
     r = optimize_deployment("bert-base-uncased", objective, None, {**SPACE, "hardware": ["t4"]}, budget=4,
                             online=True, executor=ex, db=False, featurizer=_floored_featurizer(), seed=0)
     assert len(ex.calls) == 4 and any(e.chosen_by.startswith("qLogNE") for e in r.history)
+
+
+def test_a_space_wholly_over_the_memory_cap_says_so():
+    ex = FakeExecutor()
+    r = optimize_deployment("bert-base-uncased", "throughput", {"memory_mib": 215.0}, {**SPACE, "hardware": ["a100-80gb"]},
+                            budget=3, online=True, executor=ex, db=False, featurizer=_floored_featurizer(), seed=0)
+    assert not ex.calls
+    assert any("must hold more than the 215 MiB cap" in n for n in r.notes)
+    assert not any("has been measured" in n for n in r.notes)
+
+
+def _batch_one_floored_featurizer():
+    """Batch 1 must hold 1 TiB (a made-up floor far above any GP prediction); others none above theirs."""
+    from engine.models.features import Featurizer
+    from tests.engine.optimize.conftest import fake_describe_many, fake_hardware
+
+    def with_floor(configs):
+        d = fake_describe_many(configs)
+        d["floor_bytes"] = [2.0**40 if c.batch_size == 1 else w for c, w in zip(configs, d["weight_bytes"])]
+        return d
+
+    return Featurizer(describe_many=with_floor, resolve_hardware=fake_hardware)
+
+
+@pytest.mark.parametrize("rules", [True, False])
+def test_a_memory_objective_never_acquires_a_row_whose_floor_is_far_above_the_gp(rules, monkeypatch):
+    """Minimising memory: the GP predicts batch 1 smallest (the executor's 500 + 10·b MiB), but
+    batch 1 must hold 1 TiB; under the floor the acquisition leaves it alone, without it batch 1
+    is the obvious pick (the control case, rules=False, shows the test can fail)."""
+    import engine.optimize.acquisition as acq
+
+    if not rules:
+        monkeypatch.setattr(acq, "_sample_rules", lambda floors, at_least: (lambda Z, X=None: Z))
+    ex = FakeExecutor()
+    space = {**SPACE, "hardware": ["a100-80gb"], "precision": ["fp32"]}
+    r = optimize_deployment("bert-base-uncased", "memory", None, space, budget=5, online=True, executor=ex,
+                            db=False, featurizer=_batch_one_floored_featurizer(), seed=0)
+    acquired = [e.config.batch_size for e in r.history if e.chosen_by.startswith("qLogNE")]
+    assert acquired
+    assert (1 not in acquired) == rules

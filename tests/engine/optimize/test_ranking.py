@@ -172,3 +172,31 @@ def test_a_p90_objective_ranks_and_fronts_on_the_p90_the_intervals_show() -> Non
     assert np.allclose(posterior_median(post, "latency_p90_ms"), [11.0, 12.0])
     multi = Problem("gpt2", ("latency_p90_ms", "memory_mib"), (), CANDS[:2])
     assert pareto_indices(multi, post, [0, 1]) == [0, 1]  # row 1: less memory, more p90; both on the front
+
+
+def test_online_and_offline_rank_a_floored_objective_alike() -> None:
+    """Review D2: online scored a memory objective on the unfloored GP (row 0 first: a 100 MiB
+    median though 400 MiB must be resident), offline on the floored posterior (row 1 first)."""
+    j = Joint(mean=np.log([[100.0], [300.0]]), sd=np.array([[0.2], [0.2]]), coef={"memory_mib": np.array([1.0])},
+              offset={"memory_mib": np.zeros(2)})
+    p = Problem("gpt2", ("memory_mib",), (), CANDS[:2])
+    fl = {"memory_mib": np.array([400.0, 50.0])}
+    online = joint_scores(p, j, fl)[0]
+    offline = scores(p, {"memory_mib": j.marginal("memory_mib")}, floors=fl)[0]
+    assert np.allclose(online, offline) and online[1] > online[0]
+    # p90 as the objective: the median's posterior bounds it online as offline
+    post = {m: JOINT.marginal(m) for m in JOINT.coef}
+    q = Problem("gpt2", ("latency_p90_ms",), (), CANDS)
+    assert np.allclose(joint_scores(q, JOINT)[0], scores(q, post)[0])
+
+
+def test_a_zero_floor_is_no_floor_and_no_warning() -> None:
+    import warnings
+
+    from engine.models.base import posterior_inverse_mean
+
+    mu, sd = np.log([100.0, 200.0]), np.full(2, 0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = posterior_inverse_mean(mu, sd, np.zeros(2))
+    assert np.allclose(got, np.exp(-mu + sd**2 / 2))
