@@ -38,7 +38,8 @@ def evaluate(holdout: str, fraction: Optional[float], seed: int, predictors: str
              by_path: bool, db_path: Optional[str], as_json: bool) -> None:
     """Fit each predictor on a train split and score it on held-out measurements.
 
-    Scores: median APE and MAPE of the posterior median, Spearman rank correlation, empirical
+    Metrics: median latency, p90 latency and peak memory, each on the posterior the answers show
+    (p90 never below the median, memory never below what must be resident). Scores: median APE and MAPE of the posterior median, Spearman rank correlation, empirical
     coverage of the 50% and 90% credible intervals, mean relative 90% width ((q95 - q05) / median)
     and CRPS on the log scale (natural-log units; ~0.1 = a 10% miss). The baseline is a point
     prediction (gradient boosting, no posterior): its coverage and width are n/a and its CRPS is
