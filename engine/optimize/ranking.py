@@ -21,6 +21,7 @@ scrambled Sobol points, fixed seed) for several constraints that share a base.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
@@ -120,8 +121,8 @@ def joint_scores(problem: Problem, joint: Joint, floors: Optional[dict[str, np.n
     """(E[utility · 1{feasible}], P(feasible)) per row under the joint posterior (module docstring).
     ``floors`` (metric -> per-row floor) truncate a constraint's metric that is its own GP (memory
     never below the bytes that must be resident; :func:`_floored_apart`), and the first objective
-    when no remaining constraint shares its bases (a memory objective under a memory cap shares
-    them, and is scored on the unfloored GP; that cap never admits a row whose floor is over it).
+    when no other remaining constraint shares its bases (a memory objective under a memory cap shares
+    them: a floored objective under caps on itself is one truncated log-normal, in closed form).
 
     A p90 bound is not held to the median here (:data:`engine.models.base.AT_LEAST`; BoTorch's acquisition
     holds its samples to it): p90 = median × tail, and a bound on max(p90, median) differs from one
@@ -135,6 +136,24 @@ def joint_scores(problem: Problem, joint: Joint, floors: Optional[dict[str, np.n
     floor = (floors or {}).get(first)
     rule = AT_LEAST.get(first) if AT_LEAST.get(first) in joint.coef else None
     used = np.abs(joint.coef[first]) > 0
+    caps = [k for k in rest.constraints if k.metric == first and k.upper]
+    others = [k for k in rest.constraints if k not in caps]
+    shares = any((used & (np.abs(joint.coef[k.metric]) > 0)).any() for k in others)
+    if floor is not None and not rule and caps and problem.sign(first) < 0 and not shares:
+        # minimise a floored metric under caps on itself (memory under a memory cap): one truncated
+        # log-normal, so E[1/X · 1{X <= b}] and P(X <= b) have closed forms
+        from scipy.special import ndtr
+
+        mu, sd = joint.marginal(first)
+        sd = np.maximum(sd, 1e-9)
+        lb, lf = math.log(min(k.bound for k in caps)), np.log(np.maximum(floor, 1e-300))
+        za, zb = (lf - mu) / sd, np.maximum((lb - mu) / sd, (lf - mu) / sd)
+        above = np.maximum(ndtr(-za), 1e-300)  # P(X > floor): the truncation's mass
+        p_cap = (ndtr(zb) - ndtr(za)) / above
+        rate = np.exp(-mu + 0.5 * sd**2) * np.maximum(ndtr(zb + sd) - ndtr(za + sd), 0.0) / above
+        rest2 = replace(rest, constraints=tuple(others))
+        pf = p_cap * _joint_feasible(rest2, joint) * p_floored
+        return rate * _joint_feasible(rest2, joint) * p_floored, pf
     if (floor is not None or rule) and not any((used & (np.abs(joint.coef[k.metric]) > 0)).any()
                                                for k in rest.constraints):
         # the objective under the rules the intervals follow (memory's floor, p90 never below the

@@ -200,3 +200,22 @@ def test_a_zero_floor_is_no_floor_and_no_warning() -> None:
         warnings.simplefilter("error")
         got = posterior_inverse_mean(mu, sd, np.zeros(2))
     assert np.allclose(got, np.exp(-mu + sd**2 / 2))
+
+
+def test_a_memory_objective_under_a_memory_cap_matches_sampling_the_truncated_posterior() -> None:
+    """Memory minimised under a memory cap: one base, floored; E[1/X · 1{X <= cap}] and P(X <= cap)
+    of the log-normal truncated at the floor, against brute force."""
+    mu, sd = np.log([100.0, 300.0, 500.0]), np.array([0.3, 0.2, 0.5])
+    j = Joint(mean=mu[:, None], sd=sd[:, None], coef={"memory_mib": np.array([1.0])},
+              offset={"memory_mib": np.zeros(3)})
+    fl = {"memory_mib": np.array([150.0, 50.0, 700.0])}
+    p = Problem("gpt2", ("memory_mib",), (Constraint("memory_mib", 400.0),), CANDS[:3])
+    score, pf = joint_scores(p, j, fl)
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        x = np.exp(mu[i] + sd[i] * rng.standard_normal(4_000_000))
+        x = x[x > fl["memory_mib"][i]]  # truncated: conditioned on the floor
+        ok = x <= 400.0
+        assert pf[i] == pytest.approx(ok.mean(), abs=2e-3)
+        assert score[i] == pytest.approx(np.mean(ok / x), rel=1e-2, abs=1e-6)
+    assert pf[2] == 0.0 and score[2] == 0.0  # the floor alone is over the cap
