@@ -217,10 +217,16 @@ def _offline(problem: Problem, store: Optional["Store"], predictor: Any, prices:
                                 f"models: {', '.join(post)}")
     floors = dict(pset.floor)  # memory: never below what must be resident
     score, pf = ranking.scores(problem, post, floors=floors)
-    order = np.argsort(-score, kind="stable")
+    order = [int(i) for i in np.argsort(-score, kind="stable")]
+    # the answer: the best score among configurations feasible with P >= 0.5; with none, the one
+    # closest to feasible. The top score alone could sit below 0.5 with 16 rows above it, and the
+    # answer then read "nothing is likely feasible" (audit O)
+    feasible_rows = [i for i in order if pf[i] >= 0.5]
+    best_i = feasible_rows[0] if feasible_rows else max(order, key=lambda i: (pf[i], score[i]))
+    order = [best_i, *(i for i in order if i != best_i)]
     measured = _store_values(store, configs, prices)
-    top = [ranking.assessment(configs, post, score, pf, int(i), evaluated=int(i) in measured,
-                              measured=measured.get(int(i)), floors=floors) for i in order[: top_k + 1]]
+    top = [ranking.assessment(configs, post, score, pf, i, evaluated=i in measured,
+                              measured=measured.get(i), floors=floors) for i in order[: top_k + 1]]
     pareto: list[Assessment] = []
     if problem.multi:
         feas = [int(i) for i in np.nonzero(pf >= 0.5)[0]]
@@ -242,8 +248,12 @@ def _store_values(store: Optional["Store"], configs: Sequence[Config],
         return {}
     from engine.models.features import configs_from_frame
 
+    from engine.models.targets import left_out_busy
+
     models = sorted({c.model for c in configs})
     df = store.measurements(where="model IN (" + ", ".join("?" * len(models)) + ")", params=models)
+    if len(df):  # the fits' rule: a run timed on a busy machine is no measurement of the configuration
+        df = df[~left_out_busy(df)].reset_index(drop=True)  # (audit O: shown as "evaluated" beside it)
     index = {c.key: i for i, c in enumerate(configs)}
     out: dict[int, dict[str, Optional[float]]] = {}
     for r, c in enumerate(configs_from_frame(df)):
@@ -451,7 +461,8 @@ def _claim(store: "Store", problem: Problem, budget: int, use_existing: bool,
             notes.append(f"{e.args[0].split(';')[0]}: this optimisation is a new experiment beside it")
         else:
             notes.append(f"resumed {experiment_id}, which stopped after {done} of {budget} evaluations (its runs "
-                         f"are among the observations above); {max(budget - done, 0)} more now")
+                         "count as observations, except one timed on a busy machine, which may be measured "
+                         f"again); {max(budget - done, 0)} more now")
             return experiment_id, done, earlier, owner
     experiment_id = f"optimize-{uuid.uuid4().hex[:12]}"
     return experiment_id, 0, [], claim(store, experiment_id, name, config)

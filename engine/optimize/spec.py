@@ -330,6 +330,13 @@ def _check_cost(problem: Problem, store: Any, prices: Mapping[str, float]) -> No
     if missing:
         from engine.catalog import catalog_hardware
 
+        space_hw = {c.hardware for c in problem.candidates}
+        unused = sorted(h for h in prices if h not in space_hw)
+        if unused:  # audit O: `--price-per-hour cpu=0.1` priced this machine's CPU, not the space's
+            raise InvalidValueError("hardware for a cost objective/constraint", missing[0],
+                                    f"a price for it: the price given for {', '.join(unused)} names no device of "
+                                    f"this space (a platform name means this machine's device); give it as "
+                                    f"--price-per-hour {missing[0]}=USD")
         priced = [h for h, e in catalog_hardware().items() if e.price_per_hour_usd]
         raise InvalidValueError("hardware for a cost objective/constraint", missing[0],
                                 "hardware with an hourly price in configs/hardware.yaml (" + ", ".join(priced)

@@ -15,6 +15,7 @@ store says how many measurements of this model on that device the posterior rest
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -382,12 +383,26 @@ def explain(rec: HardwareRecommendation) -> str:
     """One sentence: who wins, how surely, why (roofline), and on what data."""
     b = rec.best
     unit = UNITS[rec.metric]
-    head = (f"{b.hardware} is the best choice for {rec.metric} with probability {b.prob_best:.2f} "
-            f"({_fmt(b.metric.median)} {unit}, 90% interval {_fmt(b.metric.q05)}–{_fmt(b.metric.q95)})")
+
+    def tie(o: Any) -> bool:  # about as likely best, and medians within 5%: no real winner between them
+        return (o.prob_best >= 0.8 * b.prob_best
+                and abs(math.log(max(o.metric.median, 1e-300) / max(b.metric.median, 1e-300))) < 0.05)
+
+    tied = [o for o in rec.options[1:] if tie(o)]
+    if tied:  # audit O: four GPUs with one memory posterior, "won" by whichever came first in --available
+        hw = [b.hardware, *(o.hardware for o in tied)]
+        names = ", ".join(hw[:-1]) + f" and {hw[-1]}"
+        ps = ", ".join(f"{o.prob_best:.2f}" for o in [b, *tied])
+        head = (f"{names} are practically tied for {rec.metric} (P(best) {ps}; medians within 5% "
+                f"of {_fmt(b.metric.median)} {unit}, 90% interval {_fmt(b.metric.q05)}–{_fmt(b.metric.q95)})")
+    else:
+        head = (f"{b.hardware} is the best choice for {rec.metric} with probability {b.prob_best:.2f} "
+                f"({_fmt(b.metric.median)} {unit}, 90% interval {_fmt(b.metric.q05)}–{_fmt(b.metric.q95)})")
     why = ""
     if rec.metric == "cost_per_1m_usd" and b.price_per_hour_usd:
         head += f" at ${b.price_per_hour_usd:g}/h per device"
-    if b.bound and b.arithmetic_intensity is not None and b.ridge_point is not None:
+    # the roofline's compute/memory-bound reason is about speed: memory use is not decided by it
+    if rec.metric != "memory_mib" and b.bound and b.arithmetic_intensity is not None and b.ridge_point is not None:
         cmp = "above" if b.bound == "compute" else "below"
         what = "peak FLOP/s" if b.bound == "compute" else "memory bandwidth"
         why = (f" because {rec.model} does {_fmt(b.arithmetic_intensity)} FLOP/byte, {cmp} its ridge point of "
@@ -399,7 +414,7 @@ def explain(rec: HardwareRecommendation) -> str:
                 "measurements of other models there and the roofline")
     else:
         data = "; no measurement on this device yet, so this rests on its spec sheet (roofline) and other devices"
-    if len(rec.options) > 1:
+    if len(rec.options) > 1 and not tied:
         nxt = rec.options[1]
         data += f" (runner-up {nxt.hardware}, P={nxt.prob_best:.2f})"
     return head + why + data + "."

@@ -47,3 +47,19 @@ def test_recommend_hardware_cautions_about_device_kinds_never_measured(tmp_path)
     gpus = perfcast(*common, "--available", "t4,l4")
     assert gpus.returncode == 0, gpus.stderr
     assert json.loads(gpus.stdout)["warnings"] == []
+
+
+def test_a_platform_price_for_another_device_is_named(tmp_path) -> None:
+    """Audit O: `--price-per-hour cpu=0.1` priced this machine's CPU; the space's CPU then had no
+    price and the error said to give one, though one was given."""
+    import pytest
+    from _cli_errors import invoke
+
+    from hardware.detect import local_cpu_id
+
+    if local_cpu_id() == "cpu-amd-epyc-2c":
+        pytest.skip("on the shipped CPU itself `cpu` is that device")
+    r = invoke("optimize", "--model", "bert-base-uncased", "--hardware", "cpu-amd-epyc-2c", "--objective", "cost",
+               "--price-per-hour", "cpu=0.1", "--db", str(tmp_path / "s.duckdb"))
+    assert r.exit_code == 2 and "names no device of this space" in r.stderr
+    assert "--price-per-hour cpu-amd-epyc-2c=USD" in r.stderr

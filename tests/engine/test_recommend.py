@@ -195,3 +195,20 @@ def test_recommend_takes_hourly_prices_for_devices_the_catalog_has_none_for(tmp_
     out = CliRunner().invoke(cli, ["recommend-hardware", "--model", "bert-base-uncased", "--price-per-hour", "0.05",
                                    "--db", str(tmp_path / "r.duckdb")])
     assert out.exit_code == 2 and "name the devices" in out.output
+
+
+def test_devices_with_one_posterior_are_named_as_tied_and_memory_gets_no_roofline_reason():
+    """Audit O: four GPUs with one memory posterior; whichever came first in --available "won", with
+    the reason "compute-bound and peak FLOP/s decides"."""
+    class SameMemory(FakePredictor):
+        def sample(self, configs, n, metric="latency_ms", seed=0):
+            if metric == "memory_mib":
+                z = np.random.default_rng(seed).normal(0, 0.2, (n, len(configs)))
+                return 900.0 * np.exp(z)
+            return super().sample(configs, n, metric, seed)
+
+    rec = HardwareRecommender(SameMemory({"t4": 100.0, "l4": 150.0, "a100-80gb": 600.0}), available_hardware=HW)
+    r = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=8, optimization_metric="memory")
+    assert "practically tied for memory_mib" in r.explanation and "bound" not in r.explanation
+    fast = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=8, optimization_metric="throughput")
+    assert "tied" not in fast.explanation and "compute-bound" in fast.explanation

@@ -461,3 +461,47 @@ def test_a_memory_objective_never_acquires_a_row_whose_floor_is_far_above_the_gp
     acquired = [e.config.batch_size for e in r.history if e.chosen_by.startswith("qLogNE")]
     assert acquired
     assert (1 not in acquired) == rules
+
+
+class _TwoRowPredictor:
+    """Batch 2: ten times the throughput, p90 just over the bound (P ~ 0.42); batch 1: surely feasible."""
+
+    name = "two-rows"
+
+    def predict(self, configs):
+        ps = PredictionSet(configs=list(configs), predictor=self.name)
+        b2 = np.array([c.batch_size == 2 for c in configs])
+        lat = np.where(b2, 45.0, 9.0)
+        ps.mu_log["latency_ms"], ps.sigma_log["latency_ms"] = np.log(lat), np.full(len(configs), 0.2)
+        ps.mu_log["latency_p90_ms"] = np.log(np.where(b2, 50.0, 10.0))
+        ps.sigma_log["latency_p90_ms"] = np.full(len(configs), 0.2)
+        ps.mu_log["throughput"] = np.log(np.where(b2, 1000.0, 100.0))
+        ps.sigma_log["throughput"] = np.full(len(configs), 0.2)
+        return ps
+
+
+def test_offline_answers_the_best_feasible_configuration_not_the_top_score():
+    """Audit O: the top score (E[utility] x P) sat at P 0.47 while 16 rows were above 0.5, and the
+    answer read "nothing is likely feasible"."""
+    space = {"hardware": ["t4"], "batch_size": [1, 2], "precision": ["fp32"], "threads": [0], "runtime": ["torch"]}
+    r = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 48.0}, space, online=False,
+                            predictor=_TwoRowPredictor(), db=False)
+    top = r.alternatives[0]
+    assert top.config.batch_size == 2 and top.score > r.best.score and top.prob_feasible < 0.5
+    assert r.best.config.batch_size == 1 and r.best.prob_feasible > 0.99 and r.feasible
+    assert not any("no configuration is feasible" in n for n in r.notes)
+
+
+def test_a_throughput_floor_that_restates_a_latency_bound_changes_nothing():
+    """Audit O: throughput >= 14 at batch 1 is latency <= 71.4 ms; as independent events the pair read
+    P 0.36 where each alone read 0.60, and the answer turned infeasible."""
+    from engine.optimize.ranking import prob_feasible
+    from engine.optimize.spec import Constraint, Problem
+
+    ps = FakePredictor().predict([Config("bert-base-uncased", "t4", 1)])
+    post = {m: (ps.mu_log[m], ps.sigma_log[m]) for m in ps.mu_log}
+    cands = (Config("bert-base-uncased", "t4", 1),)
+    lat = prob_feasible(Problem("m", ("latency_ms",), (Constraint("latency_ms", 10.0),), cands), post)
+    both = prob_feasible(Problem("m", ("latency_ms",), (Constraint("latency_ms", 10.0),
+                                                        Constraint("throughput", 100.0)), cands), post)
+    assert 0.4 < lat[0] < 0.6 and both[0] == pytest.approx(lat[0])

@@ -65,7 +65,12 @@ def test_the_joint_score_counts_that_the_fast_draws_are_the_feasible_ones() -> N
     # two constraints on one base: throughput >= 600 and p90 <= 30 ms hold together more often
     both = _problem(Constraint("latency_p90_ms", 30.0), Constraint("throughput", 600.0))
     _, pf_both = scores(both, post, JOINT)
-    assert pf_both[near] > prob_feasible(both, post)[near] + 0.1
+    alone = [prob_feasible(_problem(c), post)[near] for c in both.constraints]
+    assert pf_both[near] > alone[0] * alone[1] + 0.1  # more than as independent events
+    # offline (marginals only) they are one latency draw: the smaller probability, which the joint
+    # answer sits just under (the tail's own spread decorrelates them a little)
+    assert prob_feasible(both, post)[near] == pytest.approx(min(alone))
+    assert min(alone) - 0.05 < pf_both[near] <= min(alone) + 0.01
     assert math.isclose(float(scores(both, post, JOINT)[1][near]), float(pf_both[near]))  # fixed seed
 
 
