@@ -44,6 +44,18 @@ def test_run_sh_values_are_shell_quoted() -> None:
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
 
 
+def _store_of(tmp_path, configs, name: str = "s"):
+    """A store holding the oracle's runs of ``configs`` (imported as a user would)."""
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    store = Store(tmp_path / f"{name}.duckdb", seed=False)
+    path = tmp_path / f"{name}.csv"
+    oracle_frame(list(configs)).drop(columns=["samples_ms"]).to_csv(path, index=False)
+    import_measurements(store, path)
+    return store
+
+
 class _Recommender:
     """A stand-in hardware recommender with the HardwareRecommender interface."""
 
@@ -357,15 +369,10 @@ def test_a_configuration_that_timed_out_under_a_lower_limit_is_suggested_again(s
     """Audit S: one timeout under ``--time-limit 0.2`` kept a configuration out of every later
     suggestion, though the protocol's limit is 600 s; the loop already retried it."""
     from engine.records import Measurement
-    from engine.store import Store
-    from engine.store.transfer import import_measurements
 
     gp, pool = fitted_gp
     fz, configs, _ = syn
-    store = Store(tmp_path / "t.duckdb", seed=False)
-    path = tmp_path / "runs.csv"
-    oracle_frame(configs[:20]).drop(columns=["samples_ms"]).to_csv(path, index=False)
-    import_measurements(store, path)
+    store = _store_of(tmp_path, configs[:20], "t")
     low, hard = pool[0], pool[1]
     store.save_measurement(Measurement.failed(low, "timeout", "time limit exceeded: 0.2 s; child killed"))
     store.save_measurement(Measurement.failed(hard, "failed", "RuntimeError: no kernel"))
@@ -381,18 +388,13 @@ def test_a_small_budget_is_shared_between_two_new_devices(syn, fitted_gp, tmp_pa
     the first device in order and none to the second."""
     from collections import Counter
 
-    from engine.store import Store
-    from engine.store.transfer import import_measurements
 
     gp, pool = fitted_gp
     fz, configs, _ = syn
     devices = sorted({c.hardware for c in pool})
     assert len(devices) >= 3
     known, new = devices[0], devices[1:3]
-    store = Store(tmp_path / "two.duckdb", seed=False)
-    path = tmp_path / "runs.csv"
-    oracle_frame([c for c in configs if c.hardware == known][:20]).drop(columns=["samples_ms"]).to_csv(path, index=False)
-    import_measurements(store, path)
+    store = _store_of(tmp_path, [c for c in configs if c.hardware == known][:20], "two")
     space = [c for c in pool if c.hardware in new]
     als = ActiveLearningSystem(store, predictor=gp, space=space, acquisition="eig")
     items = als.integrate_with_hardware_recommender(_Recommender(), test_budget=4)["final_recommendations"]
@@ -404,16 +406,11 @@ def test_diversity_is_against_the_whole_batch_when_a_random_start_comes_first(sy
     """Audit S: a random-start item's diversity was computed before eig picked the rest of the batch."""
     from engine.acquisition.select import batch_diagnostics, _source
     from engine.acquisition.covariance import submatrix
-    from engine.store import Store
-    from engine.store.transfer import import_measurements
 
     gp, pool = fitted_gp
     fz, configs, _ = syn
     new_hw = "gpu-syn-a"
-    store = Store(tmp_path / "d.duckdb", seed=False)
-    path = tmp_path / "runs.csv"
-    oracle_frame([c for c in configs[:40] if c.hardware != new_hw]).drop(columns=["samples_ms"]).to_csv(path, index=False)
-    import_measurements(store, path)
+    store = _store_of(tmp_path, [c for c in configs[:40] if c.hardware != new_hw], "d")
     space = [c for c in pool if c.hardware == new_hw][:30] + [c for c in pool if c.hardware != new_hw][:30]
     items = ActiveLearningSystem(store, predictor=gp, space=space, acquisition="eig").recommend_configurations(8)
     assert items[0]["picked_by"].startswith("new-device") and items[-1]["picked_by"] == "eig"
