@@ -308,7 +308,7 @@ def latency_model(d: dict[str, Any], spec: tuple[tuple[str, str, int, str, float
     # ν_mem ≥ 3: free, it sat near 1 (a Cauchy around a 3% core: 20% of the shipped runs, whole
     # model × runtime paths the pooled terms missed, were treated as outliers), and a log-Cauchy's
     # draws put memory means at 10⁹ MiB; bounded, and with the per-model overhead (mem0_model) to
-    # take most of that misfit, see docs/evaluation.md, "Hierarchical memory"
+    # take most of that misfit (docs/evaluation.md, "Session 27: hierarchical memory")
     nu_mem = numpyro.deterministic("nu_mem", 3.0 + numpyro.sample("nu_mem_excess", dist.Gamma(2.0, 0.1)))
     if y is not None:
         with numpyro.handlers.mask(mask=mask):

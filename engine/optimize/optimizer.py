@@ -247,7 +247,6 @@ def _store_values(store: Optional["Store"], configs: Sequence[Config],
     if store is None:
         return {}
     from engine.models.features import configs_from_frame
-
     from engine.models.targets import left_out_busy
 
     models = sorted({c.model for c in configs})
