@@ -231,6 +231,16 @@ class EvaluationReport:
         }
 
 
+def _note_diagnostics(res: "PredictorResult", fold: Fold, model: Any) -> None:
+    """The fold's MCMC diagnostics, for a predictor that has them (hierarchical), kept or failed."""
+    d = getattr(model, "diagnostics", None)
+    noted = bool(res.diagnostics) and res.diagnostics[-1]["fold"] == fold.name  # a failure after the fit
+    if d and hasattr(model, "diagnostics_ok") and not noted:
+        res.diagnostics.append({"fold": fold.name, "ok": bool(model.diagnostics_ok),
+                                **{k: d.get(k) for k in ("rhat_max", "ess_bulk_min", "divergences", "num_chains",
+                                                         "n_train")}})
+
+
 def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[float] = None, seed: int = 0,
              predictors: Sequence[str] = PREDICTORS, allow_bad_diagnostics: bool = False,
              factory: Optional[Callable[[str], Any]] = None,
@@ -269,10 +279,7 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
                 t0 = time.perf_counter()
                 model.fit(train)
                 res.fit_s += time.perf_counter() - t0
-                if getattr(model, "diagnostics", None) and hasattr(model, "diagnostics_ok"):
-                    res.diagnostics.append({"fold": fold.name, "ok": bool(model.diagnostics_ok),
-                                            **{k: model.diagnostics.get(k) for k in
-                                               ("rhat_max", "ess_bulk_min", "divergences", "num_chains", "n_train")}})
+                _note_diagnostics(res, fold, model)
                 uniq, positions = distinct_configs(test)
                 t0 = time.perf_counter()
                 pset = model.predict(uniq)
@@ -288,11 +295,8 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
             # which fold: a hardware holdout's one failing fit was named nowhere (audit H)
             where = f"fold {fold.name!r} (train {len(fold.train)}): " if fold is not None and len(folds) > 1 else ""
             res.error, res.exit_code = f"{where}{e}", e.exit_code
-            d = getattr(model, "diagnostics", None)
-            if d and hasattr(model, "diagnostics_ok"):
-                res.diagnostics.append({"fold": fold.name, "ok": bool(model.diagnostics_ok),
-                                        **{k: d.get(k) for k in
-                                           ("rhat_max", "ess_bulk_min", "divergences", "num_chains", "n_train")}})
+            if fold is not None:
+                _note_diagnostics(res, fold, model)
         if res.error is None:  # partial folds would be a different (easier or harder) test
             res.scores = {m: aggregate(RowScores.concat(parts), point=res.point_estimate)
                           for m, parts in pooled.items() if parts}

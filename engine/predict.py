@@ -329,7 +329,8 @@ class PerformancePredictor:
 
             kinds: dict[str, int] = {}
             for (_, hw_id), n in counts.items():
-                kinds[kind(hw_id)] = kinds.get(kind(hw_id), 0) + n
+                k = kind(hw_id)
+                kinds[k] = kinds.get(k, 0) + n
             paths = {(kind(hw_id), rt, prec, mode) for hw_id, rt, prec, mode in self._run_paths}
             self._kinds = (counts, kinds, paths)
         return self._kinds[1], self._kinds[2]

@@ -137,11 +137,7 @@ def resolve(hardware: str, runtime: str | None = None) -> Any:
     if entry is not None:  # a catalog device: known, but benchmarks run on this machine's devices
         from engine.errors import NotAvailableError
 
-        here = ""
-        try:
-            here = f" (this machine's CPU is {local_cpu_id()})" if entry.kind == "cpu" else ""
-        except Exception:  # noqa: BLE001
-            pass
+        here = f" (this machine's CPU is {local_cpu_id()})" if entry.kind == "cpu" else ""  # read above already
         raise NotAvailableError(f"'{h}' is a catalog device ({entry.kind}) that this machine does not have{here}; "
                                 f"benchmark measures this machine, so run it on a machine with {h}, name this "
                                 f"machine's platform or adapter ({', '.join(sorted(PLATFORMS))}; "

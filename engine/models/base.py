@@ -101,18 +101,29 @@ def lognormal_sf(mu: np.ndarray, sd: np.ndarray, x: np.ndarray, floor: Optional[
     return np.where(a < IRRELEVANT_FLOOR_Z, np.where(zx <= a, 1.0, plain), trunc)
 
 
-def lognormal_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray] = None) -> np.ndarray:
-    """E[X] of the (truncated) log-normal: exp(mu + sd²/2) Phi(sd - a) / Phi(-a)."""
+def lognormal_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.ndarray] = None,
+                   power: int = 1) -> np.ndarray:
+    """E[X] (``power`` 1) or E[1/X] (``power`` -1) of the (truncated) log-normal:
+    exp(p·mu + sd²/2) Phi(p·sd - a) / Phi(-a), a the floor in standard units."""
     from scipy.special import log_ndtr
 
+    if power not in (1, -1):
+        raise ValueError(f"invalid power {power!r}; valid: 1 or -1")
     mu, sd = np.asarray(mu, dtype=float), np.asarray(sd, dtype=float)
-    plain = np.exp(mu + 0.5 * sd**2)
+    plain = np.exp(power * mu + 0.5 * sd**2)
     a = _floor_z(mu, sd, floor)
     if a is None:
         return plain
     s = np.maximum(sd, 1e-12)
-    # never below the floor itself (far above the bulk the two log tails cancel to no digits)
-    trunc = np.maximum(np.exp(mu + 0.5 * s**2 + log_ndtr(s - a) - log_ndtr(-a)), np.asarray(floor, dtype=float))
+    fl = np.asarray(floor, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        moment = np.exp(power * mu + 0.5 * s**2 + log_ndtr(power * s - a) - log_ndtr(-a))
+    # X never below the floor, so E[X] never below it and E[1/X] never above 1/floor (far above the
+    # bulk the two log tails cancel to no digits); a floor of 0 is no floor
+    if power == 1:
+        trunc = np.maximum(moment, fl)
+    else:
+        trunc = np.minimum(moment, np.divide(1.0, fl, out=np.full(np.broadcast(fl).shape, np.inf), where=fl > 0))
     return np.where(a < IRRELEVANT_FLOOR_Z, plain, trunc)
 
 
@@ -174,27 +185,16 @@ def posterior_inverse_mean(mu: np.ndarray, sd: np.ndarray, floor: Optional[np.nd
                            at_least: Optional[Pair] = None) -> np.ndarray:
     """E[1/X]: the expected rate of a metric to minimise (items per ms, per MiB), which is what
     optimize's ranking scores. Plain: exp(-mu + sd²/2). Truncated at ``floor``:
-    exp(-mu + sd²/2) Phi(-a - sd) / Phi(-a). With ``at_least`` (comonotone max): 1/max(X, Y) =
-    min(1/X, 1/Y), and E[min] = E[1/X] + E[1/Y] - E[max(1/X, 1/Y)], the last again two comonotone
-    log-normals (:func:`lognormal_max_mean`)."""
-    from scipy.special import log_ndtr
-
-    mu, sd = np.asarray(mu, dtype=float), np.asarray(sd, dtype=float)
-    plain = np.exp(-mu + 0.5 * sd**2)
+    exp(-mu + sd²/2) Phi(-a - sd) / Phi(-a) (:func:`lognormal_mean`, power -1). With ``at_least``
+    (comonotone max): 1/max(X, Y) = min(1/X, 1/Y), and E[min] = E[1/X] + E[1/Y] - E[max(1/X, 1/Y)],
+    the last again two comonotone log-normals (:func:`lognormal_max_mean`)."""
     if at_least is not None:
+        mu, sd = np.asarray(mu, dtype=float), np.asarray(sd, dtype=float)
+        plain = np.exp(-mu + 0.5 * sd**2)
         mu2, sd2 = (np.asarray(v, dtype=float) for v in at_least)
         other = np.exp(-mu2 + 0.5 * sd2**2)
         return np.clip(plain + other - lognormal_max_mean(-mu, sd, -mu2, sd2), 0.0, np.minimum(plain, other))
-    a = _floor_z(mu, sd, floor)
-    if a is None:
-        return plain
-    s = np.maximum(sd, 1e-12)
-    # never above one over the floor (far above the bulk the two log tails cancel to no digits)
-    fl = np.asarray(floor, dtype=float)
-    inv_floor = np.divide(1.0, fl, out=np.full(np.broadcast(fl).shape, np.inf), where=fl > 0)  # floor 0: none
-    with np.errstate(over="ignore", invalid="ignore"):
-        trunc = np.minimum(np.exp(-mu + 0.5 * s**2 + log_ndtr(-a - s) - log_ndtr(-a)), inv_floor)
-    return np.where(a < IRRELEVANT_FLOOR_Z, plain, trunc)
+    return lognormal_mean(mu, sd, floor, power=-1)
 
 
 @dataclass(frozen=True)

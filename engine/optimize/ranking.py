@@ -136,37 +136,34 @@ def joint_scores(problem: Problem, joint: Joint, floors: Optional[dict[str, np.n
     rest, p_floored = _floored_apart(problem, joint, floors)
     floor = (floors or {}).get(first)
     rule = AT_LEAST.get(first) if AT_LEAST.get(first) in joint.coef else None
+    # a floored metric minimised under caps on itself (memory under a memory cap) is one truncated
+    # log-normal with them, so the caps are part of its closed form, not of the joint's normal algebra
+    caps = ([k for k in rest.constraints if k.metric == first and k.upper]
+            if floor is not None and not rule and problem.sign(first) < 0 else [])
+    others = tuple(k for k in rest.constraints if k not in caps)
     used = np.abs(joint.coef[first]) > 0
-    caps = [k for k in rest.constraints if k.metric == first and k.upper]
-    others = [k for k in rest.constraints if k not in caps]
-    shares = any((used & (np.abs(joint.coef[k.metric]) > 0)).any() for k in others)
-    if floor is not None and not rule and caps and problem.sign(first) < 0 and not shares:
-        # minimise a floored metric under caps on itself (memory under a memory cap): one truncated
-        # log-normal, so E[1/X · 1{X <= b}] and P(X <= b) have closed forms
-        from scipy.special import ndtr
+    if (floor is not None or rule) and not any((used & (np.abs(joint.coef[k.metric]) > 0)).any() for k in others):
+        # the objective under the rules the intervals follow (memory's floor, p90 never below the
+        # median), as offline; exact here, since no other constraint shares its bases (audit D2:
+        # online ranked a memory objective on the unfloored GP, offline on the floored one)
+        from engine.models.base import lognormal_cdf, posterior_inverse_mean, posterior_mean
 
         mu, sd = joint.marginal(first)
         sd = np.maximum(sd, 1e-9)
-        lb, lf = math.log(min(k.bound for k in caps)), np.log(np.maximum(floor, 1e-300))
-        za, zb = (lf - mu) / sd, np.maximum((lb - mu) / sd, (lf - mu) / sd)
-        above = np.maximum(ndtr(-za), 1e-300)  # P(X > floor): the truncation's mass
-        p_cap = (ndtr(zb) - ndtr(za)) / above
-        rate = np.exp(-mu + 0.5 * sd**2) * np.maximum(ndtr(zb + sd) - ndtr(za + sd), 0.0) / above
-        rest2 = replace(rest, constraints=tuple(others))
-        pf = p_cap * _joint_feasible(rest2, joint) * p_floored
-        return rate * _joint_feasible(rest2, joint) * p_floored, pf
-    if (floor is not None or rule) and not any((used & (np.abs(joint.coef[k.metric]) > 0)).any()
-                                               for k in rest.constraints):
-        # the objective under the rules the intervals follow (memory's floor, p90 never below the
-        # median), as offline; exact here, since no constraint left shares its bases (audit D2:
-        # online ranked a memory objective on the unfloored GP, offline on the floored one)
-        from engine.models.base import posterior_inverse_mean, posterior_mean
+        p_rest = _joint_feasible(replace(rest, constraints=others), joint) * p_floored
+        if caps:  # E[1/X · 1{X <= cap}] and P(X <= cap) of X truncated at the floor
+            from scipy.special import ndtr
 
-        mu, sd = joint.marginal(first)
+            cap = min(k.bound for k in caps)
+            za = (np.log(np.maximum(floor, 1e-300)) - mu) / sd
+            zb = np.maximum((math.log(cap) - mu) / sd, za)
+            rate = (np.exp(-mu + 0.5 * sd**2) * np.maximum(ndtr(zb + sd) - ndtr(za + sd), 0.0)
+                    / np.maximum(ndtr(-za), 1e-300))
+            p_cap = lognormal_cdf(mu, sd, np.full(len(mu), cap), floor)
+            return rate * p_rest, p_cap * p_rest
         below = joint.marginal(rule) if rule else None
         rate = posterior_mean if problem.sign(first) > 0 else posterior_inverse_mean
-        pf = _joint_feasible(rest, joint) * p_floored
-        return rate(mu, np.maximum(sd, 1e-9), floor, below) * pf, pf
+        return rate(mu, sd, floor, below) * p_rest, p_rest
     c = problem.sign(first) * joint.coef[first]
     var = joint.sd**2
     log_eu = problem.sign(first) * joint.offset[first] + joint.mean @ c + 0.5 * var @ (c**2)
