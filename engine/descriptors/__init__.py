@@ -11,21 +11,29 @@ device) or, without transformers, computed from the analytic formulas in ``analy
 counted once per (model, sequence length, pass kind) at batch 1 and scaled by the batch size,
 which is exact because no layer mixes batch elements.
 
-Bytes moved (a lower bound on DRAM traffic; widths: fp32 4, fp16/bf16 2, int8 1 byte, activations
-at the same width as the weights):
+Widths follow what the adapters run: fp32 4 bytes, fp16/bf16 2 bytes for weights, activations,
+KV cache and training state alike (a half-precision model is trained in half precision: AdamW's
+moments take the parameters' dtype, with no fp32 master copy). int8 is dynamic quantization: only
+weights are int8, while activations, the KV cache and every other tensor stay fp32 (4 bytes). Which
+weights depends on the runtime: torch quantizes ``nn.Linear`` weights only (embeddings,
+convolutions and norms stay fp32, and an LM head tied to the input embedding becomes an int8 copy
+beside the fp32 embedding); ONNX Runtime's quantizer stores every weight initializer (MatMul, Conv,
+Gather) in int8, and OpenVINO reads that graph. An exported graph (every runtime but torch) runs
+without the KV cache the torch forward returns.
+
+Bytes moved (a lower bound on DRAM traffic):
 
 * inference: ``weights + 2 x activations (+ KV cache written)``: every weight read once, every
   leaf-module output written once and read once by the next layer.
 * training: ``3 x weights`` (read in forward and backward, gradient written) ``+ 4 x activations``
   (written and read in forward, gradient written and read in backward) ``+ optimizer traffic``:
-  Adam reads the gradient (width w) and fp32 master weight, m and v, and writes those three back
-  (24 bytes per parameter), plus writing the w-wide working copy when w < 4.
+  AdamW reads the parameter, its gradient, m and v and writes the parameter, m and v back (7 x the
+  weights' bytes).
 * decode: ``weights + KV cache read + 2 x activations`` of the one token.
 
-Memory (``Descriptor.memory_bytes``): weights, plus gradients and Adam states in training
-(``state_bytes``: w + 8 bytes per parameter, + 4 for an fp32 master copy when w < 4), plus all
-activations in training (kept for the backward) or the largest activation twice (input and output
-alive at once) in inference, plus the KV cache.
+Memory (``Descriptor.memory_bytes``): weights, plus gradients and AdamW's two moments in training
+(``state_bytes``, 3 x the weights' bytes), plus all activations in training (kept for the backward)
+or the largest activation twice (input and output alive at once) in inference, plus the KV cache.
 """
 from __future__ import annotations
 
@@ -39,8 +47,15 @@ if TYPE_CHECKING:
 
     from engine.descriptors.counting import PassCounts
 
+#: Bytes per element of a precision's quantized weights (int8: only the weights that are quantized).
 WIDTH: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
-ADAM_BYTES_PER_PARAM = 24.0  # read the fp32 master weight, m and v, write all three back: 6 x 4 bytes
+#: Bytes per element of everything that is not an int8 weight: activations, KV cache, training state.
+TENSOR_WIDTH: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 4}
+#: AdamW's traffic per parameter, in the parameters' bytes: read the parameter, gradient, m and v,
+#: write the parameter, m and v
+ADAM_TRAFFIC = 7.0
+#: Training state per parameter, in the parameters' bytes: the gradient and AdamW's m and v
+TRAINING_STATE = 3.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,7 @@ class Descriptor:
     linear_flops: float = 0.0  # of flops: weight matmuls (Linear layers), what int8 dynamic quantization runs in int8
     note: str = ""
     tied_head_flops: float = 0.0  # of linear_flops: an LM head tied to the input embedding (counting.py)
+    runtime: str = "torch"  # int8's quantized weights and the KV cache depend on it (module docstring)
 
     @property
     def arithmetic_intensity(self) -> float:
@@ -83,11 +99,10 @@ class Descriptor:
     def floor_bytes(self) -> float:
         """What must be resident at once at some moment of the pass (the memory posterior's floor,
         :func:`describe_many`'s ``floor_bytes``): the weights, plus gradients and AdamW's two moments
-        in training, else one copy of the largest activation and the KV cache. That is torch's floor:
-        an exported graph (ONNX Runtime, OpenVINO) runs without the KV cache, and the featuriser
-        leaves it out there (:class:`engine.models.features.Featurizer`)."""
+        in training, else one copy of the largest activation and the KV cache (none on an exported
+        graph: ONNX Runtime, OpenVINO)."""
         if self.mode == "training":
-            return 4 * self.weight_bytes
+            return self.weight_bytes + self.state_bytes
         return self.weight_bytes + self.peak_activation_bytes / 2 + self.kv_cache_bytes
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,41 +122,81 @@ def _effective_seq(model: str, seq_len: int) -> int:
     return effective_seq_len(get_model(model), seq_len)
 
 
-def _state_bytes(params: float, w: int) -> float:
-    return params * (w + 8.0 + (4.0 if w < 4 else 0.0))
-
-
-def _optimizer_traffic(params: float, w: int) -> float:
-    return params * (ADAM_BYTES_PER_PARAM + w + (w if w < 4 else 0.0))
-
-
 #: How many times a pass moves its weights and its activations, by mode: activations are written
 #: and read back (2); a training step also reads weights for the backward pass and writes their
 #: gradients (3) and moves activations and their gradients (4), plus the optimizer's traffic.
 TRAFFIC: dict[str, tuple[int, int]] = {"inference": (1, 2), "decode": (1, 2), "training": (3, 4)}
 
 
-def _build(counts: "PassCounts", family: str, batch: int, precision: str, mode: str) -> Descriptor:
-    w = WIDTH[precision]
-    p = float(counts.params)
-    weights = p * w
-    acts = counts.activation_elems * batch * w
-    kv = counts.kv_cache_elems * batch * w
-    tw, ta = TRAFFIC[mode]
-    if mode == "training":
-        state = _state_bytes(p, w)
-        moved = tw * weights + ta * acts + _optimizer_traffic(p, w)
-        live = acts
-    else:  # inference, decode
-        state = 0.0
-        moved = tw * weights + ta * acts + kv
-        live = 2 * counts.max_activation_elems * batch * w
+def _widths(precision: Any, table: dict[str, int]) -> Any:
+    """``table``'s width of each precision in an array (one look-up per distinct precision)."""
+    import numpy as np
+
+    uniq, inv = np.unique(np.asarray(precision, dtype=object).astype(str), return_inverse=True)
+    return np.array([table[u] for u in uniq], dtype=float)[inv].reshape(np.shape(precision))
+
+
+def exported_graph(runtime: Any) -> Any:
+    """Whether ``runtime`` runs an exported graph (every runtime but torch): no KV cache is kept,
+    and int8 quantizes every weight initializer (module docstring). Works on arrays."""
+    import numpy as np
+
+    return np.asarray(runtime, dtype=object) != "torch"
+
+
+def weight_bytes(params: Any, linear_weight_elems: Any, tied_head_elems: Any, precision: Any, runtime: Any) -> Any:
+    """Resident bytes of the weights at ``precision`` on ``runtime`` (module docstring; arrays work).
+
+    torch int8: the Linear weights (and an int8 copy of a tied LM head) at 1 byte, every other
+    parameter at 4; an exported graph's int8: every weight at 1 byte."""
+    import numpy as np
+
+    p = np.asarray(params, dtype=float)
+    prec = np.asarray(precision, dtype=object)
+    w = _widths(prec, WIDTH)
+    torch_int8 = 4.0 * (p - np.asarray(linear_weight_elems, dtype=float)) + np.asarray(linear_weight_elems, dtype=float) \
+        + np.asarray(tied_head_elems, dtype=float)
+    return np.where((prec == "int8") & ~exported_graph(runtime), torch_int8, p * w)
+
+
+def pass_bytes(counts: dict[str, Any], batch: Any, precision: Any, mode: Any, runtime: Any) -> dict[str, Any]:
+    """Bytes of a pass from its counts at batch 1 (arrays work): weight, activation (traffic), KV
+    cache, training state, bytes moved, live (working set besides weights and state) and floor
+    bytes. ``counts`` holds ``params``, ``linear_weight_elems``, ``tied_head_elems``,
+    ``activation_elems``, ``max_activation_elems`` and ``kv_cache_elems``."""
+    import numpy as np
+
+    prec = np.asarray(precision, dtype=object)
+    train = np.asarray(mode, dtype=object) == "training"
+    b = np.asarray(batch, dtype=float)
+    tw, pw = _widths(prec, TENSOR_WIDTH), _widths(prec, WIDTH)
+    weights = weight_bytes(counts["params"], counts["linear_weight_elems"], counts["tied_head_elems"], prec, runtime)
+    acts = np.asarray(counts["activation_elems"], dtype=float) * b * tw
+    largest = np.asarray(counts["max_activation_elems"], dtype=float) * b * tw
+    # an exported graph keeps no KV cache (the forward's; a decode step is torch's)
+    kv = np.where(exported_graph(runtime) & (np.asarray(mode, dtype=object) != "decode"), 0.0,
+                  np.asarray(counts["kv_cache_elems"], dtype=float) * b * tw)
+    param_bytes = np.asarray(counts["params"], dtype=float) * pw  # training: int8 is refused
+    state = np.where(train, TRAINING_STATE * param_bytes, 0.0)
+    moved = np.where(train, 3 * weights + 4 * acts + ADAM_TRAFFIC * param_bytes, weights + 2 * acts + kv)
+    live = np.where(train, acts, 2 * largest)
+    floor = np.where(train, weights + state, weights + largest + kv)
+    return {"weight_bytes": weights, "activation_bytes": acts, "kv_cache_bytes": kv, "state_bytes": state,
+            "bytes_moved": moved, "live_bytes": live, "floor_bytes": floor}
+
+
+def _build(counts: "PassCounts", family: str, batch: int, precision: str, mode: str, runtime: str) -> Descriptor:
+    from dataclasses import asdict
+
+    b = {k: float(v) for k, v in pass_bytes(asdict(counts), batch, precision, mode, runtime).items()}
     return Descriptor(model=counts.model, family=family, params=int(counts.params), flops=counts.flops * batch,
-                      bytes_moved=moved, weight_bytes=weights, activation_bytes=acts, method=counts.method,
+                      bytes_moved=b["bytes_moved"], weight_bytes=b["weight_bytes"],
+                      activation_bytes=b["activation_bytes"], method=counts.method,
                       batch_size=batch, seq_len=counts.seq_len, precision=precision, mode=mode,
-                      state_bytes=state, kv_cache_bytes=kv, peak_activation_bytes=live,
+                      state_bytes=b["state_bytes"], kv_cache_bytes=b["kv_cache_bytes"],
+                      peak_activation_bytes=b["live_bytes"],
                       linear_flops=counts.linear_flops * batch, note=counts.note,
-                      tied_head_flops=counts.tied_head_flops * batch)
+                      tied_head_flops=counts.tied_head_flops * batch, runtime=runtime)
 
 
 def describe(config: Config, method: str = "auto") -> Descriptor:
@@ -157,7 +212,7 @@ def describe(config: Config, method: str = "auto") -> Descriptor:
     seq = _effective_seq(config.model, config.seq_len)
     kind = "train" if config.mode == "training" else "forward"
     return _build(pass_counts(entry.name, seq, kind, method), entry.family, config.batch_size, config.precision,
-                  config.mode)
+                  config.mode, config.runtime)
 
 
 def describe_decode(config: Config, method: str = "auto") -> Descriptor:
@@ -175,7 +230,7 @@ def describe_decode(config: Config, method: str = "auto") -> Descriptor:
         raise InvalidValueError("model for decode", config.model, "a generative model (text_generation family or whisper)")
     seq = max(1, _effective_seq(config.model, config.seq_len))
     return _build(pass_counts(entry.name, seq, "decode", method), entry.family, config.batch_size,
-                  config.precision, "decode")
+                  config.precision, "decode", config.runtime)
 
 
 def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "auto") -> "pd.DataFrame":
@@ -186,11 +241,12 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
     ``floor_bytes`` is what must be resident at once at some moment of the pass, whatever the runtime
     fuses or frees: the weights; in training also their gradients and AdamW's two moments (each at
     least the weights' width, so 3x the weights); in inference one copy of the largest activation (a
-    leaf module's output, e.g. the logits) and the KV cache the forward returns. Counts are
-    taken once per distinct (model, effective seq_len, mode) and scaled by batch and precision with numpy, so 100k
-    configurations cost a few distinct counts plus vectorised arithmetic.
+    leaf module's output, e.g. the logits) and the KV cache the forward returns (torch's; an exported
+    graph keeps none). Counts are taken once per distinct (model, effective seq_len, mode) and scaled
+    by batch, precision and runtime with numpy (:func:`pass_bytes`), so 100k configurations cost a few
+    distinct counts plus vectorised arithmetic.
     ``configs`` is a sequence of :class:`Config` or a DataFrame with columns model, batch_size,
-    seq_len, precision, mode.
+    seq_len, precision, mode and optionally runtime (torch when absent).
     """
     import numpy as np
     import pandas as pd
@@ -202,10 +258,11 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
 
     if isinstance(configs, pd.DataFrame):
         df = configs[["model", "batch_size", "seq_len", "precision", "mode"]].reset_index(drop=True).copy()
+        df["runtime"] = (configs["runtime"].to_numpy() if "runtime" in configs.columns else "torch")
     else:
         df = pd.DataFrame({"model": [c.model for c in configs], "batch_size": [c.batch_size for c in configs],
                            "seq_len": [c.seq_len for c in configs], "precision": [c.precision for c in configs],
-                           "mode": [c.mode for c in configs]})
+                           "mode": [c.mode for c in configs], "runtime": [c.runtime for c in configs]})
     n = len(df)
     cols = ["model", "family", "flops", "linear_flops", "tied_head_flops", "bytes_moved", "params", "weight_bytes",
             "activation_bytes", "state_bytes", "kv_cache_bytes", "memory_bytes", "floor_bytes", "seq_len_effective",
@@ -238,29 +295,23 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
         seq = int(e_uni[int(u // 2) % len(e_uni)])
         c = pass_counts(model, seq, "train" if u % 2 else "forward", method)
         table.append((c.params, c.flops, c.activation_elems, c.max_activation_elems, c.kv_cache_elems, c.linear_flops,
-                      c.tied_head_flops))
+                      c.tied_head_flops, c.linear_weight_elems, c.tied_head_elems))
         families.append(get_model(model).family)
         methods.append(c.method)
     t = np.asarray(table, dtype=float)
-    params, flops1, act1, maxact1, kv1, linear1, tied1 = (t[codes, j] for j in range(7))
+    params, flops1, act1, maxact1, kv1, linear1, tied1, lin_w, tied_w = (t[codes, j] for j in range(9))
     b = df["batch_size"].to_numpy(dtype=float)
-    p_codes, p_uni = pd.factorize(df["precision"])
-    w = np.array([WIDTH[p] for p in p_uni], dtype=float)[p_codes]
-    weights = params * w
-    acts = act1 * b * w
-    kv = kv1 * b * w
-    small = (w < 4).astype(float)
-    state = np.where(train, params * (w + 8.0 + 4.0 * small), 0.0)
-    opt = params * (ADAM_BYTES_PER_PARAM + w + w * small)
-    moved = np.where(train, 3 * weights + 4 * acts + opt, weights + 2 * acts + kv)
-    live = np.where(train, acts, 2 * maxact1 * b * w)
-    floor = weights + np.where(train, 3 * weights, maxact1 * b * w + kv)
+    by = pass_bytes({"params": params, "linear_weight_elems": lin_w, "tied_head_elems": tied_w,
+                     "activation_elems": act1, "max_activation_elems": maxact1, "kv_cache_elems": kv1},
+                    b, df["precision"].to_numpy(dtype=object), df["mode"].to_numpy(dtype=object),
+                    df["runtime"].to_numpy(dtype=object))
     out = pd.DataFrame({
         "model": df["model"].to_numpy(), "family": np.asarray(families, dtype=object)[codes],
-        "flops": flops1 * b, "linear_flops": linear1 * b, "tied_head_flops": tied1 * b, "bytes_moved": moved,
-        "params": params, "weight_bytes": weights,
-        "activation_bytes": acts, "state_bytes": state, "kv_cache_bytes": kv,
-        "memory_bytes": weights + state + live + kv, "floor_bytes": floor, "seq_len_effective": seq_eff,
+        "flops": flops1 * b, "linear_flops": linear1 * b, "tied_head_flops": tied1 * b, "bytes_moved": by["bytes_moved"],
+        "params": params, "weight_bytes": by["weight_bytes"],
+        "activation_bytes": by["activation_bytes"], "state_bytes": by["state_bytes"], "kv_cache_bytes": by["kv_cache_bytes"],
+        "memory_bytes": by["weight_bytes"] + by["state_bytes"] + by["live_bytes"] + by["kv_cache_bytes"],
+        "floor_bytes": by["floor_bytes"], "seq_len_effective": seq_eff,
         "method": np.asarray(methods, dtype=object)[codes]})
     return out[cols]
 

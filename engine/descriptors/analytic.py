@@ -15,7 +15,7 @@ feed-forward width f (m = 3 matrices when gated, as in Llama/Mistral, else 2):
 
 so a decoder-only forward at sequence s is ~ 2 N s + 4 L s^2 h. Activations per token per layer
 (leaf-module outputs): a + 2 k + 4 h + m f. Training is 3x the forward FLOPs (the backward does two
-matmuls per forward matmul). Parameters are the published figure from models.yaml.
+matmuls per forward matmul). Parameters are the published figure from models.yaml (else the weight matmuls' and embeddings').
 
 Convolutional networks have no such closed form in their hyperparameters: their per-image figures
 are computed once with the FLOP counter (``python -m engine.descriptors.analytic
@@ -44,6 +44,8 @@ class _Work:
     largest: float = 0.0
     kv: float = 0.0
     tied: float = 0.0  # of linear: an LM head whose weight is the input embedding (counting.py's tied_head_flops)
+    weights: float = 0.0  # elements of the weight matmuls' weights, a tied head's excluded (linear_weight_elems)
+    tied_weights: float = 0.0  # a tied LM head's weight (tied_head_elems)
 
     def add(self, flops: float, acts: float, largest: float, linear: float = 0.0) -> None:
         self.flops += flops
@@ -51,9 +53,11 @@ class _Work:
         self.acts += acts
         self.largest = max(self.largest, largest)
 
-    def add_matmul(self, flops: float, acts: float, largest: float) -> None:
-        """A weight matmul (a Linear layer): all of its FLOPs are linear."""
+    def add_matmul(self, flops: float, acts: float, largest: float, weights: float | None = None) -> None:
+        """A weight matmul (a Linear layer): all of its FLOPs are linear; ``weights`` defaults to
+        those of a layer applied to one token."""
         self.add(flops, acts, largest, linear=flops)
+        self.weights += flops / 2.0 if weights is None else weights
 
 
 def _stack(w: _Work, layers: int, h: int, f: int, tokens: int, *, attend: int | None = None, inner: int | None = None,
@@ -71,19 +75,25 @@ def _stack(w: _Work, layers: int, h: int, f: int, tokens: int, *, attend: int | 
     linear = layers * lin * tokens
     flops = linear + layers * 4.0 * tokens * attend * a
     acts = layers * tokens * (a + 2 * k + 4 * h + m * f)
+    w.weights += layers * lin / 2.0
     if cross:
         projections = layers * 4.0 * h * a * (tokens + (0 if cross_cached else cross))
         linear += projections
         flops += projections + layers * 4.0 * tokens * cross * a
-        acts += layers * (tokens * 2 * a + cross * 2 * a)
+        # a decode step's cross keys and values were projected at the prefill: only its own outputs
+        acts += layers * (tokens * 2 * a + (0 if cross_cached else cross * 2 * a))
+        w.weights += layers * 4.0 * h * a
     w.add(flops, acts, tokens * max(f, a, h), linear=linear)
 
 
 def _lm_head(w: _Work, h: int, vocab: int, tokens: int, tied: bool) -> None:
     flops = 2.0 * h * vocab * tokens
-    w.add_matmul(flops, float(vocab * tokens), float(vocab * tokens))
+    w.add_matmul(flops, float(vocab * tokens), float(vocab * tokens), weights=0.0)
     if tied:
         w.tied += flops
+        w.tied_weights += float(h * vocab)
+    else:
+        w.weights += float(h * vocab)
 
 
 def _tied(arch: dict[str, Any], default: bool) -> bool:
@@ -125,9 +135,13 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
         kv_dim = h * kv_heads // heads
         gated = cfg in ("LlamaConfig", "MistralConfig")
         tokens = 1 if decode else s
-        _stack(w, L, h, f, tokens, attend=s + 1 if decode else s, kv_dim=kv_dim, gated=gated)
+        # a sliding window (Mistral) caps what is cached and what a new token attends to; a prefill's
+        # attention is still counted whole, as FlopCounterMode counts the masked product
+        window = a.get("sliding_window") if cfg == "MistralConfig" else None
+        cached = min(s, window) if window else s
+        _stack(w, L, h, f, tokens, attend=min(s + 1, window or s + 1) if decode else s, kv_dim=kv_dim, gated=gated)
         _lm_head(w, h, a["vocab_size"], tokens, _tied(a, not gated))
-        w.kv = 2.0 * L * s * kv_dim
+        w.kv = 2.0 * L * cached * kv_dim
         emb = a["vocab_size"] * h + (a.get("n_positions", a.get("max_position_embeddings", 0)) * h
                                      if cfg in ("GPT2Config", "OPTConfig") else 0)
     elif cfg == "T5Config":
@@ -186,17 +200,26 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
                           linear_flops=float(r["linear_flops"]),
                           activation_elems=float(r["activation_elems"]), max_activation_elems=float(r["max_activation_elems"]),
                           kv_cache_elems=0.0, method="analytic",
-                          note=f"per-image figures counted once with FlopCounterMode ({REFERENCE_FILE})")
+                          note=f"per-image figures counted once with FlopCounterMode ({REFERENCE_FILE})",
+                          linear_weight_elems=float(ref["forward"]["linear_flops"]) / 2.0)
     scale = 3.0 if kind == "train" else 1.0
     flops, linear, tied = w.flops * scale, w.linear * scale, w.tied * scale
     if kind == "train":
         note += "; training FLOPs = 3 x forward"
-    params = int(entry.published_params or 0)
-    kv = w.kv if (decode or (kind == "forward" and entry.family == "text_generation")) else 0.0
+    lin_w, tied_w = w.weights, w.tied_weights
+    if decode:  # the step skips the encoder, whose weights are still there
+        fwd = analytic_counts(entry, seq_len, "forward")
+        lin_w, tied_w = fwd.linear_weight_elems, fwd.tied_head_elems
+    # the published figure; else the weight matmuls and embeddings (norms and biases left out)
+    params = int(entry.published_params or (lin_w + emb))
+    # the forward returns its cache where transformers' model does: decoders and Whisper
+    returns_cache = entry.family == "text_generation" or cfg == "WhisperConfig"
+    kv = w.kv if (decode or (kind == "forward" and returns_cache)) else 0.0
     return PassCounts(model=entry.name, seq_len=seq_len, kind=kind, params=params, embedding_params=int(emb),
                       flops=flops, linear_flops=linear, activation_elems=w.acts, max_activation_elems=w.largest,
                       kv_cache_elems=kv,
-                      method="analytic", note=note, tied_head_flops=tied)
+                      method="analytic", note=note, tied_head_flops=tied, linear_weight_elems=lin_w,
+                      tied_head_elems=tied_w)
 
 
 def write_reference(path: str | None = None) -> dict[str, Any]:

@@ -17,9 +17,16 @@ well under a second and no memory. One pass gives, at batch 1:
   int8 graph stores it once and runs ``DequantizeLinear`` → ``Transpose`` → an fp32 ``MatMul``
   (27-31% of gpt2's and t5-small's linear FLOPs), so the roofline prices it at the fp32 peak there
   (:func:`engine.models.features.tied_head_precision`).
+* ``linear_weight_elems``: elements of the weights of ``nn.Linear`` (and ``Conv1D``) layers, each
+  weight once, the tied LM head's excluded (it is the input embedding): what torch's dynamic
+  quantization stores in int8. ``tied_head_elems``: that tied head's weight; torch quantizes an int8
+  copy of it and keeps the fp32 embedding (:mod:`engine.descriptors`' int8 widths).
 * ``activation_elems``: elements of every floating-point tensor output by a leaf module (Linear,
   LayerNorm, activation, Conv, ...), via forward hooks: the activations written to and read back
-  from memory. ``max_activation_elems`` is the largest single one (inference working set).
+  from memory. An output that *is* one of the module's inputs (``nn.Identity``, ``Dropout`` in
+  eval) is not counted: nothing is written (23% of resnet50's counted elements were its identity
+  shortcuts, 9-12% of the transformers' their eval dropouts). ``max_activation_elems`` is the
+  largest single one (inference working set).
 * ``kv_cache_elems``: elements of the KV cache a generative model returns (prefill) or reads
   (decode step).
 
@@ -42,8 +49,8 @@ from typing import Any, Iterator
 from engine.catalog import ModelEntry, get_model
 
 # bump when counting.py or analytic.py change what they count (invalidates the disk cache); 3: linear_flops;
-# 4: tied_head_flops
-COUNT_VERSION = 4
+# 4: tied_head_flops; 5: linear_weight_elems, tied_head_elems, pass-through outputs not counted
+COUNT_VERSION = 5
 KINDS = ("forward", "train", "decode")
 
 
@@ -64,6 +71,8 @@ class PassCounts:
     method: str  # flop_counter | analytic
     note: str = ""
     tied_head_flops: float = 0.0  # of ``linear_flops``: the LM head tied to the input embedding (docstring)
+    linear_weight_elems: float = 0.0  # weights of Linear layers, the tied head's excluded (docstring)
+    tied_head_elems: float = 0.0  # the LM head's weight when it is the input embedding's
 
 
 # -- the on-disk cache ----------------------------------------------------------------------------
@@ -169,8 +178,9 @@ class _ActivationHooks:
                         if next(iter(m.children()), None) is None]
 
     def _hook(self, module: Any, inputs: Any, output: Any) -> None:
+        given = [x for x in _tensors(inputs)]
         for t in _tensors(output):
-            if t.is_floating_point():
+            if t.is_floating_point() and not any(t is x for x in given):  # a pass-through writes nothing
                 n = float(t.numel())
                 self.total += n
                 self.largest = max(self.largest, n)
@@ -200,18 +210,43 @@ def linear_flops(counter: Any) -> float:
     return float(sum(v for op, v in ops.items() if getattr(op, "__name__", str(op)).split(".")[-1] in LINEAR_OPS))
 
 
-def tied_head_flops(model: Any, counter: Any) -> float:
-    """FLOPs a :class:`FlopCounterMode` counted in ``model``'s output projection when its weight is the
-    input embedding's (0 when the model has no such head or does not tie it)."""
+def _tied_head(model: Any) -> Any:
+    """``model``'s output projection when its weight is the input embedding's, else None."""
     get_out = getattr(model, "get_output_embeddings", None)
     get_in = getattr(model, "get_input_embeddings", None)
     if get_out is None or get_in is None:
-        return 0.0
+        return None
     try:
         head, emb = get_out(), get_in()
     except (NotImplementedError, AttributeError):
-        return 0.0
+        return None
     if head is None or emb is None or getattr(head, "weight", None) is not getattr(emb, "weight", False):
+        return None
+    return head
+
+
+def linear_weights(model: Any) -> tuple[float, float]:
+    """(``linear_weight_elems``, ``tied_head_elems``) of ``model`` (module docstring)."""
+    import torch
+
+    head = _tied_head(model)
+    seen: set[int] = set()
+    linear = 0.0
+    for m in model.modules():
+        if m is head or not (isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D"):
+            continue
+        w = getattr(m, "weight", None)
+        if w is not None and id(w) not in seen:
+            seen.add(id(w))
+            linear += float(w.numel())
+    return linear, float(head.weight.numel()) if head is not None else 0.0
+
+
+def tied_head_flops(model: Any, counter: Any) -> float:
+    """FLOPs a :class:`FlopCounterMode` counted in ``model``'s output projection when its weight is the
+    input embedding's (0 when the model has no such head or does not tie it)."""
+    head = _tied_head(model)
+    if head is None:
         return 0.0
     name = next((n for n, m in model.named_modules() if m is head), None)
     if not name:
@@ -233,6 +268,7 @@ def count_with_flop_counter(entry: ModelEntry, seq_len: int, kind: str, batch: i
     model = build_model(entry, device="meta")
     params = int(sum(p.numel() for p in model.parameters()))
     emb = _embedding_params(model)
+    lin_w, tied_w = linear_weights(model)
     inputs = make_inputs(entry, batch, seq_len, device="meta")
     note = ""
     kv = 0.0
@@ -283,7 +319,8 @@ def count_with_flop_counter(entry: ModelEntry, seq_len: int, kind: str, batch: i
                       flops=float(counter.get_total_flops()), linear_flops=linear_flops(counter),
                       activation_elems=hooks.total,
                       max_activation_elems=hooks.largest, kv_cache_elems=kv, method="flop_counter", note=note,
-                      tied_head_flops=tied_head_flops(model, counter))
+                      tied_head_flops=tied_head_flops(model, counter), linear_weight_elems=lin_w,
+                      tied_head_elems=tied_w)
 
 
 def supports_decode(entry: ModelEntry) -> bool:

@@ -66,8 +66,10 @@ if TYPE_CHECKING:
 
 # 2: int8 compute time from linear_flops; 3: openvino/int8 at the fp32 peak; 4: onnxruntime/int8's tied LM
 # head at the fp32 peak; 5: openvino/bf16 as fp32 on a device whose bf16 peak is below its fp32 peak
-# (module docstring); 6: ``live_bytes`` (the live working set) for the memory model
-FEATURES_VERSION = 6
+# (module docstring); 6: ``live_bytes`` (the live working set) for the memory model; 7: the descriptors'
+# widths as the adapters run them (int8 activations fp32, torch int8 weights Linear only, half-precision
+# training state; no KV cache on an exported graph; pass-through outputs not counted)
+FEATURES_VERSION = 7
 
 #: Continuous feature columns (log scale where the quantity is multiplicative).
 CONTINUOUS: tuple[str, ...] = (
@@ -183,8 +185,7 @@ class FeatureFrame:
     ``weight_bytes``, ``activation_bytes`` (activation traffic, summed over the pass), ``live_bytes``
     (resident besides weights and optimizer state: the live activations and the KV cache, what the
     memory model scales), ``floor_bytes`` (what must be resident at once at the peak, the memory
-    posterior's floor: :func:`engine.descriptors.describe_many`'s, less the KV cache an exported graph
-    does not keep), ``peak`` (FLOP/s at the precision, scaled to the threads
+    posterior's floor: :func:`engine.descriptors.describe_many`'s), ``peak`` (FLOP/s at the precision, scaled to the threads
     used on a CPU), ``bandwidth`` (bytes/s), ``memory_capacity_mib`` (nan if unknown), ``batch``,
     ``t_compute_ms`` and ``t_memory_ms`` (ideal roofline times at efficiency 1, in ms; int8's
     non-linear FLOPs at the fp32 peak, see the module docstring).
@@ -295,11 +296,10 @@ class Featurizer:
         live = (d["memory_bytes"] - d["weight_bytes"] - d.get("state_bytes", 0.0)
                 if "memory_bytes" in d.columns else d["activation_bytes"])
         # what cannot be freed at the peak (the memory posterior's floor): a world without it has only
-        # its weights; an exported graph (ONNX Runtime, OpenVINO) runs without the KV cache
+        # its weights (the descriptors leave out the KV cache an exported graph does not keep)
         floor = d["floor_bytes"] if "floor_bytes" in d.columns else d["weight_bytes"]
-        kv = d["kv_cache_bytes"] if "kv_cache_bytes" in d.columns else 0.0 * floor
         for i, key in enumerate(missing):
-            resident = float(floor.iat[i]) - (float(kv.iat[i]) if key[5] != "torch" else 0.0)
+            resident = float(floor.iat[i])
             self._desc[key] = (float(d["flops"].iat[i]), float(d["bytes_moved"].iat[i]), float(d["params"].iat[i]),
                                float(d["weight_bytes"].iat[i]), float(d["activation_bytes"].iat[i]),
                                float(linear.iat[i]), float(tied.iat[i]), float(live.iat[i]), resident, str(fams[i]))

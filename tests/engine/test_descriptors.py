@@ -68,13 +68,82 @@ def test_training_counts_forward_and_backward() -> None:
     assert tr.memory_bytes > inf.memory_bytes
 
 
+def test_half_precision_training_keeps_its_state_in_half_precision() -> None:
+    """The adapters train a bf16/fp16 model as it is built: AdamW's moments take the parameters'
+    dtype and there is no fp32 master copy (audit F: 14 bytes per parameter were described)."""
+    import torch
+
+    model = torch.nn.Linear(8, 8).to(torch.bfloat16)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(2, 8, dtype=torch.bfloat16)).float().sum().backward()
+    opt.step()
+    assert {t.dtype for s in opt.state.values() for t in s.values() if t.dim()} == {torch.bfloat16}
+    for p in ("fp16", "bf16"):
+        d = describe(Config("bert-base-uncased", "x", 2, 128, p, "training"))
+        assert d.state_bytes == pytest.approx(d.params * 2 * 3)  # gradient, m and v at 2 bytes
+        assert d.floor_bytes == pytest.approx(4 * d.weight_bytes)
+
+
 def test_bytes_follow_precision_width() -> None:
     ds = {p: describe(Config("gpt2", "x", 4, 128, p)) for p in WIDTH}
     for p, d in ds.items():
-        assert d.weight_bytes == d.params * WIDTH[p]
+        if p != "int8":
+            assert d.weight_bytes == d.params * WIDTH[p]
         assert d.bytes_moved == pytest.approx(d.weight_bytes + 2 * d.activation_bytes + d.kv_cache_bytes)
     assert ds["fp16"].flops == ds["fp32"].flops == ds["int8"].flops
-    assert ds["int8"].bytes_moved < ds["fp16"].bytes_moved < ds["fp32"].bytes_moved
+    # int8 is dynamic quantization: the activations and the KV cache stay fp32
+    assert ds["int8"].activation_bytes == ds["fp32"].activation_bytes
+    assert ds["int8"].kv_cache_bytes == ds["fp32"].kv_cache_bytes
+    assert ds["int8"].bytes_moved < ds["fp32"].bytes_moved
+    assert ds["fp16"].bytes_moved < ds["fp32"].bytes_moved
+
+
+@pytest.mark.parametrize("model", ["gpt2", "resnet50", "distilbert-base-uncased"])
+def test_torch_int8_weights_are_what_the_quantized_model_holds(model: str) -> None:
+    """torch quantizes nn.Linear weights only (GPT-2's tied LM head becomes an int8 copy beside the
+    fp32 embedding): the described weights are the quantized model's bytes, within 2% (norms and
+    biases, packed-parameter scales). Audit F: every weight was priced at 1 byte (resnet50 3.8x low)."""
+    import torch
+
+    from hardware.torch_common import prepare
+
+    config = Config(model, "cpu", 1, 16, "int8", "inference", "torch", 1)
+    qmodel, _, _ = prepare(config, "cpu")
+    held = 0
+    for v in qmodel.state_dict().values():
+        tensors = v if isinstance(v, tuple) else (v,)
+        for t in tensors:
+            if torch.is_tensor(t):
+                held += t.numel() * t.element_size()
+    d = describe(config)
+    assert d.weight_bytes == pytest.approx(held, rel=0.02)
+    # an exported graph's int8 (ONNX Runtime's quantizer) stores every weight in int8
+    assert describe(Config(model, "cpu", 1, 16, "int8", "inference", "onnxruntime", 1)).weight_bytes == d.params
+
+
+def test_an_exported_graph_keeps_no_kv_cache() -> None:
+    torch_d = describe(Config("gpt2", "x", 2, 256, "fp32", "inference", "torch"))
+    onnx_d = describe(Config("gpt2", "x", 2, 256, "fp32", "inference", "onnxruntime"))
+    assert torch_d.kv_cache_bytes > 0 and onnx_d.kv_cache_bytes == 0
+    assert torch_d.floor_bytes - onnx_d.floor_bytes == pytest.approx(torch_d.kv_cache_bytes)
+    assert torch_d.memory_bytes - onnx_d.memory_bytes == pytest.approx(torch_d.kv_cache_bytes)
+
+
+def test_pass_through_outputs_are_not_activations() -> None:
+    """nn.Identity and an eval-mode Dropout return their input: nothing is written (audit F: 23% of
+    resnet50's counted activation elements were identity shortcuts)."""
+    import torch
+
+    from engine.descriptors.counting import _ActivationHooks
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Dropout(0.1), torch.nn.Identity(), torch.nn.ReLU())
+    model.eval()
+    hooks = _ActivationHooks(model)
+    try:
+        model(torch.ones(3, 4))
+    finally:
+        hooks.remove()
+    assert hooks.total == 2 * 3 * 6  # the Linear's output and the ReLU's, not the two pass-throughs
 
 
 def test_vision_models_ignore_sequence_length() -> None:
