@@ -99,7 +99,8 @@ def _render(r: Any, con: Any) -> None:
               caption="median, and under it the 90% interval", box=box.SIMPLE_HEAD, collapse_padding=True,
               pad_edge=False)
     t.add_column("hardware", no_wrap=True)
-    for col in ("P(best)", f"{r.metric}\n{UNITS[r.metric]}", "USD per\n1M items"):
+    sized = any(o.prob_fits is not None for o in r.options)
+    for col in ("P(best)", *(["P(fits)"] if sized else []), f"{r.metric}\n{UNITS[r.metric]}", "USD per\n1M items"):
         t.add_column(col, justify="right", no_wrap=True)
     t.add_column("bound")
     t.add_column("runs", justify="right")
@@ -113,7 +114,8 @@ def _render(r: Any, con: Any) -> None:
         # the device, and under it the name it was asked as (`cuda`) and the runtime it is ranked with
         how = " · ".join(([f"as {o.requested}"] if o.requested and o.requested != o.hardware else [])
                          + [o.config.runtime])
-        row = [f"{o.hardware}\n[dim]{how}[/dim]", f"{o.prob_best:.2f}", cell(o.metric),
+        fit = ([] if not sized else ["?" if o.prob_fits is None else f"{o.prob_fits:.2f}"])
+        row = [f"{o.hardware}\n[dim]{how}[/dim]", f"{o.prob_best:.2f}", *fit, cell(o.metric),
                cell(o.cost_per_1m_usd) if o.cost_per_1m_usd else "no price", o.bound or "?", str(o.n_measurements)]
         if r.gpu_count > 1:
             row.append(cell(o.scaling_efficiency, lambda v: f"{v:.2f}") if o.scaling_efficiency else "–")

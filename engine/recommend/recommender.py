@@ -3,9 +3,12 @@
 For a workload (model, batch, sequence length, precision, mode) on each candidate device, the
 fitted predictor draws S joint posterior samples of the chosen metric across all devices at once
 (``predictor.sample``: correlated draws, so two devices whose predictions share the same
-uncertain efficiency are compared fairly). In every draw one device wins; P(best) is the share of
-draws it wins. The same draws give the cost per million items (the catalog's hourly price /
-throughput) and P(cheapest). With ``gpu_count > 1`` (training) each draw is multiplied by a draw of
+uncertain efficiency are compared fairly). In every draw one device wins among those whose memory
+draw fits their capacity; P(best) is the share of draws it wins, so it is also the chance that the
+workload fits there (a draw in which it fits nowhere has no winner, and the P(best)s sum to less
+than 1). The same draws give the cost per million items (the catalog's hourly price / throughput)
+and P(cheapest). P(fits) itself is ``predict``'s: the memory posterior's probability of staying
+within the device's memory. With ``gpu_count > 1`` (training) each draw is multiplied by a draw of
 the data-parallel scaling efficiency (:mod:`engine.recommend.scaling`, a prior).
 
 The explanation is the roofline's: the workload's arithmetic intensity (FLOPs per byte moved,
@@ -75,6 +78,7 @@ class HardwareOption:
     n_device_measurements: int = 0  # of any model on this device
     scaling_efficiency: Optional[Quantiles] = None
     requested: str = ""  # the name asked for (a platform such as `cuda`, or the id itself)
+    prob_fits: Optional[float] = None  # P(memory <= the device's capacity); None when it lists none
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)  # recurses: the config becomes a plain mapping too
@@ -295,12 +299,27 @@ class HardwareRecommender:
         else:
             values = np.asarray(pred.sample(configs, n_samples, metric=metric, seed=seed), dtype=float)
 
+        # a device wins a draw only where the workload fits it (each GPU of a data-parallel run
+        # holds the whole model): audit P, a 25 GiB fp32 llama-7b was recommended on a 24 GiB A10G
+        cap = np.array([h.memory_capacity_mib or np.nan for h in hws], dtype=float)
+        prob_fits = np.full(len(hws), np.nan)
+        fits = np.ones_like(thr, dtype=bool)
+        if np.isfinite(cap).any():
+            mem = np.asarray(pred.sample(configs, n_samples, metric="memory_mib", seed=seed + 1), dtype=float)
+            fits = ~(mem > cap[None, :])  # an unknown capacity never rules a draw out
+            # predict's own figure where the predictor has the closed form, else the draws' share
+            p = (pred.predict(configs).cdf("memory_mib", np.nan_to_num(cap, nan=0.0)) if hasattr(pred, "predict")
+                 else fits.mean(axis=0))
+            prob_fits = np.where(np.isfinite(cap), p, np.nan)
+            unlikely = [h.id for h, p in zip(hws, prob_fits) if np.isfinite(p) and p < 0.05]
+            if unlikely:
+                notes.append(f"unlikely to fit in memory (P(fits) < 0.05): {_some(unlikely)}")
         cost = hourly[None, :] * gpu_count * 1e6 / 3600.0 / thr  # nan where no price
         priced = np.isfinite(hourly)
         prob_cheapest = np.full(len(hws), np.nan)
         if priced.any():
-            c = np.where(priced[None, :], cost, np.inf)
-            prob_cheapest = np.bincount(np.argmin(c, axis=1), minlength=len(hws)) / c.shape[0]
+            c = np.where(priced[None, :] & fits, cost, np.inf)
+            prob_cheapest = _share_of_wins(c, larger_better=False)
             prob_cheapest[~priced] = np.nan
         if metric == "cost_per_1m_usd":
             if not priced.all():
@@ -310,10 +329,10 @@ class HardwareRecommender:
             hws, configs, entries = [hws[i] for i in keep], [configs[i] for i in keep], [entries[i] for i in keep]
             thr, cost, hourly, eff = thr[:, keep], cost[:, keep], hourly[keep], eff[:, keep]
             prob_cheapest, priced = prob_cheapest[keep], priced[keep]
+            prob_fits, fits = prob_fits[keep], fits[:, keep]
             values = cost
         larger_better = metric == "throughput"
-        winners = np.argmax(values, axis=1) if larger_better else np.argmin(values, axis=1)
-        prob_best = np.bincount(winners, minlength=len(hws)) / values.shape[0]
+        prob_best = _share_of_wins(np.where(fits, values, -np.inf if larger_better else np.inf), larger_better)
 
         per_model, per_hw = self._counts(entry.name)
         options = []
@@ -326,7 +345,8 @@ class HardwareRecommender:
                 prob_cheapest=None if not np.isfinite(prob_cheapest[i]) else float(prob_cheapest[i]),
                 price_per_hour_usd=float(hourly[i]) if priced[i] else None, bound=bound, arithmetic_intensity=ai,
                 ridge_point=ridge, n_measurements=per_model.get(h.id, 0), n_device_measurements=per_hw.get(h.id, 0),
-                scaling_efficiency=Quantiles.of(eff[:, i]) if gpu_count > 1 else None, requested=h.requested))
+                scaling_efficiency=Quantiles.of(eff[:, i]) if gpu_count > 1 else None, requested=h.requested,
+                prob_fits=float(prob_fits[i]) if np.isfinite(prob_fits[i]) else None))
         sign = -1.0 if larger_better else 1.0
         options.sort(key=lambda o: (-o.prob_best, sign * o.metric.median))
         cost_ranking = sorted([o for o in options if o.cost_per_1m_usd is not None],
@@ -347,6 +367,15 @@ class HardwareRecommender:
             return answer_cautions(self._facade, pairs, "options",
                                    ", and so can their P(best); one real run on each is the fix")
         return list(dict.fromkeys(w for cfg, hw in pairs for w in config_cautions(cfg, hw, self.store)))
+
+
+def _share_of_wins(values: np.ndarray, larger_better: bool) -> np.ndarray:
+    """Per column of (draws, devices) ``values``, the share of draws it wins; a draw in which every
+    device is ruled out (-inf or inf: it fits nowhere) has no winner."""
+    worst = -np.inf if larger_better else np.inf
+    live = ~np.all(values == worst, axis=1)
+    winners = (np.argmax if larger_better else np.argmin)(values[live], axis=1)
+    return np.bincount(winners, minlength=values.shape[1]) / values.shape[0]
 
 
 def _some(ids: Sequence[str], k: int = 6) -> str:
@@ -383,6 +412,12 @@ def explain(rec: HardwareRecommendation) -> str:
     """One sentence: who wins, how surely, why (roofline), and on what data."""
     b = rec.best
     unit = UNITS[rec.metric]
+    sized = [o for o in rec.options if o.prob_fits is not None]
+    if b.prob_best == 0.0 and sized:  # no draw had a winner: it fits nowhere
+        top = max(sized, key=lambda o: o.prob_fits or 0.0)
+        return (f"{rec.model} fits in memory on none of these devices in any posterior draw (the largest P(fits) "
+                f"is {top.prob_fits:.2f}, on {top.hardware}); try a lower precision, a smaller batch or a device "
+                "with more memory.")
 
     def tie(o: Any) -> bool:  # about as likely best, and medians within 5%: no real winner between them
         return (o.prob_best >= 0.8 * b.prob_best
@@ -400,13 +435,22 @@ def explain(rec: HardwareRecommendation) -> str:
                 f"({_fmt(b.metric.median)} {unit}, 90% interval {_fmt(b.metric.q05)}–{_fmt(b.metric.q95)})")
     why = ""
     if rec.metric == "cost_per_1m_usd" and b.price_per_hour_usd:
-        head += f" at ${b.price_per_hour_usd:g}/h per device"
+        if tied:  # each its own price (audit P: one price was given for three devices)
+            head += " at " + ", ".join(f"${o.price_per_hour_usd:g}/h ({o.hardware})"
+                                       for o in [b, *tied] if o.price_per_hour_usd)
+        else:
+            head += f" at ${b.price_per_hour_usd:g}/h per device"
+    if b.prob_fits is not None and b.prob_fits < 0.95:
+        head += f", if it fits in memory (P(fits) {b.prob_fits:.2f})"
     # the roofline's compute/memory-bound reason is about speed: memory use is not decided by it
     if rec.metric != "memory_mib" and b.bound and b.arithmetic_intensity is not None and b.ridge_point is not None:
         cmp = "above" if b.bound == "compute" else "below"
         what = "peak FLOP/s" if b.bound == "compute" else "memory bandwidth"
-        why = (f" because {rec.model} does {_fmt(b.arithmetic_intensity)} FLOP/byte, {cmp} its ridge point of "
-               f"{_fmt(b.ridge_point)}, so it is {b.bound}-bound and {what} decides")
+        ai, ridge = _fmt(b.arithmetic_intensity), _fmt(b.ridge_point)
+        if ai == ridge:  # "58.3, below its ridge point of 58.3" (audit P): the digits that differ
+            ai, ridge = f"{b.arithmetic_intensity:,.6g}", f"{b.ridge_point:,.6g}"
+        why = (f" because {rec.model} does {ai} FLOP/byte, {cmp} its ridge point of "
+               f"{ridge}, so it is {b.bound}-bound and {what} decides")
     if b.n_measurements:
         data = f", supported by {b.n_measurements} measurements of {rec.model} on it"
     elif b.n_device_measurements:

@@ -19,8 +19,9 @@ class FakePredictor:
 
     name = "fake"
 
-    def __init__(self, speed: dict[str, float], sd: float = 0.1, shared_sd: float = 0.2) -> None:
-        self.speed, self.sd, self.shared_sd = speed, sd, shared_sd
+    def __init__(self, speed: dict[str, float], sd: float = 0.1, shared_sd: float = 0.2,
+                 memory: dict[str, float] | None = None) -> None:
+        self.speed, self.sd, self.shared_sd, self.memory = speed, sd, shared_sd, memory or {}
 
     def sample(self, configs, n, metric="latency_ms", seed=0):
         rng = np.random.default_rng(seed)
@@ -31,6 +32,9 @@ class FakePredictor:
             return thr
         if metric in ("latency_ms", "latency_p90_ms"):
             return 1000.0 * np.array([c.batch_size for c in configs])[None, :] / thr
+        if metric == "memory_mib":
+            mib = np.array([self.memory.get(c.hardware, 1000.0) for c in configs])
+            return mib[None, :] * np.exp(rng.normal(0, 0.05, (n, len(configs))))
         return np.full((n, len(configs)), 1000.0)
 
 
@@ -54,6 +58,24 @@ def test_prob_best_sums_to_one_and_favours_the_clearly_faster_device():
     assert [o.hardware for o in r.fallbacks] == ["l4", "t4"]  # ties at P=0 broken by the median
     assert "a100-80gb" in r.explanation and "compute-bound" in r.explanation and r.explanation.endswith(".")
     assert r.best.metric.q05 < r.best.metric.median < r.best.metric.q95
+
+
+def test_a_device_the_workload_does_not_fit_never_wins() -> None:
+    """P(best) counts only the draws in which the workload fits the device's memory (audit P: fp32
+    llama-7b, 25 GiB of weights, was recommended on a 24 GiB A10G and a 16 GiB T4)."""
+    speed = {"t4": 900.0, "l4": 150.0, "a100-80gb": 100.0}  # the T4 is fastest, if it could hold it
+    rec = HardwareRecommender(FakePredictor(speed, memory={"t4": 20_000.0, "l4": 20_000.0, "a100-80gb": 20_000.0}),
+                              available_hardware=HW)
+    r = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=8)
+    fits = {o.hardware: o.prob_fits for o in r.options}
+    assert fits["t4"] == 0.0 and fits["l4"] == 1.0 and fits["a100-80gb"] == 1.0  # 16 and 24 GiB
+    assert r.prob_best["t4"] == 0.0 and r.recommended == "l4"
+    assert any("unlikely to fit" in n and "t4" in n for n in r.notes)
+    # fits nowhere: no draw has a winner, and the explanation says so instead of naming one
+    none = HardwareRecommender(FakePredictor(speed, memory={h: 200_000.0 for h in HW}), available_hardware=HW)
+    r = none.recommend_hardware(model_name="bert-base-uncased", batch_size=8)
+    assert sum(r.prob_best.values()) == 0.0
+    assert r.explanation.startswith("bert-base-uncased fits in memory on none of these devices")
 
 
 def test_close_devices_share_the_probability():
