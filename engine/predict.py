@@ -153,12 +153,36 @@ def borrowed_peak_caution(cfg: Config, store: Optional["Store"] = None) -> Optio
     if entry.kind == "cpu" or entry.peak_tflops.get(cfg.precision):
         return None
     listed = [p for p, v in entry.peak_tflops.items() if v]
-    used = next((p for p in PEAK_FALLBACK[cfg.precision] if p in listed), None)
-    if used is None:
+    if not listed:
         return None  # no peak at all: the roofline refuses before this caution matters
+    # the fallback order, else the first peak listed, as the featuriser's HardwareFacts.peak takes it
+    # (audit P: a Snapdragon NPU with no fp32 peak was answered at its fp16 peak without a word)
+    used = next((p for p in PEAK_FALLBACK[cfg.precision] if p in listed), listed[0])
     return (f"{entry.id} lists no {cfg.precision} peak (it lists {', '.join(listed)}): this answer assumes "
             f"{cfg.precision} runs at its {used} peak, which no measurement on such a device has checked, "
             "so it can be off either way")
+
+
+def busy_peak_caution(hardware_id: str, store: Optional["Store"] = None) -> Optional[str]:
+    """One line when this machine's CPU peaks in use were measured while it was busy: a
+    micro-benchmark sharing the cores reads low (audit P: 0.036 against 0.40 fp32 TFLOP/s at a load
+    of 6 on 2 cores, every answer for the CPU 4.6x slow). Only a load above the core count counts here
+    (the cores were oversubscribed); detection itself retries above half of it. Detection measures again once the machine
+    is idle (:func:`hardware.detect.detect_local`); ``hardware detect --refresh`` does it now."""
+    from engine.catalog import resolve_hardware
+
+    entry = resolve_hardware(hardware_id, store)
+    m = entry.details.get("measured") if entry.kind == "cpu" and entry.detected else None
+    if not m:
+        return None
+    load, cores = m.get("loadavg_1m_before"), int(entry.details.get("usable_cores") or 1)
+    fp32 = (m.get("matmul_gflops") or {}).get("fp32")
+    in_use = entry.peak_tflops.get("fp32")
+    if load is None or load <= cores or not fp32 or not in_use or in_use * 1000 > 1.01 * fp32:
+        return None  # idle, or a better figure (an earlier measurement, the catalog's) is in use
+    return (f"{entry.id}'s peaks were measured while the machine was busy (load {load:g} on {cores} cores): "
+            "they read low, so this answer can be several times too slow; run `perfcast hardware detect "
+            "--refresh` when the machine is idle")
 
 
 def config_cautions(cfg: Config, hw: ResolvedHardware, store: Optional["Store"] = None) -> list[str]:
@@ -166,7 +190,8 @@ def config_cautions(cfg: Config, hw: ResolvedHardware, store: Optional["Store"] 
     configurations (predict, compare-hardware, recommend-hardware, optimize): no adapter can
     measure it, or its device lists no peak at its precision. The device-level caution (a kind or
     a device without runs) is :meth:`PerformancePredictor.extrapolation_warning`."""
-    return [w for w in (unrunnable_caution(cfg, hw), borrowed_peak_caution(cfg, store)) if w]
+    return [w for w in (unrunnable_caution(cfg, hw), borrowed_peak_caution(cfg, store),
+                        busy_peak_caution(cfg.hardware, store)) if w]
 
 
 def answer_cautions(pp: "PerformancePredictor", pairs: Iterable[tuple[Config, ResolvedHardware]], rows: str,

@@ -119,15 +119,22 @@ def detect(db_path: Optional[str], as_json: bool, refresh: bool, no_store: bool)
                   + f" · copy bandwidth {m.get('bandwidth_gbs', 0):,.1f} GB/s ({m.get('library')}, {m.get('elapsed_s')} s)")
         if d.get("peaks_are"):
             out.print(f"the table's peaks: {d['peaks_are']} (and of configs/hardware.yaml for this CPU)")
-        load = m.get("loadavg_1m_before")
-        if load is not None and load > 0.5 * (d.get("usable_cores") or 1):
-            out.print(f"[yellow]note: load average {load} during the measurement; other processes lower it "
-                      "(perfcast keeps the best figure seen: run --refresh on an idle machine)[/]")
+        _busy_note(out, [cpu])
     out.print("spec estimate TFLOP/s: " + ", ".join(f"{k} {v}" for k, v in est.items() if v))
     if d.get("openvino_devices"):
         out.print("OpenVINO devices: " + ", ".join(f"{x.get('device')} ({x.get('full_name', '')})" for x in d["openvino_devices"]))
     if not no_store:
         out.print(f"stored {stored} device(s) in the hardware table of {store.path}")
+
+
+def _busy_note(out: Any, cpus: list[Any]) -> None:
+    """The note for a CPU whose peaks in use were measured on a busy machine (predict's caution)."""
+    from engine.predict import busy_peak_caution
+
+    for cpu in cpus:
+        why = busy_peak_caution(cpu.id)
+        if why:
+            out.print(f"[yellow]note: {why}[/]")
 
 
 @hardware.command(name="list")
@@ -175,3 +182,4 @@ def list_(db_path: Optional[str], as_json: bool, kind: Optional[str], no_detect:
         _print_sources(out, rows)
     else:
         out.print("names and sources of every figure: perfcast hardware list --sources", highlight=False)
+    _busy_note(out, [e for e in rows if e.detected and e.kind == "cpu"])

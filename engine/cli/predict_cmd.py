@@ -73,9 +73,10 @@ def _cell(mp: Any) -> str:
 
 
 # -- train ------------------------------------------------------------------------------------------
-@click.command(epilog="Example: perfcast train --model gp --json")
-@click.option("--model", "name", type=click.Choice(PREDICTOR_CHOICES), default="gp", show_default=True,
-              help="Which predictor to fit (a fitted model is cached until the store's data change).")
+@click.command(epilog="Example: perfcast train --predictor gp --json")
+@click.option("--predictor", "--model", "name", type=click.Choice(PREDICTOR_CHOICES), default="gp", show_default=True,
+              help="Which predictor to fit, as predict's --predictor (a fitted model is cached until the store's "
+                   "data change). --model is the older name of this option.")
 @click.option("--allow-bad-diagnostics", is_flag=True,
               help="Keep a hierarchical fit whose r_hat > 1.01 or that diverged (otherwise exit 4).")
 @click.option("--refit", is_flag=True, help="Ignore a cached fit of the same data and fit again.")

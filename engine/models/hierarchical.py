@@ -552,7 +552,7 @@ class HierarchicalPredictor:
         """Raise DiagnosticsError when max r_hat > ``rhat_max`` or any transition diverged."""
         if not self.diagnostics_ok:
             d = self.diagnostics
-            remedies = ["keep the fit anyway for every command (`perfcast train --model hierarchical "
+            remedies = ["keep the fit anyway for every command (`perfcast train --predictor hierarchical "
                         "--allow-bad-diagnostics`; --allow-bad-diagnostics on predict and evaluate too; Python: "
                         "allow_bad_diagnostics=True); its answers then carry a caution",
                         "sample longer (predictor options num_warmup/num_samples in an experiment config)"]

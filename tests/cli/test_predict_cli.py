@@ -112,6 +112,8 @@ def test_matrix_json_and_heatmap(capsys: pytest.CaptureFixture[str], db: str, tm
 def test_train_json(capsys: pytest.CaptureFixture[str], db: str) -> None:
     d = run_json(capsys, "train", "--model", "roofline", "--db", db)
     assert d["predictor"] == "roofline" and d["n_measurements"] == 48
+    # --predictor is predict's name for it; --model (an ML model everywhere else) is the older one
+    assert run_json(capsys, "train", "--predictor", "roofline", "--db", db)["predictor"] == "roofline"
 
 
 def test_evaluate_json_keyed_by_predictor_and_stored(capsys: pytest.CaptureFixture[str], db: str) -> None:
@@ -148,3 +150,4 @@ def test_tables_read_in_80_columns(capsys: pytest.CaptureFixture[str], db: str, 
         code, out, err = run(capsys, *argv, "--db", db)
         assert code == 0, err
         assert max(len(x) for x in out.splitlines()) <= 80 and "…" not in out, argv[0]
+

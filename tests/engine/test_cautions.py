@@ -175,3 +175,36 @@ def test_a_software_path_no_device_of_its_kind_has_run_is_cautioned(tmp_path: Pa
                                  "--precision", "fp16", "--predictor", "roofline", "--db", str(tmp_path / "s.duckdb"),
                                  "--json"])
     assert r.exit_code == 0 and "no cpu run of torch fp16 inference" in r.stdout
+
+
+def test_cpu_peaks_measured_on_a_busy_machine_are_cautioned(monkeypatch) -> None:
+    """Peaks this machine measured while oversubscribed read low (audit P: every answer 4.6x slow):
+    the answers say so, unless a better figure (the catalog's, an earlier measurement) is in use."""
+    from dataclasses import replace
+
+    from engine import catalog
+    from engine.predict import busy_peak_caution
+
+    base = catalog.catalog_hardware()["cpu-amd-epyc-2c"]
+    measured = {"loadavg_1m_before": 6.3, "matmul_gflops": {"fp32": 36.0}}
+    busy = replace(base, id="cpu-local-2c", detected=True, peak_tflops={**base.peak_tflops, "fp32": 0.036},
+                   details={**base.details, "usable_cores": 2, "measured": measured})
+    monkeypatch.setattr(catalog, "resolve_hardware", lambda hid, store=None: busy)
+    why = busy_peak_caution("cpu-local-2c")
+    assert why and "load 6.3 on 2 cores" in why and "hardware detect --refresh" in why
+    lifted = replace(busy, peak_tflops={**busy.peak_tflops, "fp32": 0.4})  # a better figure is in use
+    monkeypatch.setattr(catalog, "resolve_hardware", lambda hid, store=None: lifted)
+    assert busy_peak_caution("cpu-local-2c") is None
+    idle = replace(busy, details={**busy.details, "measured": {**measured, "loadavg_1m_before": 1.5}})
+    monkeypatch.setattr(catalog, "resolve_hardware", lambda hid, store=None: idle)
+    assert busy_peak_caution("cpu-local-2c") is None  # not oversubscribed
+
+
+def test_a_device_without_an_fp32_peak_is_cautioned_for_fp32() -> None:
+    """A Snapdragon NPU lists no fp32 peak: fp32 is priced at the first peak it lists, and says so."""
+    from engine.config import Config
+    from engine.predict import borrowed_peak_caution
+
+    why = borrowed_peak_caution(Config("bert-base-uncased", "snapdragon-8g3-npu", precision="fp32",
+                                       runtime="qnn"))
+    assert why and "lists no fp32 peak" in why
