@@ -148,6 +148,25 @@ def _passing(e: BaseException) -> bool:
             or isinstance(cause, (MemoryError, OSError)))
 
 
+#: adapters that run an exported graph, and so need the export before their first run
+EXPORTING_ADAPTERS = ("onnxruntime", "openvino")
+
+
+def export_precision(precision: str) -> str:
+    """The export a run at ``precision`` reads: ONNX Runtime's int8 graph for int8, else the fp32
+    export (OpenVINO compiles it at its own precision hint)."""
+    return "int8" if precision == "int8" else "fp32"
+
+
+def needs_export(adapter_name: str, model: str, precision: str) -> bool:
+    """Whether a run of ``adapter_name`` would export first: no cached file and no failure marker
+    (a marked failure is reported by the run itself, with its reason)."""
+    if adapter_name not in EXPORTING_ADAPTERS:
+        return False
+    path = onnx_path(model, export_precision(precision))
+    return not path.exists() and not path.with_suffix(".failed").exists()
+
+
 def ensure_onnx(model: str, precision: str) -> tuple[Path, bool]:
     """Path of the cached ONNX file for (model, precision), exporting if needed.
 

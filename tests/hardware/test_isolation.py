@@ -71,3 +71,22 @@ def test_a_slow_child_start_is_not_the_benchmarks_time(cpu_id: str, monkeypatch)
     m = iso.run_isolated("torch-cpu", BenchmarkSpec(c, iterations=2, min_time_s=0, time_limit_s=7.0))
     assert m.status == "ok", m.error
     assert m.wall_time_s >= 8.0
+
+
+def test_the_onnx_export_runs_before_the_run_not_inside_it(cpu_id: str, tmp_path, monkeypatch) -> None:
+    """Exporting inside the run's child put the torch model and the export into the run's memory
+    peak, load time and time limit (audit M: resnet50 955 MiB / 17.4 s load exporting, 604 MiB /
+    0.8 s cached). The export now runs first in its own child; the run then finds the file."""
+    from hardware.onnx_export import needs_export
+
+    monkeypatch.setenv("PERFCAST_CACHE", str(tmp_path / "cache"))
+    c = Config("distilbert-base-uncased", cpu_id, 1, 8, "fp32", "inference", "onnxruntime", 1)
+    assert needs_export("onnxruntime", c.model, c.precision)
+    first = get_adapter("onnxruntime").run(BenchmarkSpec(c, iterations=2, min_time_s=0, time_limit_s=120))
+    assert first.status == "ok", first.error
+    assert not needs_export("onnxruntime", c.model, c.precision)
+    again = get_adapter("onnxruntime").run(BenchmarkSpec(c, iterations=2, min_time_s=0, time_limit_s=120))
+    assert again.status == "ok"
+    # the export's seconds are in the first run's wall time (its true cost) but not in its load time
+    assert first.load_time_s < 0.5 * (first.wall_time_s - again.wall_time_s) + again.load_time_s + 2.0
+    assert first.memory_peak_mib < 1.3 * again.memory_peak_mib
