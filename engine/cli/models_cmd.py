@@ -123,11 +123,15 @@ def list_(as_json: bool, family: Optional[str]) -> None:
               help="Sequence length (ignored by vision models; CLIP's text tower caps at 77).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32", show_default=True)
 @click.option("--mode", type=click.Choice(["inference", "training"]), default="inference", show_default=True)
+@click.option("--runtime", type=click.Choice(["torch", "onnxruntime", "openvino"]), default="torch", show_default=True,
+              help="Whose bytes: int8 weights (torch quantizes Linear layers only, ONNX Runtime every weight) "
+                   "and the KV cache (an exported graph keeps none) depend on it.")
 @click.option("--method", type=click.Choice(["auto", "flop_counter", "analytic"]), default="auto", show_default=True,
               help="FLOP counter on the meta device, or the analytic formulas.")
 @json_option
 @user_errors
-def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, method: str, as_json: bool) -> None:
+def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, runtime: str, method: str,
+         as_json: bool) -> None:
     """Architecture and descriptors of one model: FLOPs, parameters, bytes moved, memory.
 
     Generative models also show one decode step (a token attending to a KV cache of
@@ -141,7 +145,7 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, me
     from engine.descriptors.counting import supports_decode
 
     entry = get_model(name)
-    cfg = Config(name, "descriptor", batch_size, seq_len, precision, mode)
+    cfg = Config(name, "descriptor", batch_size, seq_len, precision, mode, runtime)
     # an uncached shape builds the model and counts its operators (seconds): say so on stderr
     with console(stderr=True).status(f"counting {name}'s operators (cached after the first time)…"):
         d = describe(cfg, method=method)
@@ -161,7 +165,7 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, me
     out.print("arch: " + ", ".join(f"{k}={v}" for k, v in entry.arch.items()))
     from rich import box
 
-    t = Table(title=f"batch {batch_size} · seq {d.seq_len} · {precision} · {mode}", box=box.SIMPLE_HEAD)
+    t = Table(title=f"batch {batch_size} · seq {d.seq_len} · {precision} · {mode} · {runtime}", box=box.SIMPLE_HEAD)
     t.add_column("quantity")
     t.add_column(mode, justify="right")
     if dec:
@@ -200,8 +204,7 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, me
     row("memory (weights+state+live acts+KV)", _bytes(d.memory_bytes), _bytes(dec.memory_bytes) if dec else "")
     if mode == "training":
         row("  gradients + Adam states", _bytes(d.state_bytes))
-    # torch's floor; ONNX Runtime and OpenVINO run the exported graph without the KV cache
-    row("  resident at once (torch floor)", _bytes(d.floor_bytes), _bytes(dec.floor_bytes) if dec else "")
+    row("  resident at once (the floor)", _bytes(d.floor_bytes), _bytes(dec.floor_bytes) if dec else "")
     row("method", d.method, dec.method if dec else "")
     out.print(t)
     if d.note:

@@ -153,10 +153,9 @@ def weight_bytes(params: Any, linear_weight_elems: Any, tied_head_elems: Any, pr
 
     p = np.asarray(params, dtype=float)
     prec = np.asarray(precision, dtype=object)
-    w = _widths(prec, WIDTH)
-    torch_int8 = 4.0 * (p - np.asarray(linear_weight_elems, dtype=float)) + np.asarray(linear_weight_elems, dtype=float) \
-        + np.asarray(tied_head_elems, dtype=float)
-    return np.where((prec == "int8") & ~exported_graph(runtime), torch_int8, p * w)
+    linear = np.asarray(linear_weight_elems, dtype=float)
+    torch_int8 = TENSOR_WIDTH["int8"] * (p - linear) + WIDTH["int8"] * (linear + np.asarray(tied_head_elems, dtype=float))
+    return np.where((prec == "int8") & ~exported_graph(runtime), torch_int8, p * _widths(prec, WIDTH))
 
 
 def pass_bytes(counts: dict[str, Any], batch: Any, precision: Any, mode: Any, runtime: Any) -> dict[str, Any]:
@@ -178,7 +177,8 @@ def pass_bytes(counts: dict[str, Any], batch: Any, precision: Any, mode: Any, ru
                   np.asarray(counts["kv_cache_elems"], dtype=float) * b * tw)
     param_bytes = np.asarray(counts["params"], dtype=float) * pw  # training: int8 is refused
     state = np.where(train, TRAINING_STATE * param_bytes, 0.0)
-    moved = np.where(train, 3 * weights + 4 * acts + ADAM_TRAFFIC * param_bytes, weights + 2 * acts + kv)
+    (tw_i, ta_i), (tw_t, ta_t) = TRAFFIC["inference"], TRAFFIC["training"]  # decode moves as inference
+    moved = np.where(train, tw_t * weights + ta_t * acts + ADAM_TRAFFIC * param_bytes, tw_i * weights + ta_i * acts + kv)
     live = np.where(train, acts, 2 * largest)
     floor = np.where(train, weights + state, weights + largest + kv)
     return {"weight_bytes": weights, "activation_bytes": acts, "kv_cache_bytes": kv, "state_bytes": state,
