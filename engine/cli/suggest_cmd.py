@@ -22,7 +22,9 @@ from engine.cli.common import SEED, console, db_option, emit_json, json_option
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write the recommendation JSON here.")
 @click.option("--emit-commands", type=click.Path(dir_okay=False), default=None,
               help="Write a shell script of matching `perfcast benchmark` lines (values shell-quoted).")
-@click.option("--no-cost", is_flag=True, help="Ignore the predicted benchmark cost (information per run, not per second).")
+@click.option("--no-cost", is_flag=True,
+              help="Do not predict each benchmark's cost at all. The default --cost-exponent 0 already ranks by "
+                   "information per run and only shows the cost; this leaves it out too.")
 @click.option("--cost-exponent", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Information / cost^this: 0 = information per benchmark, 1 = per benchmark-second. Replayed "
                    "with a fixed exponent, 0 needed the fewest benchmarks and benchmark-seconds and 1 was worse "
