@@ -167,7 +167,9 @@ def busy_peak_caution(hardware_id: str, store: Optional["Store"] = None) -> Opti
     """One line when this machine's CPU peaks in use were measured while it was busy: a
     micro-benchmark sharing the cores reads low (audit P: 0.036 against 0.40 fp32 TFLOP/s at a load
     of 6 on 2 cores, every answer for the CPU 4.6x slow). Only a load above the core count counts here
-    (the cores were oversubscribed); detection itself retries above half of it. Detection measures again once the machine
+    (the cores were oversubscribed), and only a figure below half the spec-sheet estimate (the
+    estimate is itself rough: 0.27 against 0.40 measured on an idle Xeon); detection itself retries
+    above half that load. Detection measures again once the machine
     is idle (:func:`hardware.detect.detect_local`); ``hardware detect --refresh`` does it now."""
     from engine.catalog import resolve_hardware
 
@@ -178,8 +180,11 @@ def busy_peak_caution(hardware_id: str, store: Optional["Store"] = None) -> Opti
     load, cores = m.get("loadavg_1m_before"), int(entry.details.get("usable_cores") or 1)
     fp32 = (m.get("matmul_gflops") or {}).get("fp32")
     in_use = entry.peak_tflops.get("fp32")
+    spec = (entry.details.get("spec_estimate_tflops") or {}).get("fp32")
     if load is None or load <= cores or not fp32 or not in_use or in_use * 1000 > 1.01 * fp32:
         return None  # idle, or a better figure (an earlier measurement, the catalog's) is in use
+    if spec and in_use >= 0.5 * spec:
+        return None  # busy, but the figure is still within 2x of the spec sheet's estimate
     return (f"{entry.id}'s peaks were measured while the machine was busy (load {load:g} on {cores} cores): "
             "they read low, so this answer can be several times too slow; run `perfcast hardware detect "
             "--refresh` when the machine is idle")

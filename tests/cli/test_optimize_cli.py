@@ -42,7 +42,8 @@ def test_recommend_hardware_cautions_about_device_kinds_never_measured(tmp_path)
               "--json", "--db", str(db))
     mixed = perfcast(*common, "--available", "t4,cpu")
     assert mixed.returncode == 0, mixed.stderr
-    warnings = json.loads(mixed.stdout)["warnings"]
+    # (this machine's CPU may also be cautioned for peaks measured while the test machine was busy)
+    warnings = [w for w in json.loads(mixed.stdout)["warnings"] if "while the machine was busy" not in w]
     assert len(warnings) == 1 and "no cpu device has been measured" in warnings[0]
     gpus = perfcast(*common, "--available", "t4,l4")
     assert gpus.returncode == 0, gpus.stderr

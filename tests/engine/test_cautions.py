@@ -188,7 +188,8 @@ def test_cpu_peaks_measured_on_a_busy_machine_are_cautioned(monkeypatch) -> None
     base = catalog.catalog_hardware()["cpu-amd-epyc-2c"]
     measured = {"loadavg_1m_before": 6.3, "matmul_gflops": {"fp32": 36.0}}
     busy = replace(base, id="cpu-local-2c", detected=True, peak_tflops={**base.peak_tflops, "fp32": 0.036},
-                   details={**base.details, "usable_cores": 2, "measured": measured})
+                   details={**base.details, "usable_cores": 2, "measured": measured,
+                            "spec_estimate_tflops": {"fp32": 0.27}})
     monkeypatch.setattr(catalog, "resolve_hardware", lambda hid, store=None: busy)
     why = busy_peak_caution("cpu-local-2c")
     assert why and "load 6.3 on 2 cores" in why and "hardware detect --refresh" in why
@@ -198,6 +199,10 @@ def test_cpu_peaks_measured_on_a_busy_machine_are_cautioned(monkeypatch) -> None
     idle = replace(busy, details={**busy.details, "measured": {**measured, "loadavg_1m_before": 1.5}})
     monkeypatch.setattr(catalog, "resolve_hardware", lambda hid, store=None: idle)
     assert busy_peak_caution("cpu-local-2c") is None  # not oversubscribed
+    near = replace(busy, peak_tflops={**busy.peak_tflops, "fp32": 0.2},
+                   details={**busy.details, "measured": {**measured, "matmul_gflops": {"fp32": 200.0}}})
+    monkeypatch.setattr(catalog, "resolve_hardware", lambda hid, store=None: near)
+    assert busy_peak_caution("cpu-local-2c") is None  # busy, but within 2x of the spec estimate
 
 
 def test_a_device_without_an_fp32_peak_is_cautioned_for_fp32() -> None:
