@@ -149,7 +149,11 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, ru
     # an uncached shape builds the model and counts its operators (seconds): say so on stderr
     with console(stderr=True).status(f"counting {name}'s operators (cached after the first time)…"):
         d = describe(cfg, method=method)
-        dec = describe_decode(cfg, method=method) if supports_decode(entry) and mode == "inference" else None
+        from engine.workloads import effective_seq_len, position_limit
+
+        limit = position_limit(entry)
+        room = limit is None or effective_seq_len(entry, seq_len) < limit  # a full cache has no next token
+        dec = describe_decode(cfg, method=method) if supports_decode(entry) and mode == "inference" and room else None
     payload = {"model": name, "family": entry.family, "hf_config": entry.hf_config, "arch": entry.arch,
                "published_params": entry.published_params, "params_source": entry.params_source,
                "descriptor": d.to_dict(), "decode": dec.to_dict() if dec else None}

@@ -229,6 +229,13 @@ def describe_decode(config: Config, method: str = "auto") -> Descriptor:
     if not supports_decode(entry):
         raise InvalidValueError("model for decode", config.model, "a generative model (text_generation family or whisper)")
     seq = max(1, _effective_seq(config.model, config.seq_len))
+    from engine.workloads import position_limit
+
+    limit = position_limit(entry)
+    if limit is not None and seq >= limit:  # the cache is full: no position is left for the next token
+        raise InvalidValueError("seq_len for a decode step", seq,
+                                f"1 to {limit - 1} for {entry.name} (a cache of {limit} tokens leaves no position "
+                                "for the next one)")
     return _build(pass_counts(entry.name, seq, "decode", method), entry.family, config.batch_size,
                   config.precision, "decode", config.runtime)
 

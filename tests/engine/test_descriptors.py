@@ -347,3 +347,11 @@ def test_the_floor_is_what_must_be_resident_at_once() -> None:
     assert train["floor_bytes"] <= train["memory_bytes"]
     for cfg, row in zip((Config("gpt2", "h", 4, 256, "fp16"), Config("gpt2", "h", 4, 256, "fp32", "training")), (inf, train)):
         assert describe(cfg).floor_bytes == pytest.approx(row["floor_bytes"], rel=1e-9)  # one rule, two spellings
+
+
+def test_a_decode_step_needs_a_free_position() -> None:
+    """A cache as long as the position embeddings leaves no position for the next token: gpt2 with a
+    1,024-token cache raises IndexError when run (audit F); the descriptor refuses it in one line."""
+    assert describe_decode(Config("gpt2", "x", 1, 1023)).kv_cache_bytes > 0
+    with pytest.raises(InvalidValueError, match="1 to 1023 for gpt2"):
+        describe_decode(Config("gpt2", "x", 1, 1024))
