@@ -396,7 +396,7 @@ class PerformancePredictor:
 
         A device of a measured kind that has no runs of its own gets a milder caution: its answers
         rest on its measured or spec peaks and on other devices' runs, which across perfcast's own
-        CPUs left a 10-23% median error (bench/cross_cpu.py, three CPUs) where a few runs of the
+        CPUs left a 10-21% median error (bench/cross_cpu.py, three CPUs, 2026-12-07) where a few runs of the
         device help."""
         if any(n > 0 for (_, hw_id), n in self._nearby_counts().items() if hw_id == hw.id):
             return None  # the device has runs the fits use (so its kind is measured too)
@@ -404,7 +404,7 @@ class PerformancePredictor:
         if busy:  # measured, but only while other processes took its cores: left out of the fits
             return (f"{hw.id}'s {busy} run{'s were' if busy != 1 else ' was'} all timed while other processes "
                     f"kept its cores busy, so the fits leave {'them' if busy != 1 else 'it'} out: this answer "
-                    f"rests on its peak figures and on runs of other {hw.kind} devices (median error 10-23% "
+                    f"rests on its peak figures and on runs of other {hw.kind} devices (median error 10-21% "
                     "from one CPU to another in bench/cross_cpu.py). Rerun on a quiet machine (perfcast "
                     "benchmark ... --save) to use them.")
         if not self.unmeasured_kinds([hw]):
