@@ -409,7 +409,7 @@ class PerformancePredictor:
                     "benchmark ... --save) to use them.")
         if not self.unmeasured_kinds([hw]):
             return (f"{hw.id} has no measurements in the store: this answer rests on its peak figures and on "
-                    f"runs of other {hw.kind} devices (median error 10-23% from one CPU to another in "
+                    f"runs of other {hw.kind} devices (median error 10-21% from one CPU to another in "
                     f"bench/cross_cpu.py). A few runs of it (perfcast benchmark ... --save) narrow that down.")
         kinds = self.measured_kinds()
         seen = ", ".join(f"{k} ({n} runs)" for k, n in sorted(kinds.items())) or "nothing"
