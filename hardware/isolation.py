@@ -104,6 +104,20 @@ def _child_main(adapter_name: str, spec_dict: dict[str, Any], conn: Any,
     # Ctrl-C in the terminal reaches the whole process group. The parent decides what it means
     # (a loop finishes the benchmark in flight and stores it); the parent kills this child itself
     # when it really stops (run_isolated's finally, kill_running).
+    _child_setup(env)
+    _raise_priority(os.environ.get("PERFCAST_BENCH_NICE"))
+    spec = BenchmarkSpec.from_dict(spec_dict)
+    m = run_inline_safely(adapter_name, spec)
+    try:
+        conn.send(m.to_dict())
+        conn.close()
+    except OSError:  # the parent stopped (a second Ctrl-C): nobody to tell, and nothing to print
+        pass
+
+
+def _child_setup(env: Optional[dict[str, str]]) -> None:
+    """What every child does first: leave Ctrl-C to the parent, die with it, and take its current
+    perfcast settings and catalogs."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     if env is not None:
@@ -116,14 +130,6 @@ def _child_main(adapter_name: str, spec_dict: dict[str, Any], conn: Any,
         from engine.catalog import refresh_catalogs
 
         refresh_catalogs()
-    _raise_priority(os.environ.get("PERFCAST_BENCH_NICE"))
-    spec = BenchmarkSpec.from_dict(spec_dict)
-    m = run_inline_safely(adapter_name, spec)
-    try:
-        conn.send(m.to_dict())
-        conn.close()
-    except OSError:  # the parent stopped (a second Ctrl-C): nobody to tell, and nothing to print
-        pass
 
 
 def _die_with_parent() -> None:
@@ -216,15 +222,9 @@ EXPORT_TIME_LIMIT_S = 1200.0
 
 
 def _export_main(model: str, precision: str, conn: Any, env: dict[str, str]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
-    for k in [k for k in os.environ if k.startswith("PERFCAST_")]:
-        os.environ.pop(k)
-    os.environ.update(env)
-    from engine.catalog import refresh_catalogs
+    _child_setup(env)
     from hardware.onnx_export import ensure_onnx
 
-    refresh_catalogs()
     try:
         ensure_onnx(model, precision)
         error = ""
@@ -257,6 +257,7 @@ def _export_first(adapter_name: str, spec: BenchmarkSpec, poll_s: float) -> Opti
     env = {k: v for k, v in os.environ.items() if k.startswith("PERFCAST_")}
     proc = ctx.Process(target=_export_main, args=(c.model, export_precision(c.precision), send, env),
                        name="perfcast-onnx-export")
+    kills = _KILLS[0]
     with _main_module_importable():
         proc.start()
     started = time.monotonic()
@@ -265,6 +266,9 @@ def _export_first(adapter_name: str, spec: BenchmarkSpec, poll_s: float) -> Opti
     limit = max(EXPORT_TIME_LIMIT_S, spec.time_limit_s)
     try:
         while not recv.poll(poll_s):
+            if _KILLS[0] != kills:  # the executor stopped (Ctrl-C): not a property of the export
+                _kill(proc)
+                return "benchmark stopped: perfcast was interrupted during the ONNX export before the run"
             if not proc.is_alive():
                 if recv.poll(0):
                     break
