@@ -308,10 +308,10 @@ class HardwareRecommender:
             mem = np.asarray(pred.sample(configs, n_samples, metric="memory_mib", seed=seed + 1), dtype=float)
             fits = ~(mem > cap[None, :])  # an unknown capacity never rules a draw out
             # predict's own figure where the predictor has the closed form, else the draws' share
-            p = (pred.predict(configs).cdf("memory_mib", np.nan_to_num(cap, nan=0.0)) if hasattr(pred, "predict")
-                 else fits.mean(axis=0))
-            prob_fits = np.where(np.isfinite(cap), p, np.nan)
-            unlikely = [h.id for h, p in zip(hws, prob_fits) if np.isfinite(p) and p < 0.05]
+            closed = (pred.predict(configs).cdf("memory_mib", np.nan_to_num(cap, nan=0.0)) if hasattr(pred, "predict")
+                      else fits.mean(axis=0))
+            prob_fits = np.where(np.isfinite(cap), closed, np.nan)
+            unlikely = [h.id for h, pf in zip(hws, prob_fits) if np.isfinite(pf) and pf < 0.05]
             if unlikely:
                 notes.append(f"unlikely to fit in memory (P(fits) < 0.05): {_some(unlikely)}")
         cost = hourly[None, :] * gpu_count * 1e6 / 3600.0 / thr  # nan where no price
