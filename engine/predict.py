@@ -166,11 +166,10 @@ def borrowed_peak_caution(cfg: Config, store: Optional["Store"] = None) -> Optio
 def busy_peak_caution(hardware_id: str, store: Optional["Store"] = None) -> Optional[str]:
     """One line when this machine's CPU peaks in use were measured while it was busy: a
     micro-benchmark sharing the cores reads low (audit P: 0.036 against 0.40 fp32 TFLOP/s at a load
-    of 6 on 2 cores, every answer for the CPU 4.6x slow). Only a load above the core count counts here
-    (the cores were oversubscribed), and only a figure below half the spec-sheet estimate (the
-    estimate is itself rough: 0.27 against 0.40 measured on an idle Xeon); detection itself retries
-    above half that load. Detection measures again once the machine
-    is idle (:func:`hardware.detect.detect_local`); ``hardware detect --refresh`` does it now."""
+    of 6 on 2 cores, every answer for the CPU 4.6x slow). It needs a load above the core count (the
+    cores were oversubscribed) and a figure below half the spec-sheet estimate (itself rough: 0.27
+    against 0.40 measured on an idle Xeon). Detection measures again once the machine is idle, from
+    half that load (:func:`hardware.detect.detect_local`); ``hardware detect --refresh`` does it now."""
     from engine.catalog import resolve_hardware
 
     entry = resolve_hardware(hardware_id, store)
