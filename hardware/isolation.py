@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from engine.records import Measurement
 from hardware.base import BenchmarkSpec
@@ -221,6 +221,26 @@ def _main_module_importable() -> Iterator[None]:
 EXPORT_TIME_LIMIT_S = 1200.0
 
 
+def _start_child(target: Callable[..., None], args: tuple[Any, ...], name: str) -> tuple[Any, Any, int, float]:
+    """Start ``target(*args, conn, env)`` in a child: (process, the parent's end of its pipe, the
+    stop count before its start, and when the start returned).
+
+    Limits run from that return: the first start() of a process waits for the forkserver to preload
+    torch & co (~4 s), which is not the child's time (audit M: a 1.6 s run was stored as a 6 s timeout
+    when it came first); a run's wall time still counts it, as the true cost."""
+    ctx = _context()
+    recv, send = ctx.Pipe(duplex=False)
+    env = {k: v for k, v in os.environ.items() if k.startswith("PERFCAST_")}
+    proc = ctx.Process(target=target, args=(*args, send, env), name=name)
+    kills = _KILLS[0]
+    with _main_module_importable():
+        proc.start()
+    started = time.monotonic()
+    _RUNNING.add(proc)
+    send.close()
+    return proc, recv, kills, started
+
+
 def _export_main(model: str, precision: str, conn: Any, env: dict[str, str]) -> None:
     _child_setup(env)
     from hardware.onnx_export import ensure_onnx
@@ -252,17 +272,8 @@ def _export_first(adapter_name: str, spec: BenchmarkSpec, poll_s: float) -> Opti
     c = spec.config
     if not needs_export(adapter_name, c.model, c.precision):
         return None
-    ctx = _context()
-    recv, send = ctx.Pipe(duplex=False)
-    env = {k: v for k, v in os.environ.items() if k.startswith("PERFCAST_")}
-    proc = ctx.Process(target=_export_main, args=(c.model, export_precision(c.precision), send, env),
-                       name="perfcast-onnx-export")
-    kills = _KILLS[0]
-    with _main_module_importable():
-        proc.start()
-    started = time.monotonic()
-    _RUNNING.add(proc)
-    send.close()
+    proc, recv, kills, started = _start_child(_export_main, (c.model, export_precision(c.precision)),
+                                              "perfcast-onnx-export")
     limit = max(EXPORT_TIME_LIMIT_S, spec.time_limit_s)
     try:
         while not recv.poll(poll_s):
@@ -304,21 +315,9 @@ def run_isolated(adapter_name: str, spec: BenchmarkSpec, poll_s: float = 0.05) -
         if why:
             m = Measurement.failed(spec.config, "failed", why, wall_time_s=exported_s, warmup=spec.warmup)
             return adapter.annotate(m)
-    ctx = _context()
-    recv, send = ctx.Pipe(duplex=False)
     t0 = time.monotonic()
-    env = {k: v for k, v in os.environ.items() if k.startswith("PERFCAST_")}
-    proc = ctx.Process(target=_child_main, args=(adapter_name, spec.to_dict(), send, env),
-                       name=f"perfcast-bench-{adapter_name}")
-    kills = _KILLS[0]
-    with _main_module_importable():
-        proc.start()
-    # the time limit runs from here: the first start() of a process waits for the forkserver to
-    # preload torch & co (~4 s), which is not the benchmark's time (audit M: a 1.6 s run was stored
-    # as a 6 s timeout when it came first); the wall time below still counts it, as the true cost
-    started = time.monotonic()
-    _RUNNING.add(proc)
-    send.close()
+    proc, recv, kills, started = _start_child(_child_main, (adapter_name, spec.to_dict()),
+                                              f"perfcast-bench-{adapter_name}")
     stopped_while_starting = _KILLS[0] != kills  # the executor stopped while this child was starting
     if stopped_while_starting:
         _kill(proc)
