@@ -141,19 +141,14 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, ru
     """
     from engine.catalog import get_model
     from engine.config import Config
-    from engine.descriptors import TRAFFIC, describe, describe_decode
-    from engine.descriptors.counting import supports_decode
+    from engine.descriptors import TRAFFIC, describe, describe_decode, has_decode_step
 
     entry = get_model(name)
     cfg = Config(name, "descriptor", batch_size, seq_len, precision, mode, runtime)
     # an uncached shape builds the model and counts its operators (seconds): say so on stderr
     with console(stderr=True).status(f"counting {name}'s operators (cached after the first time)…"):
         d = describe(cfg, method=method)
-        from engine.workloads import effective_seq_len, position_limit
-
-        limit = position_limit(entry)
-        room = limit is None or effective_seq_len(entry, seq_len) < limit  # a full cache has no next token
-        dec = describe_decode(cfg, method=method) if supports_decode(entry) and mode == "inference" and room else None
+        dec = describe_decode(cfg, method=method) if mode == "inference" and has_decode_step(cfg) else None
     payload = {"model": name, "family": entry.family, "hf_config": entry.hf_config, "arch": entry.arch,
                "published_params": entry.published_params, "params_source": entry.params_source,
                "descriptor": d.to_dict(), "decode": dec.to_dict() if dec else None}

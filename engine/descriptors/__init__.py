@@ -38,7 +38,7 @@ or the largest activation twice (input and output alive at once) in inference, p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from engine.config import Config
 
@@ -215,6 +215,26 @@ def describe(config: Config, method: str = "auto") -> Descriptor:
                   config.mode, config.runtime)
 
 
+def _decode_cache(config: Config) -> tuple[int, Optional[int]]:
+    """(tokens a decode step's cache holds, the model's position limit or None)."""
+    from engine.catalog import get_model
+    from engine.workloads import position_limit
+
+    return max(1, _effective_seq(config.model, config.seq_len)), position_limit(get_model(config.model))
+
+
+def has_decode_step(config: Config) -> bool:
+    """Whether ``config`` describes a decode step: a generative model whose cache of ``seq_len``
+    tokens leaves a position for the next one (gpt2 with 1,024 cached tokens raises when run)."""
+    from engine.catalog import get_model
+    from engine.descriptors.counting import supports_decode
+
+    if not supports_decode(get_model(config.model)):
+        return False
+    seq, limit = _decode_cache(config)
+    return limit is None or seq < limit
+
+
 def describe_decode(config: Config, method: str = "auto") -> Descriptor:
     """One generated token per sequence with a KV cache of ``config.seq_len`` tokens.
 
@@ -228,11 +248,8 @@ def describe_decode(config: Config, method: str = "auto") -> Descriptor:
     entry = get_model(config.model)
     if not supports_decode(entry):
         raise InvalidValueError("model for decode", config.model, "a generative model (text_generation family or whisper)")
-    seq = max(1, _effective_seq(config.model, config.seq_len))
-    from engine.workloads import position_limit
-
-    limit = position_limit(entry)
-    if limit is not None and seq >= limit:  # the cache is full: no position is left for the next token
+    seq, limit = _decode_cache(config)
+    if limit is not None and seq >= limit:
         raise InvalidValueError("seq_len for a decode step", seq,
                                 f"1 to {limit - 1} for {entry.name} (a cache of {limit} tokens leaves no position "
                                 "for the next one)")
@@ -323,4 +340,4 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
     return out[cols]
 
 
-__all__ = ["Descriptor", "WIDTH", "describe", "describe_decode", "describe_many"]
+__all__ = ["Descriptor", "WIDTH", "describe", "describe_decode", "describe_many", "has_decode_step"]

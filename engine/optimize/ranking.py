@@ -194,12 +194,12 @@ def prob_feasible(problem: Problem, post: dict[str, LogNormal],
     for c in problem.constraints:
         mu, sd = post[c.metric]
         prob = posterior_cdf if c.upper else posterior_sf  # a tail, not 1 - cdf: see lognormal_sf
-        if c.metric in COMONOTONE:
-            same_draw = np.minimum(same_draw, prob(mu, np.maximum(sd, 1e-9), np.full(n, c.bound),
-                                                   (floors or {}).get(c.metric), _below(post, c.metric)))
-            continue
-        p = p * prob(mu, np.maximum(sd, 1e-9), np.full(n, c.bound), (floors or {}).get(c.metric),
+        holds = prob(mu, np.maximum(sd, 1e-9), np.full(n, c.bound), (floors or {}).get(c.metric),
                      _below(post, c.metric))
+        if c.metric in COMONOTONE:
+            same_draw = np.minimum(same_draw, holds)
+        else:
+            p = p * holds
     return p * same_draw
 
 

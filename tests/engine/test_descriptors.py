@@ -355,3 +355,7 @@ def test_a_decode_step_needs_a_free_position() -> None:
     assert describe_decode(Config("gpt2", "x", 1, 1023)).kv_cache_bytes > 0
     with pytest.raises(InvalidValueError, match="1 to 1023 for gpt2"):
         describe_decode(Config("gpt2", "x", 1, 1024))
+    from engine.descriptors import has_decode_step  # what models show asks before its decode column
+
+    assert has_decode_step(Config("gpt2", "x", 1, 1023)) and not has_decode_step(Config("gpt2", "x", 1, 1024))
+    assert not has_decode_step(Config("bert-base-uncased", "x", 1, 128))
