@@ -139,9 +139,18 @@ def _warm_descriptors(df: "pd.DataFrame") -> None:
 
 
 def _observed(test: "pd.DataFrame", column: str) -> np.ndarray:
-    """The test rows that observed ``column`` (a positive, finite value): the rows that are scored."""
+    """The test rows that observed ``column`` (a positive, finite value): the rows that are scored.
+
+    Memory is scored only where the run built its model as the adapters do today: a prediction is
+    for today's build, and a legacy run's peak holds an fp32 build that no run makes any more
+    (:func:`engine.models.targets.legacy_builds`; the fits still learn from those runs)."""
     y = test[column].to_numpy(dtype=float)
-    return np.isfinite(y) & (y > 0)
+    ok = np.isfinite(y) & (y > 0)
+    if column == EVAL_METRICS["memory_mib"]:
+        from engine.models.targets import legacy_builds
+
+        ok &= ~legacy_builds(test)
+    return ok
 
 
 def _software_paths(test: "pd.DataFrame", column: str) -> np.ndarray:

@@ -70,7 +70,11 @@ def hf_config(entry: ModelEntry) -> Any:
 
 
 def build_model(name_or_entry: str | ModelEntry, device: str = "cpu", dtype: "torch.dtype | None" = None) -> "torch.nn.Module":
-    """The model with random weights, in eval mode, on ``device`` (``"meta"`` allocates nothing)."""
+    """The model with random weights, in eval mode, on ``device`` (``"meta"`` allocates nothing).
+
+    A floating ``dtype`` is built in that dtype, as a deployment loads its checkpoint: built in fp32
+    and converted, a half-precision model held its fp32 weights at the peak (bert-base bf16 on a CPU:
+    836 MiB against 582; on a 24 GiB GPU an fp16 7B model would not have been built at all)."""
     import torch
 
     entry = get_model(name_or_entry) if isinstance(name_or_entry, str) else name_or_entry
@@ -78,10 +82,16 @@ def build_model(name_or_entry: str | ModelEntry, device: str = "cpu", dtype: "to
     cfg = hf_config(entry)
     cfg.use_cache = getattr(cfg, "use_cache", True)
     model_cls = _hf_class(tf, entry, "hf_model")
-    with torch.device(device):
-        model = model_cls(cfg)
+    default = torch.get_default_dtype()
+    if dtype is not None and dtype.is_floating_point:
+        torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = model_cls(cfg)
+    finally:
+        torch.set_default_dtype(default)
     if dtype is not None:
-        model = model.to(dtype=dtype)
+        model = model.to(dtype=dtype)  # buffers made in an explicit dtype
     return model.eval()
 
 

@@ -14,7 +14,9 @@ def torch_versions() -> dict[str, str]:
 
     import torch
 
-    v = {"python": platform.python_version(), "torch": torch.__version__}
+    from hardware.torch_common import build_versions
+
+    v = {"python": platform.python_version(), "torch": torch.__version__, **build_versions()}
     try:
         import transformers
 

@@ -66,7 +66,9 @@ class TorchCUDAAdapter(AdapterBase):
     def versions(self) -> dict[str, str]:
         import torch
 
-        v = {"python": platform.python_version(), "torch": torch.__version__}
+        from hardware.torch_common import build_versions
+
+        v = {"python": platform.python_version(), "torch": torch.__version__, **build_versions()}
         if torch.version.cuda:
             v["cuda"] = torch.version.cuda
         if getattr(torch.version, "hip", None):

@@ -51,7 +51,7 @@ class TorchMPSAdapter(AdapterBase):
     def run_inline(self, spec: BenchmarkSpec) -> Measurement:
         import torch
 
-        from hardware.torch_common import make_step, prepare, time_generation
+        from hardware.torch_common import build_versions, make_step, prepare, time_generation
 
         c = spec.config
         t_start = time.perf_counter()
@@ -75,4 +75,4 @@ class TorchMPSAdapter(AdapterBase):
             c, samples, memory_peak_mib=peak, memory_avg_mib=mem.avg_mib, first_token_ms=first,
             decode_token_ms=decode, load_time_s=load_s, warmup=spec.warmup,
             wall_time_s=time.perf_counter() - t_start, device_name=self.device_name(),
-            versions={"python": platform.python_version(), "torch": torch.__version__})
+            versions={"python": platform.python_version(), "torch": torch.__version__, **build_versions()})

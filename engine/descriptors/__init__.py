@@ -158,6 +158,39 @@ def weight_bytes(params: Any, linear_weight_elems: Any, tied_head_elems: Any, pr
     return np.where((prec == "int8") & ~exported_graph(runtime), torch_int8, p * _widths(prec, WIDTH))
 
 
+def construction_bytes(params: Any, weights: Any, quantized_elems: Any, tied_head_elems: Any, precision: Any,
+                       runtime: Any, legacy: Any = False) -> Any:
+    """Bytes held while the adapter builds the model, before the first pass (arrays work).
+
+    A process's peak memory is the larger of this and the run's working set; pages freed while
+    building stay in the process. torch builds a half-precision model in its own dtype
+    (``engine.workloads.build_model``): the weights as run, plus an LM head that transformers
+    allocates before tying it to the input embedding (gpt2: 147 MiB in fp32). Dynamic quantization
+    needs that fp32 model first and quantizes it in place, adding the int8 weights
+    (``quantized_elems``: Linear weights and a tied head's copy). ``legacy`` runs were measured
+    before 2026-12-07 (``hardware.torch_common.BUILD_PROTOCOL`` absent from their versions): torch
+    built every model in fp32 and converted it (fp16/bf16), and quantized a deep copy (int8). An
+    exported graph loads its file: the weights as run. Measured in a fresh process (imports warmed),
+    the build raised the peak by 1.00-1.09x these bytes (distilbert, gpt2, resnet50; fp32, bf16,
+    int8); bert-base's whole-run peak was 836 and 1,328 MiB the legacy way against 582 and 910 now
+    (bf16, int8)."""
+    import numpy as np
+
+    p = np.asarray(params, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    prec = np.asarray(precision, dtype=object)
+    torch_rt = ~exported_graph(runtime)
+    old = np.asarray(legacy, dtype=bool)
+    int8 = torch_rt & (prec == "int8")
+    half = torch_rt & ((prec == "bf16") | (prec == "fp16"))
+    tied = np.asarray(tied_head_elems, dtype=float)
+    fp32_build = WIDTH["fp32"] * (p + tied)  # the fp32 model and its untied head
+    quantized = WIDTH["int8"] * np.asarray(quantized_elems, dtype=float)
+    int8_build = np.maximum(fp32_build, np.where(old, 2 * WIDTH["fp32"] * p, WIDTH["fp32"] * p) + quantized)
+    own_dtype = w + tied * _widths(prec, WIDTH)  # a half model is built half, with its untied head
+    return np.where(int8, int8_build, np.where(half & old, fp32_build, np.where(torch_rt, own_dtype, w)))
+
+
 def pass_bytes(counts: dict[str, Any], batch: Any, precision: Any, mode: Any, runtime: Any) -> dict[str, Any]:
     """Bytes of a pass from its counts at batch 1 (arrays work): weight, activation (traffic), KV
     cache, training state, bytes moved, live (working set besides weights and state) and floor
@@ -181,8 +214,12 @@ def pass_bytes(counts: dict[str, Any], batch: Any, precision: Any, mode: Any, ru
     moved = np.where(train, tw_t * weights + ta_t * acts + ADAM_TRAFFIC * param_bytes, tw_i * weights + ta_i * acts + kv)
     live = np.where(train, acts, 2 * largest)
     floor = np.where(train, weights + state, weights + largest + kv)
+    tied = np.asarray(counts["tied_head_elems"], dtype=float)
+    quantized = np.asarray(counts["linear_weight_elems"], dtype=float) + tied
+    build = {f"{k}build_bytes": construction_bytes(counts["params"], weights, quantized, tied, prec, runtime, legacy)
+             for k, legacy in (("", False), ("legacy_", True))}
     return {"weight_bytes": weights, "activation_bytes": acts, "kv_cache_bytes": kv, "state_bytes": state,
-            "bytes_moved": moved, "live_bytes": live, "floor_bytes": floor}
+            "bytes_moved": moved, "live_bytes": live, "floor_bytes": floor, **build}
 
 
 def _build(counts: "PassCounts", family: str, batch: int, precision: str, mode: str, runtime: str) -> Descriptor:
@@ -261,7 +298,10 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
     """Descriptors of many configurations as a DataFrame, one row per input row, in order.
 
     Columns: model, family, flops, linear_flops, tied_head_flops, bytes_moved, params, weight_bytes,
-    activation_bytes, state_bytes, kv_cache_bytes, memory_bytes, floor_bytes, seq_len_effective, method.
+    activation_bytes, state_bytes, kv_cache_bytes, memory_bytes, floor_bytes, build_bytes,
+    legacy_build_bytes, seq_len_effective, method. ``build_bytes`` is what the adapter holds while it
+    builds the model (:func:`construction_bytes`), ``legacy_build_bytes`` the same for a run measured
+    before the build protocol changed.
     ``floor_bytes`` is what must be resident at once at some moment of the pass, whatever the runtime
     fuses or frees: the weights; in training also their gradients and AdamW's two moments (each at
     least the weights' width, so 3x the weights); in inference one copy of the largest activation (a
@@ -289,8 +329,8 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
                            "mode": [c.mode for c in configs], "runtime": [c.runtime for c in configs]})
     n = len(df)
     cols = ["model", "family", "flops", "linear_flops", "tied_head_flops", "bytes_moved", "params", "weight_bytes",
-            "activation_bytes", "state_bytes", "kv_cache_bytes", "memory_bytes", "floor_bytes", "seq_len_effective",
-            "method"]
+            "activation_bytes", "state_bytes", "kv_cache_bytes", "memory_bytes", "floor_bytes", "build_bytes",
+            "legacy_build_bytes", "seq_len_effective", "method"]
     if n == 0:
         return pd.DataFrame(columns=cols)
     bad_p = set(df["precision"].unique()) - set(PRECISIONS)
@@ -335,9 +375,10 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
         "params": params, "weight_bytes": by["weight_bytes"],
         "activation_bytes": by["activation_bytes"], "state_bytes": by["state_bytes"], "kv_cache_bytes": by["kv_cache_bytes"],
         "memory_bytes": by["weight_bytes"] + by["state_bytes"] + by["live_bytes"] + by["kv_cache_bytes"],
-        "floor_bytes": by["floor_bytes"], "seq_len_effective": seq_eff,
+        "floor_bytes": by["floor_bytes"], "build_bytes": by["build_bytes"],
+        "legacy_build_bytes": by["legacy_build_bytes"], "seq_len_effective": seq_eff,
         "method": np.asarray(methods, dtype=object)[codes]})
     return out[cols]
 
 
-__all__ = ["Descriptor", "WIDTH", "describe", "describe_decode", "describe_many", "has_decode_step"]
+__all__ = ["Descriptor", "WIDTH", "construction_bytes", "describe", "describe_decode", "describe_many", "has_decode_step"]

@@ -21,9 +21,12 @@ def memory_floor_mib(phys: dict[str, np.ndarray]) -> np.ndarray:
     that must be resident at once (the weights at the run's precision; in training their gradients
     and AdamW's moments; in inference the largest activation, e.g. the logits, and a KV cache the
     runtime keeps), or the weights alone where a world gives no more. Every run of the shipped
-    dataset and of both bench/data CPUs measured at least 1.26x it (process RSS on CPUs; CUDA's
-    allocator counts all of it too). Unknown sizes give no floor (0)."""
+    dataset and of both bench/data CPUs measured at least 1.19x it (process RSS on CPUs; CUDA's
+    allocator counts all of it too). The weights held while the model is built count too
+    (``build_bytes``: torch's int8 is quantized from the fp32 model). Unknown sizes give no floor (0)."""
     w = np.asarray(phys.get("floor_bytes", phys["weight_bytes"]), dtype=float) / 2**20
+    if "build_bytes" in phys:
+        w = np.maximum(w, np.asarray(phys["build_bytes"], dtype=float) / 2**20)
     return np.where(np.isfinite(w) & (w > 0), w, 0.0)
 
 

@@ -52,7 +52,7 @@ a configuration changes, so no fit made with the old features is reused.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -68,8 +68,9 @@ if TYPE_CHECKING:
 # head at the fp32 peak; 5: openvino/bf16 as fp32 on a device whose bf16 peak is below its fp32 peak
 # (module docstring); 6: ``live_bytes`` (the live working set) for the memory model; 7: the descriptors'
 # widths as the adapters run them (int8 activations fp32, torch int8 weights Linear only, half-precision
-# training state; no KV cache on an exported graph; pass-through outputs not counted)
-FEATURES_VERSION = 7
+# training state; no KV cache on an exported graph; pass-through outputs not counted); 8: ``build_bytes``
+# (the weights held while a run's model is built; the memory models' peak is the larger of it and the run's)
+FEATURES_VERSION = 8
 
 #: Continuous feature columns (log scale where the quantity is multiplicative).
 CONTINUOUS: tuple[str, ...] = (
@@ -185,7 +186,9 @@ class FeatureFrame:
     ``weight_bytes``, ``activation_bytes`` (activation traffic, summed over the pass), ``live_bytes``
     (resident besides weights and optimizer state: the live activations and the KV cache, what the
     memory model scales), ``floor_bytes`` (what must be resident at once at the peak, the memory
-    posterior's floor: :func:`engine.descriptors.describe_many`'s), ``peak`` (FLOP/s at the precision, scaled to the threads
+    posterior's floor: :func:`engine.descriptors.describe_many`'s), ``build_bytes`` (the weights held
+    while the run's model is built: :func:`engine.descriptors.construction_bytes`;
+    ``legacy_build_bytes`` as a run before 2026-12-07 built it), ``peak`` (FLOP/s at the precision, scaled to the threads
     used on a CPU), ``bandwidth`` (bytes/s), ``memory_capacity_mib`` (nan if unknown), ``batch``,
     ``t_compute_ms`` and ``t_memory_ms`` (ideal roofline times at efficiency 1, in ms; int8's
     non-linear FLOPs at the fp32 peak, see the module docstring).
@@ -203,6 +206,17 @@ class FeatureFrame:
 
     def column(self, name: str) -> np.ndarray:
         return self.X[:, self.names.index(name)]
+
+
+def with_legacy_builds(ff: FeatureFrame, legacy: Optional[np.ndarray]) -> FeatureFrame:
+    """``ff`` with ``build_bytes`` as the adapters built the ``legacy`` rows' models (measured before
+    the build protocol changed: :func:`engine.descriptors.construction_bytes`). A fit's measured peak
+    memory is set by how its run was built; a prediction is for a run built today (the default)."""
+    if legacy is None or not np.asarray(legacy, dtype=bool).any():
+        return ff
+    phys = dict(ff.phys)
+    phys["build_bytes"] = np.where(np.asarray(legacy, dtype=bool), ff.phys["legacy_build_bytes"], ff.phys["build_bytes"])
+    return replace(ff, phys=phys)
 
 
 def configs_frame(configs: Sequence[Config] | "pd.DataFrame") -> "pd.DataFrame":
@@ -264,7 +278,7 @@ class Featurizer:
         #: whether model names are catalog names (the real descriptors), not an injected world's
         self.uses_catalog = describe_many is None
         self._catalog_state: Any = None  # the user catalogs the caches below were filled from
-        self._desc: dict[tuple, tuple[float, float, float, float, float, float, float, float, float, str]] = {}
+        self._desc: dict[tuple, tuple[Any, ...]] = {}
         self._hw: dict[str, HardwareFacts] = {}
 
     # -- cached look-ups ----------------------------------------------------------------------
@@ -298,11 +312,16 @@ class Featurizer:
         # what cannot be freed at the peak (the memory posterior's floor): a world without it has only
         # its weights (the descriptors leave out the KV cache an exported graph does not keep)
         floor = d["floor_bytes"] if "floor_bytes" in d.columns else d["weight_bytes"]
+        # the weights held while the model is built (today, and as a legacy run built it); a world
+        # without them builds its weights as run
+        build = d["build_bytes"] if "build_bytes" in d.columns else d["weight_bytes"]
+        legacy = d["legacy_build_bytes"] if "legacy_build_bytes" in d.columns else build
         for i, key in enumerate(missing):
             resident = float(floor.iat[i])
             self._desc[key] = (float(d["flops"].iat[i]), float(d["bytes_moved"].iat[i]), float(d["params"].iat[i]),
                                float(d["weight_bytes"].iat[i]), float(d["activation_bytes"].iat[i]),
-                               float(linear.iat[i]), float(tied.iat[i]), float(live.iat[i]), resident, str(fams[i]))
+                               float(linear.iat[i]), float(tied.iat[i]), float(live.iat[i]), resident,
+                               float(build.iat[i]), float(legacy.iat[i]), str(fams[i]))
 
     # -- main entry -----------------------------------------------------------------------------
     def _forget_edited_catalogs(self) -> None:
@@ -339,10 +358,11 @@ class Featurizer:
         # descriptors per distinct workload
         wl_codes, wl_df = _factorize_rows(ran, list(_WORKLOAD_COLS))
         self._descriptors(wl_df)
-        table = np.array([self._desc[tuple(r)][:9] for r in wl_df.itertuples(index=False, name=None)],
-                         dtype=float).reshape(-1, 9)
-        fam_u = np.array([self._desc[tuple(r)][9] for r in wl_df.itertuples(index=False, name=None)], dtype=object)
-        flops, nbytes, params, wbytes, abytes, linear, tied, live, resident = (table[wl_codes, j] for j in range(9))
+        table = np.array([self._desc[tuple(r)][:11] for r in wl_df.itertuples(index=False, name=None)],
+                         dtype=float).reshape(-1, 11)
+        fam_u = np.array([self._desc[tuple(r)][11] for r in wl_df.itertuples(index=False, name=None)], dtype=object)
+        flops, nbytes, params, wbytes, abytes, linear, tied, live, resident, build, legacy_build = (
+            table[wl_codes, j] for j in range(11))
         family = fam_u[wl_codes]
 
         # hardware per distinct (hardware, precision, runtime, threads)
@@ -385,6 +405,7 @@ class Featurizer:
         X = np.concatenate([cont, *onehots], axis=1)
         phys = {"flops": flops, "linear_flops": linear, "tied_head_flops": tied, "bytes": nbytes, "params": params,
                 "weight_bytes": wbytes, "activation_bytes": abytes, "live_bytes": live, "floor_bytes": resident,
+                "build_bytes": build, "legacy_build_bytes": legacy_build,
                 "peak": peak, "bandwidth": bw,
                 "memory_capacity_mib": cap, "batch": batch, "seq_len": seq, "threads_used": threads_used,
                 "t_compute_ms": t_c, "t_memory_ms": t_m}

@@ -51,7 +51,7 @@ from engine.config import SOFTWARE_PATH, Config, joined_labels
 from engine.errors import InvalidValueError
 from engine.models.assemble import lognormal_set, memory_floor_mib
 from engine.models.base import PredictionSet
-from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog
+from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog, with_legacy_builds
 from engine.models.gp_fast import FastPosterior, joint_marginals
 from engine.models.roofline import RooflineParams, RooflinePredictor, roofline_latency_ms
 from engine.models.targets import targets_from_measurements
@@ -619,7 +619,7 @@ class GPPredictor:
         tg = targets_from_measurements(data, catalog_models_only=uses_catalog(self.featurizer))
         previous = {k: o.hyperparameters() for k, o in self.outputs.items()} if self.warm_start else {}
         self.roofline = RooflinePredictor(featurizer=self.featurizer).fit(tg.frame)
-        ff = self._ff(tg.frame)
+        ff = with_legacy_builds(self._ff(tg.frame), tg.legacy_build)  # memory's prior mean, as each run was built
         self.design = Design.from_training(ff, self.roofline.params
                                            if self.prior_sd_log.get("overhead", 0.0) > 0 else None)
         X = self.design.matrix(ff)

@@ -11,8 +11,9 @@ The likelihood *is* the roofline, with its unknowns given priors::
     log t     = log(oh + smoothmax(F/(eff_c·peak), B/(eff_m·bw)))
     log y     ~ StudentT(ν, log t, sqrt(σ² + s_i²))        s_i²: sampling variance of run i
     log(p90/median) ~ Normal(μ_r + e_r[runtime], τ)
-    log mem   ~ StudentT(ν_m ≥ 3, log(c_0 + c_w·weights + c_a·activations), σ_mem), log c_0 pooled over
-              runtime, kind and model, log c_w over precision×runtime
+    log mem   ~ StudentT(ν_m ≥ 3, log(c_0 + max(c_w·build, c_w·weights + c_a·activations)), σ_mem),
+              log c_0 pooled over runtime, kind and model, log c_w over precision×runtime; build:
+              the weights held while the model is built (int8 is quantized from fp32)
 
 Each group effect e_g has one value per observed level, e_g = Q_g·w_g with w_g ~ N(0, σ_g): the
 columns of Q_g span the level vectors orthogonal to the constant and to the parent groups'
@@ -78,7 +79,7 @@ from engine.config import Config  # noqa: E402
 from engine.errors import DiagnosticsError, InvalidValueError  # noqa: E402
 from engine.models.assemble import draws_set, memory_floor_mib  # noqa: E402
 from engine.models.base import PredictionSet  # noqa: E402
-from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog  # noqa: E402
+from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog, with_legacy_builds  # noqa: E402,E501
 from engine.models.roofline import ACTIVATION_PRIOR_SD, TRAINING_WEIGHT_FACTOR  # noqa: E402
 from engine.models.targets import targets_from_measurements  # noqa: E402
 
@@ -258,6 +259,7 @@ def _data_arrays(ff: FeatureFrame, enc: Encoding) -> dict[str, np.ndarray]:
         "lb": np.log(ff.phys["batch"]),
         "w_mib": ff.phys["weight_bytes"] * (1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train) / 2**20,
         "a_mib": ff.phys["live_bytes"] / 2**20,  # live activations + KV cache (the roofline's memory term)
+        "b_mib": ff.phys["build_bytes"] / 2**20,  # weights held while the model is built
         **{f"idx_{g}": enc.codes(ff, g) for g in enc.vocab},
     }
 
@@ -315,7 +317,9 @@ def latency_model(d: dict[str, Any], spec: tuple[tuple[str, str, int, str, float
     l0 = numpyro.sample("mem_l0", dist.Normal(math.log(300.0), 1.5))
     lw = numpyro.sample("mem_lw", dist.Normal(0.0, 0.5))
     la = numpyro.sample("mem_la", dist.Normal(0.0, ACTIVATION_PRIOR_SD))
-    mem_loc = jnp.log(jnp.exp(l0 + lin("m0")) + jnp.exp(lw + lin("mw")) * d["w_mib"] + jnp.exp(la) * d["a_mib"])
+    cw = jnp.exp(lw + lin("mw"))
+    run = cw * d["w_mib"] + jnp.exp(la) * d["a_mib"]
+    mem_loc = jnp.log(jnp.exp(l0 + lin("m0")) + jnp.maximum(cw * d["b_mib"], run))
     sigma_mem = numpyro.sample("sigma_mem", dist.HalfNormal(0.3))
     # ν_mem ≥ 3: free, it sat near 1 (a Cauchy around a 3% core: 20% of the shipped runs, whole
     # model × runtime paths the pooled terms missed, were treated as outliers), and a log-Cauchy's
@@ -336,8 +340,9 @@ class HierarchicalPredictor:
     name = "hierarchical"
     # 2: orthogonal-basis effects, utilisation term; 3: memory scales the live working set;
     # 4: ν_mem ≥ 3 and a per-model memory overhead; 5: the weights' factor per precision x runtime
-    # spread 0.4 (was 0.15); 6: a compute-efficiency effect per mode (inference, training)
-    CACHE_VERSION = 7
+    # spread 0.4 (was 0.15); 6: a compute-efficiency effect per mode (inference, training);
+    # 7: memory's peak is the larger of the model's build (b_mib) and the run
+    CACHE_VERSION = 8
 
     def __init__(self, featurizer: Optional[Featurizer] = None, num_warmup: int = 800, num_samples: int = 500,
                  num_chains: int = 2, target_accept: float = 0.9, max_tree_depth: int = 6,
@@ -455,7 +460,7 @@ class HierarchicalPredictor:
 
         _enable_compilation_cache()
         tg = targets_from_measurements(data, catalog_models_only=uses_catalog(self.featurizer))
-        ff = self._ff(tg.frame)
+        ff = with_legacy_builds(self._ff(tg.frame), tg.legacy_build)
         self.encoding = Encoding.from_training(ff)
         arrays = _data_arrays(ff, self.encoding)
         arrays.update(_designs(arrays, self.encoding))
@@ -469,7 +474,7 @@ class HierarchicalPredictor:
             out[:n] = x
             return jnp.asarray(out)
 
-        d = {k: pad(v, 1.0 if k in ("w_mib", "a_mib") else 0) for k, v in arrays.items()}
+        d = {k: pad(v, 1.0 if k in ("w_mib", "a_mib", "b_mib") else 0) for k, v in arrays.items()}
         mask = pad(np.ones(n, bool), False)
         has_mem = tg.has_memory
         mem = pad(np.where(has_mem, tg.log_memory, 0.0))
@@ -635,7 +640,8 @@ class HierarchicalPredictor:
         r_loc = p["mu_r"][:, None] + lin("r")
         c0 = np.exp(p["mem_l0"][:, None] + lin("m0"))
         cw = np.exp(p["mem_lw"][:, None] + lin("mw"))
-        mem_loc = np.log(c0 + cw * d["w_mib"][None, :] + np.exp(p["mem_la"])[:, None] * d["a_mib"][None, :])
+        mem_loc = np.log(c0 + np.maximum(cw * d["b_mib"][None, :],
+                                          cw * d["w_mib"][None, :] + np.exp(p["mem_la"])[:, None] * d["a_mib"][None, :]))
         if latent:
             return {"latency_ms": log_t, "latency_p90_ms": log_t + np.maximum(r_loc, 0.0), "memory_mib": mem_loc}
         t_lat, z_r, t_mem = _row_noise(ff, seed, p["nu"], p["nu_mem"])

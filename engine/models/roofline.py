@@ -3,7 +3,8 @@
     latency ≈ overhead + max(FLOPs / (eff_c · peak at precision), bytes / (eff_m · bandwidth))
     memory  ≈ mem_overhead + weights at precision · (1 inference, 4 training: weights, grads,
               two Adam moments) + live activations and KV cache (the descriptor's working set,
-              not the activation traffic, which counts every layer's output once)
+              not the activation traffic, which counts every layer's output once), or the weights
+              held while the model is built if more (``build_bytes``: int8 is quantized from fp32)
 
 On a CPU the peak is scaled by threads used / cores (a 1-thread run cannot use both cores).
 
@@ -31,7 +32,7 @@ import numpy as np
 from engine.config import Config
 from engine.models.assemble import lognormal_set, memory_floor_mib
 from engine.models.base import PredictionSet
-from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog
+from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog, with_legacy_builds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,8 +76,8 @@ def roofline_memory_mib(ff: FeatureFrame, p: RooflineParams) -> np.ndarray:
     train = (ff.cats["mode"] == "training").astype(float)
     wfac = 1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train
     mib = 1.0 / 2**20
-    return (p.mem_overhead_mib + p.weight_factor * wfac * ff.phys["weight_bytes"] * mib
-            + p.activation_factor * ff.phys["live_bytes"] * mib)
+    run = p.weight_factor * wfac * ff.phys["weight_bytes"] * mib + p.activation_factor * ff.phys["live_bytes"] * mib
+    return p.mem_overhead_mib + np.maximum(p.weight_factor * ff.phys["build_bytes"] * mib, run)
 
 
 class RooflinePredictor:
@@ -113,7 +114,7 @@ class RooflinePredictor:
         from engine.models.targets import targets_from_measurements
 
         tg = targets_from_measurements(data, catalog_models_only=uses_catalog(self.featurizer))
-        ff = self._ff(tg.frame)
+        ff = with_legacy_builds(self._ff(tg.frame), tg.legacy_build)
         t_c, t_m = ff.phys["t_compute_ms"], ff.phys["t_memory_ms"]
         y = tg.log_latency
 
@@ -134,10 +135,11 @@ class RooflinePredictor:
             train = (ff.cats["mode"][has] == "training").astype(float)
             w = ff.phys["weight_bytes"][has] * (1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train) / 2**20
             a = ff.phys["live_bytes"][has] / 2**20
+            b = ff.phys["build_bytes"][has] / 2**20
             ym = tg.log_memory[has]
 
             def mresid(z: np.ndarray) -> np.ndarray:
-                r = np.log(np.exp(z[2]) + np.exp(z[0]) * w + np.exp(z[1]) * a) - ym
+                r = np.log(np.exp(z[2]) + np.maximum(np.exp(z[0]) * b, np.exp(z[0]) * w + np.exp(z[1]) * a)) - ym
                 # the activation factor's prior, log N(0, ACTIVATION_PRIOR_SD²), as one more residual:
                 # small-batch runs barely see activations, and fitted freely the factor fell to its
                 # bound (0.001), so P(fits) ignored a 36 GiB working set at batch 64 × 1024 tokens

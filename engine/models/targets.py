@@ -61,6 +61,9 @@ class Targets:
     var_log_latency: np.ndarray
     log_p90: np.ndarray
     log_memory: np.ndarray
+    #: rows whose model was built the old way (in fp32, then converted or copied and quantized):
+    #: their peak memory holds that build (:func:`legacy_builds`)
+    legacy_build: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -188,6 +191,23 @@ def _leave_out(df: "pd.DataFrame", column: str, unknown: list[str], why: str, ca
     return df[keep].reset_index(drop=True)
 
 
+def legacy_builds(df: "pd.DataFrame") -> np.ndarray:
+    """Runs of torch at fp16, bf16 or int8 whose versions lack ``BUILD_PROTOCOL_KEY``: measured
+    before 2026-12-07, when the torch adapters built every model in fp32 and then converted it or
+    quantized a copy, so their peak memory holds that build (every shipped run is one). Their
+    latency is the same; the memory models read their build as it was
+    (:func:`engine.models.features.with_legacy_builds`)."""
+    from hardware.torch_common import BUILD_PROTOCOL_KEY
+
+    n = len(df)
+    if not n or "runtime" not in df.columns or "precision" not in df.columns:
+        return np.zeros(n, dtype=bool)
+    versions = df["versions"] if "versions" in df.columns else [None] * n  # JSON text, a dict, or missing
+    marked = np.array([isinstance(v, (str, dict)) and BUILD_PROTOCOL_KEY in v for v in versions], dtype=bool)
+    converted = (df["runtime"].to_numpy(dtype=object) == "torch") & (df["precision"].to_numpy(dtype=object) != "fp32")
+    return converted & ~marked
+
+
 def targets_from_measurements(data: "pd.DataFrame", *, catalog_models_only: bool = False) -> Targets:
     """Validate and convert a measurements frame (status ok rows only are used).
 
@@ -219,4 +239,4 @@ def targets_from_measurements(data: "pd.DataFrame", *, catalog_models_only: bool
     its = df["iterations"] if "iterations" in df.columns else [np.nan] * len(df)
     var = np.array([log_median_variance(s, m, sd, it) for s, m, sd, it in zip(samples, med, std, its)])
     return Targets(configs=configs_from_frame(df), frame=df, log_latency=np.log(med), var_log_latency=var,
-                   log_p90=np.log(p90), log_memory=np.log(mem))
+                   log_p90=np.log(p90), log_memory=np.log(mem), legacy_build=legacy_builds(df))

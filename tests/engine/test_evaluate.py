@@ -228,3 +228,27 @@ def test_a_fold_whose_fit_fails_is_named() -> None:
     rep = evaluate(df, "hardware", predictors=["gp"], factory=lambda name: _FailsWithoutL4(0.3))
     err = rep.results["gp"].error
     assert err.startswith("fold 'l4' (train 40): NUTS diagnostics FAILED") and rep.results["gp"].exit_code == 4
+
+
+def test_memory_is_scored_only_where_the_run_built_its_model_as_today() -> None:
+    """A prediction is for today's build; a legacy torch bf16/int8 run's peak holds an fp32 build
+    (engine.models.targets.legacy_builds), so its memory is not scored, while its latency is."""
+    import json
+
+    import pandas as pd
+
+    from engine.config import Config
+    from engine.evaluate import score_rows
+    from engine.models.base import PredictionSet
+    from hardware.torch_common import build_versions
+
+    cfgs = [Config("gpt2", "cpu", 1, 16, p, "inference", "torch") for p in ("fp32", "bf16", "bf16")]
+    mu = np.log([100.0, 200.0, 400.0])
+    ps = PredictionSet(cfgs, "t", mu_log={"memory_mib": mu, "latency_ms": mu},
+                       sigma_log={m: np.full(3, 0.3) for m in ("memory_mib", "latency_ms")})
+    test = pd.DataFrame({"runtime": ["torch"] * 3, "precision": ["fp32", "bf16", "bf16"],
+                         "versions": [json.dumps({}), json.dumps({}), json.dumps(build_versions())],
+                         "memory_peak_mib": [100.0, 900.0, 400.0], "latency_median_ms": [1.0, 2.0, 3.0]})
+    pos = np.arange(3)
+    assert np.allclose(score_rows(ps, test, pos, "memory_mib", "memory_peak_mib").y, [100.0, 400.0])
+    assert len(score_rows(ps, test, pos, "latency_ms", "latency_median_ms").y) == 3

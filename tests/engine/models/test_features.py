@@ -172,7 +172,8 @@ def test_a_world_without_floors_keeps_the_weights_as_its_floor(featurizer, train
 
 def test_every_measured_run_holds_at_least_its_memory_floor() -> None:
     """The floor must be certain: a measured run below it would make the truncated posterior wrong.
-    Every run of the shipped dataset and of both bench/data CPUs measured at least 1.26x it."""
+    Every run of the shipped dataset and of both bench/data CPUs measured at least 1.19x it (the
+    closest: gpt2-medium fp32 at batch 1, whose floor holds its build's untied head)."""
     import pandas as pd
 
     from engine.models.assemble import memory_floor_mib
@@ -187,4 +188,4 @@ def test_every_measured_run_holds_at_least_its_memory_floor() -> None:
         df = pd.read_parquet(f)
         df = df[(df["status"] == "ok") & df["memory_peak_mib"].notna()]
         ratio = df["memory_peak_mib"].to_numpy() / memory_floor_mib(featurizer(df).phys)
-        assert len(df) > 100 and ratio.min() > 1.25, f
+        assert len(df) > 100 and ratio.min() > 1.15, f

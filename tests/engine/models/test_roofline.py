@@ -38,3 +38,23 @@ def test_registry_names(featurizer):
     assert get_predictor("roofline", featurizer=featurizer).name == "roofline"
     with pytest.raises(UnknownNameError, match="did you mean 'roofline'"):
         get_predictor("roofline2")
+
+
+def test_memory_is_the_larger_of_the_build_and_the_run():
+    """int8 is quantized from the fp32 model: at a small batch the build sets the peak, at a large
+    one the run's activations do; a legacy run's build is read as it was (with_legacy_builds)."""
+    from engine.models.features import FeatureFrame, with_legacy_builds
+    from engine.models.roofline import roofline_memory_mib
+
+    mib = 2.0**20
+    ff = FeatureFrame(X=np.zeros((2, 0)), names=(), cats={"mode": np.array(["inference"] * 2, dtype=object),
+                                                          "precision": np.array(["int8"] * 2, dtype=object),
+                                                          "runtime": np.array(["torch"] * 2, dtype=object)},
+                      phys={"params": np.array([100.0, 100.0]) * mib, "weight_bytes": np.array([130.0, 130.0]) * mib,
+                            "live_bytes": np.array([10.0, 900.0]) * mib, "build_bytes": np.array([400.0, 400.0]) * mib,
+                            "legacy_build_bytes": np.array([800.0, 800.0]) * mib})
+    p = RooflineParams(weight_factor=1.0, activation_factor=1.0, mem_overhead_mib=300.0)
+    assert roofline_memory_mib(ff, p).tolist() == [700.0, 1330.0]
+    legacy = with_legacy_builds(ff, np.array([True, False]))
+    assert roofline_memory_mib(legacy, p).tolist() == [1100.0, 1330.0]  # the legacy row's 800
+    assert ff.phys["build_bytes"][0] == 400.0 * mib  # the frame it came from is unchanged

@@ -45,3 +45,31 @@ def test_runs_on_hardware_the_catalog_lacks_are_left_out_of_a_fit_with_a_warning
                                             "catalog \\(cpu-intel-xeon-platinum-8c\\); set PERFCAST_HARDWARE"):
         tg = targets_from_measurements(df, catalog_models_only=True)
     assert len(tg.frame) == 9 and "cpu-intel-xeon-platinum-8c" not in set(tg.frame["hardware"])
+
+
+def test_legacy_builds_are_torch_half_and_int8_runs_without_the_build_protocol() -> None:
+    import json
+
+    import pandas as pd
+
+    from engine.models.targets import legacy_builds
+    from hardware.torch_common import build_versions
+
+    now = json.dumps({"torch": "2.13.0", **build_versions()})
+    before = json.dumps({"torch": "2.13.0"})
+    df = pd.DataFrame({"runtime": ["torch", "torch", "torch", "torch", "onnxruntime", "torch"],
+                       "precision": ["bf16", "int8", "bf16", "fp32", "int8", "fp16"],
+                       "versions": [before, before, now, before, before, None]})
+    assert legacy_builds(df).tolist() == [True, True, False, False, False, True]
+    assert legacy_builds(df.drop(columns="versions")).tolist() == [True, True, True, False, False, True]
+
+
+def test_every_shipped_half_and_int8_torch_run_is_a_legacy_build(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The shipped runs (2026-11-22) were built in fp32 and converted: their memory is read that way."""
+    from engine.models.targets import legacy_builds
+    from engine.store import Store
+
+    df = Store(tmp_path / "s.duckdb").measurements()
+    converted = (df["runtime"] == "torch") & (df["precision"] != "fp32")
+    assert converted.sum() > 100
+    assert (legacy_builds(df) == converted.to_numpy()).all()
