@@ -171,9 +171,9 @@ def construction_bytes(params: Any, weights: Any, quantized_elems: Any, tied_hea
     before 2026-12-07 (``hardware.torch_common.BUILD_PROTOCOL`` absent from their versions): torch
     built every model in fp32 and converted it (fp16/bf16), and quantized a deep copy (int8). An
     exported graph loads its file: the weights as run. Measured in a fresh process (imports warmed),
-    the build raised the peak by 1.00-1.09x these bytes (distilbert, gpt2, resnet50; fp32, bf16,
-    int8); bert-base's whole-run peak was 836 and 1,328 MiB the legacy way against 582 and 910 now
-    (bf16, int8)."""
+    the build raised the peak by 1.00-1.07x these bytes (distilbert, gpt2, resnet50; fp32, bf16,
+    int8); building bert-base peaked at 836 and 1,328 MiB the legacy way against 582 and 910 now
+    (bf16, int8; a fresh process)."""
     import numpy as np
 
     p = np.asarray(params, dtype=float)
