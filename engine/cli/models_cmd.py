@@ -204,6 +204,8 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, ru
     if mode == "training":
         row("  gradients + Adam states", _bytes(d.state_bytes))
     row("  resident at once (the floor)", _bytes(d.floor_bytes), _bytes(dec.floor_bytes) if dec else "")
+    # a process's peak is at least its build: torch's int8 is quantized from the fp32 model
+    row("  held while building the model", _bytes(d.build_bytes), _bytes(dec.build_bytes) if dec else "")
     row("method", d.method, dec.method if dec else "")
     out.print(t)
     if d.note:

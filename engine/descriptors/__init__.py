@@ -85,6 +85,7 @@ class Descriptor:
     note: str = ""
     tied_head_flops: float = 0.0  # of linear_flops: an LM head tied to the input embedding (counting.py)
     runtime: str = "torch"  # int8's quantized weights and the KV cache depend on it (module docstring)
+    build_bytes: float = 0.0  # held while the adapter builds the model (construction_bytes)
 
     @property
     def arithmetic_intensity(self) -> float:
@@ -233,7 +234,7 @@ def _build(counts: "PassCounts", family: str, batch: int, precision: str, mode: 
                       state_bytes=b["state_bytes"], kv_cache_bytes=b["kv_cache_bytes"],
                       peak_activation_bytes=b["live_bytes"],
                       linear_flops=counts.linear_flops * batch, note=counts.note,
-                      tied_head_flops=counts.tied_head_flops * batch, runtime=runtime)
+                      tied_head_flops=counts.tied_head_flops * batch, runtime=runtime, build_bytes=b["build_bytes"])
 
 
 def describe(config: Config, method: str = "auto") -> Descriptor:

@@ -258,3 +258,16 @@ def test_hardware_list_shows_reference_markers_and_whole_numbers() -> None:
         assert any(line.lstrip().startswith(f"{hid} ") for line in lines), hid
     wide = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["hardware", "list"])
     assert "(ref: cuda)" in wide.output  # the marker rich once read as a style tag and dropped
+
+
+def test_models_show_names_what_building_the_model_holds() -> None:
+    """torch's int8 is quantized from the fp32 model: its build holds more than its run (the
+    memory posterior's floor is the larger of the two)."""
+    from engine.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["models", "show", "gpt2", "--precision", "int8", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)["descriptor"]
+    assert d["build_bytes"] > 2 * d["floor_bytes"]
+    text = CliRunner().invoke(cli, ["models", "show", "gpt2", "--precision", "int8"]).output
+    assert "held while building the model" in text
