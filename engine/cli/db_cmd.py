@@ -41,7 +41,7 @@ def init(db_path: str | None, no_seed: bool, as_json: bool) -> None:
 
 
 def _info(store) -> dict:  # type: ignore[no-untyped-def]
-    from engine.models.targets import left_out_busy, superseded_busy_runs
+    from engine.models.targets import legacy_builds, left_out_busy, superseded_busy_runs
     from engine.store.schema import SCHEMA_VERSION
 
     with store.connect() as con:
@@ -53,7 +53,10 @@ def _info(store) -> dict:  # type: ignore[no-untyped-def]
     left_out = left_out_busy(ok_runs)
     return {"path": str(store.path), "schema_version": store.schema_version(), "latest_schema": SCHEMA_VERSION,
             "runs": runs, "ok_runs": ok, "distinct_configs": n_cfg, "runs_by_source": by_source,
-            "busy_runs_superseded": int(superseded.sum()), "busy_runs_not_rerun": int((left_out & ~superseded).sum())}
+            "busy_runs_superseded": int(superseded.sum()), "busy_runs_not_rerun": int((left_out & ~superseded).sum()),
+            # torch fp16/bf16/int8 runs from before 2026-12-07, whose peak memory holds an fp32 build:
+            # the models read it as built, evaluate scores no memory on them
+            "runs_built_the_old_way": int(legacy_builds(ok_runs).sum())}
 
 
 @db.command()

@@ -351,3 +351,21 @@ def test_rows_imported_before_ids_left_out_ignored_columns_are_still_recognised(
             import_measurements(s, f)
         assert import_measurements(s, f, skip_existing=True) == 0
     assert s.count("benchmark_runs") == 2
+
+
+def test_db_info_counts_the_runs_built_the_old_way(tmp_path: Path) -> None:
+    """Every shipped torch bf16/int8 run (2026-11-22) built its model in fp32 first; a run stored
+    with the build protocol in its versions did not."""
+    from engine.cli.db_cmd import _info
+    from hardware.torch_common import build_versions
+
+    s = Store(tmp_path / "s.duckdb")  # seeded with the shipped runs
+    before = _info(s)["runs_built_the_old_way"]
+    shipped = s.measurements()
+    assert before == int(((shipped["runtime"] == "torch") & (shipped["precision"] != "fp32")).sum()) > 100
+    m = Measurement.from_samples(Config("gpt2", "cpu-test", 2, 16, "bf16"), [3.0, 3.5])
+    m.versions = {"torch": "2.13.0", **build_versions()}
+    s.save_measurement(m)
+    assert _info(s)["runs_built_the_old_way"] == before
+    s.save_measurement(Measurement.from_samples(Config("gpt2", "cpu-test", 4, 16, "bf16"), [3.0, 3.5]))
+    assert _info(s)["runs_built_the_old_way"] == before + 1
