@@ -17,10 +17,10 @@ and 90% intervals, and the median log bias, pooled and per precision.
 
 Printed last, one line: ``n=.. gp_ape=.. gp_cov90=.. hierarchical_ape=.. hierarchical_cov90=..
 roofline_ape=..``. Measured on 2026-12-07 (an Intel Xeon, 102 runs of 9 models, fp32/bf16/int8,
-batch 1 and 8, seq 32 and 128, beside other work): gp 10.0% (coverage 62/98%), hierarchical 3.7%
+batch 1 and 8, seq 32 and 128, beside other work): gp 11.0% (coverage 58/98%), hierarchical 3.7%
 (71/93%), roofline 25.7%; the code before the build change, on the same runs, 33%, 30% (17/38%)
 and 37%. Its default grid, measured live the same day (42 runs of 4 models, 4 min): gp 13.9%
-(45/95%), hierarchical 5.4% (60/90%), roofline 30.2%. This is an evaluation, not a timed test.
+(45/95%; the GP's model spread 0.1 then), hierarchical 5.4% (60/90%), roofline 30.2%. This is an evaluation, not a timed test.
 """
 from __future__ import annotations
 
