@@ -16,7 +16,8 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "flo
 #: built in its own dtype, int8 quantizes the fp32 model in place. Runs without it (before
 #: 2026-12-07) built in fp32 and converted, or quantized a copy, and their peak memory holds that
 #: build (building in a fresh process peaked at: bert-base bf16 836 MiB against 582 now, int8
-#: 1,328 against 910, gpt2 bf16 993 against 682): ``engine.models.targets.legacy_builds`` tells the memory models which is which.
+#: 1,328 against 910, gpt2 bf16 993 against 682). ``engine.models.targets.legacy_builds`` tells the
+#: memory models which runs are which.
 BUILD_PROTOCOL_KEY = "perfcast_build"
 BUILD_PROTOCOL = "target-dtype"
 
