@@ -28,3 +28,31 @@ def test_only_a_failure_of_the_export_itself_is_remembered(tmp_path: Path, monke
         ox.ensure_onnx("distilbert-base-uncased", "fp32")
     marker = ox.onnx_path("distilbert-base-uncased", "fp32").with_suffix(".failed")
     assert marker.exists() == marked
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_writer(tmp_path: Path) -> None:
+    """An export child killed at its time limit (SIGKILL) left its 0-byte temporary file for good
+    (audit M7). The next writer removes a sibling whose process is gone and that has not been
+    touched for a minute; a live writer's file, and a fresh one, stay."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "gpt2.fp32.onnx"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    old = time.time() - 2 * ox.STALE_TMP_S
+    killed = tmp_path / f"gpt2.fp32.{dead}.abc123.tmp.onnx"
+    fresh = tmp_path / f"gpt2.fp32.{dead}.def456.tmp.onnx"
+    live = tmp_path / f"gpt2.fp32.{os.getpid()}.ghi789.tmp.onnx"
+    other_model = tmp_path / f"gpt2-medium.fp32.{dead}.jkl012.tmp.onnx"
+    for f in (killed, fresh, live, other_model):
+        f.write_bytes(b"")
+    for f in (killed, live, other_model):
+        os.utime(f, (old, old))
+    with ox._atomic(path) as tmp:
+        tmp.write_bytes(b"graph")
+    assert path.read_bytes() == b"graph"
+    assert not killed.exists() and fresh.exists() and live.exists() and other_model.exists()
+    assert sorted(p.name for p in tmp_path.glob("*.tmp.onnx")) == sorted(f.name for f in (fresh, live, other_model))
