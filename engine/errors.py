@@ -23,6 +23,13 @@ class InvalidValueError(PerfcastError, ValueError):
         super().__init__(f"invalid {what} {value!r}; valid: {valid}")
 
 
+class RefusedConfigError(PerfcastError, ValueError):
+    """A configuration that no adapter runs (int8 training, ONNX Runtime fp16, ...): a prediction for
+    it describes nothing that can be measured or deployed, so it is refused as a run would be."""
+
+    exit_code = 2
+
+
 class UnknownNameError(PerfcastError, KeyError):
     """An unknown model/hardware/etc. name, with the closest valid names suggested."""
 

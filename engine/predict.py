@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Un
 import numpy as np
 
 from engine.config import RUNTIMES, Config, split_names
-from engine.errors import InvalidValueError
+from engine.errors import InvalidValueError, RefusedConfigError
 from engine.models.base import Prediction, PredictionSet
 
 if TYPE_CHECKING:
@@ -26,6 +26,16 @@ if TYPE_CHECKING:
 
 PREDICTOR_NAMES: tuple[str, ...] = ("gp", "hierarchical", "roofline")
 SUMMARY_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def _refuse_unrunnable(cfg: Config, hw: "ResolvedHardware") -> None:
+    """Refuse a configuration the adapters refuse (:func:`hardware.registry.refusal_reason`): int8
+    training was answered, with a caution that suggested a benchmark no adapter runs."""
+    from hardware.registry import refusal_reason
+
+    why = refusal_reason(hw.kind, cfg.runtime, cfg.precision, cfg.mode)
+    if why:
+        raise RefusedConfigError(f"{cfg.model} {cfg.precision} {cfg.mode} with {cfg.runtime} on {hw.id}: {why}")
 
 
 @dataclass(frozen=True)
@@ -458,6 +468,7 @@ class PerformancePredictor:
             if ("entry", hw.id) not in memo:
                 memo["entry", hw.id] = resolve_hardware(hw.id, self.store)
             check_threads(memo["entry", hw.id], threads)
+        _refuse_unrunnable(cfg, hw)
         return cfg.with_(seq_len=effective_seq_len(entry, seq_len)), hw
 
     def _configs(self, configs: Iterable[ConfigLike]) -> tuple[list[Config], list[ResolvedHardware]]:
@@ -474,6 +485,7 @@ class PerformancePredictor:
                 # as config() does: seq_len 0 on a text model meant s0 here and s128 there
                 seq = effective_seq_len(get_model(cfg.model), cfg.seq_len)
                 cfg = cfg if seq == cfg.seq_len else cfg.with_(seq_len=seq)
+                _refuse_unrunnable(cfg, hw)
             else:
                 kw = dict(c)
                 if "model" in kw and "model_name" not in kw:

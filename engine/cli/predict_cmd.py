@@ -14,6 +14,7 @@ import click
 
 from engine.cli.common import (check_plot, check_writable, console, db_option, emit_json, fmt_number, json_option,
                                median_over_interval, split_csv)
+from engine.errors import RefusedConfigError
 
 PREDICTOR_CHOICES = ("gp", "hierarchical", "roofline")
 METRIC_ALIASES = {"latency": "latency_ms", "p90": "latency_p90_ms", "throughput": "throughput",
@@ -244,12 +245,21 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
     pp = _predictor(db_path, predictor)
     requests = []
     resolved = []
+    refused: list[RefusedConfigError] = []
     for h in hws:
         for b in batches:
-            cfg, hw = pp.config(model_name, h, batch_size=b, precision=precision, seq_len=seq_len, mode=mode,
-                                runtime=runtime, threads=threads)
+            try:
+                cfg, hw = pp.config(model_name, h, batch_size=b, precision=precision, seq_len=seq_len, mode=mode,
+                                    runtime=runtime, threads=threads)
+            except RefusedConfigError as e:  # int8 on every GPU of the catalog: leave those out, say why
+                refused.append(e)
+                break
             requests.append(cfg)
             resolved.append(hw)
+    if not requests:
+        raise refused[0]
+    for e in refused:
+        click.echo(f"left out {e}", err=True)
     with fitting(predictor):
         preds = pp.predict_many(requests)  # one vectorised call for every (device, batch) pair
     if plot_path:

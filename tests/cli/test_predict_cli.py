@@ -84,6 +84,18 @@ def test_compare_hardware_with_plots(capsys: pytest.CaptureFixture[str], db: str
     assert len(d["predictions"]) == 8 and band.stat().st_size > 5000
 
 
+def test_compare_hardware_leaves_out_a_device_no_adapter_runs_it_on(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    """torch's int8 runs on a CPU only: the GPUs are left out with the reason, and predict refuses."""
+    code, out, err = run(capsys, "compare-hardware", "--model", "gpt2", "--hardware", "cpu,t4", "--precision", "int8",
+                         "--predictor", "roofline", "--json", "--db", db)
+    assert code == 0, err
+    assert [p["device"]["requested"] for p in json.loads(out)["predictions"]] == ["cpu"]
+    assert "left out gpt2 int8 inference with torch on t4: int8 with torch runs on CPU only" in err
+    code, out, err = run(capsys, "predict", "--model", "gpt2", "--hardware", "cpu", "--precision", "int8",
+                         "--mode", "training", "--predictor", "roofline", "--db", db)
+    assert code == 2 and "inference-only" in err and len(err.strip().splitlines()) == 1
+
+
 def test_matrix_json_and_heatmap(capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path) -> None:
     out, heat = tmp_path / "matrix.json", tmp_path / "heat.png"
     d = run_json(capsys, "matrix", "--models", "gpt2,resnet50", "--hardware", "t4,cuda", "--batch-sizes", "1,8",

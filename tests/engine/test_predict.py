@@ -199,3 +199,17 @@ def test_the_gp_never_predicts_a_p90_below_the_median(tmp_path: Path) -> None:
                for hw in ("cpu-amd-epyc-2c", "t4") for b in (1, 8) for p in ("fp32", "int8")]
     ps = pp.fitted().predict(configs)
     assert np.all(np.asarray(ps.mu_log["latency_p90_ms"]) >= np.asarray(ps.mu_log["latency_ms"]))
+
+
+def test_a_configuration_no_adapter_runs_is_refused_in_one_line(pp: PerformancePredictor) -> None:
+    """int8 training was answered, with a caution that suggested a benchmark no adapter runs."""
+    from engine.config import Config
+    from engine.errors import RefusedConfigError
+
+    with pytest.raises(RefusedConfigError, match="gpt2 int8 training with torch on .*inference-only"):
+        pp.predict(model_name="gpt2", hardware="cpu-amd-epyc-2c", precision="int8", mode="training")
+    with pytest.raises(RefusedConfigError, match="no fp16 kernels"):
+        pp.predict_many([Config("gpt2", "cpu-amd-epyc-2c", 1, 16, "fp16", "inference", "onnxruntime")])
+    with pytest.raises(RefusedConfigError, match="CPU only"):
+        pp.predict(model_name="gpt2", hardware="t4", precision="int8")
+    assert pp.predict(model_name="gpt2", hardware="cpu-amd-epyc-2c", precision="int8").metrics["latency_ms"].median > 0
