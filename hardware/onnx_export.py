@@ -118,46 +118,49 @@ def _quantize_int8(src: Path, dst: Path) -> None:
         quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
 
 
-#: a temporary export file is left by a killed writer, not a slow one, only when its writer's
-#: process is gone and it has not been touched for this long (a shared cache on another host)
+#: grace period before a temporary export file of a writer that is gone is removed
 STALE_TMP_S = 60.0
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
+def _writer_tag() -> str:
+    """Who writes a temporary export file: this process on this host (a cache may be shared by
+    hosts, whose process ids mean nothing here)."""
+    import socket
+
+    return f"{os.getpid()}@{socket.gethostname().split('.')[0]}"
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Delete the temporary siblings of ``path`` whose writer is gone: an export child killed at its
-    time limit (SIGKILL: no ``__exit__``) left a 0-byte ``*.tmp.onnx`` in the cache for good."""
+    """Delete the temporary siblings of ``path`` whose writer, on this host, is gone: an export child
+    killed at its time limit (SIGKILL: no ``__exit__``) left a 0-byte ``*.tmp.onnx`` in the cache for
+    good. Another host's files are left to it."""
+    import socket
     import time
 
-    for tmp in path.parent.glob(f"{path.stem}.*.tmp.onnx"):
-        pid = tmp.name[len(path.stem) + 1:].split(".", 1)[0]
+    from engine.store.owner import owner_alive  # the store's own test of a recorded process
+
+    host = socket.gethostname()
+    here = host.split(".")[0]
+    for tmp in path.parent.glob(f"{path.stem}.*@{here}.*.tmp.onnx"):
+        pid = tmp.name[len(path.stem) + 1:].split("@", 1)[0]
         try:
-            stale = pid.isdigit() and not _pid_alive(int(pid)) and time.time() - tmp.stat().st_mtime > STALE_TMP_S
-            if stale:
+            if (pid.isdigit() and not owner_alive({"host": host, "pid": int(pid)})
+                    and time.time() - tmp.stat().st_mtime > STALE_TMP_S):
                 tmp.unlink()
         except OSError:  # gone already, or not ours to delete
             pass
 
 
 class _atomic:
-    """Write to a temporary sibling named after the writing process, rename into place on success;
-    a sibling whose writer was killed is removed by the next writer."""
+    """Write to a temporary sibling named after the writing process and host, rename into place on
+    success; a sibling whose writer on this host was killed is removed by the next writer."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def __enter__(self) -> Path:
         _remove_stale_temporaries(self.path)
-        fd, name = tempfile.mkstemp(prefix=f"{self.path.stem}.{os.getpid()}.", suffix=".tmp.onnx",
+        fd, name = tempfile.mkstemp(prefix=f"{self.path.stem}.{_writer_tag()}.", suffix=".tmp.onnx",
                                     dir=self.path.parent)
         os.close(fd)
         self.tmp = Path(name)

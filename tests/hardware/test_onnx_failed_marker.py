@@ -32,9 +32,10 @@ def test_only_a_failure_of_the_export_itself_is_remembered(tmp_path: Path, monke
 
 def test_a_killed_writers_temporary_file_is_removed_by_the_next_writer(tmp_path: Path) -> None:
     """An export child killed at its time limit (SIGKILL) left its 0-byte temporary file for good
-    (audit M7). The next writer removes a sibling whose process is gone and that has not been
-    touched for a minute; a live writer's file, and a fresh one, stay."""
+    (audit M7). The next writer removes a sibling whose process on this host is gone and that has
+    not been touched for a minute; a live writer's file, a fresh one and another host's stay."""
     import os
+    import socket
     import subprocess
     import sys
     import time
@@ -42,17 +43,21 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_writer(tmp_path:
     path = tmp_path / "gpt2.fp32.onnx"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
+    here = socket.gethostname().split(".")[0]
     old = time.time() - 2 * ox.STALE_TMP_S
-    killed = tmp_path / f"gpt2.fp32.{dead}.abc123.tmp.onnx"
-    fresh = tmp_path / f"gpt2.fp32.{dead}.def456.tmp.onnx"
-    live = tmp_path / f"gpt2.fp32.{os.getpid()}.ghi789.tmp.onnx"
-    other_model = tmp_path / f"gpt2-medium.fp32.{dead}.jkl012.tmp.onnx"
-    for f in (killed, fresh, live, other_model):
+    killed = tmp_path / f"gpt2.fp32.{dead}@{here}.abc123.tmp.onnx"
+    fresh = tmp_path / f"gpt2.fp32.{dead}@{here}.def456.tmp.onnx"
+    live = tmp_path / f"gpt2.fp32.{os.getppid()}@{here}.ghi789.tmp.onnx"  # another process, running
+    other_model = tmp_path / f"gpt2-medium.fp32.{dead}@{here}.jkl012.tmp.onnx"
+    other_host = tmp_path / f"gpt2.fp32.{dead}@{here}x.mno345.tmp.onnx"  # its pids mean nothing here
+    for f in (killed, fresh, live, other_model, other_host):
         f.write_bytes(b"")
-    for f in (killed, live, other_model):
+    for f in (killed, live, other_model, other_host):
         os.utime(f, (old, old))
     with ox._atomic(path) as tmp:
+        assert f".{os.getpid()}@{here}." in tmp.name
         tmp.write_bytes(b"graph")
     assert path.read_bytes() == b"graph"
     assert not killed.exists() and fresh.exists() and live.exists() and other_model.exists()
-    assert sorted(p.name for p in tmp_path.glob("*.tmp.onnx")) == sorted(f.name for f in (fresh, live, other_model))
+    assert sorted(p.name for p in tmp_path.glob("*.tmp.onnx")) == sorted(
+        f.name for f in (fresh, live, other_model, other_host))
