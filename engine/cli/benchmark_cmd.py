@@ -1,7 +1,8 @@
 """`perfcast benchmark`: run real benchmarks through the hardware adapters.
 
 Every configuration runs in its own child process with a time and memory limit; failures are
-shown (and stored with --save) like successes, because "does not fit" is a result too.
+shown (and stored with --save) like successes, because "does not fit" is a result too. The exit
+status is 1 when any run failed, so a script can tell without parsing the table.
 """
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
               save: bool, executor: str, address: Optional[str], db_path: Optional[str], as_json: bool) -> None:
     """Run real benchmarks and show (and optionally store) the measurements.
 
+    Every configuration is measured, stored (--save) and shown even when some fail; the command
+    then exits 1 if any run failed (oom, timeout, failed), else 0.
+
     \b
     Examples:
       perfcast benchmark --model gpt2 --hardware cpu --batch-sizes 1,2,4,8 --seq-lengths 128,256 \\
@@ -99,6 +103,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
             _emit_json(ray_results)
         else:
             _table(ray_results, saved=save)
+        _exit_if_any_failed(ray_results)
         return
     adapters = []
     for h, r in itertools.product(split_csv(hardware, what="hardware"), runtimes):
@@ -151,7 +156,14 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
         _emit_json(results)
     else:
         _table(results, saved=store is not None)
-    if results and not any(m.ok for _, m, _ in results):  # the table says why; the exit status says so too
+    _exit_if_any_failed(results)
+
+
+def _exit_if_any_failed(results: list[tuple[Any, Any, Optional[str]]]) -> None:
+    """Exit 1 once every run is measured, stored and shown, if any of them failed: the table (or the
+    JSON's ``status``) says why, the exit status says so to a script. Before, only a command whose
+    every run failed exited 1, so a grid with one oom among twenty looked like a clean one."""
+    if any(not m.ok for _, m, _ in results):
         raise click.exceptions.Exit(1)
 
 

@@ -148,3 +148,64 @@ def test_a_precision_far_below_fp32_on_its_cpu_is_named_before_any_run(capsys) -
                              ("cpu-amd-epyc-avx2-2c", "cpu-amd-epyc-2c", "cpu-amd-epyc-avx2-2c")])
     err = capsys.readouterr().err
     assert err.count("caution:") == 1 and "bf16 on cpu-amd-epyc-avx2-2c runs at 0.98 GFLOP/s" in err
+
+
+class _FailsAt(_StubAdapter):
+    """A stub whose runs at one precision fail: a grid with one bad cell among good ones."""
+
+    def __init__(self, runtime: str, bad: str) -> None:
+        super().__init__(runtime)
+        self.bad = bad
+
+    def run(self, spec):  # type: ignore[no-untyped-def]
+        from engine.records import Measurement
+
+        self.ran.append(spec.config)
+        if spec.config.precision == self.bad:
+            return Measurement.failed(spec.config, "oom", "MemoryError: over the limit")
+        return Measurement.from_samples(spec.config, [1.0, 1.1], adapter=self.name)
+
+
+def test_one_failed_run_among_good_ones_exits_1_after_every_run_is_stored_and_shown(monkeypatch,
+                                                                                   tmp_path: Path) -> None:
+    """Before, a partial failure exited 0 (only an all-failed command exited 1): a script running a
+    grid could not tell that one of its runs was an oom."""
+    import hardware.registry
+    from engine.store import Store
+
+    stub = _FailsAt("torch", bad="bf16")
+    monkeypatch.setattr(hardware.registry, "resolve", lambda h, r=None: stub)
+    db = tmp_path / "b.duckdb"
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch", "--precision", "fp32,bf16,int8",
+                                 "--save", "--db", str(db), "--json"])
+    assert r.exit_code == 1, r.output
+    rows = json.loads(r.stdout)  # the JSON is whole: the exit comes after it
+    assert [(row["config"]["precision"], row["status"], row["saved"]) for row in rows] == [
+        ("fp32", "ok", True), ("bf16", "oom", True), ("int8", "ok", True)]
+    df = Store(db, seed=False).measurements(where="source = 'measured'")
+    assert sorted(df["precision"]) == ["fp32", "int8"]  # successes; the failed run is stored as a failure
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch", "--precision", "fp32,bf16"])
+    assert r.exit_code == 1 and "MemoryError: over the limit" in r.output and "Measurements" in r.output
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch", "--precision", "fp32,int8"])
+    assert r.exit_code == 0, r.output
+
+
+def test_ray_benchmark_exits_1_when_any_run_failed(monkeypatch) -> None:
+    """`--executor ray` shows the results and then exits as the local executor does (before, it
+    exited 0 even when every run had failed)."""
+    import experiments.ray_benchmark
+    from engine.config import Config
+    from engine.records import Measurement
+    from experiments.ray_benchmark import RemoteAdapter
+
+    target = RemoteAdapter("torch-cpu", "torch", "cpu-stub")
+    ok = Measurement.from_samples(Config("gpt2", "cpu-stub", 1, 128), [1.0, 1.1], adapter="torch-cpu")
+    bad = Measurement.failed(Config("gpt2", "cpu-stub", 2, 128), "timeout", "killed after 600 s")
+    landed: list[list] = [[(target, ok, None), (target, bad, None)], [(target, ok, None)]]
+    monkeypatch.setattr(experiments.ray_benchmark, "benchmark_on_ray", lambda *a, **k: landed[0])
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--executor", "ray", "--batch-sizes", "1,2", "--json"])
+    assert r.exit_code == 1, r.output
+    assert [row["status"] for row in json.loads(r.stdout)] == ["ok", "timeout"]
+    landed.pop(0)
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--executor", "ray", "--json"])
+    assert r.exit_code == 0, r.output
