@@ -10,11 +10,17 @@ JSON layout (``payload``)::
      "workload": {"seq_len": 128, "mode": "inference", "runtime": null, "threads": 0},
      "hardware": {"cuda": {"id": "a100-80gb", "name": "...", "kind": "cuda"}, ...},
      "models": {"gpt2": {"predictions": {"cuda": {"1": {"fp32": {
-         "latency_ms": {"median", "mean", "q05", "q25", "q75", "q95"}, "throughput": {...}, ...}}}}}}}
+         "latency_ms": {"median", "mean", "q05", "q25", "q75", "q95"}, "throughput": {...}, ...}}}}}}},
+     "refused": ["t4 int8: int8 with torch runs on CPU only ...", ...]}
+
+A cell no adapter can run (:func:`hardware.registry.refusal_reason`: int8 training, ONNX Runtime at
+fp16/bf16, torch's int8 off a CPU) is not predicted, as ``predict`` refuses it: its statistics are
+null (NaN in CSV/Parquet, "n/a" on the heatmap) and it carries ``"refused": <reason>``. A matrix
+whose every cell is refused is the one-line error ``predict`` gives.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -49,14 +55,19 @@ def check_output(path: str | Path) -> Path:
 @dataclass
 class MatrixResult:
     payload: dict[str, Any]
-    n: int
+    n: int  # cells predicted (and stored); refused cells are not
     prediction_id: Optional[str]
-    pset: "PredictionSet"
-    summaries: dict[str, dict[str, np.ndarray]]
+    pset: "PredictionSet"  # the predicted cells only, in cell order
+    summaries: dict[str, dict[str, np.ndarray]]  # every cell, NaN where refused
     models: list[str]
     hardware: list[str]  # requested names, in order
     batches: list[int]
     precisions: list[str]
+    refused: list[Optional[str]] = field(default_factory=list)  # per cell: why no adapter runs it, or None
+
+    @property
+    def n_refused(self) -> int:
+        return sum(r is not None for r in self.refused)
 
     def frame(self) -> "pd.DataFrame":
         """The matrix as one tidy row per cell (``model, hardware, hardware_id, batch_size,
@@ -82,6 +93,7 @@ class MatrixResult:
         for metric, stats in self.summaries.items():
             for st in STATS:
                 df[f"{metric}_{st}"] = np.asarray(stats[st], dtype=float)
+        df["refused"] = self.refused or [None] * len(df)  # the reason a cell was not predicted (NaN metrics)
         return df
 
     def write(self, path: str | Path) -> Path:
@@ -107,17 +119,21 @@ class MatrixResult:
         shape = (len(self.models), len(self.hardware), len(self.batches), len(self.precisions))
         grid = {k: v.reshape(shape)[:, :, 0, 0] for k, v in self.summaries[metric].items()}
         return plots.heatmap(self.models, self.hardware, grid["median"], grid["q05"], grid["q95"], path, metric,
-                             title=f"{plots.LABELS.get(metric, metric)} · batch {b} · {p} · median, ×÷ 90% factor")
+                             title=f"{plots.LABELS.get(metric, metric)} · batch {b} · {p} · median, ×÷ 90% factor",
+                             missing="n/a")  # a refused cell: no adapter runs it
 
 
 def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Sequence[str],
                  batches: Sequence[int], precisions: Sequence[str], *, seq_len: int = 128,
                  mode: str = "inference", runtime: Optional[str] = None, threads: int = 0,
                  save: bool = True) -> MatrixResult:
-    """Predict every cell in one call; summarise with vectorised quantiles; optionally store."""
+    """Predict every runnable cell in one call; summarise with vectorised quantiles; optionally store.
+    Cells no adapter runs are refused (see the module docstring); if every cell is, the first one's
+    refusal is raised (:class:`engine.errors.RefusedConfigError`, exit 2), before any fitting."""
     from engine.catalog import get_model
-    from engine.predict import resolve, summarize
+    from engine.predict import _refuse_unrunnable, resolve, summarize
     from engine.workloads import effective_seq_len
+    from hardware.registry import refusal_reason
 
     entries = [get_model(m) for m in models]  # unknown names fail here, before any fitting
     hws: list["ResolvedHardware"] = [resolve(h, pp.store) for h in hardware]
@@ -129,10 +145,15 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
     cells = [(Config(e.name, hw.id, b, effective_seq_len(e, seq_len), p, mode, runtime or hw.runtime or "torch",
                      threads), hw)
              for e in entries for hw in hws for b in batches for p in precisions]
-    configs = [c for c, _ in cells]
+    refused = [refusal_reason(hw.kind, c.runtime, c.precision, c.mode) for c, hw in cells]
+    if cells and all(refused):
+        _refuse_unrunnable(*cells[0])  # predict's one line for it (exit 2); nothing is fitted
+    keep = np.array([r is None for r in refused], dtype=bool)
+    configs = [c for (c, _), ok in zip(cells, keep) if ok]
     pset = pp.fitted().predict(configs)
     data_hash = pp.data_hash()
-    summaries = {m: summarize(pset, m) for m in pset.metric_names()}
+    predicted = {m: summarize(pset, m) for m in pset.metric_names()}
+    summaries = {m: {st: _scatter(v, keep) for st, v in s.items()} for m, s in predicted.items()}
     shape = (len(entries), len(hws), len(batches), len(precisions))
     grids = {m: {k: v.reshape(shape) for k, v in s.items()} for m, s in summaries.items()}
     out_models: dict[str, Any] = {}
@@ -143,7 +164,11 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
             for k, b in enumerate(batches):
                 per_p: dict[str, Any] = {}
                 for l, p in enumerate(precisions):
-                    per_p[p] = {m: {st: float(g[st][i, j, k, l]) for st in STATS} for m, g in grids.items()}
+                    why = refused[np.ravel_multi_index((i, j, k, l), shape)]
+                    per_p[p] = {m: {st: None if why else float(g[st][i, j, k, l]) for st in STATS}
+                                for m, g in grids.items()}
+                    if why:
+                        per_p[p]["refused"] = why
                 per_b[str(b)] = per_p
             per_hw[hw.requested] = per_b
         out_models[e.name] = {"family": e.family, "predictions": per_hw}
@@ -152,16 +177,37 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
     from engine.predict import answer_cautions
 
     first = {}
-    for c, hw in cells:
-        first.setdefault((hw.id, c.precision), (c, hw))
+    for (c, hw), ok in zip(cells, keep):  # a refused cell's reason is in "refused", not a caution
+        if ok:
+            first.setdefault((hw.id, c.precision), (c, hw))
     warnings = answer_cautions(pp, first.values(), "cells")
     payload = {
         "predictor": pset.predictor, "data_hash": data_hash, "created_at": utc_iso(utcnow()),
         "workload": {"seq_len": seq_len, "mode": mode, "runtime": runtime, "threads": threads},
         "hardware": {hw.requested: {"id": hw.id, "name": hw.name, "kind": hw.kind, "memory_gib": hw.memory_gib,
                                     "runtime": runtime or hw.runtime or "torch"} for hw in hws},
-        "models": out_models, "warnings": warnings,
+        "models": out_models, "warnings": warnings, "refused": refusal_notes(cells, refused),
     }
-    pid = pp.store.save_prediction_arrays(pset.predictor, data_hash, configs, summaries) if save else None
+    pid = pp.store.save_prediction_arrays(pset.predictor, data_hash, configs, predicted) if save else None
     return MatrixResult(payload, len(configs), pid, pset, summaries, [e.name for e in entries],
-                        [hw.requested for hw in hws], list(batches), list(precisions))
+                        [hw.requested for hw in hws], list(batches), list(precisions), refused)
+
+
+def _scatter(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The predicted cells' values at their places among every cell, NaN at the refused ones (so
+    every grid keeps the models x hardware x batch x precision shape)."""
+    out = np.full(keep.shape, np.nan)
+    out[keep] = values
+    return out
+
+
+def refusal_notes(cells: Sequence[tuple[Config, "ResolvedHardware"]], refused: Sequence[Optional[str]]) -> list[str]:
+    """One line per reason, once each, naming the (device, precision) pairs it refuses: the reason
+    depends on neither the model nor the batch size, so a 100-cell matrix does not repeat it 100 times."""
+    by_reason: dict[str, list[str]] = {}
+    for (c, hw), why in zip(cells, refused):
+        if why:
+            label = f"{hw.requested} {c.precision}"
+            if label not in by_reason.setdefault(why, []):
+                by_reason[why].append(label)
+    return [f"{', '.join(labels)}: {why}" for why, labels in by_reason.items()]

@@ -79,11 +79,12 @@ def batch_scaling(series: dict[str, Sequence[Prediction]], metric: str, path: st
 
 
 def heatmap(rows: Sequence[str], cols: Sequence[str], median: np.ndarray, q05: np.ndarray, q95: np.ndarray,
-            path: str | Path, metric: str, title: str = "") -> Path:
+            path: str | Path, metric: str, title: str = "", missing: str = "") -> Path:
     """Rows x cols of log10(median); each cell says 'median' and '×÷f', f = sqrt(q95 / q05).
 
     The multiplicative half-width suits a log-normal posterior: '×÷2' means the 90% interval runs
-    from half to twice the median. NaN cells (not predicted) stay blank.
+    from half to twice the median. NaN cells (not predicted) stay blank and say ``missing`` (the
+    matrix's "n/a" for a cell no adapter runs, so it does not read as a gap in the data).
     """
     from matplotlib import patheffects
 
@@ -99,6 +100,8 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], median: np.ndarray, q05: n
             if np.isfinite(median[i, j]):
                 ax.text(j, i, f"{median[i, j]:.3g}\n×÷{factor[i, j]:.2g}", ha="center", va="center", fontsize=8,
                         color="white", path_effects=outline)
+            elif missing:
+                ax.text(j, i, missing, ha="center", va="center", fontsize=8, color="gray")
     fig.colorbar(im, ax=ax, label=f"log10 {LABELS.get(metric, metric)}")
     ax.set_title(title or f"{LABELS.get(metric, metric)}: median and ×÷ 90% interval factor")
     return save_figure(fig, path)

@@ -331,7 +331,12 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
 def matrix(models_csv: Optional[str], hardware: Optional[str], batch_sizes: str, precisions: str, seq_len: int,
            mode: str, runtime: Optional[str], threads: int, predictor: str, output: str, plot_path: Optional[str],
            db_path: Optional[str], as_json: bool) -> None:
-    """Prediction matrix over models x hardware x batch size x precision, every metric with intervals."""
+    """Prediction matrix over models x hardware x batch size x precision, every metric with intervals.
+
+    A cell no adapter runs (int8 training, ONNX Runtime at fp16/bf16, torch int8 off a CPU) is not
+    predicted: it is n/a (null in JSON, with its reason in "refused"), and a note names the reasons.
+    If every cell is, the command refuses in one line (exit 2), as predict does.
+    """
     from engine.catalog import models as catalog_models
     from engine.matrix import build_matrix, check_output
 
@@ -352,9 +357,9 @@ def matrix(models_csv: Optional[str], hardware: Optional[str], batch_sizes: str,
     result.write(output)
     if plot_path:
         result.heatmap(plot_path)
-    summary = {"output": output, "plot": plot_path, "n_predictions": result.n, "predictor": predictor,
-               "prediction_id": result.prediction_id, "seconds": round(elapsed, 3),
-               "warnings": result.payload["warnings"]}
+    summary = {"output": output, "plot": plot_path, "n_predictions": result.n, "n_refused": result.n_refused,
+               "predictor": predictor, "prediction_id": result.prediction_id, "seconds": round(elapsed, 3),
+               "warnings": result.payload["warnings"], "refused": result.payload["refused"]}
     if as_json:
         emit_json(summary)  # the matrix itself is in --output (it can hold 100k cells)
         return
@@ -362,5 +367,8 @@ def matrix(models_csv: Optional[str], hardware: Optional[str], batch_sizes: str,
     out.print(f"{result.n} configurations predicted by [bold]{predictor}[/] in {elapsed:.2f} s -> {output}"
               + (f", heatmap {plot_path}" if plot_path else "")
               + f"; stored as prediction {result.prediction_id}")
+    if result.n_refused:  # one line, each reason once: which cells are n/a in the output, and why
+        out.print(f"[dim]n/a: {result.n_refused} cell{'s' if result.n_refused != 1 else ''} no adapter runs, "
+                  f"not predicted ({'; '.join(result.payload['refused'])})[/dim]", highlight=False)
     for caution in result.payload["warnings"]:  # a CSV or Parquet file has nowhere to carry them
         out.print(f"[yellow]caution:[/] {caution}", highlight=False)

@@ -121,6 +121,51 @@ def test_matrix_json_and_heatmap(capsys: pytest.CaptureFixture[str], db: str, tm
     assert code == 2 and "invalid --output file type '.xlsx'" in err
 
 
+def test_matrix_leaves_cells_no_adapter_runs_as_na(capsys: pytest.CaptureFixture[str], db: str,
+                                                    tmp_path: Path) -> None:
+    """Audit: matrix answered torch int8 on a GPU (predict and compare-hardware refuse it). Such a
+    cell is null with its reason, in every format; runnable cells are answered as before."""
+    import pandas as pd
+
+    base = ["matrix", "--models", "gpt2,resnet50", "--hardware", "cpu,t4", "--batch-sizes", "1,8",
+            "--precision", "fp32,int8", "--predictor", "roofline", "--db", db]
+    out, heat = tmp_path / "m.json", tmp_path / "m.png"
+    d = run_json(capsys, *base, "--output", str(out), "--plot", str(heat))
+    assert d["n_predictions"] == 12 and d["n_refused"] == 4 and heat.exists()
+    assert len(d["refused"]) == 1 and d["refused"][0].startswith("t4 int8: int8 with torch runs on CPU only")
+    on_disk = json.loads(out.read_text())
+    cell = on_disk["models"]["resnet50"]["predictions"]["t4"]["8"]["int8"]
+    assert cell["refused"].startswith("int8 with torch runs on CPU only")
+    assert cell["latency_ms"] == dict.fromkeys(("median", "mean", "q05", "q25", "q75", "q95"))
+    kept = on_disk["models"]["resnet50"]["predictions"]
+    assert "refused" not in kept["t4"]["8"]["fp32"] and "refused" not in kept["cpu"]["8"]["int8"]
+    assert kept["cpu"]["8"]["int8"]["latency_ms"]["median"] > 0
+    assert not any("no perfcast adapter runs" in w for w in d["warnings"])  # the note says it, once
+    # a runnable cell is answered as in a matrix without refused cells
+    alone = run_json(capsys, "matrix", "--models", "resnet50", "--hardware", "cpu", "--batch-sizes", "8",
+                     "--precision", "int8", "--predictor", "roofline", "--db", db, "--output", str(tmp_path / "a.json"))
+    assert alone["n_refused"] == 0 and alone["refused"] == []
+    one = json.loads((tmp_path / "a.json").read_text())["models"]["resnet50"]["predictions"]["cpu"]["8"]["int8"]
+    assert one == kept["cpu"]["8"]["int8"]
+    flat = tmp_path / "m.csv"
+    code, text, err = run(capsys, *base, "--output", str(flat))
+    assert code == 0, err
+    assert "n/a: 4 cells no adapter runs, not predicted (t4 int8: int8 with torch runs on CPU only" in \
+        " ".join(text.split())
+    df = pd.read_csv(flat)
+    na = df[(df.hardware == "t4") & (df.precision == "int8")]
+    assert len(df) == 16 and len(na) == 4 and na["latency_ms_median"].isna().all()
+    rest = df.loc[~df.index.isin(na.index)]
+    assert na["refused"].str.startswith("int8 with torch").all() and rest["refused"].isna().all()
+    assert rest["latency_ms_median"].notna().all()
+    # every cell refused: predict's one line, exit 2
+    code, _, err = run(capsys, "matrix", "--models", "gpt2", "--hardware", "t4,cuda", "--precision", "int8",
+                       "--predictor", "roofline", "--db", db, "--output", str(tmp_path / "none.json"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "gpt2 int8 inference with torch on" in err and "int8 with torch runs on CPU only" in err
+    assert not (tmp_path / "none.json").exists()
+
+
 def test_train_json(capsys: pytest.CaptureFixture[str], db: str) -> None:
     d = run_json(capsys, "train", "--model", "roofline", "--db", db)
     assert d["predictor"] == "roofline" and d["n_measurements"] == 48

@@ -155,6 +155,26 @@ def test_matrix_is_nested_and_stored(pp: PerformancePredictor, store) -> None:  
     assert np.all(np.isfinite(res.summaries["latency_ms"]["mean"]))
 
 
+def test_matrix_stores_only_the_cells_an_adapter_runs(pp: PerformancePredictor,
+                                                     store) -> None:  # type: ignore[no-untyped-def]
+    """A refused cell (torch int8 on a GPU) is NaN in the summaries, not in the store, and its
+    neighbours keep the answers a matrix without it gives."""
+    from engine.errors import RefusedConfigError
+    from engine.matrix import build_matrix
+
+    before = store.count("predictions")
+    res = build_matrix(pp, ["gpt2"], ["cpu", "t4"], [1, 8], ["fp32", "int8"])
+    assert res.n == 6 and res.n_refused == 2 and len(res.pset.configs) == 6
+    assert store.count("predictions") - before == res.n * len(res.summaries)
+    grid = res.summaries["latency_ms"]["median"].reshape(1, 2, 2, 2)
+    assert np.isnan(grid[0, 1, :, 1]).all() and np.isfinite(grid[0, 0]).all() and np.isfinite(grid[0, 1, :, 0]).all()
+    assert [r is not None for r in res.refused] == [False] * 5 + [True, False, True] and "CPU only" in res.refused[7]
+    plain = build_matrix(pp, ["gpt2"], ["t4"], [1, 8], ["fp32"], save=False)
+    assert plain.summaries["latency_ms"]["median"] == pytest.approx(grid[0, 1, :, 0], rel=1e-12)
+    with pytest.raises(RefusedConfigError, match="gpt2 int8 training with torch on"):
+        build_matrix(pp, ["gpt2"], ["cpu", "t4"], [1], ["int8"], mode="training", save=False)
+
+
 def test_gp_answers_through_the_facade(store) -> None:  # type: ignore[no-untyped-def]
     pp = PerformancePredictor(store, predictor="gp")
     p = pp.predict(model_name="gpt2", hardware="t4", batch_size=4)
