@@ -199,6 +199,33 @@ def busy_peak_caution(hardware_id: str, store: Optional["Store"] = None) -> Opti
             "--refresh` when the machine is idle")
 
 
+#: share of a model's FLOPs in weight matmuls below which torch's int8 is cautioned as mostly fp32
+INT8_LINEAR_SHARE = 0.5
+
+
+def int8_share_caution(cfg: Config) -> Optional[str]:
+    """One line when ``cfg`` is torch int8 on a model whose FLOPs are mostly outside weight matmuls:
+    torch's dynamic quantization (hardware/torch_common.py) rewrites only ``nn.Linear``, so an "int8"
+    resnet50 runs 0.1% of its FLOPs in int8 and the rest in fp32, which its name does not say.
+    ONNX Runtime's quantizer also rewrites Conv (ConvInteger), so onnxruntime is not cautioned;
+    openvino runs that graph in f32 (README), which this line would misstate. The share is the
+    descriptor's ``linear_flops / flops`` (cached counts, free after a prediction); any failure to
+    count means no caution, never a failed command."""
+    if cfg.precision != "int8" or cfg.runtime != "torch":
+        return None
+    try:
+        from engine.descriptors import describe
+
+        d = describe(cfg)
+        share = d.linear_flops / d.flops if d.flops else None
+    except Exception:  # noqa: BLE001 - a caution must not fail the answer it comes with
+        return None
+    if share is None or share >= INT8_LINEAR_SHARE:
+        return None
+    return (f"int8 on {cfg.model} runs {share:.1%} of its FLOPs in int8 (torch's dynamic quantization rewrites "
+            "only Linear layers); the rest runs in fp32")
+
+
 def config_cautions(cfg: Config, hw: ResolvedHardware, store: Optional["Store"] = None) -> list[str]:
     """``predict``'s cautions about the configuration itself, for every command that answers for
     configurations (predict, compare-hardware, recommend-hardware, optimize): no adapter can
@@ -212,7 +239,7 @@ def answer_cautions(pp: "PerformancePredictor", pairs: Iterable[tuple[Config, Re
                     consequence: str = "") -> list[str]:
     """Every caution ``predict`` would give, once each, for an answer covering several
     configurations: one line for device kinds never measured, one per device without runs of
-    its own, and :func:`config_cautions` per configuration."""
+    its own, :func:`config_cautions` per configuration and :func:`int8_share_caution` per model."""
     pairs = list(pairs)
     devices = {hw.id: hw for _, hw in pairs}
     kinds = pp.unmeasured_kinds(devices.values())
@@ -220,6 +247,7 @@ def answer_cautions(pp: "PerformancePredictor", pairs: Iterable[tuple[Config, Re
     out += [pp.extrapolation_warning(hw) for hw in devices.values() if hw.kind not in kinds]
     out += [w for cfg, hw in pairs for w in config_cautions(cfg, hw, pp.store)]
     out += [pp.new_path_caution(cfg, hw) for cfg, hw in pairs]
+    out += [int8_share_caution(cfg) for cfg in {(c.model, c.runtime, c.precision): c for c, _ in pairs}.values()]
     nearby = pp._nearby_counts()
     out += [pp.size_caution(m, nearby) for m in dict.fromkeys(cfg.model for cfg, _ in pairs)]
     out.append(pp.fit_caution())
@@ -511,6 +539,7 @@ class PerformancePredictor:
         fit_caution = self.fit_caution() if hws else None
         size_caution = {m: self.size_caution(m, nearby) for m in {p.model for p in pset.configs}}
         path_cautions: dict[tuple[str, ...], list[str]] = {}  # they read the store's hardware table: once each
+        model_cautions: dict[tuple[str, ...], Optional[str]] = {}  # int8 on a model torch barely quantizes
         out = []
         for i, hw in enumerate(hws):
             p = pset[i]
@@ -519,8 +548,11 @@ class PerformancePredictor:
             if key not in path_cautions:
                 path_cautions[key] = [*config_cautions(c, hw, self.store),
                                       *filter(None, [self.new_path_caution(c, hw)])]
-            cautions = [*path_cautions[key], *filter(None, [device_caution[hw.id], size_caution[c.model],
-                                                            fit_caution])]
+            mkey = (c.model, c.runtime, c.precision)
+            if mkey not in model_cautions:
+                model_cautions[mkey] = int8_share_caution(c)
+            cautions = [*path_cautions[key], *filter(None, [model_cautions[mkey], device_caution[hw.id],
+                                                            size_caution[c.model], fit_caution])]
             out.append(dataclasses.replace(
                 p, device_name=hw.name, memory_capacity_mib=hw.memory_capacity_mib,
                 n_nearby=nearby.get((p.config.model, p.config.hardware), 0), warnings=cautions))
@@ -597,5 +629,5 @@ def prediction_record(pred: Prediction, hw: Optional[ResolvedHardware] = None,
     return out
 
 
-__all__ = ["answer_cautions", "config_cautions", "prediction_record", "PerformancePredictor", "ResolvedHardware",
-           "resolve", "make_predictor", "summarize", "PREDICTOR_NAMES"]
+__all__ = ["answer_cautions", "config_cautions", "int8_share_caution", "prediction_record", "PerformancePredictor",
+           "ResolvedHardware", "resolve", "make_predictor", "summarize", "PREDICTOR_NAMES"]

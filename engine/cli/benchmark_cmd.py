@@ -99,6 +99,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
         for r in runtimes:  # one pass per runtime: a worker's targets are chosen per runtime
             ray_results += benchmark_on_ray(split_csv(hardware, what="hardware"), r, model_names, batches, seqs, precs,
                                             mode_list, thread_list, spec_kw, store, address, quiet=as_json)
+        _int8_share_caution([m.config for _, m, _ in ray_results])  # the workers chose the runtimes
         if as_json:
             _emit_json(ray_results)
         else:
@@ -125,6 +126,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
 
     configs = _runnable(configs)
     _slow_precision_caution(configs)
+    _int8_share_caution([c for _, c in configs])
     store = None
     if save:
         from engine.cli.common import open_store
@@ -190,6 +192,26 @@ def _slow_precision_caution(configs: list[tuple[Any, Any]]) -> None:
                 f"[yellow]caution:[/] {c.precision} on {c.hardware} runs at {p / 1e9:,.2f} GFLOP/s against "
                 f"{f32 / 1e9:,.0f} for fp32 (no {c.precision} kernels here): each {c.precision} run can take "
                 f"minutes, up to --time-limit", highlight=False)
+
+
+def _int8_share_caution(configs: list[Any]) -> None:
+    """Say once per model, before the first child starts, when its torch int8 runs are mostly fp32:
+    dynamic quantization rewrites only Linear layers, so resnet50's "int8" runs 0.1% of its FLOPs
+    in int8 (:func:`engine.predict.int8_share_caution`, which also says why other runtimes are not
+    cautioned). Any failure is silence, as in :func:`_slow_precision_caution`."""
+    seen = set()
+    for c in configs:
+        if c.model in seen or c.precision != "int8" or c.runtime != "torch":
+            continue
+        seen.add(c.model)
+        try:
+            from engine.predict import int8_share_caution
+
+            note = int8_share_caution(c)
+        except Exception:  # noqa: BLE001 - a caution never stops a benchmark
+            note = None
+        if note:
+            console(stderr=True).print(f"[yellow]caution:[/] {note}", highlight=False)
 
 
 def _runnable(configs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:

@@ -213,3 +213,41 @@ def test_a_device_without_an_fp32_peak_is_cautioned_for_fp32() -> None:
     why = borrowed_peak_caution(Config("bert-base-uncased", "snapdragon-8g3-npu", precision="fp32",
                                        runtime="qnn"))
     assert why and "lists no fp32 peak" in why
+
+
+def test_int8_on_a_model_torch_barely_quantizes_is_cautioned(tmp_path: Path) -> None:
+    """torch's dynamic quantization rewrites only nn.Linear: an int8 resnet50 runs 0.1% of its
+    FLOPs in int8. Only torch is cautioned (ONNX Runtime's quantizer rewrites Conv as well), and
+    only below half the FLOPs (whisper-tiny, 65%, and gpt2, 98%, are not)."""
+    from engine.predict import int8_share_caution
+
+    w = int8_share_caution(Config("resnet50", "cpu-amd-epyc-2c", precision="int8"))
+    assert w == ("int8 on resnet50 runs 0.1% of its FLOPs in int8 (torch's dynamic quantization rewrites only "
+                 "Linear layers); the rest runs in fp32")
+    for cfg in (Config("resnet50", "cpu-amd-epyc-2c", precision="int8", runtime="onnxruntime"),
+                Config("resnet50", "cpu-amd-epyc-2c", precision="int8", runtime="openvino"),
+                Config("resnet50", "cpu-amd-epyc-2c", precision="fp32"),
+                Config("whisper-tiny", "cpu-amd-epyc-2c", precision="int8"),
+                Config("gpt2", "cpu-amd-epyc-2c", precision="int8")):
+        assert int8_share_caution(cfg) is None, cfg
+    # predict --json carries it in its warnings, once; the table prints it with the other cautions
+    argv = ["predict", "--model", "resnet50", "--hardware", "cpu-amd-epyc-2c", "--precision", "int8",
+            "--predictor", "roofline", "--db", str(tmp_path / "s.duckdb")]
+    r = CliRunner().invoke(cli, [*argv, "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["warnings"].count(w) == 1
+    r = CliRunner().invoke(cli, argv)
+    assert r.exit_code == 0 and "caution: int8 on resnet50 runs 0.1% of its FLOPs in int8" in " ".join(r.output.split())
+    r = CliRunner().invoke(cli, ["predict", "--model", "gpt2", *argv[3:], "--json"])
+    assert r.exit_code == 0 and not any("int8 on" in x for x in json.loads(r.stdout)["warnings"])
+
+
+def test_the_int8_caution_never_fails_an_answer(monkeypatch) -> None:
+    import engine.descriptors
+    from engine.predict import int8_share_caution
+
+    def broken(*a, **k):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no counts here")
+
+    monkeypatch.setattr(engine.descriptors, "describe", broken)
+    assert int8_share_caution(Config("resnet50", "cpu-amd-epyc-2c", precision="int8")) is None

@@ -209,3 +209,37 @@ def test_ray_benchmark_exits_1_when_any_run_failed(monkeypatch) -> None:
     landed.pop(0)
     r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--executor", "ray", "--json"])
     assert r.exit_code == 0, r.output
+
+
+def test_torch_int8_on_a_model_it_barely_quantizes_is_cautioned_once_per_model(monkeypatch) -> None:
+    """torch's dynamic quantization rewrites only nn.Linear: resnet50's "int8" is 0.1% int8 and the
+    rest fp32, and nothing said so. gpt2 (98% in Linear layers) and onnxruntime (whose quantizer
+    rewrites Conv too) are not cautioned; the JSON on stdout stays whole."""
+    import hardware.registry
+
+    stubs: dict[str, _StubAdapter] = {}
+    monkeypatch.setattr(hardware.registry, "resolve", lambda h, r=None: stubs.setdefault(str(r), _StubAdapter(str(r))))
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "resnet50,gpt2", "--runtime", "torch", "--batch-sizes", "1,2",
+                                 "--precision", "fp32,int8", "--json"])
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.stdout)) == 8
+    err = " ".join(r.stderr.split())
+    assert err.count("caution:") == 1, err
+    assert ("caution: int8 on resnet50 runs 0.1% of its FLOPs in int8 (torch's dynamic quantization rewrites only "
+            "Linear layers); the rest runs in fp32") in err
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "resnet50", "--runtime", "onnxruntime", "--precision", "int8"])
+    assert r.exit_code == 0 and "caution: int8" not in r.output
+
+
+def test_the_int8_caution_never_fails_a_benchmark(monkeypatch) -> None:
+    import engine.descriptors
+    import hardware.registry
+
+    def broken(*a, **k):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no counts here")
+
+    monkeypatch.setattr(engine.descriptors, "describe", broken)
+    stub = _StubAdapter("torch")
+    monkeypatch.setattr(hardware.registry, "resolve", lambda h, r=None: stub)
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "resnet50", "--runtime", "torch", "--precision", "int8"])
+    assert r.exit_code == 0 and "caution: int8" not in r.output and len(stub.ran) == 1
