@@ -101,6 +101,7 @@ DEVICE_FEATURES: frozenset[str] = frozenset({"log_t_roof"})
 #: whisper-tiny on ONNX Runtime +0.4 in log) needs a spread of 0.3, as the hierarchical model's
 #: per-model overhead has, not 0.1: leaving each model out, 6.8 -> 6.4% and 90% coverage 77 -> 89%;
 #: the random splits 1.10% and 90.4%; the never-measured CPU 11.0% (58/98%). At 0.2: 6.5% and 84%.
+#: (Chosen before the roofline scaled its memory per runtime, :data:`roofline.RUNTIME_PRIOR_SD`.)
 MEMORY_PRIOR_SD: dict[str, float] = {"hardware": 0.15, "family": 0.2, "model": 0.3, "software": 0.5,
                                      "hardware_software": 0.1}
 Z90 = 1.6448536269514722
@@ -571,10 +572,11 @@ class GPPredictor:
     """
 
     name = "gp"
-    CACHE_VERSION = 10  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
+    CACHE_VERSION = 11  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
     # 5, 6: no roofline-time feature on one device; 7: per-device overhead term; 8: the design keeps the
     # roofline's parameters, not a tuple of three of them; 9: the latency outputs' roughness term;
     # 10: memory's software-path, device and model spreads 0.5, 0.15 and 0.3 (were 0.1, 0.3 and 0.1)
+    # 11: memory's prior mean (the roofline) scales its weight factor and overhead per runtime
 
     def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,

@@ -58,3 +58,35 @@ def test_memory_is_the_larger_of_the_build_and_the_run():
     legacy = with_legacy_builds(ff, np.array([True, False]))
     assert roofline_memory_mib(legacy, p).tolist() == [1100.0, 1330.0]  # the legacy row's 800
     assert ff.phys["build_bytes"][0] == 400.0 * mib  # the frame it came from is unchanged
+
+
+def test_memory_scales_per_runtime_and_recovers_each_runtimes_factors():
+    """Two runtimes that hold their weights differently: the fit finds each one's weight factor and
+    overhead (the prior shrinks them only a little at 120 runs each), and a runtime it never saw
+    gets the global scalars."""
+    from engine.models.features import FeatureFrame
+    from engine.models.roofline import roofline_memory_mib
+
+    rng = np.random.default_rng(0)
+    n = 240
+    mib = 2.0**20
+    weights = np.exp(rng.uniform(np.log(20), np.log(3000), n)) * mib  # model sizes spread as in a catalog
+    live = rng.uniform(5, 500, n) * mib
+    runtime = np.array(["torch", "openvino"] * (n // 2), dtype=object)
+    ff = FeatureFrame(X=np.zeros((n, 0)), names=(), cats={"mode": np.array(["inference"] * n, dtype=object),
+                                                          "runtime": runtime},
+                      phys={"weight_bytes": weights, "live_bytes": live, "build_bytes": weights})
+    truth = RooflineParams(weight_factor=1.0, activation_factor=1.0, mem_overhead_mib=300.0,
+                           runtime_weight={"torch": 1.0, "openvino": 1.8}, runtime_overhead={"torch": 1.0, "openvino": 0.6})
+    y = np.log(roofline_memory_mib(ff, truth)) + rng.normal(0, 0.02, n)
+    fitted = RooflinePredictor(RooflineParams(weight_factor=1.0, activation_factor=1.0, mem_overhead_mib=300.0))
+    fitted._fit_runtimes(runtime, weights / mib, live / mib, weights / mib, y)
+    p = fitted.params
+    assert p.runtime_weight["openvino"] == pytest.approx(1.8, rel=0.1)
+    assert p.runtime_overhead["openvino"] == pytest.approx(0.6, rel=0.15)
+    assert p.runtime_weight["torch"] == pytest.approx(1.0, rel=0.1)
+    unseen = FeatureFrame(X=np.zeros((1, 0)), names=(), cats={"mode": np.array(["inference"], dtype=object),
+                                                             "runtime": np.array(["onnxruntime"], dtype=object)},
+                          phys={"weight_bytes": np.array([100.0 * mib]), "live_bytes": np.array([0.0]),
+                                "build_bytes": np.array([100.0 * mib])})
+    assert roofline_memory_mib(unseen, p).tolist() == [400.0]  # 300 + 1.0 × 100: the global scalars
