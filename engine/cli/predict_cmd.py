@@ -364,7 +364,7 @@ def matrix(models_csv: Optional[str], hardware: Optional[str], batch_sizes: str,
         emit_json(summary)  # the matrix itself is in --output (it can hold 100k cells)
         return
     out = console()
-    out.print(f"{result.n} configurations predicted by [bold]{predictor}[/] in {elapsed:.2f} s -> {output}"
+    out.print(f"{result.n} configuration{'s' if result.n != 1 else ''} predicted by [bold]{predictor}[/] in {elapsed:.2f} s -> {output}"
               + (f", heatmap {plot_path}" if plot_path else "")
               + f"; stored as prediction {result.prediction_id}")
     if result.n_refused:  # one line, each reason once: which cells are n/a in the output, and why
