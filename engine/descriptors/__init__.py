@@ -33,7 +33,9 @@ Bytes moved (a lower bound on DRAM traffic):
 
 Memory (``Descriptor.memory_bytes``): weights, plus gradients and AdamW's two moments in training
 (``state_bytes``, 3 x the weights' bytes), plus all activations in training (kept for the backward)
-or the largest activation twice (input and output alive at once) in inference, plus the KV cache.
+or, in inference, the activations alive at once at the pass's peak (``peak_live_elems``, followed
+tensor by tensor on the meta device: counting.py; twice the largest activation where it was not
+counted), plus the KV cache.
 """
 from __future__ import annotations
 
@@ -86,6 +88,7 @@ class Descriptor:
     tied_head_flops: float = 0.0  # of linear_flops: an LM head tied to the input embedding (counting.py)
     runtime: str = "torch"  # int8's quantized weights and the KV cache depend on it (module docstring)
     build_bytes: float = 0.0  # held while the adapter builds the model (construction_bytes)
+    largest_activation_bytes: float = 0.0  # the largest single activation (part of floor_bytes)
 
     @property
     def arithmetic_intensity(self) -> float:
@@ -104,7 +107,7 @@ class Descriptor:
         graph: ONNX Runtime, OpenVINO)."""
         if self.mode == "training":
             return self.weight_bytes + self.state_bytes
-        return self.weight_bytes + self.peak_activation_bytes / 2 + self.kv_cache_bytes
+        return self.weight_bytes + self.largest_activation_bytes + self.kv_cache_bytes
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -196,7 +199,8 @@ def pass_bytes(counts: dict[str, Any], batch: Any, precision: Any, mode: Any, ru
     """Bytes of a pass from its counts at batch 1 (arrays work): weight, activation (traffic), KV
     cache, training state, bytes moved, live (working set besides weights and state) and floor
     bytes. ``counts`` holds ``params``, ``linear_weight_elems``, ``tied_head_elems``,
-    ``activation_elems``, ``max_activation_elems`` and ``kv_cache_elems``."""
+    ``activation_elems``, ``max_activation_elems`` and ``kv_cache_elems``, and ``peak_live_elems``
+    where counted (0 or absent: twice the largest activation stands in for it)."""
     import numpy as np
 
     prec = np.asarray(precision, dtype=object)
@@ -206,6 +210,10 @@ def pass_bytes(counts: dict[str, Any], batch: Any, precision: Any, mode: Any, ru
     weights = weight_bytes(counts["params"], counts["linear_weight_elems"], counts["tied_head_elems"], prec, runtime)
     acts = np.asarray(counts["activation_elems"], dtype=float) * b * tw
     largest = np.asarray(counts["max_activation_elems"], dtype=float) * b * tw
+    # inference's working set: the activations alive at once at the peak (counted), else the largest
+    # activation twice (its input and output alive at once: the analytic fallback's estimate)
+    peak = np.asarray(counts.get("peak_live_elems", 0.0), dtype=float) * b * tw
+    working = np.where(peak > 0, peak, 2 * largest)
     # an exported graph keeps no KV cache (the forward's; a decode step is torch's)
     kv = np.where(exported_graph(runtime) & (np.asarray(mode, dtype=object) != "decode"), 0.0,
                   np.asarray(counts["kv_cache_elems"], dtype=float) * b * tw)
@@ -213,14 +221,14 @@ def pass_bytes(counts: dict[str, Any], batch: Any, precision: Any, mode: Any, ru
     state = np.where(train, TRAINING_STATE * param_bytes, 0.0)
     (tw_i, ta_i), (tw_t, ta_t) = TRAFFIC["inference"], TRAFFIC["training"]  # decode moves as inference
     moved = np.where(train, tw_t * weights + ta_t * acts + ADAM_TRAFFIC * param_bytes, tw_i * weights + ta_i * acts + kv)
-    live = np.where(train, acts, 2 * largest)
+    live = np.where(train, acts, working)
     floor = np.where(train, weights + state, weights + largest + kv)
     tied = np.asarray(counts["tied_head_elems"], dtype=float)
     quantized = np.asarray(counts["linear_weight_elems"], dtype=float) + tied
     build = {f"{k}build_bytes": construction_bytes(counts["params"], weights, quantized, tied, prec, runtime, legacy)
              for k, legacy in (("", False), ("legacy_", True))}
     return {"weight_bytes": weights, "activation_bytes": acts, "kv_cache_bytes": kv, "state_bytes": state,
-            "bytes_moved": moved, "live_bytes": live, "floor_bytes": floor, **build}
+            "bytes_moved": moved, "live_bytes": live, "floor_bytes": floor, "largest_bytes": largest, **build}
 
 
 def _build(counts: "PassCounts", family: str, batch: int, precision: str, mode: str, runtime: str) -> Descriptor:
@@ -234,7 +242,8 @@ def _build(counts: "PassCounts", family: str, batch: int, precision: str, mode: 
                       state_bytes=b["state_bytes"], kv_cache_bytes=b["kv_cache_bytes"],
                       peak_activation_bytes=b["live_bytes"],
                       linear_flops=counts.linear_flops * batch, note=counts.note,
-                      tied_head_flops=counts.tied_head_flops * batch, runtime=runtime, build_bytes=b["build_bytes"])
+                      tied_head_flops=counts.tied_head_flops * batch, runtime=runtime, build_bytes=b["build_bytes"],
+                      largest_activation_bytes=b["largest_bytes"])
 
 
 def describe(config: Config, method: str = "auto") -> Descriptor:
@@ -360,14 +369,15 @@ def describe_many(configs: Sequence[Config] | "pd.DataFrame", method: str = "aut
         seq = int(e_uni[int(u // 2) % len(e_uni)])
         c = pass_counts(model, seq, "train" if u % 2 else "forward", method)
         table.append((c.params, c.flops, c.activation_elems, c.max_activation_elems, c.kv_cache_elems, c.linear_flops,
-                      c.tied_head_flops, c.linear_weight_elems, c.tied_head_elems))
+                      c.tied_head_flops, c.linear_weight_elems, c.tied_head_elems, c.peak_live_elems))
         families.append(get_model(model).family)
         methods.append(c.method)
     t = np.asarray(table, dtype=float)
-    params, flops1, act1, maxact1, kv1, linear1, tied1, lin_w, tied_w = (t[codes, j] for j in range(9))
+    params, flops1, act1, maxact1, kv1, linear1, tied1, lin_w, tied_w, peak1 = (t[codes, j] for j in range(10))
     b = df["batch_size"].to_numpy(dtype=float)
     by = pass_bytes({"params": params, "linear_weight_elems": lin_w, "tied_head_elems": tied_w,
-                     "activation_elems": act1, "max_activation_elems": maxact1, "kv_cache_elems": kv1},
+                     "activation_elems": act1, "max_activation_elems": maxact1, "kv_cache_elems": kv1,
+                     "peak_live_elems": peak1},
                     b, df["precision"].to_numpy(dtype=object), df["mode"].to_numpy(dtype=object),
                     df["runtime"].to_numpy(dtype=object))
     out = pd.DataFrame({

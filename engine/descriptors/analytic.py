@@ -199,7 +199,7 @@ def analytic_counts(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
                           embedding_params=int(ref.get("embedding_params", 0)), flops=float(r["flops"]),
                           linear_flops=float(r["linear_flops"]),
                           activation_elems=float(r["activation_elems"]), max_activation_elems=float(r["max_activation_elems"]),
-                          kv_cache_elems=0.0, method="analytic",
+                          kv_cache_elems=0.0, method="analytic", peak_live_elems=float(r.get("peak_live_elems", 0.0)),
                           note=f"per-image figures counted once with FlopCounterMode ({REFERENCE_FILE})",
                           linear_weight_elems=float(ref["forward"]["linear_flops"]) / 2.0)
     scale = 3.0 if kind == "train" else 1.0
@@ -237,7 +237,8 @@ def write_reference(path: str | None = None) -> dict[str, Any]:
         out[name] = {"params": fwd.params, "embedding_params": fwd.embedding_params,
                      "forward": {"flops": fwd.flops, "linear_flops": fwd.linear_flops,
                                  "activation_elems": fwd.activation_elems,
-                                 "max_activation_elems": fwd.max_activation_elems},
+                                 "max_activation_elems": fwd.max_activation_elems,
+                                 "peak_live_elems": fwd.peak_live_elems},
                      "train": {"flops": train.flops, "linear_flops": train.linear_flops,
                                "activation_elems": train.activation_elems,
                                "max_activation_elems": train.max_activation_elems},

@@ -29,6 +29,17 @@ well under a second and no memory. One pass gives, at batch 1:
   largest single one (inference working set).
 * ``kv_cache_elems``: elements of the KV cache a generative model returns (prefill) or reads
   (decode step).
+* ``peak_live_elems`` (forward): elements of the tensors alive at once at the pass's peak, the KV
+  cache it returns left out (4-byte elements; each storage counted once however many views it
+  has), followed op by op with a dispatch mode and each tensor's finalizer (:class:`_LiveTensors`).
+  Scaled dot-product attention counts as one fused kernel, its output only, as torch runs it on a
+  CPU (flash attention) and a GPU (flash or memory-efficient): on the meta device it decomposes
+  into the math path, whose batch x heads x seq² scores no real run holds. Measured on an Intel
+  Xeon (2026-12-07; the run's peak minus its batch-1 peak, fp32): gpt2 b16 x 512 2,262 MiB against
+  2,171 counted, t5-small b64 x 512 5,609 / 5,744, resnet50 b128 1,473 / 1,372 MiB; the old
+  working set, twice the largest activation, read 3,141 for gpt2 (the logits, whose input is
+  small) and 784 for resnet50 (whose residual branches keep more alive). 0 where not counted (the
+  analytic fallback): the descriptors then use twice the largest activation.
 
 FLOPs are exactly linear in batch (no op mixes batch elements) and activations are up to a few
 batch-independent broadcast tensors (position embeddings, < 1%), so counts are taken at batch 1 and
@@ -49,8 +60,9 @@ from typing import Any, Iterator
 from engine.catalog import ModelEntry, get_model
 
 # bump when counting.py or analytic.py change what they count (invalidates the disk cache); 3: linear_flops;
-# 4: tied_head_flops; 5: linear_weight_elems, tied_head_elems, pass-through outputs not counted
-COUNT_VERSION = 5
+# 4: tied_head_flops; 5: linear_weight_elems, tied_head_elems, pass-through outputs not counted;
+# 6: peak_live_elems
+COUNT_VERSION = 6
 KINDS = ("forward", "train", "decode")
 
 
@@ -73,6 +85,7 @@ class PassCounts:
     tied_head_flops: float = 0.0  # of ``linear_flops``: the LM head tied to the input embedding (docstring)
     linear_weight_elems: float = 0.0  # weights of Linear layers, the tied head's excluded (docstring)
     tied_head_elems: float = 0.0  # the LM head's weight when it is the input embedding's
+    peak_live_elems: float = 0.0  # forward: alive at once at the peak, KV cache left out; 0 = not counted
 
 
 # -- the on-disk cache ----------------------------------------------------------------------------
@@ -190,6 +203,84 @@ class _ActivationHooks:
             h.remove()
 
 
+def _live_tensors() -> Any:
+    """A :class:`_LiveTensors` mode (built here: torch is imported lazily)."""
+    import weakref
+
+    import torch
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    class _LiveTensors(TorchDispatchMode):
+        """Bytes of the storages alive at once, and their peak, over the ops run under it.
+
+        Every op's output storage that no input already holds is a new allocation; it is freed when
+        the last tensor viewing it is collected (``weakref.finalize``), as torch frees it on a real
+        device. Storages are told apart by their C++ object, since meta tensors have no addresses.
+        ``fused`` turns scaled dot-product attention into one op (see the module docstring)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.refs: dict[int, int] = {}
+            self.nbytes: dict[int, int] = {}
+            self.live = 0
+            self.peak = 0
+            self.paused = False
+
+        def _drop(self, key: int) -> None:
+            self.refs[key] -= 1
+            if not self.refs[key]:
+                del self.refs[key]
+                self.live -= self.nbytes.pop(key)
+
+        def track(self, out: Any, given: set[int]) -> None:
+            for t in tree_flatten(out)[0]:
+                if not isinstance(t, torch.Tensor):
+                    continue
+                key = t.untyped_storage()._cdata
+                if key not in self.refs:
+                    if key in given:
+                        continue  # a view or in-place result of a weight or an input: not allocated here
+                    self.refs[key] = 0
+                    self.nbytes[key] = t.untyped_storage().nbytes()
+                    self.live += self.nbytes[key]
+                self.refs[key] += 1
+                weakref.finalize(t, self._drop, key)
+            self.peak = max(self.peak, self.live)
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            if not self.paused:
+                self.track(out, _storages((args, kwargs)))
+            return out
+
+    class _FusedAttention(TorchFunctionMode):
+        """Run scaled dot-product attention untracked, then count its output alone."""
+
+        def __init__(self, live: "_LiveTensors") -> None:
+            super().__init__()
+            self.tracker = live
+
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if func is not torch.nn.functional.scaled_dot_product_attention or self.tracker.paused:
+                return func(*args, **kwargs)
+            self.tracker.paused = True
+            try:
+                out = func(*args, **kwargs)
+            finally:
+                self.tracker.paused = False
+            self.tracker.track(out, _storages((args, kwargs)))
+            return out
+
+    def _storages(obj: Any) -> set[int]:
+        return {t.untyped_storage()._cdata for t in tree_flatten(obj)[0] if isinstance(t, torch.Tensor)}
+
+    live = _LiveTensors()
+    return live, _FusedAttention(live)
+
+
 def _main_output(out: Any) -> Any:
     """The first floating tensor of a model output (logits, last_hidden_state, ...) for a loss."""
     import torch
@@ -272,6 +363,7 @@ def count_with_flop_counter(entry: ModelEntry, seq_len: int, kind: str, batch: i
     inputs = make_inputs(entry, batch, seq_len, device="meta")
     note = ""
     kv = 0.0
+    peak_live = 0.0  # counted for the forward only
     if kind == "train":
         model.train()  # (use_cache stays as built: with it off, transformers 5 probes position ids with .item())
         hooks = _ActivationHooks(model)
@@ -287,12 +379,15 @@ def count_with_flop_counter(entry: ModelEntry, seq_len: int, kind: str, batch: i
     elif kind == "forward":
         hooks = _ActivationHooks(model)
         counter = FlopCounterMode(display=False)
+        live, fused = _live_tensors()
         try:
-            with counter, torch.no_grad():
+            with counter, torch.no_grad(), fused, live:
                 out = model(**inputs)
         finally:
             hooks.remove()
         kv = float(sum(t.numel() for t in _tensors(getattr(out, "past_key_values", None))))
+        # 4-byte elements (built in fp32), the returned KV cache left out; never below the largest output
+        peak_live = max(live.peak / 4.0 - kv, hooks.largest)
     elif kind == "decode":
         if not supports_decode(entry):
             raise ValueError(f"decode descriptors exist for generative models only, not {entry.name} ({entry.family})")
@@ -320,7 +415,7 @@ def count_with_flop_counter(entry: ModelEntry, seq_len: int, kind: str, batch: i
                       activation_elems=hooks.total,
                       max_activation_elems=hooks.largest, kv_cache_elems=kv, method="flop_counter", note=note,
                       tied_head_flops=tied_head_flops(model, counter), linear_weight_elems=lin_w,
-                      tied_head_elems=tied_w)
+                      tied_head_elems=tied_w, peak_live_elems=peak_live)
 
 
 def supports_decode(entry: ModelEntry) -> bool:

@@ -69,8 +69,9 @@ if TYPE_CHECKING:
 # (module docstring); 6: ``live_bytes`` (the live working set) for the memory model; 7: the descriptors'
 # widths as the adapters run them (int8 activations fp32, torch int8 weights Linear only, half-precision
 # training state; no KV cache on an exported graph; pass-through outputs not counted); 8: ``build_bytes``
-# (the weights held while a run's model is built; the memory models' peak is the larger of it and the run's)
-FEATURES_VERSION = 8
+# (the weights held while a run's model is built; the memory models' peak is the larger of it and the run's);
+# 9: inference's ``live_bytes`` is the counted peak of live activations, not twice the largest one
+FEATURES_VERSION = 9
 
 #: Continuous feature columns (log scale where the quantity is multiplicative).
 CONTINUOUS: tuple[str, ...] = (

@@ -81,7 +81,17 @@ from engine.errors import DiagnosticsError, InvalidValueError  # noqa: E402
 from engine.models.assemble import draws_set, memory_floor_mib  # noqa: E402
 from engine.models.base import PredictionSet  # noqa: E402
 from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog, with_legacy_builds  # noqa: E402,E501
-from engine.models.roofline import ACTIVATION_PRIOR_SD, TRAINING_WEIGHT_FACTOR  # noqa: E402
+from engine.models.roofline import TRAINING_WEIGHT_FACTOR  # noqa: E402
+
+#: Prior sd of log(activation factor): the descriptors' working set is the counted peak of live
+#: tensors (engine.descriptors.counting), which a run's peak matches once its tensors are large
+#: (an Intel Xeon, batch 16-128, 2026-12-07: 0.98-1.15x). Small-batch CPU runs grow faster than it
+#: (glibc keeps freed blocks under its 32 MiB mmap threshold: resnet50 b1 -> b8 +146 MiB for 75
+#: counted), and with the roofline's sd of 0.5 the factor took that, ~2x, and doubled every
+#: large-batch answer (7 runs of batch 16-128 on the Xeon, fitted on the shipped runs alone:
+#: predicted 1.3-2.1x their measured peak, 0 of 7 in the 90% interval; at 0.15 still 1.3-1.7x; at
+#: 0.05 0.97-1.09x, 7 of 7). The small-batch excess goes to the overheads instead.
+ACTIVATION_PRIOR_SD = 0.05
 from engine.models.targets import targets_from_measurements  # noqa: E402
 
 if TYPE_CHECKING:
@@ -351,7 +361,7 @@ class HierarchicalPredictor:
     # spread 0.4 (was 0.15); 6: a compute-efficiency effect per mode (inference, training);
     # 7: memory's peak is the larger of the model's build (b_mib) and the run, a memory overhead per
     # device, the weights' memory factor per runtime and per precision
-    CACHE_VERSION = 8
+    CACHE_VERSION = 9  # 9: the activation factor's prior sd 0.05 (was the roofline's 0.5)
 
     def __init__(self, featurizer: Optional[Featurizer] = None, num_warmup: int = 800, num_samples: int = 500,
                  num_chains: int = 2, target_accept: float = 0.9, max_tree_depth: int = 6,
