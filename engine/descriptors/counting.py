@@ -36,9 +36,10 @@ well under a second and no memory. One pass gives, at batch 1:
   CPU (flash attention) and a GPU (flash or memory-efficient): on the meta device it decomposes
   into the math path, whose batch x heads x seq² scores no real run holds. Measured on an Intel
   Xeon (2026-12-07; the run's peak minus its batch-1 peak, fp32): gpt2 b16 x 512 2,262 MiB against
-  2,171 counted, t5-small b64 x 512 5,609 / 5,744, resnet50 b128 1,473 / 1,372 MiB; the old
-  working set, twice the largest activation, read 3,141 for gpt2 (the logits, whose input is
-  small) and 784 for resnet50 (whose residual branches keep more alive). 0 where not counted (the
+  2,171 counted, t5-small b64 x 512 5,609 / 5,744, resnet50 b128 1,473 / 1,372 MiB (KV caches
+  included); the old working set, twice the largest activation, read 3,717 for gpt2 (its logits
+  twice, though the LM head's input is small) and 784 for resnet50 (whose residual branches keep
+  more alive). 0 where not counted (the
   analytic fallback): the descriptors then use twice the largest activation.
 
 FLOPs are exactly linear in batch (no op mixes batch elements) and activations are up to a few
@@ -204,7 +205,8 @@ class _ActivationHooks:
 
 
 def _live_tensors() -> Any:
-    """A :class:`_LiveTensors` mode (built here: torch is imported lazily)."""
+    """A fresh pair of modes, ``(live, fused)``: ``live`` follows the bytes of live tensors and their
+    peak, ``fused`` (entered outside it) makes attention one op. Built here: torch loads lazily."""
     import weakref
 
     import torch

@@ -82,6 +82,7 @@ from engine.models.assemble import draws_set, memory_floor_mib  # noqa: E402
 from engine.models.base import PredictionSet  # noqa: E402
 from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog, with_legacy_builds  # noqa: E402,E501
 from engine.models.roofline import TRAINING_WEIGHT_FACTOR  # noqa: E402
+from engine.models.targets import targets_from_measurements  # noqa: E402
 
 #: Prior sd of log(activation factor): the descriptors' working set is the counted peak of live
 #: tensors (engine.descriptors.counting), which a run's peak matches once its tensors are large
@@ -92,7 +93,6 @@ from engine.models.roofline import TRAINING_WEIGHT_FACTOR  # noqa: E402
 #: predicted 1.3-2.1x their measured peak, 0 of 7 in the 90% interval; at 0.15 still 1.3-1.7x; at
 #: 0.05 0.97-1.09x, 7 of 7). The small-batch excess goes to the overheads instead.
 ACTIVATION_PRIOR_SD = 0.05
-from engine.models.targets import targets_from_measurements  # noqa: E402
 
 if TYPE_CHECKING:
     import pandas as pd
