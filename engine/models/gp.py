@@ -53,7 +53,7 @@ from engine.models.assemble import lognormal_set, memory_floor_mib
 from engine.models.base import PredictionSet
 from engine.models.features import FeatureFrame, Featurizer, default_featurizer, uses_catalog, with_legacy_builds
 from engine.models.gp_fast import FastPosterior, joint_marginals
-from engine.models.roofline import RooflineParams, RooflinePredictor, roofline_latency_ms
+from engine.models.roofline import RooflineParams, RooflinePredictor, memory_base_share, roofline_latency_ms
 from engine.models.targets import targets_from_measurements
 
 # gpytorch rounds per-run sampling variances below 1e-6 up to 1e-6 and warns each time; tiny
@@ -104,6 +104,15 @@ DEVICE_FEATURES: frozenset[str] = frozenset({"log_t_roof"})
 #: (Chosen before the roofline scaled its memory per runtime, :data:`roofline.RUNTIME_PRIOR_SD`.)
 MEMORY_PRIOR_SD: dict[str, float] = {"hardware": 0.15, "family": 0.2, "model": 0.3, "software": 0.5,
                                      "hardware_software": 0.1}
+#: The memory output's correction applies to the prior's overhead and weights, not to the live
+#: activations: memory = base · exp(f) + activations, linearised as log(memory / prior) ≈ s · f with
+#: s the base's share (:func:`roofline.memory_base_share`); the GP is fitted on the residual / s
+#: (noise / s²) and predicts s · f, plus (1 − s) times this log-scale spread of the activation
+#: factor (the counted working set against measured peaks of batch 16-128 runs on a Xeon: 0.94-1.15x).
+#: Fitted on the process-and-weights peaks of batch <= 16 runs, a model's correction (resnet50
+#: +0.15 in log) otherwise scaled its activations at batch 128 too: 7 runs of batch 16-128 read
+#: 1.1-1.6x their peak (docs/evaluation.md, "Session 30").
+MEMORY_ACTIVATION_SD = 0.15
 Z90 = 1.6448536269514722
 #: Prior median (log units) of a configuration's roughness: its own departure from the smooth
 #: surface, shared by its repeated runs and by no other configuration (see OutputGP.calibrate).
@@ -572,11 +581,12 @@ class GPPredictor:
     """
 
     name = "gp"
-    CACHE_VERSION = 11  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
+    CACHE_VERSION = 12  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
     # 5, 6: no roofline-time feature on one device; 7: per-device overhead term; 8: the design keeps the
     # roofline's parameters, not a tuple of three of them; 9: the latency outputs' roughness term;
     # 10: memory's software-path, device and model spreads 0.5, 0.15 and 0.3 (were 0.1, 0.3 and 0.1)
     # 11: memory's prior mean (the roofline) scales its weight factor and overhead per runtime
+    # 12: memory's correction applies to the prior's base share (MEMORY_ACTIVATION_SD)
 
     def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,
@@ -639,6 +649,7 @@ class GPPredictor:
         strata = calibration_strata(ff)
         log_roof = np.log(self.roofline.latency_ms(ff))
         log_roof_mem = np.log(self.roofline.memory_mib(ff))
+        share = memory_base_share(ff, self.roofline.params)
         var = np.maximum(tg.var_log_latency, 1e-8)
         specs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = [
             ("latency_ms", np.ones(len(tg), bool), tg.log_latency - log_roof, var),
@@ -646,7 +657,7 @@ class GPPredictor:
         ]
         has_mem = tg.has_memory
         if has_mem.sum() >= 3:
-            specs.append(("memory_mib", has_mem, tg.log_memory - log_roof_mem, np.full(len(tg), 0.005**2)))
+            specs.append(("memory_mib", has_mem, (tg.log_memory - log_roof_mem) / share, 0.005**2 / share**2))
         self.outputs = {}
         for metric, mask, y, yv in specs:
             sds = MEMORY_PRIOR_SD if metric == "memory_mib" else self.prior_sd_log
@@ -730,9 +741,13 @@ class GPPredictor:
                     if src not in marg:  # would be a bug: the kernels were meant to be identical
                         raise RuntimeError(f"{metric} shares {src}'s kernel but their caches differ")
                     var_lat = marg[src][1] * (self.outputs[metric].y_std / self.outputs[src].y_std) ** 2
-                base = np.log(self.roofline.memory_mib(ff)) if metric == "memory_mib" else log_roof
                 mu, sd = self.outputs[metric].from_latent(mu_lat, var_lat, strata, seen)
-                out[metric] = (base + mu, sd)
+                if metric == "memory_mib":
+                    share = memory_base_share(ff, self.roofline.params)
+                    out[metric] = (np.log(self.roofline.memory_mib(ff)) + share * mu,
+                                   np.sqrt((share * sd) ** 2 + ((1.0 - share) * MEMORY_ACTIVATION_SD) ** 2))
+                else:
+                    out[metric] = (log_roof + mu, sd)
         if "latency_p90_ms" in out:
             # p90 >= median by definition. The two outputs share a kernel but condition on their own
             # runs, so far from any run the p90 mean can fall a few percent below the median's (8 of
@@ -768,8 +783,12 @@ class GPPredictor:
         ff = self._ff(configs)
         assert self.design is not None and self.roofline is not None
         base = np.log(self.roofline.memory_mib(ff)) if src == "memory_mib" else np.log(self.roofline.latency_ms(ff))
-        draws = np.exp(base[None, :] + self.outputs[src].joint_draws(self.design.matrix(ff), n, seed,
-                                                                     calibration_strata(ff)))
+        corr = self.outputs[src].joint_draws(self.design.matrix(ff), n, seed, calibration_strata(ff))
+        if src == "memory_mib":  # the correction on the base, the activation factor's spread (one per draw) on the rest
+            share = memory_base_share(ff, self.roofline.params)
+            z = np.random.default_rng(seed + 1).standard_normal((n, 1))
+            corr = share[None, :] * corr + (1.0 - share)[None, :] * MEMORY_ACTIVATION_SD * z
+        draws = np.exp(base[None, :] + corr)
         if metric == "throughput":
             return 1000.0 * ff.phys["batch"][None, :] / draws
         if metric == "memory_mib":  # never below what must be resident (as predict's truncation)

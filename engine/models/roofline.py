@@ -102,6 +102,21 @@ def roofline_memory_mib(ff: FeatureFrame, p: RooflineParams) -> np.ndarray:
     return c0 + np.maximum(cw * ff.phys["build_bytes"] * mib, run)
 
 
+def memory_base_share(ff: FeatureFrame, p: RooflineParams, floor: float = 0.1) -> np.ndarray:
+    """The share of :func:`roofline_memory_mib` that is not the run's live activations: the
+    overhead and the weights (or the build). A learned correction of the memory prior that was
+    fitted where the process and the weights are the peak applies to that part, not to a large
+    batch's activations (the GP's memory output, :data:`engine.models.gp.MEMORY_ACTIVATION_SD`).
+    Bounded below by ``floor`` (a correction is never ignored outright)."""
+    train = (ff.cats["mode"] == "training").astype(float)
+    wfac = 1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train
+    mib = 1.0 / 2**20
+    cw = p.weight_factor * _per_runtime(ff, getattr(p, "runtime_weight", {}))
+    c0 = p.mem_overhead_mib * _per_runtime(ff, getattr(p, "runtime_overhead", {}))
+    base = c0 + cw * np.maximum(ff.phys["build_bytes"], wfac * ff.phys["weight_bytes"]) * mib
+    return np.clip(base / roofline_memory_mib(ff, p), floor, 1.0)
+
+
 class RooflinePredictor:
     """Physics-only predictor; also the prior mean used by the GP. See the module docstring."""
 

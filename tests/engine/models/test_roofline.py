@@ -90,3 +90,19 @@ def test_memory_scales_per_runtime_and_recovers_each_runtimes_factors():
                           phys={"weight_bytes": np.array([100.0 * mib]), "live_bytes": np.array([0.0]),
                                 "build_bytes": np.array([100.0 * mib])})
     assert roofline_memory_mib(unseen, p).tolist() == [400.0]  # 300 + 1.0 × 100: the global scalars
+
+
+def test_memory_base_share_is_the_part_that_is_not_activations():
+    """What the GP's memory correction scales: all of a small batch's peak, little of a large one's."""
+    from engine.models.features import FeatureFrame
+    from engine.models.roofline import memory_base_share
+
+    mib = 2.0**20
+    ff = FeatureFrame(X=np.zeros((3, 0)), names=(), cats={"mode": np.array(["inference"] * 3, dtype=object),
+                                                          "runtime": np.array(["torch"] * 3, dtype=object)},
+                      phys={"weight_bytes": np.array([100.0, 100.0, 100.0]) * mib,
+                            "live_bytes": np.array([0.0, 400.0, 1e6]) * mib,
+                            "build_bytes": np.array([100.0, 100.0, 100.0]) * mib})
+    p = RooflineParams(weight_factor=1.0, activation_factor=1.0, mem_overhead_mib=300.0)
+    share = memory_base_share(ff, p)
+    assert share[0] == 1.0 and share[1] == pytest.approx(0.5) and share[2] == 0.1  # the floor
