@@ -18,13 +18,13 @@ and 90% intervals, and the median log bias, pooled and per precision.
 
 Printed last, one line: ``n=.. gp_ape=.. gp_cov90=.. hierarchical_ape=.. hierarchical_cov90=..
 roofline_ape=..``. Measured on an Intel Xeon (2026-12-07, beside other work), 102 runs of 9 models
-(fp32/bf16/int8, batch 1 and 8, seq 32 and 128; ``--store``): gp 7.6% (coverage 76/99%),
+(fp32/bf16/int8, batch 1 and 8, seq 32 and 128; ``--store``): gp 5.2% (coverage 83/97%),
 hierarchical 4.9% (64/91%), roofline 6.9% (95/100%). Before the roofline's memory factors per
 runtime and the counted working set (session 30): 11.0% (58/98%), 3.7% (71/93%) and 25.7%; before
 the build change (session 29): 33%, 30% (17/38%) and 37%. ``--large`` (7 runs, batch 16-128, 5 min):
-gp 42% (90% coverage 57%), hierarchical 3.6% (100%), roofline 6.6% (100%); with the per-runtime
-factors but the old working set: 56% (29%), 18% (43%), 16% (57%) -- the GP still carries a small-batch correction of each model onto
-its activations (docs/evaluation.md, "Session 30"). This is an evaluation, not a timed test.
+gp 8.9% (90% coverage 100%), hierarchical 3.6% (100%), roofline 6.6% (100%); with the per-runtime
+factors but the old working set, and the GP's correction on the whole peak: 56% (29%), 18% (43%),
+16% (57%) (docs/evaluation.md, "Session 30"). This is an evaluation, not a timed test.
 """
 from __future__ import annotations
 
