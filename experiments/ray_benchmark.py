@@ -65,8 +65,11 @@ def benchmark_on_ray(hardware_names: Sequence[str], runtime: Optional[str], mode
                      batches: Sequence[int], seqs: Sequence[int], precisions: Sequence[str], modes: Sequence[str],
                      threads: Sequence[int], spec_kwargs: dict[str, Any], store: Any = None,
                      address: Optional[str] = None, quiet: bool = False,
-                     say: Optional[Callable[[str], None]] = None) -> list[tuple[RemoteAdapter, Any, Optional[str]]]:
-    """Run the product on the cluster; ``[(target, Measurement, run id or None)]`` in arrival order."""
+                     say: Optional[Callable[[str], None]] = None,
+                     skipped: Optional[dict[str, str]] = None) -> list[tuple[RemoteAdapter, Any, Optional[str]]]:
+    """Run the product on the cluster; ``[(target, Measurement, run id or None)]`` in arrival order.
+    ``skipped``, if given, receives the configurations no live worker ran (key -> why), which the
+    caller's exit status has to count: they were neither measured nor stored."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.catalog import get_model
@@ -109,4 +112,6 @@ def benchmark_on_ray(hardware_names: Sequence[str], runtime: Optional[str], mode
         ex.map(specs, on_result=landed)
     for key, why in ex.skipped.items():
         say(f"skipped {key}: {why}")
+    if skipped is not None:
+        skipped.update(ex.skipped)
     return results

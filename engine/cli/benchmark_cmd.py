@@ -53,7 +53,8 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
     """Run real benchmarks and show (and optionally store) the measurements.
 
     Every configuration is measured, stored (--save) and shown even when some fail; the command
-    then exits 1 if any run failed (oom, timeout, failed), else 0.
+    then exits 1 if any run failed (oom, timeout, failed) or, with --executor ray, if no live
+    worker could run one, else 0.
 
     \b
     Examples:
@@ -96,14 +97,18 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
                        time_limit_s=time_limit_s, memory_limit_mib=memory_limit_mib, decode_tokens=decode_tokens)
         store = open_store(db_path) if save else None
         ray_results = []
+        skipped: dict[str, str] = {}  # no live worker ran them: said on stderr, and exit 1 below
         for r in runtimes:  # one pass per runtime: a worker's targets are chosen per runtime
             ray_results += benchmark_on_ray(split_csv(hardware, what="hardware"), r, model_names, batches, seqs, precs,
-                                            mode_list, thread_list, spec_kw, store, address, quiet=as_json)
+                                            mode_list, thread_list, spec_kw, store, address, quiet=as_json,
+                                            skipped=skipped)
         _int8_share_caution([m.config for _, m, _ in ray_results])  # the workers chose the runtimes
         if as_json:
             _emit_json(ray_results)
         else:
             _table(ray_results, saved=save)
+        if skipped:
+            raise click.exceptions.Exit(1)
         _exit_if_any_failed(ray_results)
         return
     adapters = []

@@ -210,6 +210,15 @@ def test_ray_benchmark_exits_1_when_any_run_failed(monkeypatch) -> None:
     r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--executor", "ray", "--json"])
     assert r.exit_code == 0, r.output
 
+    def none_ran(*a, skipped=None, **k):  # a configuration no live worker could run: not measured, not stored
+        skipped["gpt2|cpu-stub|b2"] = "no live worker has cpu-stub"
+        return landed[0]
+
+    monkeypatch.setattr(experiments.ray_benchmark, "benchmark_on_ray", none_ran)
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--executor", "ray", "--batch-sizes", "1,2", "--json"])
+    assert r.exit_code == 1, r.output
+    assert [row["status"] for row in json.loads(r.stdout)] == ["ok"]
+
 
 def test_torch_int8_on_a_model_it_barely_quantizes_is_cautioned_once_per_model(monkeypatch) -> None:
     """torch's dynamic quantization rewrites only nn.Linear: resnet50's "int8" is 0.1% int8 and the
