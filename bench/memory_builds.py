@@ -22,7 +22,8 @@ roofline_ape=..``. Measured on an Intel Xeon (2026-12-07, beside other work), 10
 hierarchical 4.9% (64/91%), roofline 6.9% (95/100%). Before the roofline's memory factors per
 runtime and the counted working set (session 30): 11.0% (58/98%), 3.7% (71/93%) and 25.7%; before
 the build change (session 29): 33%, 30% (17/38%) and 37%. ``--large`` (7 runs, batch 16-128, 5 min):
-gp 8.9% (90% coverage 100%), hierarchical 3.6% (100%), roofline 6.6% (100%); with the per-runtime
+gp 8.9% (90% coverage 100%), hierarchical 3.6% (100%), roofline 6.6% (100%); measured again by
+``--large`` itself (17:07 UTC): gp 11.1%, hierarchical 5.1%, roofline 6.3%, 7 of 7 covered each; with the per-runtime
 factors but the old working set, and the GP's correction on the whole peak: 56% (29%), 18% (43%),
 16% (57%) (docs/evaluation.md, "Session 30"). This is an evaluation, not a timed test.
 """
