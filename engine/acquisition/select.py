@@ -212,17 +212,25 @@ def batch_diversity(predictor: Any, configs: Sequence[Config], pending: Sequence
 
 
 # -- the entry point -------------------------------------------------------------------------------
-def calibration_weights(src: Any, sd_log: np.ndarray, mc_index: np.ndarray, floor_var: float = 0.0) -> np.ndarray:
+def calibration_weights(src: Any, sd_log: np.ndarray, mc_index: np.ndarray, floor_var: float = 0.0,
+                        outside_var: Optional[np.ndarray] = None) -> np.ndarray:
     """s_m² per integration point m: the reported predictive variance (calibrated, per stratum)
     over the covariance source's own (latent + new-run noise + ``floor_var``, the GP's roughness
     τ²: reported, but no benchmark reduces it, so it is the multiplier's, not the weight's).
 
     The calibration widens the intervals where leave-one-out errors are larger than the model
     believes (int8 and training runs on the shipped data); weighting the integral with it makes
-    the acquisition reduce the uncertainty that is reported, not the uncalibrated one."""
+    the acquisition reduce the uncertainty that is reported, not the uncalibrated one.
+    ``outside_var`` (per candidate) is reported variance the source does not model at all (the GP
+    memory's activation-factor spread, :meth:`engine.models.gp.GPPredictor.irreducible_var`): it is
+    taken out of the reported variance first, so it weighs nothing (without it, a large batch's
+    memory, whose correction the GP scales by its base share, weighed as if all of it were reducible)."""
     m = np.asarray(mc_index, dtype=int)
     own = src.variance().numpy()[m] + float(src.noise_var) + float(floor_var)
-    w = np.asarray(sd_log, dtype=float)[m] ** 2 / np.maximum(own, 1e-300)
+    reported = np.asarray(sd_log, dtype=float)[m] ** 2
+    if outside_var is not None:
+        reported = np.maximum(reported - np.asarray(outside_var, dtype=float)[m], 0.0)
+    w = reported / np.maximum(own, 1e-300)
     return np.where(np.isfinite(w), w, 1.0)
 
 
@@ -290,9 +298,11 @@ def select(acquisition: str, predictor: Any, candidates: Sequence[Config], q: in
         X_pending = (torch.arange(n, len(table), dtype=torch.float64).unsqueeze(-1) if pend else None)
         acq: Any
         if acquisition == "eig":
+            outside = getattr(predictor, "irreducible_var", None)
             acq = IntegratedVarianceReduction(src, cost=cost_t, X_pending=X_pending,
-                                              mc_weights=calibration_weights(src, sd_log, mc_index,
-                                                                             roughness_var(predictor, pmetric)))
+                                              mc_weights=calibration_weights(
+                                                  src, sd_log, mc_index, roughness_var(predictor, pmetric),
+                                                  outside(cand, pmetric) if outside is not None else None))
             ipv = acq.integrated_variance()
         else:
             acq = BatchBALD(src, cost=cost_t, X_pending=X_pending)

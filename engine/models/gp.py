@@ -743,9 +743,8 @@ class GPPredictor:
                     var_lat = marg[src][1] * (self.outputs[metric].y_std / self.outputs[src].y_std) ** 2
                 mu, sd = self.outputs[metric].from_latent(mu_lat, var_lat, strata, seen)
                 if metric == "memory_mib":
-                    share = memory_base_share(ff, self.roofline.params)
-                    out[metric] = (np.log(self.roofline.memory_mib(ff)) + share * mu,
-                                   np.sqrt((share * sd) ** 2 + ((1.0 - share) * MEMORY_ACTIVATION_SD) ** 2))
+                    share, act_sd = self._memory_share(ff)
+                    out[metric] = (np.log(self.roofline.memory_mib(ff)) + share * mu, np.hypot(share * sd, act_sd))
                 else:
                     out[metric] = (log_roof + mu, sd)
         if "latency_p90_ms" in out:
@@ -759,16 +758,39 @@ class GPPredictor:
                              p90=out.get("latency_p90_ms"), memory=out.get("memory_mib"),
                              memory_floor=memory_floor_mib(ff.phys))
 
+    def _memory_share(self, ff: FeatureFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the share s of memory's prior that the GP's correction scales, and the
+        activation factor's log-scale spread on the rest, (1 − s) · MEMORY_ACTIVATION_SD."""
+        assert self.roofline is not None
+        share = memory_base_share(ff, self.roofline.params)
+        return share, (1.0 - share) * MEMORY_ACTIVATION_SD
+
+    def irreducible_var(self, configs: Sequence[Config], metric: str = "latency_ms") -> np.ndarray:
+        """Per configuration, the part of ``metric``'s reported log-variance outside the GP's latent
+        model: memory's activation-factor spread (squared), 0 for the latency outputs. It is in every
+        reported interval and no benchmark narrows it, so information acquisition leaves it out of
+        the variance it integrates (:func:`engine.acquisition.select.calibration_weights`)."""
+        configs = list(configs)
+        if metric != "memory_mib" or "memory_mib" not in self.outputs:
+            return np.zeros(len(configs))
+        self._check()
+        return self._memory_share(self._ff(configs))[1] ** 2
+
     def floor_sd(self, configs: Sequence[Config], metric: str = "latency_ms") -> np.ndarray:
         """The log-scale spread each configuration's prediction of ``metric`` would keep with the
         latent surface known exactly: calibrated run noise, plus its own roughness where it was never
-        measured (as :meth:`predict` composes them). No benchmark of *another* configuration narrows
+        measured (as :meth:`predict` composes them; memory: that on its base share, plus the
+        activation factor's spread). No benchmark of *another* configuration narrows
         an interval below it, which is what a loop's stop rule has to know (``stop.max_reducible``,
         and the note that a ``stop.max_rel_width90`` below it cannot be met)."""
         configs = list(configs)
-        _, _, strata, seen = self._rows(configs)
+        ff, _, strata, seen = self._rows(configs)
         zero = np.zeros(len(configs))
-        return self.outputs[metric].from_latent(zero, zero, strata, seen)[1]
+        floor = self.outputs[metric].from_latent(zero, zero, strata, seen)[1]
+        if metric == "memory_mib":  # as predict composes it: the run noise on the base, the activation spread
+            share, act_sd = self._memory_share(ff)
+            return np.hypot(share * floor, act_sd)
+        return floor
 
     def sample(self, configs: Sequence[Config], n: int, metric: str = "latency_ms", seed: int = 0) -> np.ndarray:
         """(n, len(configs)) JOINT draws of a new measurement of ``metric`` (full covariance)."""
@@ -785,9 +807,9 @@ class GPPredictor:
         base = np.log(self.roofline.memory_mib(ff)) if src == "memory_mib" else np.log(self.roofline.latency_ms(ff))
         corr = self.outputs[src].joint_draws(self.design.matrix(ff), n, seed, calibration_strata(ff))
         if src == "memory_mib":  # the correction on the base, the activation factor's spread (one per draw) on the rest
-            share = memory_base_share(ff, self.roofline.params)
+            share, act_sd = self._memory_share(ff)
             z = np.random.default_rng(seed + 1).standard_normal((n, 1))
-            corr = share[None, :] * corr + (1.0 - share)[None, :] * MEMORY_ACTIVATION_SD * z
+            corr = share[None, :] * corr + act_sd[None, :] * z
         draws = np.exp(base[None, :] + corr)
         if metric == "throughput":
             return 1000.0 * ff.phys["batch"][None, :] / draws

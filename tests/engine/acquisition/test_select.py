@@ -122,3 +122,31 @@ def test_eig_integrates_the_calibrated_variance(syn) -> None:  # type: ignore[no
     w = calibration_weights(src, sd, np.arange(len(pool)), roughness_var(gp, "latency_ms"))
     expected = out.scale_for(calibration_strata(fz(pool)), len(pool)) ** 2
     assert np.allclose(w, expected, rtol=1e-3)
+
+
+def test_eig_on_memory_integrates_only_what_the_gp_can_learn(syn) -> None:  # type: ignore[no-untyped-def]
+    """The GP's memory correction scales the prior's base share s, and the activation factor's
+    spread (1 - s) · MEMORY_ACTIVATION_SD sits beside it in every reported interval: the weights
+    take that spread out (so the weight is s² times the calibration multiplier squared), and the
+    stop rule's floor keeps it."""
+    import numpy as np
+
+    from engine.acquisition.select import _source, calibration_weights
+    from engine.models.gp import MEMORY_ACTIVATION_SD, GPPredictor, calibration_strata
+    from engine.models.roofline import memory_base_share
+
+    fz, configs, measure = syn
+    gp = GPPredictor(featurizer=fz, maxiter=15).fit(measure(configs[:40], seed=1))
+    pool = configs[40:100]
+    out = gp.outputs["memory_mib"]
+    share = memory_base_share(fz(pool), gp.roofline.params)
+    act = gp.irreducible_var(pool, "memory_mib")
+    assert np.allclose(act, ((1 - share) * MEMORY_ACTIVATION_SD) ** 2) and np.all(gp.irreducible_var(pool) == 0)
+    sd = gp.predict(pool).sigma_log["memory_mib"]
+    src = _source("eig", gp, pool, np.arange(len(pool)), "memory_mib", 0, 64)
+    w = calibration_weights(src, sd, np.arange(len(pool)), 0.0, act)
+    expected = share**2 * out.scale_for(calibration_strata(fz(pool)), len(pool)) ** 2
+    assert np.allclose(w, expected, rtol=1e-3, atol=1e-4)  # float32 in the fast posterior
+    assert w.min() < 0.5 * w.max()  # the synthetic world has activation-heavy rows: the weights differ
+    assert np.all(gp.floor_sd(pool, "memory_mib") >= np.sqrt(act) - 1e-12)
+    assert np.all(gp.floor_sd(pool, "memory_mib") <= sd + 1e-12)
