@@ -107,9 +107,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
             _emit_json(ray_results)
         else:
             _table(ray_results, saved=save)
-        if skipped:
-            raise click.exceptions.Exit(1)
-        _exit_if_any_failed(ray_results)
+        _exit_if_any_failed(ray_results, not_run=len(skipped))
         return
     adapters = []
     for h, r in itertools.product(split_csv(hardware, what="hardware"), runtimes):
@@ -166,11 +164,12 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
     _exit_if_any_failed(results)
 
 
-def _exit_if_any_failed(results: list[tuple[Any, Any, Optional[str]]]) -> None:
-    """Exit 1 once every run is measured, stored and shown, if any of them failed: the table (or the
-    JSON's ``status``) says why, the exit status says so to a script. Before, only a command whose
+def _exit_if_any_failed(results: list[tuple[Any, Any, Optional[str]]], not_run: int = 0) -> None:
+    """Exit 1 once every run is measured, stored and shown, if any of them failed or ``not_run``
+    configurations were never run (Ray: no live worker could): the table (or the JSON's ``status``,
+    or the stderr line) says why, the exit status says so to a script. Before, only a command whose
     every run failed exited 1, so a grid with one oom among twenty looked like a clean one."""
-    if any(not m.ok for _, m, _ in results):
+    if not_run or any(not m.ok for _, m, _ in results):
         raise click.exceptions.Exit(1)
 
 
@@ -204,17 +203,10 @@ def _int8_share_caution(configs: list[Any]) -> None:
     dynamic quantization rewrites only Linear layers, so resnet50's "int8" runs 0.1% of its FLOPs
     in int8 (:func:`engine.predict.int8_share_caution`, which also says why other runtimes are not
     cautioned). Any failure is silence, as in :func:`_slow_precision_caution`."""
-    seen = set()
-    for c in configs:
-        if c.model in seen or c.precision != "int8" or c.runtime != "torch":
-            continue
-        seen.add(c.model)
-        try:
-            from engine.predict import int8_share_caution
+    from engine.predict import int8_share_caution  # silent on any failure to count
 
-            note = int8_share_caution(c)
-        except Exception:  # noqa: BLE001 - a caution never stops a benchmark
-            note = None
+    for c in {(c.model, c.runtime, c.precision): c for c in configs}.values():  # once per model and path
+        note = int8_share_caution(c)
         if note:
             console(stderr=True).print(f"[yellow]caution:[/] {note}", highlight=False)
 

@@ -92,14 +92,32 @@ def _per_runtime(ff: FeatureFrame, table: dict) -> np.ndarray:
     return np.array([table.get(r, 1.0) for r in ff.cats["runtime"]], float) if table else np.ones(len(ff))
 
 
-def roofline_memory_mib(ff: FeatureFrame, p: RooflineParams) -> np.ndarray:
+def peak_mib(c0: np.ndarray, cw: np.ndarray, ca: float, w: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The memory equation (module docstring), in MiB: overhead ``c0`` plus the larger of the build
+    ``b`` and the run (weights ``w``, already ×4 in training, and live activations ``a``), the
+    weights scaled by ``cw`` and the activations by ``ca``. One equation for the prediction, the
+    fits and :func:`memory_base_share`."""
+    return c0 + np.maximum(cw * b, cw * w + ca * a)
+
+
+def _memory_inputs(ff: FeatureFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weights held by the run, live activations, build) in MiB; training holds the weights, their
+    gradients and AdamW's two moments (``TRAINING_WEIGHT_FACTOR``)."""
     train = (ff.cats["mode"] == "training").astype(float)
-    wfac = 1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train
     mib = 1.0 / 2**20
-    cw = p.weight_factor * _per_runtime(ff, getattr(p, "runtime_weight", {}))
-    c0 = p.mem_overhead_mib * _per_runtime(ff, getattr(p, "runtime_overhead", {}))
-    run = cw * wfac * ff.phys["weight_bytes"] * mib + p.activation_factor * ff.phys["live_bytes"] * mib
-    return c0 + np.maximum(cw * ff.phys["build_bytes"] * mib, run)
+    w = ff.phys["weight_bytes"] * (1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train) * mib
+    return w, ff.phys["live_bytes"] * mib, ff.phys["build_bytes"] * mib
+
+
+def _factors(ff: FeatureFrame, p: RooflineParams) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the overhead and the weight factor, scaled by the row's runtime."""
+    return (p.mem_overhead_mib * _per_runtime(ff, getattr(p, "runtime_overhead", {})),
+            p.weight_factor * _per_runtime(ff, getattr(p, "runtime_weight", {})))
+
+
+def roofline_memory_mib(ff: FeatureFrame, p: RooflineParams) -> np.ndarray:
+    c0, cw = _factors(ff, p)
+    return peak_mib(c0, cw, p.activation_factor, *_memory_inputs(ff))
 
 
 def memory_base_share(ff: FeatureFrame, p: RooflineParams, floor: float = 0.1) -> np.ndarray:
@@ -108,13 +126,9 @@ def memory_base_share(ff: FeatureFrame, p: RooflineParams, floor: float = 0.1) -
     fitted where the process and the weights are the peak applies to that part, not to a large
     batch's activations (the GP's memory output, :data:`engine.models.gp.MEMORY_ACTIVATION_SD`).
     Bounded below by ``floor`` (a correction is never ignored outright)."""
-    train = (ff.cats["mode"] == "training").astype(float)
-    wfac = 1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train
-    mib = 1.0 / 2**20
-    cw = p.weight_factor * _per_runtime(ff, getattr(p, "runtime_weight", {}))
-    c0 = p.mem_overhead_mib * _per_runtime(ff, getattr(p, "runtime_overhead", {}))
-    base = c0 + cw * np.maximum(ff.phys["build_bytes"], wfac * ff.phys["weight_bytes"]) * mib
-    return np.clip(base / roofline_memory_mib(ff, p), floor, 1.0)
+    c0, cw = _factors(ff, p)
+    w, a, b = _memory_inputs(ff)
+    return np.clip(peak_mib(c0, cw, 0.0, w, a, b) / peak_mib(c0, cw, p.activation_factor, w, a, b), floor, 1.0)
 
 
 class RooflinePredictor:
@@ -170,14 +184,11 @@ class RooflinePredictor:
 
         has = tg.has_memory
         if has.sum() >= 3:
-            train = (ff.cats["mode"][has] == "training").astype(float)
-            w = ff.phys["weight_bytes"][has] * (1.0 + (TRAINING_WEIGHT_FACTOR - 1.0) * train) / 2**20
-            a = ff.phys["live_bytes"][has] / 2**20
-            b = ff.phys["build_bytes"][has] / 2**20
+            w, a, b = (v[has] for v in _memory_inputs(ff))
             ym = tg.log_memory[has]
 
             def mresid(z: np.ndarray) -> np.ndarray:
-                r = np.log(np.exp(z[2]) + np.maximum(np.exp(z[0]) * b, np.exp(z[0]) * w + np.exp(z[1]) * a)) - ym
+                r = np.log(peak_mib(np.exp(z[2]), np.exp(z[0]), np.exp(z[1]), w, a, b)) - ym
                 # the activation factor's prior, log N(0, ACTIVATION_PRIOR_SD²), as one more residual:
                 # small-batch runs barely see activations, and fitted freely the factor fell to its
                 # bound (0.001), so P(fits) ignored a 36 GiB working set at batch 64 × 1024 tokens
@@ -204,7 +215,7 @@ class RooflinePredictor:
         def resid(z: np.ndarray) -> np.ndarray:
             cw = p.weight_factor * np.exp(z[:k])[idx]
             c0 = p.mem_overhead_mib * np.exp(z[k:])[idx]
-            r = np.log(c0 + np.maximum(cw * b, cw * w + p.activation_factor * a)) - ym
+            r = np.log(peak_mib(c0, cw, p.activation_factor, w, a, b)) - ym
             return np.append(r, z / RUNTIME_PRIOR_SD * math.sqrt(0.2))
 
         sol = least_squares(resid, np.zeros(2 * k), loss="soft_l1", f_scale=0.2)
