@@ -3,8 +3,9 @@
 The driver may not have the hardware it asks for (a laptop submitting CUDA benchmarks), so the
 hardware ids come from the cluster, not from local detection: each worker advertises
 ``ad:<adapter>/<hardware id>`` for every adapter it can run, and ``--hardware cuda`` means "every
-hardware id that a live worker's torch-cuda adapter measures". Each result is committed to the
-store the moment it arrives.
+hardware id that a live worker's torch-cuda adapter measures". The caller's ``select`` sees the
+whole product before anything is sent (the local command's up-front refusals and cautions), and
+each result is committed to the store the moment it arrives.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class RemoteAdapter:
     name: str
     runtime: str
     hardware_id: str
+    platform: str = "cpu"  # the adapter's catalog platform, for its refusals (hardware.registry.refusal_reason)
 
 
 def cluster_targets(hardware_names: Sequence[str], runtime: Optional[str], nodes: Sequence[Any]) -> tuple[list[RemoteAdapter], list[str]]:
@@ -47,7 +49,7 @@ def cluster_targets(hardware_names: Sequence[str], runtime: Optional[str], nodes
             if ad is None:
                 messages.append(f"no live Ray worker measures {h} with runtime {rt}")
                 continue
-            targets.append(RemoteAdapter(ad, rt, h))
+            targets.append(RemoteAdapter(ad, rt, h, resolve(ad).platform))
             continue
         adapter = resolve(h, runtime)  # UnknownNameError / InvalidValueError for bad names
         hids = sorted({n.adapters[adapter.name] for n in live if adapter.name in n.adapters})
@@ -55,19 +57,29 @@ def cluster_targets(hardware_names: Sequence[str], runtime: Optional[str], nodes
             messages.append(f"no live Ray worker offers adapter {adapter.name} (asked for by --hardware {h}); "
                             f"skipping its benchmarks")
         for hid in hids:
-            t = RemoteAdapter(adapter.name, adapter.runtime, hid)
+            t = RemoteAdapter(adapter.name, adapter.runtime, hid, adapter.platform)
             if t not in targets:
                 targets.append(t)
     return targets, messages
 
 
-def benchmark_on_ray(hardware_names: Sequence[str], runtime: Optional[str], model_names: Sequence[str],
+Pairs = list[tuple[RemoteAdapter, Config]]
+
+
+def benchmark_on_ray(hardware_names: Sequence[str], runtimes: Sequence[Optional[str]], model_names: Sequence[str],
                      batches: Sequence[int], seqs: Sequence[int], precisions: Sequence[str], modes: Sequence[str],
                      threads: Sequence[int], spec_kwargs: dict[str, Any], store: Any = None,
                      address: Optional[str] = None, quiet: bool = False,
                      say: Optional[Callable[[str], None]] = None,
-                     skipped: Optional[dict[str, str]] = None) -> list[tuple[RemoteAdapter, Any, Optional[str]]]:
+                     skipped: Optional[dict[str, str]] = None,
+                     select: Optional[Callable[[Pairs], Pairs]] = None) -> list[tuple[RemoteAdapter, Any, Optional[str]]]:
     """Run the product on the cluster; ``[(target, Measurement, run id or None)]`` in arrival order.
+
+    ``runtimes``: each one picks the adapters of the platform names (None: the platform's own), as
+    ``--runtime torch,onnxruntime`` does locally. ``select``, if given, receives every (target,
+    configuration) pair before any is sent and returns those to run: ``perfcast benchmark`` leaves
+    out what the adapter is known to refuse and says its cautions there, as its local branch does
+    (before, a refused configuration went to a worker, failed there and was stored as a failed run).
     ``skipped``, if given, receives the configurations no live worker ran (key -> why), which the
     caller's exit status has to count: they were neither measured nor stored."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -81,21 +93,28 @@ def benchmark_on_ray(hardware_names: Sequence[str], runtime: Optional[str], mode
     err = console(stderr=True)
     say = say or (lambda msg: err.print(f"[yellow]{msg}[/]"))
     ex = RayExecutor(address)
-    targets, messages = cluster_targets(hardware_names, runtime, ex.nodes(refresh=True))
-    for msg in messages:
-        say(msg)
+    nodes = ex.nodes(refresh=True)
+    targets: list[RemoteAdapter] = []
+    for runtime in runtimes:  # a worker's targets are chosen per runtime
+        found, messages = cluster_targets(hardware_names, runtime, nodes)
+        for msg in messages:
+            say(msg)
+        targets += [t for t in found if t not in targets]
     if not targets:
         raise NotAvailableError("no live Ray worker can run any of the requested hardware ("
                                 + ", ".join(hardware_names) + "); see `perfcast workers`")
     by_key: dict[str, RemoteAdapter] = {}
-    specs = []
+    pairs: Pairs = []
     for t, m, b, s, p, mode, th in itertools.product(targets, model_names, batches, seqs, precisions, modes, threads):
         seq = effective_seq_len(get_model(m), s)  # as `perfcast benchmark` and predict read it
         c = Config(m, t.hardware_id, b, seq, p, mode, t.runtime, th)
         if c.key in by_key:
             continue
         by_key[c.key] = t
-        specs.append(BenchmarkSpec(c, **spec_kwargs))
+        pairs.append((t, c))
+    if select is not None:
+        pairs = select(pairs)
+    specs = [BenchmarkSpec(c, **spec_kwargs) for _, c in pairs]
     results: list[tuple[RemoteAdapter, Any, Optional[str]]] = []
     with Progress(TextColumn("[bold]benchmark on ray"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=err, transient=quiet) as progress:

@@ -96,13 +96,10 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
         spec_kw = dict(iterations=iterations, warmup=warmup, min_time_s=min_time_s, max_time_s=max(max_time_s, min_time_s),
                        time_limit_s=time_limit_s, memory_limit_mib=memory_limit_mib, decode_tokens=decode_tokens)
         store = open_store(db_path) if save else None
-        ray_results = []
         skipped: dict[str, str] = {}  # no live worker ran them: said on stderr, and exit 1 below
-        for r in runtimes:  # one pass per runtime: a worker's targets are chosen per runtime
-            ray_results += benchmark_on_ray(split_csv(hardware, what="hardware"), r, model_names, batches, seqs, precs,
-                                            mode_list, thread_list, spec_kw, store, address, quiet=as_json,
-                                            skipped=skipped)
-        _int8_share_caution([m.config for _, m, _ in ray_results])  # the workers chose the runtimes
+        ray_results = benchmark_on_ray(split_csv(hardware, what="hardware"), runtimes, model_names, batches, seqs,
+                                       precs, mode_list, thread_list, spec_kw, store, address, quiet=as_json,
+                                       skipped=skipped, select=_before_any_run)
         if as_json:
             _emit_json(ray_results)
         else:
@@ -127,9 +124,7 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
         if (a, c) not in configs:
             configs.append((a, c))
 
-    configs = _runnable(configs)
-    _slow_precision_caution(configs)
-    _int8_share_caution([c for _, c in configs])
+    configs = _before_any_run(configs)
     store = None
     if save:
         from engine.cli.common import open_store
@@ -171,6 +166,16 @@ def _exit_if_any_failed(results: list[tuple[Any, Any, Optional[str]]], not_run: 
     every run failed exited 1, so a grid with one oom among twenty looked like a clean one."""
     if not_run or any(not m.ok for _, m, _ in results):
         raise click.exceptions.Exit(1)
+
+
+def _before_any_run(configs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """The (adapter, configuration) pairs to run, with the cautions said, before the first child
+    starts: the local branch's and, through ``benchmark_on_ray``'s ``select``, the Ray branch's,
+    whose adapters are the workers' (:class:`experiments.ray_benchmark.RemoteAdapter`)."""
+    keep = _runnable(configs)
+    _slow_precision_caution(keep)
+    _int8_share_caution([c for _, c in keep])
+    return keep
 
 
 def _slow_precision_caution(configs: list[tuple[Any, Any]]) -> None:

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 #: Sampling variance used for a run that carries neither samples nor a std (log scale).
 DEFAULT_LOG_VAR = 0.02**2
+#: Within-run spread (robust sd of log latency) assumed for a run timed fewer than three times,
+#: whose own samples cannot say it: the 90th percentile over the shipped runs (median 0.033, all of
+#: them timed 4+ times). A ``--max-time`` cap can stop a slow run after one sample; before, that
+#: run fell to :data:`DEFAULT_LOG_VAR` and was trusted like a median of twenty.
+FEW_SAMPLES_LOG_SD = 0.09
 
 
 def log_median_variance(samples: Any, median_ms: float, std_ms: float, iterations: float) -> float:
@@ -30,7 +35,8 @@ def log_median_variance(samples: Any, median_ms: float, std_ms: float, iteration
 
     With raw samples: the asymptotic variance of a median, pi/2 * s^2 / n, with a robust scale
     s = 1.4826 * MAD of the log samples (a few preempted iterations on a busy machine must not
-    inflate it). Without samples: the stored std relative to the median and the iteration count.
+    inflate it). With one or two samples: :data:`FEW_SAMPLES_LOG_SD` in place of their spread.
+    Without samples: the stored std relative to the median and the iteration count.
     """
     import pandas as pd
 
@@ -40,6 +46,8 @@ def log_median_variance(samples: Any, median_ms: float, std_ms: float, iteration
         x = np.log(np.asarray(samples, dtype=float))
         mad = 1.4826 * float(np.median(np.abs(x - np.median(x))))
         return math.pi / 2 * mad**2 / len(x)
+    if has_samples and len(samples) >= 1:  # too few to measure their spread (FEW_SAMPLES_LOG_SD)
+        return math.pi / 2 * FEW_SAMPLES_LOG_SD**2 / len(samples)
     if any(v is None or pd.isna(v) for v in (std_ms, iterations, median_ms)):
         return DEFAULT_LOG_VAR
     try:

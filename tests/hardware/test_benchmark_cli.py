@@ -252,3 +252,42 @@ def test_the_int8_caution_never_fails_a_benchmark(monkeypatch) -> None:
     monkeypatch.setattr(hardware.registry, "resolve", lambda h, r=None: stub)
     r = CliRunner().invoke(cli, ["benchmark", "--model", "resnet50", "--runtime", "torch", "--precision", "int8"])
     assert r.exit_code == 0 and "caution: int8" not in r.output and len(stub.ran) == 1
+
+
+def test_ray_benchmark_leaves_out_refused_configurations_before_sending_any(monkeypatch) -> None:
+    """`--executor ray` applies the local branch's up-front refusals over every runtime at once: an
+    onnxruntime fp16 run is never sent to a worker (before, it failed there and was stored as a failed
+    run), torch fp16 and both runtimes' fp32 are sent in one map, and a product that the adapters
+    refuse entirely is the one-line error, exit 2, with nothing sent."""
+    import experiments.ray_executor
+    from engine.records import Measurement
+    from experiments.ray_cluster import NodeInfo
+
+    sent: list[list] = []
+
+    class FakeExecutor:
+        def __init__(self, address=None) -> None:
+            self.skipped: dict[str, str] = {}
+
+        def nodes(self, refresh: bool = False) -> list:
+            return [NodeInfo("n1", "h", "ip", True, True, hardware=["cpu-stub"],
+                             adapters={"torch-cpu": "cpu-stub", "onnxruntime": "cpu-stub"})]
+
+        def map(self, specs, on_result=None) -> None:
+            sent.append([s.config for s in specs])
+            for s in specs:
+                on_result(type("R", (), {"measurement": Measurement.from_samples(s.config, [1.0, 1.1], adapter="x"),
+                                         "config": s.config, "node_id": "n1" * 4})())
+
+    monkeypatch.setattr(experiments.ray_executor, "RayExecutor", FakeExecutor)
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--executor", "ray", "--runtime", "torch,onnxruntime",
+                                 "--precision", "fp32,fp16", "--json"])
+    assert r.exit_code == 0, r.output
+    assert len(sent) == 1
+    assert sorted((c.runtime, c.precision) for c in sent[0]) == [("onnxruntime", "fp32"), ("torch", "fp16"), ("torch", "fp32")]
+    assert "left out 1 configuration that the adapter refuses: onnxruntime fp16/inference" in " ".join(r.stderr.split())
+    assert len(json.loads(r.stdout)) == 3
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--executor", "ray", "--runtime", "onnxruntime",
+                                 "--precision", "fp16"])
+    assert r.exit_code == 2 and "onnxruntime on CPU has no fp16 kernels" in r.output, r.output
+    assert len(sent) == 1

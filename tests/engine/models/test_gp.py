@@ -122,6 +122,10 @@ def test_runs_without_raw_samples_get_a_sampling_variance() -> None:
     assert log_median_variance(pd.NA, 10.0, 1.0, 5) == pytest.approx(3.141592653589793 / 2 * 0.01 / 5)
     assert log_median_variance(None, 10.0, pd.NA, 5) == DEFAULT_LOG_VAR
     assert log_median_variance([1.0, 1.1, 0.9, 1.2], 1.0, 0.1, 4) > 0
+    # one sample (a --max-time cap): no spread of its own, so the assumed one, not DEFAULT_LOG_VAR's 2%
+    one = log_median_variance([250.0], 250.0, 0.0, 1)
+    assert one == pytest.approx(3.141592653589793 / 2 * 0.09**2) and one > 20 * DEFAULT_LOG_VAR
+    assert log_median_variance([250.0, 260.0], 255.0, 7.0, 2) == pytest.approx(one / 2)
 
 
 def test_calibration_widens_the_stratum_the_gp_fits_worst(featurizer) -> None:
