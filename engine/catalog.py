@@ -12,6 +12,7 @@ so a typo in a user file is one line naming the file, the entry, the key and wha
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -167,6 +168,25 @@ def _user_entries(section: str) -> tuple[str, dict[str, Any]]:
     return str(path), doc[section]
 
 
+#: What a model name or hardware id may be made of. A name is typed on the command line, split out
+#: of comma lists (``--hardware cpu,l40s``), joined into ``|``-separated configuration keys and
+#: cache paths, and printed through Rich, where ``[/x]`` is a closing tag: a user entry named
+#: ``my-bert[/x]`` crashed ``models list`` and ``predict`` with a MarkupError traceback.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+NAME_VALID = "letters, digits and . _ + - (starting with a letter or digit)"
+
+
+def _check_name(section: str, name: str, origin: str) -> None:
+    """Refuse a user entry's name that another part of perfcast would misread (see NAME_PATTERN),
+    or a hardware id that is a platform name (``--hardware cpu`` means the platform)."""
+    what = "model name" if section == "models" else "hardware id"
+    if not NAME_PATTERN.fullmatch(name):
+        raise entry_error(what, name, origin, NAME_VALID)
+    if section == "hardware" and name in PLATFORMS:
+        raise entry_error(what, name, f"{origin} (a platform name: --hardware {name} means the platform)",
+                          "another id")
+
+
 def _merged(section: str, shipped: dict[str, Any], build: Any) -> dict[str, Any]:
     """Shipped entries, then the user's; a user entry may not redefine a shipped name (the store's
     runs of that name would then describe two different things)."""
@@ -177,6 +197,7 @@ def _merged(section: str, shipped: dict[str, Any], build: Any) -> dict[str, Any]
         if name in out:
             raise entry_error("model name" if section == "models" else "hardware id", name,
                               f"{origin} (the shipped catalog defines it)", "another name")
+        _check_name(section, name, origin)
         out[name] = build(name, spec, origin)
     return out
 

@@ -71,10 +71,12 @@ def _table(entries: list[Any], title: str, width: int = 200) -> Any:
 
 
 def _print_sources(out: Any, entries: list[Any]) -> None:
-    for e in entries:
-        out.print(f"[bold]{e.id}[/] ({e.name}; TDP {_num(e.tdp_w)} W)")
+    from rich.markup import escape
+
+    for e in entries:  # names and sources are free text: "[...]" in them is text, not a style tag
+        out.print(f"[bold]{escape(e.id)}[/] ({escape(e.name)}; TDP {_num(e.tdp_w)} W)")
         for k, v in e.sources.items():
-            out.print(f"  {k}: {v}", highlight=False)
+            out.print(escape(f"  {k}: {v}"), highlight=False)
 
 
 @hardware.command()
@@ -104,13 +106,15 @@ def detect(db_path: Optional[str], as_json: bool, refresh: bool, no_store: bool)
     if as_json:
         emit_json({"devices": [e.to_dict() for e in entries], "stored": stored})
         return
+    from rich.markup import escape
+
     out = console()
     out.print(_table(entries, "Detected hardware (peak TFLOP/s, int8 TOPS)", out.width))
     cpu = entries[0]
     d = cpu.details
     est = d.get("spec_estimate_tflops") or {}
     m = d.get("measured") or {}
-    out.print(f"[bold]{cpu.id}[/]: {d.get('model')} · {d.get('usable_cores')} cores · "
+    out.print(f"[bold]{cpu.id}[/]: {escape(str(d.get('model')))} · {d.get('usable_cores')} cores · "
               f"{d.get('freq_ghz')} GHz ({d.get('freq_source')}) · {cpu.memory_gib} GiB")
     out.print(f"vector extensions: {', '.join(d.get('extensions', [])) or 'none found'}")
     if m:

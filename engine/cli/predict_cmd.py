@@ -180,10 +180,14 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
     if as_json:
         emit_json(prediction_record(pred, hw, latency_slo_ms))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     c = cfg
-    table = Table(title=f"{c.model} on {hw.describe()}",
+    # a device's display name is free text from a catalog (PERFCAST_HARDWARE) or the CPU's brand
+    # string: "[/rack3]" in it was a Rich closing tag, and a MarkupError traceback
+    device = escape(hw.describe())
+    table = Table(title=f"{c.model} on {device}",
                   caption=f"batch {c.batch_size} · seq {c.seq_len} · {c.precision} · {c.mode} · {c.runtime}"
                           + (f" · {c.threads} threads" if c.threads else ""))
     table.add_column("metric")
@@ -196,7 +200,7 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
             table.add_row(ROW_LABELS[m], _fmt(mp.median), _interval(mp), UNITS[m])
     out = console()
     out.print(table)
-    out.print(f"answered by: [bold]{pred.predictor}[/] · device: [bold]{hw.describe()}[/] · "
+    out.print(f"answered by: [bold]{pred.predictor}[/] · device: [bold]{device}[/] · "
               f"measurements nearby (same model and hardware): [bold]{pred.n_nearby}[/]")
     fits = pred.prob_fits_memory()
     if fits is not None:
@@ -207,7 +211,7 @@ def predict(model_name: str, hardware: str, batch_size: int, precision: str, seq
             out.print(f"P(p90 latency <= {latency_slo_ms:g} ms) = "
                       f"{pred.prob_latency_below(latency_slo_ms, 'latency_p90_ms'):.3f}")
     for w in warnings:
-        out.print(f"[yellow]caution:[/] {w}")
+        out.print(f"[yellow]caution:[/] {escape(w)}", highlight=False)
 
 
 # -- compare-hardware -------------------------------------------------------------------------------
