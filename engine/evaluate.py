@@ -264,6 +264,9 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
     for p in predictors:
         if p not in PREDICTORS:
             raise _IVE("predictor", p, ", ".join(PREDICTORS))
+    # a name given twice is one row of the report: it was fitted and scored twice (minutes for
+    # the hierarchical model) and the second score silently replaced the first
+    predictors = list(dict.fromkeys(predictors))
     if len(df) == 0:
         raise _IVE("store", "empty", "a store with measurements (run `perfcast benchmark` or `perfcast db import`)")
     df = df.reset_index(drop=True)

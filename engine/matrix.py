@@ -135,6 +135,10 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
     from engine.workloads import effective_seq_len
     from hardware.registry import refusal_reason
 
+    # a value named twice is one axis entry: it was predicted (and written, one CSV row per cell)
+    # once per mention, and counted so in "N configurations predicted"
+    models, hardware = list(dict.fromkeys(models)), list(dict.fromkeys(hardware))
+    batches, precisions = list(dict.fromkeys(batches)), list(dict.fromkeys(precisions))
     entries = [get_model(m) for m in models]  # unknown names fail here, before any fitting
     hws: list["ResolvedHardware"] = [resolve(h, pp.store) for h in hardware]
     # validate the small axes once (Config validates each value; a bad one names itself)

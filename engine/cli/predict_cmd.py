@@ -244,12 +244,15 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
 
     check_plot("--plot", plot_path)  # before any fitting
     hws = split_csv(hardware, what="hardware") or _all_hardware_ids()
-    batches = split_csv(batch_sizes, int, what="batch size") or [1]
+    # a batch size named twice is one: `--batch-sizes 1,1` printed every row twice and, being
+    # "several" batch sizes, drew a scaling plot of one point instead of the device comparison
+    batches = list(dict.fromkeys(split_csv(batch_sizes, int, what="batch size"))) or [1]
     metric_name = METRIC_ALIASES[metric]
     pp = _predictor(db_path, predictor)
     requests = []
     resolved = []
     refused: list[RefusedConfigError] = []
+    seen: set[tuple[str, int]] = set()
     for h in hws:
         for b in batches:
             try:
@@ -258,6 +261,9 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
             except RefusedConfigError as e:  # int8 on every GPU of the catalog: leave those out, say why
                 refused.append(e)
                 break
+            if (hw.id, b) in seen:  # the same device twice (`cpu,cpu`, or `cpu` and its id): one row
+                continue
+            seen.add((hw.id, b))
             requests.append(cfg)
             resolved.append(hw)
     if not requests:

@@ -84,6 +84,23 @@ def test_compare_hardware_with_plots(capsys: pytest.CaptureFixture[str], db: str
     assert len(d["predictions"]) == 8 and band.stat().st_size > 5000
 
 
+def test_a_device_or_batch_size_named_twice_is_one_row(capsys: pytest.CaptureFixture[str], db: str,
+                                                        tmp_path: Path) -> None:
+    """`--hardware cpu,cpu` or a platform and the id it resolves to, and `--batch-sizes 1,1`, printed
+    (and in matrix wrote and counted) every prediction once per mention; two equal batch sizes
+    also turned a device comparison into a batch-scaling table."""
+    from engine.predict import resolve
+
+    cpu = resolve("cpu").id
+    d = run_json(capsys, "compare-hardware", "--model", "gpt2", "--hardware", f"t4,cpu,{cpu},t4",
+                 "--batch-sizes", "1,1", "--predictor", "roofline", "--db", db)
+    assert [(p["device"]["id"], p["config"]["batch_size"]) for p in d["predictions"]] == [("t4", 1), (cpu, 1)]
+    out = tmp_path / "dup.csv"
+    d = run_json(capsys, "matrix", "--models", "gpt2,gpt2", "--hardware", "t4,t4", "--batch-sizes", "1,1",
+                 "--precision", "fp32,fp32", "--predictor", "roofline", "--output", str(out), "--db", db)
+    assert d["n_predictions"] == 1 and len(out.read_text().strip().splitlines()) == 2  # header and one cell
+
+
 def test_compare_hardware_leaves_out_a_device_no_adapter_runs_it_on(capsys: pytest.CaptureFixture[str], db: str) -> None:
     """torch's int8 runs on a CPU only: the GPUs are left out with the reason, and predict refuses."""
     code, out, err = run(capsys, "compare-hardware", "--model", "gpt2", "--hardware", "cpu,t4", "--precision", "int8",

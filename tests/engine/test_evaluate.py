@@ -145,6 +145,25 @@ def test_runner_pools_folds_and_reports_each_predictor() -> None:
     assert d["gp"]["latency_ms"]["coverage_90"] == gp.coverage_90
 
 
+def test_a_predictor_named_twice_is_fitted_once() -> None:
+    """``--predictors gp,gp`` fitted and scored gp twice (minutes for the hierarchical model), and
+    the report kept only the second."""
+    made: list[str] = []
+
+    def factory(name: str) -> "_Oracle":
+        made.append(name)
+        return _Oracle(0.3)
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for k in range(60):
+        c = Config("gpt2", ["t4", "l4", "a10g"][k % 3], 1, seq_len=k)
+        rows.append({**c.to_dict(), "config_key": c.key, "latency_median_ms": float(10 * np.exp(rng.normal()))})
+    rep = evaluate(pd.DataFrame(rows), "hardware", predictors=["gp", "roofline", "gp"], factory=factory)
+    assert made == ["gp"] * 3 + ["roofline"] * 3  # one fit per fold, per predictor
+    assert list(rep.results) == ["gp", "roofline"]
+
+
 def test_runner_rejects_unknown_predictors() -> None:
     with pytest.raises(InvalidValueError):
         evaluate(_frame(), "random", predictors=["oracle"])
