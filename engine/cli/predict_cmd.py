@@ -284,8 +284,11 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                 series.setdefault(hw.describe(), []).append(p)
             plots.batch_scaling(series, metric_name, plot_path, title=f"{model_name}, {precision}")
     if as_json:  # each row carries predict's cautions for it (Prediction.warnings)
+        # and the devices left out, with why, as matrix's "refused": a script reading stdout alone
+        # saw a shorter list than it asked for, with the reason only on stderr
         emit_json({"model": model_name, "metric": metric_name, "plot": plot_path,
-                   "predictions": [prediction_record(p, hw) for p, hw in zip(preds, resolved)]})
+                   "predictions": [prediction_record(p, hw) for p, hw in zip(preds, resolved)],
+                   "refused": [str(e) for e in refused]})
         return
     from rich.table import Table
 

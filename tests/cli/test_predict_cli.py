@@ -108,6 +108,8 @@ def test_compare_hardware_leaves_out_a_device_no_adapter_runs_it_on(capsys: pyte
     assert code == 0, err
     assert [p["device"]["requested"] for p in json.loads(out)["predictions"]] == ["cpu"]
     assert "left out gpt2 int8 inference with torch on t4: int8 with torch runs on CPU only" in err
+    # the JSON names it too (only stderr did): a script need not diff what it asked for
+    assert [r.split(":")[0] for r in json.loads(out)["refused"]] == ["gpt2 int8 inference with torch on t4"]
     code, out, err = run(capsys, "predict", "--model", "gpt2", "--hardware", "cpu", "--precision", "int8",
                          "--mode", "training", "--predictor", "roofline", "--db", db)
     assert code == 2 and "inference-only" in err and len(err.strip().splitlines()) == 1
