@@ -363,7 +363,7 @@ class PerformancePredictor:
             return None
         fitted = self.fitted()
         return "; ".join(filter(None, (getattr(fitted, name, lambda: None)() for name in
-                                       ("diagnostics_caution", "calibration_caution")))) or None
+                                       ("diagnostics_caution", "calibration_caution", "memory_caution")))) or None
 
     def busy_counts(self) -> dict[str, int]:
         """Runs per hardware id that the fits leave out for the machine's load (see

@@ -113,6 +113,8 @@ MEMORY_PRIOR_SD: dict[str, float] = {"hardware": 0.15, "family": 0.2, "model": 0
 #: +0.15 in log) otherwise scaled its activations at batch 128 too: 7 runs of batch 16-128 read
 #: 1.1-1.6x their peak (docs/evaluation.md, "Session 30").
 MEMORY_ACTIVATION_SD = 0.15
+#: Runs with a peak memory the GP needs before it models memory at all (GPPredictor.memory_caution).
+MIN_MEMORY_RUNS = 3
 Z90 = 1.6448536269514722
 #: Prior median (log units) of a configuration's roughness: its own departure from the smooth
 #: surface, shared by its repeated runs and by no other configuration (see OutputGP.calibrate).
@@ -656,7 +658,7 @@ class GPPredictor:
             ("latency_p90_ms", np.ones(len(tg), bool), tg.log_p90 - log_roof, P90_VAR_RATIO * var),
         ]
         has_mem = tg.has_memory
-        if has_mem.sum() >= 3:
+        if has_mem.sum() >= MIN_MEMORY_RUNS:
             specs.append(("memory_mib", has_mem, (tg.log_memory - log_roof_mem) / share, 0.005**2 / share**2))
         self.outputs = {}
         for metric, mask, y, yv in specs:
@@ -698,6 +700,15 @@ class GPPredictor:
             return None
         return (f"the GP was fitted on {self.n_train} runs, too few (under 10) to calibrate its intervals by "
                 "cross-validation: they are the uncalibrated posterior's")
+
+    def memory_caution(self) -> Optional[str]:
+        """One line when the GP has no memory output (fewer than MIN_MEMORY_RUNS runs with a peak
+        memory, e.g. an imported latency-only CSV): predict's table then had no memory row and
+        its JSON no memory_mib or P(fits), with nothing to say why. Said on every answer."""
+        if "latency_ms" not in self.outputs or "memory_mib" in self.outputs:
+            return None
+        return (f"memory is not predicted: the GP models it from at least {MIN_MEMORY_RUNS} runs that record a peak "
+                f"memory, and its {self.n_train} runs hold fewer (--predictor roofline answers it from the descriptors)")
 
     @property
     def calibration(self) -> dict[str, dict[str, Optional[float]]]:

@@ -160,6 +160,33 @@ def test_a_gp_too_small_to_calibrate_says_so_on_every_answer(tmp_path: Path) -> 
     assert not any("calibrate" in w for w in full.warnings)
 
 
+def test_a_gp_without_memory_runs_says_why_memory_is_missing(tmp_path: Path) -> None:
+    """Audit: on a store whose runs record no peak memory (a latency-only CSV) the GP has no memory
+    output, and predict's table lost its memory row and P(fits) without a word."""
+    import pandas as pd
+
+    from engine.predict import PerformancePredictor
+    from engine.store import Store
+    from engine.store.seed import shipped_dataset_path
+    from engine.store.transfer import import_measurements
+
+    df = pd.read_parquet(shipped_dataset_path())
+    six = df[df.status == "ok"].sample(6, random_state=1)
+    answers = {}
+    # other run ids: the fit cache is keyed by run ids and latencies (Store.data_hash), not memory
+    bare_runs = six.assign(memory_peak_mib=float("nan"), memory_avg_mib=float("nan"), run_id=six.run_id + "-nomem")
+    for name, runs in (("with", six), ("without", bare_runs)):
+        runs.to_parquet(tmp_path / f"{name}.parquet")
+        store = Store(tmp_path / f"{name}.duckdb", seed=False)
+        import_measurements(store, tmp_path / f"{name}.parquet")
+        answers[name] = PerformancePredictor(store).predict("gpt2", "cpu-amd-epyc-2c", 1)
+    bare = answers["without"]
+    assert "memory_mib" not in bare.metrics and bare.prob_fits_memory() is None
+    assert any("memory is not predicted" in w and "its 6 runs hold fewer" in w for w in bare.warnings), bare.warnings
+    assert "memory_mib" in answers["with"].metrics
+    assert not any("memory is not predicted" in w for w in answers["with"].warnings)
+
+
 def test_a_software_path_no_device_of_its_kind_has_run_is_cautioned(tmp_path: Path) -> None:
     """Audit: torch fp16 on a CPU (no such run anywhere in the shipped data) was answered without a
     word; a measured path and a device kind never measured (its own caution) get no such line."""
