@@ -458,8 +458,8 @@ class PerformancePredictor:
         return (f"no {hw.kind} device has been measured (the store holds {seen}): this answer extrapolates a "
                 f"roofline fitted on other kinds of device (efficiencies{overhead}). Expect large errors; small, "
                 f"launch-bound workloads in particular can run several times faster than predicted. One run on "
-                f"the device (perfcast benchmark ... --save) brought the median error on a left-out GPU from 17% "
-                f"to 10% on public data (bench/cross_hardware.py).")
+                f"the device (perfcast benchmark ... --save) brought the median error on a left-out GPU from 16.7% "
+                f"to 8.4% on public data (bench/cross_hardware.py).")
 
     # -- configs ------------------------------------------------------------------------------------
     def config(self, model_name: str, hardware: str, batch_size: int = 1, precision: str = "fp32",
