@@ -149,9 +149,15 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, ru
     with console(stderr=True).status(f"counting {name}'s operators (cached after the first time)…"):
         d = describe(cfg, method=method)
         dec = describe_decode(cfg, method=method) if mode == "inference" and has_decode_step(cfg) else None
+    from hardware.registry import refusal_reason
+
+    # the descriptors are counted for any combination, but int8 training or ONNX Runtime/OpenVINO
+    # training runs nowhere, and ONNX Runtime's fp16/bf16 not on a CPU: predict and benchmark refuse
+    # them there, and the table's "(run in int8)" was a claim about a pass no adapter runs
+    refused = refusal_reason("cpu", runtime, precision, mode)
     payload = {"model": name, "family": entry.family, "hf_config": entry.hf_config, "arch": entry.arch,
                "published_params": entry.published_params, "params_source": entry.params_source,
-               "descriptor": d.to_dict(), "decode": dec.to_dict() if dec else None}
+               "descriptor": d.to_dict(), "decode": dec.to_dict() if dec else None, "refused_on_cpu": refused}
     if as_json:
         emit_json(payload)
         return
@@ -181,7 +187,8 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, ru
 
     # the part int8 dynamic quantization runs in int8 (the roofline's int8 compute time rests on it);
     # the label says so only at int8, where it is true
-    row("  in weight matmuls" + (" (run in int8)" if precision == "int8" else ""), share(d), share(dec) if dec else "")
+    row("  in weight matmuls" + (" (run in int8)" if precision == "int8" and not refused else ""), share(d),
+        share(dec) if dec else "")
 
     def tied(x: Any) -> str:
         return f"{x.tied_head_flops / x.flops:.1%}" if x.flops else "–"
@@ -210,3 +217,6 @@ def show(name: str, batch_size: int, seq_len: int, precision: str, mode: str, ru
     out.print(t)
     if d.note:
         out.print(f"note: {d.note}")
+    if refused:
+        out.print(f"[yellow]note:[/] no adapter runs {runtime} {precision} {mode} on a CPU ({refused}): predict and "
+                  "benchmark refuse it there", highlight=False)

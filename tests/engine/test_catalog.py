@@ -150,6 +150,22 @@ def test_models_show_reports_the_int8_share() -> None:
     assert "weight matmuls (run in int8)" in int8.output
 
 
+def test_models_show_says_when_no_adapter_runs_the_pass() -> None:
+    """Audit: `models show gpt2 --mode training --precision int8` labelled 98% of the FLOPs "run in
+    int8" for a pass no adapter runs (predict and benchmark refuse int8 training)."""
+    from engine.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["models", "show", "gpt2", "--mode", "training", "--precision", "int8"])
+    assert res.exit_code == 0, res.output
+    assert "(run in int8)" not in res.output
+    assert "no adapter runs torch int8 training on a CPU (int8 training is not supported" in " ".join(res.output.split())
+    d = json.loads(CliRunner().invoke(cli, ["models", "show", "gpt2", "--runtime", "onnxruntime", "--mode", "training",
+                                            "--json"]).stdout)
+    assert d["refused_on_cpu"].startswith("onnxruntime measures inference only")
+    d = json.loads(CliRunner().invoke(cli, ["models", "show", "gpt2", "--precision", "int8", "--json"]).stdout)
+    assert d["refused_on_cpu"] is None
+
+
 def test_models_list_json_params_within_2_percent() -> None:
     from engine.cli.main import cli
 
