@@ -411,10 +411,13 @@ class PerformancePredictor:
             return None  # the unmeasured-kind caution says more
         if (hw.kind, cfg.runtime, cfg.precision, cfg.mode) in self.measured_paths():
             return None
+        # no run to suggest where no adapter runs the path (qnn or webnn on a CPU): unrunnable_caution
+        # says so, and this line's "a run of it checks it" contradicted it
+        check = (f" A run of it (perfcast benchmark ... --precision {cfg.precision} --save) checks it."
+                 if unrunnable_caution(cfg, hw) is None else "")
         return (f"no {hw.kind} run of {cfg.runtime} {cfg.precision} {cfg.mode} is in the store: this software path "
                 f"has never been measured on such a device, so the answer rests on the roofline at the catalog's "
-                f"{cfg.precision} peak and on the predictor's prior for an unseen path. A run of it (perfcast "
-                f"benchmark ... --precision {cfg.precision} --save) checks it.")
+                f"{cfg.precision} peak and on the predictor's prior for an unseen path.{check}")
 
     def unmeasured_kinds(self, hws: Iterable["ResolvedHardware"]) -> set[str]:
         """The kinds among ``hws`` of which the store holds no successful measurement: the devices

@@ -293,3 +293,16 @@ def test_the_unmeasured_kind_caution_quotes_the_readme_figures() -> None:
     pp = PerformancePredictor()
     text = pp.extrapolation_warning(ResolvedHardware("t4", "t4", "NVIDIA T4", "cuda"))
     assert f"from {before} to {after} on public data" in text, text
+
+
+def test_a_path_no_adapter_runs_is_not_sent_to_a_benchmark(tmp_path: Path) -> None:
+    """Audit: qnn on a CPU was cautioned "no perfcast adapter runs qnn ..." and, in the next line,
+    "A run of it (perfcast benchmark ... --save) checks it"."""
+    from engine.predict import PerformancePredictor, ResolvedHardware
+
+    pp = PerformancePredictor(tmp_path / "s.duckdb", predictor="roofline")
+    cpu = ResolvedHardware("cpu-amd-epyc-2c", "cpu-amd-epyc-2c", "EPYC", "cpu")
+    qnn = pp.new_path_caution(Config("gpt2", "cpu-amd-epyc-2c", runtime="qnn"), cpu)
+    assert qnn is not None and "never been measured" in qnn and "perfcast benchmark" not in qnn
+    fp16 = pp.new_path_caution(Config("gpt2", "cpu-amd-epyc-2c", precision="fp16"), cpu)  # runnable: the run helps
+    assert fp16 is not None and "perfcast benchmark ... --precision fp16 --save" in fp16
