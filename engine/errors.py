@@ -41,9 +41,12 @@ class UnknownNameError(PerfcastError, KeyError):
         # names that contain what was typed ("bert" -> bert-base-uncased, distilbert-...) first, then
         # spelling neighbours: difflib alone offered only roberta-base for "bert"
         low = name.lower()
+        # the same name in other letter case first: "GPT2" was offered only gpt2-medium (the exact
+        # match was left out of the "contains" list, and difflib compares case-sensitively)
+        same = [v for v in valid if low and v.lower() == low]
         contains = sorted((v for v in valid if low and low in v.lower() and v.lower() != low),
                           key=lambda v: (not v.lower().startswith(low), len(v)))
-        close = list(dict.fromkeys([*contains, *difflib.get_close_matches(name, valid, n=3, cutoff=0.5)]))[:3]
+        close = list(dict.fromkeys([*same, *contains, *difflib.get_close_matches(name, valid, n=3, cutoff=0.5)]))[:3]
         if close:
             hint = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
         else:

@@ -101,6 +101,16 @@ def test_unknown_names_suggest_the_closest_valid_ones() -> None:
     assert "did you mean 'bert-base-uncased'" in str(ei.value)
 
 
+def test_a_name_in_other_letter_case_is_the_first_suggestion() -> None:
+    """Audit: `--model GPT2` was answered "did you mean 'gpt2-medium'?", never gpt2 itself."""
+    with pytest.raises(UnknownNameError) as ei:
+        get_model("GPT2")
+    assert str(ei.value).startswith("unknown model 'GPT2'; did you mean 'gpt2' or 'gpt2-medium'")
+    with pytest.raises(UnknownNameError) as ei:
+        get_model("Bert-Base-Uncased")
+    assert "did you mean 'bert-base-uncased'" in str(ei.value)
+
+
 def test_store_rows_join_the_catalog_and_round_trip(tmp_path: pytest.TempPathFactory) -> None:
     from engine.store import Store
 
