@@ -221,18 +221,25 @@ class HardwareRecommender:
         H100 first: a posterior for a configuration nobody can benchmark or deploy through perfcast.
         The dropped devices are named in ``notes``; none left is an error naming the workload."""
         from engine.optimize.spec import runtime_runs_on
-        from hardware.registry import adapter_refuses
+        from hardware.registry import adapter_refuses, refusal_reason
 
         def runs(h: Any) -> bool:
             rt = runtime or h.runtime or "torch"
             return runtime_runs_on(h.kind, rt) and not adapter_refuses(h.kind, rt, precision, mode)
 
+        def why(h: Any) -> str:
+            rt = runtime or h.runtime or "torch"
+            return refusal_reason(h.kind, rt, precision, mode) or f"{rt} does not run on {h.kind}"
+
         keep = [h for h in hws if runs(h)]
         dropped = [h.id for h in hws if not runs(h)]
         what = f"{runtime + ' ' if runtime else ''}{precision} {mode}"
         if not keep:
-            raise NotAvailableError(f"{what} runs on none of {_some(dropped)}; choose another runtime, precision "
-                                    "or mode, or other hardware")
+            # with the adapters' reasons: `--available openvino --mode training` implies the openvino
+            # runtime, and the error named neither it nor why (openvino measures inference only)
+            reasons = "; ".join(dict.fromkeys(why(h) for h in hws))
+            raise NotAvailableError(f"{what} runs on none of {_some(dropped)} ({reasons}); choose another runtime, "
+                                    "precision or mode, or other hardware")
         if dropped:
             notes.append(f"dropped ({what} does not run there): {_some(dropped)}")
         return keep

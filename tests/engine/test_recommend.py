@@ -160,6 +160,18 @@ def test_devices_no_adapter_runs_the_workload_on_are_dropped_with_a_note():
     assert gpus.recommend_hardware(model_name="bert-base-uncased").recommended == "a100-80gb"
 
 
+def test_a_workload_that_runs_nowhere_says_why() -> None:
+    """Audit: `--available openvino --mode training` (openvino implied by the platform) was refused
+    as "fp32 training runs on none of cpu-..." with no word of the runtime or its limit."""
+    speed = {"xeon-8480": 30.0, "t4": 100.0}
+    rec = HardwareRecommender(FakePredictor(speed), available_hardware=["xeon-8480"])
+    with pytest.raises(NotAvailableError, match=r"none of xeon-8480 \(openvino measures inference only"):
+        rec.recommend_hardware(model_name="bert-base-uncased", mode="training")
+    gpu = HardwareRecommender(FakePredictor(speed), available_hardware=["t4"])
+    with pytest.raises(NotAvailableError, match=r"none of t4 \(openvino does not run on cuda\)"):
+        gpu.recommend_hardware(model_name="bert-base-uncased", runtime="openvino")
+
+
 def test_a_comma_separated_string_of_devices_is_split_not_read_letter_by_letter() -> None:
     from engine.recommend import HardwareRecommender
 
