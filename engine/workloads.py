@@ -116,7 +116,12 @@ def position_limit(entry: ModelEntry) -> Optional[int]:
 def effective_seq_len(entry: ModelEntry, seq_len: int) -> int:
     """Vision models have no sequence axis (0); CLIP's text tower caps at 77 tokens; 0 means the
     default of 128. A longer sequence than the model embeds positions for is refused: built, such a
-    pass fails inside the model, and a prediction for it describes nothing that can run."""
+    pass fails inside the model, and a prediction for it describes nothing that can run. A value no
+    configuration takes (negative, not an integer) is refused for every model, as a Config refuses
+    it: a vision model's 0 made ``--seq-length -1`` pass in recommend-hardware, matrix and optimize."""
+    from engine.config import Config
+
+    Config("x", "y", seq_len=seq_len)  # raises InvalidValueError naming seq_len and what is valid
     if not entry.has_sequence:
         return 0
     if entry.max_seq_len:

@@ -60,3 +60,16 @@ def test_the_python_api_names_bad_values_instead_of_raising_type_errors(tmp_path
         ActiveLearningSystem(tmp_path / "none.duckdb", memory_limit_mib=-1)
     with pytest.raises(InvalidValueError, match="invalid space"):
         ActiveLearningSystem(tmp_path / "none.duckdb", space=[])
+
+
+@pytest.mark.parametrize("model", ["resnet50", "gpt2", "clip-vit-base-patch32"])
+def test_a_negative_sequence_length_is_refused_for_every_model(model: str) -> None:
+    """Audit: a vision model's sequence length is 0 whatever was asked, so `--seq-length -1` passed
+    in recommend-hardware, matrix and optimize for resnet50 (predict refused it)."""
+    from engine.catalog import get_model
+    from engine.workloads import effective_seq_len
+
+    with pytest.raises(InvalidValueError, match="invalid seq_len -1"):
+        effective_seq_len(get_model(model), -1)
+    assert effective_seq_len(get_model("resnet50"), 512) == 0  # a real length is still ignored there
+    assert effective_seq_len(get_model("gpt2"), 0) == 128
