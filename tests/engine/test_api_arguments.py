@@ -73,3 +73,17 @@ def test_a_negative_sequence_length_is_refused_for_every_model(model: str) -> No
         effective_seq_len(get_model(model), -1)
     assert effective_seq_len(get_model("resnet50"), 512) == 0  # a real length is still ignored there
     assert effective_seq_len(get_model("gpt2"), 0) == 128
+
+
+def test_more_threads_than_cores_is_refused_in_matrix_and_for_a_config(tmp_path) -> None:
+    """Audit: predict and compare-hardware refused t64 on a 2-core CPU, but matrix (and predict_many
+    given a Config) answered it as t2."""
+    from engine.matrix import build_matrix
+    from engine.predict import PerformancePredictor
+
+    pp = PerformancePredictor(tmp_path / "s.duckdb", predictor="roofline")
+    with pytest.raises(InvalidValueError, match="invalid threads 64; valid: 0 to 2 on cpu-intel-xeon-amx-2c"):
+        build_matrix(pp, ["gpt2"], ["t4", "cpu-intel-xeon-amx-2c"], [1], ["fp32"], threads=64, save=False)
+    with pytest.raises(InvalidValueError, match="invalid threads 64"):
+        pp.predict_many([Config("gpt2", "cpu-intel-xeon-amx-2c", threads=64)])
+    assert build_matrix(pp, ["gpt2"], ["t4"], [1], ["fp32"], threads=64, save=False).n == 1  # a GPU has no cores
