@@ -35,7 +35,7 @@ Examples:
 @click.option("--runtime", default=None, help="Force a runtime (default: implied by each device, else torch).")
 @click.option("--gpu-count", type=int, default=1, show_default=True,
               help="Data-parallel training on N GPUs (scaling efficiency from a stated prior).")
-@click.option("--samples", type=int, default=2000, show_default=True, help="Joint posterior draws.")
+@click.option("--samples", type=int, default=2000, show_default=True, help="Joint posterior draws (100 to 200,000).")
 @click.option("--price-per-hour", default=None,
               help="Hourly USD prices for the cost ranking, overriding the catalog's (the local CPU has none): "
                    "cpu=0.05,t4=0.53, or one number for every --available device.")

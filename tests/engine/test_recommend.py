@@ -172,6 +172,15 @@ def test_a_workload_that_runs_nowhere_says_why() -> None:
         gpu.recommend_hardware(model_name="bert-base-uncased", runtime="openvino")
 
 
+@pytest.mark.parametrize("n", [99, 200_001, 10**8])
+def test_the_number_of_draws_is_bounded(n: int) -> None:
+    """Audit: --samples 100000000 held every draw of every device at once (12 GB and 80 s for two
+    devices); the error names the range."""
+    rec = HardwareRecommender(FakePredictor({"t4": 100.0}), available_hardware=["t4"])
+    with pytest.raises(InvalidValueError, match="valid: an integer from 100 to 200,000"):
+        rec.recommend_hardware(model_name="bert-base-uncased", n_samples=n)
+
+
 def test_a_comma_separated_string_of_devices_is_split_not_read_letter_by_letter() -> None:
     from engine.recommend import HardwareRecommender
 
