@@ -122,9 +122,12 @@ def _render(r: Any, con: Any) -> None:
             row.append(cell(o.scaling_efficiency, lambda v: f"{v:.2f}") if o.scaling_efficiency else "–")
         t.add_row(*row)
     con.print(t)
-    con.print(f"[bold]recommended:[/bold] {r.recommended}; fallbacks: "
-              + (", ".join(o.hardware for o in r.fallbacks) or "none"))
-    if r.cost_ranking:
+    if r.recommended is None:  # it fits nowhere: no winner and no cheapest (the explanation says why)
+        con.print("[bold]recommended:[/bold] none (the workload fits in memory on none of these devices)")
+    else:
+        con.print(f"[bold]recommended:[/bold] {r.recommended}; fallbacks: "
+                  + (", ".join(o.hardware for o in r.fallbacks) or "none"))
+    if r.cost_ranking and r.recommended is not None:
         con.print("[bold]cheapest per 1M items:[/bold] " + ", ".join(
             f"{o.hardware} (P={o.prob_cheapest:.2f})" for o in r.cost_ranking[:5]))
     con.print(r.explanation)

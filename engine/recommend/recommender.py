@@ -91,14 +91,15 @@ class HardwareOption:
 
 @dataclass
 class HardwareRecommendation:
-    """``recommended`` (the device with the highest P(best)), ``prob_best`` per device, ``fallbacks``
-    (the others by P(best), then by median), a cost-aware ranking and a one-sentence explanation."""
+    """``recommended`` (the device with the highest P(best); None when the workload fits in memory
+    on none of them, in no draw), ``prob_best`` per device, ``fallbacks`` (the others by P(best),
+    then by median), a cost-aware ranking and a one-sentence explanation."""
 
     model: str
     metric: str
     mode: str
     gpu_count: int
-    recommended: str
+    recommended: Optional[str]
     options: list[HardwareOption]
     explanation: str
     cost_ranking: list[HardwareOption] = field(default_factory=list)
@@ -363,7 +364,11 @@ class HardwareRecommender:
         options.sort(key=lambda o: (-o.prob_best, sign * o.metric.median))
         cost_ranking = sorted([o for o in options if o.cost_per_1m_usd is not None],
                               key=lambda o: (-(o.prob_cheapest or 0.0), o.cost_per_1m_usd.median))
-        rec = HardwareRecommendation(entry.name, metric, mode, gpu_count, options[0].hardware, options, "",
+        # no winner where no draw had one (the workload fits nowhere): the first option was still
+        # "recommended" (JSON and the CLI's line) while the explanation said it fits on none
+        fits_nowhere = options[0].prob_best == 0.0 and any(o.prob_fits is not None for o in options)
+        rec = HardwareRecommendation(entry.name, metric, mode, gpu_count,
+                                     None if fits_nowhere else options[0].hardware, options, "",
                                      cost_ranking, n_samples, getattr(pred, "name", ""), notes)
         rec.explanation = explain(rec)
         rec.warnings = self._warnings(list(zip(configs, hws)))

@@ -76,6 +76,8 @@ def test_a_device_the_workload_does_not_fit_never_wins() -> None:
     r = none.recommend_hardware(model_name="bert-base-uncased", batch_size=8)
     assert sum(r.prob_best.values()) == 0.0
     assert r.explanation.startswith("bert-base-uncased fits in memory on none of these devices")
+    # and no device is "recommended" (it was the first option, in --json and the CLI's line)
+    assert r.recommended is None and r.to_dict()["recommended"] is None
 
 
 def test_close_devices_share_the_probability():
