@@ -89,6 +89,14 @@ def build_model(name_or_entry: str | ModelEntry, device: str = "cpu", dtype: "to
     try:
         with torch.device(device):
             model = model_cls(cfg)
+    except Exception as e:  # noqa: BLE001 - a user entry whose arch transformers cannot build
+        if entry.origin == "shipped":  # the shipped catalog builds: that would be perfcast's bug
+            raise
+        # one line naming the entry and the file, not a transformers traceback from `models list`
+        # or `predict` (hidden size 512 with 7 heads; a GPT2Model asked to build from a BertConfig)
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise entry_error("architecture", f"{entry.hf_model}({entry.hf_config})", f"model {entry.name!r} "
+                          f"({entry.origin})", f"one transformers builds; it failed: {type(e).__name__}: {first}") from None
     finally:
         torch.set_default_dtype(default)
     if dtype is not None:

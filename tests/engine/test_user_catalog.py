@@ -199,3 +199,23 @@ def test_a_device_name_with_brackets_prints_as_text(tmp_path: Path, monkeypatch:
     res = CliRunner().invoke(cli, ["hardware", "list", "--sources", "--no-detect", "--kind", "cuda"])
     assert res.exit_code == 0, res.output
     assert "NVIDIA L40S [/rack3]" in res.stdout
+
+
+@pytest.mark.parametrize("models, needle", [
+    (MODELS.replace("num_attention_heads: 8", "num_attention_heads: 7"),
+     "invalid architecture 'BertModel(BertConfig)' of model 'my-bert-6l'"),  # 512 is no multiple of 7
+    (MODELS.replace("hf_model: BertModel", "hf_model: GPT2Model"),
+     "invalid architecture 'GPT2Model(BertConfig)' of model 'my-bert-6l'"),  # a class of another config
+])
+def test_an_arch_transformers_cannot_build_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        models: str, needle: str) -> None:
+    """Audit: `models list` and `predict` printed a transformers traceback for a user entry whose
+    config was accepted but whose model could not be built."""
+    from engine.cli.main import cli
+
+    _own(tmp_path, monkeypatch, models)
+    for argv in (["models", "list"], ["predict", "--model", "my-bert-6l", "--hardware", "t4", "--predictor",
+                                      "roofline"]):
+        res = CliRunner().invoke(cli, argv)
+        assert res.exit_code == 2, res.output
+        assert needle in res.output and "models.yaml" in res.output and "Traceback" not in res.output, res.output
