@@ -431,6 +431,28 @@ def transformers_available() -> bool:
     return importlib.util.find_spec("transformers") is not None and importlib.util.find_spec("torch") is not None
 
 
+def _counted_or_one_line(entry: ModelEntry, seq_len: int, kind: str) -> PassCounts:
+    """:func:`count_with_flop_counter`, with a user entry's failing forward as one line naming the
+    entry and its file: a BERT declared ``family: vision`` is given pixels, and ``models show`` or
+    ``predict`` printed the meta-device reshape error's traceback. A shipped entry's failure is
+    perfcast's own bug and keeps its traceback."""
+    from engine.errors import PerfcastError
+
+    try:
+        return count_with_flop_counter(entry, seq_len, kind)
+    except PerfcastError:
+        raise
+    except Exception as e:  # noqa: BLE001 - anything a user architecture's forward raises
+        if entry.origin == "shipped":
+            raise
+        from engine.catalog import entry_error
+
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise entry_error("architecture", f"{entry.hf_model}({entry.hf_config})", f"model {entry.name!r} "
+                          f"({entry.origin})", f"one whose forward takes the inputs of a {entry.family} model "
+                          f"(see the README); it failed: {type(e).__name__}: {first}") from None
+
+
 @lru_cache(maxsize=4096)
 def pass_counts(model: str, seq_len: int, kind: str, method: str = "auto") -> PassCounts:
     """Counts for (model, effective seq_len, kind), from memory, the disk cache, the packaged seed
@@ -453,7 +475,7 @@ def pass_counts(model: str, seq_len: int, kind: str, method: str = "auto") -> Pa
         except TypeError:
             pass
     if method == "flop_counter":
-        counts = count_with_flop_counter(entry, seq_len, kind)
+        counts = _counted_or_one_line(entry, seq_len, kind)
     elif method == "analytic":
         from engine.descriptors.analytic import analytic_counts
 

@@ -206,6 +206,8 @@ def test_a_device_name_with_brackets_prints_as_text(tmp_path: Path, monkeypatch:
      "invalid architecture 'BertModel(BertConfig)' of model 'my-bert-6l'"),  # 512 is no multiple of 7
     (MODELS.replace("hf_model: BertModel", "hf_model: GPT2Model"),
      "invalid architecture 'GPT2Model(BertConfig)' of model 'my-bert-6l'"),  # a class of another config
+    (MODELS.replace("family: text_embedding", "family: vision"),  # built, but given pixels: its forward fails
+     "one whose forward takes the inputs of a vision model"),
 ])
 def test_an_arch_transformers_cannot_build_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         models: str, needle: str) -> None:
