@@ -354,6 +354,15 @@ def _hardware_entry(hid: str, spec: Any, origin: str) -> HardwareEntry:
         v = spec.get(key)
         if not isinstance(v, (int, float)) or v <= 0:
             raise entry_error(key, v, where, "a positive number (the roofline and the memory check need it)")
+    # optional figures, checked as the required ones: a negative price ranked its device cheapest
+    # (-4.43 USD per 1M items) and a string one was a traceback from recommend-hardware and hardware list
+    for key in ("tdp_w", "price_per_hour_usd"):
+        v = spec.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
+            raise entry_error(key, v, where, "a positive number, or null where it is not known")
+    for key in ("name", "vendor"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise entry_error(key, spec[key], where, "text")
     spec = {"name": hid, **spec, "peak_tflops": {p: peaks.get(p) for p in PRECISIONS}}
     return HardwareEntry(id=hid, origin=origin, **spec)
 

@@ -93,6 +93,11 @@ def test_a_user_model_is_counted_and_predicted_on_a_user_device(tmp_path: Path,
     (MODELS, HARDWARE.replace("peak_tflops: {fp32: 91.6, bf16: 362}", "peak_tflops: {tf32: 183}"),
      "invalid peak_tflops"),
     (MODELS, HARDWARE.replace("bf16: 362", "bf16: -362"), "invalid peak_tflops"),  # predictions were nan
+    # a negative price ranked the device cheapest; text was a traceback in recommend-hardware
+    (MODELS, HARDWARE + "    price_per_hour_usd: -1.5\n", "invalid price_per_hour_usd -1.5"),
+    (MODELS, HARDWARE + "    price_per_hour_usd: cheap\n", "invalid price_per_hour_usd 'cheap'"),
+    (MODELS, HARDWARE + "    tdp_w: 0\n", "invalid tdp_w 0"),
+    (MODELS, HARDWARE.replace("name: NVIDIA L40S", "name: [NVIDIA, L40S]"), "invalid name ['NVIDIA', 'L40S']"),
 ])
 def test_a_bad_user_catalog_is_one_line_naming_the_value_and_the_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models: str, hardware: str, needle: str) -> None:
