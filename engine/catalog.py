@@ -322,6 +322,14 @@ def _model_entry(name: str, spec: Any, origin: str) -> ModelEntry:
             raise entry_error(key, spec[key], where, f"the name of a transformers class, e.g. {HF_CLASS_EXAMPLE[key]}")
     if not isinstance(spec["arch"], dict):
         raise entry_error("arch", spec["arch"], where, "a mapping of the config class's keyword arguments")
+    # the optional figures: text for published_params was a traceback from `models list`, and a
+    # negative max_seq_len was blamed on a --seq-length the user never gave
+    for key in ("published_params", "image_size", "audio_frames", "max_seq_len"):
+        v = spec.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise entry_error(key, v, where, "a positive integer, or null")
+    if spec.get("params_source") is not None and not isinstance(spec["params_source"], str):
+        raise entry_error("params_source", spec["params_source"], where, "text")
     return ModelEntry(name=name, origin=origin, **spec)
 
 

@@ -94,6 +94,8 @@ def test_a_user_model_is_counted_and_predicted_on_a_user_device(tmp_path: Path,
      "invalid peak_tflops"),
     (MODELS, HARDWARE.replace("bf16: 362", "bf16: -362"), "invalid peak_tflops"),  # predictions were nan
     # a negative price ranked the device cheapest; text was a traceback in recommend-hardware
+    (MODELS + "    published_params: lots\n", HARDWARE, "invalid published_params 'lots'"),  # a traceback
+    (MODELS + "    max_seq_len: -3\n", HARDWARE, "invalid max_seq_len -3"),  # was "invalid seq_len -3"
     (MODELS, HARDWARE + "    price_per_hour_usd: -1.5\n", "invalid price_per_hour_usd -1.5"),
     (MODELS, HARDWARE + "    price_per_hour_usd: cheap\n", "invalid price_per_hour_usd 'cheap'"),
     (MODELS, HARDWARE + "    tdp_w: 0\n", "invalid tdp_w 0"),
