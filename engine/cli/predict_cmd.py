@@ -272,6 +272,15 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
         click.echo(f"left out {e}", err=True)
     with fitting(predictor):
         preds = pp.predict_many(requests)  # one vectorised call for every (device, batch) pair
+    if metric_name not in preds[0].metrics:
+        # a GP with too few memory runs has no memory output: sorting and plotting by it were a
+        # KeyError traceback (predict says why in its caution; optimize refuses the same way)
+        from engine.errors import InvalidValueError
+
+        why = getattr(pp.fitted(), "memory_caution", lambda: None)()
+        raise InvalidValueError("--metric", metric, f"one the {predictor} fit answers here: "
+                                f"{', '.join(k for k, v in METRIC_ALIASES.items() if v in preds[0].metrics)}"
+                                + (f" ({why})" if why else ""))
     if plot_path:
         from engine import plots
 

@@ -185,6 +185,12 @@ def test_a_gp_without_memory_runs_says_why_memory_is_missing(tmp_path: Path) -> 
     assert any("memory is not predicted" in w and "its 6 runs hold fewer" in w for w in bare.warnings), bare.warnings
     assert "memory_mib" in answers["with"].metrics
     assert not any("memory is not predicted" in w for w in answers["with"].warnings)
+    # compare-hardware sorted and plotted by a metric it did not have: a KeyError traceback
+    res = CliRunner().invoke(cli, ["compare-hardware", "--model", "gpt2", "--hardware", "cpu-amd-epyc-2c,t4",
+                                   "--metric", "memory", "--db", str(tmp_path / "without.duckdb")])
+    assert res.exit_code == 2, res.output
+    assert "invalid --metric 'memory'; valid: one the gp fit answers here: latency, p90, throughput" in res.output
+    assert "Traceback" not in res.output
 
 
 def test_a_software_path_no_device_of_its_kind_has_run_is_cautioned(tmp_path: Path) -> None:
