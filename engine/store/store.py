@@ -472,13 +472,24 @@ class Store:
         return df.to_dict("records")
 
     def data_hash(self, where: str = "", params: Sequence[Any] = ()) -> str:
-        """A hash of the successful measurements, so fitted models are reused until data change."""
-        sql = ("SELECT coalesce(hash(string_agg(run_id || ':' || CAST(latency_median_ms AS VARCHAR), ',' "
+        """A hash of the successful measurements, so fitted models are reused until data change.
+
+        Every figure a fit reads of a run is in it, not only its id and median: two stores holding
+        the same runs (an export imported without its memory column, a run id kept across stores)
+        shared a cached fit, and one without memory answered memory from the other's (audit,
+        session 31). A run's raw samples are not: they are stored with it and never change."""
+        figures = " || ':' || ".join(f"coalesce(CAST({c} AS VARCHAR), '')" for c in _HASHED_FIGURES)
+        sql = (f"SELECT coalesce(hash(string_agg(run_id || ':' || {figures}, ',' "
                "ORDER BY run_id)), 0) FROM measurements WHERE status = 'ok'")
         if where:
             sql += f" AND ({where})"
         with self.connect() as con:
             return format(int(con.execute(sql, list(params)).fetchone()[0]), "x")
+
+
+#: The figures of a run that the fits read (:mod:`engine.models.targets`), hashed by ``data_hash``.
+_HASHED_FIGURES = ("latency_median_ms", "latency_p90_ms", "latency_std_ms", "iterations", "memory_peak_mib",
+                   "started_at")
 
 
 def _warn_new_store(path: Path, seeded: int) -> None:

@@ -369,3 +369,20 @@ def test_db_info_counts_the_runs_built_the_old_way(tmp_path: Path) -> None:
     assert _info(s)["runs_built_the_old_way"] == before
     s.save_measurement(Measurement.from_samples(Config("gpt2", "cpu-test", 4, 16, "bf16"), [3.0, 3.5]))
     assert _info(s)["runs_built_the_old_way"] == before + 1
+
+
+def test_the_data_hash_sees_every_figure_a_fit_reads_not_only_the_median(tmp_path: Path) -> None:
+    """Two stores with the same runs, one of them imported without its memory column, shared a
+    cached fit (the hash held run ids and medians only), so the one without memory answered memory."""
+    s = _filled(tmp_path)
+    f = tmp_path / "runs.csv"
+    export_measurements(s, f)
+    same = _store(tmp_path, "same.duckdb")
+    import_measurements(same, f)
+    assert same.data_hash() == s.data_hash()  # the same runs: the cached fit is theirs
+    df = pd.read_csv(f).drop(columns=["memory_peak_mib"])
+    df.to_csv(f, index=False)
+    no_memory = _store(tmp_path, "no-memory.duckdb")
+    import_measurements(no_memory, f)
+    assert no_memory.measurements()["run_id"].tolist() == s.measurements()["run_id"].tolist()
+    assert no_memory.data_hash() != s.data_hash()
