@@ -103,12 +103,21 @@ def collect(db_path: Optional[str] = None) -> dict[str, Any]:
 def doctor(db_path: Optional[str], as_json: bool) -> None:
     """What perfcast sees here: versions, usable adapters, store, caches, your catalogs.
 
+    Exits 2 after the report when a user catalog (PERFCAST_MODELS, PERFCAST_HARDWARE) is invalid,
+    as every command that reads it does.
+
     Example: perfcast doctor --json > doctor.json   # attach to a bug report
     """
     r = collect(db_path)
+    # an invalid catalog fails every other command with exit 2; the report says why, the status says so
+    bad_catalog = any(u is not None and "error" in u for u in r["user_catalogs"].values())
     if as_json:
         emit_json(r)
+        if bad_catalog:
+            raise click.exceptions.Exit(2)
         return
+    from rich.markup import escape
+
     out = console()
     out.print(f"[bold]perfcast {r['perfcast']}[/] · Python {r['python']} · {r['platform']}", highlight=False)
     out.print("packages: " + ", ".join(f"{k} {v}" for k, v in r["packages"].items() if v), highlight=False)
@@ -121,8 +130,8 @@ def doctor(db_path: Optional[str], as_json: bool) -> None:
     s = r["store"]
     state = (f"schema v{s['schema_version']}, {s['runs']} runs, {s['size_mib']} MiB" if "runs" in s
              else s.get("error") or "not created yet: perfcast db init creates it")
-    out.print(f"store: {s['path']} ({state})", highlight=False)
-    out.print(f"cache: {r['cache_dir']}", highlight=False)
+    out.print(escape(f"store: {s['path']} ({state})"), highlight=False)  # paths as written: "[v2]" is text
+    out.print(escape(f"cache: {r['cache_dir']}"), highlight=False)
     d = r["descriptor_seed"]
     if d["library_tag"] == "unknown":  # no transformers/torch to count with: the seed cannot apply either
         out.print(f"descriptor seed: {d['entries']} counts shipped; transformers or torch is not installed here, so "
@@ -134,7 +143,10 @@ def doctor(db_path: Optional[str], as_json: bool) -> None:
     for env, u in r["user_catalogs"].items():
         if u is None:
             out.print(f"{env}: not set", highlight=False)
-        elif "error" in u:
-            out.print(f"[red]{env}: {u['error']}[/]", highlight=False)
+        elif "error" in u:  # the error quotes the user's text, where "[/x]" would be a Rich closing tag
+            out.print(f"[red]{env}: {escape(u['error'])}[/]", highlight=False)
         else:
-            out.print(f"{env}: {u['file']} ({len(u['entries'])} entries: {', '.join(u['entries'])})", highlight=False)
+            out.print(escape(f"{env}: {u['file']} ({len(u['entries'])} entries: {', '.join(u['entries'])})"),
+                      highlight=False)
+    if bad_catalog:
+        raise click.exceptions.Exit(2)
