@@ -63,6 +63,13 @@ class ImportRejectedError(PerfcastError):
     exit_code = 3
 
 
+class NoDataError(InvalidValueError):
+    """A fit was asked of a store with no successful run to fit on (an empty ``--db``, or every run
+    failed or left out): a data problem, exit code 3 as the README's table has it, not bad input."""
+
+    exit_code = 3
+
+
 class DatabaseLockedError(PerfcastError):
     exit_code = 3
 

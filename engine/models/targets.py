@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.config import Config
-from engine.errors import InvalidValueError, PerfcastError
+from engine.errors import NoDataError, PerfcastError
 from engine.models.features import configs_from_frame
 
 if TYPE_CHECKING:
     import pandas as pd
 
+#: How a store gets runs to fit on, for the error an empty one gives.
+_HOW_TO_ADD = "perfcast benchmark ... --save, or perfcast db import FILE"
 #: Sampling variance used for a run that carries neither samples nor a std (log scale).
 DEFAULT_LOG_VAR = 0.02**2
 #: Within-run spread (robust sd of log latency) assumed for a run timed fewer than three times,
@@ -223,7 +225,7 @@ def targets_from_measurements(data: "pd.DataFrame", *, catalog_models_only: bool
     :func:`_known_models_only`, :func:`_known_hardware_only`); predictors set it when their
     featuriser reads the catalog."""
     if data is None or len(data) == 0:
-        raise InvalidValueError("training data", "0 measurements", "at least 1 successful measurement")
+        raise NoDataError("training data", "0 measurements", f"at least 1 successful measurement ({_HOW_TO_ADD})")
     df = data
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
@@ -236,7 +238,7 @@ def targets_from_measurements(data: "pd.DataFrame", *, catalog_models_only: bool
     if catalog_models_only:
         df = _known_hardware_only(_known_models_only(df))
     if len(df) == 0:
-        raise InvalidValueError("training data", "0 successful measurements", "at least 1 status-ok run")
+        raise NoDataError("training data", "0 successful measurements", f"at least 1 status-ok run ({_HOW_TO_ADD})")
     med = df["latency_median_ms"].to_numpy(dtype=float)
     p90 = df["latency_p90_ms"].to_numpy(dtype=float) if "latency_p90_ms" in df else np.full(len(df), np.nan)
     p90 = np.where(np.isfinite(p90) & (p90 > 0), np.maximum(p90, med), med)

@@ -198,3 +198,13 @@ def test_a_bad_option_value_is_one_line_naming_the_help_to_read(capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and "\n" not in err
     assert err.startswith("error: Invalid value for '--precision': 'fp8'") and "(perfcast predict --help)" in err
+
+
+def test_a_store_without_runs_is_a_data_problem_in_one_line(tmp_path: Path) -> None:
+    """An empty --db (or one whose runs all failed) has nothing to fit on: exit 3, the README's data
+    problem, with how to add runs (it was exit 2, bad input, and said only "invalid training data")."""
+    db = tmp_path / "empty.duckdb"
+    assert CliRunner().invoke(cli, ["db", "init", "--db", str(db), "--no-seed"]).exit_code == 0
+    r = CliRunner().invoke(cli, ["predict", "--model", "gpt2", "--hardware", "cpu", "--db", str(db)])
+    assert r.exit_code == 3, r.output
+    assert "0 measurements" in r.output and "perfcast db import" in r.output and "Traceback" not in r.output
