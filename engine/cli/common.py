@@ -51,6 +51,17 @@ def open_existing_store(db_path: Optional[str]) -> Any:
     return open_store(db_path)
 
 
+def db_argument(db: Path) -> Optional[str]:
+    """What ``--db`` a printed or emitted ``perfcast benchmark`` line needs to save into ``db``: its
+    absolute path, so the line feeds the store that was analysed even when run from another shell
+    or folder; None for the platform default, which needs none. Shared by ``suggest``'s script and
+    a loop's rerun commands (a loop on ``--db lab.duckdb`` printed lines that saved elsewhere)."""
+    from engine.store.paths import platform_db_path
+
+    path = Path(db).expanduser().resolve()
+    return None if path == platform_db_path().resolve() else str(path)
+
+
 def _announce_new_store(path: Path, seeded: int) -> None:
     what = f"with the {seeded:,} shipped runs" if seeded else "empty"
     click.echo(f"perfcast: created a new store {path} ({what})", err=True)

@@ -212,7 +212,7 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     from experiments.report import plot_report, print_report, real_run_curve
     from experiments.space import expand_space
 
-    from engine.cli.common import open_store
+    from engine.cli.common import db_argument, open_store
     from engine.cli.interrupt import first_interrupt_calls
 
     if address and executor != "ray":
@@ -271,7 +271,7 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
         print_report(con, curves, title=f"{cfg.name}: learning curves")
         con.print(f"[dim]{note}[/dim]")
         if result.busy_only:
-            _busy_caution(con, cfg, result.busy_only)
+            _busy_caution(con, cfg, result.busy_only, db=db_argument(store.path))
     if plot:
         plot_report(plot, curves, title=f"{cfg.name} ({cfg.acquisition.name})")
         if not as_json:
@@ -285,9 +285,11 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     return out
 
 
-def _busy_caution(con: Any, cfg: Any, keys: list[str]) -> None:
+def _busy_caution(con: Any, cfg: Any, keys: list[str], db: Optional[str] = None) -> None:
     """Name the configurations measured only while other processes kept the cores busy: their runs
-    are left out of every fit (engine.models.targets.busy_runs) until rerun on a quiet machine."""
+    are left out of every fit (engine.models.targets.busy_runs) until rerun on a quiet machine.
+    ``db`` (:func:`engine.cli.common.db_argument`): the loop's store, which the rerun lines save
+    into; without it they saved into the default store, where the loop never sees them."""
     from engine.active_learning import benchmark_command, config_item
     from engine.config import Config
 
@@ -299,7 +301,7 @@ def _busy_caution(con: Any, cfg: Any, keys: list[str]) -> None:
               f"{'their runs are' if n != 1 else 'its run is'} left out of every fit until rerun on a quiet "
               "machine:", highlight=False)
     for k in keys[:5]:
-        line = benchmark_command(config_item(Config.from_key(k)), protocol=cfg.benchmark.model_dump())
+        line = benchmark_command(config_item(Config.from_key(k)), db=db, protocol=cfg.benchmark.model_dump())
         con.print(f"  {line}", highlight=False, soft_wrap=True)
     if n > 5:
         con.print(f"  … and {n - 5} more (perfcast run --json lists them as busy_only)", highlight=False)

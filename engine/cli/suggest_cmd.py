@@ -1,7 +1,6 @@
 """``perfcast suggest``: the most informative benchmarks to run next, as the old JSON and a script."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 import click
@@ -54,7 +53,7 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     import stat
 
     from engine.active_learning import ActiveLearningSystem, benchmark_command, commands_script, elsewhere
-    from engine.cli.common import check_writable, config_text, open_store
+    from engine.cli.common import check_writable, config_text, db_argument, open_store
 
     if no_cost and cost_exponent != 0.0:  # the exponent of a cost that is ignored: it was dropped without a word
         from engine.errors import InvalidValueError
@@ -139,12 +138,3 @@ def _footer(con: Any, payload: dict[str, Any], output: Optional[str], emit_comma
         n = len(payload["final_recommendations"]) + len(payload.get("reruns", ()))
         con.print(f"{n} benchmark command{'s' if n != 1 else ''} written to {emit_commands}")
 
-
-def db_argument(db: Path) -> Optional[str]:
-    """What ``--db`` the emitted ``perfcast benchmark`` lines need to save into ``db``: its absolute
-    path, so the script feeds the store that was analysed even when run from another shell or
-    folder; None for the platform default, which needs none."""
-    from engine.store.paths import platform_db_path
-
-    path = db.expanduser().resolve()
-    return None if path == platform_db_path().resolve() else str(path)

@@ -107,3 +107,32 @@ def test_address_without_ray_executor_is_one_line_exit_2(tmp_path) -> None:  # t
                         "--db", str(tmp_path / "x.duckdb")], capture_output=True, text=True)
     assert r.returncode == 2
     assert "--address" in r.stderr and "--executor ray" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_busy_rerun_lines_of_a_loop_save_into_its_own_store(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Audit: a loop on ``--db lab.duckdb`` whose runs were all timed on a busy machine printed rerun
+    lines without ``--db``, so running them as printed saved into the default store, which the loop
+    never reads. The lines name the loop's store, as ``suggest --emit-commands`` does."""
+    import experiments.executors as executors
+    from engine.records import Measurement
+
+    def busy(adapter: str, spec):  # type: ignore[no-untyped-def]
+        return Measurement.from_samples(spec.config, [20.0, 21.0, 22.0], wall_time_s=1.0, foreign_cpu_cores=64.0)
+
+    class BusyLocal(executors.LocalExecutor):
+        def __init__(self, workers: int = 1) -> None:
+            super().__init__(workers, runner=busy)
+
+    monkeypatch.setattr(executors, "LocalExecutor", BusyLocal)
+    cfg = tmp_path / "busy.yaml"
+    cfg.write_text("name: busy\nsearch_space: {models: [distilbert-base-uncased], hardware: [cpu], "
+                   "batch_sizes: [1, 2], seq_lengths: [32], threads: [1]}\nacquisition: {name: random}\n"
+                   "budget: {runs: 2}\ninitial_design: 2\nbenchmark: {rerun_busy: 0}\n")
+    db = tmp_path / "lab.duckdb"
+    r = CliRunner().invoke(cli, ["run", str(cfg), "--db", str(db), "--no-compare"], catch_exceptions=False,
+                           terminal_width=400)
+    assert r.exit_code == 0, r.output
+    lines = [shlex.split(x) for x in r.stdout.splitlines() if " benchmark --model " in x]
+    assert len(lines) == 2, r.stdout
+    for words in lines:
+        assert words[words.index("--db") + 1] == str(db.resolve()) and "--save" in words
