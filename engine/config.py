@@ -72,6 +72,20 @@ def count_arg(name: str, value: Any, lo: int, valid: str) -> int:
     return value
 
 
+#: Characters an imported model name or hardware id may not hold (``db import``; a user catalog's
+#: names follow the stricter :data:`engine.catalog.NAME_PATTERN`), and why: ``|`` separates a configuration
+#: key's fields (an imported model "x|y" was stored under a key no command could parse back), ``,``
+#: separates the CLI's lists (such a name cannot be given to ``--model``), ``[`` and ``]`` open Rich
+#: markup (a user catalog's "tiny[red]bert" printed as "tinybert" in every table), and control
+#: characters break the one-line errors and the emitted shell scripts.
+NAME_FORBIDDEN = "|,[]"
+
+
+def name_rule() -> str:
+    """The valid names, for an error's ``valid:`` part."""
+    return f"a name without {', '.join(repr(c) for c in NAME_FORBIDDEN)} or control characters"
+
+
 @dataclass(frozen=True, order=True)
 class Config:
     """One point of the performance surface.

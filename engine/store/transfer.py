@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import duckdb
 
-from engine.config import MODES, PRECISIONS, RUNTIMES
+from engine.config import MODES, PRECISIONS, RUNTIMES, name_rule
 from engine.errors import ImportRejectedError, InvalidValueError
 from engine.records import RUN_STATUSES
 from engine.store.store import Store
@@ -114,6 +114,9 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path, cols: set[str]) -> Non
     if "status" in cols:
         checks.append(("status", f"status IS NOT NULL AND status NOT IN ({_in(RUN_STATUSES)})",
                        f"unknown status (valid: {', '.join(RUN_STATUSES)})"))
+    for c in ("model", "hardware"):  # engine.config.NAME_FORBIDDEN: a key separator, a list comma, markup
+        checks.append((c, f"regexp_matches(CAST({c} AS VARCHAR), '[|,\\[\\]\\x00-\\x1f\\x7f]')",
+                       name_rule()))
     from hardware.registry import PLATFORMS
 
     # a platform is no device: stored as "cpu" it meant whichever CPU ran the fit (audit S)

@@ -107,3 +107,18 @@ def test_an_empty_file_is_named_as_such(tmp_path: Path) -> None:
     f.write_text("\n")
     with pytest.raises(ImportRejectedError, match="the file is empty; nothing was imported"):
         import_measurements(Store(tmp_path / "s.duckdb", seed=False), f)
+
+
+@pytest.mark.parametrize("column, value", [("model", "x|y"), ("hardware", "cpu-[red]z"), ("model", "gpt2,bert")])
+def test_a_name_no_key_list_or_table_can_hold_is_refused(tmp_path: Path, column: str, value: str) -> None:
+    """Audit: a model "x|y" was stored under the key "x|y|cpu-zz|b1|...", which no command parses
+    back (``|`` separates a key's fields), and a hardware id "cpu-[red]z" printed as "cpu-z" in
+    ``db delete``'s listing (Rich markup). Both are refused in one line naming the row and column."""
+    row = {"model": "gpt2", "hardware": "cpu-zz", "batch_size": 1, "precision": "fp32", "latency_median_ms": 3.0}
+    row[column] = value
+    f = tmp_path / "names.csv"
+    f.write_text(",".join(row) + "\n" + ",".join(f'"{v}"' for v in row.values()) + "\n")
+    db = tmp_path / "s.duckdb"
+    r = invoke("db", "import", str(f), "--db", str(db))
+    assert r.exit_code == 3, r.output
+    assert f"row 1, column '{column}'" in r.stderr and repr(value) in r.stderr and "nothing was imported" in r.stderr
