@@ -146,7 +146,7 @@ def connect(address: Optional[str] = None) -> Any:
     if ray.is_initialized():
         return ray
     addr = address or os.environ.get("RAY_ADDRESS") or "auto"
-    _reachable(addr)
+    check_reachable(addr)
     _raylet_messages_to_stderr()
     extra = {}
     if addr.split(":")[0] in ("127.0.0.1", "localhost"):
@@ -181,8 +181,9 @@ def _raylet_messages_to_stderr() -> None:
         pass
 
 
-def _reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Fail in seconds, not minutes: Ray keeps retrying an unreachable head for a long time."""
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not minutes: Ray keeps retrying an unreachable head for a long time (the
+    driver's ``ray.init`` and a worker's ``ray start`` alike; the latter retried for 10+ minutes)."""
     if address in ("auto", "local") or "://" in address or ":" not in address:
         return
     host, _, port = address.rpartition(":")

@@ -52,12 +52,14 @@ def worker_start(address: str, num_cpus: Optional[int], block: bool, dry_run: bo
     import subprocess
 
     from engine.errors import InvalidValueError
-    from experiments.ray_cluster import local_resources, require_ray, worker_start_argv
+    from experiments.ray_cluster import check_reachable, local_resources, require_ray, worker_start_argv
 
     if ":" not in address:
         raise InvalidValueError("address", address, "HOST:PORT of the Ray head node, e.g. 10.0.0.5:6379")
     check_address("--address", address)
     require_ray()
+    if not dry_run:  # `ray start` retried an unreachable head for 10+ minutes, printing warnings
+        check_reachable(address)
     resources = local_resources()
     argv = worker_start_argv(address, num_cpus=num_cpus, resources=resources, block=block, extra=ray_args)
     if as_json:

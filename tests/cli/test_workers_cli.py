@@ -97,3 +97,19 @@ def test_workers_bad_ray_address_env_is_one_line(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "ray", None)
     monkeypatch.setenv("RAY_ADDRESS", "nohost")
     one_error_line(invoke("workers"), "RAY_ADDRESS", "'nohost'")
+
+
+def test_worker_start_with_an_unreachable_head_fails_fast_in_one_line(capsys: pytest.CaptureFixture[str],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit: `perfcast worker start --address HEAD:6379` (the README's placeholder) ran `ray start`,
+    which retried the unresolvable head for over ten minutes; `run --executor ray` said in one line
+    that it cannot reach it. The worker says the same, before `ray start` runs."""
+    pytest.importorskip("ray")
+    import subprocess
+
+    from experiments.ray_local import free_port
+
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("`ray start` ran"))
+    code, _, err = run(capsys, "worker", "start", "--address", f"127.0.0.1:{free_port()}")
+    assert code == 2
+    assert "cannot reach the Ray head" in err and len(err.strip().splitlines()) == 1
