@@ -166,6 +166,28 @@ def space_from_dataset(sp: SearchSpace, data: "pd.DataFrame") -> list[Config]:
     return list(dict.fromkeys(configs_from_frame(df)))
 
 
+def check_replay_hardware(sp: SearchSpace, data: "pd.DataFrame", source: str = "experiment config") -> None:
+    """A replay's ``hardware`` entries must each name something: an adapter or platform (this
+    machine), a device of the replay data, or a catalog id. Anything else is a typo, refused in one
+    line with the closest names; ``hardware: [cpuu]`` was replayed on the data's device and
+    reported as "this machine's device is not in the replay data"."""
+    from engine.catalog import resolve_hardware
+    from engine.errors import UnknownNameError
+    from hardware.registry import ADAPTERS, PLATFORMS
+
+    in_data = sorted(map(str, data["hardware"].unique())) if "hardware" in data else []
+    for h in sp.hardware or []:
+        name = h.strip()
+        if name.lower() in ADAPTERS or name.lower() in PLATFORMS or name in in_data:
+            continue
+        try:
+            resolve_hardware(name)
+        except UnknownNameError:
+            err = UnknownNameError("hardware", name, [*ADAPTERS, *PLATFORMS, *in_data])
+            raise ExperimentConfigError(f"{source}: search_space.hardware: {err} (replay: a device of the replay "
+                                        "data, a catalog id, or this machine's cpu)") from None
+
+
 def replay_space_elsewhere(sp: SearchSpace, data: "pd.DataFrame",
                            need: int) -> Optional[tuple[str, SearchSpace, list[Config]]]:
     """(device, ``sp`` pointed at it, its configurations in ``data``): the device of ``data`` that

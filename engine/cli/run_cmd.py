@@ -179,13 +179,14 @@ def _compare_after_run(cfg: Any, result: Any, con: Any, quiet: bool) -> tuple[li
         f"baselines replayed on the {len(pool)} configurations of this search space in {what}{where}; {start}"
 
 
-def _space_in_dataset(cfg: Any, data: Any) -> tuple[Any, str]:
+def _space_in_dataset(cfg: Any, data: Any, source: Optional[str] = None) -> tuple[Any, str]:
     """``cfg`` as is when the replay data hold enough of its search space (a random initial design
     and one pick); else pointed at the device of the data that holds most of it (a real loop's
     ``hardware: [cpu]`` is this machine's CPU, which a recorded dataset rarely holds), with a line
-    saying so."""
-    from experiments.space import replay_pool
+    saying so. A ``hardware`` entry that names nothing (a typo) is refused first, naming ``source``."""
+    from experiments.space import check_replay_hardware, replay_pool
 
+    check_replay_hardware(cfg.search_space, data, source or cfg.name)
     need = cfg.replay.initial_runs + 1
     found = replay_pool(cfg.search_space, data, need=need)
     if found is None:
@@ -199,8 +200,15 @@ def _space_in_dataset(cfg: Any, data: Any) -> tuple[Any, str]:
                                     f"space in the replay data{where} (a replay needs initial_runs + 1)")
     if found is None or found.device is None:
         return cfg, ""  # as given (run_replay says so when too little of it is in the data)
+    # "this machine's device" only when the space names this machine (cpu, torch-cpu): a config that
+    # names another device the data lack was told it was this machine's
+    from hardware.registry import ADAPTERS, PLATFORMS
+
+    named = cfg.search_space.hardware or []
+    here = all(h.strip().lower() in (*ADAPTERS, *PLATFORMS) for h in named)
+    missing = "this machine's device is" if here else f"{', '.join(named)} {'is' if len(named) == 1 else 'are'}"
     return (cfg.model_copy(update={"search_space": found.space}),
-            f"this machine's device is not in the replay data: replaying the {len(found.configs)} configurations of "
+            f"{missing} not in the replay data: replaying the {len(found.configs)} configurations of "
             f"this search space as measured on {found.device}")
 
 
@@ -409,7 +417,7 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
         raise InvalidValueError("--dataset", dataset, f"another dataset than {cfg.name}'s prior (replay.prior: shipped "
                                 "seeds each replay with the shipped runs, so they cannot be the oracle too)")
     data = load_dataset(dataset or cfg.replay.dataset)
-    cfg, where = _space_in_dataset(cfg, data)
+    cfg, where = _space_in_dataset(cfg, data, config)
     check_predictor_options(cfg)  # the replays' loops check it too, but after --db has made a store
     record = None
     if db_path:  # opened now: a bad --db is one line before the replays, not after them

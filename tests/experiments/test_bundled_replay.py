@@ -117,3 +117,22 @@ def test_replay_refuses_the_shipped_runs_as_oracle_of_a_loop_whose_prior_they_ar
     r = CliRunner().invoke(cli, ["replay", "cpu-quick", "--dataset", "shipped", "--seeds", "0"])
     assert r.exit_code != 0
     assert "--dataset 'shipped'" in r.output and "cannot be the oracle too" in r.output
+
+
+def test_a_replay_refuses_a_misspelt_device_and_names_another_missing_one(grid) -> None:
+    """Audit: ``hardware: [cpuu]`` in a replay config was replayed on the grid's device with the line
+    "this machine's device is not in the replay data"; a typo is refused, and a real device the data
+    lack is named as itself, not as this machine's."""
+    from engine.cli.run_cmd import _space_in_dataset
+    from experiments.config import ExperimentConfigError
+
+    cfg = load_config("cpu-quick")
+
+    def on(hw: str):  # type: ignore[no-untyped-def]
+        return cfg.model_copy(update={"search_space": cfg.search_space.model_copy(update={"hardware": [hw]})})
+
+    with pytest.raises(ExperimentConfigError, match=r"^typo\.yaml: search_space\.hardware: unknown hardware 'cpuu'; "
+                                                    r"did you mean 'cpu'"):
+        _space_in_dataset(on("cpuu"), grid, "typo.yaml")
+    _, line = _space_in_dataset(on("t4"), grid)
+    assert line.startswith("t4 is not in the replay data: replaying the 48 configurations")
