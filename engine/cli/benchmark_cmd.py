@@ -290,6 +290,8 @@ def _table(results: list[tuple[Any, Any, Optional[str]]], saved: bool) -> None:
             failures.append((c.key, m.status, (m.error or "").strip().splitlines()[0] if m.error else ""))
     out = console()
     out.print(t)
-    for key, status, err in failures:
-        out.print(f"[red]{status}[/] {key}: {err}")
+    from rich.markup import escape
+
+    for key, status, err in failures:  # the adapter's text: "[/x]" in it was a MarkupError after the runs were saved
+        out.print(f"[red]{status}[/] {escape(key)}: {escape(err)}", highlight=False)
     _busy_cautions(results, out)

@@ -5,6 +5,7 @@ import json
 from typing import Any, Optional
 
 import click
+from rich.markup import escape
 
 from engine.cli.common import check_plot, console, db_option, emit_json, fmt_number, json_option, split_csv
 
@@ -74,8 +75,8 @@ class LoopDisplay:
             self.progress.console.print(text, highlight=False)
 
     def __call__(self, kind: str, payload: Any) -> None:
-        if kind == "info":
-            self.print(f"[dim]{payload}[/dim]")
+        if kind == "info":  # perfcast's words, with an adapter's or DuckDB's message inside: not markup
+            self.print(f"[dim]{escape(str(payload))}[/dim]")
         elif kind == "step":
             s = payload
             # a step that chose nothing and fitted is the last scoring; one that stopped on an empty
@@ -105,7 +106,7 @@ class LoopDisplay:
                     self.print(f"   → {_short(c['config_key'])} · {'n/a' if ig is None else f'{ig:.2f}'} nats, "
                                f"~{cost or 0:.0f}s")
                 else:
-                    self.print(f"   → {_short(c['config_key'])} ({c.get('reason', '')})")
+                    self.print(f"   → {_short(c['config_key'])} ({escape(str(c.get('reason', '')))})")
         elif kind == "result":
             m, entry = payload
             if m.ok:
@@ -122,8 +123,10 @@ class LoopDisplay:
                 if note:
                     self.print(f"   [yellow]caution:[/] {note}")
             else:
+                # a failed run's error is the adapter's text: "[/x]" in it was a MarkupError that ended
+                # the loop, and "[batch, seq]" vanished from the line
                 self.print(f"   [red]✗[/red] {_short(m.config)}: {m.status}: "
-                           f"{(m.error or '').splitlines()[0][:120] if m.error else ''}")
+                           f"{escape(m.error.splitlines()[0][:120]) if m.error else ''}")
             self.progress.advance(self.task)
 
 
@@ -275,7 +278,7 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     if not as_json:
         reruns = f", {result.n_reruns} rerun on a busy machine" if result.n_reruns else ""
         con.print(f"[bold]done[/bold]: {result.n_benchmarks} benchmarks ({result.n_failed} failed{reruns}), "
-                  f"{result.benchmark_seconds:.0f} benchmark-s; stopped: {result.stopped_because}")
+                  f"{result.benchmark_seconds:.0f} benchmark-s; stopped: {escape(str(result.stopped_because))}")
         print_report(con, curves, title=f"{cfg.name}: learning curves")
         con.print(f"[dim]{note}[/dim]")
         if result.busy_only:
@@ -610,7 +613,7 @@ def _show_experiment(store: Any, stored: list[dict[str, Any]], rows: list[dict[s
               f"{row['acquisition'] or '–'} · runs {_runs_of(row)} · {fmt_number(row['benchmark_seconds'], missing='0')} "
               f"benchmark-s · updated {row['updated_at'][:16].replace('T', ' ')} UTC", highlight=False)
     if row.get("stopped_because"):
-        con.print(f"stopped: {row['stopped_because']}", highlight=False)
+        con.print(f"stopped: {escape(str(row['stopped_because']))}", highlight=False)
     space = cfg.get("search_space") or {}
     con.print("[dim]" + "; ".join(f"{k} {v}" for k, v in space.items() if v) + f"; budget {cfg.get('budget')}[/dim]",
               highlight=False)
@@ -626,7 +629,7 @@ def _show_experiment(store: Any, stored: list[dict[str, Any]], rows: list[dict[s
                      overflow="fold" if col == "configuration" else "ellipsis")
     for r in runs.itertuples(index=False):
         ok = r.status == "ok"
-        t.add_row(str(r.run_id)[:8], _short(r.config_key), r.status if ok else f"{r.status}: {(r.error or '')[:40]}",
+        t.add_row(str(r.run_id)[:8], _short(r.config_key), r.status if ok else f"{r.status}: {escape((r.error or '')[:40])}",
                   fmt_number(r.latency_median_ms) if ok else "–", fmt_number(r.memory_peak_mib) if ok else "–",
                   fmt_number(r.wall_time_s))
     con.print(t)

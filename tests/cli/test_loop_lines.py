@@ -52,3 +52,31 @@ def test_a_real_runs_step_prints_what_more_benchmarks_can_still_narrow_in_80_col
     lines = [ln for ln in con.export_text().splitlines() if "pool 1403" in ln]
     assert len(lines) == 1 and len(lines[0]) <= 80, lines
     assert "90% width max 123% mean 46% · ≤33% reducible · info/cost^0.25" in lines[0]
+
+
+def test_a_failed_runs_error_and_an_info_line_print_as_written_not_as_markup() -> None:
+    """Audit: a failed run's error is the adapter's text; "[/x]" in it raised rich's MarkupError, which
+    ended the loop after the run was stored, and "[batch, seq]" vanished from the line."""
+    from engine.records import Measurement
+
+    con = Console(width=200, record=True, force_terminal=False, color_system=None)
+    c = Config("gpt2", "cpu-amd-epyc-2c", 8, 128)
+    m = Measurement(config=c, status="failed", error="RuntimeError: shape [batch, seq] is invalid for [/x] input")
+    with LoopDisplay(con, total=2, label="t", quiet=False) as display:
+        display("result", (m, {}))
+        display("info", "skipped a config: adapter said [/dim] and [red]no[/red]")
+    text = con.export_text()
+    assert "failed: RuntimeError: shape [batch, seq] is invalid for [/x] input" in text
+    assert "adapter said [/dim] and [red]no[/red]" in text
+
+
+def test_benchmarks_failure_lines_print_the_adapters_error_as_written(capsys) -> None:  # type: ignore[no-untyped-def]
+    """The same for `perfcast benchmark`: its failure lines under the table came after --save had
+    stored the runs, so a MarkupError there was a traceback instead of exit 1."""
+    from engine.cli.benchmark_cmd import _table
+    from engine.records import Measurement
+
+    m = Measurement(config=Config("gpt2", "cpu-amd-epyc-2c", 8, 128), status="failed",
+                    error="ValueError: [/x] expected [batch, seq]")
+    _table([(None, m, None)], saved=True)
+    assert "ValueError: [/x] expected [batch, seq]" in " ".join(capsys.readouterr().out.split())  # unwrapped
