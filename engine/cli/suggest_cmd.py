@@ -130,8 +130,10 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
 def _footer(con: Any, payload: dict[str, Any], output: Optional[str], emit_commands: Optional[str]) -> None:
     """Notes (reruns of busy runs among them) and where the files went: printed even when nothing
     new is left to suggest, since the script may still hold reruns."""
-    for n in payload.get("notes", []):
-        con.print(f"[dim]{n}[/dim]")
+    from rich.markup import escape
+
+    for n in payload.get("notes", []):  # some hold an exception's text ("hardware recommender failed ..."): not markup
+        con.print(f"[dim]{escape(str(n))}[/dim]")
     if output:
         con.print(f"recommendations written to {output}")
     if emit_commands:

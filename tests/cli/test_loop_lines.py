@@ -80,3 +80,13 @@ def test_benchmarks_failure_lines_print_the_adapters_error_as_written(capsys) ->
                     error="ValueError: [/x] expected [batch, seq]")
     _table([(None, m, None)], saved=True)
     assert "ValueError: [/x] expected [batch, seq]" in " ".join(capsys.readouterr().out.split())  # unwrapped
+
+
+def test_suggests_notes_print_as_written() -> None:
+    """`perfcast suggest`'s notes can hold an exception's text (a failed hardware ranking)."""
+    from engine.cli.suggest_cmd import _footer
+
+    con = Console(width=200, record=True, force_terminal=False, color_system=None)
+    _footer(con, {"notes": ["hardware recommender failed for k: bad [/x] in [batch, seq]"],
+                  "final_recommendations": []}, None, None)
+    assert "bad [/x] in [batch, seq]" in con.export_text()
