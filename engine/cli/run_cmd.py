@@ -238,6 +238,13 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
         check_dataset(cfg.replay.dataset)
     source, _ = resolve_config(config)
     space = expand_space(cfg.search_space, source)
+    if executor == "ray":  # no Ray, or a head that does not answer: one line before a store is made
+        import os
+
+        from experiments.ray_cluster import check_reachable, require_ray
+
+        require_ray()
+        check_reachable(address or os.environ.get("RAY_ADDRESS") or "auto")
     store = open_store(db_path)
     ex = LocalExecutor(workers=workers) if executor == "local" else make_executor(executor, address=address)
     con = console(stderr=as_json)

@@ -113,3 +113,16 @@ def test_worker_start_with_an_unreachable_head_fails_fast_in_one_line(capsys: py
     code, _, err = run(capsys, "worker", "start", "--address", f"127.0.0.1:{free_port()}")
     assert code == 2
     assert "cannot reach the Ray head" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_on_an_unreachable_ray_head_leaves_no_new_store(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Audit: `perfcast run cpu-quick --executor ray --address HEAD:6379 --db lab.duckdb` created and
+    seeded lab.duckdb, then said it cannot reach the head; now it says so first."""
+    pytest.importorskip("ray")
+    from experiments.ray_local import free_port
+
+    db = tmp_path / "lab.duckdb"
+    code, _, err = run(capsys, "run", "cpu-quick", "--executor", "ray", "--address", f"127.0.0.1:{free_port()}",
+                       "--db", str(db), "--no-compare")
+    assert code == 2 and "cannot reach the Ray head" in err
+    assert not db.exists() and "created a new store" not in err
