@@ -62,9 +62,12 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
                                 "leave it out (--no-cost ignores the cost), or drop --no-cost")
     check_writable("--output", output)  # before the fit, which takes a while
     check_writable("--emit-commands", emit_commands)
-    from experiments.config import load_config
+    from experiments.config import load_config, resolve_config
+    from experiments.space import expand_space
 
-    load_config(space)  # a bad --space is one line before a store is opened (or created)
+    # a bad --space is one line before a store is opened (or created): its values, and a search space
+    # that cannot be expanded here (a replay config without models, an unknown device)
+    expand_space(load_config(space).search_space, resolve_config(space)[0])
     store = open_store(db_path)
     als = ActiveLearningSystem(store, predictor=predictor, space=space, acquisition=acquisition,
                                cost_aware=not no_cost, seed=seed, cost_exponent=cost_exponent,

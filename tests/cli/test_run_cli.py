@@ -136,3 +136,14 @@ def test_the_busy_rerun_lines_of_a_loop_save_into_its_own_store(tmp_path, monkey
     assert len(lines) == 2, r.stdout
     for words in lines:
         assert words[words.index("--db") + 1] == str(db.resolve()) and "--save" in words
+
+
+@pytest.mark.parametrize("space, needle", [("replay-shipped", "missing required key 'search_space.models'"),
+                                           ("nope", "unknown experiment config 'nope'")])
+def test_suggest_refuses_a_space_it_cannot_expand_before_making_a_store(tmp_path, space, needle) -> None:  # type: ignore[no-untyped-def]
+    """Audit: `suggest --space replay-shipped --db new.duckdb` created and seeded new.duckdb, read its
+    runs (a warning about them), then said the space has no models; the space is checked first."""
+    db = tmp_path / "new.duckdb"
+    r = CliRunner().invoke(cli, ["suggest", "--space", space, "--db", str(db), "--budget", "1"])
+    assert r.exit_code == 2 and needle in r.stderr and "created a new store" not in r.stderr
+    assert not db.exists()
