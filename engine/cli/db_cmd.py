@@ -71,13 +71,15 @@ def info(db_path: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     from engine.cli.common import console
 
     t = Table(title="perfcast store", show_header=False)
     for k, v in data.items():  # a mapping reads as "shipped 491, measured 7", not as a Python dict
-        t.add_row(k, ", ".join(f"{a} {b}" for a, b in v.items()) if isinstance(v, dict) else str(v))
+        # a cell is markup: the path is the user's ("lab[v2].duckdb" showed as "lab.duckdb")
+        t.add_row(k, escape(", ".join(f"{a} {b}" for a, b in v.items()) if isinstance(v, dict) else str(v)))
     console().print(t)
 
 
@@ -163,7 +165,9 @@ def delete(run_ids: tuple[str, ...], model: str | None, hardware: str | None, st
     if not len(runs):
         out.print("no run matches", highlight=False)
     elif yes:
-        out.print(f"deleted {deleted} run{'s' if deleted != 1 else ''} from {store.path}", highlight=False)
+        from rich.markup import escape
+
+        out.print(f"deleted {deleted} run{'s' if deleted != 1 else ''} from {escape(str(store.path))}", highlight=False)
     else:
         out.print(f"{len(runs)} run{'s' if len(runs) != 1 else ''} would be deleted: add --yes "
                   "(perfcast db export keeps a copy first)", highlight=False)

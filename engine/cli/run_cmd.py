@@ -252,9 +252,10 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     if not as_json:
         how = (f"q={cfg.acquisition.q}" if cfg.acquisition.name == "random"  # uniform picks: cost plays no part
                else f"q={cfg.acquisition.q}, cost-aware={cfg.acquisition.cost_aware}")
-        con.print(f"[bold]{cfg.name}[/bold] ({source}): {len(space)} configurations · predictor "
+        # the config's path and the store's are the user's words: "lab[v2].duckdb" printed as "lab.duckdb"
+        con.print(f"[bold]{cfg.name}[/bold] ({escape(source)}): {len(space)} configurations · predictor "
                   f"{cfg.predictor.kind} · acquisition {cfg.acquisition.name} ({how}) · executor {ex.name} · "
-                  f"db {store.path}")
+                  f"db {escape(str(store.path))}")
     try:
         unit = "MiB" if cfg.acquisition.metric == "memory" else "ms"  # what the loop observes (experiments.loop)
         display = LoopDisplay(con, total, f"{cfg.name} benchmarks", quiet=as_json, unit=unit)
@@ -293,7 +294,7 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     if plot:
         plot_report(plot, curves, title=f"{cfg.name} ({cfg.acquisition.name})")
         if not as_json:
-            con.print(f"plot written to {plot}")
+            con.print(f"plot written to {escape(plot)}", highlight=False)
     out = {"experiment": result.to_dict(), "curves": [c.to_dict() for c in curves], "comparison_note": note,
            "db": str(store.path), "plot": plot}
     if as_json:
@@ -320,7 +321,7 @@ def _busy_caution(con: Any, cfg: Any, keys: list[str], db: Optional[str] = None)
               "machine:", highlight=False)
     for k in keys[:5]:
         line = benchmark_command(config_item(Config.from_key(k)), db=db, protocol=cfg.benchmark.model_dump())
-        con.print(f"  {line}", highlight=False, soft_wrap=True)
+        con.print(f"  {escape(line)}", highlight=False, soft_wrap=True)  # a shell line: "[v2]" in --db is no markup
     if n > 5:
         con.print(f"  … and {n - 5} more (perfcast run --json lists them as busy_only)", highlight=False)
 
@@ -488,7 +489,7 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
     if plot:
         plot_report(plot, curves, title=f"{cfg.name} (replay)")
         if not as_json:
-            con.print(f"plot written to {plot}")
+            con.print(f"plot written to {escape(plot)}", highlight=False)
     out = {"experiment": cfg.name, "strategies": strats, "seeds": seed_list, "replayed_on": where or None,
            "curves": [c.to_dict() for c in curves],
            "savings_vs_random": savings,
@@ -538,7 +539,7 @@ def experiments_(experiment: Optional[str], db_path: Optional[str], as_json: boo
         if as_json:
             emit_json({"experiments": [], "db": str(path), "exists": False})
         else:
-            console().print(f"no store at {path}: nothing has been run against it", highlight=False)
+            console().print(f"no store at {escape(str(path))}: nothing has been run against it", highlight=False)
         return
     store = open_store(db_path)
     counts = stored_run_counts(store)

@@ -138,8 +138,8 @@ def _footer(con: Any, payload: dict[str, Any], output: Optional[str], emit_comma
     for n in payload.get("notes", []):  # some hold an exception's text ("hardware recommender failed ..."): not markup
         con.print(f"[dim]{escape(str(n))}[/dim]")
     if output:
-        con.print(f"recommendations written to {output}")
+        con.print(f"recommendations written to {escape(output)}", highlight=False)
     if emit_commands:
         n = len(payload["final_recommendations"]) + len(payload.get("reruns", ()))
-        con.print(f"{n} benchmark command{'s' if n != 1 else ''} written to {emit_commands}")
+        con.print(f"{n} benchmark command{'s' if n != 1 else ''} written to {escape(emit_commands)}", highlight=False)
 

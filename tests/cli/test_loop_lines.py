@@ -90,3 +90,27 @@ def test_suggests_notes_print_as_written() -> None:
     _footer(con, {"notes": ["hardware recommender failed for k: bad [/x] in [batch, seq]"],
                   "final_recommendations": []}, None, None)
     assert "bad [/x] in [batch, seq]" in con.export_text()
+
+
+def test_paths_print_as_written_in_rerun_lines_footers_and_db_info(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Audit: a store or output path is the user's text, and Rich read "[v2]" in it as markup: a loop's
+    rerun line printed `--db .../lab.duckdb` for lab[v2].duckdb (a shell line that saves elsewhere),
+    and suggest's footer and `db info` dropped it too."""
+    from click.testing import CliRunner
+
+    from engine.cli.main import cli
+    from engine.cli.run_cmd import _busy_caution
+    from engine.cli.suggest_cmd import _footer
+    from experiments.config import load_config
+
+    db = str(tmp_path / "lab[v2].duckdb")
+    con = Console(width=400, record=True, force_terminal=False, color_system=None)
+    _busy_caution(con, load_config("cpu-quick"), [Config("gpt2", "cpu-amd-epyc-2c", 4, 128, threads=1).key], db=db)
+    _footer(con, {"final_recommendations": [{}], "notes": []}, db + ".json", db + ".sh")
+    text = con.export_text()
+    assert f"--db '{db}'" in text or f"--db {db}" in text
+    assert f"written to {db}.json" in text and f"written to {db}.sh" in text
+    assert CliRunner().invoke(cli, ["db", "init", "--no-seed", "--db", db]).exit_code == 0
+    monkeypatch.setenv("COLUMNS", "400")  # rich's width: the path on one line
+    r = CliRunner().invoke(cli, ["db", "info", "--db", db])
+    assert r.exit_code == 0 and "lab[v2].duckdb" in r.stdout
