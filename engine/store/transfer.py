@@ -24,6 +24,10 @@ from engine.store.store import Store
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "json",
            ".ndjson": "json"}
 
+#: JSON suffixes that name newline-delimited JSON: an export writes one run per line there (it wrote
+#: one JSON array, which ``jq -c``, ``pandas.read_json(lines=True)`` and warehouse loaders refuse)
+LINE_DELIMITED = (".jsonl", ".ndjson")
+
 REQUIRED = ("model", "hardware", "batch_size", "precision", "latency_median_ms")
 POSITIVE = ("latency_mean_ms", "latency_median_ms", "latency_min_ms", "latency_max_ms", "latency_p90_ms",
             "latency_p99_ms", "throughput_items_s")
@@ -76,6 +80,8 @@ def export_measurements(store: Store, path: str | Path, *, status: Optional[str]
     args = [status] if status else []
     opts = {"csv": "(FORMAT csv, HEADER true)", "parquet": "(FORMAT parquet)",
             "json": "(FORMAT json, ARRAY true)"}[fmt]
+    if path.suffix.lower() in LINE_DELIMITED:  # one object per line, as the name promises (not one array)
+        opts = "(FORMAT json)"
     path.parent.mkdir(parents=True, exist_ok=True)
     with store.connect() as con:
         n = con.execute(f"SELECT count(*) FROM measurements {where}", args).fetchone()[0]

@@ -85,7 +85,7 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     assert s.count("benchmark_runs") == 0 and s.count("raw_samples") == 0
 
 
-@pytest.mark.parametrize("ext", ["csv", "parquet", "json"])
+@pytest.mark.parametrize("ext", ["csv", "parquet", "json", "jsonl", "ndjson"])
 def test_export_import_round_trips_exactly(tmp_path: Path, ext: str) -> None:
     s = _filled(tmp_path)
     f = tmp_path / f"runs.{ext}"
@@ -96,6 +96,22 @@ def test_export_import_round_trips_exactly(tmp_path: Path, ext: str) -> None:
     b = s2.measurements(status=None, with_samples=True)
     pd.testing.assert_frame_equal(a.drop(columns=["versions"]), b.drop(columns=["versions"]))
     assert [pd.io.json.ujson_loads(x) for x in a.versions] == [pd.io.json.ujson_loads(x) for x in b.versions]
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "ndjson"])
+def test_a_line_delimited_json_export_has_one_run_per_line(tmp_path: Path, ext: str) -> None:
+    """Audit: ``db export runs.jsonl`` wrote one JSON array, which line-delimited readers (pandas'
+    ``lines=True``, ``jq -c``, warehouse loaders) refuse; ``.json`` stays one array."""
+    import json
+
+    s = _filled(tmp_path)
+    f = tmp_path / f"runs.{ext}"
+    assert export_measurements(s, f) == 3
+    lines = f.read_text().splitlines()
+    assert len(lines) == 3 and all(isinstance(json.loads(ln), dict) for ln in lines)
+    assert len(pd.read_json(f, lines=True)) == 3
+    export_measurements(s, tmp_path / "runs.json")
+    assert len(json.loads((tmp_path / "runs.json").read_text())) == 3
 
 
 GOOD = {"model": "gpt2", "hardware": "cpu-x", "batch_size": 1, "precision": "fp32", "latency_median_ms": 3.0,
