@@ -217,7 +217,7 @@ def _space_in_dataset(cfg: Any, data: Any, source: Optional[str] = None) -> tupl
 
 def run_experiment(config: str, executor: str, workers: int, db_path: Optional[str], plot: Optional[str],
                    as_json: bool, compare_baselines: bool = True, address: Optional[str] = None) -> dict[str, Any]:
-    from experiments.config import load_config, resolve_config
+    from experiments.config import check_predictor_options, load_config, resolve_config
     from experiments.executors import LocalExecutor, make_executor
     from experiments.loop import ExperimentLoop
     from experiments.report import plot_report, print_report, real_run_curve
@@ -238,6 +238,8 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
         check_dataset(cfg.replay.dataset)
     source, _ = resolve_config(config)
     space = expand_space(cfg.search_space, source)
+    # the loop checks it too, but after the store is made (a typo left a new seeded --db behind)
+    check_predictor_options(cfg, source)
     if executor == "ray":  # no Ray, or a head that does not answer: one line before a store is made
         import os
 
@@ -405,7 +407,7 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
       perfcast replay configs/experiments/replay-shipped.yaml --strategies eig,random --seeds 0,1,2 --json
     """
     from engine.acquisition.select import check_acquisition
-    from experiments.config import check_predictor_options, load_config, prior_is_oracle
+    from experiments.config import check_predictor_options, load_config, prior_is_oracle, resolve_config
     from experiments.replay import load_dataset, run_replay
     from experiments.report import curve_of, plot_report, print_report, savings_vs_random
 
@@ -429,7 +431,9 @@ def replay(config: str, strategies: Optional[str], seeds: Optional[str], dataset
                                 "seeds each replay with the shipped runs, so they cannot be the oracle too)")
     data = load_dataset(dataset or cfg.replay.dataset)
     cfg, where = _space_in_dataset(cfg, data, config)
-    check_predictor_options(cfg)  # the replays' loops check it too, but after --db has made a store
+    # the replays' loops check it too, but after --db has made a store; named by the file, as the
+    # other config errors are (it said the config's name, "cpu-quick", for my-variant.yaml)
+    check_predictor_options(cfg, resolve_config(config)[0])
     record = None
     if db_path:  # opened now: a bad --db is one line before the replays, not after them
         from engine.cli.common import open_store

@@ -147,3 +147,17 @@ def test_suggest_refuses_a_space_it_cannot_expand_before_making_a_store(tmp_path
     r = CliRunner().invoke(cli, ["suggest", "--space", space, "--db", str(db), "--budget", "1"])
     assert r.exit_code == 2 and needle in r.stderr and "created a new store" not in r.stderr
     assert not db.exists()
+
+
+@pytest.mark.parametrize("command", ["run", "replay"])
+def test_a_misspelt_predictor_option_is_named_by_its_file_before_a_store_is_made(tmp_path, command) -> None:  # type: ignore[no-untyped-def]
+    """Audit: `run my.yaml --db new.duckdb` with `predictor.options: {maxiterr: 3}` created and seeded
+    new.duckdb before the one-line error, and both commands named the config's name, not its file."""
+    cfg = tmp_path / "my-variant.yaml"
+    cfg.write_text("name: cpu-quick\nsearch_space: {models: [gpt2], hardware: [cpu], threads: [1]}\n"
+                   "predictor: {options: {maxiterr: 3}}\n")
+    db = tmp_path / "new.duckdb"
+    r = CliRunner().invoke(cli, [command, str(cfg), "--db", str(db), *(["--no-compare"] if command == "run" else [])])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(f"error: {cfg}: unknown predictor.options key 'maxiterr'")
+    assert not db.exists()
