@@ -66,8 +66,13 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     from experiments.space import expand_space
 
     # a bad --space is one line before a store is opened (or created): its values, and a search space
-    # that cannot be expanded here (a replay config without models, an unknown device)
-    expand_space(load_config(space).search_space, resolve_config(space)[0])
+    # that cannot be expanded here (a replay config without models, an unknown device). Its warnings
+    # (thread counts left out) are said once, by the expansion that builds the candidates
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expand_space(load_config(space).search_space, resolve_config(space)[0])
     store = open_store(db_path)
     als = ActiveLearningSystem(store, predictor=predictor, space=space, acquisition=acquisition,
                                cost_aware=not no_cost, seed=seed, cost_exponent=cost_exponent,

@@ -161,3 +161,15 @@ def test_a_misspelt_predictor_option_is_named_by_its_file_before_a_store_is_made
     assert r.exit_code == 2, r.output
     assert r.stderr.startswith(f"error: {cfg}: unknown predictor.options key 'maxiterr'")
     assert not db.exists()
+
+
+def test_suggest_says_a_space_warning_once(tmp_path, recwarn) -> None:  # type: ignore[no-untyped-def]
+    """The early check of --space above must not repeat its warnings (thread counts left out)."""
+    space = tmp_path / "space.yaml"
+    space.write_text("name: s\nsearch_space: {models: [distilbert-base-uncased], hardware: [cpu], batch_sizes: [1],"
+                     " seq_lengths: [32], threads: [1, 4096]}\n")
+    r = CliRunner().invoke(cli, ["suggest", "--space", str(space), "--db", str(tmp_path / "s.duckdb"), "--budget", "1",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    said = [w for w in recwarn if "search_space.threads 4096 left out" in str(w.message)]
+    assert len(said) == 1, [str(w.message) for w in recwarn]
