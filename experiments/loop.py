@@ -674,7 +674,28 @@ class ExperimentLoop:
             # a notebook or DuckDB shell holding the store open delays the loop's reads and writes,
             # never crashes it (a measured run would be lost and the experiment left "running")
             with self.store.patience(self._lock_wait_note):
-                return self._run()
+                try:
+                    return self._run()
+                except KeyboardInterrupt:
+                    self._mark_stopped_at_once()
+                    raise
+
+    #: the stop reason of a loop stopped by a second Ctrl-C (or a KeyboardInterrupt outside the CLI)
+    STOPPED_AT_ONCE = "interrupted at once (a second Ctrl-C): the runs in flight were lost; the same command resumes"
+
+    def _mark_stopped_at_once(self) -> None:
+        """A second Ctrl-C stops the loop at once: what is stored stays, and the listing says
+        ``interrupted`` as for the first Ctrl-C (it said ``killed``, which ``perfcast experiments``
+        keeps for a process that vanished: kill -9, a reboot). Best effort: nothing here may hide
+        the interrupt."""
+        if self.mode != "run" or not self.steps:
+            return
+        try:
+            runs, n_failed, seconds, _ = self.committed()
+            self._save_state("interrupted", {"stopped_because": self.STOPPED_AT_ONCE, "n_benchmarks": runs,
+                                             "benchmark_seconds": seconds, "n_failed": n_failed})
+        except Exception:  # noqa: BLE001 - a locked or closed store: the row stays "running", listed as killed
+            pass
 
     def _run(self) -> LoopResult:
         self.prepare()

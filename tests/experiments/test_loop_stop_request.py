@@ -89,3 +89,36 @@ benchmark: {iterations: 3, warmup: 1, min_time_s: 4, max_time_s: 6, time_limit_s
     listing = subprocess.run([sys.executable, "-m", "engine.cli.main", "experiments", "--db", str(db), "--json"],
                              capture_output=True, text=True, env=env, timeout=120)
     assert [e["status"] for e in json.loads(listing.stdout)["experiments"]] == ["interrupted"]
+
+
+def test_a_second_ctrl_c_leaves_the_loop_listed_as_interrupted_not_killed(syn, tmp_path) -> None:
+    """Audit: a second Ctrl-C (KeyboardInterrupt) stopped the loop at once and left its row "running",
+    which `perfcast experiments` lists as "killed" (kept for kill -9 and reboots); its help says a
+    loop stopped with Ctrl-C is "interrupted". The stored runs stay, and the same loop resumes."""
+    from engine.models.gp import GPPredictor
+    from experiments.history import summary
+
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:30])
+    store = Store(tmp_path / "s.duckdb", seed=False)
+    cfg = _cfg()
+
+    class InterruptedAfterTwo(OracleExecutor):
+        def wait(self, timeout=None):  # type: ignore[no-untyped-def]
+            if len(store.measurements(status=None)) >= 2:
+                raise KeyboardInterrupt
+            return super().wait(timeout)
+
+    def loop(ex):  # type: ignore[no-untyped-def]
+        return ExperimentLoop(cfg, store, ex, space_from_dataset(cfg.search_space, df), mode="run",
+                              predictor_factory=lambda: GPPredictor(featurizer=fz, maxiter=10, calibrate=False))
+
+    first = loop(InterruptedAfterTwo(df))
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    exp = store.get_experiment(first.experiment_id)
+    assert exp["status"] == "interrupted" and summary(exp)["status"] == "interrupted"
+    assert "second Ctrl-C" in exp["state"]["stopped_because"] and exp["state"]["n_benchmarks"] == 2
+    again = loop(OracleExecutor(df)).run()
+    assert again.resumed_runs == 2 and again.n_benchmarks == 8
+    assert store.measurements(status=None)["config_key"].is_unique
