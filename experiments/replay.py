@@ -83,8 +83,14 @@ def load_dataset(spec: str = "shipped") -> "pd.DataFrame":
         else:
             from engine.store.transfer import import_measurements
 
+            from engine.errors import ImportRejectedError
+
             store = Store(Path(tmp) / "oracle.duckdb", seed=False)
-            import_measurements(store, bundled.get(spec, spec))
+            try:
+                import_measurements(store, bundled.get(spec, spec))
+            except ImportRejectedError as e:  # the import's checks, said as a replay's: nothing is imported here
+                what = str(e).replace("; nothing was imported", "")
+                raise ImportRejectedError(f"{what}; not usable as replay data (replay.dataset / --dataset)") from None
         return store.measurements(status=None, with_samples=True)
 
 

@@ -136,3 +136,17 @@ def test_a_replay_refuses_a_misspelt_device_and_names_another_missing_one(grid) 
         _space_in_dataset(on("cpuu"), grid, "typo.yaml")
     _, line = _space_in_dataset(on("t4"), grid)
     assert line.startswith("t4 is not in the replay data: replaying the 48 configurations")
+
+
+def test_a_bad_replay_file_is_refused_as_replay_data_not_as_an_import(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Audit: `replay --dataset junk.csv` said "nothing was imported", about a command that imports
+    nothing; the import's own check is kept, the ending names what the file was for."""
+    from engine.errors import ImportRejectedError
+
+    f = tmp_path / "junk.csv"
+    f.write_text("model,hardware,batch_size,precision\ngpt2,cpu-x,1,fp32\n")
+    with pytest.raises(ImportRejectedError) as e:
+        load_dataset(str(f))
+    msg = str(e.value)
+    assert "missing required column 'latency_median_ms'" in msg and "not usable as replay data" in msg
+    assert "imported" not in msg
