@@ -365,6 +365,7 @@ class ActiveLearningSystem:
         (:func:`hardware.protocol.busy_only`): measured, so out of the candidate pool, but their
         timing is probably slow; what a loop reruns by itself, listed here for a person to rerun.
         ``runs``: the store's successful runs, when the caller has them already."""
+        from engine.store.paths import db_argument
         from hardware.protocol import busy_only
 
         df = self.store.measurements() if runs is None else runs
@@ -378,7 +379,8 @@ class ActiveLearningSystem:
                 least, n = flagged[c.key]
                 item = config_item(c)  # the recommendation item shape, so commands_script reads it as one
                 out.append({**item, "config_key": c.key, "foreign_cpu_cores": least, "runs": n,
-                            "command": benchmark_command(item, protocol=protocol or self.protocol())})
+                            "command": benchmark_command(item, db=db_argument(self.store.path),
+                                                         protocol=protocol or self.protocol())})
         return out
 
     @staticmethod

@@ -52,14 +52,10 @@ def open_existing_store(db_path: Optional[str]) -> Any:
 
 
 def db_argument(db: Path) -> Optional[str]:
-    """What ``--db`` a printed or emitted ``perfcast benchmark`` line needs to save into ``db``: its
-    absolute path, so the line feeds the store that was analysed even when run from another shell
-    or folder; None for the platform default, which needs none. Shared by ``suggest``'s script and
-    a loop's rerun commands (a loop on ``--db lab.duckdb`` printed lines that saved elsewhere)."""
-    from engine.store.paths import platform_db_path
+    """:func:`engine.store.paths.db_argument`, for the commands that print benchmark lines."""
+    from engine.store.paths import db_argument as of_store
 
-    path = Path(db).expanduser().resolve()
-    return None if path == platform_db_path().resolve() else str(path)
+    return of_store(db)
 
 
 def _announce_new_store(path: Path, seeded: int) -> None:

@@ -52,7 +52,7 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     import os
     import stat
 
-    from engine.active_learning import ActiveLearningSystem, benchmark_command, commands_script, elsewhere
+    from engine.active_learning import ActiveLearningSystem, commands_script, elsewhere
     from engine.cli.common import check_writable, config_text, db_argument, open_store
 
     if no_cost and cost_exponent != 0.0:  # the exponent of a cost that is ignored: it was dropped without a word
@@ -85,10 +85,7 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
             f"this machine cannot measure {', '.join(away)}: the benchmark lines for "
             f"{'it' if len(away) == 1 else 'them'} run only on {'that device' if len(away) == 1 else 'those devices'}")
     payload["recommendation_id"] = store.save_json_record("recommendations", "active_learning", payload)
-    db = db_argument(store.path)
-    if db:
-        for r in payload.get("reruns", ()):  # rerun entries carry the item fields
-            r["command"] = benchmark_command(r, db=db, protocol=payload.get("benchmark"))
+    db = db_argument(store.path)  # the reruns' commands (ActiveLearningSystem.busy_reruns) name it already
     if output:
         with open(output, "w") as f:
             json.dump(payload, f, indent=2, default=str)

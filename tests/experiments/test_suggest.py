@@ -141,6 +141,9 @@ def test_configurations_measured_only_on_a_busy_machine_are_listed_for_rerun_fir
     assert [r["config_key"] for r in payload["reruns"]] == [configs[0].key]
     assert payload["reruns"][0]["foreign_cpu_cores"] == busy and payload["reruns"][0]["runs"] == 1
     assert any("rerun" in n for n in payload["notes"])
+    # the rerun command saves into this store, not the default one (audit: the Python API's had no --db)
+    words = shlex.split(payload["reruns"][0]["command"])
+    assert words[words.index("--db") + 1] == str((tmp_path / "b.duckdb").resolve())
     script = commands_script(payload["final_recommendations"], reruns=payload["reruns"])
     lines = [ln for ln in script.splitlines() if ln.startswith('"$PERFCAST" benchmark')]
     assert len(lines) == 3 and shlex.split(lines[0])[shlex.split(lines[0]).index("--model") + 1] == configs[0].model
