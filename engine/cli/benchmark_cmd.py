@@ -172,10 +172,27 @@ def _before_any_run(configs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     """The (adapter, configuration) pairs to run, with the cautions said, before the first child
     starts: the local branch's and, through ``benchmark_on_ray``'s ``select``, the Ray branch's,
     whose adapters are the workers' (:class:`experiments.ray_benchmark.RemoteAdapter`)."""
+    _check_thread_counts(configs)
     keep = _runnable(configs)
     _slow_precision_caution(keep)
     _int8_share_caution([c for _, c in keep])
     return keep
+
+
+def _check_thread_counts(configs: list[tuple[Any, Any]]) -> None:
+    """More threads than the CPU has cores is one line, exit 2, before any child starts, as predict
+    and a loop's search space refuse it: ``--threads 999`` on a 2-core machine ran and stored a t999
+    run, which every fit reads as t2 (the roofline caps threads at the cores) though it ran
+    oversubscribed. A device the catalog cannot resolve here (a Ray worker's CPU) is not checked."""
+    from engine.catalog import resolve_hardware
+    from engine.models.features import check_threads
+
+    for hw, t in dict.fromkeys((c.hardware, c.threads) for _, c in configs if c.threads):
+        try:
+            entry = resolve_hardware(hw)
+        except Exception:  # noqa: BLE001 - unknown here: a remote worker's CPU
+            continue
+        check_threads(entry, t)
 
 
 def _slow_precision_caution(configs: list[tuple[Any, Any]]) -> None:

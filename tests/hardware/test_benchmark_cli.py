@@ -291,3 +291,24 @@ def test_ray_benchmark_leaves_out_refused_configurations_before_sending_any(monk
                                  "--precision", "fp16"])
     assert r.exit_code == 2 and "onnxruntime on CPU has no fp16 kernels" in r.output, r.output
     assert len(sent) == 1
+
+
+def test_more_threads_than_the_cpu_has_cores_is_refused_before_any_run(monkeypatch) -> None:
+    """`--threads 999` on a 2-core machine ran and stored a t999 run that every fit reads as t2 (the
+    roofline caps threads at the cores); predict and a loop's search space refuse it, and so does
+    benchmark now, in one line before any child starts."""
+    import hardware.registry
+    from engine.models.features import entry_cores
+    from engine.catalog import resolve_hardware
+
+    stubs: dict[str, _StubAdapter] = {}
+    monkeypatch.setattr(hardware.registry, "resolve", lambda h, r=None: stubs.setdefault(str(r), _StubAdapter(str(r))))
+    monkeypatch.setattr(_StubAdapter, "hardware_id", lambda self: "cpu-amd-epyc-2c")  # a catalog CPU of 2 cores
+    assert entry_cores(resolve_hardware("cpu-amd-epyc-2c")) == 2
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch", "--threads", "1,999"])
+    assert r.exit_code == 2, r.output
+    assert "invalid threads 999" in r.output and "0 to 2" in r.output
+    assert not stubs["torch"].ran
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch", "--threads", "1,2"])
+    assert r.exit_code == 0, r.output
+    assert [c.threads for c in stubs["torch"].ran] == [1, 2]
