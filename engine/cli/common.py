@@ -51,13 +51,6 @@ def open_existing_store(db_path: Optional[str]) -> Any:
     return open_store(db_path)
 
 
-def db_argument(db: Path) -> Optional[str]:
-    """:func:`engine.store.paths.db_argument`, for the commands that print benchmark lines."""
-    from engine.store.paths import db_argument as of_store
-
-    return of_store(db)
-
-
 def _announce_new_store(path: Path, seeded: int) -> None:
     what = f"with the {seeded:,} shipped runs" if seeded else "empty"
     click.echo(f"perfcast: created a new store {path} ({what})", err=True)

@@ -223,7 +223,8 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     from experiments.report import plot_report, print_report, real_run_curve
     from experiments.space import expand_space
 
-    from engine.cli.common import db_argument, open_store
+    from engine.cli.common import open_store
+    from engine.store.paths import db_argument
     from engine.cli.interrupt import first_interrupt_calls
 
     if address and executor != "ray":
@@ -309,7 +310,7 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
 def _busy_caution(con: Any, cfg: Any, keys: list[str], db: Optional[str] = None) -> None:
     """Name the configurations measured only while other processes kept the cores busy: their runs
     are left out of every fit (engine.models.targets.busy_runs) until rerun on a quiet machine.
-    ``db`` (:func:`engine.cli.common.db_argument`): the loop's store, which the rerun lines save
+    ``db`` (:func:`engine.store.paths.db_argument`): the loop's store, which the rerun lines save
     into; without it they saved into the default store, where the loop never sees them."""
     from engine.active_learning import benchmark_command, config_item
     from engine.config import Config

@@ -53,7 +53,8 @@ def suggest(budget: int, metric: str, acquisition: str, predictor: str, space: s
     import stat
 
     from engine.active_learning import ActiveLearningSystem, commands_script, elsewhere
-    from engine.cli.common import check_writable, config_text, db_argument, open_store
+    from engine.cli.common import check_writable, config_text, open_store
+    from engine.store.paths import db_argument
 
     if no_cost and cost_exponent != 0.0:  # the exponent of a cost that is ignored: it was dropped without a word
         from engine.errors import InvalidValueError
