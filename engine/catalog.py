@@ -291,6 +291,16 @@ def entry_error(what: str, value: Any, where: str, valid: str) -> InvalidValueEr
     return err
 
 
+def architecture_error(entry: "ModelEntry", error: BaseException, valid: str) -> InvalidValueError:
+    """A user entry's architecture failing in transformers or torch, as one line naming the entry,
+    its file and the error's first line (``valid`` says what the entry must be), not a traceback:
+    building it (:func:`engine.workloads.build_model`) and counting its forward
+    (:mod:`engine.descriptors.counting`) both raise it."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    return entry_error("architecture", f"{entry.hf_model}({entry.hf_config})", f"model {entry.name!r} ({entry.origin})",
+                       f"{valid}; it failed: {type(error).__name__}: {first}")
+
+
 def _entry_keys(kind: str, name: str, spec: Any, origin: str, shipped_file: str, keys: tuple[str, ...]) -> str:
     """Check that a catalog entry is a mapping of known keys; returns where it sits, for the
     entry's other errors (``model 'x' in my-models.yaml``)."""

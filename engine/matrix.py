@@ -149,7 +149,7 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
     Config("x", "y", threads=threads)
     memo: dict[tuple[str, str], Any] = {}
     for hw in hws:  # more threads than a CPU has cores, as predict refuses them (t64 was answered as t2)
-        pp._check_threads(memo, hw, threads)
+        pp.check_threads(memo, hw, threads)
     cells = [(Config(e.name, hw.id, b, effective_seq_len(e, seq_len), p, mode, runtime or hw.runtime or "torch",
                      threads), hw)
              for e in entries for hw in hws for b in batches for p in precisions]

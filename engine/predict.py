@@ -492,11 +492,11 @@ class PerformancePredictor:
         # every field checked by Config (types, ranges) before the sequence length is made effective
         cfg = Config(model=entry.name, hardware=hw.id, batch_size=batch_size, seq_len=seq_len, precision=precision,
                      mode=mode, runtime=rt, threads=threads)
-        self._check_threads(memo, hw, threads)
+        self.check_threads(memo, hw, threads)
         _refuse_unrunnable(cfg, hw)
         return cfg.with_(seq_len=effective_seq_len(entry, seq_len)), hw
 
-    def _check_threads(self, memo: dict[tuple[str, str], Any], hw: ResolvedHardware, threads: int) -> None:
+    def check_threads(self, memo: dict[tuple[str, str], Any], hw: ResolvedHardware, threads: int) -> None:
         """More threads than the CPU has cores is refused (:func:`engine.models.features.check_threads`),
         for a request by names and a :class:`Config` alike (a Config with t64 on a 2-core CPU was
         answered as t2)."""
@@ -523,7 +523,7 @@ class PerformancePredictor:
                 # as config() does: seq_len 0 on a text model meant s0 here and s128 there
                 seq = effective_seq_len(get_model(cfg.model), cfg.seq_len)
                 cfg = cfg if seq == cfg.seq_len else cfg.with_(seq_len=seq)
-                self._check_threads(memo, hw, cfg.threads)
+                self.check_threads(memo, hw, cfg.threads)
                 _refuse_unrunnable(cfg, hw)
             else:
                 kw = dict(c)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from engine.catalog import HF_CLASS_EXAMPLE, ModelEntry, entry_error, get_model
+from engine.catalog import HF_CLASS_EXAMPLE, ModelEntry, architecture_error, entry_error, get_model
 from engine.errors import NotAvailableError
 
 if TYPE_CHECKING:
@@ -94,9 +94,7 @@ def build_model(name_or_entry: str | ModelEntry, device: str = "cpu", dtype: "to
             raise
         # one line naming the entry and the file, not a transformers traceback from `models list`
         # or `predict` (hidden size 512 with 7 heads; a GPT2Model asked to build from a BertConfig)
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise entry_error("architecture", f"{entry.hf_model}({entry.hf_config})", f"model {entry.name!r} "
-                          f"({entry.origin})", f"one transformers builds; it failed: {type(e).__name__}: {first}") from None
+        raise architecture_error(entry, e, "one transformers builds") from None
     finally:
         torch.set_default_dtype(default)
     if dtype is not None:

@@ -445,12 +445,10 @@ def _counted_or_one_line(entry: ModelEntry, seq_len: int, kind: str) -> PassCoun
     except Exception as e:  # noqa: BLE001 - anything a user architecture's forward raises
         if entry.origin == "shipped":
             raise
-        from engine.catalog import entry_error
+        from engine.catalog import architecture_error
 
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise entry_error("architecture", f"{entry.hf_model}({entry.hf_config})", f"model {entry.name!r} "
-                          f"({entry.origin})", f"one whose forward takes the inputs of a {entry.family} model "
-                          f"(see the README); it failed: {type(e).__name__}: {first}") from None
+        raise architecture_error(entry, e, f"one whose forward takes the inputs of a {entry.family} model "
+                                           "(see the README)") from None
 
 
 @lru_cache(maxsize=4096)
