@@ -89,6 +89,7 @@ class Descriptor:
     runtime: str = "torch"  # int8's quantized weights and the KV cache depend on it (module docstring)
     build_bytes: float = 0.0  # held while the adapter builds the model (construction_bytes)
     largest_activation_bytes: float = 0.0  # the largest single activation (part of floor_bytes)
+    floor_bytes: float = 0.0  # what must be resident at once at some moment of the pass (pass_bytes)
 
     @property
     def arithmetic_intensity(self) -> float:
@@ -99,23 +100,12 @@ class Descriptor:
         """Weights + training state + live activations + KV cache (no runtime overhead)."""
         return self.weight_bytes + self.state_bytes + self.peak_activation_bytes + self.kv_cache_bytes
 
-    @property
-    def floor_bytes(self) -> float:
-        """What must be resident at once at some moment of the pass (the memory posterior's floor,
-        :func:`describe_many`'s ``floor_bytes``): the weights, plus gradients and AdamW's two moments
-        in training, else one copy of the largest activation and the KV cache (none on an exported
-        graph: ONNX Runtime, OpenVINO)."""
-        if self.mode == "training":
-            return self.weight_bytes + self.state_bytes
-        return self.weight_bytes + self.largest_activation_bytes + self.kv_cache_bytes
-
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         d = asdict(self)
         d["arithmetic_intensity"] = self.arithmetic_intensity
         d["memory_bytes"] = self.memory_bytes
-        d["floor_bytes"] = self.floor_bytes
         return d
 
 
@@ -243,7 +233,7 @@ def _build(counts: "PassCounts", family: str, batch: int, precision: str, mode: 
                       peak_activation_bytes=b["live_bytes"],
                       linear_flops=counts.linear_flops * batch, note=counts.note,
                       tied_head_flops=counts.tied_head_flops * batch, runtime=runtime, build_bytes=b["build_bytes"],
-                      largest_activation_bytes=b["largest_bytes"])
+                      largest_activation_bytes=b["largest_bytes"], floor_bytes=b["floor_bytes"])
 
 
 def describe(config: Config, method: str = "auto") -> Descriptor:

@@ -347,7 +347,7 @@ def test_the_floor_is_what_must_be_resident_at_once() -> None:
     assert train["floor_bytes"] == pytest.approx(4 * train["weight_bytes"])
     assert train["floor_bytes"] <= train["memory_bytes"]
     for cfg, row in zip((Config("gpt2", "h", 4, 256, "fp16"), Config("gpt2", "h", 4, 256, "fp32", "training")), (inf, train)):
-        assert describe(cfg).floor_bytes == pytest.approx(row["floor_bytes"], rel=1e-9)  # one rule, two spellings
+        assert describe(cfg).floor_bytes == pytest.approx(row["floor_bytes"], rel=1e-9)  # one rule (pass_bytes) for both
 
 
 def test_a_decode_step_needs_a_free_position() -> None:
