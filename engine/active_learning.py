@@ -63,12 +63,41 @@ def _per_cost(sel: Any) -> str:
     return " per benchmark-second" if a is None or a == 1.0 else f" per benchmark-second^{a:g}"
 
 
-def _strategy(acquisition: str, sel: Any, start: Sequence[Any], predictor: Any) -> str:
-    """The payload's one-line strategy: the acquisition, its cost, and a new-device start if any."""
+def _device_history(n: int, busy: int) -> str:
+    """What the store holds of a device that gets a random start, in the strategy line's words:
+    "new to the store" only when it holds nothing the fits could use nor any busy run (a device
+    whose runs were all timed on a busy machine was called new to the store)."""
+    if n == 0 and busy == 0:
+        return "new to the store"
+    if n == 0:
+        return f"its {busy} run{'s' if busy != 1 else ''} all timed on a busy machine, none fitted on"
+    more = f", {busy} busy run{'s' if busy != 1 else ''} left out" if busy else ""
+    return f"only {n} configuration{'s' if n != 1 else ''} fitted on{more}"
+
+
+def _device_has(hw: str, n: int, busy: int) -> str:
+    """The start of a note on a device's random start: what of it the fits use, and the busy runs they leave out."""
+    if n == 0 and busy:
+        return (f"{hw} has {busy} run{'s' if busy != 1 else ''} in the store, all timed on a busy machine, so none "
+                "is fitted on")
+    more = f" ({busy} more run(s), timed on a busy machine, are left out of the fits)" if busy else ""
+    return f"{hw} has {n} measured configuration(s){more}"
+
+
+def _strategy(acquisition: str, sel: Any, start: Sequence[Any], predictor: Any,
+              history: Optional[dict[str, str]] = None) -> str:
+    """The payload's one-line strategy: the acquisition, its cost, and a new-device start if any
+    (``history``: :func:`_device_history` of each device)."""
     parts = []
     if start:
-        devices = ", ".join(dict.fromkeys(it.config.hardware for it in start))
-        parts.append(f"random start on {devices}: {len(start)} pick{'s' if len(start) != 1 else ''}, new to the store")
+        devices = list(dict.fromkeys(it.config.hardware for it in start))
+        words = [(history or {}).get(hw, "new to the store") for hw in devices]
+        picks = f"{len(start)} pick{'s' if len(start) != 1 else ''}"
+        if len(set(words)) == 1:
+            parts.append(f"random start on {', '.join(devices)}: {picks}, {words[0]}")
+        else:
+            each = "; ".join(f"{hw}: {w}" for hw, w in zip(devices, words))
+            parts.append(f"random start on {', '.join(devices)}: {picks} ({each})")
     if sel is not None:
         parts.append(f"{'then ' if start else ''}{acquisition}{_per_cost(sel)}")
     parts.append(f"predictor {getattr(predictor, 'name', '?')}")
@@ -223,7 +252,8 @@ class ActiveLearningSystem:
         cost = CostModel.from_store(self.store, plan).predict(pool.configs, sub) if len(pool) else None
         runs = self.store.measurements()  # read once: the new-device start, its notes and the reruns all look
         t0 = time.perf_counter()
-        start, start_notes = self._new_device_start(predictor, pool.configs, sub, cost, budget, metric, pending, runs)
+        start, start_notes, history = self._new_device_start(predictor, pool.configs, sub, cost, budget, metric,
+                                                             pending, runs)
         start_s = time.perf_counter() - t0
         sel = None
         if budget > len(start):
@@ -273,7 +303,7 @@ class ActiveLearningSystem:
         payload = {
             "total_candidates": pool.space_size, "enhanced_candidates": len(pool), "excluded": pool.excluded,
             "final_recommendations": items, "optimization_metric": metric,
-            "strategy": _strategy(self.acquisition, sel, start, predictor),
+            "strategy": _strategy(self.acquisition, sel, start, predictor, history),
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "acquisition": sel.acquisition if sel is not None else "random",
             "mc_points": sel.mc_points if sel is not None else 0,
@@ -287,31 +317,45 @@ class ActiveLearningSystem:
 
     def new_devices(self, configs: Sequence[Config], runs: Any = None) -> dict[str, int]:
         """Devices of ``configs`` with fewer than :data:`NEW_DEVICE_CONFIGS` measured configurations
-        the fits use (busy runs and runs of models the catalog lacks do not count) -> how many they have. ``runs``: the store's successful runs, when the caller
-        has them already."""
+        the fits use (busy runs and runs of models the catalog lacks do not count) -> how many they
+        have. ``runs``: the store's successful runs, when the caller has them already."""
+        return {hw: n for hw, (n, _) in self._new_device_counts(configs, runs).items()}
+
+    def _new_device_counts(self, configs: Sequence[Config], runs: Any = None) -> dict[str, tuple[int, int]]:
+        """:meth:`new_devices` with, per device, how many of its successful runs the fits leave out
+        for the machine's load: a device whose runs were all timed on a busy machine has none fitted
+        on, but it is not new to the store, and the words about its random start say which."""
         devices = sorted({c.hardware for c in configs})
         if not devices:
             return {}
         df = self.store.measurements() if runs is None else runs
+        busy: dict[str, int] = {}
         if len(df):
             # what the fit learns from: a run timed on a busy machine, or of a model this shell's
             # catalog lacks, is left out of it (audit: 5 busy configurations ended the random start)
             from engine.catalog import models
             from engine.models.features import uses_catalog
+            import numpy as np
+
             from engine.models.targets import left_out_busy
 
             ok = df[df["status"] == "ok"] if "status" in df.columns else df
             if uses_catalog(getattr(self._predictor, "featurizer", None)):
                 ok = ok[ok["model"].isin(list(models()))]
             ok = ok.reset_index(drop=True)
-            df = ok[~left_out_busy(ok)] if len(ok) else ok
+            out = left_out_busy(ok) if len(ok) else np.zeros(0, dtype=bool)
+            busy = ok[out]["hardware"].value_counts().to_dict()
+            df = ok[~out]
         measured = (df[df["hardware"].isin(devices)].groupby("hardware")["config_key"].nunique().to_dict()
                     if len(df) else {})
-        return {hw: int(measured.get(hw, 0)) for hw in devices if int(measured.get(hw, 0)) < NEW_DEVICE_CONFIGS}
+        counts = {hw: (int(measured.get(hw, 0)), int(busy.get(hw, 0))) for hw in devices}
+        return {hw: nb for hw, nb in counts.items() if nb[0] < NEW_DEVICE_CONFIGS}
 
     def _new_device_start(self, predictor: Any, pool: Sequence[Config], predictions: Any, cost: Any, budget: int,
-                          metric: str, pending: Sequence[Config], runs: Any) -> tuple[list[Any], list[str]]:
-        """The random first picks on devices new to the store, and a note per such device.
+                          metric: str, pending: Sequence[Config],
+                          runs: Any) -> tuple[list[Any], list[str], dict[str, str]]:
+        """The random first picks on devices new to the store, a note per such device, and what the
+        store holds of each (:func:`_device_history`, for the strategy line).
 
         Replayed on a device new to the store (the shipped runs known, another CPU's grid the
         oracle; docs/active-learning.md, sessions 18-19), eig's first picks did worse than random
@@ -326,12 +370,14 @@ class ActiveLearningSystem:
         from engine.acquisition.select import select, subset_predictions
 
         if self.acquisition != "eig":
-            return [], []
-        new = self.new_devices(pool, runs)
+            return [], [], {}
+        counts = self._new_device_counts(pool, runs)
+        new = {hw: n for hw, (n, _) in counts.items()}
+        history = {hw: _device_history(n, busy) for hw, (n, busy) in counts.items()}
         if not self.new_device_start:
-            return [], [f"{hw} has {n} measured configuration(s): on a device new to the store, random first picks "
+            return [], [f"{_device_has(hw, *counts[hw])}: on a device new to the store, random first picks "
                         "taught the model more than eig's in replay; `perfcast run` starts a new device with random "
-                        "picks, and suggest does unless --no-new-device-start" for hw, n in new.items()]
+                        "picks, and suggest does unless --no-new-device-start" for hw in new], history
         start: list[Any] = []
         notes: list[str] = []
         # the budget goes round the new devices one pick at a time: taken in order, a small budget all
@@ -354,10 +400,10 @@ class ActiveLearningSystem:
                          cost=None if cost is None else cost[idx], predictions=subset_predictions(predictions, idx),
                          seed=self.seed + j)
             start.extend(sel.items)
-            notes.append(f"{hw} has {n} measured configuration(s): its first {len(sel)} pick(s) are random, "
+            notes.append(f"{_device_has(hw, *counts[hw])}: its first {len(sel)} pick(s) are random, "
                          "as a loop's on a new device (random first picks taught the model more than eig's in replay; "
                          "--no-new-device-start picks by eig throughout)")
-        return start, notes
+        return start, notes, history
 
     def busy_reruns(self, space: Sequence[Config], runs: Any = None,
                     protocol: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:

@@ -437,3 +437,32 @@ def test_api_arguments_and_conflicting_flags_are_one_line(tmp_path) -> None:
         als.recommend_configurations(2, pending=["gpt2"])
     r = invoke("suggest", "--no-cost", "--cost-exponent", "1", "--db", str(tmp_path / "b.duckdb"))
     assert r.exit_code == 2 and "--no-cost" in r.stderr and "Traceback" not in r.output
+
+
+def test_a_device_whose_runs_were_all_busy_is_not_called_new_to_the_store(syn, fitted_gp, tmp_path) -> None:
+    """Audit (session 32): a device whose stored runs were all timed on a busy machine (left out of
+    every fit, so it gets the random start) was called "new to the store" in the strategy line."""
+    from engine.store import Store
+    from engine.store.transfer import import_measurements
+
+    gp, pool = fitted_gp
+    fz, configs, _ = syn
+    cpu = [c for c in configs if c.hardware == "cpu-syn-2c"][:4]
+    quiet = [c for c in configs if c.hardware == "gpu-syn-a"][:6]  # quiet runs elsewhere: the busy ones are left out
+    df = oracle_frame([*cpu, *quiet]).drop(columns=["samples_ms"])
+    df["foreign_cpu_cores"] = [BUSY_LOAD] * len(cpu) + [0.0] * len(quiet)
+    path = tmp_path / "runs.csv"
+    df.to_csv(path, index=False)
+    store = Store(tmp_path / "busy.duckdb", seed=False)
+    import_measurements(store, path)
+    space = [c for c in pool if c.hardware == "cpu-syn-2c"][:8]
+    als = ActiveLearningSystem(store, predictor=gp, space=space, acquisition="eig")
+    payload = als.integrate_with_hardware_recommender(None, test_budget=2)
+    assert payload["new_device_start"] == 2 and "new to the store" not in payload["strategy"]
+    assert "cpu-syn-2c: 2 picks, its 4 runs all timed on a busy machine, none fitted on" in payload["strategy"]
+    note = next(n for n in payload["notes"] if n.startswith("cpu-syn-2c"))
+    assert note.startswith("cpu-syn-2c has 4 runs in the store, all timed on a busy machine, so none is fitted on: "
+                           "its first 2 pick(s) are random"), note
+    quiet_store = _store_of(tmp_path, quiet, "new")  # a device with no run at all is still new to the store
+    fresh = ActiveLearningSystem(quiet_store, predictor=gp, space=space, acquisition="eig")
+    assert "new to the store" in fresh.integrate_with_hardware_recommender(None, test_budget=2)["strategy"]
