@@ -56,8 +56,9 @@ RUN_ID_EXCLUDES: tuple[str, ...] = ("budget", "stop", "description", "replay")
 
 
 class _Strict(BaseModel):
-    # strict: YAML's `true` or a quoted "3" is not a count (budget.runs: true ran one run)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # strict: YAML's `true` or a quoted "3" is not a count (budget.runs: true ran one run); finite:
+    # YAML's `.inf` passed every `gt=0` (budget.benchmark_seconds: .inf was an unbounded budget)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class SearchSpace(_Strict):
@@ -273,23 +274,41 @@ class ExperimentConfig(_Strict):
 
 
 # -- loading ----------------------------------------------------------------------------------------
-def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The valid keys at ``loc`` (for "unknown key" errors)."""
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[type[BaseModel]]:
+    """The section (pydantic model) that ``loc`` leads to from ``model``, or None."""
     cur: Any = model
-    for part in loc[:-1]:
+    for part in loc:
         if isinstance(part, int):
             continue
         f = getattr(cur, "model_fields", {}).get(part)
         if f is None:
-            return []
+            return None
         ann = f.annotation
         for cand in getattr(ann, "__args__", ()) or (ann,):
             if isinstance(cand, type) and issubclass(cand, BaseModel):
                 cur = cand
                 break
         else:
-            return []
-    return list(getattr(cur, "model_fields", {}))
+            return None
+    return cur
+
+
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The valid keys at ``loc`` (for "unknown key" errors)."""
+    return list(getattr(_model_at(model, loc[:-1]), "model_fields", {}))
+
+
+def _number_range(loc: tuple[Any, ...]) -> str:
+    """"a finite number > 0" for the number field at ``loc``, from its bounds (``gt``, ``le``, ...):
+    what a refused ``.inf`` or ``.nan`` names as valid, in the words of the other keys' errors."""
+    import annotated_types as at
+
+    section = _model_at(ExperimentConfig, loc[:-1])
+    field = getattr(section, "model_fields", {}).get(loc[-1]) if loc else None
+    ops = ((at.Gt, "gt", ">"), (at.Ge, "ge", ">="), (at.Lt, "lt", "<"), (at.Le, "le", "<="))
+    bounds = [f"{sign} {getattr(m, attr):g}" for m in (field.metadata if field is not None else ())
+              for kind, attr, sign in ops if isinstance(m, kind)]
+    return "a finite number" + (" " + " and ".join(bounds) if bounds else "")
 
 
 def _did_you_mean(key: str, valid: list[str]) -> str:
@@ -313,6 +332,8 @@ def _one_line(err: ValidationError, source: str) -> ExperimentConfigError:
         return ExperimentConfigError(f"{source}: unknown key '{key}'; {hint}valid: {', '.join(names)}")
     if typ == "missing":
         return ExperimentConfigError(f"{source}: missing required key '{key}'")
+    if typ == "finite_number":
+        return ExperimentConfigError(f"{source}: invalid {key} {value!r}; valid: {_number_range(loc)}")
     if typ == "literal_error":
         valid = str(ctx.get("expected", "")).replace("'", "")
         return ExperimentConfigError(f"{source}: invalid {key} {value!r}; valid: {valid.replace(' or ', ', ')}")

@@ -113,6 +113,13 @@ BASE: dict[str, Any] = {"name": "x", "search_space": {"models": ["gpt2"]}}
     ({**BASE, "search_space": {"models": ["gpt2"], "batch_sizes": [True]}}, ["search_space.batch_sizes", "integer"]),
     ({**BASE, "benchmark": {"min_time_s": 5, "max_time_s": 1}}, ["benchmark", "min_time_s 5 is above max_time_s 1"]),
     ({"name": "x", "search_spce": {"models": ["gpt2"]}}, ["unknown key 'search_spce'", "did you mean 'search_space'"]),
+    # YAML's .inf passed every gt=0 (an unbounded budget or cap); .nan was refused as "less than 1"
+    ({**BASE, "budget": {"benchmark_seconds": float("inf")}}, ["budget.benchmark_seconds inf", "finite number > 0"]),
+    ({**BASE, "benchmark": {"memory_limit_mib": float("inf")}}, ["benchmark.memory_limit_mib", "finite number > 0"]),
+    ({**BASE, "stop": {"max_rel_width90": float("inf")}}, ["stop.max_rel_width90", "valid: a finite number > 0"]),
+    ({**BASE, "stop": {"max_reducible": float("nan")}}, ["stop.max_reducible nan", "finite number > 0 and < 1"]),
+    ({**BASE, "budget": {"benchmark_seconds": 0.0}}, ["budget.benchmark_seconds 0.0", "greater than 0"]),
+    ({**BASE, "benchmark": {"time_limit_s": -1.0}}, ["benchmark.time_limit_s -1.0", "greater than 0"]),
 ])
 def test_config_values_are_one_line_errors(data: dict[str, Any], fragments: list[str]) -> None:
     with pytest.raises(ExperimentConfigError) as ei:
@@ -200,3 +207,13 @@ def test_bad_hierarchical_option_values_are_one_line_before_any_fit(options, nee
         check_predictor_options(cfg)
     check_predictor_options(parse_config({**BASE, "predictor": {"kind": "hierarchical",
                                                                 "options": {"target_accept": 0.95}}}))
+
+
+def test_an_infinite_budget_in_a_yaml_file_is_refused_before_the_run(tmp_path: Path) -> None:
+    """Audit (session 32): ``budget.benchmark_seconds: .inf`` was accepted, an unbounded budget."""
+    path = tmp_path / "inf.yaml"
+    path.write_text("name: inf\nsearch_space: {models: [gpt2], hardware: [cpu]}\nbudget: {benchmark_seconds: .inf}\n")
+    db = tmp_path / "inf.duckdb"
+    one_error_line(invoke("run", str(path), "--db", str(db)), "invalid budget.benchmark_seconds inf",
+                   "valid: a finite number > 0")
+    assert not db.exists()
