@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterator, Optional
 
 from engine.config import Config
@@ -253,6 +254,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         for field in ("model", "runtime", "precision", "threads", "batch_size", "mode"):
             print(field, dict(sorted(Counter(getattr(c, field) for c in cs).items())))
         return 0
+    if args.db == ap.get_default("db"):  # its own default's folder; a --db given must be in an existing one
+        Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     store = Store(args.db, seed=False)
     todo = list(pending(tasks, run_counts(store)))
     print(f"resuming: {len(tasks) - len(todo)} done, {len(todo)} to go", flush=True)

@@ -46,8 +46,9 @@ def open_existing_store(db_path: Optional[str]) -> Any:
     if not path.exists():
         from engine.errors import NotADatabaseError
 
-        raise NotADatabaseError(f"no store at {path}; 'perfcast db init' creates one there (with the shipped runs), "
-                                "or pass --db with an existing file")
+        how = ("'perfcast db init' creates one there (with the shipped runs), or " if path.parent.is_dir()
+               else f"its folder {path.parent} does not exist; ")
+        raise NotADatabaseError(f"no store at {path}; {how}pass --db with an existing file")
     return open_store(db_path)
 
 

@@ -1,4 +1,9 @@
-"""Where the default database lives: ``--db`` > ``PERFCAST_DB`` > the platform's data dir."""
+"""Where the default database lives: ``--db`` > ``PERFCAST_DB`` > the platform's data dir.
+
+Only the platform default's folders are made when missing (``perfcast demo`` on a new machine);
+a path the user gave, by ``--db`` or ``PERFCAST_DB``, must be in an existing folder
+(:func:`check_db_folder`): a typo in it made a new store in a new folder without a word.
+"""
 from __future__ import annotations
 
 import os
@@ -23,6 +28,37 @@ def db_argument(db: str | os.PathLike) -> Optional[str]:
     lines that saved into the default store, which the loop never reads)."""
     path = Path(db).expanduser().resolve()
     return None if path == platform_db_path().resolve() else str(path)
+
+
+def check_db_folder(path: str | os.PathLike) -> None:
+    """Refuse a store path whose folder does not exist (or is not a folder), unless it is the
+    platform default, whose folders :func:`make_db_folder` creates. One rule for every command and
+    the Python API, checked when a store is opened, before any work: ``--db lab/x.duckdb`` with no
+    ``lab`` folder made one, and a new store in it, so a mistyped folder answered from the shipped
+    runs alone. The file itself may be new (announced when it is made)."""
+    p = Path(path).expanduser()
+    folder = p.parent
+    if folder.is_dir() or _is_platform_default(p):
+        return
+    from engine.errors import NotADatabaseError
+
+    env = os.environ.get("PERFCAST_DB")
+    named = "PERFCAST_DB" if env and Path(env).expanduser() == p else "--db"
+    other = "set PERFCAST_DB to a file in an existing folder" if named == "PERFCAST_DB" else "pick another --db"
+    why = f"{folder} is not a folder; {other}" if folder.exists() else \
+        f"folder {folder} does not exist; create it or {other}"
+    raise NotADatabaseError(f"{named} {p} cannot be created: {why}")
+
+
+def make_db_folder(path: str | os.PathLike) -> None:
+    """Create the store's folder when it is the platform default's (its data dir may not exist
+    yet); any other path must already have one (:func:`check_db_folder`)."""
+    check_db_folder(path)
+    Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _is_platform_default(path: Path) -> bool:
+    return path.expanduser().resolve() == platform_db_path().resolve()
 
 
 def platform_db_path() -> Path:

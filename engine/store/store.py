@@ -22,7 +22,7 @@ import duckdb
 from engine.config import Config
 from engine.errors import DatabaseLockedError, NotADatabaseError
 from engine.records import Measurement, utcnow
-from engine.store.paths import default_db_path
+from engine.store.paths import check_db_folder, default_db_path, make_db_folder
 from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pandas is imported lazily at call time
@@ -56,6 +56,8 @@ class Store:
     def __init__(self, path: Optional[str | Path] = None, *, seed: bool = True, lock_wait_s: Optional[float] = None,
                  read_only: bool = False, on_create: Optional[Callable[[Path, int], None]] = None) -> None:
         self.path = default_db_path(path)
+        if not self.path.exists():  # a mistyped folder is refused now, before any work (engine.store.paths)
+            check_db_folder(self.path)
         self.on_create = on_create
         # how long to wait for another process's write lock before explaining it in one line
         self.lock_wait_s = float(os.environ.get("PERFCAST_LOCK_WAIT_S", 10.0)) if lock_wait_s is None else lock_wait_s
@@ -120,7 +122,7 @@ class Store:
                         raise
                 if self.read_only and write:
                     raise DatabaseLockedError(f"database {self.path} was opened read-only; this command writes")
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                make_db_folder(self.path)
                 return duckdb.connect(str(self.path))
             except duckdb.Error as e:
                 msg = str(e)

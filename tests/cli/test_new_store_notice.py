@@ -38,3 +38,32 @@ def test_db_init_reports_creation_itself(tmp_path: Path) -> None:
     db = tmp_path / "new.duckdb"
     r = invoke("db", "init", "--db", str(db), "--no-seed")
     assert r.exit_code == 0 and "created" in r.stdout and "created a new store" not in r.stderr
+
+
+def test_a_db_path_in_a_missing_folder_is_refused_and_only_the_default_gets_its_folders(
+        tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Audit (session 32): ``--db`` (or ``PERFCAST_DB``) in a folder that does not exist made the
+    folders and a new store there, so a typo in the folder answered from the shipped runs alone."""
+    import pytest
+
+    from engine.errors import NotADatabaseError
+    from engine.store import Store
+
+    db = tmp_path / "typo" / "lab.duckdb"
+    one_error_line(invoke("db", "init", "--db", str(db)), f"--db {db} cannot be created",
+                   f"folder {db.parent} does not exist; create it or pick another --db")
+    one_error_line(invoke("db", "info", "--db", str(db)), f"no store at {db}", f"its folder {db.parent} does not")
+    monkeypatch.setenv("PERFCAST_DB", str(db))
+    one_error_line(invoke("predict", "--model", "gpt2", "--hardware", "cpu-amd-epyc-2c", "--predictor", "roofline"),
+                   f"PERFCAST_DB {db} cannot be created", "set PERFCAST_DB to a file in an existing folder")
+    with pytest.raises(NotADatabaseError, match="does not exist"):
+        Store(db)  # the Python API too, when the store is named, before any work
+    assert not db.parent.exists()
+    # the platform default (neither --db nor PERFCAST_DB) is made with its folders: `perfcast demo` on a new machine
+    monkeypatch.delenv("PERFCAST_DB")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data" / "home"))
+    from engine.store.paths import platform_db_path
+
+    assert platform_db_path().is_relative_to(tmp_path)
+    r = invoke("db", "init", "--no-seed")
+    assert r.exit_code == 0 and platform_db_path().is_file(), r.output

@@ -106,7 +106,7 @@ def test_a_store_the_api_creates_is_announced_once_and_a_path_object_is_that_sto
     from engine.optimize.optimizer import optimize_deployment
     from engine.predict import PerformancePredictor
 
-    db = tmp_path / "typo" / "team.duckdb"
+    db = tmp_path / "team.duckdb"  # a new file (a new folder is refused: engine.store.paths.check_db_folder)
     with pytest.warns(UserWarning, match=f"created a new perfcast store {db} .with the .* shipped runs"):
         PerformancePredictor(str(db), predictor="roofline").predict("gpt2", "cpu-amd-epyc-2c")
     with warnings.catch_warnings():
