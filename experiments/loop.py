@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -399,6 +400,10 @@ class ExperimentLoop:
         then resumes with the new budget instead of starting again from zero."""
         new = cfg.experiment_id(mode)
         if mode != "run" or not hasattr(store, "experiments"):
+            return new
+        if getattr(store, "path", None) is not None and not Path(store.path).exists():
+            # a store not made yet holds no experiment; reading it made it (seeded) before prepare()
+            # could refuse the run, and a refused run left a new store behind
             return new
         try:
             if store.get_experiment(new) is not None:

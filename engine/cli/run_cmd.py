@@ -252,18 +252,24 @@ def run_experiment(config: str, executor: str, workers: int, db_path: Optional[s
     ex = LocalExecutor(workers=workers) if executor == "local" else make_executor(executor, address=address)
     con = console(stderr=as_json)
     total = cfg.budget.runs if cfg.budget.runs is not None else (None if cfg.budget.benchmark_seconds else 10)
-    if not as_json:
-        how = (f"q={cfg.acquisition.q}" if cfg.acquisition.name == "random"  # uniform picks: cost plays no part
-               else f"q={cfg.acquisition.q}, cost-aware={cfg.acquisition.cost_aware}")
-        # the config's path and the store's are the user's words: "lab[v2].duckdb" printed as "lab.duckdb"
-        con.print(f"[bold]{cfg.name}[/bold] ({escape(source)}): {len(space)} configurations · predictor "
-                  f"{cfg.predictor.kind} · acquisition {cfg.acquisition.name} ({how}) · executor {ex.name} · "
-                  f"db {escape(str(store.path))}")
     try:
         unit = "MiB" if cfg.acquisition.metric == "memory" else "ms"  # what the loop observes (experiments.loop)
         display = LoopDisplay(con, total, f"{cfg.name} benchmarks", quiet=as_json, unit=unit)
-        loop = ExperimentLoop(cfg, store, ex, space, mode="run", on_event=display)
-        loop.prepare()  # an executor that runs none of it, or another process running it: one line, no bar
+        held: list[tuple[str, Any]] = []  # prepare()'s lines (resuming, left-out configurations) go under the header
+        loop = ExperimentLoop(cfg, store, ex, space, mode="run", on_event=lambda kind, p: held.append((kind, p)))
+        # before the header: an executor that runs none of it, a --db that is no DuckDB file, another
+        # process running it are one line with nothing printed before it (the header came first)
+        loop.prepare()
+        if not as_json:
+            how = (f"q={cfg.acquisition.q}" if cfg.acquisition.name == "random"  # uniform picks: cost plays no part
+                   else f"q={cfg.acquisition.q}, cost-aware={cfg.acquisition.cost_aware}")
+            # the config's path and the store's are the user's words: "lab[v2].duckdb" printed as "lab.duckdb"
+            con.print(f"[bold]{cfg.name}[/bold] ({escape(source)}): {len(space)} configurations · predictor "
+                      f"{cfg.predictor.kind} · acquisition {cfg.acquisition.name} ({how}) · executor {ex.name} · "
+                      f"db {escape(str(store.path))}")
+        for kind, payload in held:
+            display(kind, payload)
+        loop.on_event = display
         with display:
             display.progress.update(display.task, completed=loop.committed()[0])  # a resumed loop's runs count
 

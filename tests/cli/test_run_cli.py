@@ -173,3 +173,26 @@ def test_suggest_says_a_space_warning_once(tmp_path, recwarn) -> None:  # type: 
     assert r.exit_code == 0, r.output
     said = [w for w in recwarn if "search_space.threads 4096 left out" in str(w.message)]
     assert len(said) == 1, [str(w.message) for w in recwarn]
+
+
+@pytest.mark.parametrize("hardware, db_content, needle", [
+    ("t4", None, "none of the 1 configurations of t's search space can run on executor 'local'"),
+    ("cpu", b"not a database", "is not a DuckDB database"),
+    ("cpu", "no-folder", "folder"),
+])
+def test_run_refuses_bad_input_before_printing_its_header(tmp_path, hardware, db_content, needle) -> None:  # type: ignore[no-untyped-def]
+    """Audit (session 32): `perfcast run` printed its header (name, configurations, db) before a
+    device no adapter here measures, or a --db that is no DuckDB file, was refused; and the first
+    left a new seeded store behind. Now every refusal is the only line, and no store is made."""
+    from _cli_errors import one_error_line
+
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(f"name: t\nsearch_space: {{models: [gpt2], hardware: [{hardware}], batch_sizes: [1], "
+                   "seq_lengths: [32], threads: [1]}\nbudget: {runs: 1}\n")
+    db = tmp_path / ("missing" if db_content == "no-folder" else "") / "t.duckdb"
+    if isinstance(db_content, bytes):
+        db.write_bytes(db_content)
+    r = CliRunner().invoke(cli, ["run", str(cfg), "--db", str(db), "--no-compare"])
+    one_error_line(r, needle)
+    assert r.stdout == "" and "created a new store" not in r.stderr
+    assert db.exists() == isinstance(db_content, bytes)
