@@ -117,9 +117,16 @@ def emit_json(obj: Any) -> None:
 
 
 def console(stderr: bool = False) -> Any:
+    """perfcast's Rich console. A closed reader (``| head``) raises BrokenPipeError, as click.echo
+    does, so the entry point ends both quietly the same way; Rich's own default exits 1."""
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True  # nothing more to write for anyone
+            raise  # noqa: PLE0704 - the BrokenPipeError Rich is handling
+
+    return _Console(stderr=stderr)
 
 
 def split_csv(value: Optional[str], cast: Callable[[str], Any] = str, what: str = "value") -> list[Any]:

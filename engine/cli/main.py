@@ -7,6 +7,7 @@ become one red line on stderr and their exit code; nothing else is swallowed.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any, Optional
 
@@ -77,6 +78,23 @@ def _with_completions(cmd: click.Command) -> click.Command:
     return cmd
 
 
+# 128 + SIGPIPE: what a shell reports for `ls` when its reader closed early (`ls | head`, under pipefail)
+READER_CLOSED_EXIT = 141
+
+
+def _reader_closed() -> int:
+    """stdout's reader went away (``perfcast models list | head -3``): end quietly like ``ls``, no
+    traceback and no text. Python's recipe: point stdout at devnull, so the flush at exit cannot
+    raise again, and exit. Rich and click each used to turn it into a silent exit 1, which a
+    pipefail script could not tell from a failure of perfcast's own."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (captured output): nothing to flush
+        pass
+    return READER_CLOSED_EXIT
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(n for n, (t, _) in COMMANDS.items() if _available(t))
@@ -88,8 +106,18 @@ class LazyGroup(click.Group):
         module, attr = entry[0].split(":")
         return _with_completions(getattr(importlib.import_module(module), attr))
 
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        """``perfcast --help`` / ``--version`` into a closed pipe: caught here because click's own
+        handler, around this call, would exit 1 (see :func:`_reader_closed`)."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            raise click.exceptions.Exit(_reader_closed()) from None
+
     def invoke(self, ctx: click.Context) -> Any:
-        """Turn perfcast's own errors into one red line and their exit code (also under CliRunner)."""
+        """Turn perfcast's own errors into one red line and their exit code (also under CliRunner),
+        and a closed stdout (``| head``) into a quiet exit; both print paths raise BrokenPipeError
+        here: click.echo, and Rich through :func:`engine.cli.common.console`."""
         from engine.errors import PerfcastError
 
         try:
@@ -97,6 +125,8 @@ class LazyGroup(click.Group):
         except PerfcastError as e:
             click.secho(f"error: {e}", fg="red", err=True)
             ctx.exit(e.exit_code)
+        except BrokenPipeError:
+            ctx.exit(_reader_closed())
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(n, COMMANDS[n][1]) for n in self.list_commands(ctx)]
@@ -142,8 +172,11 @@ def main(argv: Optional[list[str]] = None) -> Any:
 
     try:
         rv = cli.main(args=argv, prog_name="perfcast", standalone_mode=False)
+        sys.stdout.flush()  # what print() left buffered fails here, not in the interpreter's exit
         # in non-standalone mode click returns ctx.exit()'s code instead of exiting
         return rv if isinstance(rv, int) else 0
+    except BrokenPipeError:
+        sys.exit(_reader_closed())
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.UsageError as e:
