@@ -89,6 +89,8 @@ def expand_space(sp: SearchSpace, source: str = "experiment config") -> list[Con
     pairs = hardware_runtime_pairs(sp, source)
     # thread counts are a CPU's axis
     threads_of = {hw: (sp.threads or [0]) if _is_cpu(hw) else [0] for hw, _ in pairs}
+    if any(sp.threads or []) and not any(_is_cpu(hw) for hw in threads_of):
+        _threads_without_a_cpu(sp.threads, list(threads_of), source)
     threads_of = {hw: _check_threads(hw, threads, source) for hw, threads in threads_of.items()}
     for entry in entries:
         seqs = sorted({effective_seq_len(entry, s) for s in (sp.seq_lengths or [128])})
@@ -125,6 +127,17 @@ def _check_threads(hw: str, threads: list[int], source: str) -> list[int]:
         warnings.warn(f"{source}: search_space.threads {', '.join(map(str, bad))} left out for {hw}, which has "
                       f"{cores} core{'s' if cores != 1 else ''}", UserWarning, stacklevel=3)
     return [t for t in threads if t <= cores]
+
+
+def _threads_without_a_cpu(threads: list[int], hardware: list[str], source: str) -> None:
+    """A space whose thread counts no device uses: they are CPU intra-op threads, so on GPUs alone
+    the loop ran t0 while the config listed t1 and t2, without a word. Said, not refused: the
+    configurations still run (at the runtime's default), as optimize's space does on a GPU."""
+    import warnings
+
+    warnings.warn(f"{source}: search_space.threads {', '.join(map(str, threads))} left out: threads apply to CPU "
+                  f"devices only and search_space.hardware has none ({', '.join(hardware)})", UserWarning,
+                  stacklevel=3)
 
 
 def _is_cpu(hw: str) -> bool:

@@ -424,16 +424,29 @@ def entry_cores(entry: Any) -> int:
     return int(cores)
 
 
+# device kinds whose adapters take a thread count: torch/ONNX Runtime on a CPU, and OpenVINO
+# (INFERENCE_NUM_THREADS); on every other kind the runtime ignores it
+THREADED_KINDS: tuple[str, ...] = ("cpu", "openvino")
+
+
 def check_threads(entry: Any, threads: int) -> None:
     """More threads than a CPU has cores is an error naming the range: the roofline caps threads at
     the cores, so t64 on a 2-core CPU was predicted exactly as t2 and an optimiser could rank it
-    best (a key no run can have)."""
-    if getattr(entry, "kind", None) != "cpu" or not threads:
+    best (a key no run can have). Threads on a GPU are refused too: they are CPU intra-op threads,
+    yet ``predict --hardware a10 --threads 4`` answered "4 threads" and ``benchmark`` stored a t4
+    key for a run identical to t0."""
+    if not threads:
+        return
+    from engine.errors import InvalidValueError
+
+    kind = getattr(entry, "kind", None)
+    if kind not in THREADED_KINDS:
+        raise InvalidValueError("threads", threads, f"0 on {entry.id}, a {kind} device (threads are CPU intra-op "
+                                                    "threads: they apply to CPU devices only)")
+    if kind != "cpu":
         return
     cores = entry_cores(entry)
     if threads > cores:
-        from engine.errors import InvalidValueError
-
         raise InvalidValueError("threads", threads, f"0 to {cores} on {entry.id} (its cores; 0 = the runtime's "
                                                     "default)")
 

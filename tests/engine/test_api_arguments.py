@@ -83,7 +83,24 @@ def test_more_threads_than_cores_is_refused_in_matrix_and_for_a_config(tmp_path)
 
     pp = PerformancePredictor(tmp_path / "s.duckdb", predictor="roofline")
     with pytest.raises(InvalidValueError, match="invalid threads 64; valid: 0 to 2 on cpu-intel-xeon-amx-2c"):
-        build_matrix(pp, ["gpt2"], ["t4", "cpu-intel-xeon-amx-2c"], [1], ["fp32"], threads=64, save=False)
+        build_matrix(pp, ["gpt2"], ["cpu-intel-xeon-amx-2c", "t4"], [1], ["fp32"], threads=64, save=False)
     with pytest.raises(InvalidValueError, match="invalid threads 64"):
         pp.predict_many([Config("gpt2", "cpu-intel-xeon-amx-2c", threads=64)])
-    assert build_matrix(pp, ["gpt2"], ["t4"], [1], ["fp32"], threads=64, save=False).n == 1  # a GPU has no cores
+    assert build_matrix(pp, ["gpt2"], ["t4"], [1], ["fp32"], threads=0, save=False).n == 1
+
+
+def test_threads_on_a_gpu_are_refused_in_predict_matrix_and_for_a_config(tmp_path) -> None:
+    """Audit: `predict --hardware a10 --threads 4` answered "4 threads" (matrix and compare-hardware
+    alike), though threads are CPU intra-op threads that a GPU's runtime ignores."""
+    from engine.matrix import build_matrix
+    from engine.predict import PerformancePredictor
+
+    pp = PerformancePredictor(tmp_path / "s.duckdb", predictor="roofline")
+    gpu = "invalid threads 4; valid: 0 on t4, a cuda device .*CPU devices only"
+    with pytest.raises(InvalidValueError, match=gpu):
+        pp.config("gpt2", "t4", threads=4)
+    with pytest.raises(InvalidValueError, match=gpu):
+        pp.predict_many([Config("gpt2", "t4", threads=4)])
+    with pytest.raises(InvalidValueError, match=gpu):
+        build_matrix(pp, ["gpt2"], ["t4"], [1], ["fp32"], threads=4, save=False)
+    assert pp.config("gpt2", "cpu-intel-xeon-amx-2c", threads=2)[0].threads == 2

@@ -162,6 +162,26 @@ def test_gpu_configs_of_a_space_carry_no_thread_counts() -> None:
     assert {c.threads for c in configs if c.hardware == "cpu-amd-epyc-2c"} == {1, 2}
 
 
+def test_threads_listed_for_gpus_alone_are_said_to_be_left_out() -> None:
+    """Audit: `threads: [1, 2]` with only GPUs ran t0 without a word (threads are CPU threads)."""
+    import warnings
+
+    from experiments.config import parse_config
+    from experiments.space import expand_space
+
+    gpus = parse_config({"name": "x", "search_space": {"models": ["gpt2"], "hardware": ["t4", "a10"],
+                                                       "threads": [1, 2]}})
+    with pytest.warns(UserWarning, match=r"search_space.threads 1, 2 left out: threads apply to CPU devices only "
+                                         r"and search_space.hardware has none \(t4, a10\)"):
+        configs = expand_space(gpus.search_space)
+    assert {c.threads for c in configs} == {0}
+    mixed = parse_config({"name": "x", "search_space": {"models": ["gpt2"], "hardware": ["t4", "cpu-amd-epyc-2c"],
+                                                        "threads": [1, 2]}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expand_space(mixed.search_space)
+
+
 def test_a_larger_budget_or_another_stop_rule_continues_the_same_experiment() -> None:
     """Audit: raising budget.runs from 5 to 6 started a new experiment from zero (every setting was
     hashed); when to stop, the description and the after-run replay are not what is measured."""

@@ -312,3 +312,20 @@ def test_more_threads_than_the_cpu_has_cores_is_refused_before_any_run(monkeypat
     r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch", "--threads", "1,2"])
     assert r.exit_code == 0, r.output
     assert [c.threads for c in stubs["torch"].ran] == [1, 2]
+
+
+def test_threads_on_a_gpu_are_refused_before_any_run(monkeypatch) -> None:
+    """`--threads 4` on a CUDA device ran and stored a t4 run identical to t0 (threads are CPU
+    intra-op threads); it is one line naming the device, exit 2, before any child starts."""
+    import hardware.registry
+
+    stubs: dict[str, _StubAdapter] = {}
+    monkeypatch.setattr(hardware.registry, "resolve", lambda h, r=None: stubs.setdefault(str(r), _StubAdapter(str(r))))
+    monkeypatch.setattr(_StubAdapter, "hardware_id", lambda self: "a10")  # a catalog CUDA device
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch", "--threads", "4"])
+    assert r.exit_code == 2, r.output
+    assert "invalid threads 4; valid: 0 on a10, a cuda device" in r.output and "CPU devices only" in r.output
+    assert not stubs["torch"].ran
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch"])
+    assert r.exit_code == 0, r.output
+    assert [c.threads for c in stubs["torch"].ran] == [0]
