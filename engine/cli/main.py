@@ -156,9 +156,10 @@ def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, f
 
 
 def _resume_hint(argv: Optional[list[str]]) -> str:
-    """After Ctrl-C in a loop: every benchmark that finished is stored, and the same command resumes."""
+    """After Ctrl-C in a loop: every benchmark that finished is stored, and the same command resumes
+    (an online ``optimize`` too: it resumes the same problem's interrupted optimisation)."""
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in ("run", "demo"):
+    if args and (args[0] in ("run", "demo") or (args[0] == "optimize" and "--online" in args)):
         return " Every finished benchmark is stored: run the same command again to resume."
     return ""
 

@@ -419,20 +419,18 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
                 busy.append(cfg.key)
             if callback is not None:
                 callback(step, budget, cfg, ev)
+        if busy:
+            notes.append(f"{len(busy)} of the {len(history)} runs {'was' if len(busy) == 1 else 'were'} timed while "
+                         "other processes kept this machine's "
+                         f"cores busy ({', '.join(busy[:3])}{', …' if len(busy) > 3 else ''}): their timings are "
+                         "probably slow; rerun them on a quiet machine (perfcast benchmark ... --save)")
+        with single_thread():
+            result = _final(problem, surrogate, observations, metrics, [*_earlier(earlier), *history], notes, top_k)
     except BaseException:
-        # Ctrl-C or a crash: the runs are stored already; the experiment must not stay "running"
-        if store is not None and experiment_id is not None:
-            store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
-                                    "interrupted", state={"history": [*earlier, *(e.to_dict() for e in history)]})
+        # Ctrl-C (a second one during the final fit too, which left the row "running", listed as
+        # killed) or a crash: the runs are stored already; the experiment must not stay "running"
+        _mark_interrupted(store, experiment_id, problem, budget, [*earlier, *(e.to_dict() for e in history)])
         raise
-    if busy:
-        notes.append(f"{len(busy)} of the {len(history)} runs {'was' if len(busy) == 1 else 'were'} timed while other "
-                     "processes kept this machine's "
-                     f"cores busy ({', '.join(busy[:3])}{', …' if len(busy) > 3 else ''}): their timings are "
-                     "probably slow; rerun them on a quiet machine (perfcast benchmark ... --save)")
-
-    with single_thread():
-        result = _final(problem, surrogate, observations, metrics, [*_earlier(earlier), *history], notes, top_k)
     result.experiment_id = experiment_id
     result.interrupted = interrupted
     if store is not None and experiment_id is not None:
@@ -441,6 +439,20 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
                                 state={"history": [e.to_dict() for e in result.history],
                                        "best": result.best.to_dict() if result.best else None})
     return result
+
+
+def _mark_interrupted(store: Optional["Store"], experiment_id: Optional[str], problem: Problem, budget: int,
+                      history: list[dict[str, Any]]) -> None:
+    """The experiment of an optimisation stopped at once (a second Ctrl-C, a crash) reads
+    ``interrupted`` and resumes, as a loop's does. Best effort: a locked or closed store must not
+    replace the interrupt with a traceback of its own (the row then stays "running", listed as killed)."""
+    if store is None or experiment_id is None:
+        return
+    try:
+        store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
+                                "interrupted", state={"history": history})
+    except Exception:  # noqa: BLE001 - see the docstring
+        pass
 
 
 def _claim(store: "Store", problem: Problem, budget: int, use_existing: bool,

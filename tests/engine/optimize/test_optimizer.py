@@ -265,6 +265,38 @@ def test_a_stop_request_ends_the_loop_with_a_ranking_and_an_interrupted_experime
     assert "running" not in statuses and statuses.count("interrupted") == 1
 
 
+def test_a_second_ctrl_c_during_the_final_fit_leaves_the_experiment_interrupted(featurizer, tmp_path, monkeypatch):
+    """Audit: after the first Ctrl-C the loop stops and the final fit runs (seconds of GP fitting);
+    a second Ctrl-C there left the row "running", which `perfcast experiments` lists as killed.
+    It reads ``interrupted`` with its history, as a loop's does, and the same command resumes;
+    the CLI's "Aborted." says so."""
+    import engine.optimize.optimizer as optimizer
+    from engine.cli.main import _resume_hint
+    from engine.store import Store
+
+    store = Store(tmp_path / "o.duckdb", seed=False)
+    ex = FakeExecutor()
+    real_final = optimizer._final
+
+    def final_interrupted(*args, **kwargs):  # the second Ctrl-C lands in the final fit
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(optimizer, "_final", final_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=5,
+                            online=True, executor=ex, db=store, featurizer=featurizer,
+                            should_stop=lambda: len(ex.calls) >= 2)
+    (exp,) = store.experiments()
+    assert exp["status"] == "interrupted" and len(exp["state"]["history"]) == 2
+    assert len(store.measurements(status=None)) == 2
+    monkeypatch.setattr(optimizer, "_final", real_final)
+    again = optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=3,
+                                online=True, executor=FakeExecutor(), db=store, featurizer=featurizer)
+    assert again.experiment_id == exp["experiment_id"] and len(again.history) == 3
+    assert "run the same command again to resume" in _resume_hint(["optimize", "--model", "gpt2", "--online"])
+    assert _resume_hint(["optimize", "--model", "gpt2"]) == ""  # offline: nothing is benchmarked
+
+
 def test_a_stop_request_during_a_fit_starts_no_further_benchmark(featurizer):
     """Ctrl-C lands while the GP is fitted or the acquisition runs: the benchmark it chose is not run."""
     ex = FakeExecutor()
