@@ -173,6 +173,20 @@ def busy_note(m: "Measurement") -> Optional[str]:
             f"was timed on {used} of {n} cores; this timing is probably slow (rerun on a quiet machine)")
 
 
+def busy_summary(measurements: Sequence["Measurement"]) -> Optional[str]:
+    """One line for a whole command's runs (``benchmark`` over a grid): which of them were timed
+    while other processes kept the cores busy, with a count, else None. A line per run repeated
+    the same advice 7 times on a loaded machine; one busy run keeps its own detailed line."""
+    busy = [m for m in measurements if busy_note(m)]
+    if len(busy) <= 1:
+        return busy_note(busy[0]) if busy else None
+    loads = [float(m.foreign_cpu_cores or 0.0) for m in busy]
+    span = f"{min(loads):.2f}" if f"{min(loads):.2f}" == f"{max(loads):.2f}" else f"{min(loads):.2f}–{max(loads):.2f}"
+    keys = ", ".join(m.config.key for m in busy[:5]) + (f", … and {len(busy) - 5} more" if len(busy) > 5 else "")
+    return (f"machine busy: {len(busy)} of {len(measurements)} runs were timed while other processes kept {span} "
+            f"CPU cores busy ({keys}); their timings are probably slow (rerun them on a quiet machine)")
+
+
 def _wall_ms(step: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     step()

@@ -267,13 +267,15 @@ def _emit_json(results: list[tuple[Any, Any, Optional[str]]]) -> None:
 
 
 def _busy_cautions(results: list[tuple[Any, Any, Optional[str]]], out: Any) -> None:
-    """One caution per run timed while other processes needed its cores (with --json on stderr too)."""
-    from hardware.protocol import busy_note
+    """One caution for the runs timed while other processes needed their cores, with a count (with
+    --json on stderr too); it was one per run, the same advice repeated down the screen."""
+    from rich.markup import escape
 
-    for _, m, _ in results:
-        note = busy_note(m)
-        if note:
-            out.print(f"[yellow]caution:[/] {note}")
+    from hardware.protocol import busy_summary
+
+    note = busy_summary([m for _, m, _ in results])
+    if note:
+        out.print(f"[yellow]caution:[/] {escape(note)}", highlight=False)
 
 
 def _fmt(x: Optional[float]) -> str:

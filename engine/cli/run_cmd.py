@@ -113,15 +113,13 @@ class LoopDisplay:
                 pred = entry.get("predicted")
                 extra = f" (APE {entry['ape']:.0%})" if pred is not None and entry.get("ape") is not None else ""
                 if entry.get("busy"):
+                    # said on the run's own line: a caution line under each busy run repeated advice
+                    # the loop follows itself (it reruns them, benchmark.rerun_busy) and the report
+                    # ends with the ones never rerun, counted, with their commands (_busy_caution)
                     extra = " (not scored: timed on a busy machine)"
                 again = " (rerun)" if entry.get("rerun") else ""
                 value = f"{fmt_number(entry['observed'])} {self.unit}"
                 self.print(f"   [green]✓[/green] {_short(m.config)}{again}: {value}{extra} {m.wall_time_s or 0:.0f}s")
-                from hardware.protocol import busy_note
-
-                note = busy_note(m)
-                if note:
-                    self.print(f"   [yellow]caution:[/] {note}")
             else:
                 # a failed run's error is the adapter's text: "[/x]" in it was a MarkupError that ended
                 # the loop, and "[batch, seq]" vanished from the line

@@ -114,3 +114,17 @@ def test_paths_print_as_written_in_rerun_lines_footers_and_db_info(tmp_path, mon
     monkeypatch.setenv("COLUMNS", "400")  # rich's width: the path on one line
     r = CliRunner().invoke(cli, ["db", "info", "--db", db])
     assert r.exit_code == 0 and "lab[v2].duckdb" in r.stdout
+
+
+def test_a_busy_run_is_said_on_its_own_line_without_a_caution_under_each() -> None:
+    """Audit: each busy run of a loop printed a caution line under its result, advice the loop
+    follows itself (it reruns busy runs); the report ends with those never rerun, counted."""
+    from engine.records import Measurement
+
+    con = Console(width=200, record=True, force_terminal=False, color_system=None)
+    m = Measurement.from_samples(Config("gpt2", "cpu-amd-epyc-2c", 4, 128, threads=1), [50.0, 51.0],
+                                 foreign_cpu_cores=1.9)
+    with LoopDisplay(con, total=10, label="cpu-quick", quiet=False) as display:
+        display("result", (m, {"observed": 50.5, "predicted": 20.0, "ape": None, "busy": True}))
+    text = con.export_text()
+    assert "(not scored: timed on a busy machine)" in text and "caution" not in text, text

@@ -329,3 +329,30 @@ def test_threads_on_a_gpu_are_refused_before_any_run(monkeypatch) -> None:
     r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch"])
     assert r.exit_code == 0, r.output
     assert [c.threads for c in stubs["torch"].ran] == [0]
+
+
+def test_runs_timed_on_a_busy_machine_get_one_caution_with_a_count(monkeypatch) -> None:
+    """Audit: a grid on a loaded machine printed one caution per busy run, the same advice down the
+    screen; it is one line per command with a count, naming the runs (on stderr with --json)."""
+    import hardware.registry
+    from engine.records import Measurement
+
+    class Busy(_StubAdapter):
+        def hardware_id(self) -> str:
+            return "cpu-amd-epyc-2c"
+
+        def run(self, spec):  # type: ignore[no-untyped-def]
+            self.ran.append(spec.config)  # batch 1 quiet; 2 and 4 while 1.9 other cores were busy
+            load = 0.0 if spec.config.batch_size == 1 else 1.9
+            return Measurement.from_samples(spec.config, [1.0, 1.1], adapter=self.name, foreign_cpu_cores=load)
+
+    monkeypatch.setattr(hardware.registry, "resolve", lambda h, r=None: Busy(str(r)))
+    for extra in ([], ["--json"]):
+        r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch", "--batch-sizes", "1,2,4",
+                                     *extra])
+        assert r.exit_code == 0, r.output
+        err = " ".join(r.stderr.split()) if extra else " ".join(r.stdout.split())
+        assert err.count("caution:") == 1, err
+        assert "machine busy: 2 of 3 runs were timed while other processes kept 1.90 CPU cores busy" in err
+        assert "gpt2|cpu-amd-epyc-2c|b2|" in err and "gpt2|cpu-amd-epyc-2c|b4|" in err
+        assert "|b1|" not in err.split("caution:")[1]
