@@ -131,6 +131,7 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
     Cells no adapter runs are refused (see the module docstring); if every cell is, the first one's
     refusal is raised (:class:`engine.errors.RefusedConfigError`, exit 2), before any fitting."""
     from engine.catalog import get_model
+    from engine.models.features import threads_on_several
     from engine.predict import _refuse_unrunnable, resolve, summarize
     from engine.workloads import effective_seq_len
     from hardware.registry import refusal_reason
@@ -148,10 +149,13 @@ def build_matrix(pp: "PerformancePredictor", models: Sequence[str], hardware: Se
         Config("x", "y", precision=p)
     Config("x", "y", threads=threads)
     memo: dict[tuple[str, str], Any] = {}
-    for hw in hws:  # more threads than a CPU has cores, as predict refuses them (t64 was answered as t2)
-        pp.check_threads(memo, hw, threads)
+    # threads go to the devices that take them (a GPU column runs as it runs), and are checked there:
+    # more than a CPU has cores is refused, as predict refuses them (t64 was answered as t2)
+    per_device = dict(zip([hw.id for hw in hws], threads_on_several([hw.kind for hw in hws], threads)))
+    for hw in hws:
+        pp.check_threads(memo, hw, per_device[hw.id])
     cells = [(Config(e.name, hw.id, b, effective_seq_len(e, seq_len), p, mode, runtime or hw.runtime or "torch",
-                     threads), hw)
+                     per_device[hw.id]), hw)
              for e in entries for hw in hws for b in batches for p in precisions]
     refused = [refusal_reason(hw.kind, c.runtime, c.precision, c.mode) for c, hw in cells]
     if cells and all(refused):

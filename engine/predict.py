@@ -581,11 +581,15 @@ class PerformancePredictor:
                          **kw: Any) -> list[Prediction]:
         """The same workload on several devices, one vectorised call. A comma-separated string is
         split (``"cpu,t4"``), rather than read letter by letter ("unknown hardware 'c'")."""
+        from engine.models.features import threads_on_several
+
         hardware = split_names(hardware)
         if not hardware:
             raise InvalidValueError("hardware", "", "at least one hardware id or platform name")
-        return self.predict_many([dict(model_name=model_name, hardware=h, batch_size=batch_size, **kw)
-                                  for h in hardware])
+        memo: dict[tuple[str, str], Any] = {}
+        per_device = threads_on_several([self._resolved(h, memo).kind for h in hardware], kw.pop("threads", 0))
+        return self.predict_many([dict(model_name=model_name, hardware=h, batch_size=batch_size, threads=t, **kw)
+                                  for h, t in zip(hardware, per_device)])
 
     def batch_scaling(self, model_name: str, hardware: str, batch_sizes: Sequence[int], **kw: Any) -> list[Prediction]:
         """How the posterior moves with the batch size on one device. ``batch_sizes`` may be any

@@ -240,6 +240,7 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
                      mode: str, runtime: Optional[str], threads: int, predictor: str, metric: str,
                      plot_path: Optional[str], db_path: Optional[str], as_json: bool) -> None:
     """Compare devices (or batch sizes) for one model, with credible intervals."""
+    from engine.models.features import threads_on_several
     from engine.predict import answer_cautions, prediction_record
 
     check_plot("--plot", plot_path)  # before any fitting
@@ -257,7 +258,7 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
         for b in batches:
             try:
                 cfg, hw = pp.config(model_name, h, batch_size=b, precision=precision, seq_len=seq_len, mode=mode,
-                                    runtime=runtime, threads=threads)
+                                    runtime=runtime)
             except RefusedConfigError as e:  # int8 on every GPU of the catalog: leave those out, say why
                 refused.append(e)
                 break
@@ -268,6 +269,12 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
             resolved.append(hw)
     if not requests:
         raise refused[0]
+    # --threads goes to the devices that take threads (every device's GPU row runs as it runs), checked
+    # there: more than a CPU's cores, or threads on GPUs alone, is refused in one line
+    per_device = threads_on_several([hw.kind for hw in resolved], threads)
+    for hw, t in zip(resolved, per_device):
+        pp.check_threads({}, hw, t)
+    requests = [c.with_(threads=t) for c, t in zip(requests, per_device)]
     for e in refused:
         click.echo(f"left out {e}", err=True)
     with fitting(predictor):

@@ -429,6 +429,22 @@ def entry_cores(entry: Any) -> int:
 THREADED_KINDS: tuple[str, ...] = ("cpu", "openvino")
 
 
+def takes_threads(kind: Optional[str]) -> bool:
+    """Whether a device of ``kind`` runs with a thread count (:data:`THREADED_KINDS`)."""
+    return kind in THREADED_KINDS
+
+
+def threads_on_several(kinds: Sequence[Optional[str]], threads: int) -> list[int]:
+    """Per device, the thread count a command naming several devices gives it (compare-hardware,
+    matrix, the API's compare_hardware): ``threads`` on the devices that take threads and 0 on the
+    others, so ``compare-hardware --threads 2`` over every device compares the CPUs at t2 and the GPUs
+    as they run. Where none takes threads, ``threads`` stays on each, for :func:`check_threads` to
+    refuse in its one line."""
+    if not threads or not any(takes_threads(k) for k in kinds):
+        return [threads] * len(kinds)
+    return [threads if takes_threads(k) else 0 for k in kinds]
+
+
 def check_threads(entry: Any, threads: int) -> None:
     """More threads than a CPU has cores is an error naming the range: the roofline caps threads at
     the cores, so t64 on a 2-core CPU was predicted exactly as t2 and an optimiser could rank it
@@ -440,7 +456,7 @@ def check_threads(entry: Any, threads: int) -> None:
     from engine.errors import InvalidValueError
 
     kind = getattr(entry, "kind", None)
-    if kind not in THREADED_KINDS:
+    if not takes_threads(kind):
         raise InvalidValueError("threads", threads, f"0 on {entry.id}, a {kind} device (threads are CPU intra-op "
                                                     "threads: they apply to CPU devices only)")
     if kind != "cpu":

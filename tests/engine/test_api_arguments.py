@@ -104,3 +104,10 @@ def test_threads_on_a_gpu_are_refused_in_predict_matrix_and_for_a_config(tmp_pat
     with pytest.raises(InvalidValueError, match=gpu):
         build_matrix(pp, ["gpt2"], ["t4"], [1], ["fp32"], threads=4, save=False)
     assert pp.config("gpt2", "cpu-intel-xeon-amx-2c", threads=2)[0].threads == 2
+    # naming several devices, threads go to those that take them: the CPU at t2, the GPU as it runs
+    xeon = "cpu-intel-xeon-amx-2c"
+    assert [p.config.threads for p in pp.compare_hardware("gpt2", [xeon, "t4"], threads=2)] == [2, 0]
+    m = build_matrix(pp, ["gpt2"], [xeon, "t4"], [1], ["fp32"], threads=2, save=False)
+    assert sorted(c.threads for c in m.pset.configs) == [0, 2]
+    with pytest.raises(InvalidValueError, match=gpu.replace("t4", "a10")):  # on GPUs alone: nowhere to go
+        pp.compare_hardware("gpt2", ["a10", "t4"], threads=4)
