@@ -117,6 +117,10 @@ def parse_objectives(objective: Union[str, Sequence[str]]) -> tuple[str, ...]:
 
 
 def parse_constraints(constraints: Optional[Mapping[str, Any]]) -> tuple[Constraint, ...]:
+    if constraints is not None and not isinstance(constraints, Mapping):
+        # constraints=[100] was an AttributeError ('list' object has no attribute 'items')
+        raise InvalidValueError("constraints", constraints, "a mapping of metric to bound, e.g. "
+                                "{'latency_p90_ms': 100, 'memory_mib': 8000}")
     out: list[Constraint] = []
     seen: set[str] = set()
     for name, bound in (constraints or {}).items():
@@ -169,6 +173,9 @@ def _ints(key: str, vals: Iterable[Any], minimum: int) -> list[int]:
 
 def normalise_space(space: Optional[Mapping[str, Any]]) -> dict[str, list[Any]]:
     """Fill defaults, reject unknown keys and empty or invalid dimensions."""
+    if space is not None and not isinstance(space, Mapping):
+        # space=["cpu"] was dict()'s "dictionary update sequence element #0 has length 3"
+        raise InvalidValueError("space", space, "a mapping of " + ", ".join(SPACE_KEYS) + " to lists of values")
     space = dict(space) if space is not None else dict(DEFAULT_SPACE)
     if not space:
         raise InvalidValueError("space", {}, "a mapping with at least one of " + ", ".join(SPACE_KEYS))

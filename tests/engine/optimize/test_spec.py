@@ -28,6 +28,8 @@ class NeverRun:
     ({"constraints": {"power_w": 100}}, UnknownNameError, ["power_w", "constraint metric"]),
     ({"objective": "speed"}, UnknownNameError, ["speed", "objective"]),
     ({"budget": 0}, InvalidValueError, ["budget"]),
+    ({"constraints": [100]}, InvalidValueError, ["constraints", "[100]", "latency_p90_ms"]),
+    ({"space": ["cpu"]}, InvalidValueError, ["space", "['cpu']", "batch_size"]),
 ])
 def test_bad_input_is_one_clear_line_and_nothing_runs(kwargs, exc, words):
     ex = NeverRun()
