@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Un
 import numpy as np
 
 from engine.config import RUNTIMES, Config, split_names
-from engine.errors import InvalidValueError, RefusedConfigError
+from engine.errors import InvalidValueError, RefusedConfigError, UnknownNameError
 from engine.models.base import Prediction, PredictionSet
 
 if TYPE_CHECKING:
@@ -513,10 +513,17 @@ class PerformancePredictor:
         from engine.catalog import get_model
         from engine.workloads import effective_seq_len
 
+        what = "an engine.Config or a mapping of predict()'s arguments (model_name, hardware, batch_size, ...)"
+        if isinstance(configs, (str, bytes, Mapping, Config)) or not isinstance(configs, Iterable):
+            # predict_many("gpt2") or one dict was read letter by letter / key by key (a dict() ValueError)
+            raise InvalidValueError("configurations", configs, f"an iterable whose items are each {what}")
+        keys = list(inspect.signature(self._config).parameters)[1:]  # predict()'s own argument names
         out: list[Config] = []
         hws: list[ResolvedHardware] = []
         memo: dict[tuple[str, str], Any] = {}
         for c in configs:
+            if not isinstance(c, (Config, Mapping)):
+                raise InvalidValueError("configuration", c, what)
             if isinstance(c, Config):
                 hw = self._resolved(c.hardware, memo)
                 cfg = c if hw.id == c.hardware else c.with_(hardware=hw.id)
@@ -529,6 +536,12 @@ class PerformancePredictor:
                 kw = dict(c)
                 if "model" in kw and "model_name" not in kw:
                     kw["model_name"] = kw.pop("model")
+                # {"batch": 8} was a TypeError naming the private _config(); a missing hardware too
+                unknown = [k for k in kw if k not in keys]
+                if unknown:
+                    raise UnknownNameError("configuration key", str(unknown[0]), keys)
+                if not {"model_name", "hardware"} <= set(kw):
+                    raise InvalidValueError("configuration", dict(c), "a mapping with at least model_name and hardware")
                 cfg, hw = self._config(memo, **kw)
             out.append(cfg)
             hws.append(hw)

@@ -111,3 +111,23 @@ def test_threads_on_a_gpu_are_refused_in_predict_matrix_and_for_a_config(tmp_pat
     assert sorted(c.threads for c in m.pset.configs) == [0, 2]
     with pytest.raises(InvalidValueError, match=gpu.replace("t4", "a10")):  # on GPUs alone: nowhere to go
         pp.compare_hardware("gpt2", ["a10", "t4"], threads=4)
+
+
+@pytest.mark.parametrize("configs, words", [
+    ("gpt2", ["invalid configurations 'gpt2'", "iterable"]),
+    ({"model_name": "gpt2", "hardware": "cpu"}, ["invalid configurations", "iterable"]),
+    (["gpt2"], ["invalid configuration 'gpt2'", "mapping"]),
+    ([{"model_name": "gpt2", "hardware": "cpu", "batch": 8}], ["configuration key 'batch'", "batch_size"]),
+    ([{"model_name": "gpt2"}], ["invalid configuration", "model_name and hardware"]),
+])
+def test_predict_many_names_a_badly_shaped_request(tmp_path, configs, words) -> None:
+    """Audit: predict_many(["gpt2"]) was dict()'s 'dictionary update sequence element #0 has length 1',
+    and an unknown key a TypeError naming the private _config()."""
+    from engine.errors import PerfcastError
+    from engine.predict import PerformancePredictor
+
+    with pytest.raises(PerfcastError) as info:
+        PerformancePredictor(tmp_path / "none.duckdb").predict_many(configs)
+    assert info.value.exit_code == 2
+    for w in words:
+        assert w in str(info.value)
