@@ -158,16 +158,22 @@ class HardwareRecommender:
     >>> r.recommended, r.prob_best, r.explanation
 
     ``predictor``: a :class:`engine.predict.PerformancePredictor`, a fitted predictor with
-    ``sample`` (``engine.models``), or None (the default store's GP). ``available_hardware``: ids
-    or platform names (``cuda`` -> the device that answers for it); default: every known device.
+    ``sample`` (``engine.models``), a predictor name (``gp``, ``hierarchical``, ``roofline``) or
+    None (the store's GP). ``available_hardware``: ids or platform names (``cuda`` -> the device
+    that answers for it); default: every known device.
     """
 
     def __init__(self, predictor: Any = None, available_hardware: Optional[Sequence[str]] = None,
                  store: Optional["Store"] = None, scaling: Optional[ScalingPrior] = None) -> None:
-        if predictor is None:
+        if predictor is None or isinstance(predictor, str):
             from engine.predict import PerformancePredictor
 
-            predictor = PerformancePredictor(store)
+            # a name, as PerformancePredictor and optimize_deployment take it: predictor="gp" was kept
+            # as the predictor itself and failed at the first answer ('str' object has no attribute 'sample')
+            predictor = PerformancePredictor(store) if predictor is None else PerformancePredictor(store, predictor)
+        elif not (hasattr(predictor, "fitted") or hasattr(predictor, "sample")):
+            raise InvalidValueError("predictor", predictor, "a PerformancePredictor, a fitted predictor (engine.models), "
+                                    "a predictor name (gp, hierarchical, roofline) or None")
         self._facade = predictor if hasattr(predictor, "fitted") else None
         self._predictor = None if self._facade is not None else predictor
         self.store = store if store is not None else (getattr(self._facade, "store", None) if self._facade else None)

@@ -136,6 +136,17 @@ def test_bad_metric_and_empty_hardware():
         HardwareRecommender(FakePredictor({}), available_hardware=[])
 
 
+def test_a_predictor_name_is_taken_and_anything_else_is_named(tmp_path: Path) -> None:
+    """Audit: predictor="gp" (as PerformancePredictor and optimize_deployment take it) was kept as the
+    predictor and failed at the first answer: 'str' object has no attribute 'sample'."""
+    rec = HardwareRecommender("roofline", available_hardware=HW, store=tmp_path / "none.duckdb")
+    assert rec._facade is not None and rec._facade.predictor_name == "roofline"
+    with pytest.raises(InvalidValueError, match="invalid predictor 'gpx'; valid: gp, hierarchical, roofline"):
+        HardwareRecommender("gpx", available_hardware=HW)
+    with pytest.raises(InvalidValueError, match="invalid predictor 3; valid: a PerformancePredictor"):
+        HardwareRecommender(3, available_hardware=HW)
+
+
 def test_cost_metric_keeps_only_priced_devices_with_their_prices():
     hw = ["t4", "apple-m1", "xeon-8480", "a100-80gb"]  # xeon-8480 has no hourly price in the catalog
     rec = HardwareRecommender(FakePredictor({"t4": 100.0, "apple-m1": 30.0, "xeon-8480": 500.0, "a100-80gb": 600.0}),
@@ -186,7 +197,7 @@ def test_the_number_of_draws_is_bounded(n: int) -> None:
 def test_a_comma_separated_string_of_devices_is_split_not_read_letter_by_letter() -> None:
     from engine.recommend import HardwareRecommender
 
-    rec = HardwareRecommender(predictor=object(), available_hardware="cpu, t4")
+    rec = HardwareRecommender(predictor=FakePredictor({}), available_hardware="cpu, t4")
     assert rec.available_hardware == ["cpu", "t4"]
 
 
