@@ -225,7 +225,13 @@ class ActiveLearningSystem:
     def integrate_with_hardware_recommender(self, hardware_recommender: Any, test_budget: int = 10,
                                             optimize_for: str = "throughput",
                                             pending: Sequence[Config] = ()) -> dict[str, Any]:
-        """The integrated-recommendation payload (see the module docstring)."""
+        """The integrated-recommendation payload (see the module docstring). ``hardware_recommender``:
+        an :class:`engine.recommend.HardwareRecommender` (or anything with its ``recommend_hardware``),
+        or None to compare the search space's own devices."""
+        if hardware_recommender is not None and not callable(getattr(hardware_recommender, "recommend_hardware", None)):
+            # "x" was taken: every item's hardware fields came back empty, with one failure note each
+            raise InvalidValueError("hardware recommender", hardware_recommender, "an engine.HardwareRecommender "
+                                    "(an object with recommend_hardware), or None for the search space's devices")
         return self._payload(test_budget, optimize_for, hardware_recommender, pending)
 
     # -- the work ---------------------------------------------------------------------------------

@@ -60,6 +60,9 @@ def test_the_python_api_names_bad_values_instead_of_raising_type_errors(tmp_path
         ActiveLearningSystem(tmp_path / "none.duckdb", memory_limit_mib=-1)
     with pytest.raises(InvalidValueError, match="invalid space"):
         ActiveLearningSystem(tmp_path / "none.duckdb", space=[])
+    # audit: a non-recommender was taken, and every item came back with empty hardware fields
+    with pytest.raises(InvalidValueError, match="invalid hardware recommender 'x'; valid: an engine.HardwareRecommender"):
+        ActiveLearningSystem(tmp_path / "none.duckdb").integrate_with_hardware_recommender("x", test_budget=2)
 
 
 @pytest.mark.parametrize("model", ["resnet50", "gpt2", "clip-vit-base-patch32"])
