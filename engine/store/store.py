@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, S
 import duckdb
 
 from engine.config import Config
-from engine.errors import DatabaseLockedError, NotADatabaseError
+from engine.errors import DatabaseLockedError, InvalidValueError, NotADatabaseError
 from engine.records import Measurement, utcnow
 from engine.store.paths import check_db_folder, default_db_path, make_db_folder
 from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -509,4 +509,7 @@ def api_store(db: "None | str | os.PathLike[str] | Store") -> Store:
     answered from the shipped runs alone, looking like the team's store."""
     if isinstance(db, Store):
         return db
+    if db is not None and not isinstance(db, (str, os.PathLike)):
+        # db=123 was pathlib's "expected str, bytes or os.PathLike object, not int" at the first answer
+        raise InvalidValueError("db", db, "a path (str or os.PathLike), an engine.Store, or None for the default store")
     return Store(db, on_create=_warn_new_store)

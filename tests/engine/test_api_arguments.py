@@ -2,6 +2,8 @@
 TypeError deep inside or coercing it silently."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from engine.config import COUNT_MAX, Config
@@ -134,3 +136,15 @@ def test_predict_many_names_a_badly_shaped_request(tmp_path, configs, words) -> 
     assert info.value.exit_code == 2
     for w in words:
         assert w in str(info.value)
+
+
+def test_a_db_that_is_no_path_is_named() -> None:
+    """Audit: db=123 was pathlib's 'expected str, bytes or os.PathLike object, not int' in every API."""
+    from engine.optimize.optimizer import optimize_deployment
+    from engine.predict import PerformancePredictor
+
+    valid = re.escape("valid: a path (str or os.PathLike), an engine.Store, or None")
+    with pytest.raises(InvalidValueError, match=f"invalid db 123; {valid}"):
+        PerformancePredictor(123).predict(model_name="gpt2", hardware="cpu")
+    with pytest.raises(InvalidValueError, match=f"invalid db 123; {valid}"):
+        optimize_deployment("gpt2", db=123)
