@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 import numpy as np
 
-from engine.config import RUNTIMES, Config, split_names
+from engine.config import RUNTIMES, Config, as_count, count_arg, split_names
 from engine.errors import InvalidValueError, NotAvailableError
 from engine.optimize.result import ninety_only
 from engine.recommend.scaling import ScalingPrior
@@ -178,6 +178,10 @@ class HardwareRecommender:
         self._predictor = None if self._facade is not None else predictor
         self.store = store if store is not None else (getattr(self._facade, "store", None) if self._facade else None)
         available_hardware = split_names(available_hardware)  # "cpu,t4", not the letters c, p, u, ...
+        if available_hardware is not None and not isinstance(available_hardware, Iterable):
+            # available_hardware=5 was a TypeError ('int' object is not iterable)
+            raise InvalidValueError("available hardware", available_hardware, "hardware ids or platform names: "
+                                    "a list or one comma-separated string")
         if available_hardware is not None and not list(available_hardware):
             raise InvalidValueError("available hardware", [], "at least one hardware id or platform name")
         self.available_hardware = list(available_hardware) if available_hardware is not None else None
@@ -272,8 +276,12 @@ class HardwareRecommender:
         if runtime is not None and runtime not in RUNTIMES:
             raise InvalidValueError("runtime", runtime, ", ".join(RUNTIMES))
         self.scaling.doublings(gpu_count)  # validates
-        if not 100 <= n_samples <= MAX_SAMPLES:
-            raise InvalidValueError("number of posterior samples", n_samples, f"an integer from 100 to {MAX_SAMPLES:,}")
+        samples_valid = f"an integer from 100 to {MAX_SAMPLES:,}"
+        # n_samples="500" was a TypeError on '<=', seed=-1 NumPy's "expected non-negative integer"
+        n_samples = count_arg("number of posterior samples", n_samples, 100, samples_valid)
+        if n_samples > MAX_SAMPLES:
+            raise InvalidValueError("number of posterior samples", n_samples, samples_valid)
+        seed = count_arg("seed", seed, 0, "an integer >= 0")
         entry = get_model(model_name)
         hws, notes = self._resolve(runtime)
         if gpu_count > 1:
@@ -289,7 +297,8 @@ class HardwareRecommender:
             hws = multi
             notes.append("scaling efficiency: " + self.scaling.source)
         hws = self._runnable(hws, runtime, precision, mode, notes)
-        configs = [Config(entry.name, h.id, int(batch_size), effective_seq_len(entry, seq_len), precision, mode,
+        # Config judges the batch size, as predict does: int() made 2.5 a 2 and "8" an 8 silently
+        configs = [Config(entry.name, h.id, as_count(batch_size), effective_seq_len(entry, seq_len), precision, mode,
                           runtime or h.runtime or "torch", 0) for h in hws]
         from engine.optimize.spec import hourly_price, resolve_prices
 

@@ -1,6 +1,7 @@
 """HardwareRecommender: P(best) from joint draws, fallbacks, cost ranking, multi-GPU scaling prior."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -185,13 +186,28 @@ def test_a_workload_that_runs_nowhere_says_why() -> None:
         gpu.recommend_hardware(model_name="bert-base-uncased", runtime="openvino")
 
 
-@pytest.mark.parametrize("n", [99, 200_001, 10**8])
+@pytest.mark.parametrize("n", [99, 200_001, 10**8, "500", 500.0])
 def test_the_number_of_draws_is_bounded(n: int) -> None:
     """Audit: --samples 100000000 held every draw of every device at once (12 GB and 80 s for two
     devices); the error names the range."""
     rec = HardwareRecommender(FakePredictor({"t4": 100.0}), available_hardware=["t4"])
     with pytest.raises(InvalidValueError, match="valid: an integer from 100 to 200,000"):
         rec.recommend_hardware(model_name="bert-base-uncased", n_samples=n)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"batch_size": 2.5}, "invalid batch_size 2.5; valid: an integer"),
+    ({"batch_size": "8"}, "invalid batch_size '8'; valid: an integer"),
+    ({"seed": -1}, "invalid seed -1; valid: an integer >= 0"),
+])
+def test_recommend_names_a_bad_batch_size_or_seed(kw, words) -> None:
+    """Audit: batch_size 2.5 was answered as batch 2 (int()), seed=-1 was NumPy's 'expected
+    non-negative integer' naming neither the argument nor its value."""
+    rec = HardwareRecommender(FakePredictor({"t4": 100.0}), available_hardware=["t4"])
+    with pytest.raises(InvalidValueError, match=re.escape(words)):
+        rec.recommend_hardware(model_name="bert-base-uncased", **kw)
+    with pytest.raises(InvalidValueError, match="invalid available hardware 5; valid: hardware ids"):
+        HardwareRecommender(FakePredictor({}), available_hardware=5)
 
 
 def test_a_comma_separated_string_of_devices_is_split_not_read_letter_by_letter() -> None:
