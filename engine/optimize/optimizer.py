@@ -115,7 +115,7 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     number of benchmarks (online). ``executor``: ``"local"`` (adapters, isolated child process),
     ``"ray"``, or an object with ``run(config) -> Measurement`` (and optionally ``check``).
     ``db``: a path, a Store, None (the default store) or False (store nothing). ``predictor``: a
-    fitted predictor, or a predictor name (``"gp"``, ``"roofline"``, ...), for offline mode
+    fitted predictor, a PerformancePredictor, or a predictor name (``"gp"``, ``"roofline"``, ...), for offline mode
     (default: the store's GP). ``prior_data``: measurements that
     calibrate the roofline prior and supply existing observations (default: the store's).
     ``candidates``: an explicit candidate list instead of the Cartesian product of ``space``.
@@ -138,8 +138,19 @@ def optimize_deployment(model: str, objective: Union[str, Sequence[str]] = "thro
     top_k = count_arg("top_k", top_k, 0, "an integer >= 0 (alternatives to return)")
     if iterations is not None:
         iterations = count_arg("iterations", iterations, 1, "an integer >= 1, or None for the adapter's default")
-    if n_init < 1:
-        raise InvalidValueError("n_init", n_init, "an integer >= 1")
+    # each checked before anything runs: seed=-1 and mc_samples=0 started a real benchmark and failed
+    # after it, n_init="2" was a TypeError on '<', callback=5 "'int' object is not callable"
+    n_init = count_arg("n_init", n_init, 1, "an integer >= 1")
+    seed = count_arg("seed", seed, 0, "an integer >= 0")
+    mc_samples = count_arg("mc_samples", mc_samples, 1, "an integer >= 1 (128 is enough)")
+    max_context = count_arg("max_context", max_context, 0, "an integer >= 0 (measurements of related models)")
+    for name, fn in (("callback", callback), ("should_stop", should_stop)):
+        if fn is not None and not callable(fn):
+            raise InvalidValueError(name, fn, "a function, or None")
+    if not (predictor is None or isinstance(predictor, str) or hasattr(predictor, "fitted")
+            or callable(getattr(predictor, "predict", None))):
+        raise InvalidValueError("predictor", predictor, "a predictor name (gp, hierarchical, roofline), a "
+                                "PerformancePredictor, a fitted predictor (engine.models), or None")
     store = _open_store(db)
     user_prices = resolve_prices(prices, store)
     problem = build_problem(model, objective, constraints, space, store, candidates, user_prices)
@@ -196,6 +207,8 @@ def _offline(problem: Problem, store: Optional["Store"], predictor: Any, prices:
         if store is None:
             raise InvalidValueError("db", False, "a store (offline mode ranks with the store's fitted predictor)")
         predictor = PerformancePredictor(store, predictor=predictor or "gp").fitted()
+    elif hasattr(predictor, "fitted"):  # a PerformancePredictor: its predict() takes names, not Configs
+        predictor = predictor.fitted()
     configs = list(problem.candidates)
     pset = predictor.predict(configs)
     post: dict[str, ranking.LogNormal] = {}

@@ -30,6 +30,11 @@ class NeverRun:
     ({"budget": 0}, InvalidValueError, ["budget"]),
     ({"constraints": [100]}, InvalidValueError, ["constraints", "[100]", "latency_p90_ms"]),
     ({"space": ["cpu"]}, InvalidValueError, ["space", "['cpu']", "batch_size"]),
+    ({"seed": -1}, InvalidValueError, ["invalid seed -1", ">= 0"]),
+    ({"mc_samples": 0}, InvalidValueError, ["invalid mc_samples 0", ">= 1"]),
+    ({"n_init": "2"}, InvalidValueError, ["invalid n_init '2'", ">= 1"]),
+    ({"callback": 5}, InvalidValueError, ["invalid callback 5", "a function"]),
+    ({"predictor": 5}, InvalidValueError, ["invalid predictor 5", "PerformancePredictor"]),
 ])
 def test_bad_input_is_one_clear_line_and_nothing_runs(kwargs, exc, words):
     ex = NeverRun()
@@ -85,3 +90,15 @@ def test_torch_int8_is_not_enumerated_on_a_gpu() -> None:
     space = normalise_space({"precision": ["fp16", "int8"], "runtime": ["torch"], "threads": [0]})
     configs = enumerate_space("bert-base-uncased", space, ["a100-80gb"])
     assert configs and {c.precision for c in configs} == {"fp16"}
+
+
+def test_offline_takes_a_performance_predictor(tmp_path) -> None:
+    """Audit: predictor=PerformancePredictor(...) was called as a fitted model, predict(configs): a
+    TypeError (missing 'hardware'); it ranks with that predictor's fit now."""
+    from engine.predict import PerformancePredictor
+
+    db = tmp_path / "s.duckdb"
+    r = optimize_deployment("bert-base-uncased", db=db, predictor=PerformancePredictor(db, predictor="roofline"),
+                            space={"hardware": ["cpu-amd-epyc-2c"], "batch_size": [1, 2], "precision": ["fp32"],
+                                   "runtime": ["torch"], "threads": [1]})
+    assert r.best is not None and len(r.alternatives) + 1 == 2
