@@ -130,6 +130,23 @@ STRATUM_PSEUDO_COUNT = 40
 P90_VAR_RATIO = 1.86
 
 
+def stable_subset(row_ids: Sequence[str], size: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``size`` runs chosen by a hash of each run's identity: the subset the
+    hyperparameters are fitted on when there are more runs than ``max_fit_points``.
+
+    A random draw of the same size reshuffled the whole subset whenever one run was added, and
+    the hyperparameters moved with it: fitted on the 491 shipped runs, the zero-shot median APE on
+    a never-measured Xeon ranged 15.1-20.7% over six random 400-run subsets (docs/evaluation.md,
+    "Session 32"), so one unrelated run could move every answer on a new device. With a hash,
+    adding k runs changes about k · size / n runs of the subset."""
+    import hashlib
+
+    salt = int(seed).to_bytes(8, "little", signed=True)
+    keys = np.array([int.from_bytes(hashlib.blake2b(str(r).encode(), digest_size=8, salt=salt).digest(), "little")
+                     for r in row_ids], dtype=np.uint64)
+    return np.sort(np.argsort(keys, kind="stable")[:size])
+
+
 def group_labels(ff: FeatureFrame, group: str) -> np.ndarray:
     """Each row's label in one of the kernel's :data:`GROUPS`.
 
@@ -285,6 +302,9 @@ class OutputGP:
         self.roughness = 0.0
         # per-stratum spread multipliers (see calibrate); a stratum never seen uses `calibration`
         self.strata: Optional[np.ndarray] = None
+        # each run's identity (configuration key and measured value): fixes which runs fit the
+        # hyperparameters when there are more than max_fit_points (stable_subset); None = a random draw
+        self.row_ids: Optional[np.ndarray] = None
         self.stratum_calibration: dict[str, float] = {}
         # name of an output with the same kernel whose latent variance (in standardised units)
         # this one borrows at prediction time: p90 borrows the median's (same inputs, same kernel;
@@ -344,7 +364,8 @@ class OutputGP:
 
         n = self.X.shape[0]
         if n > max_points:
-            idx = torch.as_tensor(np.random.default_rng(seed).choice(n, max_points, replace=False))
+            idx = torch.as_tensor(stable_subset(self.row_ids, max_points, seed) if self.row_ids is not None
+                                  else np.random.default_rng(seed).choice(n, max_points, replace=False))
             sub = self._build(self.X[idx], self.y[idx], self.yvar[idx])
         else:
             sub = self.model
@@ -583,12 +604,13 @@ class GPPredictor:
     """
 
     name = "gp"
-    CACHE_VERSION = 12  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
+    CACHE_VERSION = 13  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
     # 5, 6: no roofline-time feature on one device; 7: per-device overhead term; 8: the design keeps the
     # roofline's parameters, not a tuple of three of them; 9: the latency outputs' roughness term;
     # 10: memory's software-path, device and model spreads 0.5, 0.15 and 0.3 (were 0.1, 0.3 and 0.1)
     # 11: memory's prior mean (the roofline) scales its weight factor and overhead per runtime
     # 12: memory's correction applies to the prior's base share (MEMORY_ACTIVATION_SD)
+    # 13: the hyperparameters' subset of a store over max_fit_points is chosen by hash (stable_subset)
 
     def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,
@@ -649,6 +671,7 @@ class GPPredictor:
                                            if self.prior_sd_log.get("overhead", 0.0) > 0 else None)
         X = self.design.matrix(ff)
         strata = calibration_strata(ff)
+        row_ids = np.array([f"{c.key}|{v!r}" for c, v in zip(tg.configs, tg.log_latency)], dtype=object)
         log_roof = np.log(self.roofline.latency_ms(ff))
         log_roof_mem = np.log(self.roofline.memory_mib(ff))
         share = memory_base_share(ff, self.roofline.params)
@@ -665,6 +688,7 @@ class GPPredictor:
             sds = MEMORY_PRIOR_SD if metric == "memory_mib" else self.prior_sd_log
             out = OutputGP(X[mask], y[mask], yv[mask], self.design, sds, self.noise_floor_sd, self.drift_sd_prior)
             out.strata = strata[mask]
+            out.row_ids = row_ids[mask]
             if metric != "memory_mib":
                 out.roughness_prior = self.roughness_prior
             init = previous.get(metric)
