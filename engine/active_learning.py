@@ -137,6 +137,8 @@ class ActiveLearningSystem:
                  memory_limit_mib: Optional[float] = None, cost_exponent: float = SUGGEST_COST_EXPONENT,
                  new_device_start: bool = True) -> None:
         from engine.acquisition.select import check_acquisition, check_cost_exponent
+        from engine.errors import UnknownNameError
+        from engine.models.registry import PREDICTORS
 
         self.acquisition = check_acquisition(acquisition)
         # information / cost**this: 1 is information per benchmark-second; a loop cools it as its
@@ -144,9 +146,15 @@ class ActiveLearningSystem:
         self.cost_exponent = check_cost_exponent(cost_exponent)
         self._db = db
         self._store: Any = None
+        if isinstance(predictor, str) and predictor not in PREDICTORS:  # was refused only at the first pick
+            raise UnknownNameError("predictor", predictor, PREDICTORS.keys())
         self._predictor_spec = predictor
         self._predictor: Any = None if isinstance(predictor, str) else predictor
         self._space_spec = space
+        if isinstance(space, str):  # a mistyped config name or a bad YAML, said here, not at the first pick
+            from experiments.config import load_config
+
+            load_config(space)
         self.cost_aware = cost_aware
         self.mc_points = count_arg("mc_points", mc_points, 1, "an integer >= 1 (64-256 is enough)")
         self.seed = count_arg("seed", seed, 0, "an integer >= 0")  # -1 was a NumPy ValueError at the first pick

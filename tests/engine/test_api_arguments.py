@@ -7,7 +7,7 @@ import re
 import pytest
 
 from engine.config import COUNT_MAX, Config
-from engine.errors import InvalidValueError
+from engine.errors import InvalidValueError, PerfcastError
 
 
 @pytest.mark.parametrize("kw, name", [({"batch_size": 10**20}, "batch_size"), ({"seq_len": True}, "seq_len"),
@@ -62,6 +62,12 @@ def test_the_python_api_names_bad_values_instead_of_raising_type_errors(tmp_path
         ActiveLearningSystem(tmp_path / "none.duckdb", memory_limit_mib=-1)
     with pytest.raises(InvalidValueError, match="invalid space"):
         ActiveLearningSystem(tmp_path / "none.duckdb", space=[])
+    # a mistyped config name or predictor is said when the system is made, not at its first pick
+    with pytest.raises(PerfcastError, match="unknown experiment config 'cpu-quik'; did you mean 'cpu-quick'"):
+        ActiveLearningSystem(tmp_path / "never.duckdb", space="cpu-quik")
+    with pytest.raises(PerfcastError, match="unknown predictor 'gpp'; did you mean 'gp'"):
+        ActiveLearningSystem(tmp_path / "never.duckdb", predictor="gpp")
+    assert not (tmp_path / "never.duckdb").exists()
     # audit: a non-recommender was taken, and every item came back with empty hardware fields
     with pytest.raises(InvalidValueError, match="invalid hardware recommender 'x'; valid: an engine.HardwareRecommender"):
         ActiveLearningSystem(tmp_path / "none.duckdb").integrate_with_hardware_recommender("x", test_budget=2)
