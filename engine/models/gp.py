@@ -28,10 +28,12 @@ training runs, and per stratum (mode/precision) by that stratum's own multiplier
 cross-validation on the training data only, recorded in ``calibration``.
 
 Speed (2 cores, see ``bench/fit_predict.py``): hyperparameters are fitted by L-BFGS with at most
-``maxiter`` iterations on a random subset of at most ``max_fit_points`` runs (the Cholesky cost
-is cubic; hyperparameters barely move beyond a few hundred points), then the model conditions on
-all runs with them (single-threaded: at this size threading overhead outweighs the gain). A
-refit starts from the previous hyperparameters with ``maxiter_warm`` iterations. The p90 output
+``maxiter`` iterations on at most ``max_fit_points`` runs (the Cholesky cost is cubic), then the
+model conditions on all runs with them. 500 fits the 491 shipped runs whole: which 400 of them
+fitted the hyperparameters had moved a new CPU's answers by about 2 points of median error, and
+the GP's memory on a new CPU's large batches by up to 8 (docs/evaluation.md, "Session 32"). A
+larger store is fitted on a hashed subset (:func:`stable_subset`). Fits run single-threaded: at
+this size threading overhead outweighs the gain. A refit starts from the previous hyperparameters with ``maxiter_warm`` iterations. The p90 output
 shares the median's kernel hyperparameters (no second optimisation). Prediction goes in chunks of
 ``chunk_size`` with diagonal variances only, through :mod:`engine.models.gp_fast` (a LOVE-style
 low-rank cache; GPyTorch's generic ``posterior(X).variance`` path was ~10× slower here): a
@@ -604,15 +606,16 @@ class GPPredictor:
     """
 
     name = "gp"
-    CACHE_VERSION = 13  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
+    CACHE_VERSION = 14  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
     # 5, 6: no roofline-time feature on one device; 7: per-device overhead term; 8: the design keeps the
     # roofline's parameters, not a tuple of three of them; 9: the latency outputs' roughness term;
     # 10: memory's software-path, device and model spreads 0.5, 0.15 and 0.3 (were 0.1, 0.3 and 0.1)
     # 11: memory's prior mean (the roofline) scales its weight factor and overhead per runtime
     # 12: memory's correction applies to the prior's base share (MEMORY_ACTIVATION_SD)
     # 13: the hyperparameters' subset of a store over max_fit_points is chosen by hash (stable_subset)
+    # 14: max_fit_points 500 (was 400): the shipped store's hyperparameters are fitted on every run
 
-    def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
+    def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 500, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,
                  model_sd: float = 0.25, software_sd: float = 0.3, hardware_software_sd: float = 0.3,
                  overhead_sd: float = 0.5, noise_floor_sd: float = 0.01,
