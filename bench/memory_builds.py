@@ -25,7 +25,10 @@ the build change (session 29): 33%, 30% (17/38%) and 37%. ``--large`` (7 runs, b
 gp 8.9% (90% coverage 100%), hierarchical 3.6% (100%), roofline 6.6% (100%); measured again by
 ``--large`` itself (17:07 UTC): gp 11.1%, hierarchical 5.1%, roofline 6.3%, 7 of 7 covered each; with the per-runtime
 factors but the old working set, and the GP's correction on the whole peak: 56% (29%), 18% (43%),
-16% (57%) (docs/evaluation.md, "Session 30"). This is an evaluation, not a timed test.
+16% (57%) (docs/evaluation.md, "Session 30"). Session 32 (the GP fitted on every shipped run, ``--store``
+of runs measured here): the default grid's 42 runs gp 6.4%, hierarchical 5.5%, roofline 6.5%; ``--large``'s 7
+runs gp 11.9%, hierarchical 4.3%, roofline 5.3% (the GP read 9.3-16.9% over random 400-run subsets of the
+shipped runs, docs/evaluation.md "Session 32"). This is an evaluation, not a timed test.
 """
 from __future__ import annotations
 
