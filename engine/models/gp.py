@@ -33,8 +33,9 @@ model conditions on all runs with them. 500 fits the 491 shipped runs whole: whi
 fitted the hyperparameters had moved a new CPU's answers by about 2 points of median error, and
 the GP's memory on a new CPU's large batches by up to 8 (docs/evaluation.md, "Session 32"). A
 larger store is fitted on a hashed subset (:func:`stable_subset`). Fits run single-threaded: at
-this size threading overhead outweighs the gain. A refit starts from the previous hyperparameters with ``maxiter_warm`` iterations. The p90 output
-shares the median's kernel hyperparameters (no second optimisation). Prediction goes in chunks of
+this size threading overhead outweighs the gain. A refit starts from the previous hyperparameters
+with ``maxiter_warm`` iterations. The p90 output shares the median's kernel hyperparameters (no
+second optimisation). Prediction goes in chunks of
 ``chunk_size`` with diagonal variances only, through :mod:`engine.models.gp_fast` (a LOVE-style
 low-rank cache; GPyTorch's generic ``posterior(X).variance`` path was ~10× slower here): a
 100k-configuration matrix never builds a 100k×100k covariance. ``sample`` draws jointly (exact
