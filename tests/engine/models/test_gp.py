@@ -438,6 +438,6 @@ def test_hyperparameter_subset_is_stable_when_a_run_is_added(featurizer, train_d
     # the same runs in another order: the same subset, so the same hyperparameters and answers
     configs = configs_from_frame(new_hw_df.iloc[:30])
     shuffled = train_df.sample(frac=1.0, random_state=1)
-    before = _fit(featurizer, train_df, max_fit_points=100).predict(configs).mu_log["latency_ms"]
-    after = _fit(featurizer, shuffled, max_fit_points=100).predict(configs).mu_log["latency_ms"]
+    before = _fit(featurizer, train_df, max_fit_points=100, whole_fit_points=100).predict(configs).mu_log["latency_ms"]
+    after = _fit(featurizer, shuffled, max_fit_points=100, whole_fit_points=100).predict(configs).mu_log["latency_ms"]
     assert np.median(np.abs(after - before)) < 0.03  # a random draw of positions: 0.17
