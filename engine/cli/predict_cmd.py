@@ -272,8 +272,9 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
     # --threads goes to the devices that take threads (every device's GPU row runs as it runs), checked
     # there: more than a CPU's cores, or threads on GPUs alone, is refused in one line
     per_device = threads_on_several([hw.kind for hw in resolved], threads)
+    memo: dict = {}  # each CPU's catalog entry read once
     for hw, t in zip(resolved, per_device):
-        pp.check_threads({}, hw, t)
+        pp.check_threads(memo, hw, t)
     requests = [c.with_(threads=t) for c, t in zip(requests, per_device)]
     for e in refused:
         click.echo(f"left out {e}", err=True)
