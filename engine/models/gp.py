@@ -153,6 +153,16 @@ def stable_subset(row_ids: Sequence[str], size: int, seed: int = 0) -> np.ndarra
     return np.sort(np.argsort(keys, kind="stable")[:size])
 
 
+def run_identity(config_key: str, log_latency: float) -> str:
+    """The identity :func:`stable_subset` hashes: the configuration and its measured value.
+
+    The value goes through Python's ``float`` repr (the shortest round-trip digits): the repr of a
+    NumPy scalar is ``np.float64(...)`` from NumPy 2 on and bare digits before it, so hashing it
+    would draw another subset, and fit other hyperparameters, under NumPy 1.26, which setup.cfg
+    admits."""
+    return f"{config_key}|{float(log_latency)!r}"
+
+
 def group_labels(ff: FeatureFrame, group: str) -> np.ndarray:
     """Each row's label in one of the kernel's :data:`GROUPS`.
 
@@ -611,7 +621,7 @@ class GPPredictor:
     """
 
     name = "gp"
-    CACHE_VERSION = 15  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
+    CACHE_VERSION = 16  # 2: per-stratum calibration; 3: software-path group term; 4: device × software path;
     # 5, 6: no roofline-time feature on one device; 7: per-device overhead term; 8: the design keeps the
     # roofline's parameters, not a tuple of three of them; 9: the latency outputs' roughness term;
     # 10: memory's software-path, device and model spreads 0.5, 0.15 and 0.3 (were 0.1, 0.3 and 0.1)
@@ -620,6 +630,7 @@ class GPPredictor:
     # 13: the hyperparameters' subset of a store over max_fit_points is chosen by hash (stable_subset)
     # 14: max_fit_points 500 (was 400): the shipped store's hyperparameters are fitted on every run
     # 15: max_fit_points 400 again, every run up to whole_fit_points (500)
+    # 16: stable_subset hashes run_identity (a float's repr, not a NumPy scalar's)
 
     def __init__(self, featurizer: Optional[Featurizer] = None, max_fit_points: int = 400, maxiter: int = 50,
                  maxiter_warm: int = 12, chunk_size: int = 8192, hardware_sd: float = 0.5, family_sd: float = 0.35,
@@ -682,7 +693,7 @@ class GPPredictor:
                                            if self.prior_sd_log.get("overhead", 0.0) > 0 else None)
         X = self.design.matrix(ff)
         strata = calibration_strata(ff)
-        row_ids = np.array([f"{c.key}|{v!r}" for c, v in zip(tg.configs, tg.log_latency)], dtype=object)
+        row_ids = np.array([run_identity(c.key, v) for c, v in zip(tg.configs, tg.log_latency)], dtype=object)
         log_roof = np.log(self.roofline.latency_ms(ff))
         log_roof_mem = np.log(self.roofline.memory_mib(ff))
         share = memory_base_share(ff, self.roofline.params)

@@ -441,3 +441,13 @@ def test_hyperparameter_subset_is_stable_when_a_run_is_added(featurizer, train_d
     before = _fit(featurizer, train_df, max_fit_points=100, whole_fit_points=100).predict(configs).mu_log["latency_ms"]
     after = _fit(featurizer, shuffled, max_fit_points=100, whole_fit_points=100).predict(configs).mu_log["latency_ms"]
     assert np.median(np.abs(after - before)) < 0.03  # a random draw of positions: 0.17
+
+
+def test_run_identity_does_not_depend_on_numpy_scalar_repr() -> None:
+    """The hashed identity of a run is the same for a NumPy scalar and a Python float: NumPy 2's
+    repr (``np.float64(0.5)``) would otherwise draw another subset than NumPy 1.26's (``0.5``)."""
+    from engine.models.gp import run_identity
+
+    value = np.log(np.float64(12.34))
+    assert run_identity("k", value) == run_identity("k", float(value)) == f"k|{float(value)!r}"
+    assert "np." not in run_identity("k", np.float32(0.25))
