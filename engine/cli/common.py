@@ -34,7 +34,7 @@ def open_store(db_path: Optional[str], seed: bool = True, announce: bool = True)
     and look like the team's store."""
     from engine.store import Store
 
-    return Store(db_path, seed=seed, on_create=_announce_new_store if announce else None)
+    return Store(db_path, seed=seed, on_create=_announce_new_store if announce else None, db_arg="--db")
 
 
 def open_existing_store(db_path: Optional[str]) -> Any:

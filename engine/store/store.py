@@ -51,13 +51,19 @@ class Store:
     ``on_create(path, seeded_runs)`` is called once when this object creates the file. The CLI
     prints it, so a mistyped ``--db`` shows up as "new store" instead of silently answering
     from the shipped runs alone.
+
+    ``db_arg``: how the caller's user named the path, for the errors about it
+    (:func:`engine.store.paths.db_named`): ``"--db"`` (the CLI), ``"db"`` (the Python API's
+    functions, :func:`api_store`), ``"path"`` (this class used directly).
     """
 
     def __init__(self, path: Optional[str | Path] = None, *, seed: bool = True, lock_wait_s: Optional[float] = None,
-                 read_only: bool = False, on_create: Optional[Callable[[Path, int], None]] = None) -> None:
+                 read_only: bool = False, on_create: Optional[Callable[[Path, int], None]] = None,
+                 db_arg: str = "path") -> None:
         self.path = default_db_path(path)
+        self._named_by = (db_arg, path is not None)
         if not self.path.exists():  # a mistyped folder is refused now, before any work (engine.store.paths)
-            check_db_folder(self.path)
+            check_db_folder(self.path, *self._named_by)
         self.on_create = on_create
         # how long to wait for another process's write lock before explaining it in one line
         self.lock_wait_s = float(os.environ.get("PERFCAST_LOCK_WAIT_S", 10.0)) if lock_wait_s is None else lock_wait_s
@@ -86,18 +92,26 @@ class Store:
         silently lose everything written to it."""
         if not self.path.exists():
             return
+        named = self._named()[0]
         if self.path.is_dir():
-            raise NotADatabaseError(f"--db {self.path} is not a DuckDB database (it is a directory)")
+            raise NotADatabaseError(f"{named} is not a DuckDB database (it is a directory)")
         try:
             with open(self.path, "rb") as f:
                 head = f.read(12)
         except OSError as e:
-            raise NotADatabaseError(f"--db {self.path} cannot be read ({e.strerror or e})") from None
+            raise NotADatabaseError(f"{named} cannot be read ({e.strerror or e})") from None
         if head[8:12] != _DUCKDB_MAGIC:
             hint = "; import it with 'perfcast db import'" if self.path.suffix.lower() in (
                 ".csv", ".parquet", ".json", ".jsonl") else ""
             what = "it is empty" if not head else "no DuckDB header"
-            raise NotADatabaseError(f"--db {self.path} is not a DuckDB database ({what}){hint}")
+            raise NotADatabaseError(f"{named} is not a DuckDB database ({what}){hint}")
+
+    def _named(self) -> tuple[str, str]:
+        """How errors name this store's path and what to pass instead, in the caller's words:
+        ``--db PATH`` on the command line, ``db='PATH'`` in the Python API (``db_arg``)."""
+        from engine.store.paths import db_named
+
+        return db_named(self.path, *self._named_by)
 
     def _open(self, write: bool) -> duckdb.DuckDBPyConnection:
         self._check_is_duckdb()
@@ -106,7 +120,7 @@ class Store:
         except (duckdb.Error, OSError) as e:
             # anything left (lock timeouts are already DatabaseLockedError) is about the path itself
             verb = "cannot be opened" if self.path.exists() else "cannot be created"
-            raise NotADatabaseError(f"--db {self.path} {verb} as a DuckDB database ({_first_line(e)})") from None
+            raise NotADatabaseError(f"{self._named()[0]} {verb} as a DuckDB database ({_first_line(e)})") from None
 
     def _open_waiting(self, write: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_wait_s
@@ -122,7 +136,7 @@ class Store:
                         raise
                 if self.read_only and write:
                     raise DatabaseLockedError(f"database {self.path} was opened read-only; this command writes")
-                make_db_folder(self.path)
+                make_db_folder(self.path, *self._named_by)
                 return duckdb.connect(str(self.path))
             except duckdb.Error as e:
                 msg = str(e)
@@ -133,7 +147,7 @@ class Store:
                     who = f"process {pid.group(1)}" if pid else "another process"
                     err = DatabaseLockedError(
                         f"database {self.path} is locked by {who} (a running loop, or a notebook or "
-                        "DuckDB shell holding it open); wait for it to finish or pass --db with another file")
+                        f"DuckDB shell holding it open); wait for it to finish or {self._named()[1]}")
                     if self._patient is None:
                         raise err from None
                     if not self._told:  # patience(): wait as long as the lock is held, saying so once
@@ -512,4 +526,4 @@ def api_store(db: "None | str | os.PathLike[str] | Store") -> Store:
     if db is not None and not isinstance(db, (str, os.PathLike)):
         # db=123 was pathlib's "expected str, bytes or os.PathLike object, not int" at the first answer
         raise InvalidValueError("db", db, "a path (str or os.PathLike), an engine.Store, or None for the default store")
-    return Store(db, on_create=_warn_new_store)
+    return Store(db, on_create=_warn_new_store, db_arg="db")

@@ -222,16 +222,24 @@ def _held(path: Path, *, read_only: bool = False, release_after: Optional[float]
         holder.wait()
 
 
-def test_second_process_gets_one_line_when_locked(tmp_path: Path) -> None:
+def test_second_process_gets_one_line_when_locked(tmp_path: Path, monkeypatch) -> None:
+    from engine.store import api_store
+
     s = _filled(tmp_path)
     with _held(s.path):
         blocked = Store(s.path, seed=False, lock_wait_s=0.3)
         with pytest.raises(DatabaseLockedError, match="is locked by process"):
             blocked.save_measurement(Measurement.from_samples(Config("gpt2", "cpu-x"), [1.0]))
+        # the way out is named in the caller's words: the Python API has db=, not --db (session 33)
+        monkeypatch.setenv("PERFCAST_LOCK_WAIT_S", "0.3")
+        with pytest.raises(DatabaseLockedError, match="wait for it to finish or pass another file as db=$") as e:
+            api_store(s.path).measurements()
+        assert "--db" not in str(e.value)
         r = subprocess.run([sys.executable, "-m", "engine.cli.main", "db", "info", "--db", str(s.path)],
                            capture_output=True, text=True, env={**__import__("os").environ, "PERFCAST_LOCK_WAIT_S": "0.3"})
         assert r.returncode == 3, r.stderr
         assert r.stderr.strip().startswith("error:") and "Traceback" not in r.stderr
+        assert r.stderr.strip().endswith("wait for it to finish or pick another --db"), r.stderr
 
 
 def test_a_patient_write_waits_out_a_reader_instead_of_losing_the_run(tmp_path: Path) -> None:
