@@ -459,7 +459,7 @@ class ActiveLearningSystem:
         except ImportError:
             return None
         hws = sorted({c.hardware for c in space})
-        return HardwareRecommender(predictor, available_hardware=hws, store=self.store)
+        return HardwareRecommender(predictor, available_hardware=hws, db=self.store)
 
     @staticmethod
     def _hardware_fields(recommender: Any, c: Config, metric: str, notes: list[str]) -> dict[str, Any]:

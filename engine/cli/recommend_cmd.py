@@ -73,7 +73,7 @@ def recommend_hardware(model: str, metric: str, available: Optional[str], detect
     if names is not None and not names:
         raise InvalidValueError("--available", available, "a comma-separated list of hardware ids or platforms")
     pp = PerformancePredictor(store, predictor=predictor)
-    rec = HardwareRecommender(pp, available_hardware=names, store=store)
+    rec = HardwareRecommender(pp, available_hardware=names, db=store)
     with console(stderr=True).status("drawing joint posterior samples…"):
         r = rec.recommend_hardware(model_name=model, batch_size=batch_size, optimization_metric=metric,
                                    precision=precision, seq_len=seq_len, mode=mode, runtime=runtime,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -30,6 +30,8 @@ from engine.optimize.result import ninety_only
 from engine.recommend.scaling import ScalingPrior
 
 if TYPE_CHECKING:
+    import os
+
     from engine.store import Store
 
 METRICS: dict[str, str] = {"throughput": "throughput", "latency": "latency_ms", "latency_ms": "latency_ms",
@@ -160,23 +162,37 @@ class HardwareRecommender:
     ``predictor``: a :class:`engine.predict.PerformancePredictor`, a fitted predictor with
     ``sample`` (``engine.models``), a predictor name (``gp``, ``hierarchical``, ``roofline``) or
     None (the store's GP). ``available_hardware``: ids or platform names (``cuda`` -> the device
-    that answers for it); default: every known device.
+    that answers for it); default: every known device. ``db``: the store, as the rest of the Python
+    API takes it: a path, an :class:`engine.Store`, or None (a PerformancePredictor's own store, else
+    ``PERFCAST_DB`` or the default one; with a fitted predictor and no ``db``, none). ``store=`` is
+    its name before session 33, still accepted (not both at once).
     """
 
     def __init__(self, predictor: Any = None, available_hardware: Optional[Sequence[str]] = None,
-                 store: Optional["Store"] = None, scaling: Optional[ScalingPrior] = None) -> None:
+                 db: Union[None, str, "os.PathLike[str]", "Store"] = None, scaling: Optional[ScalingPrior] = None,
+                 *, store: Union[None, str, "os.PathLike[str]", "Store"] = None) -> None:
+        if db is not None and store is not None:
+            raise InvalidValueError("store", str(getattr(store, "path", store)), "nothing when db= is given (store= "
+                                    "is db='s old name): pass the store once, as db=")
+        arg, db = ("store", store) if db is None and store is not None else ("db", db)
+        if db is not None:
+            from engine.store import api_store
+
+            # a path as well as a Store: store="lab.duckdb" was kept as the string and failed at the first
+            # answer ('str' object has no attribute 'hardware_rows')
+            db = api_store(db, arg)
         if predictor is None or isinstance(predictor, str):
             from engine.predict import PerformancePredictor
 
             # a name, as PerformancePredictor and optimize_deployment take it: predictor="gp" was kept
             # as the predictor itself and failed at the first answer ('str' object has no attribute 'sample')
-            predictor = PerformancePredictor(store) if predictor is None else PerformancePredictor(store, predictor)
+            predictor = PerformancePredictor(db) if predictor is None else PerformancePredictor(db, predictor)
         elif not (hasattr(predictor, "fitted") or hasattr(predictor, "sample")):
             raise InvalidValueError("predictor", predictor, "a PerformancePredictor, a fitted predictor (engine.models), "
                                     "a predictor name (gp, hierarchical, roofline) or None")
         self._facade = predictor if hasattr(predictor, "fitted") else None
         self._predictor = None if self._facade is not None else predictor
-        self.store = store if store is not None else (getattr(self._facade, "store", None) if self._facade else None)
+        self.store = db if db is not None else (getattr(self._facade, "store", None) if self._facade else None)
         available_hardware = split_names(available_hardware)  # "cpu,t4", not the letters c, p, u, ...
         if available_hardware is not None and not isinstance(available_hardware, Iterable):
             # available_hardware=5 was a TypeError ('int' object is not iterable)

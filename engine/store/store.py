@@ -516,14 +516,15 @@ def _warn_new_store(path: Path, seeded: int) -> None:
                   UserWarning, stacklevel=2)
 
 
-def api_store(db: "None | str | os.PathLike[str] | Store") -> Store:
+def api_store(db: "None | str | os.PathLike[str] | Store", arg: str = "db") -> Store:
     """The store a Python API call works on: a :class:`Store`, a path, or None (``PERFCAST_DB``,
     else the platform default). A store the call creates is announced with a ``UserWarning``
     naming the file, as the CLI announces it on stderr: a mistyped path in a notebook otherwise
-    answered from the shipped runs alone, looking like the team's store."""
+    answered from the shipped runs alone, looking like the team's store. ``arg``: the argument the
+    user passed it as, which errors about the path name (``db='notes.txt' is not a DuckDB database``)."""
     if isinstance(db, Store):
         return db
     if db is not None and not isinstance(db, (str, os.PathLike)):
         # db=123 was pathlib's "expected str, bytes or os.PathLike object, not int" at the first answer
-        raise InvalidValueError("db", db, "a path (str or os.PathLike), an engine.Store, or None for the default store")
-    return Store(db, on_create=_warn_new_store, db_arg="db")
+        raise InvalidValueError(arg, db, "a path (str or os.PathLike), an engine.Store, or None for the default store")
+    return Store(db, on_create=_warn_new_store, db_arg=arg)

@@ -284,3 +284,30 @@ def test_devices_with_one_posterior_are_named_as_tied_and_memory_gets_no_rooflin
     assert "practically tied for memory_mib" in r.explanation and "bound" not in r.explanation
     fast = rec.recommend_hardware(model_name="bert-base-uncased", batch_size=8, optimization_metric="throughput")
     assert "tied" not in fast.explanation and "compute-bound" in fast.explanation
+
+
+def test_the_store_is_db_as_in_the_rest_of_the_python_api_and_store_still_works(tmp_path: Path) -> None:
+    """Session 33: HardwareRecommender alone took the store as ``store=``, where PerformancePredictor,
+    ActiveLearningSystem and optimize_deployment take ``db=``; and ``store="lab.duckdb"`` (a path)
+    was kept as the string and failed at the first answer ('str' object has no attribute ...)."""
+    from engine.errors import NotADatabaseError
+    from engine.store import Store
+
+    db = tmp_path / "lab.duckdb"
+    Store(db).ensure_schema()  # with the shipped runs, which the roofline is calibrated on
+    answers = {}
+    for kw in ({"db": db}, {"db": str(db)}, {"store": str(db)}, {"db": Store(db, seed=False)}):
+        rec = HardwareRecommender("roofline", available_hardware=["t4", "a100-80gb"], **kw)
+        assert isinstance(rec.store, Store) and rec.store.path == db and rec._facade.store is rec.store
+        answers[str(kw)] = rec.recommend_hardware(model_name="gpt2", batch_size=8, n_samples=200).recommended
+    assert set(answers.values()) == {"a100-80gb"}, answers
+    positional = HardwareRecommender(FakePredictor({"t4": 1.0}), ["t4"], Store(db, seed=False))  # the 3rd argument
+    assert positional.store.path == db
+    with pytest.raises(InvalidValueError, match=r"^invalid store '.*lab.duckdb'; valid: nothing when db= is given"):
+        HardwareRecommender(FakePredictor({"t4": 1.0}), ["t4"], db=db, store=db)
+    with pytest.raises(InvalidValueError, match=r"^invalid db 5; valid: a path"):
+        HardwareRecommender(FakePredictor({"t4": 1.0}), ["t4"], db=5)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    with pytest.raises(NotADatabaseError, match=r"^store='.*notes.txt' is not a DuckDB database"):  # as typed
+        HardwareRecommender("roofline", ["t4"], store=notes).recommend_hardware(model_name="gpt2", batch_size=8)
