@@ -509,7 +509,8 @@ class PerformancePredictor:
             memo["entry", hw.id] = resolve_hardware(hw.id, self.store)
         check_threads(memo["entry", hw.id], threads)
 
-    def _configs(self, configs: Iterable[ConfigLike]) -> tuple[list[Config], list[ResolvedHardware]]:
+    def _configs(self, configs: Iterable[ConfigLike],
+                 memo: Optional[dict[tuple[str, str], Any]] = None) -> tuple[list[Config], list[ResolvedHardware]]:
         from engine.catalog import get_model
         from engine.workloads import effective_seq_len
 
@@ -520,7 +521,7 @@ class PerformancePredictor:
         keys = list(inspect.signature(self._config).parameters)[1:]  # predict()'s own argument names
         out: list[Config] = []
         hws: list[ResolvedHardware] = []
-        memo: dict[tuple[str, str], Any] = {}
+        memo = {} if memo is None else memo  # a caller's (compare_hardware): its names are resolved already
         for c in configs:
             if not isinstance(c, (Config, Mapping)):
                 raise InvalidValueError("configuration", c, what)
@@ -550,14 +551,23 @@ class PerformancePredictor:
     # -- predictions -------------------------------------------------------------------------------
     def predict_set(self, configs: Iterable[ConfigLike]) -> tuple[PredictionSet, list[ResolvedHardware]]:
         """Vectorised posterior for many configurations (one predictor call, no per-config loop)."""
-        cfgs, hws = self._configs(configs)
+        return self._predict_set(configs, {})
+
+    def _predict_set(self, configs: Iterable[ConfigLike],
+                     memo: dict[tuple[str, str], Any]) -> tuple[PredictionSet, list[ResolvedHardware]]:
+        cfgs, hws = self._configs(configs, memo)
         if not cfgs:
             return PredictionSet(configs=[], predictor=self.predictor_name), []
         return self.fitted().predict(cfgs), hws
 
     def predict_many(self, configs: Iterable[ConfigLike]) -> list[Prediction]:
         """Typed predictions for many configurations (Config objects or keyword mappings)."""
-        pset, hws = self.predict_set(configs)
+        return self._predict_many(configs, {})
+
+    def _predict_many(self, configs: Iterable[ConfigLike], memo: dict[tuple[str, str], Any]) -> list[Prediction]:
+        """:meth:`predict_many` with the call's memo of resolved names (:meth:`_resolved`), which
+        :meth:`compare_hardware` fills first."""
+        pset, hws = self._predict_set(configs, memo)
         nearby = self._nearby_counts()
         device_caution = {hw.id: self.extrapolation_warning(hw) for hw in hws}
         fit_caution = self.fit_caution() if hws else None
@@ -601,8 +611,10 @@ class PerformancePredictor:
             raise InvalidValueError("hardware", "", "at least one hardware id or platform name")
         memo: dict[tuple[str, str], Any] = {}
         per_device = threads_on_several([self._resolved(h, memo).kind for h in hardware], kw.pop("threads", 0))
-        return self.predict_many([dict(model_name=model_name, hardware=h, batch_size=batch_size, threads=t, **kw)
-                                  for h, t in zip(hardware, per_device)])
+        # the same memo: each name was resolved twice, here for the threads rule and again in predict_many
+        # (a read of the store's hardware table each), and the two could disagree if the table changed between
+        return self._predict_many([dict(model_name=model_name, hardware=h, batch_size=batch_size, threads=t, **kw)
+                                   for h, t in zip(hardware, per_device)], memo)
 
     def batch_scaling(self, model_name: str, hardware: str, batch_sizes: Sequence[int], **kw: Any) -> list[Prediction]:
         """How the posterior moves with the batch size on one device. ``batch_sizes`` may be any
