@@ -447,10 +447,15 @@ def _online(problem: Problem, runner: Executor, runnable: Sequence[Config], stor
     result.experiment_id = experiment_id
     result.interrupted = interrupted
     if store is not None and experiment_id is not None:
-        store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
-                                "interrupted" if interrupted else "done",
-                                state={"history": [e.to_dict() for e in result.history],
-                                       "best": result.best.to_dict() if result.best else None})
+        from engine.interrupts import sigint_held
+
+        # a Ctrl-C during this write (the second, after a first one stopped the loop) waits for it, then
+        # stops the call: it rolled the write back, and the row stayed "running" (listed as killed)
+        with sigint_held():
+            store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
+                                    "interrupted" if interrupted else "done",
+                                    state={"history": [e.to_dict() for e in result.history],
+                                           "best": result.best.to_dict() if result.best else None})
     return result
 
 
@@ -458,14 +463,21 @@ def _mark_interrupted(store: Optional["Store"], experiment_id: Optional[str], pr
                       history: list[dict[str, Any]]) -> None:
     """The experiment of an optimisation stopped at once (a second Ctrl-C, a crash) reads
     ``interrupted`` and resumes, as a loop's does. Best effort: a locked or closed store must not
-    replace the interrupt with a traceback of its own (the row then stays "running", listed as killed)."""
+    replace the interrupt with a traceback of its own (the row then stays "running", listed as killed).
+    A Ctrl-C during the write (a third one; users press it repeatedly) waits for it to land: it rolled
+    the write back, leaving the row "running" (session 33). A fourth still stops it at once, for a
+    write that waits on another process's lock; the exception on its way out already stops the call,
+    so the held one is not delivered again."""
     if store is None or experiment_id is None:
         return
-    try:
-        store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
-                                "interrupted", state={"history": history})
-    except Exception:  # noqa: BLE001 - see the docstring
-        pass
+    from engine.interrupts import sigint_held
+
+    with sigint_held(deliver=False):
+        try:
+            store.upsert_experiment(experiment_id, f"optimize {problem.model}", _problem_dict(problem, budget),
+                                    "interrupted", state={"history": history})
+        except Exception:  # noqa: BLE001 - see the docstring
+            pass
 
 
 def _claim(store: "Store", problem: Problem, budget: int, use_existing: bool,

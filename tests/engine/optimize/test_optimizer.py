@@ -537,3 +537,81 @@ def test_a_throughput_floor_that_restates_a_latency_bound_changes_nothing():
     both = prob_feasible(Problem("m", ("latency_ms",), (Constraint("latency_ms", 10.0),
                                                         Constraint("throughput", 100.0)), cands), post)
     assert 0.4 < lat[0] < 0.6 and both[0] == pytest.approx(lat[0])
+
+
+def _sigint_during(store, status: str, times: int = 1):  # type: ignore[no-untyped-def]
+    """``store.upsert_experiment`` that gets ``times`` real SIGINTs (a Ctrl-C) as it writes ``status``."""
+    import os
+    import signal
+
+    real = store.upsert_experiment
+    sent: list[str] = []
+
+    def upsert(experiment_id, name, config, st, state=None):  # type: ignore[no-untyped-def]
+        if st == status and not sent:
+            sent.append(st)
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+        return real(experiment_id, name, config, st, state)
+
+    store.upsert_experiment = upsert
+    return sent
+
+
+def test_a_third_ctrl_c_while_the_interrupted_record_is_written_waits_for_it(featurizer, tmp_path, monkeypatch):
+    """Session 33: a second Ctrl-C in the final fit marks the experiment interrupted; a third while
+    that row was written rolled it back (a KeyboardInterrupt inside the write), and the experiment
+    stayed "running", listed as killed. The Ctrl-C now waits for the write, which lands."""
+    import signal
+
+    import engine.optimize.optimizer as optimizer
+    from engine.store import Store
+
+    store = Store(tmp_path / "o.duckdb", seed=False)
+    ex = FakeExecutor()
+
+    def final_interrupted(*args, **kwargs):  # the second Ctrl-C lands in the final fit
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(optimizer, "_final", final_interrupted)
+    sent = _sigint_during(store, "interrupted")
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=5,
+                            online=True, executor=ex, db=store, featurizer=featurizer,
+                            should_stop=lambda: len(ex.calls) >= 2)
+    assert sent and signal.getsignal(signal.SIGINT) is before  # the handler is put back
+    (exp,) = store.experiments()
+    assert exp["status"] == "interrupted" and len(exp["state"]["history"]) == 2
+
+
+def test_a_ctrl_c_during_the_last_write_stops_the_call_after_it(featurizer, tmp_path):
+    """Session 33: the row's last write ("done") rolled back by a Ctrl-C left it "running"; the
+    Ctrl-C now waits for it and then stops the call as usual."""
+    from engine.store import Store
+
+    store = Store(tmp_path / "o.duckdb", seed=False)
+    sent = _sigint_during(store, "done")
+    with pytest.raises(KeyboardInterrupt):
+        optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=2,
+                            online=True, executor=FakeExecutor(), db=store, featurizer=featurizer)
+    (exp,) = store.experiments()
+    assert sent and exp["status"] == "done" and len(exp["state"]["history"]) == 2
+
+
+def test_a_fourth_ctrl_c_during_the_interrupted_write_still_stops_at_once(featurizer, tmp_path, monkeypatch):
+    """The held Ctrl-C must not make a write that waits (another process's lock, waited out under
+    Store.patience) unstoppable: a second one during the write is delivered at once."""
+    import engine.optimize.optimizer as optimizer
+    from engine.store import Store
+
+    store = Store(tmp_path / "o.duckdb", seed=False)
+    ex = FakeExecutor()
+    monkeypatch.setattr(optimizer, "_final", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    sent = _sigint_during(store, "interrupted", times=2)
+    with pytest.raises(KeyboardInterrupt):
+        optimize_deployment("bert-base-uncased", "throughput", {"latency_p90_ms": 30.0}, SPACE, budget=5,
+                            online=True, executor=ex, db=store, featurizer=featurizer,
+                            should_stop=lambda: len(ex.calls) >= 2)
+    (exp,) = store.experiments()
+    assert sent and exp["status"] == "running"  # stopped before the write: listed as killed, and resumable
