@@ -695,12 +695,17 @@ class ExperimentLoop:
         the interrupt."""
         if self.mode != "run" or not self.steps:
             return
-        try:
-            runs, n_failed, seconds, _ = self.committed()
-            self._save_state("interrupted", {"stopped_because": self.STOPPED_AT_ONCE, "n_benchmarks": runs,
-                                             "benchmark_seconds": seconds, "n_failed": n_failed})
-        except Exception:  # noqa: BLE001 - a locked or closed store: the row stays "running", listed as killed
-            pass
+        from engine.interrupts import sigint_held
+
+        # a third Ctrl-C during this read and write rolled the write back (the row stayed "running"): it
+        # waits for them now; a fourth stops at once (a write waiting on a lock); the loop is stopping anyway
+        with sigint_held(deliver=False):
+            try:
+                runs, n_failed, seconds, _ = self.committed()
+                self._save_state("interrupted", {"stopped_because": self.STOPPED_AT_ONCE, "n_benchmarks": runs,
+                                                 "benchmark_seconds": seconds, "n_failed": n_failed})
+            except Exception:  # noqa: BLE001 - a locked or closed store: the row stays "running", listed as killed
+                pass
 
     def _run(self) -> LoopResult:
         self.prepare()

@@ -122,3 +122,39 @@ def test_a_second_ctrl_c_leaves_the_loop_listed_as_interrupted_not_killed(syn, t
     again = loop(OracleExecutor(df)).run()
     assert again.resumed_runs == 2 and again.n_benchmarks == 8
     assert store.measurements(status=None)["config_key"].is_unique
+
+
+def test_a_third_ctrl_c_while_the_loop_records_its_stop_waits_for_the_write(syn, tmp_path) -> None:
+    """Session 33: a Ctrl-C (the third) while a loop stopped by a second one wrote its
+    ``interrupted`` row rolled that write back, leaving the row "running" (listed as killed)."""
+    from engine.models.gp import GPPredictor
+
+    fz, configs, _ = syn
+    df = oracle_frame(configs[:30])
+    store = Store(tmp_path / "s.duckdb", seed=False)
+    cfg = _cfg()
+    real = store.upsert_experiment
+    sent: list[str] = []
+
+    def upsert(experiment_id, name, config, status, state=None):  # type: ignore[no-untyped-def]
+        if status == "interrupted" and not sent:
+            sent.append(status)
+            os.kill(os.getpid(), signal.SIGINT)  # the third Ctrl-C, as the row is written
+        return real(experiment_id, name, config, status, state)
+
+    store.upsert_experiment = upsert  # type: ignore[method-assign]
+
+    class InterruptedAfterTwo(OracleExecutor):
+        def wait(self, timeout=None):  # type: ignore[no-untyped-def]
+            if len(store.measurements(status=None)) >= 2:
+                raise KeyboardInterrupt  # the second Ctrl-C
+            return super().wait(timeout)
+
+    loop = ExperimentLoop(cfg, store, InterruptedAfterTwo(df), space_from_dataset(cfg.search_space, df), mode="run",
+                          predictor_factory=lambda: GPPredictor(featurizer=fz, maxiter=10, calibrate=False))
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run()
+    assert sent and signal.getsignal(signal.SIGINT) is before
+    exp = store.get_experiment(loop.experiment_id)
+    assert exp["status"] == "interrupted" and "second Ctrl-C" in exp["state"]["stopped_because"]
