@@ -467,9 +467,14 @@ class PerformancePredictor:
     # -- configs ------------------------------------------------------------------------------------
     def config(self, model_name: str, hardware: str, batch_size: int = 1, precision: str = "fp32",
                seq_len: int = 128, mode: str = "inference", runtime: Optional[str] = None,
-               threads: int = 0) -> tuple[Config, ResolvedHardware]:
-        """Validate names and build the canonical configuration (and say which device answers)."""
-        return self._config({}, model_name, hardware, batch_size, precision, seq_len, mode, runtime, threads)
+               threads: int = 0, *,
+               memo: Optional[dict[tuple[str, str], Any]] = None) -> tuple[Config, ResolvedHardware]:
+        """Validate names and build the canonical configuration (and say which device answers).
+        ``memo``: one dict for the calls of one request (as :meth:`check_threads` takes it), so
+        each hardware name is resolved once: compare-hardware over 4 devices and 5 batch sizes read
+        the store's hardware table 20 times for 4 names."""
+        return self._config({} if memo is None else memo, model_name, hardware, batch_size, precision, seq_len, mode,
+                            runtime, threads)
 
     def _resolved(self, hardware: str, memo: dict[tuple[str, str], Any]) -> ResolvedHardware:
         """:func:`resolve`, once per name within one call: resolving reads the store's hardware

@@ -254,11 +254,12 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
     resolved = []
     refused: list[RefusedConfigError] = []
     seen: set[tuple[str, int]] = set()
+    memo: dict = {}  # each device resolved once, not once per batch size; each CPU's catalog entry read once
     for h in hws:
         for b in batches:
             try:
                 cfg, hw = pp.config(model_name, h, batch_size=b, precision=precision, seq_len=seq_len, mode=mode,
-                                    runtime=runtime)
+                                    runtime=runtime, memo=memo)
             except RefusedConfigError as e:  # int8 on every GPU of the catalog: leave those out, say why
                 refused.append(e)
                 break
@@ -272,7 +273,6 @@ def compare_hardware(model_name: str, hardware: Optional[str], batch_sizes: str,
     # --threads goes to the devices that take threads (every device's GPU row runs as it runs), checked
     # there: more than a CPU's cores, or threads on GPUs alone, is refused in one line
     per_device = threads_on_several([hw.kind for hw in resolved], threads)
-    memo: dict = {}  # each CPU's catalog entry read once
     for hw, t in zip(resolved, per_device):
         pp.check_threads(memo, hw, t)
     requests = [c.with_(threads=t) for c, t in zip(requests, per_device)]
