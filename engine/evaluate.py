@@ -127,6 +127,49 @@ def default_factory(name: str, allow_bad_diagnostics: bool = False) -> Any:
     return make_predictor(name, allow_bad_diagnostics=allow_bad_diagnostics)
 
 
+def runs_the_fits_use(df: "pd.DataFrame", *, catalog: bool = True) -> "pd.DataFrame":
+    """The successful runs every fit trains on (:func:`engine.models.targets.targets_from_measurements`),
+    with one warning naming what is left out: runs timed on a busy machine (superseded, or without a
+    quiet rerun) and, with ``catalog``, runs of models or devices the catalogs do not define.
+
+    Held out, a run the fits distrust was scored anyway: a busy run 5-25x slow counted as the
+    predictor's miss, and one imported run of a teammate's CPU (a device no catalog here
+    describes) failed every predictor's prediction, so ``perfcast evaluate`` printed no score at
+    all for a store whose fits work (audit 2026-12-08)."""
+    import warnings
+
+    from engine.models.targets import left_out_busy
+
+    if "status" in df.columns:
+        df = df[df["status"] == "ok"]
+    lat = df["latency_median_ms"].to_numpy(dtype=float)
+    df = df[np.isfinite(lat) & (lat > 0)].reset_index(drop=True)
+    drop = left_out_busy(df)
+    reasons = [f"{int(drop.sum())} timed on a busy machine"] if drop.any() else []
+    if catalog and len(df):
+        from engine.catalog import models, resolve_hardware
+
+        known_models = models()
+        unknown_m = sorted({str(m) for m in df["model"]} - set(known_models))
+        unknown_h = []
+        for hw in sorted({str(h) for h in df["hardware"]}):
+            try:
+                resolve_hardware(hw)  # as the featuriser resolves a run's device (no store)
+            except PerfcastError:
+                unknown_h.append(hw)
+        for column, unknown, what in (("model", unknown_m, "of a model"), ("hardware", unknown_h, "on a device")):
+            if unknown:
+                hit = df[column].astype(str).isin(unknown).to_numpy() & ~drop
+                drop |= hit
+                reasons.append(f"{int(hit.sum())} {what} the catalogs do not define "
+                               f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''})")
+    if drop.any():
+        n = int(drop.sum())
+        warnings.warn(f"left {n} stored run{'s' if n != 1 else ''} out of the evaluation, as every fit leaves "
+                      f"them out: {'; '.join(reasons)}", RuntimeWarning, stacklevel=3)
+    return df[~drop]
+
+
 def _warm_descriptors(df: "pd.DataFrame") -> None:
     """Featurise every row once up front (descriptors are cached per process), so the reported
     fit times are the predictors' own and not whichever predictor happened to run first."""
@@ -269,7 +312,12 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
     predictors = list(dict.fromkeys(predictors))
     if len(df) == 0:
         raise _IVE("store", "empty", "a store with measurements (run `perfcast benchmark` or `perfcast db import`)")
-    df = df.reset_index(drop=True)
+    df = runs_the_fits_use(df, catalog=factory is None).reset_index(drop=True)
+    if len(df) == 0:
+        from engine.errors import NoDataError
+
+        raise NoDataError("evaluation data", "no run the fits use", "successful runs of catalog models and "
+                          "devices, timed on a quiet machine")
     folds = make_folds(df, holdout, fraction, seed)
     if factory is None:
         _warm_descriptors(df)

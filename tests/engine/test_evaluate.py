@@ -271,3 +271,36 @@ def test_memory_is_scored_only_where_the_run_built_its_model_as_today() -> None:
     pos = np.arange(3)
     assert np.allclose(score_rows(ps, test, pos, "memory_mib", "memory_peak_mib").y, [100.0, 400.0])
     assert len(score_rows(ps, test, pos, "latency_ms", "latency_median_ms").y) == 3
+
+
+def test_runs_the_fits_leave_out_are_not_scored_either() -> None:
+    """Audit 2026-12-08: a run timed on a busy machine (5-25x slow, left out of every fit) was
+    still held out and scored as the predictor's miss, and counted in the noise floor."""
+    rows = []
+    for k in range(40):
+        c = Config("gpt2", "cpu-amd-epyc-2c", [1, 2, 4, 8][k % 4], seq_len=k, threads=2)
+        rows.append({**c.to_dict(), "config_key": c.key, "status": "ok", "foreign_cpu_cores": 0.0,
+                     "latency_median_ms": 10.0 * c.batch_size})
+    busy = dict(rows[0], latency_median_ms=rows[0]["latency_median_ms"] * 20, foreign_cpu_cores=1.9)
+    df = pd.DataFrame(rows + [busy] + [dict(busy, config_key=f"{busy['config_key']}-{i}") for i in range(3)])
+    with pytest.warns(RuntimeWarning, match="left 4 stored runs out of the evaluation.*4 timed on a busy machine"):
+        rep = evaluate(df, "random", fraction=0.5, seed=0, predictors=["gp"], factory=lambda name: _Oracle(0.05))
+    assert rep.n_measurements == 40
+    assert rep.results["gp"].scores["latency_ms"].median_ape == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_run_of_a_device_no_catalog_defines_does_not_fail_every_predictor(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Audit 2026-12-08: one imported run of a teammate's device ('t5', stored, left out of every
+    fit with a warning) made `perfcast evaluate` print "roofline failed: ... unknown hardware 't5'"
+    and no score at all; a model no catalog defines ('gpt3') became a fold of --holdout model."""
+    from engine.store import Store
+
+    df = Store(tmp_path / "s.duckdb").measurements(with_samples=True)
+    df = df[df["model"].isin(["gpt2", "bert-base-uncased"])].reset_index(drop=True)
+    extra = pd.concat([df.iloc[:1].assign(hardware="t5", run_id="x1", config_key="k1"),
+                       df.iloc[:1].assign(model="gpt3", run_id="x2", config_key="k2")])
+    with pytest.warns(RuntimeWarning, match=r"left 2 stored runs out of the evaluation.*\(gpt3\).*\(t5\)"):
+        rep = evaluate(pd.concat([df, extra], ignore_index=True), "model", predictors=["roofline"])
+    res = rep.results["roofline"]
+    assert res.error is None and res.scores["latency_ms"].n == len(df)
+    assert rep.folds == ["bert-base-uncased", "gpt2"]
