@@ -249,10 +249,52 @@ def import_file(store: Store, path: str | Path, *, source: Optional[str] = None,
         run_id = "coalesce(CAST(run_id AS VARCHAR), __derived_id)" if "run_id" in cols else "__derived_id"
         rows = int(con.execute("SELECT count(*) FROM __import").fetchone()[0])
         try:
-            n = _insert_rows(con, path, cols, col, src, run_id, skip_existing)
+            n, names = _insert_rows(con, path, cols, col, src, run_id, skip_existing)
         except duckdb.Error as e:  # a value no column type takes (a timestamp, a sample list): one line
             raise ImportRejectedError(f"{path}: {str(e).splitlines()[0]}; nothing was imported") from None
+    _warn_unknown_names(path, names)
     return ImportSummary(imported=n, skipped=rows - n)
+
+
+def _warn_unknown_names(path: Path, names: list[tuple[str, str, int]]) -> None:
+    """One warning per column naming the imported models and devices no catalog here defines, with
+    the closest names. Such runs are stored (a teammate's CPU, an own model whose file is not set in
+    this shell) but every fit leaves them out; a typo ('bert-base', 'a100') was reported only at the
+    next fit, as "left N stored runs out of the fit", while the import said "imported N runs"."""
+    import warnings
+
+    from engine.catalog import USER_CATALOG_ENV, models, resolve_hardware
+    from engine.errors import PerfcastError, UnknownNameError
+
+    known_models = models()
+    by_column: dict[str, dict[str, int]] = {"model": {}, "hardware": {}}
+    hints: dict[str, str] = {}
+    for model, hardware, count in names:
+        if model not in known_models:
+            by_column["model"][model] = by_column["model"].get(model, 0) + count
+            hints.setdefault(model, _hint(UnknownNameError("model", model, known_models).suggestions))
+        try:
+            resolve_hardware(hardware)  # as the fits resolve a run's device
+        except UnknownNameError as e:
+            by_column["hardware"][hardware] = by_column["hardware"].get(hardware, 0) + count
+            hints.setdefault(hardware, _hint(e.suggestions))
+        except PerfcastError:
+            by_column["hardware"][hardware] = by_column["hardware"].get(hardware, 0) + count
+    for column, unknown in by_column.items():
+        if not unknown:
+            continue
+        n = sum(unknown.values())
+        what = "a model" if column == "model" else "a hardware id"
+        shown = "; ".join(f"{name}{hints.get(name, '')}" for name in sorted(unknown)[:3])
+        more = "; ..." if len(unknown) > 3 else ""
+        warnings.warn(f"{path}: {n} run{'s' if n != 1 else ''} stored with {what} no catalog here defines "
+                      f"({shown}{more}): left out of every fit until "
+                      f"{USER_CATALOG_ENV['models' if column == 'model' else 'hardware']} defines it",
+                      stacklevel=4)
+
+
+def _hint(suggestions: list[str]) -> str:
+    return f": did you mean {' or '.join(repr(s) for s in suggestions[:2])}?" if suggestions else ""
 
 
 def _derive_run_ids(con: Any, cols: set[str], column: str = "__derived_id") -> None:
@@ -269,7 +311,8 @@ def _derive_run_ids(con: Any, cols: set[str], column: str = "__derived_id") -> N
         FROM (SELECT __row, md5({content}) AS h FROM __import)) d WHERE __import.__row = d.__row""")
 
 
-def _insert_rows(con: Any, path: Path, cols: set[str], col: Any, src: str, run_id: str, skip_existing: bool) -> int:
+def _insert_rows(con: Any, path: Path, cols: set[str], col: Any, src: str, run_id: str,
+                 skip_existing: bool) -> tuple[int, list[tuple[str, str, int]]]:
     """The typed copy of ``__import`` and the inserts, inside :func:`import_measurements`'s transaction."""
     # a row whose id as derived before 2026-12-07 (ignored columns hashed too) is stored counts as stored
     has_legacy = "__legacy_id" in {r[0] for r in con.execute("DESCRIBE __import").fetchall()}
@@ -318,6 +361,8 @@ def _insert_rows(con: Any, path: Path, cols: set[str], col: Any, src: str, run_i
         (SELECT run_id, unnest(samples_ms) AS v, generate_subscripts(samples_ms, 1) AS i FROM __rows
          WHERE samples_ms IS NOT NULL) u""")
     n = con.execute("SELECT count(*) FROM __rows").fetchone()[0]
+    names = [(str(m), str(h), int(k)) for m, h, k in
+             con.execute("SELECT model, hardware, count(*) FROM __rows GROUP BY model, hardware").fetchall()]
     con.execute("DROP TABLE __rows")
     con.execute("DROP TABLE __import")
-    return int(n)
+    return int(n), names

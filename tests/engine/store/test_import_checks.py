@@ -122,3 +122,29 @@ def test_a_name_no_key_list_or_table_can_hold_is_refused(tmp_path: Path, column:
     r = invoke("db", "import", str(f), "--db", str(db))
     assert r.exit_code == 3, r.output
     assert f"row 1, column '{column}'" in r.stderr and repr(value) in r.stderr and "nothing was imported" in r.stderr
+
+
+def test_an_import_names_models_and_devices_no_catalog_defines_with_the_closest_names(tmp_path: Path,
+                                                                                     recwarn) -> None:  # type: ignore[no-untyped-def]
+    """Audit 2026-12-08: a typo ('bert-base', 'a100') was stored with "imported 3 runs" and no word;
+    only the next fit said it left them out. They stay stored (a teammate's CPU is no error), and
+    the import names them with the names meant."""
+    from engine.store import Store
+
+    f, db = tmp_path / "team.csv", tmp_path / "s.duckdb"
+    f.write_text("model,hardware,batch_size,precision,latency_median_ms\nbert-base,t4,1,fp32,3.0\n"
+                 "gpt2,a100,1,fp32,3.0\ngpt2,t4,2,fp32,5.0\n")
+    r = CliRunner().invoke(cli, ["db", "import", str(f), "--db", str(db)])
+    assert r.exit_code == 0 and "imported 3 runs" in r.stdout
+    said = [str(w.message) for w in recwarn if "no catalog here defines" in str(w.message)]
+    assert len(said) == 2, said
+    assert "1 run stored with a model no catalog here defines (bert-base: did you mean 'bert-base-uncased'" \
+        in said[0] and "PERFCAST_MODELS" in said[0], said
+    assert "1 run stored with a hardware id no catalog here defines (a100: did you mean 'a100-40gb'" in said[1] \
+        and "PERFCAST_HARDWARE" in said[1], said
+    assert Store(db).count("benchmark_runs") == 491 + 3
+    recwarn.clear()
+    g = tmp_path / "ok.csv"
+    g.write_text("model,hardware,batch_size,precision,latency_median_ms\ngpt2,t4,4,fp32,7.0\n")
+    assert CliRunner().invoke(cli, ["db", "import", str(g), "--db", str(db)]).exit_code == 0
+    assert not [w for w in recwarn if "no catalog here defines" in str(w.message)]
