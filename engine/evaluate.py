@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 import numpy as np
 
 from engine.config import SOFTWARE_PATH, Config, joined_labels
-from engine.errors import InvalidValueError, PerfcastError
+from engine.errors import InvalidValueError, NoDataError, PerfcastError
 from engine.scoring import RowScores, Scores, aggregate, row_scores
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def runs_the_fits_use(df: "pd.DataFrame", *, catalog: bool = True) -> "pd.DataFr
                 unknown_h.append(hw)
         for column, unknown, what in (("model", unknown_m, "of a model"), ("hardware", unknown_h, "on a device")):
             if unknown:
-                hit = df[column].astype(str).isin(unknown).to_numpy() & ~drop
+                hit = df[column].astype(str).isin(unknown).to_numpy()  # every run of those names
                 drop |= hit
                 reasons.append(f"{int(hit.sum())} {what} the catalogs do not define "
                                f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''})")
@@ -310,12 +310,10 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
     # a name given twice is one row of the report: it was fitted and scored twice (minutes for
     # the hierarchical model) and the second score silently replaced the first
     predictors = list(dict.fromkeys(predictors))
-    if len(df) == 0:
-        raise _IVE("store", "empty", "a store with measurements (run `perfcast benchmark` or `perfcast db import`)")
+    if len(df) == 0:  # a data problem, exit 3 as `train` on an empty store (it was 2, bad input)
+        raise NoDataError("store", "empty", "a store with measurements (run `perfcast benchmark` or `perfcast db import`)")
     df = runs_the_fits_use(df, catalog=factory is None).reset_index(drop=True)
     if len(df) == 0:
-        from engine.errors import NoDataError
-
         raise NoDataError("evaluation data", "no run the fits use", "successful runs of catalog models and "
                           "devices, timed on a quiet machine")
     folds = make_folds(df, holdout, fraction, seed)

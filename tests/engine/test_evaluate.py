@@ -304,3 +304,12 @@ def test_a_run_of_a_device_no_catalog_defines_does_not_fail_every_predictor(tmp_
     res = rep.results["roofline"]
     assert res.error is None and res.scores["latency_ms"].n == len(df)
     assert rep.folds == ["bert-base-uncased", "gpt2"]
+
+
+def test_an_empty_store_is_a_data_problem_exit_3() -> None:
+    """README: exit 3 for "a store with no runs to fit on", as `train` gives; evaluate gave 2."""
+    from engine.errors import NoDataError
+
+    with pytest.raises(NoDataError) as e:
+        evaluate(pd.DataFrame(), "random", predictors=["gp"], factory=lambda name: _Oracle(0.1))
+    assert e.value.exit_code == 3
