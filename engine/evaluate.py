@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from engine.models.base import PredictionSet
 
 HOLDOUTS: tuple[str, ...] = ("random", "hardware", "model", "family")
+#: The share of configurations a random holdout tests on when no ``fraction`` is given.
+RANDOM_FRACTION = 0.2
 PREDICTORS: tuple[str, ...] = ("roofline", "baseline", "gp", "hierarchical")
 # predicted metric -> observed store column
 EVAL_METRICS: dict[str, str] = {"latency_ms": "latency_median_ms", "latency_p90_ms": "latency_p90_ms",
@@ -62,7 +64,7 @@ def make_folds(df: "pd.DataFrame", holdout: str, fraction: Optional[float] = Non
     rng = np.random.default_rng(seed)
     n = len(df)
     if holdout == "random":
-        frac = 0.2 if fraction is None else fraction
+        frac = RANDOM_FRACTION if fraction is None else fraction
         keys = df["config_key"].to_numpy()
         uniq = np.unique(keys)
         n_test = max(1, int(round(frac * len(uniq))))
@@ -363,7 +365,10 @@ def evaluate(df: "pd.DataFrame", holdout: str = "random", *, fraction: Optional[
                 res.by_path = {p: aggregate(rows.subset(labels == p), point=res.point_estimate)
                                for p in sorted(set(labels))}
         results[name] = res
-    return EvaluationReport(holdout=holdout, fraction=fraction, seed=seed, n_measurements=len(df),
+    # the fraction the folds used: --json said null for the default random holdout, whose folds and
+    # table say 20% (null stays for a group holdout, where it means every group)
+    used = RANDOM_FRACTION if fraction is None and holdout == "random" else fraction
+    return EvaluationReport(holdout=holdout, fraction=used, seed=seed, n_measurements=len(df),
                             folds=[f.name for f in folds], n_test=int(sum(len(f.test) for f in folds)),
                             results=results, noise=noise_floor(df))
 

@@ -313,3 +313,11 @@ def test_an_empty_store_is_a_data_problem_exit_3() -> None:
     with pytest.raises(NoDataError) as e:
         evaluate(pd.DataFrame(), "random", predictors=["gp"], factory=lambda name: _Oracle(0.1))
     assert e.value.exit_code == 3
+
+
+def test_the_json_names_the_fraction_a_default_random_holdout_used() -> None:
+    """Audit 2026-12-08: --json said "fraction": null while the folds and the table said 20%."""
+    df = _frame()
+    rep = evaluate(df, "random", seed=0, predictors=["gp"], factory=lambda name: _Oracle(0.1))
+    assert rep.to_dict()["_meta"]["fraction"] == 0.2 and rep.folds == ["random 20% of configurations"]
+    assert evaluate(df, "model", predictors=["gp"], factory=lambda name: _Oracle(0.1)).fraction is None
