@@ -46,8 +46,16 @@ def _adapters() -> dict[str, dict[str, Any]]:
 def _store(db_path: Optional[str]) -> dict[str, Any]:
     from engine.store.paths import default_db_path
 
+    from engine.errors import NotADatabaseError
+    from engine.store.paths import check_db_folder
+
     path = default_db_path() if db_path is None else Path(db_path)
     info: dict[str, Any] = {"path": str(path), "exists": path.exists()}
+    if not path.exists():
+        try:  # a path in a folder that does not exist: every command refuses it (doctor said "db init creates it")
+            check_db_folder(path)
+        except NotADatabaseError as e:
+            info.update(error=str(e), refused=True)
     if path.exists():
         from engine.cli.common import open_store
 
@@ -57,6 +65,8 @@ def _store(db_path: Optional[str]) -> dict[str, Any]:
                         size_mib=round(path.stat().st_size / 2**20, 2))
         except Exception as e:  # noqa: BLE001 - a locked or damaged file is reported, not raised
             info["error"] = str(e).splitlines()[0]
+            if isinstance(e, NotADatabaseError):  # a CSV or a directory: every command refuses it, exit 2
+                info["refused"] = True
     return info
 
 
@@ -103,17 +113,20 @@ def collect(db_path: Optional[str] = None) -> dict[str, Any]:
 def doctor(db_path: Optional[str], as_json: bool) -> None:
     """What perfcast sees here: versions, usable adapters, store, caches, your catalogs.
 
-    Exits 2 after the report when a user catalog (PERFCAST_MODELS, PERFCAST_HARDWARE) is invalid,
-    as every command that reads it does.
+    Exits 2 after the report when a user catalog (PERFCAST_MODELS, PERFCAST_HARDWARE) is invalid, or
+    the store path is one no command takes (not a DuckDB file, or in a folder that does not exist),
+    as every command that reads them does.
 
     Example: perfcast doctor --json > doctor.json   # attach to a bug report
     """
     r = collect(db_path)
-    # an invalid catalog fails every other command with exit 2; the report says why, the status says so
-    bad_catalog = any(u is not None and "error" in u for u in r["user_catalogs"].values())
+    # an invalid catalog or store path fails every other command with exit 2: the report says why,
+    # the status says so
+    unusable = any(u is not None and "error" in u for u in r["user_catalogs"].values()) or \
+        bool(r["store"].get("refused"))
     if as_json:
         emit_json(r)
-        if bad_catalog:
+        if unusable:
             raise click.exceptions.Exit(2)
         return
     from rich.markup import escape
@@ -148,5 +161,5 @@ def doctor(db_path: Optional[str], as_json: bool) -> None:
         else:
             out.print(escape(f"{env}: {u['file']} ({len(u['entries'])} entries: {', '.join(u['entries'])})"),
                       highlight=False)
-    if bad_catalog:
+    if unusable:
         raise click.exceptions.Exit(2)

@@ -164,8 +164,14 @@ def list_(db_path: Optional[str], as_json: bool, kind: Optional[str], no_detect:
     catalog_hardware()  # a bad user catalog (PERFCAST_HARDWARE) is an error of its own, not a store problem
     from engine.store.paths import default_db_path
 
-    # a listing reads the store's devices where there is a store, and creates none
-    store = open_store(db_path) if default_db_path(db_path).exists() else None
+    # a listing reads the store's devices where there is a store, and creates none; a path in a
+    # folder that does not exist is refused, as by every command (it listed as if no --db was given)
+    from engine.store.paths import check_db_folder
+
+    path = default_db_path(db_path)
+    if not path.exists():
+        check_db_folder(path)
+    store = open_store(db_path) if path.exists() else None
     try:
         entries = all_hardware(store, detect=not no_detect)
     except PerfcastError as e:  # a locked database must not hide the catalog

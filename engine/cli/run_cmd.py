@@ -545,6 +545,9 @@ def experiments_(experiment: Optional[str], db_path: Optional[str], as_json: boo
 
     path = default_db_path(db_path)
     if not path.exists():  # a listing creates nothing (a typo in --db made a seeded store before)
+        from engine.store.paths import check_db_folder
+
+        check_db_folder(path)  # a folder that does not exist is refused, as by every command (exit 2)
         if as_json:
             emit_json({"experiments": [], "db": str(path), "exists": False})
         else:

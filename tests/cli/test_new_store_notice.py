@@ -67,3 +67,23 @@ def test_a_db_path_in_a_missing_folder_is_refused_and_only_the_default_gets_its_
     assert platform_db_path().is_relative_to(tmp_path)
     r = invoke("db", "init", "--no-seed")
     assert r.exit_code == 0 and platform_db_path().is_file(), r.output
+
+
+def test_the_commands_that_create_no_store_refuse_a_missing_folder_too(tmp_path: Path) -> None:
+    """Audit 2026-12-08: `doctor --db typo/lab.duckdb` said "not created yet: perfcast db init creates
+    it" (db init refuses it) and exited 0; `experiments` and `hardware list` answered as for an empty
+    store, exit 0. The README: a --db in a folder that does not exist is refused, by every command."""
+    import json
+
+    db = tmp_path / "typo" / "lab.duckdb"
+    why = f"folder {db.parent} does not exist; create it or pick another --db"
+    one_error_line(invoke("experiments", "--db", str(db)), f"--db {db} cannot be created", why)
+    one_error_line(invoke("hardware", "list", "--no-detect", "--db", str(db)), f"--db {db} cannot be created", why)
+    r = invoke("doctor", "--db", str(db), "--json")
+    assert r.exit_code == 2 and json.loads(r.stdout)["store"]["error"].endswith(why), r.output
+    r = invoke("doctor", "--db", str(db))
+    assert r.exit_code == 2 and "db init creates it" not in r.stdout, r.output
+    fresh = tmp_path / "new.duckdb"  # a new file in an existing folder stays fine: nothing to refuse
+    assert invoke("doctor", "--db", str(fresh)).exit_code == 0
+    assert invoke("experiments", "--db", str(fresh)).exit_code == 0 and not fresh.exists()
+    assert not db.parent.exists()
