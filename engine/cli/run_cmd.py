@@ -621,6 +621,13 @@ def _show_experiment(store: Any, stored: list[dict[str, Any]], rows: list[dict[s
         runs = con_.execute("SELECT run_id, config_key, status, latency_median_ms, memory_peak_mib, wall_time_s, "
                             "error, started_at FROM measurements WHERE experiment_id = ? ORDER BY started_at",
                             [match[0]]).df()
+    # a run timed on a busy machine is stored "ok" but left out of every fit (its time is a bound
+    # above the truth): listed as plain "ok", its 5-25x slow latency read as a measurement
+    from engine.models.targets import left_out_busy
+
+    ok_runs = store.measurements()
+    distrusted = set(ok_runs.loc[left_out_busy(ok_runs), "run_id"]) if len(ok_runs) else set()
+    runs["left_out_busy"] = runs["run_id"].isin(distrusted)
     if as_json:
         from engine.records import utc_iso
 
@@ -649,7 +656,12 @@ def _show_experiment(store: Any, stored: list[dict[str, Any]], rows: list[dict[s
                      overflow="fold" if col == "configuration" else "ellipsis")
     for r in runs.itertuples(index=False):
         ok = r.status == "ok"
-        t.add_row(str(r.run_id)[:8], _short(r.config_key), r.status if ok else f"{r.status}: {escape((r.error or '')[:40])}",
+        status = ("ok, busy" if r.left_out_busy else "ok") if ok else \
+            f"{r.status}: {escape((r.error or '')[:40])}"
+        t.add_row(str(r.run_id)[:8], _short(r.config_key), status,
                   fmt_number(r.latency_median_ms) if ok else "–", fmt_number(r.memory_peak_mib) if ok else "–",
                   fmt_number(r.wall_time_s))
     con.print(t)
+    if runs["left_out_busy"].any():
+        con.print("[dim]busy: timed while other processes kept the cores busy, so slow by an unknown factor; left out "
+                  "of every fit until a quiet rerun (`perfcast suggest` lists the commands)[/]", highlight=False)

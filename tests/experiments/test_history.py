@@ -123,3 +123,26 @@ def test_experiments_show_the_budget_the_stop_reason_and_one_loop_in_full(tmp_pa
                    "it starts 2")
     one_error_line(invoke("experiments", "nope", "--db", str(s.path)), "unknown experiment 'nope'")
 
+
+def test_one_loop_marks_the_runs_timed_on_a_busy_machine(tmp_path: Path) -> None:
+    """Audit 2026-12-08: `perfcast experiments ID` listed a busy run (left out of every fit, its time
+    a bound above the truth) as plain "ok" beside the quiet ones: 400 ms for b2 above 548 ms for b1
+    read as measurements."""
+    from dataclasses import replace
+
+    from engine.config import Config
+    from engine.records import Measurement
+
+    s = Store(tmp_path / "e.duckdb", seed=False)
+    s.upsert_experiment("lab-run-abc", "lab", {"acquisition": {"name": "eig"}, "budget": {"runs": 2}}, "finished",
+                        {"mode": "run", "steps": [], "prequential": []})
+    c = Config("gpt2", "cpu-amd-epyc-2c", 2, 16, threads=2)
+    quiet = s.save_measurement(replace(Measurement.from_samples(c, [10.0, 11.0]), foreign_cpu_cores=0.0),
+                               "lab-run-abc")
+    busy = s.save_measurement(replace(Measurement.from_samples(c.with_(batch_size=4), [90.0, 95.0]),
+                                      foreign_cpu_cores=1.9), "lab-run-abc")
+    js = json.loads(invoke("experiments", "lab-run-abc", "--db", str(s.path), "--json").stdout)
+    assert {r["run_id"]: r["left_out_busy"] for r in js["runs"]} == {quiet: False, busy: True}
+    out = invoke("experiments", "lab-run-abc", "--db", str(s.path)).output
+    words = " ".join(out.split())
+    assert words.count("ok, busy") == 1 and "left out of every fit" in words
