@@ -84,7 +84,11 @@ def _cell(mp: Any) -> str:
 @db_option
 @json_option
 def train(name: str, allow_bad_diagnostics: bool, refit: bool, db_path: Optional[str], as_json: bool) -> None:
-    """Fit a predictor on every successful measurement in the store."""
+    """Fit a predictor on the store's successful measurements.
+
+    Runs timed on a busy machine (until a quiet rerun), and runs of models or devices no catalog
+    defines, stay stored but are left out, with a warning: the output says "N of M measurements".
+    """
     from engine.cli.common import open_store
     from engine.predict import _load_or_fit_fn, _supported_kwargs, predictor_kwargs
 
