@@ -228,6 +228,7 @@ def import_file(store: Store, path: str | Path, *, source: Optional[str] = None,
         cols = {r[0] for r in con.execute("DESCRIBE __import").fetchall()}
         _check_columns(path, cols)
         _validate(con, path, cols)
+        _canonical_names(con)
         _derive_run_ids(con, cols & KNOWN_COLUMNS)  # ignored columns do not make a row another run
         # ids before 2026-12-07 hashed the ignored columns too: a file imported then is still recognised
         if cols - KNOWN_COLUMNS - {"__row"}:
@@ -295,6 +296,31 @@ def _warn_unknown_names(path: Path, names: list[tuple[str, str, int]]) -> None:
 
 def _hint(suggestions: list[str]) -> str:
     return f": did you mean {' or '.join(repr(s) for s in suggestions[:2])}?" if suggestions else ""
+
+
+def _canonical_names(con: Any) -> None:
+    """Store a catalog model or device as the catalog spells it. Every fit resolves a device id
+    case-insensitively ('T4', ' t4' answer as t4), but each run is grouped by the id as stored, so
+    'T4' runs beside t4 ones were a second device to the GP (its own fold in ``evaluate --holdout
+    hardware``, its own group term) and no run of t4 to ``predict`` (audit 2026-12-08); a model
+    spelt 'GPT2' was left out of every fit. Only the letter case and surrounding spaces change: a
+    name that matches nothing stays as written (:func:`_warn_unknown_names` names it)."""
+    from engine.catalog import models, resolve_hardware
+    from engine.errors import PerfcastError
+
+    model_ids = {m.lower(): m for m in models()}
+    for column in ("model", "hardware"):
+        for (value,) in con.execute(f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM __import").fetchall():
+            spelt = str(value).strip().lower()
+            if column == "model":
+                canon = model_ids.get(spelt)
+            else:
+                try:
+                    canon = resolve_hardware(str(value)).id
+                except PerfcastError:
+                    canon = None
+            if canon is not None and canon != value and canon.lower() == spelt:
+                con.execute(f"UPDATE __import SET {column} = ? WHERE CAST({column} AS VARCHAR) = ?", [canon, value])
 
 
 def _derive_run_ids(con: Any, cols: set[str], column: str = "__derived_id") -> None:

@@ -148,3 +148,21 @@ def test_an_import_names_models_and_devices_no_catalog_defines_with_the_closest_
     g.write_text("model,hardware,batch_size,precision,latency_median_ms\ngpt2,t4,4,fp32,7.0\n")
     assert CliRunner().invoke(cli, ["db", "import", str(g), "--db", str(db)]).exit_code == 0
     assert not [w for w in recwarn if "no catalog here defines" in str(w.message)]
+
+
+def test_catalog_names_are_stored_as_the_catalog_spells_them(tmp_path: Path) -> None:
+    """Audit 2026-12-08: 'T4' runs were stored as typed; the fits resolve the device case-insensitively
+    but group runs by the stored id, so T4 was a second device beside t4 (its own fold in `evaluate
+    --holdout hardware`); 'GPT2' was left out of every fit as an unknown model."""
+    from engine.store import Store
+
+    f, db = tmp_path / "case.csv", tmp_path / "s.duckdb"
+    f.write_text("model,hardware,batch_size,precision,latency_median_ms\nGPT2,T4,1,fp32,40\n"
+                 "gpt2, t4 ,2,fp32,50\nBert-Base-Uncased,A100-80GB,1,fp32,3\ngpt2,Tesla,1,fp32,9\n")
+    Store(db, seed=False)
+    r = CliRunner().invoke(cli, ["db", "import", str(f), "--db", str(db)])
+    assert r.exit_code == 0, r.output
+    got = Store(db).find_runs(source="imported")
+    assert sorted(zip(got["model"], got["hardware"])) == [("bert-base-uncased", "a100-80gb"), ("gpt2", "Tesla"),
+                                                          ("gpt2", "t4"), ("gpt2", "t4")]
+    assert CliRunner().invoke(cli, ["db", "import", str(f), "--db", str(db)]).exit_code == 3  # the same rows again
