@@ -53,7 +53,7 @@ def _store(db_path: Optional[str]) -> dict[str, Any]:
     info: dict[str, Any] = {"path": str(path), "exists": path.exists()}
     if not path.exists():
         try:  # a path in a folder that does not exist: every command refuses it (doctor said "db init creates it")
-            check_db_folder(path)
+            check_db_folder(path, "--db", db_path is not None)
         except NotADatabaseError as e:
             info.update(error=str(e), refused=True)
     if path.exists():

@@ -170,7 +170,7 @@ def list_(db_path: Optional[str], as_json: bool, kind: Optional[str], no_detect:
 
     path = default_db_path(db_path)
     if not path.exists():
-        check_db_folder(path)
+        check_db_folder(path, "--db", db_path is not None)
     store = open_store(db_path) if path.exists() else None
     try:
         entries = all_hardware(store, detect=not no_detect)

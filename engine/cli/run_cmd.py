@@ -547,7 +547,8 @@ def experiments_(experiment: Optional[str], db_path: Optional[str], as_json: boo
     if not path.exists():  # a listing creates nothing (a typo in --db made a seeded store before)
         from engine.store.paths import check_db_folder
 
-        check_db_folder(path)  # a folder that does not exist is refused, as by every command (exit 2)
+        # a folder that does not exist is refused, as by every command (exit 2)
+        check_db_folder(path, "--db", db_path is not None)
         if as_json:
             emit_json({"experiments": [], "db": str(path), "exists": False})
         else:
