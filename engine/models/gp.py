@@ -252,7 +252,12 @@ class Design:
         X = ff.X
         one_device = len(set(ff.cats["hardware"])) < 2
         keep = [j for j, name in enumerate(ff.names) if name in GP_FEATURES or name.split("=")[0] in GP_ONE_HOT]
-        keep = [j for j in keep if np.ptp(X[:, j]) > 0]  # constant in the data: nothing to learn
+        varying = [j for j in keep if np.ptp(X[:, j]) > 0]  # constant in the data: nothing to learn
+        # ... unless nothing varies (one configuration, measured once or repeated): then the smooth
+        # kernel keeps every feature, its lengthscales at their prior, rather than none, which
+        # BoTorch's Normalize refuses ("`indices` list is empty!", a traceback from train,
+        # predict and evaluate on a store with one benchmark; audit 2026-12-08)
+        keep = varying or keep
         if one_device:
             keep = [j for j in keep if ff.names[j] not in DEVICE_FEATURES]
         lo, hi = X[:, keep].min(0), X[:, keep].max(0)

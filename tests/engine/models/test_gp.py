@@ -451,3 +451,17 @@ def test_run_identity_does_not_depend_on_numpy_scalar_repr() -> None:
     value = np.log(np.float64(12.34))
     assert run_identity("k", value) == run_identity("k", float(value)) == f"k|{float(value)!r}"
     assert "np." not in run_identity("k", np.float32(0.25))
+
+
+def test_one_configuration_repeated_fits_and_predicts(featurizer, train_df) -> None:
+    """A store holding one configuration (one benchmark saved, or its repeats) has no feature that
+    varies; the design used to keep none, and BoTorch's Normalize raised "`indices` list is empty!"
+    from train, predict and evaluate. The GP now fits it and answers with an interval around it."""
+    one = train_df.iloc[[0, 0]].copy()
+    one["latency_median_ms"] = one["latency_median_ms"].to_numpy() * np.array([1.0, 1.04])
+    gp = _fit(featurizer, one)
+    ps = gp.predict(configs_from_frame(one.iloc[:1]) + configs_from_frame(train_df.iloc[5:6]))
+    med = np.exp(ps.mu_log["latency_ms"])
+    lo, hi = ps.quantiles("latency_ms", [0.05, 0.95])
+    assert abs(np.log(med[0] / one["latency_median_ms"].iloc[0])) < 0.1
+    assert np.all(lo < med) and np.all(med < hi) and np.all(np.isfinite(hi))
