@@ -236,12 +236,18 @@ def _int8_share_caution(configs: list[Any]) -> None:
 def _runnable(configs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     """Leave out, before any child starts, what the adapter is known to refuse (onnxruntime and
     openvino measure inference only; onnxruntime has no fp16/bf16 CPU kernels; torch int8 is
-    CPU-only): a note names them, and if nothing is left it is a one-line error (exit 2). Before,
-    each one started a child that failed, and the command exited 0."""
+    CPU-only; openvino's fp16 on a CPU without f16 inference): a note names them, and if nothing is
+    left it is a one-line error (exit 2). Before, each one started a child that failed, and the
+    command exited 0. A local adapter is asked itself (:meth:`hardware.base.AdapterBase.refusal`,
+    which knows this machine: openvino fp16 was run as bf16 and stored as fp16); a Ray worker's
+    stand-in gets the adapters' table, and its worker refuses the rest."""
     from engine.errors import InvalidValueError
     from hardware.registry import refusal_reason
 
     def why(a: Any, c: Any) -> Optional[str]:  # what AdapterBase.refusal says, for any adapter-like object
+        own = getattr(a, "refusal", None)
+        if callable(own):
+            return own(c)
         return refusal_reason(getattr(a, "platform", "cpu"), a.runtime, c.precision, c.mode)
 
     keep = [(a, c) for a, c in configs if not why(a, c)]
