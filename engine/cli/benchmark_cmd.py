@@ -54,7 +54,8 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
 
     Every configuration is measured, stored (--save) and shown even when some fail; the command
     then exits 1 if any run failed (oom, timeout, failed) or, with --executor ray, if no live
-    worker could run one, else 0.
+    worker could run one, else 0. Run locally, the first Ctrl-C lets the run in flight finish (and be stored),
+    shows what was measured and exits 130; a second one stops the run in flight too.
 
     \b
     Examples:
@@ -134,29 +135,69 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
     err = console(stderr=True)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from engine.cli.interrupt import first_interrupt_calls
+
+    stop: list[bool] = []  # the first Ctrl-C: no configuration starts after the one in flight
+    stopped_in_flight: Optional[str] = None  # the second: the run in flight was killed, not stored
     with Progress(TextColumn("[bold]benchmark"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=err, transient=as_json) as progress:
         task = progress.add_task("", total=len(configs))
-        for a, c in configs:
-            progress.update(task, description=f"{a.name} {c.model} b{c.batch_size} s{c.seq_len} {c.precision} t{c.threads}")
-            spec = BenchmarkSpec(c, iterations=iterations, warmup=warmup, min_time_s=min_time_s,
-                                 max_time_s=max(max_time_s, min_time_s), time_limit_s=time_limit_s,
-                                 memory_limit_mib=memory_limit_mib, decode_tokens=decode_tokens)
-            m = a.run(spec)
-            if store is not None:
-                m_id = store.patiently(lambda: store.save_measurement(m), lambda why: progress.console.print(
-                    f"[yellow]{why}; the result is written once the lock is released (Ctrl-C to give up)[/]",
-                    highlight=False))  # a measured run is not lost to a reader holding the file
-            else:
-                m_id = None
-            results.append((a, m, m_id))
-            progress.advance(task)
+
+        def stop_after_inflight() -> None:
+            stop.append(True)
+            stored = " and be stored" if store is not None else ""
+            progress.console.print(f"[yellow]Ctrl-C: the benchmark in flight will finish{stored}, then benchmark "
+                                   f"stops (Ctrl-C again stops now)[/yellow]", highlight=False)
+
+        with first_interrupt_calls(stop_after_inflight):
+            for a, c in configs:
+                if stop:
+                    break
+                progress.update(task, description=f"{a.name} {c.model} b{c.batch_size} s{c.seq_len} {c.precision} t{c.threads}")
+                spec = BenchmarkSpec(c, iterations=iterations, warmup=warmup, min_time_s=min_time_s,
+                                     max_time_s=max(max_time_s, min_time_s), time_limit_s=time_limit_s,
+                                     memory_limit_mib=memory_limit_mib, decode_tokens=decode_tokens)
+                try:
+                    m = a.run(spec)
+                    if store is not None:
+                        m_id = store.patiently(lambda: store.save_measurement(m), lambda why: progress.console.print(
+                            f"[yellow]{why}; the result is written once the lock is released (Ctrl-C to give up)[/]",
+                            highlight=False))  # a measured run is not lost to a reader holding the file
+                    else:
+                        m_id = None
+                except KeyboardInterrupt:  # the second Ctrl-C: the child is killed (run_isolated's finally)
+                    stopped_in_flight = c.key
+                    break
+                results.append((a, m, m_id))
+                progress.advance(task)
 
     if as_json:
         _emit_json(results)
     else:
         _table(results, saved=store is not None)
+    if stop or stopped_in_flight:
+        _interrupted(results, len(configs), stopped_in_flight, saved=store is not None)
     _exit_if_any_failed(results)
+
+
+def _interrupted(results: list[tuple[Any, Any, Optional[str]]], total: int, stopped_in_flight: Optional[str],
+                 saved: bool) -> None:
+    """After Ctrl-C: the runs that finished are shown (and were stored with --save) like a whole
+    command's; one line on stderr says how many of the configurations ran, which one was stopped in
+    flight, and exit 130. Before, Ctrl-C printed only "Aborted.": a run measured without --save was
+    never shown, and nothing said which runs the store held."""
+    from rich.markup import escape
+
+    n = len(results)
+    not_run = total - n - (1 if stopped_in_flight else 0)
+    parts = [f"interrupted: {n} of {total} configuration{'s' if total != 1 else ''} measured"
+             + (" and stored" if saved and n else "")]
+    if stopped_in_flight:
+        parts.append(f"{stopped_in_flight} was stopped in flight" + (", not stored" if saved else ""))
+    if not_run:
+        parts.append(f"{not_run} not started")
+    console(stderr=True).print(f"[yellow]{escape('; '.join(parts))}[/yellow]", highlight=False)
+    raise click.exceptions.Exit(130)
 
 
 def _exit_if_any_failed(results: list[tuple[Any, Any, Optional[str]]], not_run: int = 0) -> None:

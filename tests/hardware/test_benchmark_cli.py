@@ -356,3 +356,59 @@ def test_runs_timed_on_a_busy_machine_get_one_caution_with_a_count(monkeypatch) 
         assert "machine busy: 2 of 3 runs were timed while other processes kept 1.90 CPU cores busy" in err
         assert "gpt2|cpu-amd-epyc-2c|b2|" in err and "gpt2|cpu-amd-epyc-2c|b4|" in err
         assert "|b1|" not in err.split("caution:")[1]
+
+
+class _CtrlC(_StubAdapter):
+    """A stub whose ``at``-th run receives ``times`` Ctrl-Cs while it runs (SIGINT to this process,
+    as a terminal sends it to perfcast)."""
+
+    def __init__(self, runtime: str, at: int, times: int) -> None:
+        super().__init__(runtime)
+        self.at, self.times = at, times
+
+    def run(self, spec):  # type: ignore[no-untyped-def]
+        import os
+        import signal
+        import time
+
+        if len(self.ran) + 1 == self.at:
+            for _ in range(self.times):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler runs in this (main) thread
+        return super().run(spec)
+
+
+def test_ctrl_c_lets_the_run_in_flight_land_shows_what_was_measured_and_exits_130(monkeypatch, tmp_path: Path) -> None:
+    """Audit (2026-12-08): Ctrl-C during `benchmark --save` printed only "Aborted.": the runs measured
+    without --save were never shown, and nothing said which runs the store held."""
+    import hardware.registry
+    from engine.store import Store
+
+    stub = _CtrlC("torch", at=1, times=1)
+    monkeypatch.setattr(hardware.registry, "resolve", lambda h, r=None: stub)
+    db = tmp_path / "b.duckdb"
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch", "--precision", "fp32,bf16,int8",
+                                 "--save", "--db", str(db)])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 130, r.output
+    assert "the benchmark in flight will finish and be stored" in out and "Measurements (saved)" in out
+    assert "interrupted: 1 of 3 configurations measured and stored; 2 not started" in out
+    assert [c.precision for c in stub.ran] == ["fp32"]  # nothing started after the first Ctrl-C
+    assert list(Store(db, seed=False).measurements(where="source = 'measured'")["precision"]) == ["fp32"]
+
+
+def test_a_second_ctrl_c_stops_the_run_in_flight_and_keeps_what_landed(monkeypatch, tmp_path: Path) -> None:
+    import hardware.registry
+    from engine.store import Store
+
+    stub = _CtrlC("torch", at=2, times=2)
+    monkeypatch.setattr(hardware.registry, "resolve", lambda h, r=None: stub)
+    db = tmp_path / "b.duckdb"
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch", "--precision", "fp32,bf16,int8",
+                                 "--save", "--db", str(db), "--json"])
+    assert r.exit_code == 130, r.output
+    assert [row["config"]["precision"] for row in json.loads(r.stdout)] == ["fp32"]  # stdout stays one document
+    err = " ".join(r.stderr.split())
+    assert "interrupted: 1 of 3 configurations measured and stored" in err
+    assert "gpt2|cpu-stub|b1|s128|bf16|inference|torch|t0 was stopped in flight, not stored; 1 not started" in err
+    assert list(Store(db, seed=False).measurements(where="source = 'measured'")["precision"]) == ["fp32"]
