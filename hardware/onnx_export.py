@@ -217,8 +217,10 @@ def ensure_onnx(model: str, precision: str) -> tuple[Path, bool]:
         return path, False
     failed = path.with_suffix(".failed")
     if failed.exists():  # a failed export fails the same way next time: do not pay for it again
-        raise RuntimeError(f"ONNX export of {model} ({precision}) failed before: {failed.read_text()[:2000]} "
-                           f"(delete {failed} to retry)")
+        # the way to retry comes first: an exporter's error spans lines, and `benchmark`'s table and a
+        # loop's line show a failure's first line only (the hint at the end was never seen there)
+        raise RuntimeError(f"ONNX export of {model} ({precision}) failed before (delete {failed} to retry): "
+                           f"{failed.read_text()[:2000]}")
     fp32 = onnx_path(model, "fp32")
     try:
         if not fp32.exists():

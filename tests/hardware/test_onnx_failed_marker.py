@@ -61,3 +61,15 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_writer(tmp_path:
     assert not killed.exists() and fresh.exists() and live.exists() and other_model.exists()
     assert sorted(p.name for p in tmp_path.glob("*.tmp.onnx")) == sorted(
         f.name for f in (fresh, live, other_model, other_host))
+
+
+def test_a_remembered_failure_says_how_to_retry_on_its_first_line(tmp_path: Path, monkeypatch) -> None:
+    """`benchmark`'s table shows a failure's first line; an exporter's error spans lines, and the
+    marker's "(delete ... to retry)" came after it, so the table never said how to try again."""
+    monkeypatch.setenv("PERFCAST_CACHE", str(tmp_path))
+    marker = ox.onnx_path("distilbert-base-uncased", "fp32").with_suffix(".failed")
+    marker.write_text("TorchExportError: Failed to export the model\nan op the exporter does not know\n")
+    with pytest.raises(RuntimeError) as e:
+        ox.ensure_onnx("distilbert-base-uncased", "fp32")
+    first = str(e.value).splitlines()[0]
+    assert f"(delete {marker} to retry)" in first and "failed before" in first
