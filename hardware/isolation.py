@@ -275,6 +275,7 @@ def _export_first(adapter_name: str, spec: BenchmarkSpec, poll_s: float) -> Opti
     proc, recv, kills, started = _start_child(_export_main, (c.model, export_precision(c.precision)),
                                               "perfcast-onnx-export")
     limit = max(EXPORT_TIME_LIMIT_S, spec.time_limit_s)
+    answered = False  # only an export that has answered is waited for on the way out
     try:
         while not recv.poll(poll_s):
             if _KILLS[0] != kills:  # the executor stopped (Ctrl-C): not a property of the export
@@ -286,13 +287,16 @@ def _export_first(adapter_name: str, spec: BenchmarkSpec, poll_s: float) -> Opti
                 return f"ONNX export of {c.model} died with exit code {proc.exitcode} before the run"
             if time.monotonic() - started > limit:
                 return f"ONNX export of {c.model} did not finish in {limit:g} s before the run; child killed"
+        answered = True
         try:
             error = recv.recv()
         except EOFError:
             error = f"ONNX export of {c.model} ended without a word"
         return f"ONNX export failed before the run: {error}" if error else None
     finally:
-        if proc.is_alive():
+        # an export past its limit, or a second Ctrl-C (KeyboardInterrupt), is killed at once: waiting
+        # for it to end by itself held "Ctrl-C again stops now" for 10 s, and a timed-out export 10 s more
+        if proc.is_alive() and answered:
             proc.join(timeout=10)
         if proc.is_alive():
             _kill(proc)
