@@ -171,11 +171,12 @@ def benchmark(models_: str, hardware: str, batch_sizes: str, seq_lengths: str, p
                 results.append((a, m, m_id))
                 progress.advance(task)
 
+    interrupted = bool(stop or stopped_in_flight)
     if as_json:
         _emit_json(results)
-    else:
+    elif results or not interrupted:  # stopped before any run landed: the line below says so, no empty table
         _table(results, saved=store is not None)
-    if stop or stopped_in_flight:
+    if interrupted:
         _interrupted(results, len(configs), stopped_in_flight, saved=store is not None)
     _exit_if_any_failed(results)
 

@@ -412,3 +412,15 @@ def test_a_second_ctrl_c_stops_the_run_in_flight_and_keeps_what_landed(monkeypat
     assert "interrupted: 1 of 3 configurations measured and stored" in err
     assert "gpt2|cpu-stub|b1|s128|bf16|inference|torch|t0 was stopped in flight, not stored; 1 not started" in err
     assert list(Store(db, seed=False).measurements(where="source = 'measured'")["precision"]) == ["fp32"]
+
+
+def test_ctrl_c_before_any_run_landed_prints_no_empty_table(monkeypatch) -> None:
+    import hardware.registry
+
+    stub = _CtrlC("torch", at=1, times=2)
+    monkeypatch.setattr(hardware.registry, "resolve", lambda h, r=None: stub)
+    r = CliRunner().invoke(cli, ["benchmark", "--model", "gpt2", "--runtime", "torch", "--precision", "fp32,bf16"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 130 and "Measurements" not in out, r.output
+    assert "interrupted: 0 of 2 configurations measured; gpt2|cpu-stub|b1|s128|fp32|inference|torch|t0 was " \
+           "stopped in flight; 1 not started" in out
