@@ -88,7 +88,7 @@ class TorchCUDAAdapter(AdapterBase):
 
         c = spec.config
         torch.cuda.reset_peak_memory_stats()
-        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
+        strict_fp32()
         t_start = time.perf_counter()
         model, inputs, entry = prepare(c, "cuda")
         step = make_step(model, inputs, c.mode)
@@ -104,6 +104,19 @@ class TorchCUDAAdapter(AdapterBase):
             c, samples, memory_peak_mib=peak, memory_avg_mib=torch.cuda.memory_allocated() / 2**20,
             first_token_ms=first, decode_token_ms=decode, load_time_s=load_s, warmup=spec.warmup,
             wall_time_s=time.perf_counter() - t_start, device_name=self.device_name(), versions=self.versions())
+
+
+def strict_fp32() -> None:
+    """fp32 means fp32: no TF32 tensor cores in matmuls nor in cuDNN convolutions.
+
+    torch turns TF32 off for matmuls by default but leaves it on for cuDNN (``cudnn.allow_tf32`` is
+    True), and this adapter only turned the matmul flag off: on an Ampere or later GPU an "fp32"
+    resnet50, ViT or whisper run timed its convolutions in TF32 (NVIDIA rates TF32 at up to 8x
+    the CUDA cores' fp32 on an A100) and its linear layers in fp32, stored as fp32."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def _cuda_timer(step: Callable[[], Any]) -> float:
