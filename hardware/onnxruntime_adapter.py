@@ -1,4 +1,9 @@
-"""ONNX Runtime: the exported graph on the CPU execution provider (CUDA EP where present).
+"""ONNX Runtime: the exported graph on the CPU execution provider.
+
+Only the CPU: this adapter's runs carry this machine's CPU id, and its memory is the process's
+resident set. ONNX Runtime on CUDA is a deployment perfcast ranks and predicts but does not
+measure (``hardware.registry.UNMEASURED_DEPLOYMENTS``); before, the CUDA provider was picked for a
+configuration whose hardware was not this CPU, a path no command reached.
 
 Precisions: fp32 (the export) and int8 (ONNX Runtime's own dynamic quantization of it). bf16 is
 refused with a reason: the CPU execution provider has no bf16 kernels for most operators, so a
@@ -49,13 +54,7 @@ class OnnxRuntimeAdapter(AdapterBase):
         return v
 
     def providers(self, config_hardware: str) -> list[str]:
-        import onnxruntime as ort
-
-        from hardware.detect import local_cpu_id
-
-        have = ort.get_available_providers()
-        if config_hardware != local_cpu_id() and "CUDAExecutionProvider" in have:
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        """The execution providers a run uses: the CPU's (module docstring)."""
         return ["CPUExecutionProvider"]
 
     def run_inline(self, spec: BenchmarkSpec) -> Measurement:

@@ -73,10 +73,18 @@ RUNTIME_ADAPTERS: dict[tuple[str, str], str] = {
     ("cuda", "torch"): "torch-cuda",
     ("rocm", "torch"): "torch-cuda",
     ("gpu", "torch"): "torch-cuda",
-    ("cuda", "onnxruntime"): "onnxruntime",
     ("mps", "torch"): "torch-mps",
     ("qnn", "qnn"): "qnn",
 }
+
+
+#: (device kind, runtime) deployments that no perfcast adapter measures, though the runtime runs there:
+#: ONNX Runtime's CUDA execution provider. They are ranked and predicted
+#: (:func:`engine.optimize.spec.runtime_runs_on`), and a prediction says it cannot be benchmarked.
+#: ``("cuda", "onnxruntime")`` named the ONNX Runtime adapter, which measures this machine's CPU:
+#: ``benchmark --hardware cuda --runtime onnxruntime`` timed the CPU and stored a CPU run, and an
+#: experiment's ``hardware: [cuda]`` with ``runtimes: [onnxruntime]`` benchmarked the CPU (audit, 2026-12-08).
+UNMEASURED_DEPLOYMENTS: frozenset[tuple[str, str]] = frozenset({("cuda", "onnxruntime")})
 
 
 def adapter_names() -> list[str]:

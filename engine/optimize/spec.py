@@ -234,12 +234,13 @@ def adapter_measures(kind: str, runtime: str, precision: str, mode: str) -> bool
 
 
 def runtime_runs_on(kind: str, runtime: str) -> bool:
-    """Whether a runtime can run on a device kind (the adapters' (platform, runtime) table)."""
-    from hardware.registry import RUNTIME_ADAPTERS
+    """Whether a runtime can run on a device kind (the adapters' (platform, runtime) table, and the
+    deployments no adapter measures: ONNX Runtime on CUDA)."""
+    from hardware.registry import RUNTIME_ADAPTERS, UNMEASURED_DEPLOYMENTS
 
     if kind in ("openvino", "qnn", "webgpu", "webnn"):
         return runtime == kind
-    return (kind, runtime) in RUNTIME_ADAPTERS
+    return (kind, runtime) in RUNTIME_ADAPTERS or (kind, runtime) in UNMEASURED_DEPLOYMENTS
 
 
 def enumerate_space(model: str, space: Mapping[str, list[Any]], hardware_ids: Sequence[str]) -> list[Config]:
