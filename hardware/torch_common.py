@@ -127,11 +127,12 @@ def time_generation(model: Any, entry: ModelEntry, inputs: dict[str, Any], new_t
 
     Timestamps come from a logits processor, which runs right after each forward step: the
     first stamp minus the start is the prefill (time to first token), the mean gap between later
-    stamps is the per-token decode latency.
+    stamps is the per-token decode latency. One new token times the first token alone (decode None):
+    ``--decode-tokens 1`` returned neither, without a word.
     """
     import torch
 
-    if entry.family != "text_generation" or new_tokens < 2:
+    if entry.family != "text_generation" or new_tokens < 1:
         return None, None
     stamps: list[float] = []
 
@@ -165,8 +166,8 @@ def time_generation(model: Any, entry: ModelEntry, inputs: dict[str, Any], new_t
         generate(new_tokens)
     finally:
         model.train(was_training)
-    if len(stamps) < 2:
+    if not stamps:
         return None, None
     first = (stamps[0] - t0) * 1000.0
-    decode = (stamps[-1] - stamps[0]) * 1000.0 / (len(stamps) - 1)
+    decode = (stamps[-1] - stamps[0]) * 1000.0 / (len(stamps) - 1) if len(stamps) > 1 else None
     return first, decode

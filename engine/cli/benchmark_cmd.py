@@ -35,7 +35,8 @@ from engine.cli.common import console, db_option, emit_json, fmt_number, json_op
 @click.option("--max-time", "max_time_s", type=click.FloatRange(0.01), default=60.0, show_default=True,
               help="Stop timing after this many seconds even if the minima are not met.")
 @click.option("--decode-tokens", type=click.IntRange(0), default=8, show_default=True,
-              help="text_generation with torch: new tokens generated to time first-token and decode latency.")
+              help="text_generation with torch: new tokens generated to time first-token and decode latency "
+                   "(1: the first token only; 0: neither).")
 @click.option("--time-limit", "time_limit_s", type=click.FloatRange(0.1), default=600.0, show_default=True,
               help="Kill a benchmark after this many seconds (recorded as timeout).")
 @click.option("--memory-limit-mib", type=click.FloatRange(1), default=None,

@@ -67,3 +67,24 @@ def test_half_precision_is_built_in_its_own_dtype_and_marked(cpu_id: str) -> Non
         peaks[prec] = m.memory_peak_mib
     # bert-base's weights: 418 MiB in fp32, 209 in bf16; measured here 785 against 582 MiB
     assert peaks["bf16"] < peaks["fp32"] - 100, peaks
+
+
+def test_one_new_token_times_the_first_token_alone() -> None:
+    """`--decode-tokens 1` returned neither first-token nor decode latency, without a word (audit,
+    2026-12-08). A tiny GPT-2 (in this process) stands in for a catalog generator."""
+    import types
+
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from hardware.torch_common import time_generation
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64, n_positions=32)).eval()
+    entry = types.SimpleNamespace(family="text_generation")
+    inputs = {"input_ids": torch.randint(0, 64, (1, 8))}
+    first, decode = time_generation(model, entry, inputs, 1)
+    assert first is not None and first > 0 and decode is None
+    first, decode = time_generation(model, entry, inputs, 3)
+    assert first and decode and decode > 0
+    assert time_generation(model, entry, inputs, 0) == (None, None)
