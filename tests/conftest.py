@@ -16,6 +16,25 @@ def _isolated_paths(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.delenv("PERFCAST_HARDWARE", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises() -> "object":
+    """Ctrl-C raises KeyboardInterrupt in every test, as in a terminal. A shell without job control
+    starts a background command (``pytest ... &``, ``nohup``) with SIGINT ignored, and Python then
+    keeps SIG_IGN: the tests that send a real SIGINT (engine.interrupts, optimize's and a loop's
+    interrupted records, benchmark's and an export's Ctrl-C) passed in a terminal and failed in
+    such a run ("DID NOT RAISE KeyboardInterrupt"), session 33."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 SYNTHETIC_HARDWARE = ["cpu-syn-2c", "cpu-syn-16c", "gpu-syn-a"]
 
 

@@ -1,7 +1,6 @@
 """engine.interrupts.sigint_held: a Ctrl-C during a short write waits for it; a second does not."""
 from __future__ import annotations
 
-import os
 import signal
 import threading
 
@@ -11,7 +10,7 @@ from engine.interrupts import sigint_held
 
 
 def _ctrl_c() -> None:
-    os.kill(os.getpid(), signal.SIGINT)
+    signal.raise_signal(signal.SIGINT)  # to this (the main) thread: handled before the next line
 
 
 def test_a_held_ctrl_c_is_delivered_after_the_block_and_the_handler_put_back() -> None:

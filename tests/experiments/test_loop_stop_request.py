@@ -139,7 +139,7 @@ def test_a_third_ctrl_c_while_the_loop_records_its_stop_waits_for_the_write(syn,
     def upsert(experiment_id, name, config, status, state=None):  # type: ignore[no-untyped-def]
         if status == "interrupted" and not sent:
             sent.append(status)
-            os.kill(os.getpid(), signal.SIGINT)  # the third Ctrl-C, as the row is written
+            signal.raise_signal(signal.SIGINT)  # the third Ctrl-C, as the row is written (to the main thread)
         return real(experiment_id, name, config, status, state)
 
     store.upsert_experiment = upsert  # type: ignore[method-assign]

@@ -367,13 +367,12 @@ class _CtrlC(_StubAdapter):
         self.at, self.times = at, times
 
     def run(self, spec):  # type: ignore[no-untyped-def]
-        import os
         import signal
         import time
 
         if len(self.ran) + 1 == self.at:
             for _ in range(self.times):
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)  # to this (the main) thread
                 time.sleep(0.05)  # the handler runs in this (main) thread
         return super().run(spec)
 

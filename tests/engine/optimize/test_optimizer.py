@@ -541,7 +541,6 @@ def test_a_throughput_floor_that_restates_a_latency_bound_changes_nothing():
 
 def _sigint_during(store, status: str, times: int = 1):  # type: ignore[no-untyped-def]
     """``store.upsert_experiment`` that gets ``times`` real SIGINTs (a Ctrl-C) as it writes ``status``."""
-    import os
     import signal
 
     real = store.upsert_experiment
@@ -551,7 +550,7 @@ def _sigint_during(store, status: str, times: int = 1):  # type: ignore[no-untyp
         if st == status and not sent:
             sent.append(st)
             for _ in range(times):
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)  # to this (the main) thread, as the write starts
         return real(experiment_id, name, config, st, state)
 
     store.upsert_experiment = upsert
