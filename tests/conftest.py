@@ -35,6 +35,25 @@ def _ctrl_c_raises() -> "object":
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@pytest.fixture
+def resolve_calls(monkeypatch: pytest.MonkeyPatch) -> "object":
+    """How often each hardware name is resolved (``engine.predict.resolve``, a read of the store's
+    hardware table each): a Counter filled as the test runs."""
+    from collections import Counter
+
+    import engine.predict as predict_module
+
+    calls: Counter[str] = Counter()
+    real = predict_module.resolve
+
+    def counted(name: str, store=None):  # type: ignore[no-untyped-def]
+        calls[name] += 1
+        return real(name, store)
+
+    monkeypatch.setattr(predict_module, "resolve", counted)
+    return calls
+
+
 SYNTHETIC_HARDWARE = ["cpu-syn-2c", "cpu-syn-16c", "gpu-syn-a"]
 
 

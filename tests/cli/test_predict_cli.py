@@ -85,22 +85,13 @@ def test_compare_hardware_with_plots(capsys: pytest.CaptureFixture[str], db: str
 
 
 def test_compare_hardware_resolves_each_device_once_per_batch_sweep(capsys: pytest.CaptureFixture[str], db: str,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                   resolve_calls) -> None:  # type: ignore[no-untyped-def]
     """Session 33: each (device, batch size) pair resolved its device again (a read of the store's
     hardware table each, 70-100 ms on a busy 2-core machine): 4 devices x 5 batch sizes made 24
     resolutions. Once per name in the request now, and once more per id in predict_many."""
     from collections import Counter
 
-    import engine.predict as predict_module
-
-    calls: Counter[str] = Counter()
-    real = predict_module.resolve
-
-    def counted(name: str, store=None):  # type: ignore[no-untyped-def]
-        calls[name] += 1
-        return real(name, store)
-
-    monkeypatch.setattr(predict_module, "resolve", counted)
+    calls = resolve_calls
     names = ["t4", "a100-80gb", "h100-sxm"]
     d = run_json(capsys, "compare-hardware", "--model", "gpt2", "--hardware", ",".join(names), "--batch-sizes",
                  "1,2,4,8,16", "--predictor", "roofline", "--db", db)

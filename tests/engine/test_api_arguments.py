@@ -124,7 +124,7 @@ def test_threads_on_a_gpu_are_refused_in_predict_matrix_and_for_a_config(tmp_pat
         pp.compare_hardware("gpt2", ["a10", "t4"], threads=4)
 
 
-def test_compare_hardware_resolves_each_device_once(tmp_path, monkeypatch) -> None:
+def test_compare_hardware_resolves_each_device_once(tmp_path, resolve_calls) -> None:  # type: ignore[no-untyped-def]
     """Session 33: compare_hardware resolved each name for the threads rule and again in predict_many
     (each a read of the store's hardware table); one memo for the call now serves both."""
     from collections import Counter
@@ -133,19 +133,13 @@ def test_compare_hardware_resolves_each_device_once(tmp_path, monkeypatch) -> No
 
     pp = predict_module.PerformancePredictor(tmp_path / "s.duckdb", predictor="roofline")
     pp.fitted()
-    calls: Counter[str] = Counter()
-    real = predict_module.resolve
-
-    def counted(name: str, store=None):  # type: ignore[no-untyped-def]
-        calls[name] += 1
-        return real(name, store)
-
-    monkeypatch.setattr(predict_module, "resolve", counted)
+    resolve_calls.clear()  # the fit's own resolutions are not the call's
+    calls = resolve_calls
     names = ["cpu-intel-xeon-amx-2c", "t4", "cuda"]
     preds = pp.compare_hardware("gpt2", names, threads=2)
     assert calls == Counter(names), calls
     assert [(p.config.hardware, p.config.threads) for p in preds] == [
-        ("cpu-intel-xeon-amx-2c", 2), ("t4", 0), (real("cuda").id, 0)]
+        ("cpu-intel-xeon-amx-2c", 2), ("t4", 0), (predict_module.resolve("cuda").id, 0)]
 
 
 @pytest.mark.parametrize("configs, words", [
