@@ -52,6 +52,18 @@ def open_existing_store(db_path: Optional[str]) -> Any:
     return open_store(db_path)
 
 
+def listing_db_path(db_path: Optional[str]) -> Path:
+    """The store path of a command that reads what is there and creates nothing (``doctor``,
+    ``experiments``, ``hardware list``): a missing file is simply not there yet, but a path in a
+    folder that does not exist is refused (exit 2), as by every command that opens a store."""
+    from engine.store.paths import check_db_folder, default_db_path
+
+    path = default_db_path(db_path)
+    if not path.exists():
+        check_db_folder(path, "--db", db_path is not None)
+    return path
+
+
 def _announce_new_store(path: Path, seeded: int) -> None:
     what = f"with the {seeded:,} shipped runs" if seeded else "empty"
     click.echo(f"perfcast: created a new store {path} ({what})", err=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import platform
 import sys
-from pathlib import Path
 from typing import Any, Optional
 
 import click
@@ -44,21 +43,16 @@ def _adapters() -> dict[str, dict[str, Any]]:
 
 
 def _store(db_path: Optional[str]) -> dict[str, Any]:
+    from engine.cli.common import listing_db_path, open_store
+    from engine.errors import NotADatabaseError
     from engine.store.paths import default_db_path
 
-    from engine.errors import NotADatabaseError
-    from engine.store.paths import check_db_folder
-
-    path = default_db_path() if db_path is None else Path(db_path)
+    try:
+        path = listing_db_path(db_path)
+    except NotADatabaseError as e:  # a folder that does not exist: every command refuses it (doctor said "db init creates it")
+        return {"path": str(default_db_path(db_path)), "exists": False, "error": str(e), "refused": True}
     info: dict[str, Any] = {"path": str(path), "exists": path.exists()}
-    if not path.exists():
-        try:  # a path in a folder that does not exist: every command refuses it (doctor said "db init creates it")
-            check_db_folder(path, "--db", db_path is not None)
-        except NotADatabaseError as e:
-            info.update(error=str(e), refused=True)
     if path.exists():
-        from engine.cli.common import open_store
-
         try:
             store = open_store(str(path))
             info.update(schema_version=store.schema_version(), runs=store.count("benchmark_runs"),

@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 import click
 
-from engine.cli.common import console, db_option, emit_json, json_option, open_store
+from engine.cli.common import console, db_option, emit_json, json_option, listing_db_path, open_store
 from engine.cli.models_cmd import user_errors
 from engine.config import PRECISIONS
 
@@ -162,15 +162,9 @@ def list_(db_path: Optional[str], as_json: bool, kind: Optional[str], no_detect:
     from engine.errors import PerfcastError
 
     catalog_hardware()  # a bad user catalog (PERFCAST_HARDWARE) is an error of its own, not a store problem
-    from engine.store.paths import default_db_path
-
     # a listing reads the store's devices where there is a store, and creates none; a path in a
     # folder that does not exist is refused, as by every command (it listed as if no --db was given)
-    from engine.store.paths import check_db_folder
-
-    path = default_db_path(db_path)
-    if not path.exists():
-        check_db_folder(path, "--db", db_path is not None)
+    path = listing_db_path(db_path)
     store = open_store(db_path) if path.exists() else None
     try:
         entries = all_hardware(store, detect=not no_detect)

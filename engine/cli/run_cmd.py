@@ -539,16 +539,11 @@ def experiments_(experiment: Optional[str], db_path: Optional[str], as_json: boo
       perfcast experiments --json
       perfcast experiments cpu-quick-run        # one loop: settings, stop reason, its runs
     """
-    from engine.cli.common import open_store
-    from engine.store.paths import default_db_path
+    from engine.cli.common import listing_db_path, open_store
     from experiments.history import stop_word, stored_run_counts, summary
 
-    path = default_db_path(db_path)
+    path = listing_db_path(db_path)  # a folder that does not exist is refused, as by every command (exit 2)
     if not path.exists():  # a listing creates nothing (a typo in --db made a seeded store before)
-        from engine.store.paths import check_db_folder
-
-        # a folder that does not exist is refused, as by every command (exit 2)
-        check_db_folder(path, "--db", db_path is not None)
         if as_json:
             emit_json({"experiments": [], "db": str(path), "exists": False})
         else:
