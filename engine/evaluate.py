@@ -140,7 +140,7 @@ def runs_the_fits_use(df: "pd.DataFrame", *, catalog: bool = True) -> "pd.DataFr
     all for a store whose fits work (audit 2026-12-08)."""
     import warnings
 
-    from engine.models.targets import left_out_busy
+    from engine.models.targets import left_out_busy, unknown_hardware, unknown_models
 
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
@@ -149,17 +149,8 @@ def runs_the_fits_use(df: "pd.DataFrame", *, catalog: bool = True) -> "pd.DataFr
     drop = left_out_busy(df)
     reasons = [f"{int(drop.sum())} timed on a busy machine"] if drop.any() else []
     if catalog and len(df):
-        from engine.catalog import models, resolve_hardware
-
-        known_models = models()
-        unknown_m = sorted({str(m) for m in df["model"]} - set(known_models))
-        unknown_h = []
-        for hw in sorted({str(h) for h in df["hardware"]}):
-            try:
-                resolve_hardware(hw)  # as the featuriser resolves a run's device (no store)
-            except PerfcastError:
-                unknown_h.append(hw)
-        for column, unknown, what in (("model", unknown_m, "of a model"), ("hardware", unknown_h, "on a device")):
+        for column, unknown, what in (("model", unknown_models(df), "of a model"),
+                                      ("hardware", unknown_hardware(df), "on a device")):
             if unknown:
                 hit = df[column].astype(str).isin(unknown).to_numpy()  # every run of those names
                 drop |= hit

@@ -151,17 +151,33 @@ def _warn_busy_left_out(df: "pd.DataFrame", busy: np.ndarray) -> None:
                   "(perfcast benchmark ... --save) to use them", RuntimeWarning, stacklevel=4)
 
 
+def unknown_models(df: "pd.DataFrame") -> list[str]:
+    """The models of ``df``'s runs that no catalog defines (sorted): the fits leave their runs out."""
+    from engine.catalog import models
+
+    return sorted({str(m) for m in df["model"]} - set(models()))
+
+
+def unknown_hardware(df: "pd.DataFrame") -> list[str]:
+    """The devices of ``df``'s runs that no catalog resolves (sorted): the fits leave their runs out."""
+    from engine.catalog import resolve_hardware
+
+    unknown = []
+    for hw in sorted({str(h) for h in df["hardware"]}):
+        try:
+            resolve_hardware(hw)
+        except PerfcastError:
+            unknown.append(hw)
+    return unknown
+
+
 def _known_models_only(df: "pd.DataFrame") -> "pd.DataFrame":
     """Leave out, with a warning, runs of models the catalog no longer defines: a user model whose
     ``PERFCAST_MODELS`` file is not set in this shell has no descriptors, and one such run must not
     stop every fit on the store. The runs stay stored; setting the variable brings them back."""
     if "model" not in df.columns or not len(df):
         return df
-    from engine.catalog import models
-
-    known = models()
-    unknown = sorted(set(df["model"]) - set(known))
-    return _leave_out(df, "model", unknown, "their models are not in the catalog", "models",
+    return _leave_out(df, "model", unknown_models(df), "their models are not in the catalog", "models",
                       "to the file that defines them")
 
 
@@ -171,15 +187,7 @@ def _known_hardware_only(df: "pd.DataFrame") -> "pd.DataFrame":
     fit on the store with "unknown hardware" (session 21's audit). They stay stored."""
     if "hardware" not in df.columns or not len(df):
         return df
-    from engine.catalog import resolve_hardware
-
-    unknown = []
-    for hw in sorted(set(df["hardware"])):
-        try:
-            resolve_hardware(hw)
-        except PerfcastError:
-            unknown.append(hw)
-    return _leave_out(df, "hardware", unknown, "their hardware is not in the catalog", "hardware",
+    return _leave_out(df, "hardware", unknown_hardware(df), "their hardware is not in the catalog", "hardware",
                       "to a file that describes it")
 
 
